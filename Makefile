@@ -1,0 +1,49 @@
+# The whole set-up is two targets: `make checkup` and `make test`.
+# PyTorch comes in as the CPU build: torch==2.13.0 is pinned before the package is installed,
+# so pip never resolves a (multi-GB) CUDA build.  The environment is rebuilt only when
+# pyproject.toml or this Makefile change (stamp files), so a re-run takes seconds.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+TORCH  := torch==2.13.0
+
+.PHONY: checkup test lint typecheck pytest browser clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.stamp-base: pyproject.toml Makefile | $(VENV)/bin/python
+	$(PIP) install --quiet $(TORCH)
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml Makefile $(VENV)/.stamp-base
+	$(PIP) install --quiet $(TORCH) -e '.[dev]'
+	touch $@
+
+checkup: $(VENV)/.stamp-base
+	$(VENV)/bin/nndoctor checkup
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the report's browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium could not be installed; browser tests will fail"; }
+
+lint: $(VENV)/.stamp-dev
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck: $(VENV)/.stamp-dev
+	$(VENV)/bin/mypy
+
+pytest: $(VENV)/.stamp-dev browser
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache checkup-report

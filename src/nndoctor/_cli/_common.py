@@ -1,0 +1,83 @@
+"""What every command shares: the ``--json`` and ``--report`` options, output, progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from nndoctor._results import dumps
+from nndoctor.report import print_sections, stderr_console, to_sections, write_html
+
+__all__ = ["JsonOption", "ReportOption", "emit", "progress_bar", "staged_progress"]
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON on stdout (for scripts).")
+]
+ReportOption = Annotated[
+    Path | None,
+    typer.Option("--report", help="Also write a self-contained HTML report to this file."),
+]
+
+
+def emit(result: Any, *, json_out: bool, report: Path | None, title: str) -> None:
+    """Print ``result`` (table or JSON on stdout) and optionally write the HTML report."""
+    if report is not None:
+        with progress_bar("writing report") as advance:
+            sections = to_sections(result, figures=True)
+            write_html(report, title, sections)
+            advance(1.0, "done")
+        stderr_console().print(f"report written to {report}")
+    if json_out:
+        typer.echo(dumps(result.to_dict() if hasattr(result, "to_dict") else result))
+    else:
+        print_sections(to_sections(result, figures=False))
+
+
+Advance = Callable[[float, str], None]
+
+
+def _progress() -> Progress:
+    console = stderr_console()
+    return Progress(
+        TextColumn("[bold]{task.description:<28}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    )
+
+
+def _advancer(progress: Progress, description: str) -> Advance:
+    task = progress.add_task(description, total=1.0, note="")
+
+    def advance(fraction: float, text: str) -> None:
+        progress.update(task, completed=min(max(fraction, 0.0), 1.0), note=text)
+
+    return advance
+
+
+@contextlib.contextmanager
+def progress_bar(description: str) -> Iterator[Advance]:
+    """One progress bar on stderr; yields ``advance(fraction, text)``.
+
+    The bar is hidden when stderr is not a terminal.
+    """
+    with _progress() as progress:
+        advance = _advancer(progress, description)
+        yield advance
+        advance(1.0, "")
+
+
+@contextlib.contextmanager
+def staged_progress() -> Iterator[Callable[[str], Advance]]:
+    """Several bars under one live display; yields ``add(description) -> advance``."""
+    with _progress() as progress:
+        yield lambda description: _advancer(progress, description)

@@ -1,0 +1,139 @@
+"""Loading what the command line is pointed at: models and tables.
+
+Models: ``path/to/file.py:factory`` or ``package.module:factory`` names a callable returning an
+``nn.Module``; a ``.pt``/``.pth`` file is loaded with ``torch.load(..., weights_only=True)`` (a
+state dict needs a factory: ``--model file.py:factory --weights state.pt``). Tables: CSV or
+Parquet.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from nndoctor.exceptions import DataValidationError, InvalidParameterError, MissingDependencyError
+
+__all__ = ["load_model", "load_table", "write_text_atomic"]
+
+
+def _load_factory(spec: str) -> Any:
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target or not attr:
+        raise InvalidParameterError(
+            f"model {spec!r} is not of the form 'file.py:factory' or 'module:factory'; "
+            "name the callable that builds the network after a colon"
+        )
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        path = Path(target)
+        if not path.is_file():
+            raise InvalidParameterError(f"model file {str(path)!r} does not exist; check the path")
+        mod_name = f"_nndoctor_user_{abs(hash(path.resolve()))}"
+        module_spec = importlib.util.spec_from_file_location(mod_name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise InvalidParameterError(f"model file {str(path)!r} cannot be imported as Python")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[mod_name] = module
+        module_spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as err:
+            raise InvalidParameterError(
+                f"module {target!r} cannot be imported ({err}); "
+                "check the name or use file.py:factory"
+            ) from err
+    if not hasattr(module, attr):
+        raise InvalidParameterError(f"{target!r} has no attribute {attr!r}; check the factory name")
+    return getattr(module, attr)
+
+
+def load_model(spec: str, *, weights: str | Path | None = None) -> nn.Module:
+    """Build (and optionally load weights into) the model named by ``spec``.
+
+    Parameters
+    ----------
+    spec : str
+        ``file.py:factory`` or ``module:factory``; the factory is called with no arguments.
+    weights : path, optional
+        A state dict saved with ``torch.save``; loaded with ``weights_only=True``.
+
+    Examples
+    --------
+    >>> model = load_model("torch.nn:Identity")
+    >>> type(model).__name__
+    'Identity'
+    """
+    factory = _load_factory(spec)
+    model = factory() if callable(factory) else factory
+    if not isinstance(model, nn.Module):
+        raise InvalidParameterError(
+            f"{spec!r} returned {type(model).__name__}, not a torch.nn.Module; the factory must "
+            "return the network"
+        )
+    if weights is not None:
+        state = torch.load(Path(weights), map_location="cpu", weights_only=True)
+        if not isinstance(state, dict):
+            raise DataValidationError(
+                f"{weights} does not hold a state dict; save with torch.save(model.state_dict())"
+            )
+        model.load_state_dict(state)
+    return model
+
+
+def load_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet table.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "t.csv")
+    >>> _ = open(p, "w").write("a,b\\n1,2\\n")
+    >>> load_table(p).shape
+    (1, 2)
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidParameterError(f"table {str(p)!r} does not exist; check the path")
+    suffix = p.suffix.lower()
+    try:
+        if suffix in {".parquet", ".pq"}:
+            try:
+                return pd.read_parquet(p)
+            except ImportError as err:
+                raise MissingDependencyError(
+                    "reading Parquet needs pyarrow; pip install 'nndoctor[parquet]'"
+                ) from err
+        if suffix in {".csv", ".txt", ".gz"} or suffix == "":
+            return pd.read_csv(p)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataValidationError(f"table {str(p)!r} could not be parsed: {err}") from err
+    raise InvalidParameterError(
+        f"table {str(p)!r} has suffix {suffix!r}; pass a .csv or .parquet file"
+    )
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename.
+
+    A run that fails half-way never leaves a half-written file that looks complete.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = write_text_atomic(os.path.join(tempfile.mkdtemp(), "r.html"), "<p>hi</p>")
+    >>> p.read_text()
+    '<p>hi</p>'
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(p)
+    return p

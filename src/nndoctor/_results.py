@@ -1,0 +1,105 @@
+"""Shared machinery for result objects: every result is a frozen dataclass with ``to_dict()``.
+
+:func:`to_jsonable` turns dataclasses, NumPy scalars and arrays, tensors, enums and paths into
+plain JSON types; non-finite floats become strings (``"nan"``, ``"inf"``, ``"-inf"``) so that the
+output is strict JSON and a NaN is never mistaken for a missing value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ResultMixin", "dumps", "to_jsonable"]
+
+
+def _float(value: float) -> float | str:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert ``obj`` to plain JSON types (dict, list, str, int, float, bool, None).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> to_jsonable({"a": np.float32(0.5), "b": np.array([1, 2]), "c": float("nan")})
+    {'a': 0.5, 'b': [1, 2], 'c': 'nan'}
+    """
+    if obj is None or isinstance(obj, bool | str):
+        return obj
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        return obj
+    if isinstance(obj, float):
+        return _float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return _float(float(obj))
+    if isinstance(obj, np.ndarray):
+        return [to_jsonable(v) for v in obj.tolist()] if obj.dtype.kind == "f" else obj.tolist()
+    if hasattr(obj, "detach") and hasattr(obj, "cpu"):  # torch.Tensor without importing torch
+        return to_jsonable(obj.detach().cpu().numpy())
+    if isinstance(obj, enum.Enum):
+        return to_jsonable(obj.value)
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "to_dict") and not isinstance(obj, type) and not dataclasses.is_dataclass(obj):
+        return to_jsonable(obj.to_dict())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in obj]
+    return str(obj)
+
+
+def dumps(obj: Any, *, indent: int | None = 2) -> str:
+    """Serialise ``obj`` to strict JSON (no NaN literals).
+
+    Examples
+    --------
+    >>> dumps({"x": float("inf")}, indent=None)
+    '{"x": "inf"}'
+    """
+    return json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
+
+
+class ResultMixin:
+    """Adds ``to_dict()`` and ``to_json()`` to a frozen result dataclass.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True, slots=True)
+    ... class R(ResultMixin):
+    ...     statistic: float
+    ...     flag: bool
+    >>> R(1.5, True).to_dict()
+    {'statistic': 1.5, 'flag': True}
+    """
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the result as a dict of plain JSON types."""
+        fields = dataclasses.fields(self)  # type: ignore[arg-type]  # subclasses are dataclasses
+        return {f.name: to_jsonable(getattr(self, f.name)) for f in fields}
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """Return the result as strict JSON text."""
+        return dumps(self.to_dict(), indent=indent)

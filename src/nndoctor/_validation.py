@@ -1,0 +1,312 @@
+"""Input checks shared by every part of nndoctor.
+
+Each function either returns a cleaned object or raises a typed error whose message names what was
+wrong, what was expected and the fix. Nothing here asserts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from nndoctor.exceptions import DataValidationError, InvalidParameterError
+
+__all__ = [
+    "check_choice",
+    "check_finite_tensor",
+    "check_int",
+    "check_labels",
+    "check_matrix",
+    "check_module",
+    "check_probabilities",
+    "check_random_state",
+    "check_same_features",
+    "check_unit_interval",
+    "to_numpy",
+]
+
+
+def to_numpy(data: Any, *, name: str = "data") -> npt.NDArray[Any]:
+    """Convert a NumPy array, pandas object, torch tensor or nested sequence to a NumPy array.
+
+    Examples
+    --------
+    >>> import torch
+    >>> to_numpy(torch.ones(2, 2)).shape
+    (2, 2)
+    """
+    if isinstance(data, torch.Tensor):
+        return np.asarray(data.detach().cpu().numpy())
+    if hasattr(data, "to_numpy"):
+        return np.asarray(data.to_numpy())
+    try:
+        return np.asarray(data)
+    except (TypeError, ValueError) as err:
+        raise DataValidationError(
+            f"{name} could not be read as an array ({err}); pass a NumPy array, a pandas "
+            "DataFrame or a torch tensor"
+        ) from err
+
+
+def check_matrix(
+    data: Any,
+    *,
+    name: str = "X",
+    min_rows: int = 1,
+    allow_nan: bool = False,
+    dtype: type[np.floating[Any]] = np.float64,
+) -> npt.NDArray[np.floating[Any]]:
+    """Return ``data`` as a finite 2-D float array; a 1-D input becomes one column.
+
+    Raises
+    ------
+    DataValidationError
+        When the data are not numeric, have more than two dimensions, too few rows, or hold NaN or
+        infinity (NaN allowed with ``allow_nan``).
+
+    Examples
+    --------
+    >>> check_matrix([1.0, 2.0, 3.0]).shape
+    (3, 1)
+    >>> check_matrix([[1.0, float("nan")]])
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.DataValidationError: X holds 1 NaN or infinite value(s); ...
+    """
+    arr = to_numpy(data, name=name)
+    if arr.dtype.kind not in "biuf":
+        if arr.dtype.kind == "O" or arr.dtype.kind in "USV":
+            try:
+                arr = arr.astype(dtype)
+            except (TypeError, ValueError) as err:
+                raise DataValidationError(
+                    f"{name} holds non-numeric values (dtype {arr.dtype}); pass numeric "
+                    "features, or encode text columns before testing them"
+                ) from err
+        else:
+            raise DataValidationError(
+                f"{name} has dtype {arr.dtype}; pass numeric (integer or float) features"
+            )
+    arr = np.asarray(arr, dtype=dtype)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise DataValidationError(
+            f"{name} has {arr.ndim} dimensions (shape {arr.shape}); pass a 2-D table "
+            "(rows are samples, columns are features)"
+        )
+    if arr.shape[0] < min_rows:
+        raise DataValidationError(
+            f"{name} has {arr.shape[0]} row(s); pass at least {min_rows} row(s)"
+        )
+    if arr.shape[1] == 0:
+        raise DataValidationError(f"{name} has no columns; pass at least one feature")
+    if not allow_nan:
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        if bad:
+            raise DataValidationError(
+                f"{name} holds {bad} NaN or infinite value(s); drop or impute them first"
+            )
+    return arr
+
+
+def check_same_features(
+    a: npt.NDArray[Any], b: npt.NDArray[Any], *, names: tuple[str, str] = ("source", "target")
+) -> None:
+    """Raise when two 2-D arrays do not have the same number of columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_same_features(np.zeros((3, 2)), np.zeros((4, 3)))
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.DataValidationError: target has 3 features but source has 2; ...
+    """
+    if a.shape[1] != b.shape[1]:
+        raise DataValidationError(
+            f"{names[1]} has {b.shape[1]} features but {names[0]} has {a.shape[1]}; "
+            "pass tables with the same columns"
+        )
+
+
+def check_labels(
+    labels: Any, *, name: str = "labels", n_rows: int | None = None
+) -> npt.NDArray[Any]:
+    """Return labels as a 1-D array, checking the length and that no label is missing.
+
+    Examples
+    --------
+    >>> check_labels([0, 1, 1]).tolist()
+    [0, 1, 1]
+    """
+    arr = to_numpy(labels, name=name)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise DataValidationError(
+            f"{name} has shape {arr.shape}; pass a 1-D array with one label per row"
+        )
+    if n_rows is not None and arr.shape[0] != n_rows:
+        raise DataValidationError(
+            f"{name} has {arr.shape[0]} entries but the data have {n_rows} rows; "
+            "pass one label per row"
+        )
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise DataValidationError(f"{name} holds NaN; drop the unlabeled rows first")
+    return arr
+
+
+def check_probabilities(
+    probs: Any, *, name: str = "probs", n_classes: int | None = None, atol: float = 1e-4
+) -> npt.NDArray[np.float64]:
+    """Return a 2-D array of class probabilities whose rows sum to one.
+
+    Examples
+    --------
+    >>> check_probabilities([[0.2, 0.8], [0.5, 0.5]]).shape
+    (2, 2)
+    >>> check_probabilities([[0.2, 0.7]])
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.DataValidationError: probs rows must sum to 1 ...
+    """
+    arr = check_matrix(probs, name=name)
+    if arr.shape[1] < 2:
+        raise DataValidationError(
+            f"{name} has {arr.shape[1]} column; pass one column per class (at least 2)"
+        )
+    if n_classes is not None and arr.shape[1] != n_classes:
+        raise DataValidationError(
+            f"{name} has {arr.shape[1]} classes but {n_classes} were expected; "
+            "pass probabilities from the same model"
+        )
+    if np.any(arr < -atol) or np.any(arr > 1 + atol):
+        raise DataValidationError(f"{name} holds values outside [0, 1]; pass probabilities")
+    sums = arr.sum(axis=1)
+    worst = float(np.max(np.abs(sums - 1.0)))
+    if worst > atol:
+        raise DataValidationError(
+            f"{name} rows must sum to 1 (worst row sums to "
+            f"{sums[np.argmax(np.abs(sums - 1))]:.4g}); "
+            "apply softmax to logits first"
+        )
+    return np.clip(arr, 0.0, 1.0)
+
+
+def check_choice(value: Any, choices: Iterable[str], *, name: str) -> str:
+    """Return ``value`` when it is one of ``choices``; otherwise list them in the error.
+
+    Examples
+    --------
+    >>> check_choice("xavier", ["kaiming_normal", "constant"], name="scheme")
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.InvalidParameterError: scheme 'xavier' is unknown; choose one of: ...
+    """
+    options = sorted(choices)
+    if not isinstance(value, str) or value not in options:
+        raise InvalidParameterError(
+            f"{name} {value!r} is unknown; choose one of: {', '.join(options)}"
+        )
+    return value
+
+
+def check_int(value: Any, *, name: str, minimum: int | None = None) -> int:
+    """Return ``value`` as an ``int`` after checking its type and lower bound.
+
+    Examples
+    --------
+    >>> check_int(5, name="n_permutations", minimum=1)
+    5
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise InvalidParameterError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise InvalidParameterError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_unit_interval(value: Any, *, name: str, open_: bool = True) -> float:
+    """Return ``value`` as a float in (0, 1) (or [0, 1] with ``open_=False``).
+
+    Examples
+    --------
+    >>> check_unit_interval(0.05, name="alpha")
+    0.05
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise InvalidParameterError(f"{name} must be a number in (0, 1), got {value!r}")
+    v = float(value)
+    ok = (0.0 < v < 1.0) if open_ else (0.0 <= v <= 1.0)
+    if not ok:
+        bounds = "(0, 1)" if open_ else "[0, 1]"
+        raise InvalidParameterError(f"{name} must lie in {bounds}, got {v}")
+    return v
+
+
+def check_random_state(random_state: Any) -> np.random.Generator:
+    """Return a NumPy ``Generator`` from ``None``, an int, a ``SeedSequence`` or a ``Generator``.
+
+    Examples
+    --------
+    >>> bool(check_random_state(0).integers(10) == check_random_state(0).integers(10))
+    True
+    """
+    if random_state is None or isinstance(random_state, int | np.integer | np.random.SeedSequence):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
+    raise InvalidParameterError(
+        f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}"
+    )
+
+
+def check_module(model: Any, *, name: str = "model", need_parameters: bool = True) -> nn.Module:
+    """Return ``model`` if it is an ``nn.Module`` (with parameters, unless told otherwise).
+
+    Examples
+    --------
+    >>> check_module(nn.ReLU())
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.DataValidationError: model has no parameters; ...
+    """
+    if not isinstance(model, nn.Module):
+        raise InvalidParameterError(
+            f"{name} must be a torch.nn.Module, got {type(model).__name__}; pass the network "
+            "itself (not its state_dict or a function)"
+        )
+    if need_parameters and next(model.parameters(), None) is None:
+        raise DataValidationError(
+            f"{name} has no parameters; pass a network with at least one layer that has weights"
+        )
+    return model
+
+
+def check_finite_tensor(tensor: torch.Tensor, *, name: str = "inputs") -> torch.Tensor:
+    """Raise when a floating tensor holds NaN or infinity.
+
+    Examples
+    --------
+    >>> check_finite_tensor(torch.tensor([1.0, float("inf")]))
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.DataValidationError: inputs hold 1 NaN or infinite value(s); ...
+    """
+    if not isinstance(tensor, torch.Tensor):
+        raise InvalidParameterError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.is_floating_point() or tensor.is_complex():
+        bad = int((~torch.isfinite(tensor)).sum().item())
+        if bad:
+            raise DataValidationError(
+                f"{name} hold {bad} NaN or infinite value(s); clean the batch before probing"
+            )
+    return tensor

@@ -1,0 +1,119 @@
+"""The ``nndoctor`` command line: a thin typer app; every command calls the library and renders.
+
+Exit codes: 0 ok; 1 a finding, only when ``--fail-on`` asks; 2 usage error; 3 bad data.
+Errors are one line on stderr; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+import typer.core
+
+from nndoctor import __version__
+from nndoctor._cli._common import JsonOption, ReportOption, emit, staged_progress
+from nndoctor.exceptions import (
+    InvalidParameterError,
+    MissingDependencyError,
+    NNDoctorError,
+)
+
+__all__ = ["app", "exit_code_for", "main"]
+
+EXIT_OK = 0
+EXIT_FINDING = 1
+EXIT_USAGE = 2
+EXIT_DATA = 3
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The exit code for an error: 2 for usage (bad parameter, missing extra), 3 for bad data.
+
+    Examples
+    --------
+    >>> from nndoctor.exceptions import DataValidationError
+    >>> exit_code_for(DataValidationError("x"))
+    3
+    """
+    if isinstance(error, InvalidParameterError | MissingDependencyError):
+        return EXIT_USAGE
+    return EXIT_DATA
+
+
+class _Group(typer.core.TyperGroup):
+    """Root group: turns nndoctor's errors into one line on stderr and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NNDoctorError as err:
+            debug = bool((ctx.obj or {}).get("debug")) or bool(os.environ.get("NNDOCTOR_DEBUG"))
+            if debug:
+                raise
+            typer.echo(f"nndoctor: error: {err}", err=True)
+            raise typer.Exit(exit_code_for(err)) from None
+
+
+app = typer.Typer(
+    name="nndoctor",
+    cls=_Group,
+    help="Diagnose and treat numerical instability in deep networks and distribution shift.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"nndoctor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Show version."),
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    ctx.obj = {"debug": debug}
+
+
+@app.command()
+def checkup(
+    json_out: JsonOption = False,
+    report: ReportOption = None,
+    seed: Annotated[int, typer.Option(help="Random seed for every stage.")] = 0,
+    fail_on: Annotated[
+        str, typer.Option("--fail-on", help="Exit 1 on a finding this severe: never|warning|error.")
+    ] = "never",
+) -> None:
+    """Run the whole tour on the embedded default (built-in data and model)."""
+    from nndoctor._validation import check_choice
+    from nndoctor.checkup import CheckupContext, Stage, run_checkup
+
+    check_choice(fail_on, ("never", "warning", "error"), name="--fail-on")
+    with staged_progress() as add_bar:
+
+        def on_stage(stage: Stage) -> Callable[[float, str], None]:
+            return add_bar(stage.title)
+
+        result = run_checkup(context=CheckupContext(random_state=seed), on_stage=on_stage)
+    emit(result, json_out=json_out, report=report, title="nndoctor checkup")
+    worst = result.worst_severity()
+    if (fail_on == "warning" and worst in ("warning", "error")) or (
+        fail_on == "error" and worst == "error"
+    ):
+        raise typer.Exit(EXIT_FINDING)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script and ``python -m nndoctor``."""
+    app(args=argv, prog_name="nndoctor")

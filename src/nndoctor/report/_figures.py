@@ -1,0 +1,42 @@
+"""Matplotlib helpers: figures are drawn off-screen (Agg) and embedded as base64 PNG."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+__all__ = ["figure_to_png_base64", "new_figure"]
+
+
+def new_figure(*, width: float = 6.4, height: float = 3.6) -> tuple[Any, Any]:
+    """Return ``(figure, axes)`` drawn with the off-screen Agg canvas (no display needed).
+
+    Examples
+    --------
+    >>> fig, ax = new_figure()
+    >>> type(fig).__name__
+    'Figure'
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    return fig, ax
+
+
+def figure_to_png_base64(fig: Any, *, dpi: int = 100) -> str:
+    """Encode a matplotlib figure as base64 PNG text.
+
+    Examples
+    --------
+    >>> fig, ax = new_figure()
+    >>> _ = ax.plot([0, 1], [0, 1])
+    >>> figure_to_png_base64(fig)[:8]
+    'iVBORw0K'
+    """
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return base64.b64encode(buf.getvalue()).decode("ascii")

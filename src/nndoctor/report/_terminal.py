@@ -1,0 +1,52 @@
+"""Terminal rendering with rich: results on stdout, diagnostics and progress on stderr."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from nndoctor.report._section import Section
+
+__all__ = ["print_sections", "stderr_console", "stdout_console"]
+
+_STYLE = {"ok": "green", "info": "cyan", "warning": "yellow", "error": "bold red"}
+
+
+def stdout_console() -> Console:
+    """The console for results (stdout)."""
+    return Console(soft_wrap=False)
+
+
+def stderr_console() -> Console:
+    """The console for diagnostics and progress bars (stderr)."""
+    return Console(stderr=True)
+
+
+def print_sections(sections: Sequence[Section], console: Console | None = None) -> None:
+    """Print sections as headed tables.
+
+    Examples
+    --------
+    >>> from rich.console import Console
+    >>> from nndoctor.report import Section
+    >>> c = Console(width=60, no_color=True)
+    >>> print_sections([Section("Demo", "ok", "all good", ({"a": 1},))], c)
+    ─...─ Demo ─...─
+    OK  all good
+    ...
+    """
+    console = console or stdout_console()
+    for section in sections:
+        console.rule(f"[bold]{section.title}")
+        if section.verdict:
+            style = _STYLE[section.status]
+            console.print(f"[{style}]{section.status.upper()}[/]  {section.verdict}")
+        if section.table:
+            table = Table(show_header=True, header_style="bold")
+            for key in section.table[0]:
+                table.add_column(str(key))
+            for row in section.table:
+                table.add_row(*(str(v) for v in row.values()))
+            console.print(table)
