@@ -41,7 +41,7 @@ typecheck: $(VENV)/.stamp-dev
 	$(VENV)/bin/mypy
 
 pytest: $(VENV)/.stamp-dev browser
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadgroup
 
 test: lint typecheck pytest
 

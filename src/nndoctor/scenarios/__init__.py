@@ -1,0 +1,13 @@
+"""Worked examples: data generators and models with a known truth, each teaching one lesson.
+
+>>> from nndoctor.scenarios import digits_data
+>>> data = digits_data(random_state=0)
+>>> data.X_train.shape[1]
+64
+"""
+
+from __future__ import annotations
+
+from nndoctor.scenarios.digits import DigitsData, digits_data, digits_mlp
+
+__all__ = ["DigitsData", "digits_data", "digits_mlp"]
