@@ -15,6 +15,8 @@ import typer.core
 
 from nndoctor import __version__
 from nndoctor._cli._common import JsonOption, ReportOption, emit, staged_progress
+from nndoctor._cli.scenario import scenario_app
+from nndoctor._cli.shift import shift_app
 from nndoctor.exceptions import (
     InvalidParameterError,
     MissingDependencyError,
@@ -112,6 +114,11 @@ def checkup(
         fail_on == "error" and worst == "error"
     ):
         raise typer.Exit(EXIT_FINDING)
+
+
+# Sub-apps. Modules that add commands to a sub-app are imported for their side effect.
+app.add_typer(shift_app, name="shift")
+app.add_typer(scenario_app, name="scenario")
 
 
 def main(argv: list[str] | None = None) -> None:
