@@ -296,6 +296,8 @@ def load_page(
     screenshot: bool = False,
     width: int = 1280,
     height: int = 900,
+    scale: float = 1.0,
+    max_height: int | None = None,
     timeout: float = 60.0,
 ) -> PageResult:
     """Open a local HTML file in headless Chromium and report what happened.
@@ -310,6 +312,10 @@ def load_page(
         Also capture the whole page (not just the viewport) as a PNG.
     width, height : int
         The viewport in CSS pixels.
+    scale : float
+        Device pixels per CSS pixel of the screenshot (2 for a sharp image on a README).
+    max_height : int, optional
+        Cut the screenshot at this many CSS pixels from the top.
     timeout : float
         Seconds for everything, start-up included.
 
@@ -337,7 +343,7 @@ def load_page(
             cdp.call(domain, session=session)
         cdp.call(
             "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            {"width": width, "height": height, "deviceScaleFactor": scale, "mobile": False},
             session=session,
         )
         cdp.events.clear()
@@ -366,7 +372,7 @@ def load_page(
                         "x": 0,
                         "y": 0,
                         "width": max(width, int(size["width"])),
-                        "height": int(size["height"]),
+                        "height": min(int(size["height"]), max_height or 10**6),
                         "scale": 1,
                     },
                 },

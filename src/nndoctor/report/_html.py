@@ -44,8 +44,8 @@ h1 { font-size: 1.6rem; margin-bottom: .25rem; } h2 { font-size: 1.2rem; margin:
 nav ol { columns: 2; padding-left: 1.5rem; } nav a { text-decoration: none; }
 section { border-top: 1px solid var(--line); padding: .75rem 0 1rem; }
 .body { display: flex; flex-wrap: wrap; gap: 1rem 1.5rem; align-items: flex-start; }
-.text { flex: 1 1 26rem; min-width: 0; }
-.plots { flex: 0 1 34rem; min-width: 0; }
+.text { flex: 1 1 24rem; min-width: 0; }
+.plots { flex: 0 1 30rem; min-width: 0; }
 .verdict { padding: .5rem .75rem; border-radius: 6px; margin: 0 0 .5rem; }
 .status-ok { background: #dafbe1; } .status-info { background: #ddf4ff; }
 .status-warning { background: #fff8c5; } .status-error { background: #ffebe9; }

@@ -6,10 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from nndoctor._results import to_jsonable
 from nndoctor.report._figures import figure_to_png_base64, new_figure
 from nndoctor.report._section import Figure, Section, to_sections
-from nndoctor.scenarios.shift import ScenarioData, ScenarioFiles
+from nndoctor.scenarios.shift import ScenarioData, ScenarioFiles, _truth_items
 
 __all__: list[str] = []
 
@@ -24,17 +23,9 @@ def _truth_rows(data: ScenarioData) -> tuple[dict[str, Any], ...]:
         {"item": "target", "value": f"{data.target_name}: {len(data.target)} rows"},
         {"item": "label column", "value": data.label},
     ]
-    for key, value in data.truth.items():
-        text = value if isinstance(value, str) else _compact(value)
-        rows.append({"item": key, "value": text})
+    rows.extend({"item": key, "value": text} for key, text in _truth_items(data.truth))
     rows.append({"item": "treatment", "value": data.treatment})
     return tuple(rows)
-
-
-def _compact(value: Any) -> str:
-    import json
-
-    return json.dumps(to_jsonable(value), separators=(", ", ": "))
 
 
 def _figure(data: ScenarioData) -> Figure:

@@ -185,8 +185,8 @@ class ScenarioData(ResultMixin):
         if self.time is not None:
             lines.append(f"- time column: `{self.time}` (not a feature)")
         lines += ["", "## The truth", "", f"- kind of shift: **{self.kind}**"]
-        for key, value in self.truth.items():
-            lines.append(f"- {key}: `{_compact(value)}`")
+        for key, text in _truth_items(self.truth):
+            lines.append(f"- {key}: `{text}`")
         lines += ["", "## What to do", "", self.treatment, ""]
         return "\n".join(lines)
 
@@ -253,7 +253,30 @@ class ScenarioFiles(ResultMixin):
 def _compact(value: Any) -> str:
     import json
 
+    if isinstance(value, str):
+        return value
     return json.dumps(to_jsonable(value), separators=(", ", ": "))
+
+
+def _truth_items(truth: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``truth`` as ``(key, text)`` pairs; a mapping of mappings is split one level down.
+
+    Examples
+    --------
+    >>> _truth_items({"a": 1, "b": {"x": {"p": 0.5}, "y": {"p": 0.1}}, "c": {"u": 2}})
+    [('a', '1'), ('b: x', '{"p": 0.5}'), ('b: y', '{"p": 0.1}'), ('c', '{"u": 2}')]
+    """
+    items: list[tuple[str, str]] = []
+    for key, value in truth.items():
+        if (
+            isinstance(value, Mapping)
+            and value
+            and all(isinstance(v, Mapping) for v in value.values())
+        ):
+            items.extend((f"{key}: {k}", _compact(v)) for k, v in value.items())
+        else:
+            items.append((key, _compact(value)))
+    return items
 
 
 def _freeze(truth: dict[str, Any]) -> Mapping[str, Any]:
