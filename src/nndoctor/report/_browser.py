@@ -45,6 +45,13 @@ _FLAGS = (
 )
 
 
+# where the page's content ends (the layout's content size is at least the viewport's height)
+_BODY_BOTTOM = (
+    "Math.ceil(document.body.getBoundingClientRect().bottom"
+    " + parseFloat(getComputedStyle(document.body).marginBottom || '0') + window.scrollY)"
+)
+
+
 class BrowserError(NNDoctorError, RuntimeError):
     """The browser could not be started or did not answer."""
 
@@ -363,6 +370,12 @@ def load_page(
         if screenshot:
             metrics = cdp.call("Page.getLayoutMetrics", session=session)
             size = metrics.get("cssContentSize") or metrics["contentSize"]
+            bottom = cdp.call(
+                "Runtime.evaluate",
+                {"expression": _BODY_BOTTOM, "returnByValue": True},
+                session=session,
+            )
+            content_height = int(bottom.get("result", {}).get("value") or size["height"])
             shot = cdp.call(
                 "Page.captureScreenshot",
                 {
@@ -372,7 +385,7 @@ def load_page(
                         "x": 0,
                         "y": 0,
                         "width": max(width, int(size["width"])),
-                        "height": min(int(size["height"]), max_height or 10**6),
+                        "height": min(content_height, max_height or content_height),
                         "scale": 1,
                     },
                 },
