@@ -93,3 +93,13 @@ def test_scenario_json_leaves_the_tables_out() -> None:
     assert "source" not in out["result"]
     files = to_jsonable(cartoon_digits(n_source=20, n_target=20))
     assert files["kind"] == "covariate"
+
+
+def test_rows_with_different_keys_line_up() -> None:
+    rows = ({"a": 1, "b": 2}, {"b": 3, "c": "<4>"})
+    page = render_html("t", [Section("s", "info", "", rows)])
+    head = page[page.index("<thead>") : page.index("</thead>")]
+    assert [h.split(">")[1] for h in head.split("<th scope")[1:]] == ["a</th", "b</th", "c</th"]
+    body = page[page.index("<tbody>") : page.index("</tbody>")]
+    assert "<td>1</td><td>2</td><td></td>" in body
+    assert "<td></td><td>3</td><td>&lt;4&gt;</td>" in body

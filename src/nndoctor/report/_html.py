@@ -78,14 +78,16 @@ details pre { background: var(--soft); padding: .5rem; overflow: auto; max-heigh
 <main>
 {% for s in sections %}
 <section id="s{{ loop.index }}" class="report-section" data-status="{{ s.status }}">
+{% set cols = columns[loop.index0] %}
 <h2>{{ s.title }}</h2>
 <div class="body">
 <div class="text">
 {% if s.verdict %}<div class="verdict status-{{ s.status }}">
 <span class="badge">{{ s.status }}</span>{{ s.verdict }}</div>{% endif %}
 {% if s.table %}<div class="table-wrap"><table>
-<thead><tr>{% for k in s.table[0].keys() %}<th scope="col">{{ k }}</th>{% endfor %}</tr></thead>
-<tbody>{% for row in s.table %}<tr>{% for v in row.values() %}<td>{{ v }}</td>{% endfor %}</tr>
+<thead><tr>{% for k in cols %}<th scope="col">{{ k }}</th>{% endfor %}</tr></thead>
+<tbody>{% for row in s.table %}<tr>{% for k in cols %}<td>{{ row.get(k, "") }}</td>
+{%- endfor %}</tr>
 {% endfor %}</tbody></table></div>{% endif %}
 <details><summary>JSON</summary>
 <script type="application/json" class="payload" data-section="s{{ loop.index }}">
@@ -157,6 +159,7 @@ def render_html(title: str, sections: Sequence[Section]) -> str:
         csp=_CSP,
         counts=counts,
         sections=list(sections),
+        columns=[list(dict.fromkeys(k for row in s.table for k in row)) for s in sections],
         payload_json=[markupsafe.Markup(_script_safe(t)) for t in texts],
         payload_text=texts,
     )
