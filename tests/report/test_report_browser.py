@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from nndoctor.exceptions import MissingDependencyError
 from nndoctor.report import (
     Figure,
     Section,
@@ -108,3 +109,29 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     # the screenshot is a PNG of the whole page
     assert result.screenshot_png is not None
     assert result.screenshot_png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.browser
+def test_the_harness_sees_errors_dialogs_and_broken_images(tmp_path: Path) -> None:
+    """Negative control: a page that misbehaves in every way the report must not."""
+    if find_chromium() is None:
+        pytest.fail("Chromium not found; install it with `make browser`")
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        "<!DOCTYPE html><html><body><img src='missing.png'>"
+        "<script>alert('hi'); console.error('boom'); throw new Error('oops')</script>"
+        "</body></html>"
+    )
+    result = load_page(bad, expression="[...document.images].map(i => i.naturalWidth)")
+    assert result.dialogs == ("hi",)
+    assert any("boom" in e for e in result.console_errors)
+    assert any("oops" in e for e in result.console_errors)
+    assert any("ERR_FILE_NOT_FOUND" in e for e in result.console_errors)
+    assert result.value == [0]
+
+
+def test_missing_chromium_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NNDOCTOR_CHROMIUM", str(tmp_path / "no-such-browser"))
+    assert find_chromium() is None
+    with pytest.raises(MissingDependencyError, match="make browser"):
+        load_page(tmp_path / "x.html")

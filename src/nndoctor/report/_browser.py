@@ -31,6 +31,8 @@ _FLAGS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-crash-reporter",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
