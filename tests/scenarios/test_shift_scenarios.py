@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.metrics import roc_auc_score
@@ -229,3 +231,20 @@ def test_drifting_stream_errors() -> None:
         drifting_stream(rotation_deg=270)
     with pytest.raises(InvalidParameterError, match="coin flips"):
         drifting_stream(label_noise=0.5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    name=st.sampled_from(sorted(SHIFT_SCENARIOS)),
+    n_source=st.integers(10, 300),
+    n_target=st.integers(10, 300),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_sizes_are_honoured(name: str, n_source: int, n_target: int, seed: int) -> None:
+    size = "n_stream" if name == "drifting_stream" else "n_target"
+    data = SHIFT_SCENARIOS[name](n_source=n_source, **{size: n_target}, random_state=seed)
+    assert (len(data.source), len(data.target)) == (n_source, n_target)
+    Xs, ys, Xt, yt = data.arrays()
+    assert np.isfinite(Xs).all()
+    assert np.isfinite(Xt).all()
+    assert set(ys.tolist()) | set(yt.tolist()) <= set(range(len(data.classes)))
