@@ -23,15 +23,24 @@ from nndoctor.scenarios import (
 )
 
 
-def _domain_auc(Xs: np.ndarray, Xt: np.ndarray, seed: int = 0) -> float:
-    """Cross-validated AUC of a logistic regression telling target from source."""
+def _domain(Xs: np.ndarray, Xt: np.ndarray) -> tuple[float, np.ndarray]:
+    """Cross-fitted domain classifier: its AUC and the importance weights of the source rows.
+
+    w(x) = p(target | x) / p(source | x) * n_source / n_target estimates p_T(x) / p_S(x).
+    """
     X = np.vstack([Xs, Xt])
     d = np.r_[np.zeros(len(Xs)), np.ones(len(Xt))]
     X = (X - X.mean(0)) / (X.std(0) + 1e-9)
-    p = cross_val_predict(LogisticRegression(max_iter=500), X, d, cv=3, method="predict_proba")[
+    p = cross_val_predict(LogisticRegression(max_iter=1000), X, d, cv=3, method="predict_proba")[
         :, 1
     ]
-    return float(roc_auc_score(d, p))
+    w = (p / (1 - p))[: len(Xs)] * len(Xs) / len(Xt)
+    return float(roc_auc_score(d, p)), w
+
+
+def _ess_fraction(w: np.ndarray) -> float:
+    """Kish's effective sample size, as a fraction of the sample: (sum w)^2 / (n sum w^2)."""
+    return float(w.sum() ** 2 / (len(w) * (w**2).sum()))
 
 
 # ---------------------------------------------------------------------------------- common
@@ -130,7 +139,9 @@ def test_soda_regions_is_concept_shift() -> None:
     # same P(x): no feature's distribution differs and a domain classifier is at chance
     ks = [stats.ks_2samp(Xs[:, j], Xt[:, j]).pvalue for j in range(Xs.shape[1])]
     assert min(ks) > 0.01 / len(ks)
-    assert abs(_domain_auc(Xs, Xt) - 0.5) < 0.05
+    auc, w = _domain(Xs, Xt)
+    assert abs(auc - 0.5) < 0.05
+    assert _ess_fraction(w) > 0.9  # importance weights are all about 1
     # different P(y | x): a source model is right in the source and wrong in the target on
     # about the relabelled fraction of drinks
     model = LogisticRegression(max_iter=2000).fit((Xs - Xs.mean(0)) / Xs.std(0), ys)
@@ -162,8 +173,12 @@ def test_soda_regions_choices() -> None:
 def test_cartoon_digits_is_covariate_shift_with_little_overlap() -> None:
     data = cartoon_digits(random_state=0)
     Xs, ys, Xt, yt = data.arrays()
-    # a domain classifier separates photos from cartoons almost perfectly
-    assert _domain_auc(Xs, Xt) > 0.95
+    # a domain classifier separates photos from cartoons almost perfectly, so the importance
+    # weights pile onto a handful of photos and their effective sample size collapses
+    auc, w = _domain(Xs, Xt)
+    assert auc > 0.95
+    assert _ess_fraction(w) < 0.1
+    assert np.sort(w)[-10:].sum() / w.sum() > 0.3
     # the prior is the same in both tables
     counts = np.vstack([np.bincount(ys, minlength=10), np.bincount(yt, minlength=10)])
     assert stats.chi2_contingency(counts).pvalue > 0.01
