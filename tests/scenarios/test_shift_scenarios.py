@@ -294,3 +294,22 @@ def test_flu_season_shift_is_correctable_without_target_labels() -> None:
     np.testing.assert_allclose(prior, truth, atol=0.04)
     # and the adjusted predictions are more accurate in winter than the raw ones
     assert (adjusted.argmax(1) == yt).mean() > (probs.argmax(1) == yt).mean()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_drifting_stream_is_caught_by_a_monitor_on_the_error_stream(seed: int) -> None:
+    """ADWIN on the source model's errors stays quiet before the drift and fires during it."""
+    from river import drift
+
+    data = drifting_stream(random_state=seed)
+    features = list(data.features)
+    model = LogisticRegression().fit(data.source[features], data.source.y)
+    wrong = model.predict(data.target[features]) != data.target.y.to_numpy()
+    detector = drift.ADWIN()
+    alarms = []
+    for t, error in zip(data.target.t.to_numpy(), wrong, strict=True):
+        detector.update(int(error))
+        if detector.drift_detected:
+            alarms.append(int(t))
+    assert alarms
+    assert data.truth["drift_start_t"] < alarms[0] < data.truth["drift_end_t"]
