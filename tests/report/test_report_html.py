@@ -103,3 +103,14 @@ def test_rows_with_different_keys_line_up() -> None:
     body = page[page.index("<tbody>") : page.index("</tbody>")]
     assert "<td>1</td><td>2</td><td></td>" in body
     assert "<td></td><td>3</td><td>&lt;4&gt;</td>" in body
+
+
+def test_long_tables_show_their_head_and_the_rest_on_demand() -> None:
+    rows = tuple({"feature": f"f{i}", "pvalue": i / 100} for i in range(40))
+    page = render_html("t", [Section("s", "info", "", rows)])
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<summary>all 40 rows</summary>" in page
+    assert page.count("<td>f3</td>") == 2  # in the short table and in the full one
+    assert page.count("<td>f39</td>") == 1  # only in the full one
+    short = render_html("t", [Section("s", "info", "", rows[:5])])
+    assert "rows</summary>" not in short

@@ -17,6 +17,8 @@ from nndoctor.report._section import Section
 
 __all__ = ["render_html", "write_html"]
 
+_LONG_TABLE = 25  # rows: a longer table shows its first _SHORT_TABLE rows, the rest on demand
+_SHORT_TABLE = 15
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 # Nothing on the page may be fetched or run: the policy allows inline styles and data: images only.
@@ -25,7 +27,14 @@ _CSP = (
     "form-action 'none'"
 )
 
-_TEMPLATE = """<!DOCTYPE html>
+_TEMPLATE = """{% macro table(cols, rows) -%}
+<div class="table-wrap"><table>
+<thead><tr>{% for k in cols %}<th scope="col">{{ k }}</th>{% endfor %}</tr></thead>
+<tbody>{% for row in rows %}<tr>{% for k in cols %}<td>{{ row.get(k, "") }}</td>
+{%- endfor %}</tr>
+{% endfor %}</tbody></table></div>
+{%- endmacro -%}
+<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -84,11 +93,11 @@ details pre { background: var(--soft); padding: .5rem; overflow: auto; max-heigh
 <div class="text">
 {% if s.verdict %}<div class="verdict status-{{ s.status }}">
 <span class="badge">{{ s.status }}</span>{{ s.verdict }}</div>{% endif %}
-{% if s.table %}<div class="table-wrap"><table>
-<thead><tr>{% for k in cols %}<th scope="col">{{ k }}</th>{% endfor %}</tr></thead>
-<tbody>{% for row in s.table %}<tr>{% for k in cols %}<td>{{ row.get(k, "") }}</td>
-{%- endfor %}</tr>
-{% endfor %}</tbody></table></div>{% endif %}
+{% if s.table %}{% if s.table|length > long_table %}
+{{ table(cols, s.table[:short_table]) }}
+<details class="more"><summary>all {{ s.table|length }} rows</summary>
+{{ table(cols, s.table) }}</details>
+{% else %}{{ table(cols, s.table) }}{% endif %}{% endif %}
 <details><summary>JSON</summary>
 <script type="application/json" class="payload" data-section="s{{ loop.index }}">
 {{- payload_json[loop.index0] -}}
@@ -159,6 +168,8 @@ def render_html(title: str, sections: Sequence[Section]) -> str:
         csp=_CSP,
         counts=counts,
         sections=list(sections),
+        long_table=_LONG_TABLE,
+        short_table=_SHORT_TABLE,
         columns=[list(dict.fromkeys(k for row in s.table for k in row)) for s in sections],
         payload_json=[markupsafe.Markup(_script_safe(t)) for t in texts],
         payload_text=texts,
