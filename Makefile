@@ -39,8 +39,8 @@ browser:
 	  || echo "chromium could not be installed; the browser tests will fail"; }
 
 lint: $(VENV)/.stamp-dev
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 
 typecheck: $(VENV)/.stamp-dev
 	$(VENV)/bin/mypy
