@@ -494,7 +494,7 @@ class ImportanceWeighter:
         pi = np.full(M.shape[1], 1.0 / M.shape[1])
         for _ in range(n_iter):
             mix = M @ pi
-            new = pi * (M / np.maximum(mix, 1e-300)[:, None]).mean(axis=0)
+            new = pi * (M.T @ (1.0 / np.maximum(mix, 1e-300))) / M.shape[0]
             if np.max(np.abs(new - pi)) < 1e-9:
                 pi = new
                 break

@@ -130,19 +130,23 @@ def _fit_scaling(
     scaling (Alexandari et al., 2020) also fits one bias per class.
     """
     from scipy.optimize import minimize
-    from scipy.special import logsumexp
 
     n, k = logits.shape
     onehot = np.zeros((n, k))
     onehot[np.arange(n), labels] = 1.0
+    true_logit = logits[np.arange(n), labels]
+    zeros = np.zeros(k)
 
     def objective(theta: FloatArray) -> tuple[float, FloatArray]:
         a = float(np.exp(theta[0]))
-        b = theta[1:] if bias else np.zeros(k)
+        b = theta[1:] if bias else zeros
         z = a * logits + b
-        lse = logsumexp(z, axis=1)
-        nll = float(np.mean(lse - z[np.arange(n), labels]))
-        g = (np.exp(z - lse[:, None]) - onehot) / n
+        zmax = z.max(axis=1, keepdims=True)
+        e = np.exp(z - zmax)
+        se = e.sum(axis=1, keepdims=True)
+        lse = np.log(se) + zmax
+        nll = float(np.mean(lse[:, 0]) - np.mean(a * true_logit + b[labels]))
+        g = (e / se - onehot) / n
         grad_s = float(np.sum(g * logits)) * a
         grad = np.r_[grad_s, g.sum(axis=0)] if bias else np.array([grad_s])
         return nll, grad
