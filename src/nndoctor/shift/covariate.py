@@ -495,7 +495,7 @@ class ImportanceWeighter:
         for _ in range(n_iter):
             mix = M @ pi
             new = pi * (M.T @ (1.0 / np.maximum(mix, 1e-300))) / M.shape[0]
-            if np.max(np.abs(new - pi)) < 1e-9:
+            if np.max(np.abs(new - pi)) < 1e-7:
                 pi = new
                 break
             pi = new
