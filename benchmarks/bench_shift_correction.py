@@ -6,7 +6,7 @@ Run (from the repository root; about 10 minutes on 2 cores)::
     PYTHONPATH=src python benchmarks/bench_shift_correction.py --quick    # 10 trials per cell
 
 Part 1, label shift (Alexandari et al., 2020 protocol on scikit-learn's digits): a model is
-trained on 500 images, a held-out source set of 600 labeled images fits the calibration /
+trained on 600 images, a held-out source set of 500 labeled images fits the calibration /
 confusion matrix, and target sets of ``n`` images are drawn from the remaining ~700 with class
 proportions q ~ Dirichlet(alpha). The truth is w = q_emp / p with q_emp the target set's actual
 class frequencies and p the held-out frequencies. 5 splits x 20 target draws = 100 trials per
@@ -55,7 +55,7 @@ def label_shift_tables(n_splits: int, n_draws: int) -> str:
     for split in range(n_splits):
         rng = np.random.default_rng(1000 + split)
         perm = rng.permutation(y.size)
-        tr, ho, te = perm[:500], perm[500:1100], perm[1100:]
+        tr, ho, te = perm[:600], perm[600:1100], perm[1100:]
         scaler = StandardScaler().fit(X[tr])
         for model_name, make in MODELS.items():
             model = make().fit(scaler.transform(X[tr]), y[tr])

@@ -29,7 +29,7 @@ def _digits(model: Any, seed: int = 1000) -> dict[str, Any]:
 
     X, y = load_digits(return_X_y=True)
     perm = np.random.default_rng(seed).permutation(y.size)
-    tr, ho, te = perm[:500], perm[500:1100], perm[1100:]
+    tr, ho, te = perm[:600], perm[600:1100], perm[1100:]
     scaler = StandardScaler().fit(X[tr])
     model.fit(scaler.transform(X[tr]), y[tr])
     return {
