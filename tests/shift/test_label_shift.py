@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nndoctor.exceptions import (
     DataValidationError,
@@ -211,3 +213,24 @@ def test_bad_input_is_a_typed_error() -> None:
         est.estimate(np.full((4, 3), 1 / 3))
     with pytest.raises(NNDoctorError, match="estimate"):
         est.adjust(P)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    k=st.integers(2, 5),
+    n=st.integers(20, 60),
+    seed=st.integers(0, 2**16),
+    method=st.sampled_from(METHODS),
+)
+def test_any_valid_input_gives_valid_weights(k: int, n: int, seed: int, method: str) -> None:
+    rng = np.random.default_rng(seed)
+    P = rng.dirichlet(np.ones(k) * 0.5, size=n)
+    y = np.r_[np.arange(k), rng.integers(0, k, size=n - k)]
+    T = rng.dirichlet(np.ones(k) * 0.5, size=n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IllConditionedWarning)
+        res = LabelShiftEstimator(method, n_bootstrap=0).fit(P, y).estimate(T)  # type: ignore[arg-type]
+    assert np.all(np.isfinite(res.weights))
+    assert np.all(res.weights >= 0)
+    assert res.weights @ res.source_prior == pytest.approx(1.0)
+    assert res.target_prior.sum() == pytest.approx(1.0)
