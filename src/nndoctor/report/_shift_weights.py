@@ -145,9 +145,7 @@ def _label_sections(result: LabelShiftResult, *, figures: bool = False) -> list[
             "source p(y)": f"{result.source_prior[c]:.3f}",
             "target q(y)": f"{result.target_prior[c]:.3f}",
             "w(y)": f"{result.weights[c]:.3f}",
-            "w interval": (
-                f"[{result.ci_low[c]:.3f}, {result.ci_high[c]:.3f}]" if has_ci else "-"
-            ),
+            "w interval": (f"[{result.ci_low[c]:.3f}, {result.ci_high[c]:.3f}]" if has_ci else "-"),
         }
         for c in range(result.n_classes)
     )
