@@ -336,16 +336,16 @@ class LabelShiftEstimator:
     ...     l0 = np.exp(-(x ** 2) / 2)
     ...     p1 = l1 / (l0 + l1)
     ...     return np.c_[1 - p1, p1], y
-    >>> Ps, ys = sample([0.5, 0.5], 2000)
-    >>> Pt, _ = sample([0.8, 0.2], 2000)
-    >>> est = LabelShiftEstimator(n_bootstrap=50, random_state=0).fit(Ps, ys)
+    >>> Ps, ys = sample([0.5, 0.5], 1000)
+    >>> Pt, _ = sample([0.8, 0.2], 1000)
+    >>> est = LabelShiftEstimator(n_bootstrap=20, random_state=0).fit(Ps, ys)
     >>> res = est.estimate(Pt)
     >>> np.round(res.target_prior, 1)
     array([0.8, 0.2])
     >>> bool(res.ci_low[0] < res.weights[0] < res.ci_high[0])
     True
     >>> est.adjust(Pt).shape
-    (2000, 2)
+    (1000, 2)
     """
 
     def __init__(
