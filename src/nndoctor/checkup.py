@@ -131,7 +131,9 @@ def default_stages() -> list[Stage]:
     >>> [s.name for s in default_stages()][0]
     'environment'
     """
-    return [ENVIRONMENT_STAGE]
+    from nndoctor._checkup_shift_weights import SHIFT_CORRECTION_STAGE
+
+    return [ENVIRONMENT_STAGE, SHIFT_CORRECTION_STAGE]
 
 
 def run_checkup(

@@ -6,6 +6,7 @@ Errors are one line on stderr; ``--debug`` shows the traceback.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -119,7 +120,12 @@ def checkup(
 # Sub-apps. Modules that add commands to a sub-app are imported for their side effect.
 app.add_typer(shift_app, name="shift")
 app.add_typer(scenario_app, name="scenario")
-import nndoctor._cli.scenario_shift  # noqa: E402,F401  (adds `scenario list`, shift scenarios)
+_COMMAND_MODULES = (
+    "scenario_shift",
+    "shift_weights",
+)
+for _module in _COMMAND_MODULES:
+    importlib.import_module(f"nndoctor._cli.{_module}")
 
 
 def main(argv: list[str] | None = None) -> None:
