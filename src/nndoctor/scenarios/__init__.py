@@ -9,5 +9,14 @@
 from __future__ import annotations
 
 from nndoctor.scenarios.digits import DigitsData, digits_data, digits_mlp
+from nndoctor.scenarios.numerics import SymmetryDemo, deep_chain, symmetric_mlp, symmetry_demo
 
-__all__ = ["DigitsData", "digits_data", "digits_mlp"]
+__all__ = [
+    "DigitsData",
+    "SymmetryDemo",
+    "deep_chain",
+    "digits_data",
+    "digits_mlp",
+    "symmetric_mlp",
+    "symmetry_demo",
+]
