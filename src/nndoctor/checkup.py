@@ -131,7 +131,9 @@ def default_stages() -> list[Stage]:
     >>> [s.name for s in default_stages()][0]
     'environment'
     """
-    return [ENVIRONMENT_STAGE]
+    from nndoctor._checkup_stability import STABILITY_STAGE
+
+    return [ENVIRONMENT_STAGE, STABILITY_STAGE]
 
 
 def run_checkup(

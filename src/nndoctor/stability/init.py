@@ -568,7 +568,7 @@ def _fit_scheme(
     return best, p_best, consistent
 
 
-def audit_init(model: nn.Module, *, alpha: float = 0.01, random_state: int = 0) -> InitAudit:
+def audit_init(model: nn.Module, *, alpha: float = 0.001, random_state: int = 0) -> InitAudit:
     r"""Which scheme each weight layer looks drawn from, and what that implies for propagation.
 
     Each layer's weights are tested (Kolmogorov-Smirnov, up to 20,000 entries) against the

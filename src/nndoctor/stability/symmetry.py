@@ -156,6 +156,10 @@ def tie_groups(rows: npt.NDArray[np.float64], *, atol: float, rtol: float) -> li
     return sorted(groups)
 
 
+def _dense_or_conv(m: nn.Module) -> bool:
+    return isinstance(m, nn.Linear) or isinstance(m, CONV_TYPES)  # noqa: SIM101
+
+
 def _incoming(module: nn.Module) -> npt.NDArray[np.float64]:
     w = param(module).detach().to(torch.float64).cpu()
     rows = w.reshape(w.shape[0], -1)
@@ -291,9 +295,7 @@ def find_symmetric_units(
     check_module(model)
     if not (atol >= 0 and rtol >= 0):
         raise InvalidParameterError(f"atol and rtol must be >= 0, got {atol} and {rtol}")
-    layers: list[tuple[str, nn.Module]] = [
-        (n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear | CONV_TYPES)
-    ]
+    layers = [(n, m) for n, m in model.named_modules() if _dense_or_conv(m)]
     acts = following_activations(model)
     order = {id(m): i for i, (_, m) in enumerate(model.named_modules())}
     all_modules = [m for _, m in model.named_modules()]
