@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 from nndoctor._cli._common import JsonOption, ReportOption, emit, progress_bar
 from nndoctor.exceptions import InvalidParameterError
@@ -65,7 +69,7 @@ def _setup(
     batch: int,
     init: str | None,
     seed: int,
-):  # type: ignore[no-untyped-def]
+) -> tuple[nn.Module, torch.Tensor]:
     import torch
 
     from nndoctor._io import load_model
@@ -82,7 +86,7 @@ def _setup(
     return model, x
 
 
-def _dtype(name: str):  # type: ignore[no-untyped-def]
+def _dtype(name: str) -> torch.dtype | None:
     import torch
 
     from nndoctor._validation import check_choice

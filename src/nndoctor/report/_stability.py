@@ -52,7 +52,7 @@ def probe_figure(report: PropagationReport, title: str = "Signal through the lay
     """Per-layer forward and backward RMS against depth, measured and predicted, log scale."""
     layers = report.called_layers
     ref_b = layers[-1].backward_rms if layers else math.nan
-    series = [
+    series: list[tuple[str, Sequence[float | None], str]] = [
         ("forward RMS (measured)", [r.forward_rms for r in layers], "-o"),
         (
             "forward RMS (theory)",

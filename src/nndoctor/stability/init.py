@@ -54,6 +54,7 @@ from nndoctor._validation import check_choice, check_int, check_module
 from nndoctor.exceptions import DataValidationError, InvalidParameterError, NNDoctorWarning
 from nndoctor.stability._layers import (
     NORM_TYPES,
+    WEIGHT_TYPES,
     fans,
     following_activations,
     inputs_tuple,
@@ -150,7 +151,7 @@ def _weight_tensors(module: nn.Module) -> list[tuple[torch.Tensor, int, int]]:
                 out.append((w, int(w.shape[1]), int(w.shape[0])))
         return out
     w = getattr(module, "weight", None)
-    if not isinstance(w, torch.Tensor):
+    if not isinstance(module, WEIGHT_TYPES) or not isinstance(w, torch.Tensor):
         return []
     fan_in, fan_out = fans(module)
     return [(w, fan_in, fan_out)]
@@ -386,7 +387,7 @@ def lsuv_(
     >>> from nndoctor.scenarios import digits_mlp
     >>> gen = torch.Generator().manual_seed(0)
     >>> model = lsuv_(digits_mlp(), torch.randn(256, 64), generator=gen)
-    >>> round(float(model(torch.randn(256, 64)).var()), 1)
+    >>> round(float(model(torch.randn(256, 64)).detach().var()), 1)
     1.0
     """
     check_module(model)

@@ -109,6 +109,14 @@ def _hermite(n: int) -> tuple[FloatArray, FloatArray]:
     return nodes.astype(np.float64), (weights / math.sqrt(2.0 * math.pi)).astype(np.float64)
 
 
+@lru_cache(maxsize=1)
+def _grid() -> tuple[FloatArray, FloatArray]:
+    z = np.linspace(-12.0, 12.0, 9601)
+    w = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi) * (z[1] - z[0])
+    w[[0, -1]] *= 0.5
+    return z, w
+
+
 def _sigmoid(x: FloatArray) -> FloatArray:
     out: FloatArray = 0.5 * (1.0 + np.tanh(0.5 * x))
     return out
@@ -222,7 +230,8 @@ class Activation(ResultMixin):
         return _functions(self.name, self.param)[1](np.asarray(x, dtype=np.float64))
 
     def _expect(self, f: Callable[[FloatArray], FloatArray], q: FloatArray) -> FloatArray:
-        z, w = _hermite(_N_QUAD)
+        # Gauss-Hermite for smooth activations; a fine grid where phi' has a kink at 0
+        z, w = _grid() if self.name in ("elu", "selu") else _hermite(_N_QUAD)
         x = np.sqrt(np.maximum(q, 0.0))[..., None] * z
         out: FloatArray = f(x) @ w
         return out
