@@ -892,16 +892,11 @@ def _verdict(
     exploding_gain: float,
 ) -> tuple[Verdict, int | None, str | None]:
     called = [r for r in records if r.called]
-    kinds = {f.kind: f for f in findings}
     for kind in ("overflow", "non_finite"):
-        if kind in kinds:
-            return (
-                "exploding",
-                kinds[kind].index,
-                "forward"
-                if kind != "overflow" or any(math.isinf(r.forward_rms) for r in called)
-                else "backward",
-            )
+        first = next((f for f in findings if f.kind == kind), None)
+        if first is not None:
+            direction = "backward" if first.message.startswith("gradient") else "forward"
+            return "exploding", first.index, direction
     zero = next((f for f in findings if f.kind == "underflow" and "exactly 0" in f.message), None)
     if zero is not None:
         direction = "forward" if "forward" in zero.message else "backward"
