@@ -72,8 +72,6 @@ def _sync(device: torch.device) -> None:
 
 
 def _time(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    fn()  # warm-up
-    _sync(device)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -93,9 +91,15 @@ def measure(model: nn.Module, x: torch.Tensor, repeats: int) -> tuple[float, flo
     def probed() -> None:
         probe(model, x)
 
-    t_plain = _time(plain, device, repeats)
-    t_probe = _time(probed, device, repeats)
-    return t_plain, t_probe
+    # interleave the two so that load from other processes hits both alike
+    plain()
+    probed()
+    _sync(device)
+    t_plain, t_probe = [], []
+    for _ in range(repeats):
+        t_plain.append(_time(plain, device, 1))
+        t_probe.append(_time(probed, device, 1))
+    return statistics.median(t_plain), statistics.median(t_probe)
 
 
 def main() -> None:
@@ -103,7 +107,10 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--image", type=int, default=64, help="CNN input side (224 on a GPU)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
     cases = [

@@ -42,7 +42,8 @@ Verdict = Literal["healthy", "vanishing", "exploding"]
 # columns of the per-record statistics matrix (one host transfer at the end)
 _OUT_SQ, _OUT_SUM, _OUT_ZERO, _OUT_COS, _IN_SQ, _BWD_SQ, _W_SQ, _B_SQ = range(8)
 _N_COLS = 8
-_N_OUT = 4
+_N_OUT = 6  # raw: norm of scaled output, its sum, nonzeros, |sum of unit rows|^2, rows, scale
+_N_SMALL = 2  # raw: norm of the scaled tensor, scale
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,29 +220,57 @@ def _all_tensors(obj: Any) -> list[torch.Tensor]:
     return []
 
 
+def _scaled(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``t`` times a power of two that brings its largest magnitude near 1, and that factor.
+
+    Reductions on the scaled tensor run in the tensor's own type without overflow or underflow
+    (a float32 signal of 1e20 has a second moment beyond float32's range; one of 1e-21 has
+    squares below it); the exact power of two is divided out in float64 on the host. This costs
+    one multiply instead of a float64 copy of the whole tensor.
+    """
+    if t.dtype == torch.float64:
+        return t, torch.ones((), dtype=t.dtype, device=t.device)
+    lo, hi = torch.aminmax(t)
+    limit = int(math.log2(torch.finfo(t.dtype).max)) - 1
+    exponent = torch.frexp(torch.maximum(-lo, hi)).exponent.clamp_(-limit, limit)
+    scale = torch.exp2(exponent.neg_().to(t.dtype))
+    return t * scale, scale
+
+
 def _sq_sum(t: torch.Tensor) -> torch.Tensor:
-    # float64 accumulation: a float32 signal of 1e20 has a second moment beyond float32's range
-    norm: torch.Tensor = torch.linalg.vector_norm(t, dtype=torch.float64)
+    """Sum of squares in float64, safe from float32 overflow and underflow (a few calls only)."""
+    t = t.detach()
+    if not t.is_floating_point() or t.numel() == 0:
+        return torch.zeros((), dtype=torch.float64, device=t.device)
+    s, scale = _scaled(t)
+    norm: torch.Tensor = torch.linalg.vector_norm(s).to(torch.float64) / scale.to(torch.float64)
     return norm.square()
 
 
+def _small_stats(t: torch.Tensor) -> torch.Tensor:
+    """[norm of the scaled tensor, scale] (float64): the sum of squares is (norm/scale)^2."""
+    s, scale = _scaled(t.detach())
+    return torch.stack([torch.linalg.vector_norm(s), scale]).to(torch.float64)
+
+
 def _out_stats(t: torch.Tensor, *, count_zeros: bool) -> torch.Tensor:
-    """[sum of squares, sum, number of zeros, mean cosine between samples], float64, on device."""
+    """Raw per-output statistics, one float64 row of length ``_N_OUT`` (see ``_host_stats``)."""
     t = t.detach()
+    s, scale = _scaled(t)
     nan = torch.full((), math.nan, dtype=t.dtype, device=t.device)
-    zeros = (t.numel() - torch.count_nonzero(t)).to(t.dtype) if count_zeros else nan
+    nonzero = torch.count_nonzero(s).to(t.dtype) if count_zeros else nan
     n = t.shape[0] if t.dim() >= 2 else 0
     if n >= 2:
-        x = t.reshape(n, -1)
+        x = s.reshape(n, -1)
         norms = torch.linalg.vector_norm(x, dim=1)
-        inv = torch.where(norms > 0, 1.0 / norms, 0.0)
-        unit_sum = inv @ x  # sum of the unit rows: |.|^2 = n_nonzero + sum of cosines i != j
-        nonzero = (inv > 0).sum().to(t.dtype)
-        cos = (unit_sum.square().sum() - nonzero) / (n * (n - 1))
+        inv = torch.where(norms > 0, norms.reciprocal(), 0.0)
+        unit_sq = torch.linalg.vector_norm(inv @ x).square()  # = rows + sum of cosines i != j
+        rows = torch.count_nonzero(inv).to(t.dtype)
     else:
-        cos = nan
-    rest = torch.stack([t.sum(), zeros, cos]).to(torch.float64)
-    return torch.cat([_sq_sum(t).reshape(1), rest])
+        unit_sq = rows = nan
+    return torch.stack([torch.linalg.vector_norm(s), s.sum(), nonzero, unit_sq, rows, scale]).to(
+        torch.float64
+    )
 
 
 def _weight_sq(module: nn.Module, attr: str) -> torch.Tensor | None:
@@ -307,7 +336,10 @@ def probe(
 
     One forward pass records, for every module that owns parameters and every elementwise
     activation, the output's second moment; one backward pass of ``loss_fn(output)`` (the sum of
-    the outputs when None) records the gradient's. Theory predicts each module's output from the
+    the outputs when None) records the gradient's (taken with ``torch.autograd.grad`` with
+    respect to the inputs — or the parameters, for integer inputs — so no ``.grad`` is written
+    and no weight gradient is computed; a module whose output does not depend on the inputs gets
+    NaN backward statistics). Theory predicts each module's output from the
     second moment measured at its input:
 
     .. math::
@@ -434,7 +466,7 @@ def _run(
                 p.fed_by = last[2]
                 p.in_row = None  # filled from the feeding record
             else:
-                p.in_row = _sq_sum(x.detach())
+                p.in_row = _small_stats(x)
             p.in_numel = x.numel()
         stack.setdefault(key, []).append(p)
 
@@ -451,7 +483,7 @@ def _run(
         if y.requires_grad:
 
             def grad_hook(g: torch.Tensor, p: _Pending = p) -> None:
-                p.bwd_row = _sq_sum(g.detach())
+                p.bwd_row = _small_stats(g)
 
             y.register_hook(grad_hook)  # type: ignore[no-untyped-call]  # untyped in torch
 
@@ -480,8 +512,11 @@ def _run(
                     + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else "")
                     + "; reduce the loss with .mean() or .sum()"
                 )
+            # gradients with respect to the inputs reach every module output downstream of
+            # them without computing weight gradients; integer inputs fall back to parameters
             wrt = [a for a in leaves if isinstance(a, torch.Tensor) and a.requires_grad]
-            wrt += [p for p in work.parameters() if p.requires_grad]
+            if not wrt:
+                wrt = [p for p in work.parameters() if p.requires_grad]
             loss_ok = bool(loss.requires_grad and wrt)
             if loss_ok:
                 grads = torch.autograd.grad(loss.reshape(()), wrt, allow_unused=True)
@@ -512,6 +547,28 @@ def _default_loss(out: Any) -> torch.Tensor:
     for t in tensors[1:]:
         total = total + t.sum()
     return total
+
+
+def _host_stats(
+    stats: np.ndarray[Any, np.dtype[np.float64]],
+    raw: np.ndarray[Any, np.dtype[np.float64]],
+    raw_in: np.ndarray[Any, np.dtype[np.float64]],
+    raw_bwd: np.ndarray[Any, np.dtype[np.float64]],
+    shapes: list[tuple[int, ...]],
+) -> None:
+    """Turn the raw device statistics into sums of squares, sums, zero counts and cosines."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = raw[:, 5]
+        stats[:, _OUT_SQ] = (raw[:, 0] / scale) ** 2
+        stats[:, _OUT_SUM] = raw[:, 1] / scale
+        numel = np.array([math.prod(sh) if sh else 0 for sh in shapes], dtype=np.float64)
+        stats[:, _OUT_ZERO] = numel - raw[:, 2]
+        rows = np.array([sh[0] if len(sh) >= 2 else 0 for sh in shapes], dtype=np.float64)
+        stats[:, _OUT_COS] = np.where(
+            rows >= 2, (raw[:, 3] - raw[:, 4]) / (rows * (rows - 1)), math.nan
+        )
+        stats[:, _IN_SQ] = (raw_in[:, 0] / raw_in[:, 1]) ** 2
+        stats[:, _BWD_SQ] = (raw_bwd[:, 0] / raw_bwd[:, 1]) ** 2
 
 
 def _theory_forward(m: nn.Module, in_sq: float, w_sq: float, b_sq: float) -> float | None:
@@ -567,6 +624,7 @@ def _assemble(
     n = len(done)
     nan_out = torch.full((_N_OUT,), math.nan, dtype=torch.float64, device=dev)
     nan1 = nan_out[:1]
+    nan_small = nan_out[:_N_SMALL]
     wb: list[torch.Tensor] = []
     for p in done:
         for attr in ("weight", "bias"):
@@ -587,10 +645,10 @@ def _assemble(
         torch.stack([p.out_row if p.out_row is not None else nan_out for p in done]).flatten()
         if n
         else nan_out[:0],
-        torch.stack([(p.in_row if p.in_row is not None else nan1).reshape(()) for p in done])
+        torch.stack([p.in_row if p.in_row is not None else nan_small for p in done]).flatten()
         if n
         else nan_out[:0],
-        torch.stack([(p.bwd_row if p.bwd_row is not None else nan1).reshape(()) for p in done])
+        torch.stack([p.bwd_row if p.bwd_row is not None else nan_small for p in done]).flatten()
         if n
         else nan_out[:0],
         wb_sq,
@@ -608,10 +666,11 @@ def _assemble(
     stats = np.full((n, _N_COLS), math.nan)
     if n:
         off = n * _N_OUT
-        stats[:, :_N_OUT] = host[:off].reshape(n, _N_OUT)
-        stats[:, _IN_SQ] = host[off : off + n]
-        stats[:, _BWD_SQ] = host[off + n : off + 2 * n]
-        stats[:, _W_SQ : _B_SQ + 1] = host[off + 2 * n : off + 4 * n].reshape(n, 2)
+        raw = host[:off].reshape(n, _N_OUT)
+        raw_in = host[off : off + 2 * n].reshape(n, 2)
+        raw_bwd = host[off + 2 * n : off + 4 * n].reshape(n, 2)
+        stats[:, _W_SQ : _B_SQ + 1] = host[off + 4 * n : off + 6 * n].reshape(n, 2)
+        _host_stats(stats, raw, raw_in, raw_bwd, [p.shape for p in done])
     n_in = sum(a.numel() for a in float_args)
     input_rms = math.sqrt(host[-1] / n_in) if n_in else math.nan
     n_grad = sum(g.numel() for g in input_grads)
