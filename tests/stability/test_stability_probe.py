@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
@@ -180,4 +183,30 @@ def test_report_renders_with_figure() -> None:
     assert "vanishing" in sections[0].verdict
     import json
 
+    json.loads(r.to_json())
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    depth=st.integers(1, 4),
+    width=st.integers(1, 12),
+    batch=st.integers(1, 5),
+    act=st.sampled_from([nn.ReLU, nn.Tanh, nn.GELU, nn.SiLU, nn.Sigmoid]),
+    double=st.booleans(),
+)
+def test_probe_property_shapes_and_dtypes(
+    depth: int, width: int, batch: int, act: type[nn.Module], double: bool
+) -> None:
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), act()]
+    model = nn.Sequential(*layers)
+    r = probe(model, torch.randn(batch, width), dtype=torch.float64 if double else None)
+    assert len(r.layers) == 2 * depth
+    assert [rec.index for rec in r.layers] == list(range(2 * depth))
+    assert r.verdict in ("healthy", "vanishing", "exploding")
+    for rec in r.layers:
+        assert rec.forward_rms >= 0
+        assert rec.predicted_layer_factor is not None
+        assert rec.shape == (batch, width)
     json.loads(r.to_json())

@@ -57,7 +57,7 @@ def deep_chain(
     --------
     >>> chain = deep_chain(30, 0.2)
     >>> x = torch.ones(1, 1, dtype=torch.float64)
-    >>> float(chain.double()(x))
+    >>> float(chain.double()(x).detach())
     1.0737...e-21
     >>> len(deep_chain(3, 1.0, "relu"))
     5
@@ -168,9 +168,9 @@ def symmetry_demo(
 
     Examples
     --------
-    >>> demo = symmetry_demo(width=8, steps=20)
+    >>> demo = symmetry_demo(width=4, steps=10)
     >>> demo.effective_units_constant, demo.effective_units_xavier
-    ((1, 1), (8, 8))
+    ((1, 1), (4, 4))
     """
     from nndoctor.stability import find_symmetric_units, init_
 
