@@ -623,24 +623,23 @@ def _assemble(
     dev = model_device(work)
     n = len(done)
     nan_out = torch.full((_N_OUT,), math.nan, dtype=torch.float64, device=dev)
-    nan1 = nan_out[:1]
     nan_small = nan_out[:_N_SMALL]
-    wb: list[torch.Tensor] = []
-    for p in done:
-        for attr in ("weight", "bias"):
+    # one fused norm over every weight and bias; modules without one get NaN
+    tensors: list[torch.Tensor] = []
+    slots: list[int] = []
+    for k, p in enumerate(done):
+        for a, attr in enumerate(("weight", "bias")):
             v = getattr(p.module, attr, None)
-            ok = isinstance(v, torch.Tensor) and v.numel() > 0 and v.is_floating_point()
-            wb.append(v.detach() if ok else nan1)  # type: ignore[union-attr]
-    wb_sq = (
-        torch.stack(
-            [
-                norm.to(device=dev, dtype=torch.float64).square() / w.numel()
-                for w, norm in zip(wb, torch._foreach_norm(wb), strict=True)
-            ]
+            if isinstance(v, torch.Tensor) and v.numel() > 0 and v.is_floating_point():
+                tensors.append(v.detach())
+                slots.append(2 * k + a)
+    wb_sq = torch.full((2 * n,), math.nan, dtype=torch.float64, device=dev)
+    if tensors:
+        norms = torch.stack(
+            [t.to(device=dev, dtype=torch.float64) for t in torch._foreach_norm(tensors)]
         )
-        if wb
-        else nan_out[:0]
-    )
+        sizes = torch.tensor([t.numel() for t in tensors], dtype=torch.float64, device=dev)
+        wb_sq[torch.tensor(slots, device=dev)] = norms.square() / sizes
     pieces = [
         torch.stack([p.out_row if p.out_row is not None else nan_out for p in done]).flatten()
         if n
