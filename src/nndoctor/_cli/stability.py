@@ -35,7 +35,8 @@ ShapeOption = Annotated[
     str | None,
     typer.Option(
         "--input-shape",
-        help="Shape of one sample, comma-separated, e.g. 64 or 3,32,32 (default: 64).",
+        help="Shape of one sample, comma-separated, e.g. 64 or 3,32,32; the batch is drawn "
+        "from N(0, 1) (default: digits images for the default model).",
     ),
 ]
 BatchOption = Annotated[int, typer.Option("--batch", help="Samples in the random batch.")]
@@ -82,6 +83,12 @@ def _setup(
     gen = torch.Generator().manual_seed(seed)
     if init is not None:
         init_(model, init, generator=gen)
+    if model_spec is None and input_shape is None:
+        from nndoctor.scenarios import digits_data
+
+        pixels = torch.from_numpy(digits_data(random_state=seed).X_train)
+        idx = torch.randperm(len(pixels), generator=gen)[:batch]
+        return model, pixels[idx]
     x = torch.randn((batch, *_shape(input_shape)), generator=gen)
     return model, x
 
