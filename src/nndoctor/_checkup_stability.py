@@ -23,12 +23,26 @@ def stability_stage(ctx: CheckupContext) -> StageOutcome:
     from nndoctor.scenarios import digits_data, digits_mlp
     from nndoctor.stability import audit_init, find_symmetric_units, probe, recommend_init
 
-    ctx.progress(0.0, "loading the digits MLP")
-    data = digits_data(random_state=ctx.random_state)
     gen = torch.Generator().manual_seed(ctx.random_state)
-    idx = torch.randperm(len(data.X_train), generator=gen)[:_BATCH]
-    x = torch.from_numpy(data.X_train)[idx]
-    model = digits_mlp(seed=ctx.random_state)
+    if ctx.model_spec is not None:
+        from nndoctor._io import load_model
+        from nndoctor.exceptions import InvalidParameterError
+
+        ctx.progress(0.0, f"loading {ctx.model_spec}")
+        if ctx.input_shape is None:
+            raise InvalidParameterError(
+                "checking a user model needs the shape of one input sample; pass --input-shape"
+            )
+        model = load_model(ctx.model_spec)
+        x = torch.randn((_BATCH, *ctx.input_shape), generator=gen)
+        name = ctx.model_spec
+    else:
+        ctx.progress(0.0, "loading the digits MLP")
+        data = digits_data(random_state=ctx.random_state)
+        idx = torch.randperm(len(data.X_train), generator=gen)[:_BATCH]
+        x = torch.from_numpy(data.X_train)[idx]
+        model = digits_mlp(seed=ctx.random_state)
+        name = "the default digits MLP (8 ReLU layers at PyTorch's default init)"
     ctx.progress(0.1, "probing at PyTorch's default init")
     before = probe(model, x)
     ctx.progress(0.25, "auditing the initialization")
@@ -51,11 +65,11 @@ def stability_stage(ctx: CheckupContext) -> StageOutcome:
         f"{after.verdict}: forward gain {before.forward_gain:.3g} -> {after.forward_gain:.3g}, "
         f"backward gain {before.backward_gain:.3g} -> {after.backward_gain:.3g}"
     )
+    first = audit.layers[min(1, len(audit.layers) - 1)] if audit.layers else None
     rows = [
         SummaryRow(
             stage="stability",
-            finding=f"signal {before.verdict} through the default digits MLP "
-            f"({len(model) // 2} ReLU layers at PyTorch's default init)",
+            finding=f"signal {before.verdict} through {name}",
             evidence=f"forward gain {before.forward_gain:.3g}, backward gain "
             f"{before.backward_gain:.3g}"
             + (f", trouble from layer {before.onset_layer!r}" if before.onset_layer else "")
@@ -67,15 +81,19 @@ def stability_stage(ctx: CheckupContext) -> StageOutcome:
         ),
         SummaryRow(
             stage="stability",
-            finding=f"initialization looks like {audit.layers[1].scheme}: "
-            f"fan_in*Var(W) = {audit.layers[1].fan_in_var:.2f}",
-            evidence=f"x{audit.layers[1].forward_factor:.2f} second moment per ReLU layer "
-            "(KS test against U(±1/sqrt(fan_in)))",
+            finding=f"initialization looks like {first.scheme}: "
+            f"fan_in*Var(W) = {first.fan_in_var:.2f}"
+            if first
+            else "no Linear/Conv layer to audit",
+            evidence=f"x{first.forward_factor:.2f} second moment per layer followed by "
+            f"{first.activation} (KS tests against the candidate laws)"
+            if first
+            else "-",
             treatment=f"init_(model, '{rec.scheme}')"
             if rec.scheme != "lsuv"
             else "lsuv_(model, x)",
             effect=f"per-layer forward factor now {_median_factor(after):.2f}",
-            severity="warning" if not audit.layers[1].recommendation.endswith("keep") else "ok",
+            severity="warning" if first and not first.recommendation.endswith("keep") else "ok",
         ),
         SummaryRow(
             stage="stability",

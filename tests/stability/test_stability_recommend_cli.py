@@ -103,3 +103,20 @@ def test_checkup_stage_fixes_and_remeasures() -> None:
     before, _audit, _, rec = outcome.results
     assert before.verdict == "vanishing"
     assert rec.after.verdict == "healthy"
+
+
+def test_checkup_stage_on_a_user_model(tmp_path: Path) -> None:
+    from nndoctor._checkup_stability import stability_stage
+    from nndoctor.checkup import CheckupContext
+
+    spec = tmp_path / "deep.py"
+    spec.write_text(
+        "from torch import nn\n"
+        "def make():\n"
+        "    layers = [m for _ in range(12) for m in (nn.Linear(16, 16), nn.Tanh())]\n"
+        "    return nn.Sequential(*layers)\n"
+    )
+    ctx = CheckupContext(model_spec=f"{spec}:make", input_shape=(16,))
+    outcome = stability_stage(ctx)
+    assert "deep.py:make" in outcome.summary[0].finding
+    assert outcome.results[3].after.verdict == "healthy"
