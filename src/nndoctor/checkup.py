@@ -132,8 +132,9 @@ def default_stages() -> list[Stage]:
     'environment'
     """
     from nndoctor._checkup_shift_weights import SHIFT_CORRECTION_STAGE
+    from nndoctor._checkup_stability import STABILITY_STAGE
 
-    return [ENVIRONMENT_STAGE, SHIFT_CORRECTION_STAGE]
+    return [ENVIRONMENT_STAGE, STABILITY_STAGE, SHIFT_CORRECTION_STAGE]
 
 
 def run_checkup(

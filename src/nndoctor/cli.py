@@ -18,6 +18,7 @@ from nndoctor import __version__
 from nndoctor._cli._common import JsonOption, ReportOption, emit, staged_progress
 from nndoctor._cli.scenario import scenario_app
 from nndoctor._cli.shift import shift_app
+from nndoctor._cli.stability import stability_app
 from nndoctor.exceptions import (
     InvalidParameterError,
     MissingDependencyError,
@@ -120,7 +121,9 @@ def checkup(
 # Sub-apps. Modules that add commands to a sub-app are imported for their side effect.
 app.add_typer(shift_app, name="shift")
 app.add_typer(scenario_app, name="scenario")
+app.add_typer(stability_app, name="stability")
 _COMMAND_MODULES = (
+    "scenario_numerics",
     "scenario_shift",
     "shift_weights",
 )

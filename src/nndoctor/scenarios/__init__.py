@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from nndoctor.scenarios.digits import DigitsData, digits_data, digits_mlp
+from nndoctor.scenarios.numerics import SymmetryDemo, deep_chain, symmetric_mlp, symmetry_demo
 from nndoctor.scenarios.shift import (
     SHIFT_SCENARIOS,
     ScenarioData,
@@ -24,10 +25,14 @@ __all__ = [
     "DigitsData",
     "ScenarioData",
     "ScenarioFiles",
+    "SymmetryDemo",
     "cartoon_digits",
+    "deep_chain",
     "digits_data",
     "digits_mlp",
     "drifting_stream",
     "flu_season",
     "soda_regions",
+    "symmetric_mlp",
+    "symmetry_demo",
 ]

@@ -1,0 +1,188 @@
+"""``nndoctor stability probe|audit|symmetry|recommend``: the network at initialization."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+from nndoctor._cli._common import JsonOption, ReportOption, emit, progress_bar
+from nndoctor.exceptions import InvalidParameterError
+
+__all__ = ["stability_app"]
+
+stability_app = typer.Typer(
+    help="Signal propagation, initialization and symmetry of a network at initialization.",
+    no_args_is_help=True,
+)
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="file.py:factory or module:factory returning an nn.Module "
+        "(default: the digits MLP of the checkup).",
+    ),
+]
+WeightsOption = Annotated[
+    str | None, typer.Option("--weights", help="A state dict to load (weights_only=True).")
+]
+ShapeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--input-shape",
+        help="Shape of one sample, comma-separated, e.g. 64 or 3,32,32; the batch is drawn "
+        "from N(0, 1) (default: digits images for the default model).",
+    ),
+]
+BatchOption = Annotated[int, typer.Option("--batch", help="Samples in the random batch.")]
+InitOption = Annotated[
+    str | None, typer.Option("--init", help="Apply this scheme first (see `stability recommend`).")
+]
+DtypeOption = Annotated[
+    str, typer.Option("--dtype", help="float32 (the model's own) or float64 (exact).")
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the batch and of --init.")]
+
+
+def _shape(text: str | None) -> tuple[int, ...]:
+    if text is None:
+        return (64,)
+    try:
+        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    except ValueError as err:
+        raise InvalidParameterError(
+            f"--input-shape {text!r} is not a list of integers; write e.g. 64 or 3,32,32"
+        ) from err
+    if not shape or any(s < 1 for s in shape):
+        raise InvalidParameterError(f"--input-shape {text!r} must list positive sizes")
+    return shape
+
+
+def _setup(
+    model_spec: str | None,
+    weights: str | None,
+    input_shape: str | None,
+    batch: int,
+    init: str | None,
+    seed: int,
+) -> tuple[nn.Module, torch.Tensor]:
+    import torch
+
+    from nndoctor._io import load_model
+    from nndoctor.scenarios import digits_mlp
+    from nndoctor.stability import init_
+
+    if batch < 1:
+        raise InvalidParameterError(f"--batch must be >= 1, got {batch}")
+    model = load_model(model_spec, weights=weights) if model_spec else digits_mlp()
+    gen = torch.Generator().manual_seed(seed)
+    if init is not None:
+        init_(model, init, generator=gen)
+    if model_spec is None and input_shape is None:
+        from nndoctor.scenarios import digits_data
+
+        pixels = torch.from_numpy(digits_data(random_state=seed).X_train)
+        idx = torch.randperm(len(pixels), generator=gen)[:batch]
+        return model, pixels[idx]
+    x = torch.randn((batch, *_shape(input_shape)), generator=gen)
+    return model, x
+
+
+def _dtype(name: str) -> torch.dtype | None:
+    import torch
+
+    from nndoctor._validation import check_choice
+
+    check_choice(name, ("float32", "float64"), name="--dtype")
+    return torch.float64 if name == "float64" else None
+
+
+@stability_app.command("probe")
+def probe_cmd(
+    model: ModelOption = None,
+    weights: WeightsOption = None,
+    input_shape: ShapeOption = None,
+    batch: BatchOption = 64,
+    init: InitOption = None,
+    dtype: DtypeOption = "float32",
+    seed: SeedOption = 0,
+    json_out: JsonOption = False,
+    report: ReportOption = None,
+) -> None:
+    """One forward and backward pass: per-layer RMS beside theory, and a verdict."""
+    from nndoctor.stability import probe
+
+    with progress_bar("probing") as advance:
+        net, x = _setup(model, weights, input_shape, batch, init, seed)
+        advance(0.3, "forward and backward")
+        result = probe(net, x, dtype=_dtype(dtype))
+    emit(result, json_out=json_out, report=report, title="nndoctor stability probe")
+
+
+@stability_app.command("audit")
+def audit_cmd(
+    model: ModelOption = None,
+    weights: WeightsOption = None,
+    init: InitOption = None,
+    seed: SeedOption = 0,
+    json_out: JsonOption = False,
+    report: ReportOption = None,
+) -> None:
+    """Which scheme each layer's weights look drawn from, and what that implies."""
+    from nndoctor.stability import audit_init
+
+    with progress_bar("auditing") as advance:
+        net, _ = _setup(model, weights, None, 1, init, seed)
+        advance(0.2, "KS tests")
+        result = audit_init(net)
+    emit(result, json_out=json_out, report=report, title="nndoctor stability audit")
+
+
+@stability_app.command("symmetry")
+def symmetry_cmd(
+    model: ModelOption = None,
+    weights: WeightsOption = None,
+    input_shape: ShapeOption = None,
+    batch: BatchOption = 64,
+    init: InitOption = None,
+    seed: SeedOption = 0,
+    with_inputs: Annotated[
+        bool, typer.Option("--with-inputs/--weights-only", help="Also compare activations.")
+    ] = True,
+    json_out: JsonOption = False,
+    report: ReportOption = None,
+) -> None:
+    """Tied units per layer, effective width, and whether the tie is permanent."""
+    from nndoctor.stability import find_symmetric_units
+
+    with progress_bar("looking for tied units") as advance:
+        net, x = _setup(model, weights, input_shape, batch, init, seed)
+        advance(0.3, "comparing units")
+        result = find_symmetric_units(net, x if with_inputs else None)
+    emit(result, json_out=json_out, report=report, title="nndoctor stability symmetry")
+
+
+@stability_app.command("recommend")
+def recommend_cmd(
+    model: ModelOption = None,
+    weights: WeightsOption = None,
+    input_shape: ShapeOption = None,
+    batch: BatchOption = 64,
+    init: InitOption = None,
+    seed: SeedOption = 0,
+    json_out: JsonOption = False,
+    report: ReportOption = None,
+) -> None:
+    """Try the schemes that suit the model's activations, re-probe each, report the best."""
+    from nndoctor.stability import recommend_init
+
+    with progress_bar("trying schemes") as advance:
+        net, x = _setup(model, weights, input_shape, batch, init, seed)
+        advance(0.1, "probing candidates")
+        result = recommend_init(net, x, random_state=seed)
+    emit(result, json_out=json_out, report=report, title="nndoctor stability recommend")

@@ -1,0 +1,154 @@
+"""Shared helpers: weight layers, their fans, what follows them, state snapshots."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from nndoctor.stability.theory import Activation, activation_of
+
+__all__ = [
+    "CONV_TYPES",
+    "NORM_TYPES",
+    "WEIGHT_TYPES",
+    "fans",
+    "following_activations",
+    "inputs_tuple",
+    "model_device",
+    "param",
+    "preserve_state",
+    "weight_layers",
+]
+
+CONV_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+CONV_T_TYPES: tuple[type[nn.Module], ...] = (
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
+WEIGHT_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Bilinear, *CONV_TYPES, *CONV_T_TYPES)
+NORM_TYPES: tuple[type[nn.Module], ...] = (
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+    nn.RMSNorm,
+)
+
+
+def param(module: nn.Module, attr: str = "weight") -> torch.Tensor:
+    """A module's parameter (or buffer) tensor by name; raises when it has none."""
+    value = getattr(module, attr, None)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{type(module).__name__} has no tensor {attr!r}")
+    return value
+
+
+def _ints(value: Any) -> tuple[int, ...]:
+    return tuple(int(v) for v in value) if isinstance(value, tuple | list) else (int(value),)
+
+
+def fans(module: nn.Module) -> tuple[int, int]:
+    """(fan_in, fan_out) of a weight layer as seen by the forward pass.
+
+    For a transposed convolution each output receives ``in_channels/groups · prod(kernel) /
+    prod(stride)`` inputs, so fans are computed from that rather than from the weight's layout.
+    """
+    weight = param(module)
+    if isinstance(module, CONV_T_TYPES):
+        k = math.prod(weight.shape[2:])
+        stride = math.prod(_ints(module.stride))
+        groups = _ints(module.groups)[0]
+        fan_in = max(1, round(weight.shape[0] / groups * k / stride))
+        fan_out = int(weight.shape[1]) * k
+        return fan_in, fan_out
+    if isinstance(module, nn.Bilinear):
+        return int(weight.shape[1] * weight.shape[2]), int(weight.shape[0])
+    fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(weight)
+    return int(fan_in), int(fan_out)
+
+
+def backward_fan(module: nn.Module) -> int:
+    """How many outputs each input feeds (fan_out, divided by the stride for convolutions)."""
+    _, fan_out = fans(module)
+    if isinstance(module, CONV_TYPES):
+        stride = math.prod(_ints(module.stride))
+        return max(1, round(fan_out / stride))
+    return fan_out
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Linear, bilinear and convolution layers, in registration order."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, WEIGHT_TYPES)]
+
+
+def following_activations(model: nn.Module) -> dict[str, Activation]:
+    """The activation that follows each weight layer, found in registration order.
+
+    A weight layer is followed by the first activation module registered after it and before the
+    next weight layer; a module that stores its activation as an attribute (e.g.
+    ``nn.TransformerEncoderLayer.activation``) counts too. Layers with none map to identity.
+    """
+    result: dict[str, Activation] = {}
+    pending: list[str] = []
+    for name, m in model.named_modules():
+        if isinstance(m, WEIGHT_TYPES):
+            for p in pending:
+                result.setdefault(p, Activation("identity"))
+            pending = [name]
+            continue
+        act = activation_of(m)
+        if act is None:
+            fn = getattr(m, "activation", None)
+            if fn is torch.nn.functional.relu:
+                act = Activation("relu")
+            elif fn is torch.nn.functional.gelu:
+                act = Activation("gelu")
+        if act is not None and pending:
+            for p in pending:
+                result[p] = act
+            pending = []
+    for p in pending:
+        result.setdefault(p, Activation("identity"))
+    return result
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without any)."""
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def inputs_tuple(inputs: Any) -> tuple[Any, ...]:
+    """Inputs as the positional arguments of ``model(*args)``."""
+    return tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
+
+
+@contextlib.contextmanager
+def preserve_state(model: nn.Module) -> Iterator[None]:
+    """Restore buffers (e.g. BatchNorm running statistics), train/eval flags and requires_grad.
+
+    Parameters themselves are never written by the callers; their ``.grad`` is left alone.
+    """
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
+        for m, mode in modes:
+            m.training = mode
+        for p, flag in flags:
+            p.requires_grad_(flag)

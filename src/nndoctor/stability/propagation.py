@@ -1,0 +1,989 @@
+r"""Probe a model at initialization: measured per-layer forward and backward moments beside theory.
+
+:func:`probe` runs one forward and one backward pass with hooks on every module that owns
+parameters and on every elementwise activation, and compares what it measures with what the
+mean-field theory of :mod:`nndoctor.stability.theory` predicts for each layer from the second
+moment actually measured at that layer's input.
+
+Statistics stay on the model's device and come back to the host once, at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from nndoctor._results import ResultMixin
+from nndoctor._validation import check_finite_tensor, check_module
+from nndoctor.exceptions import DataValidationError, InvalidParameterError
+from nndoctor.stability._layers import (
+    CONV_T_TYPES,
+    CONV_TYPES,
+    NORM_TYPES,
+    backward_fan,
+    fans,
+    inputs_tuple,
+    model_device,
+    preserve_state,
+)
+from nndoctor.stability.theory import activation_of
+
+__all__ = ["LayerRecord", "ProbeFinding", "PropagationReport", "probe"]
+
+Verdict = Literal["healthy", "vanishing", "exploding"]
+
+# columns of the per-record statistics matrix (one host transfer at the end)
+_OUT_SQ, _OUT_SUM, _OUT_ZERO, _OUT_COS, _IN_SQ, _BWD_SQ, _W_SQ, _B_SQ = range(8)
+_N_COLS = 8
+_N_OUT = 6  # raw: norm of scaled output, its sum, nonzeros, |sum of unit rows|^2, rows, scale
+_N_SMALL = 2  # raw: norm of the scaled tensor, scale
+
+
+@dataclass(frozen=True, slots=True)
+class LayerRecord(ResultMixin):
+    r"""What one module did to the signal.
+
+    Attributes
+    ----------
+    index : int
+        Position in forward order.
+    name : str
+        Module path (``"<model>"`` for the root).
+    kind : str
+        Module class name (``"Linear"``, ``"ReLU"``, ...).
+    call : int
+        1 for the first call of this module in the forward pass, 2 for the second, ...
+    called : bool
+        False for a module with parameters that the forward pass never called as a module (its
+        parent used its weights directly, as ``nn.MultiheadAttention`` does with ``out_proj``).
+    shape : tuple of int
+        Shape of the module's output.
+    forward_rms, backward_rms : float
+        :math:`\sqrt{\mathbb E[y^2]}` of the output and of the loss gradient with respect to it.
+    input_rms : float
+        RMS of the module's own input.
+    forward_mean : float
+        Mean of the output.
+    forward_gain : float
+        ``forward_rms`` over the RMS of the model input.
+    backward_gain : float
+        ``backward_rms`` over the ``backward_rms`` of the last layer.
+    layer_factor : float
+        Measured second-moment factor of this module, :math:`\mathbb E[y^2]/\mathbb E[x^2]`.
+    predicted_layer_factor : float or None
+        The same from theory, given the measured input (None where no closed form applies).
+    predicted_forward_gain : float or None
+        ``forward_gain`` as theory predicts it from this module's measured input.
+    predicted_backward_gain : float or None
+        ``backward_gain`` as theory predicts it from the next module's measured gradient (only in
+        a chain, where each module feeds the next).
+    zero_fraction : float
+        Fraction of output entries exactly 0 (dead ReLU units, or underflow).
+    correlation : float
+        Mean cosine similarity between the outputs of different samples of the batch (1: the
+        layer maps every input to the same direction).
+    """
+
+    index: int
+    name: str
+    kind: str
+    call: int
+    called: bool
+    shape: tuple[int, ...]
+    forward_rms: float
+    backward_rms: float
+    input_rms: float
+    forward_mean: float
+    forward_gain: float
+    backward_gain: float
+    layer_factor: float
+    predicted_layer_factor: float | None
+    predicted_forward_gain: float | None
+    predicted_backward_gain: float | None
+    zero_fraction: float
+    correlation: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeFinding(ResultMixin):
+    """A problem the probe found, with the layer where it shows first.
+
+    ``kind`` is one of ``"overflow"``, ``"underflow"``, ``"non_finite"``, ``"vanishing"``,
+    ``"exploding"``, ``"correlation_collapse"``, ``"no_gradient"``.
+    """
+
+    kind: str
+    layer: str | None
+    index: int | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class PropagationReport(ResultMixin):
+    r"""The probe's result.
+
+    Attributes
+    ----------
+    layers : tuple of LayerRecord
+        One record per module call, in forward order.
+    input_rms : float
+        RMS of the model input (floating inputs only; else the first layer's output).
+    forward_gain : float
+        Last layer's forward RMS over ``input_rms``.
+    backward_gain : float
+        RMS of the loss gradient with respect to the model input over that with respect to the
+        last layer's output (for integer inputs: the first layer's output instead), so a scalar
+        chain with weight w gives :math:`|w|^L` both ways.
+    verdict : {"healthy", "vanishing", "exploding"}
+        See :func:`probe` for the rule.
+    onset_index : int or None
+        Index into ``layers`` where the trouble shows first (None when healthy).
+    onset_layer : str or None
+        Name of that layer.
+    onset_direction : {"forward", "backward"} or None
+        Which pass crossed the threshold there.
+    findings : tuple of ProbeFinding
+    dtype : str
+        The floating type the probe ran in.
+    batch_size : int
+    vanishing_gain, exploding_gain : float
+        The thresholds of the verdict.
+    chain : bool
+        True when every module fed the next (a sequential stack): backward predictions exist.
+    """
+
+    layers: tuple[LayerRecord, ...]
+    input_rms: float
+    forward_gain: float
+    backward_gain: float
+    verdict: Verdict
+    onset_index: int | None
+    onset_layer: str | None
+    onset_direction: str | None
+    findings: tuple[ProbeFinding, ...]
+    dtype: str
+    batch_size: int
+    vanishing_gain: float
+    exploding_gain: float
+    chain: bool
+
+    @property
+    def called_layers(self) -> tuple[LayerRecord, ...]:
+        """Records of the modules the forward pass called."""
+        return tuple(r for r in self.layers if r.called)
+
+
+@dataclass
+class _Pending:
+    index: int
+    module: nn.Module
+    name: str
+    call: int
+    in_row: torch.Tensor | None = None
+    out_row: torch.Tensor | None = None
+    bwd_row: torch.Tensor | None = None
+    shape: tuple[int, ...] = ()
+    in_numel: int = 0
+    fed_by: int | None = None
+
+
+def _first_tensor(obj: Any) -> torch.Tensor | None:
+    if isinstance(obj, torch.Tensor):
+        return obj if obj.is_floating_point() else None
+    if isinstance(obj, tuple | list):
+        for item in obj:
+            t = _first_tensor(item)
+            if t is not None:
+                return t
+    if isinstance(obj, dict):
+        for item in obj.values():
+            t = _first_tensor(item)
+            if t is not None:
+                return t
+    return None
+
+
+def _all_tensors(obj: Any) -> list[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        return [obj] if obj.is_floating_point() else []
+    if isinstance(obj, tuple | list):
+        return [t for item in obj for t in _all_tensors(item)]
+    if isinstance(obj, dict):
+        return [t for item in obj.values() for t in _all_tensors(item)]
+    return []
+
+
+def _scaled(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``t`` times a power of two that brings its largest magnitude near 1, and that factor.
+
+    Reductions on the scaled tensor run in the tensor's own type without overflow or underflow
+    (a float32 signal of 1e20 has a second moment beyond float32's range; one of 1e-21 has
+    squares below it); the exact power of two is divided out in float64 on the host. This costs
+    one multiply instead of a float64 copy of the whole tensor.
+    """
+    if t.dtype == torch.float64:
+        return t, torch.ones((), dtype=t.dtype, device=t.device)
+    lo, hi = torch.aminmax(t)
+    limit = int(math.log2(torch.finfo(t.dtype).max)) - 1
+    exponent = torch.frexp(torch.maximum(-lo, hi)).exponent.clamp_(-limit, limit)
+    scale = torch.exp2(exponent.neg_().to(t.dtype))
+    return t * scale, scale
+
+
+def _sq_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum of squares in float64, safe from float32 overflow and underflow (a few calls only)."""
+    t = t.detach()
+    if not t.is_floating_point() or t.numel() == 0:
+        return torch.zeros((), dtype=torch.float64, device=t.device)
+    s, scale = _scaled(t)
+    norm: torch.Tensor = torch.linalg.vector_norm(s).to(torch.float64) / scale.to(torch.float64)
+    return norm.square()
+
+
+def _small_stats(t: torch.Tensor) -> torch.Tensor:
+    """[norm of the scaled tensor, scale] (float64): the sum of squares is (norm/scale)^2."""
+    s, scale = _scaled(t.detach())
+    return torch.stack([torch.linalg.vector_norm(s), scale]).to(torch.float64)
+
+
+def _out_stats(t: torch.Tensor, *, count_zeros: bool) -> torch.Tensor:
+    """Raw per-output statistics, one float64 row of length ``_N_OUT`` (see ``_host_stats``)."""
+    t = t.detach()
+    s, scale = _scaled(t)
+    nan = torch.full((), math.nan, dtype=t.dtype, device=t.device)
+    nonzero = torch.count_nonzero(s).to(t.dtype) if count_zeros else nan
+    n = t.shape[0] if t.dim() >= 2 else 0
+    if n >= 2:
+        x = s.reshape(n, -1)
+        norms = torch.linalg.vector_norm(x, dim=1)
+        inv = torch.where(norms > 0, norms.reciprocal(), 0.0)
+        unit_sq = torch.linalg.vector_norm(inv @ x).square()  # = rows + sum of cosines i != j
+        rows = torch.count_nonzero(inv).to(t.dtype)
+    else:
+        unit_sq = rows = nan
+    return torch.stack([torch.linalg.vector_norm(s), s.sum(), nonzero, unit_sq, rows, scale]).to(
+        torch.float64
+    )
+
+
+def _weight_sq(module: nn.Module, attr: str) -> torch.Tensor | None:
+    p = getattr(module, attr, None)
+    if isinstance(p, torch.Tensor) and p.numel() > 0:
+        return _sq_sum(p.detach()) / p.numel()
+    return None
+
+
+def _records_for(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    out = []
+    for name, m in model.named_modules():
+        own = next(m.parameters(recurse=False), None) is not None
+        if own or activation_of(m) is not None:
+            out.append((name or "<model>", m))
+    return out
+
+
+def _check_inputs(args: tuple[Any, ...]) -> None:
+    if not args:
+        raise DataValidationError("inputs are empty; pass a batch tensor (first dim = samples)")
+    for i, a in enumerate(args):
+        name = "inputs" if len(args) == 1 else f"inputs[{i}]"
+        if not isinstance(a, torch.Tensor):
+            raise InvalidParameterError(
+                f"{name} must be a torch.Tensor, got {type(a).__name__}; pass a batch tensor"
+            )
+        if a.dim() == 0 or a.shape[0] == 0:
+            raise DataValidationError(
+                f"{name} has shape {tuple(a.shape)}; pass a batch with at least one sample "
+                "along the first dimension"
+            )
+        check_finite_tensor(a, name=name)
+
+
+def _shape_hint(model: nn.Module, args: tuple[Any, ...]) -> str:
+    first = next((m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)), None)
+    x = args[0]
+    if isinstance(first, nn.Linear) and isinstance(x, torch.Tensor):
+        return (
+            f"; the first Linear layer expects {first.in_features} features in the last "
+            f"dimension, the inputs have {x.shape[-1]}"
+        )
+    if isinstance(first, nn.Conv2d) and isinstance(x, torch.Tensor):
+        return (
+            f"; the first Conv2d expects (batch, {first.in_channels}, H, W), "
+            f"the inputs have {tuple(x.shape)}"
+        )
+    return ""
+
+
+def probe(
+    model: nn.Module,
+    inputs: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    loss_fn: Callable[[Any], torch.Tensor] | None = None,
+    dtype: torch.dtype | None = None,
+    vanishing_gain: float = 1e-2,
+    exploding_gain: float = 1e2,
+    collapse_correlation: float = 0.99,
+) -> PropagationReport:
+    r"""Measure how a model propagates a batch forward and its gradient backward, layer by layer.
+
+    One forward pass records, for every module that owns parameters and every elementwise
+    activation, the output's second moment; one backward pass of ``loss_fn(output)`` (the sum of
+    the outputs when None) records the gradient's (taken with ``torch.autograd.grad`` with
+    respect to the inputs — or the parameters, for integer inputs — so no ``.grad`` is written
+    and no weight gradient is computed; a module whose output does not depend on the inputs gets
+    NaN backward statistics). Theory predicts each module's output from the
+    second moment measured at its input:
+
+    .. math::
+
+        \text{linear: } \mathbb E[y^2] = \text{fan\_in}\,\mathbb E[W^2]\,\mathbb E[x^2]
+            + \mathbb E[b^2], \qquad
+        \text{activation: } \mathbb E[\phi(h)^2] = \mathbb E_z[\phi(\sqrt{q}\,z)^2],\;
+            q = \mathbb E[h^2],
+
+    and, in a chain, each module's gradient from the next one's:
+    :math:`\mathbb E[g_x^2] = \text{fan\_out}\,\mathbb E[W^2]\,\mathbb E[g_y^2]` and
+    :math:`\mathbb E[g_h^2] = \mathbb E_z[\phi'(\sqrt q z)^2]\,\mathbb E[g_y^2]`
+    (Glorot & Bengio, 2010; He et al., 2015; Poole et al., 2016). Norms predict
+    :math:`\mathbb E[\gamma^2] + \mathbb E[\beta^2]` (training mode).
+
+    The verdict rule: non-finite values are ``"exploding"``; a signal that is exactly zero from
+    some layer on is ``"vanishing"``; otherwise with :math:`G_f` = ``forward_gain`` and
+    :math:`G_b` = ``backward_gain`` the verdict is ``"exploding"`` when
+    :math:`\max(G_f, G_b) > ` ``exploding_gain``, ``"vanishing"`` when
+    :math:`\min(G_f, G_b) < ` ``vanishing_gain`` (the more extreme on a log scale wins when
+    both hold), and ``"healthy"`` otherwise. The onset is the first layer (in the direction of
+    the pass) where the cumulative gain leaves [vanishing_gain, exploding_gain].
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network; left exactly as it was (parameters, ``.grad``, train/eval mode,
+        ``requires_grad``, buffers, hooks), also when its forward raises. It runs in its current
+        mode (training mode applies dropout and batch statistics).
+    inputs : Tensor or sequence of Tensor
+        A batch (first dimension: samples); a sequence is passed as positional arguments. Moved
+        to the model's device.
+    loss_fn : callable, optional
+        Maps the model's output to a scalar loss; default the sum of all outputs.
+    dtype : torch.dtype, optional
+        Probe a copy of the model converted to this type (``torch.float64`` measures deep
+        chains exactly); default the model's own.
+    vanishing_gain, exploding_gain : float
+        Verdict thresholds on the end-to-end magnitude gains.
+    collapse_correlation : float
+        A mean cosine similarity between samples above this at the output (and not at the input)
+        is reported as a correlation collapse: the network maps every input alike.
+
+    Returns
+    -------
+    PropagationReport
+
+    Raises
+    ------
+    InvalidParameterError
+        ``model`` is not a module, ``dtype`` is not floating, ``loss_fn`` returns a non-scalar.
+    DataValidationError
+        The model has no parameters, inputs are empty or hold NaN/inf, or the forward pass
+        rejects their shape.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from nndoctor.scenarios import deep_chain
+    >>> r = probe(deep_chain(30, 0.2), torch.ones(1, 1), dtype=torch.float64)
+    >>> r.verdict, f"{r.forward_gain:.4e}", f"{r.backward_gain:.4e}"
+    ('vanishing', '1.0737e-21', '1.0737e-21')
+    >>> r.layers[0].name, r.layers[0].predicted_forward_gain
+    ('0', 0.2...)
+    """
+    check_module(model)
+    args = inputs_tuple(inputs)
+    _check_inputs(args)
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise InvalidParameterError(
+            f"dtype must be a floating torch.dtype such as torch.float64, got {dtype!r}"
+        )
+    if not 0 < vanishing_gain < 1 < exploding_gain:
+        raise InvalidParameterError(
+            "thresholds must satisfy 0 < vanishing_gain < 1 < exploding_gain, got "
+            f"{vanishing_gain} and {exploding_gain}"
+        )
+    device = model_device(model)
+    work = model
+    if dtype is not None and any(p.dtype != dtype for p in model.parameters()):
+        work = copy.deepcopy(model).to(dtype)
+    run_dtype = dtype or next(model.parameters()).dtype
+    args = tuple(
+        a.to(device=device, dtype=run_dtype) if a.is_floating_point() else a.to(device)
+        for a in args
+    )
+    targets = _records_for(work)
+    with preserve_state(work):
+        pendings, loss_ok, input_grads = _run(work, args, targets, loss_fn)
+    return _assemble(
+        work,
+        targets,
+        pendings,
+        args,
+        input_grads,
+        str(run_dtype).replace("torch.", ""),
+        loss_ok,
+        vanishing_gain,
+        exploding_gain,
+        collapse_correlation,
+    )
+
+
+def _run(
+    work: nn.Module,
+    args: tuple[Any, ...],
+    targets: list[tuple[str, nn.Module]],
+    loss_fn: Callable[[Any], torch.Tensor] | None,
+) -> tuple[list[_Pending], bool, list[torch.Tensor]]:
+    names = {id(m): n for n, m in targets}
+    calls: dict[int, int] = {}
+    stack: dict[int, list[_Pending]] = {}
+    done: list[_Pending] = []
+    last: list[Any] = [None, -1, -1]  # tensor, version, index of its record
+    input_grads: list[torch.Tensor] = []
+
+    def pre_hook(module: nn.Module, inp: tuple[Any, ...]) -> None:
+        key = id(module)
+        calls[key] = calls.get(key, 0) + 1
+        p = _Pending(index=-1, module=module, name=names[key], call=calls[key])
+        x = _first_tensor(inp)
+        if x is not None:
+            if x is last[0] and x._version == last[1]:
+                p.fed_by = last[2]
+                p.in_row = None  # filled from the feeding record
+            else:
+                p.in_row = _small_stats(x)
+            p.in_numel = x.numel()
+        stack.setdefault(key, []).append(p)
+
+    def hook(module: nn.Module, inp: tuple[Any, ...], out: Any) -> None:
+        p = stack[id(module)].pop()
+        y = _first_tensor(out)
+        p.index = len(done)
+        done.append(p)
+        if y is None:
+            return
+        p.shape = tuple(y.shape)
+        p.out_row = _out_stats(y, count_zeros=activation_of(module) is not None)
+        last[0], last[1], last[2] = y, y._version, p.index
+        if y.requires_grad:
+
+            def grad_hook(g: torch.Tensor, p: _Pending = p) -> None:
+                p.bwd_row = _small_stats(g)
+
+            y.register_hook(grad_hook)  # type: ignore[no-untyped-call]  # untyped in torch
+
+    handles = []
+    try:
+        for _, m in targets:
+            handles.append(m.register_forward_pre_hook(pre_hook))
+            handles.append(m.register_forward_hook(hook))
+        with torch.enable_grad():
+            leaves = tuple(
+                a.detach().requires_grad_(True) if a.is_floating_point() else a for a in args
+            )
+            try:
+                out = work(*leaves)
+            except (RuntimeError, ValueError, TypeError, IndexError) as err:
+                shapes = ", ".join(str(tuple(a.shape)) for a in args)
+                raise DataValidationError(
+                    f"the model's forward pass failed on inputs of shape {shapes}: {err}"
+                    f"{_shape_hint(work, args)}; pass a batch of the shape the model expects"
+                ) from err
+            loss = loss_fn(out) if loss_fn is not None else _default_loss(out)
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise InvalidParameterError(
+                    "loss_fn must return a scalar tensor, got "
+                    f"{type(loss).__name__}"
+                    + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else "")
+                    + "; reduce the loss with .mean() or .sum()"
+                )
+            # gradients with respect to the inputs reach every module output downstream of
+            # them without computing weight gradients; integer inputs fall back to parameters
+            wrt = [a for a in leaves if isinstance(a, torch.Tensor) and a.requires_grad]
+            if not wrt:
+                wrt = [p for p in work.parameters() if p.requires_grad]
+            loss_ok = bool(loss.requires_grad and wrt)
+            if loss_ok:
+                grads = torch.autograd.grad(loss.reshape(()), wrt, allow_unused=True)
+                n_leaf = sum(1 for a in leaves if isinstance(a, torch.Tensor) and a.requires_grad)
+                input_grads[:] = [g.detach() for g in grads[:n_leaf] if g is not None]
+    finally:
+        for h in handles:
+            h.remove()
+    dev = model_device(work)
+    for p in done:
+        if p.out_row is not None:
+            p.out_row = p.out_row.to(dev)
+        if p.in_row is not None:
+            p.in_row = p.in_row.to(dev)
+        if p.bwd_row is not None:
+            p.bwd_row = p.bwd_row.to(dev)
+    return done, loss_ok, input_grads
+
+
+def _default_loss(out: Any) -> torch.Tensor:
+    tensors = _all_tensors(out)
+    if not tensors:
+        raise InvalidParameterError(
+            "the model's output holds no floating tensor to build the default loss from; "
+            "pass loss_fn= that maps the output to a scalar"
+        )
+    total = tensors[0].sum()
+    for t in tensors[1:]:
+        total = total + t.sum()
+    return total
+
+
+def _host_stats(
+    stats: np.ndarray[Any, np.dtype[np.float64]],
+    raw: np.ndarray[Any, np.dtype[np.float64]],
+    raw_in: np.ndarray[Any, np.dtype[np.float64]],
+    raw_bwd: np.ndarray[Any, np.dtype[np.float64]],
+    shapes: list[tuple[int, ...]],
+) -> None:
+    """Turn the raw device statistics into sums of squares, sums, zero counts and cosines."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = raw[:, 5]
+        stats[:, _OUT_SQ] = (raw[:, 0] / scale) ** 2
+        stats[:, _OUT_SUM] = raw[:, 1] / scale
+        numel = np.array([math.prod(sh) if sh else 0 for sh in shapes], dtype=np.float64)
+        stats[:, _OUT_ZERO] = numel - raw[:, 2]
+        rows = np.array([sh[0] if len(sh) >= 2 else 0 for sh in shapes], dtype=np.float64)
+        stats[:, _OUT_COS] = np.where(
+            rows >= 2, (raw[:, 3] - raw[:, 4]) / (rows * (rows - 1)), math.nan
+        )
+        stats[:, _IN_SQ] = (raw_in[:, 0] / raw_in[:, 1]) ** 2
+        stats[:, _BWD_SQ] = (raw_bwd[:, 0] / raw_bwd[:, 1]) ** 2
+
+
+def _theory_forward(m: nn.Module, in_sq: float, w_sq: float, b_sq: float) -> float | None:
+    act = activation_of(m)
+    if act is not None:
+        return float(act.second_moment(in_sq)) if math.isfinite(in_sq) else None
+    if isinstance(m, (nn.Linear, nn.Bilinear, *CONV_TYPES, *CONV_T_TYPES)):
+        fan_in, _ = fans(m)
+        if isinstance(m, nn.Bilinear):
+            return None
+        b = b_sq if math.isfinite(b_sq) else 0.0
+        return float(fan_in * w_sq * in_sq + b)
+    if isinstance(m, NORM_TYPES):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not m.training:
+            return None
+        g = w_sq if math.isfinite(w_sq) else 1.0
+        b = b_sq if math.isfinite(b_sq) else 0.0
+        return float(g + b)
+    if isinstance(m, nn.Embedding):
+        return float(w_sq)
+    return None
+
+
+def _theory_backward(m: nn.Module, in_sq: float, w_sq: float) -> float | None:
+    """Factor by which the gradient's second moment changes passing back through ``m``."""
+    act = activation_of(m)
+    if act is not None:
+        return float(act.derivative_second_moment(in_sq)) if math.isfinite(in_sq) else None
+    if isinstance(m, (nn.Linear, *CONV_TYPES)):
+        return float(backward_fan(m) * w_sq)
+    return None
+
+
+def _ratio(a: float, b: float) -> float:
+    if b == 0 or not math.isfinite(b):
+        return math.nan if a == 0 or not math.isfinite(a) else math.inf
+    return float(a / b)
+
+
+def _assemble(
+    work: nn.Module,
+    targets: list[tuple[str, nn.Module]],
+    done: list[_Pending],
+    args: tuple[Any, ...],
+    input_grads: list[torch.Tensor],
+    dtype_name: str,
+    loss_ok: bool,
+    vanishing_gain: float,
+    exploding_gain: float,
+    collapse_correlation: float,
+) -> PropagationReport:
+    dev = model_device(work)
+    n = len(done)
+    nan_out = torch.full((_N_OUT,), math.nan, dtype=torch.float64, device=dev)
+    nan_small = nan_out[:_N_SMALL]
+    # one fused norm over every weight and bias; modules without one get NaN
+    tensors: list[torch.Tensor] = []
+    slots: list[int] = []
+    for k, p in enumerate(done):
+        for a, attr in enumerate(("weight", "bias")):
+            v = getattr(p.module, attr, None)
+            if isinstance(v, torch.Tensor) and v.numel() > 0 and v.is_floating_point():
+                tensors.append(v.detach())
+                slots.append(2 * k + a)
+    wb_sq = torch.full((2 * n,), math.nan, dtype=torch.float64, device=dev)
+    if tensors:
+        norms = torch.stack(
+            [t.to(device=dev, dtype=torch.float64) for t in torch._foreach_norm(tensors)]
+        )
+        sizes = torch.tensor([t.numel() for t in tensors], dtype=torch.float64, device=dev)
+        wb_sq[torch.tensor(slots, device=dev)] = norms.square() / sizes
+    pieces = [
+        torch.stack([p.out_row if p.out_row is not None else nan_out for p in done]).flatten()
+        if n
+        else nan_out[:0],
+        torch.stack([p.in_row if p.in_row is not None else nan_small for p in done]).flatten()
+        if n
+        else nan_out[:0],
+        torch.stack([p.bwd_row if p.bwd_row is not None else nan_small for p in done]).flatten()
+        if n
+        else nan_out[:0],
+        wb_sq,
+    ]
+    float_args = [a for a in args if a.is_floating_point()]
+    zero = torch.zeros((), dtype=torch.float64, device=dev)
+    extra = torch.stack(
+        [
+            sum((_sq_sum(g).to(dev) for g in input_grads), zero),
+            sum((_sq_sum(a) for a in float_args), zero),
+        ]
+    )
+    flat = torch.cat([*pieces, extra])
+    host = flat.cpu().numpy()  # the one host synchronisation
+    stats = np.full((n, _N_COLS), math.nan)
+    if n:
+        off = n * _N_OUT
+        raw = host[:off].reshape(n, _N_OUT)
+        raw_in = host[off : off + 2 * n].reshape(n, 2)
+        raw_bwd = host[off + 2 * n : off + 4 * n].reshape(n, 2)
+        stats[:, _W_SQ : _B_SQ + 1] = host[off + 4 * n : off + 6 * n].reshape(n, 2)
+        _host_stats(stats, raw, raw_in, raw_bwd, [p.shape for p in done])
+    n_in = sum(a.numel() for a in float_args)
+    input_rms = math.sqrt(host[-1] / n_in) if n_in else math.nan
+    n_grad = sum(g.numel() for g in input_grads)
+    input_grad_rms = math.sqrt(host[-2] / n_grad) if n_grad else math.nan
+
+    numels = [math.prod(p.shape) if p.shape else 0 for p in done]
+    out_sq = np.array(
+        [stats[i, _OUT_SQ] / numels[i] if numels[i] else math.nan for i in range(len(done))]
+    )
+    in_sq = np.full(len(done), math.nan)
+    for i, p in enumerate(done):
+        if p.fed_by is not None:
+            in_sq[i] = out_sq[p.fed_by]
+        elif p.in_row is not None:
+            n = p.in_numel
+            in_sq[i] = stats[i, _IN_SQ] / n if n else math.nan
+    bwd_sq = np.array(
+        [stats[i, _BWD_SQ] / numels[i] if numels[i] else math.nan for i in range(len(done))]
+    )
+    if not float_args and len(done):
+        input_rms = math.sqrt(out_sq[0])
+    fwd_rms = np.sqrt(out_sq)
+    bwd_rms = np.sqrt(bwd_sq)
+    called_idx = [i for i in range(len(done)) if done[i].out_row is not None]
+    last = called_idx[-1] if called_idx else None
+    bwd_idx = [i for i in called_idx if math.isfinite(bwd_rms[i]) or math.isinf(bwd_rms[i])]
+    bwd_ref = bwd_rms[bwd_idx[-1]] if bwd_idx else math.nan
+    chain = len(done) > 1 and all(p.fed_by == p.index - 1 for p in done[1:])
+
+    records: list[LayerRecord] = []
+    for i, p in enumerate(done):
+        pred_sq = _theory_forward(p.module, in_sq[i], stats[i, _W_SQ], stats[i, _B_SQ])
+        pred_bwd: float | None = None
+        if i + 1 < len(done) and done[i + 1].fed_by == i:
+            factor = _theory_backward(done[i + 1].module, in_sq[i + 1], stats[i + 1, _W_SQ])
+            if factor is not None and math.isfinite(bwd_sq[i + 1]):
+                pred_bwd = _ratio(math.sqrt(factor * bwd_sq[i + 1]), bwd_ref)
+        records.append(
+            LayerRecord(
+                index=i,
+                name=p.name,
+                kind=type(p.module).__name__,
+                call=p.call,
+                called=True,
+                shape=p.shape,
+                forward_rms=float(fwd_rms[i]),
+                backward_rms=float(bwd_rms[i]),
+                input_rms=float(math.sqrt(in_sq[i])) if in_sq[i] >= 0 else math.nan,
+                forward_mean=float(stats[i, _OUT_SUM] / numels[i]) if numels[i] else math.nan,
+                forward_gain=_ratio(float(fwd_rms[i]), input_rms),
+                backward_gain=_ratio(float(bwd_rms[i]), float(bwd_ref)),
+                layer_factor=_ratio(float(out_sq[i]), float(in_sq[i])),
+                predicted_layer_factor=(
+                    _ratio(pred_sq, float(in_sq[i])) if pred_sq is not None else None
+                ),
+                predicted_forward_gain=(
+                    _ratio(math.sqrt(pred_sq), input_rms)
+                    if pred_sq is not None and pred_sq >= 0
+                    else None
+                ),
+                predicted_backward_gain=pred_bwd,
+                zero_fraction=float(stats[i, _OUT_ZERO] / numels[i]) if numels[i] else math.nan,
+                correlation=float(stats[i, _OUT_COS]),
+            )
+        )
+    records = _with_uncalled(work, targets, records)
+    forward_gain = _ratio(float(fwd_rms[last]), input_rms) if last is not None else math.nan
+    if n_grad:
+        backward_gain = _ratio(input_grad_rms, float(bwd_ref))
+    else:
+        backward_gain = _ratio(float(bwd_rms[bwd_idx[0]]), float(bwd_ref)) if bwd_idx else math.nan
+    findings = _findings(
+        records, dtype_name, loss_ok, vanishing_gain, exploding_gain, collapse_correlation
+    )
+    verdict, onset, direction = _verdict(
+        records, forward_gain, backward_gain, findings, vanishing_gain, exploding_gain
+    )
+    batch = int(args[0].shape[0])
+    return PropagationReport(
+        layers=tuple(records),
+        input_rms=input_rms,
+        forward_gain=forward_gain,
+        backward_gain=backward_gain,
+        verdict=verdict,
+        onset_index=onset,
+        onset_layer=records[onset].name if onset is not None else None,
+        onset_direction=direction,
+        findings=tuple(findings),
+        dtype=dtype_name,
+        batch_size=batch,
+        vanishing_gain=vanishing_gain,
+        exploding_gain=exploding_gain,
+        chain=chain,
+    )
+
+
+def _with_uncalled(
+    work: nn.Module, targets: list[tuple[str, nn.Module]], records: list[LayerRecord]
+) -> list[LayerRecord]:
+    seen = {r.name for r in records}
+    out = list(records)
+    for name, m in targets:
+        if name in seen:
+            continue
+        # place it right after the last record of its parent (or at the end)
+        parent = name.rsplit(".", 1)[0] if "." in name else ""
+        pos = len(out)
+        for j in range(len(out) - 1, -1, -1):
+            if parent and (out[j].name == parent or out[j].name.startswith(parent + ".")):
+                pos = j + 1
+                break
+        nan = math.nan
+        out.insert(
+            pos,
+            LayerRecord(
+                index=pos,
+                name=name,
+                kind=type(m).__name__,
+                call=0,
+                called=False,
+                shape=(),
+                forward_rms=nan,
+                backward_rms=nan,
+                input_rms=nan,
+                forward_mean=nan,
+                forward_gain=nan,
+                backward_gain=nan,
+                layer_factor=nan,
+                predicted_layer_factor=None,
+                predicted_forward_gain=None,
+                predicted_backward_gain=None,
+                zero_fraction=nan,
+                correlation=nan,
+            ),
+        )
+    return [_reindex(r, i) for i, r in enumerate(out)]
+
+
+def _reindex(r: LayerRecord, i: int) -> LayerRecord:
+    if r.index == i:
+        return r
+    from dataclasses import replace
+
+    return replace(r, index=i)
+
+
+def _findings(
+    records: list[LayerRecord],
+    dtype_name: str,
+    loss_ok: bool,
+    vanishing_gain: float,
+    exploding_gain: float,
+    collapse_correlation: float,
+) -> list[ProbeFinding]:
+    found: list[ProbeFinding] = []
+    called = [r for r in records if r.called]
+    dt = getattr(torch, dtype_name, torch.float32)
+    tiny = float(torch.finfo(dt).tiny)
+    hint = (
+        "; probe with dtype=torch.float64 to measure the true gain"
+        if dtype_name != "float64"
+        else ""
+    )
+    first_inf = next((r for r in called if math.isinf(r.forward_rms)), None)
+    first_nan = next((r for r in called if math.isnan(r.forward_rms)), None)
+    if first_inf is not None:
+        found.append(
+            ProbeFinding(
+                "overflow",
+                first_inf.name,
+                first_inf.index,
+                f"forward signal overflows to inf in {dtype_name} at layer {first_inf.name!r} "
+                f"(#{first_inf.index}){hint}",
+            )
+        )
+    elif first_nan is not None:
+        found.append(
+            ProbeFinding(
+                "non_finite",
+                first_nan.name,
+                first_nan.index,
+                f"forward signal becomes NaN at layer {first_nan.name!r} (#{first_nan.index})",
+            )
+        )
+    first_zero = next(
+        (
+            r
+            for r in called
+            if r.forward_rms == 0.0 and all(s.forward_rms == 0.0 for s in called[r.index :])
+        ),
+        None,
+    )
+    if first_zero is not None:
+        found.append(
+            ProbeFinding(
+                "underflow",
+                first_zero.name,
+                first_zero.index,
+                f"forward signal is exactly 0 from layer {first_zero.name!r} "
+                f"(#{first_zero.index}) on: {dtype_name} underflow or every unit dead{hint}",
+            )
+        )
+    else:
+        first_sub = next((r for r in called if 0.0 < r.forward_rms < tiny), None)
+        if first_sub is not None:
+            found.append(
+                ProbeFinding(
+                    "underflow",
+                    first_sub.name,
+                    first_sub.index,
+                    f"forward signal falls below {dtype_name}'s smallest normal number "
+                    f"({tiny:.3g}) at layer {first_sub.name!r}: precision is being lost{hint}",
+                )
+            )
+    b_inf = next((r for r in called if math.isinf(r.backward_rms)), None)
+    if b_inf is not None:
+        found.append(
+            ProbeFinding(
+                "overflow",
+                b_inf.name,
+                b_inf.index,
+                f"gradient overflows to inf in {dtype_name} at layer {b_inf.name!r}{hint}",
+            )
+        )
+    b_zero = [r for r in called if r.backward_rms == 0.0]
+    if b_zero and first_zero is None:
+        r = b_zero[-1]
+        found.append(
+            ProbeFinding(
+                "underflow",
+                r.name,
+                r.index,
+                f"gradient is exactly 0 at layer {r.name!r} and before it{hint}",
+            )
+        )
+    if not loss_ok:
+        found.append(
+            ProbeFinding(
+                "no_gradient",
+                None,
+                None,
+                "the loss does not depend on anything that requires grad; backward moments "
+                "are NaN (set requires_grad on the parameters to measure them)",
+            )
+        )
+    if called:
+        first_corr = called[0].correlation
+        last_corr = called[-1].correlation
+        if (
+            math.isfinite(last_corr)
+            and last_corr > collapse_correlation
+            and not (math.isfinite(first_corr) and first_corr > collapse_correlation)
+        ):
+            where = next(
+                r
+                for r in called
+                if math.isfinite(r.correlation) and r.correlation > collapse_correlation
+            )
+            found.append(
+                ProbeFinding(
+                    "correlation_collapse",
+                    where.name,
+                    where.index,
+                    f"different inputs become indistinguishable: mean cosine similarity "
+                    f"{last_corr:.3f} at the output (> {collapse_correlation}) from layer "
+                    f"{where.name!r} on; the signal is dominated by biases or one direction",
+                )
+            )
+    return found
+
+
+def _verdict(
+    records: list[LayerRecord],
+    forward_gain: float,
+    backward_gain: float,
+    findings: list[ProbeFinding],
+    vanishing_gain: float,
+    exploding_gain: float,
+) -> tuple[Verdict, int | None, str | None]:
+    called = [r for r in records if r.called]
+    for kind in ("overflow", "non_finite"):
+        first = next((f for f in findings if f.kind == kind), None)
+        if first is not None:
+            direction = "backward" if first.message.startswith("gradient") else "forward"
+            return "exploding", first.index, direction
+    zero = next((f for f in findings if f.kind == "underflow" and "exactly 0" in f.message), None)
+    if zero is not None:
+        direction = "forward" if "forward" in zero.message else "backward"
+        return "vanishing", zero.index, direction
+    lf = math.log10(forward_gain) if forward_gain > 0 and math.isfinite(forward_gain) else 0.0
+    lb = math.log10(backward_gain) if backward_gain > 0 and math.isfinite(backward_gain) else 0.0
+    hi, lo = math.log10(exploding_gain), math.log10(vanishing_gain)
+    candidates: list[tuple[float, Verdict, str]] = []
+    for value, direction in ((lf, "forward"), (lb, "backward")):
+        if value > hi:
+            candidates.append((value - hi, "exploding", direction))
+        elif value < lo:
+            candidates.append((lo - value, "vanishing", direction))
+    if not candidates:
+        return "healthy", None, None
+    _, verdict, direction = max(candidates)
+    if direction == "forward":
+        onset = next(
+            (r.index for r in called if not vanishing_gain <= r.forward_gain <= exploding_gain),
+            None,
+        )
+    else:
+        onset = next(
+            (
+                r.index
+                for r in reversed(called)
+                if math.isfinite(r.backward_gain)
+                and not vanishing_gain <= r.backward_gain <= exploding_gain
+            ),
+            None,
+        )
+    return verdict, onset, direction

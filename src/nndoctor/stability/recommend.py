@@ -1,0 +1,183 @@
+r"""Try initialization schemes on a copy of the model, re-probe each, and keep the best."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from nndoctor._results import ResultMixin
+from nndoctor._validation import check_choice, check_module
+from nndoctor.stability._layers import following_activations
+from nndoctor.stability.init import SCHEMES, init_, lsuv_
+from nndoctor.stability.propagation import PropagationReport, probe
+
+__all__ = ["CandidateScore", "InitRecommendation", "recommend_init"]
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateScore(ResultMixin):
+    """One scheme tried by :func:`recommend_init` and how its probe went.
+
+    ``score`` is :math:`|\\log_{10} G_f| + |\\log_{10} G_b|` plus ``collapse_penalty`` when the
+    output correlation collapses (lower is better; ``inf`` for non-finite gains).
+    """
+
+    scheme: str
+    forward_gain: float
+    backward_gain: float
+    verdict: str
+    output_correlation: float
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class InitRecommendation(ResultMixin):
+    """The best scheme for a model, with the evidence.
+
+    Attributes
+    ----------
+    scheme : str
+        The winner (``"lsuv"`` for the data-dependent one).
+    before, after : PropagationReport
+        Probes of the model as it was and with the winning scheme: per-layer gains before/after.
+    candidates : tuple of CandidateScore
+        Every scheme tried, best first.
+    applied : bool
+        Whether the winning weights were copied into the model.
+    improvement : float
+        ``before`` score minus ``after`` score (in decades of gain).
+    """
+
+    scheme: str
+    before: PropagationReport
+    after: PropagationReport
+    candidates: tuple[CandidateScore, ...]
+    applied: bool
+    improvement: float
+
+
+def _score(report: PropagationReport, collapse_penalty: float) -> tuple[float, float]:
+    fg, bg = report.forward_gain, report.backward_gain
+    called = report.called_layers
+    corr = called[-1].correlation if called else math.nan
+    if not (math.isfinite(fg) and math.isfinite(bg)) or fg <= 0 or bg <= 0:
+        return math.inf, corr
+    score = abs(math.log10(fg)) + abs(math.log10(bg))
+    if any(f.kind == "correlation_collapse" for f in report.findings):
+        score += collapse_penalty
+    return score, corr
+
+
+def _default_schemes(model: nn.Module) -> tuple[str, ...]:
+    acts = {a.name for a in following_activations(model).values()} - {"identity"}
+    base = ["kaiming_normal", "kaiming_uniform", "xavier_uniform", "orthogonal", "critical"]
+    if acts <= {"tanh", "sigmoid", "selu"} and acts:
+        base = ["critical", "xavier_uniform", "xavier_normal", "orthogonal", "lecun_normal"]
+    if "selu" in acts:
+        base.append("lecun_normal")
+    return (*dict.fromkeys(base), "lsuv")
+
+
+def recommend_init(
+    model: nn.Module,
+    inputs: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    schemes: Sequence[str] | None = None,
+    loss_fn: Callable[[Any], torch.Tensor] | None = None,
+    apply: bool = False,
+    collapse_penalty: float = 1.0,
+    random_state: int = 0,
+) -> InitRecommendation:
+    r"""Probe the model, try schemes that suit its activations on copies, and return the best.
+
+    Each candidate is applied to a deep copy of the model (``generator`` seeded with
+    ``random_state``) and probed on ``inputs``; the score is
+
+    .. math::
+
+        s = |\log_{10} G_f| + |\log_{10} G_b| + \text{collapse\_penalty}\cdot
+            [\text{output correlation collapses}],
+
+    the number of decades the signal and the gradient lose or gain end to end. The lowest
+    score wins (ties: the order tried). Defaults: for ReLU-like activations Kaiming
+    normal/uniform, Xavier uniform, orthogonal, critical and LSUV; for tanh/sigmoid critical,
+    Xavier, orthogonal, LeCun and LSUV.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Left unchanged unless ``apply`` is true.
+    inputs : Tensor or sequence of Tensor
+        A representative batch.
+    schemes : sequence of str, optional
+        Names from :data:`~nndoctor.stability.SCHEMES` and/or ``"lsuv"``.
+    loss_fn : callable, optional
+        Passed to :func:`probe`.
+    apply : bool
+        Copy the winning weights into ``model`` (exactly those that were probed).
+    collapse_penalty : float
+        Added to the score of a candidate whose output correlation collapses.
+    random_state : int
+        Seed of every candidate's draw.
+
+    Returns
+    -------
+    InitRecommendation
+
+    Examples
+    --------
+    >>> from nndoctor.scenarios import digits_mlp
+    >>> rec = recommend_init(digits_mlp(), torch.randn(128, 64), schemes=["xavier_uniform",
+    ...                      "kaiming_normal"])
+    >>> rec.before.verdict, rec.scheme, rec.after.verdict
+    ('vanishing', 'kaiming_normal', 'healthy')
+    """
+    check_module(model)
+    names = tuple(schemes) if schemes is not None else _default_schemes(model)
+    for s in names:
+        check_choice(s, (*SCHEMES, "lsuv"), name="scheme")
+    before = probe(model, inputs, loss_fn=loss_fn)
+    tried: list[tuple[CandidateScore, PropagationReport, nn.Module]] = []
+    for s in names:
+        candidate = copy.deepcopy(model)
+        gen = torch.Generator().manual_seed(random_state)
+        if s == "lsuv":
+            lsuv_(candidate, inputs, generator=gen)
+        else:
+            init_(candidate, s, generator=gen)
+        report = probe(candidate, inputs, loss_fn=loss_fn)
+        score, corr = _score(report, collapse_penalty)
+        tried.append(
+            (
+                CandidateScore(
+                    scheme=s,
+                    forward_gain=report.forward_gain,
+                    backward_gain=report.backward_gain,
+                    verdict=report.verdict,
+                    output_correlation=corr,
+                    score=score,
+                ),
+                report,
+                candidate,
+            )
+        )
+    ranked = sorted(enumerate(tried), key=lambda t: (t[1][0].score, t[0]))
+    best_score, best_report, best_model = ranked[0][1]
+    if apply:
+        with torch.no_grad():
+            model.load_state_dict(best_model.state_dict())
+    before_score, _ = _score(before, collapse_penalty)
+    return InitRecommendation(
+        scheme=best_score.scheme,
+        before=before,
+        after=best_report,
+        candidates=tuple(t[1][0] for t in ranked),
+        applied=apply,
+        improvement=before_score - best_score.score,
+    )

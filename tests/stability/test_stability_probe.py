@@ -1,0 +1,212 @@
+"""probe(): chain values, theory oracles, verdicts, findings, errors, and no side effects."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from nndoctor.exceptions import DataValidationError, InvalidParameterError
+from nndoctor.scenarios import deep_chain, digits_mlp
+from nndoctor.stability import init_, probe
+
+
+@pytest.mark.parametrize("weight", [0.2, 5.0])
+def test_scalar_chain_float64_exact(weight: float) -> None:
+    r = probe(deep_chain(30, weight), torch.ones(1, 1), dtype=torch.float64)
+    assert r.forward_gain == pytest.approx(weight**30, rel=1e-6)
+    assert r.backward_gain == pytest.approx(weight**30, rel=1e-6)
+    assert r.verdict == ("vanishing" if weight < 1 else "exploding")
+    assert r.dtype == "float64"
+    for layer in r.layers:
+        assert layer.predicted_forward_gain == pytest.approx(layer.forward_gain, rel=1e-9)
+    assert r.chain
+    assert r.onset_index is not None
+
+
+def test_float32_overflow_and_underflow_are_findings() -> None:
+    boom = probe(deep_chain(70, 5.0), torch.ones(1, 1))
+    assert boom.verdict == "exploding"
+    assert any(f.kind == "overflow" for f in boom.findings)
+    assert "float64" in boom.findings[0].message
+    gone = probe(deep_chain(70, 0.2), torch.ones(1, 1))
+    assert gone.verdict == "vanishing"
+    under = [f for f in gone.findings if f.kind == "underflow"]
+    assert under
+    assert "exactly 0" in under[0].message
+    # float64 sees the true gain
+    exact = probe(deep_chain(70, 0.2), torch.ones(1, 1), dtype=torch.float64)
+    assert exact.forward_gain == pytest.approx(0.2**70, rel=1e-6)
+    assert exact.findings == ()
+    assert boom.to_dict()["forward_gain"] in ("inf", "nan")
+
+
+def test_default_linear_stack_shrinks_by_one_third_per_layer() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(*[nn.Linear(512, 512, bias=False) for _ in range(10)])
+    r = probe(model, torch.randn(256, 512))
+    assert r.forward_gain**2 == pytest.approx((1 / 3) ** 10, rel=0.10)
+    assert r.layers[-1].predicted_forward_gain == pytest.approx(r.forward_gain, rel=0.05)
+
+
+def test_he_init_preserves_second_moment_over_20_relu_layers() -> None:
+    ratios = []
+    x = torch.randn(64, 128, generator=torch.Generator().manual_seed(1))
+    for seed in range(12):
+        layers: list[nn.Module] = []
+        for _ in range(20):
+            layers += [nn.Linear(128, 128), nn.ReLU()]
+        model = nn.Sequential(*layers)
+        init_(model, "kaiming_normal", generator=torch.Generator().manual_seed(seed))
+        r = probe(model, x)
+        lin = [rec for rec in r.layers if rec.kind == "Linear"]
+        ratios.append((lin[-1].forward_rms / lin[0].forward_rms) ** 2)
+    per_layer = (sum(ratios) / len(ratios)) ** (1 / 19)
+    assert per_layer == pytest.approx(1.0, abs=0.03)
+
+
+def test_digits_mlp_verdicts() -> None:
+    x = torch.randn(256, 64, generator=torch.Generator().manual_seed(0))
+    bad = probe(digits_mlp(), x)
+    assert bad.verdict == "vanishing"
+    assert bad.onset_direction == "backward"
+    assert bad.backward_gain < 1e-2
+    assert any(f.kind == "correlation_collapse" for f in bad.findings)
+    good = probe(init_(digits_mlp(), "kaiming_normal", generator=torch.Generator()), x)
+    assert good.verdict == "healthy"
+    relu = [rec for rec in bad.layers if rec.kind == "ReLU"]
+    for rec in relu:
+        assert rec.predicted_layer_factor == pytest.approx(0.5)
+        assert 0.3 < rec.layer_factor < 0.8
+        assert 0.2 < rec.zero_fraction < 0.8
+
+
+def test_probe_leaves_the_model_untouched() -> None:
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    model[0].weight.requires_grad_(False)
+    model[3].weight.grad = torch.full_like(model[3].weight, 7.0)
+    model.eval()
+    model[1].train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    probe(model, torch.randn(16, 4))
+    with pytest.raises(DataValidationError):
+        probe(model, torch.randn(16, 5))
+    after = model.state_dict()
+    for k, v in before.items():
+        assert torch.equal(v, after[k]), k
+    assert not model.training
+    assert model[1].training
+    assert not model[0].weight.requires_grad
+    assert model[0].bias.requires_grad
+    assert torch.equal(model[3].weight.grad, torch.full_like(model[3].weight, 7.0))
+    assert model[0].weight.grad is None
+    for m in model.modules():
+        assert not m._forward_hooks
+        assert not m._forward_pre_hooks
+        assert not m._backward_hooks
+
+
+def test_dtype_float64_probes_a_copy() -> None:
+    model = digits_mlp(depth=2)
+    r = probe(model, torch.randn(8, 64), dtype=torch.float64)
+    assert r.dtype == "float64"
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_errors_are_typed_and_helpful() -> None:
+    with pytest.raises(DataValidationError, match="expects 64 features"):
+        probe(digits_mlp(depth=2), torch.randn(4, 10))
+    with pytest.raises(DataValidationError, match="no parameters"):
+        probe(nn.ReLU(), torch.randn(4, 3))
+    with pytest.raises(InvalidParameterError, match=r"torch\.nn\.Module"):
+        probe(lambda x: x, torch.randn(4, 3))  # type: ignore[arg-type]
+    bad = torch.randn(4, 64)
+    bad[0, 0] = math.nan
+    with pytest.raises(DataValidationError, match="NaN"):
+        probe(digits_mlp(depth=2), bad)
+    with pytest.raises(InvalidParameterError, match="floating"):
+        probe(digits_mlp(depth=2), torch.randn(4, 64), dtype=torch.int64)
+    with pytest.raises(InvalidParameterError, match="scalar"):
+        probe(digits_mlp(depth=2), torch.randn(4, 64), loss_fn=lambda out: out)
+
+
+class _Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(8, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.act = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.act(self.bn(self.conv1(x))))
+
+
+def test_cnn_residual_and_transformer_do_not_crash() -> None:
+    cnn = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), _Block(), _Block(), nn.Flatten())
+    r = probe(cnn, torch.randn(4, 3, 8, 8))
+    names = [rec.name for rec in r.layers]
+    assert names.count("2.conv1") == 1
+    assert "3.act" in names
+    assert all(math.isfinite(rec.forward_rms) for rec in r.layers)
+    conv = next(rec for rec in r.layers if rec.name == "2.conv1")
+    assert conv.predicted_forward_gain is not None
+
+    layer = nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, batch_first=True, dropout=0.0)
+    tr = probe(layer, torch.randn(3, 5, 16))
+    owners = {n for n, m in layer.named_modules() if next(m.parameters(False), None) is not None}
+    assert owners <= {rec.name for rec in tr.layers}
+    norm = next(rec for rec in tr.layers if rec.name == "norm1")
+    assert norm.predicted_layer_factor is not None
+    assert norm.forward_rms == pytest.approx(1.0, rel=0.05)
+    out_proj = next(rec for rec in tr.layers if rec.name == "self_attn.out_proj")
+    assert out_proj.called is False
+    emb = nn.Sequential(nn.Embedding(20, 8), nn.Linear(8, 8))
+    er = probe(emb, torch.randint(0, 20, (4, 6)))
+    assert math.isfinite(er.forward_gain)
+    assert math.isfinite(er.backward_gain)
+
+
+def test_report_renders_with_figure() -> None:
+    from nndoctor.report import to_sections
+
+    r = probe(deep_chain(10, 0.5), torch.ones(1, 1), dtype=torch.float64)
+    sections = to_sections(r, figures=True)
+    assert sections[0].status == "error"
+    assert sections[0].figures
+    assert sections[0].figures[0].png_base64.startswith("iVBOR")
+    assert "vanishing" in sections[0].verdict
+    import json
+
+    json.loads(r.to_json())
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    depth=st.integers(1, 4),
+    width=st.integers(1, 12),
+    batch=st.integers(1, 5),
+    act=st.sampled_from([nn.ReLU, nn.Tanh, nn.GELU, nn.SiLU, nn.Sigmoid]),
+    double=st.booleans(),
+)
+def test_probe_property_shapes_and_dtypes(
+    depth: int, width: int, batch: int, act: type[nn.Module], double: bool
+) -> None:
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), act()]
+    model = nn.Sequential(*layers)
+    r = probe(model, torch.randn(batch, width), dtype=torch.float64 if double else None)
+    assert len(r.layers) == 2 * depth
+    assert [rec.index for rec in r.layers] == list(range(2 * depth))
+    assert r.verdict in ("healthy", "vanishing", "exploding")
+    for rec in r.layers:
+        assert rec.forward_rms >= 0
+        assert rec.predicted_layer_factor is not None
+        assert rec.shape == (batch, width)
+    json.loads(r.to_json())
