@@ -5,7 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from typer.testing import CliRunner
+import pytest
+from typer.testing import CliRunner, Result
 
 from nndoctor import __version__
 from nndoctor.cli import app
@@ -25,19 +26,46 @@ def test_no_arguments_shows_help() -> None:
     assert "checkup" in result.output
 
 
-def test_checkup_json_is_machine_readable() -> None:
-    result = runner.invoke(app, ["checkup", "--json"])
+@pytest.fixture(scope="module")
+def checkup_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, Path]:
+    """The full checkup on the embedded default, run once for every test that reads it."""
+    out = tmp_path_factory.mktemp("checkup") / "sub" / "report.html"
+    return runner.invoke(app, ["checkup", "--json", "--report", str(out)]), out
+
+
+def test_checkup_json_is_machine_readable(checkup_run: tuple[Result, Path]) -> None:
+    result, _ = checkup_run
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     names = [stage["name"] for stage in payload["stages"]]
     assert names[0] == "environment"
+    assert len(names) == len(set(names))
+    for stage in payload["stages"]:
+        assert stage["summary"], f"stage {stage['name']} has no summary row"
+        for row in stage["summary"]:
+            assert row["severity"] in {"ok", "info", "warning", "error"}
 
 
-def test_checkup_report(tmp_path: Path) -> None:
-    out = tmp_path / "sub" / "report.html"
-    result = runner.invoke(app, ["checkup", "--report", str(out)])
+def test_checkup_report(checkup_run: tuple[Result, Path]) -> None:
+    result, out = checkup_run
     assert result.exit_code == 0, result.output
-    assert "Checkup summary" in out.read_text()
+    page = out.read_text()
+    assert "Checkup summary" in page
+    assert page.rstrip().endswith("</html>")
+
+
+def test_checkup_writes_default_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["checkup", "--input-shape", "0"])
+    assert result.exit_code == 2
+    assert "--input-shape '0'" in result.stderr
+    assert not (tmp_path / "checkup-report").exists()
+
+
+def test_checkup_needs_both_tables() -> None:
+    result = runner.invoke(app, ["checkup", "--source", "a.csv"])
+    assert result.exit_code == 2
+    assert "--source and --target" in result.stderr
 
 
 def test_usage_error_is_one_line_exit_2() -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import typer.core
 
 from nndoctor import __version__
-from nndoctor._cli._common import JsonOption, ReportOption, emit, staged_progress
+from nndoctor._cli._common import JsonOption, emit, staged_progress
 from nndoctor._cli.scenario import scenario_app
 from nndoctor._cli.shift import shift_app
 from nndoctor._cli.stability import stability_app
@@ -90,26 +91,77 @@ def _root(
     ctx.obj = {"debug": debug}
 
 
+def _parse_shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(d <= 0 for d in shape):
+        raise InvalidParameterError(
+            f"--input-shape {text!r} is not a list of positive integers; pass e.g. 64 or 3,32,32 "
+            "(one sample's shape, without the batch dimension)"
+        )
+    return shape
+
+
 @app.command()
 def checkup(
+    model: Annotated[
+        str | None,
+        typer.Option(help="Your model: file.py:factory or module:factory (a callable)."),
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Training-time table (CSV or Parquet).")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Deployment-time table (CSV or Parquet).")
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="Name of the label column.")] = None,
+    input_shape: Annotated[
+        str | None,
+        typer.Option("--input-shape", help="One input's shape for --model, e.g. 64 or 3,32,32."),
+    ] = None,
     json_out: JsonOption = False,
-    report: ReportOption = None,
+    report: Annotated[
+        Path,
+        typer.Option("--report", help="Where to write the self-contained HTML report."),
+    ] = Path("checkup-report/index.html"),
     seed: Annotated[int, typer.Option(help="Random seed for every stage.")] = 0,
     fail_on: Annotated[
         str, typer.Option("--fail-on", help="Exit 1 on a finding this severe: never|warning|error.")
     ] = "never",
 ) -> None:
-    """Run the whole tour on the embedded default (built-in data and model)."""
+    """Run the whole tour: on the embedded default, or on your model and data.
+
+    With no options it uses the built-in digits data and a deep MLP at PyTorch's default init.
+    With --model (and --input-shape) and/or --source/--target/--label it checks yours.
+    """
     from nndoctor._validation import check_choice
     from nndoctor.checkup import CheckupContext, Stage, run_checkup
 
     check_choice(fail_on, ("never", "warning", "error"), name="--fail-on")
+    if (source is None) != (target is None):
+        raise InvalidParameterError(
+            "pass both --source and --target (the training-time and deployment-time tables)"
+        )
+    if label is not None and source is None:
+        raise InvalidParameterError("--label names a column of --source/--target; pass those too")
+    context = CheckupContext(
+        random_state=seed,
+        model_spec=model,
+        source=source,
+        target=target,
+        label=label,
+        input_shape=_parse_shape(input_shape),
+    )
     with staged_progress() as add_bar:
 
         def on_stage(stage: Stage) -> Callable[[float, str], None]:
             return add_bar(stage.title)
 
-        result = run_checkup(context=CheckupContext(random_state=seed), on_stage=on_stage)
+        result = run_checkup(context=context, on_stage=on_stage)
     emit(result, json_out=json_out, report=report, title="nndoctor checkup")
     worst = result.worst_severity()
     if (fail_on == "warning" and worst in ("warning", "error")) or (
