@@ -98,9 +98,7 @@ def full_monitor(reps: int) -> str:
         for seed in range(reps):
             (Xr, yr), batches = make_stream(kind, random_state=seed)
             model = LogisticRegression().fit(Xr, yr)
-            mon = ShiftMonitor(random_state=seed).fit(
-                Xr, predictions=model.predict(Xr), labels=yr
-            )
+            mon = ShiftMonitor(random_state=seed).fit(Xr, predictions=model.predict(Xr), labels=yr)
             for t, (X, y) in enumerate(batches):
                 mon.update(X, predictions=model.predict(X), labels=y, time=t)
             changes = mon.report().changes
