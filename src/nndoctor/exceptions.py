@@ -19,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "DataValidationError",
+    "IllConditionedWarning",
     "InvalidParameterError",
     "LowOverlapWarning",
     "MissingDependencyError",
@@ -84,3 +85,7 @@ class SmallSampleWarning(NNDoctorWarning):
 
 class LowOverlapWarning(NNDoctorWarning):
     """Source and target barely overlap: importance weighting cannot correct this shift."""
+
+
+class IllConditionedWarning(NNDoctorWarning):
+    """A linear system behind an estimate is (nearly) singular: the estimate is unreliable."""

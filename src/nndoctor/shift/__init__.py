@@ -7,7 +7,7 @@ reusable :class:`ShiftDetector`. Weights (:mod:`~nndoctor.shift.covariate`,
 Concept tests (:mod:`~nndoctor.shift.concept`), the diagnosis (:func:`diagnose`), streaming
 monitors (:class:`ShiftMonitor`) and adaptation (:func:`adapt_on_drift`).
 
->>> from nndoctor.shift import ShiftMonitor, mmd_test
+>>> from nndoctor.shift import ImportanceWeighter, LabelShiftEstimator
 """
 
 from __future__ import annotations
@@ -21,6 +21,13 @@ from nndoctor.shift.concept import (
     conditional_shift_test,
     decompose_accuracy_drop,
 )
+from nndoctor.shift.covariate import (
+    ImportanceWeighter,
+    ImportanceWeightsResult,
+    effective_sample_size,
+)
+from nndoctor.shift.label import LabelShiftEstimator, LabelShiftResult
+from nndoctor.shift.performance import AccuracyEstimate, AccuracyEstimates, estimate_accuracy
 from nndoctor.shift.stream import (
     BatchTest,
     ChangeEvent,
@@ -45,9 +52,12 @@ from nndoctor.shift.two_sample import (
     ks_test,
     mmd_test,
 )
+from nndoctor.shift.weighting import WeightedLoss, to_sample_weight, weighted_sampler
 
 __all__ = [
     "AccuracyDecomposition",
+    "AccuracyEstimate",
+    "AccuracyEstimates",
     "AccuracyGapResult",
     "AdaptationResult",
     "BBSDResult",
@@ -58,11 +68,16 @@ __all__ = [
     "ConditionalShiftResult",
     "FeatureDrift",
     "FeatureTestResult",
+    "ImportanceWeighter",
+    "ImportanceWeightsResult",
+    "LabelShiftEstimator",
+    "LabelShiftResult",
     "MonitorReport",
     "ShiftDetector",
     "ShiftMonitor",
     "ShiftTestReport",
     "TwoSampleResult",
+    "WeightedLoss",
     "accuracy_gap_test",
     "adapt_on_drift",
     "adjust_pvalues",
@@ -72,7 +87,11 @@ __all__ = [
     "compare_samples",
     "conditional_shift_test",
     "decompose_accuracy_drop",
+    "effective_sample_size",
+    "estimate_accuracy",
     "feature_test",
     "ks_test",
     "mmd_test",
+    "to_sample_weight",
+    "weighted_sampler",
 ]

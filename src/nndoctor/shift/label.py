@@ -1,0 +1,635 @@
+r"""Label-shift weights :math:`w(y) = q(y) / p(y)` from a model's predicted probabilities.
+
+Under label shift the class proportions change (:math:`p(y) \to q(y)`) while each class looks the
+same (:math:`p(x \mid y) = q(x \mid y)`). Then the target posterior is the source posterior
+reweighted by :math:`w` and renormalized,
+
+.. math:: q(y \mid x) = \frac{w(y)\, p(y \mid x)}{\sum_k w(k)\, p(k \mid x)} ,
+
+and training with per-class weights :math:`w(y)` corrects the loss. :class:`LabelShiftEstimator`
+estimates :math:`w` from the probabilities a fixed model gives on a *held-out labeled source set*
+and on the *unlabeled target set*:
+
+* ``"em-bcts"`` (default): maximum likelihood by EM (Saerens et al., 2002) on posteriors
+  calibrated with bias-corrected temperature scaling (Alexandari et al., 2020);
+* ``"em"``: the same EM on the raw, uncalibrated posteriors (kept as the baseline it is);
+* ``"bbse-hard"`` / ``"bbse-soft"``: black-box shift estimation (Lipton et al., 2018) with the
+  joint confusion matrix of hard predictions or of probabilities;
+* ``"rlls"``: regularized learning under label shift (Azizzadenesheli et al., 2019).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from nndoctor._results import ResultMixin
+from nndoctor._validation import (
+    check_choice,
+    check_int,
+    check_labels,
+    check_probabilities,
+    check_random_state,
+    check_unit_interval,
+)
+from nndoctor.exceptions import (
+    DataValidationError,
+    IllConditionedWarning,
+    InvalidParameterError,
+    NNDoctorError,
+)
+
+__all__ = ["LabelShiftEstimator", "LabelShiftResult"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+LabelMethod = Literal["em-bcts", "em", "bbse-hard", "bbse-soft", "rlls"]
+_METHODS = ("bbse-hard", "bbse-soft", "em", "em-bcts", "rlls")
+_LOG_FLOOR = 1e-12  # probabilities are floored here before taking logs
+_SINGULAR_RCOND = 1e-10  # smallest / largest singular value below this: singular
+
+
+@dataclass(frozen=True, slots=True)
+class LabelShiftResult(ResultMixin):
+    r"""Estimated label shift.
+
+    Attributes
+    ----------
+    weights : ndarray of shape (n_classes,)
+        :math:`w(y) = q(y) / p(y)`; :math:`\sum_y w(y) p(y) = 1`.
+    target_prior : ndarray
+        Estimated target class proportions :math:`q(y)`.
+    source_prior : ndarray
+        Source class proportions :math:`p(y)` the weights refer to (for ``em-bcts`` the mean
+        calibrated posterior on the held-out set; otherwise the label frequencies).
+    ci_low, ci_high : ndarray
+        Bootstrap percentile interval of the weights (NaN when ``n_bootstrap=0``).
+    method : str
+        Estimator used.
+    condition_number : float
+        2-norm condition number of the confusion matrix (BBSE, RLLS); NaN for EM.
+    prior_ci_low, prior_ci_high : ndarray
+        Bootstrap percentile interval of the target prior.
+    n_source, n_target : int
+        Rows of the held-out source set and of the target set.
+    n_bootstrap : int
+        Bootstrap replicates behind the intervals.
+    confidence : float
+        Coverage of the intervals.
+    converged : bool
+        EM reached its tolerance (always true for the linear-system methods).
+    n_iter : int
+        EM iterations (0 for the others).
+    clipped_classes : tuple of int
+        Classes whose solved weight was negative and was clipped to 0 before renormalizing.
+    temperature : float
+        Fitted temperature of the calibration (``em-bcts``; NaN otherwise).
+    """
+
+    weights: FloatArray
+    target_prior: FloatArray
+    source_prior: FloatArray
+    ci_low: FloatArray
+    ci_high: FloatArray
+    method: str
+    condition_number: float
+    prior_ci_low: FloatArray = field(repr=False)
+    prior_ci_high: FloatArray = field(repr=False)
+    n_source: int = 0
+    n_target: int = 0
+    n_bootstrap: int = 0
+    confidence: float = 0.95
+    converged: bool = True
+    n_iter: int = 0
+    clipped_classes: tuple[int, ...] = ()
+    temperature: float = float("nan")
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return int(self.weights.size)
+
+
+# ---------------------------------------------------------------------- calibration (BCTS)
+def _softmax(z: FloatArray) -> FloatArray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def _fit_scaling(
+    logits: FloatArray, labels: IntArray, *, bias: bool, init: FloatArray | None = None
+) -> FloatArray:
+    r"""Fit :math:`\mathrm{softmax}(a \cdot z + b)` by minimum NLL; returns ``[log a, b...]``.
+
+    Temperature scaling (Guo et al., 2017) fits only :math:`a = 1/T`; bias-corrected temperature
+    scaling (Alexandari et al., 2020) also fits one bias per class.
+    """
+    from scipy.optimize import minimize
+    from scipy.special import logsumexp
+
+    n, k = logits.shape
+    onehot = np.zeros((n, k))
+    onehot[np.arange(n), labels] = 1.0
+
+    def objective(theta: FloatArray) -> tuple[float, FloatArray]:
+        a = float(np.exp(theta[0]))
+        b = theta[1:] if bias else np.zeros(k)
+        z = a * logits + b
+        lse = logsumexp(z, axis=1)
+        nll = float(np.mean(lse - z[np.arange(n), labels]))
+        g = (np.exp(z - lse[:, None]) - onehot) / n
+        grad_s = float(np.sum(g * logits)) * a
+        grad = np.r_[grad_s, g.sum(axis=0)] if bias else np.array([grad_s])
+        return nll, grad
+
+    x0 = init if init is not None else np.zeros(1 + (k if bias else 0))
+    bounds = [(-8.0, 8.0)] + ([(None, None)] * k if bias else [])
+    res = minimize(
+        objective, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+        options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8},
+    )  # fmt: skip
+    return np.asarray(res.x, dtype=np.float64)
+
+
+def _apply_scaling(logits: FloatArray, theta: FloatArray) -> FloatArray:
+    a = float(np.exp(theta[0]))
+    b = theta[1:] if theta.size > 1 else 0.0
+    return _softmax(a * logits + b)
+
+
+def _log(probs: FloatArray) -> FloatArray:
+    return np.asarray(np.log(np.maximum(probs, _LOG_FLOOR)), dtype=np.float64)
+
+
+# ---------------------------------------------------------------------- the estimators' cores
+def _em(
+    posteriors: FloatArray, source_prior: FloatArray, *, tol: float, max_iter: int
+) -> tuple[FloatArray, bool, int]:
+    r"""Saerens-Latinne-Decaestecker EM: :math:`q \leftarrow \frac1n \sum_i
+    \mathrm{normalize}(p(\cdot \mid x_i)\, q / p)`, started at :math:`q = p`."""
+    q = source_prior.copy()
+    for it in range(1, max_iter + 1):
+        post = posteriors * (q / source_prior)[None, :]
+        post /= post.sum(axis=1, keepdims=True)
+        new = post.mean(axis=0)
+        if np.max(np.abs(new - q)) < tol:
+            return new, True, it
+        q = new
+    return q, False, max_iter
+
+
+def _joint_confusion(scores: FloatArray, labels: IntArray, k: int) -> FloatArray:
+    """C[i, j] = P(prediction i, label j) on the held-out set (scores: one-hot or probabilities)."""
+    onehot = np.zeros((labels.size, k))
+    onehot[np.arange(labels.size), labels] = 1.0
+    return np.asarray(scores.T @ onehot / labels.size, dtype=np.float64)
+
+
+def _hard(probs: FloatArray) -> FloatArray:
+    out = np.zeros_like(probs)
+    out[np.arange(probs.shape[0]), np.argmax(probs, axis=1)] = 1.0
+    return out
+
+
+def _rlls_delta(k: int, n: int, *, coefficient: float, delta: float = 0.05) -> float:
+    r""":math:`\Delta_C` of Azizzadenesheli et al. (2019), scaled by ``coefficient``."""
+    log_term = np.log(2 * k / delta)
+    return float(coefficient * 3 * (2 * log_term / (3 * n) + np.sqrt(2 * log_term / n)))
+
+
+def _rlls_theta(C: FloatArray, b: FloatArray, reg: float) -> FloatArray:
+    r"""Solve :math:`\min_{\theta \ge -1} \lVert C\theta - b\rVert + \Delta \lVert\theta\rVert`."""
+    from scipy.optimize import minimize
+
+    eps = 1e-14
+
+    def objective(theta: FloatArray) -> tuple[float, FloatArray]:
+        r = C @ theta - b
+        nr = float(np.sqrt(r @ r + eps))
+        nt = float(np.sqrt(theta @ theta + eps))
+        return nr + reg * nt, C.T @ r / nr + reg * theta / nt
+
+    x0 = np.maximum(np.linalg.lstsq(C, b, rcond=None)[0], -1.0)
+    res = minimize(
+        objective, x0, jac=True, method="L-BFGS-B", bounds=[(-1.0, None)] * b.size,
+        options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-10},
+    )  # fmt: skip
+    return np.asarray(res.x, dtype=np.float64)
+
+
+@dataclass(slots=True)
+class _SourceState:
+    """What ``fit`` learns from the held-out source set."""
+
+    n_classes: int
+    source_prior: FloatArray
+    theta: FloatArray | None = None  # calibration parameters (em-bcts)
+    confusion: FloatArray | None = None  # joint confusion matrix (bbse, rlls)
+    n: int = 0
+
+
+@dataclass(slots=True)
+class _Estimate:
+    weights: FloatArray
+    source_prior: FloatArray
+    condition_number: float = float("nan")
+    converged: bool = True
+    n_iter: int = 0
+    clipped: tuple[int, ...] = ()
+    singular: bool = False
+    never_predicted: tuple[int, ...] = ()
+
+
+class LabelShiftEstimator:
+    r"""Estimate label-shift weights :math:`w(y) = q(y)/p(y)` and correct predictions.
+
+    Parameters
+    ----------
+    method : {"em-bcts", "em", "bbse-hard", "bbse-soft", "rlls"}
+        ``"em-bcts"`` (default) calibrates the model on the held-out source set with
+        bias-corrected temperature scaling, :math:`\tilde p(y\mid x) =
+        \mathrm{softmax}(\log p(\cdot\mid x)/T + b)_y`, takes the source prior to be the mean
+        calibrated posterior :math:`p(y) = \frac1n\sum_i \tilde p(y \mid x_i)` (so that a target
+        with no shift gives :math:`w = 1` exactly, since that is EM's fixed point), and runs EM
+
+        .. math:: q^{(t+1)}(y) = \frac1{n_t}\sum_j
+                  \frac{\tilde p(y\mid x_j)\, q^{(t)}(y)/p(y)}
+                       {\sum_k \tilde p(k\mid x_j)\, q^{(t)}(k)/p(k)} .
+
+        ``"em"``: the same EM on raw posteriors with the label frequencies as source prior.
+        ``"bbse-hard"`` / ``"bbse-soft"``: solve :math:`C w = \mu` where
+        :math:`C_{ij} = P_\text{source}(\hat y = i, y = j)` is the *joint* confusion matrix (of
+        hard predictions, or of probabilities for ``soft``) and :math:`\mu_i =
+        P_\text{target}(\hat y = i)`. The conditional matrix :math:`P(\hat y = i \mid y = j)`
+        would give :math:`q` instead of :math:`w`. The system is solved for
+        :math:`\theta = w - 1` by least squares (minimum norm, so a singular matrix leaves its
+        unidentified directions at "no shift"), negative weights are clipped to 0 and the
+        weights renormalized so that :math:`\sum_y w(y) p(y) = 1`.
+        ``"rlls"``: :math:`\hat\theta = \arg\min_{\theta \ge -1} \lVert C\theta - b\rVert_2
+        + \Delta_C\lVert\theta\rVert_2` with :math:`b = \mu - C\mathbf 1`, :math:`C` the hard
+        joint confusion matrix and :math:`\Delta_C = c \cdot 3\,(\tfrac{2\log(2k/\delta)}{3n} +
+        \sqrt{2\log(2k/\delta)/n})`, :math:`\delta = 0.05`; then :math:`w = 1 + \hat\theta`.
+    n_bootstrap : int
+        Bootstrap replicates (source and target resampled, the calibration refitted) for the
+        percentile intervals; 0 skips them (intervals are NaN).
+    confidence : float
+        Coverage of the intervals.
+    random_state : int, Generator or None
+        Seed of the bootstrap.
+    max_iter : int
+        EM iterations.
+    tol : float
+        EM stops when no class proportion moves by more than this.
+    max_condition : float
+        Warn (:class:`~nndoctor.exceptions.IllConditionedWarning`) when the confusion matrix's
+        condition number exceeds this.
+    rlls_coefficient : float
+        The constant :math:`c` in RLLS's :math:`\Delta_C` (0.01 as in the authors' code).
+
+    Attributes
+    ----------
+    n_classes_ : int
+    source_prior_ : ndarray
+    temperature_ : float
+        :math:`T` of the calibration (em-bcts), NaN otherwise.
+    bias_ : ndarray or None
+        Per-class bias :math:`b` of the calibration (em-bcts).
+    confusion_matrix_ : ndarray or None
+        Joint confusion matrix (bbse, rlls).
+    condition_number_ : float
+        Its condition number (NaN for EM).
+    result_ : LabelShiftResult
+        The last estimate (what :meth:`adjust` uses by default).
+
+    Notes
+    -----
+    All methods assume label shift: :math:`p(x \mid y)` is the same in source and target.
+    Under covariate or concept shift the weights are not meaningful. The held-out source set
+    must not have been used to train the model.
+
+    References
+    ----------
+    Saerens, Latinne & Decaestecker (2002), "Adjusting the outputs of a classifier to new a
+    priori probabilities", Neural Computation 14. Lipton, Wang & Smola (2018), "Detecting and
+    correcting for label shift with black box predictors", ICML. Azizzadenesheli et al. (2019),
+    "Regularized learning for domain adaptation under label shifts", ICLR. Alexandari, Kundaje &
+    Shrikumar (2020), "Maximum likelihood with bias-corrected calibration is hard-to-beat at label
+    shift adaptation", ICML.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> def sample(prior, n):  # two Gaussian classes and their exact posteriors
+    ...     y = rng.choice(2, size=n, p=prior)
+    ...     x = rng.normal(2.0 * y, 1.0)
+    ...     l1 = np.exp(-(x - 2) ** 2 / 2)
+    ...     l0 = np.exp(-(x ** 2) / 2)
+    ...     p1 = l1 / (l0 + l1)
+    ...     return np.c_[1 - p1, p1], y
+    >>> Ps, ys = sample([0.5, 0.5], 2000)
+    >>> Pt, _ = sample([0.8, 0.2], 2000)
+    >>> est = LabelShiftEstimator(n_bootstrap=50, random_state=0).fit(Ps, ys)
+    >>> res = est.estimate(Pt)
+    >>> np.round(res.target_prior, 1)
+    array([0.8, 0.2])
+    >>> bool(res.ci_low[0] < res.weights[0] < res.ci_high[0])
+    True
+    >>> est.adjust(Pt).shape
+    (2000, 2)
+    """
+
+    def __init__(
+        self,
+        method: LabelMethod = "em-bcts",
+        *,
+        n_bootstrap: int = 100,
+        confidence: float = 0.95,
+        random_state: Any = None,
+        max_iter: int = 1000,
+        tol: float = 1e-8,
+        max_condition: float = 100.0,
+        rlls_coefficient: float = 0.01,
+    ) -> None:
+        self.method = method
+        self.n_bootstrap = n_bootstrap
+        self.confidence = confidence
+        self.random_state = random_state
+        self.max_iter = max_iter
+        self.tol = tol
+        self.max_condition = max_condition
+        self.rlls_coefficient = rlls_coefficient
+
+    # ------------------------------------------------------------------ fitting
+    def _check_params(self) -> None:
+        check_choice(self.method, _METHODS, name="method")
+        check_int(self.n_bootstrap, name="n_bootstrap", minimum=0)
+        check_unit_interval(self.confidence, name="confidence")
+        check_int(self.max_iter, name="max_iter", minimum=1)
+        for name in ("tol", "max_condition", "rlls_coefficient"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise InvalidParameterError(f"{name} must be a positive number, got {value!r}")
+
+    def fit(self, source_probs: Any, source_labels: Any) -> LabelShiftEstimator:
+        """Learn the calibration / confusion matrix from a held-out labeled source set.
+
+        Parameters
+        ----------
+        source_probs : array-like of shape (n, n_classes)
+            The model's predicted probabilities on held-out source rows (rows sum to 1).
+        source_labels : array-like of shape (n,)
+            Their true labels, integers ``0 .. n_classes - 1`` in the order of the columns.
+            Every class must occur at least once.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        P = check_probabilities(source_probs, name="source_probs")
+        y = _check_class_labels(source_labels, n_rows=P.shape[0], n_classes=P.shape[1])
+        self._P_source, self._y_source = P, y
+        self._state = self._fit_state(P, y, init=None)
+        self.n_classes_ = P.shape[1]
+        self.source_prior_ = self._state.source_prior
+        self.temperature_ = (
+            float(np.exp(-self._state.theta[0])) if self._state.theta is not None else float("nan")
+        )
+        self.bias_ = self._state.theta[1:].copy() if self._state.theta is not None else None
+        self.confusion_matrix_ = self._state.confusion
+        self.condition_number_ = (
+            float(np.linalg.cond(self._state.confusion))
+            if self._state.confusion is not None
+            else float("nan")
+        )
+        return self
+
+    def _fit_state(self, P: FloatArray, y: IntArray, *, init: FloatArray | None) -> _SourceState:
+        k = P.shape[1]
+        freq = np.bincount(y, minlength=k) / y.size
+        if self.method == "em-bcts":
+            theta = _fit_scaling(_log(P), y, bias=True, init=init)
+            calibrated = _apply_scaling(_log(P), theta)
+            return _SourceState(k, calibrated.mean(axis=0), theta=theta, n=y.size)
+        if self.method == "em":
+            return _SourceState(k, freq, n=y.size)
+        scores = P if self.method == "bbse-soft" else _hard(P)
+        return _SourceState(k, freq, confusion=_joint_confusion(scores, y, k), n=y.size)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "_state"):
+            raise NNDoctorError(
+                "this LabelShiftEstimator is not fitted yet; call fit(source_probs, "
+                "source_labels) on a held-out labeled source set first"
+            )
+
+    def calibrate(self, probs: Any) -> FloatArray:
+        """Calibrated posteriors (bias-corrected temperature scaling for ``em-bcts``).
+
+        For the other methods the probabilities are returned unchanged.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> P = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+        >>> est = LabelShiftEstimator(n_bootstrap=0).fit(P, [0, 1, 1, 0])
+        >>> est.calibrate(P).sum(axis=1)
+        array([1., 1., 1., 1.])
+        """
+        self._check_fitted()
+        P = check_probabilities(probs, name="probs", n_classes=self.n_classes_)
+        if self._state.theta is None:
+            return P
+        return _apply_scaling(_log(P), self._state.theta)
+
+    # ------------------------------------------------------------------ estimating
+    def _estimate_core(self, state: _SourceState, target: FloatArray) -> _Estimate:
+        p = state.source_prior
+        if self.method in ("em-bcts", "em"):
+            post = target if state.theta is None else _apply_scaling(_log(target), state.theta)
+            q, converged, n_iter = _em(post, p, tol=float(self.tol), max_iter=self.max_iter)
+            return _Estimate(q / p, p, converged=converged, n_iter=n_iter)
+        C = state.confusion
+        if C is None:  # pragma: no cover - fit always sets it for these methods
+            raise NNDoctorError("internal error: confusion matrix missing")
+        scores = target if self.method == "bbse-soft" else _hard(target)
+        mu = scores.mean(axis=0)
+        sv = np.linalg.svd(C, compute_uv=False)
+        singular = bool(sv[-1] <= _SINGULAR_RCOND * sv[0])
+        cond = float("inf") if singular else float(sv[0] / sv[-1])
+        never = tuple(int(i) for i in np.flatnonzero(C.sum(axis=1) <= 0))
+        b = mu - C.sum(axis=1)
+        if self.method == "rlls":
+            reg = _rlls_delta(state.n_classes, state.n, coefficient=float(self.rlls_coefficient))
+            theta = _rlls_theta(C, b, reg)
+        else:
+            theta = np.linalg.lstsq(C, b, rcond=_SINGULAR_RCOND)[0]
+        w = 1.0 + theta
+        clipped = tuple(int(i) for i in np.flatnonzero(w < 0))
+        w = np.maximum(w, 0.0)
+        total = float(w @ p)
+        w = w / total if total > 0 else np.ones_like(w)
+        return _Estimate(w, p, cond, clipped=clipped, singular=singular, never_predicted=never)
+
+    def estimate(self, target_probs: Any) -> LabelShiftResult:
+        """Estimate the target class proportions and the weights from unlabeled target rows.
+
+        Parameters
+        ----------
+        target_probs : array-like of shape (n_target, n_classes)
+            The same model's predicted probabilities on the target rows.
+
+        Returns
+        -------
+        LabelShiftResult
+        """
+        self._check_fitted()
+        T = check_probabilities(target_probs, name="target_probs", n_classes=self.n_classes_)
+        est = self._estimate_core(self._state, T)
+        if est.singular:
+            detail = (
+                f"class(es) {list(est.never_predicted)} are never predicted"
+                if est.never_predicted
+                else "two or more classes are predicted alike"
+            )
+            warnings.warn(
+                f"the confusion matrix is singular ({detail}); falling back to the "
+                "minimum-norm least-squares solution, which leaves unidentifiable classes at "
+                "w = 1; use method='em-bcts', a better model, or a larger held-out set",
+                IllConditionedWarning,
+                stacklevel=2,
+            )
+        elif est.condition_number > self.max_condition:
+            warnings.warn(
+                f"the confusion matrix is ill-conditioned (condition number "
+                f"{est.condition_number:.3g} > {self.max_condition:g}); the weights are "
+                "unreliable; use method='em-bcts' or 'rlls', or a larger held-out set",
+                IllConditionedWarning,
+                stacklevel=2,
+            )
+        k = self.n_classes_
+        ci = np.full((4, k), np.nan)
+        if self.n_bootstrap > 0:
+            ci = self._bootstrap(T)
+        result = LabelShiftResult(
+            weights=est.weights,
+            target_prior=est.weights * est.source_prior,
+            source_prior=est.source_prior,
+            ci_low=ci[0],
+            ci_high=ci[1],
+            method=str(self.method),
+            condition_number=est.condition_number,
+            prior_ci_low=ci[2],
+            prior_ci_high=ci[3],
+            n_source=int(self._y_source.size),
+            n_target=int(T.shape[0]),
+            n_bootstrap=int(self.n_bootstrap),
+            confidence=float(self.confidence),
+            converged=est.converged,
+            n_iter=est.n_iter,
+            clipped_classes=est.clipped,
+            temperature=self.temperature_,
+        )
+        self.result_ = result
+        return result
+
+    def _bootstrap(self, T: FloatArray) -> FloatArray:
+        rng = check_random_state(self.random_state)
+        P, y = self._P_source, self._y_source
+        k = self.n_classes_
+        ws, qs = [], []
+        init = self._state.theta
+        for _ in range(self.n_bootstrap):
+            idx = rng.integers(0, y.size, size=y.size)
+            if np.unique(y[idx]).size < k:  # a class vanished from the resample: draw again
+                idx = _stratified_resample(y, rng)
+            state = self._fit_state(P[idx], y[idx], init=init)
+            target = T[rng.integers(0, T.shape[0], size=T.shape[0])]
+            est = self._estimate_core(state, target)
+            ws.append(est.weights)
+            qs.append(est.weights * est.source_prior)
+        lo, hi = 50 * (1 - self.confidence), 50 * (1 + self.confidence)
+        W, Q = np.asarray(ws), np.asarray(qs)
+        return np.vstack(
+            [
+                np.percentile(W, lo, axis=0),
+                np.percentile(W, hi, axis=0),
+                np.percentile(Q, lo, axis=0),
+                np.percentile(Q, hi, axis=0),
+            ]
+        )
+
+    def adjust(self, probs: Any, result: LabelShiftResult | None = None) -> FloatArray:
+        r"""Prior-corrected posteriors :math:`q(y\mid x) \propto w(y)\,\tilde p(y\mid x)`.
+
+        Parameters
+        ----------
+        probs : array-like of shape (n, n_classes)
+            The model's probabilities on target rows.
+        result : LabelShiftResult, optional
+            The weights to use; default: the last :meth:`estimate`.
+
+        Returns
+        -------
+        ndarray of shape (n, n_classes)
+            Posteriors for the target prior (calibrated first for ``em-bcts``).
+        """
+        self._check_fitted()
+        res = result if result is not None else getattr(self, "result_", None)
+        if res is None:
+            raise NNDoctorError("call estimate(target_probs) first, or pass result=")
+        if res.weights.size != self.n_classes_:
+            raise DataValidationError(
+                f"result has {res.weights.size} classes but the estimator has "
+                f"{self.n_classes_}; pass a result from the same model"
+            )
+        post = self.calibrate(probs) * res.weights[None, :]
+        sums = post.sum(axis=1, keepdims=True)
+        out = np.where(sums > 0, post / np.where(sums > 0, sums, 1.0), 1.0 / self.n_classes_)
+        return np.asarray(out, dtype=np.float64)
+
+    def __repr__(self) -> str:
+        return f"LabelShiftEstimator(method={self.method!r})"
+
+
+def _stratified_resample(y: IntArray, rng: np.random.Generator) -> IntArray:
+    """A bootstrap resample that keeps every class's count (used when a class would vanish)."""
+    parts = [rng.choice(np.flatnonzero(y == c), size=int(np.sum(y == c))) for c in np.unique(y)]
+    return np.concatenate(parts).astype(np.int64)
+
+
+def _check_class_labels(labels: Any, *, n_rows: int, n_classes: int) -> IntArray:
+    """Labels must be integers 0..n_classes-1, each class present at least once."""
+    y = check_labels(labels, name="source_labels", n_rows=n_rows)
+    if y.dtype.kind == "f":
+        if not np.all(y == np.round(y)):
+            raise DataValidationError(
+                "source_labels hold non-integer values; pass class indices 0 .. n_classes - 1"
+            )
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "iub":
+        raise DataValidationError(
+            f"source_labels have dtype {y.dtype}; pass class indices 0 .. {n_classes - 1} in the "
+            "order of the probability columns (encode names with sklearn's LabelEncoder)"
+        )
+    y = y.astype(np.int64)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise DataValidationError(
+            f"source_labels range from {y.min()} to {y.max()} but the probabilities have "
+            f"{n_classes} columns; pass class indices 0 .. {n_classes - 1}"
+        )
+    counts = np.bincount(y, minlength=n_classes)
+    absent = np.flatnonzero(counts == 0)
+    if absent.size:
+        raise DataValidationError(
+            f"class(es) {absent.tolist()} never occur in the held-out source set; weights "
+            "w = q/p are undefined for a class with p = 0; use a larger (stratified) held-out "
+            "set or drop those classes"
+        )
+    return y
