@@ -7,7 +7,7 @@ reusable :class:`ShiftDetector`. Weights (:mod:`~nndoctor.shift.covariate`,
 Concept tests (:mod:`~nndoctor.shift.concept`), the diagnosis (:func:`diagnose`), streaming
 monitors (:class:`ShiftMonitor`) and adaptation (:func:`adapt_on_drift`).
 
->>> from nndoctor.shift import ImportanceWeighter, LabelShiftEstimator
+>>> from nndoctor.shift import ImportanceWeighter, LabelShiftEstimator, diagnose
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from nndoctor.shift.covariate import (
     ImportanceWeightsResult,
     effective_sample_size,
 )
+from nndoctor.shift.diagnose import Evidence, Recommendation, ShiftDiagnosis, diagnose
 from nndoctor.shift.label import LabelShiftEstimator, LabelShiftResult
 from nndoctor.shift.performance import AccuracyEstimate, AccuracyEstimates, estimate_accuracy
 from nndoctor.shift.stream import (
@@ -66,6 +67,7 @@ __all__ = [
     "ChangePoint",
     "ClassifierTestResult",
     "ConditionalShiftResult",
+    "Evidence",
     "FeatureDrift",
     "FeatureTestResult",
     "ImportanceWeighter",
@@ -73,7 +75,9 @@ __all__ = [
     "LabelShiftEstimator",
     "LabelShiftResult",
     "MonitorReport",
+    "Recommendation",
     "ShiftDetector",
+    "ShiftDiagnosis",
     "ShiftMonitor",
     "ShiftTestReport",
     "TwoSampleResult",
@@ -87,6 +91,7 @@ __all__ = [
     "compare_samples",
     "conditional_shift_test",
     "decompose_accuracy_drop",
+    "diagnose",
     "effective_sample_size",
     "estimate_accuracy",
     "feature_test",
