@@ -10,6 +10,7 @@ K Gaussian classes with means ``sep · e_k`` in the first K coordinates and unit
   variation distance to the source prior is at least ``min_tv`` (a label shift too small to
   matter is "none"); P(x | y) is unchanged.
 * ``"concept"`` — target labels of classes 0 and 1 are swapped; P(x) is unchanged.
+* ``"mixed"`` — the covariate shift and the concept shift together.
 * ``"none"`` — the target is a fresh sample of the source distribution.
 """
 
@@ -25,7 +26,7 @@ from nndoctor._validation import check_choice, check_random_state
 
 __all__ = ["KINDS", "ShiftCase", "make_shift", "make_stream", "sample_classes"]
 
-KINDS = ("none", "covariate", "label", "concept")
+KINDS = ("none", "covariate", "label", "concept", "mixed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +107,9 @@ def make_shift(
     p = np.full(n_classes, 1.0 / n_classes)
     Xs, ys = sample_classes(n_source, p, rng)
     q = _label_prior(rng, n_classes, alpha, min_tv) if kind == "label" else p
-    shift = nuisance_shift if kind == "covariate" else 0.0
+    shift = nuisance_shift if kind in ("covariate", "mixed") else 0.0
     Xt, yt_int = sample_classes(n_target, q, rng, nuisance_shift=shift)
-    if kind == "concept":
+    if kind in ("concept", "mixed"):
         yt_int = np.where(yt_int == 0, 1, np.where(yt_int == 1, 0, yt_int))
     yt = np.full(n_target, np.nan)
     if n_target_labels:

@@ -31,6 +31,7 @@ from scipy import stats
 
 from nndoctor._results import ResultMixin
 from nndoctor._validation import (
+    check_choice,
     check_int,
     check_labels,
     check_probabilities,
@@ -55,7 +56,6 @@ MIN_TARGET_LABELS = 5
 """Fewer labeled target rows than this: the tests warn and return NaN."""
 MIN_SOURCE_ROWS = 10
 """Fewer labeled source rows than this: the tests warn and return NaN."""
-_LOG_FLOOR = math.log(1e-6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +109,12 @@ class ConditionalShiftResult(ResultMixin):
     statistic : float
         Robust Wald z of the label term :math:`\\gamma` in
         :math:`\\operatorname{logit} P(\\text{target} \\mid x, y) = a + b\\,
-        \\operatorname{logit} c(x) + \\gamma \\log \\hat p(y \\mid x)`.
+        \\operatorname{logit} c(x) + \\gamma\\, \\hat p(y \\mid x)`.
     pvalue : float
         Two-sided normal p-value of :math:`H_0: \\gamma = 0`.
     coefficient, standard_error : float
         :math:`\\hat\\gamma` and its sandwich standard error. Negative :math:`\\hat\\gamma`:
-        target labels are *less* likely under the source model than source labels are.
+        target labels are *less* plausible to the source model than source labels are.
     concept_shift_detected : bool
         ``pvalue < alpha``.
     n_target_labels, n_source : int
@@ -232,6 +232,13 @@ def _too_small(n_source: int, n_target: int, what: str) -> bool:
     return False
 
 
+def _given_design(given: str, probs: FloatArray, labels: npt.NDArray[np.int64]) -> FloatArray:
+    """What the tests condition on: the model's confidence (P(y|x)) or the class (P(x|y))."""
+    if given == "label":
+        return np.asarray(np.eye(probs.shape[1])[labels], dtype=np.float64)
+    return _confidence_design(probs)
+
+
 def _confidence_design(probs: FloatArray) -> FloatArray:
     conf = probs.max(axis=1)
     return np.column_stack([np.ones(probs.shape[0]), logit(conf)])
@@ -269,6 +276,7 @@ def accuracy_gap_test(
     target_labels: Any,
     *,
     source_weights: Any = None,
+    given: str = "input",
     alpha: float = 0.05,
     n_bootstrap: int = 200,
     random_state: Any = None,
@@ -298,7 +306,13 @@ def accuracy_gap_test(
         Integer class indices 0..K-1.
     source_weights : array-like of shape (n_source,), optional
         Weights that make the source look like the target under the hypothesis tested
-        (importance weights for covariate shift, w(y) for label shift).
+        (importance weights for covariate shift).
+    given : {"input", "label"}
+        ``"input"``: the map is :math:`P(\\text{correct} \\mid c(x))` — the null is an unchanged
+        P(y | x) (no shift, or covariate shift with ``source_weights``). ``"label"``: the map is
+        the per-class accuracy :math:`P(\\text{correct} \\mid y)` — the null is an unchanged
+        P(x | y), i.e. pure label shift, and no label weights are needed because the target rows'
+        own labels pick the classes.
     alpha : float
         Level; the result's ``concept_shift_detected`` is ``pvalue < alpha``.
     n_bootstrap : int
@@ -337,6 +351,7 @@ def accuracy_gap_test(
     """
     alpha = check_unit_interval(alpha, name="alpha")
     n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=1)
+    check_choice(given, ("input", "label"), name="given")
     ps, ys, pt, yt, w = _prepare(
         source_probs, source_labels, target_probs, target_labels, source_weights
     )
@@ -347,7 +362,7 @@ def accuracy_gap_test(
     rng = check_random_state(random_state)
     correct_s = (ps.argmax(axis=1) == ys).astype(np.float64)
     correct_t = (pt.argmax(axis=1) == yt).astype(np.float64)
-    ds, dt = _confidence_design(ps), _confidence_design(pt)
+    ds, dt = _given_design(given, ps, ys), _given_design(given, pt, yt)
 
     d, c, ww = _calibration_fit(ds, correct_s, w)
     m = _sigmoid(dt @ fit_logistic(d, c, ww))
@@ -395,6 +410,7 @@ def conditional_shift_test(
     target_labels: Any,
     *,
     source_weights: Any = None,
+    given: str = "input",
     alpha: float = 0.05,
 ) -> ConditionalShiftResult:
     """Test P(y | x) by asking whether y helps a domain classifier beyond x.
@@ -404,11 +420,13 @@ def conditional_shift_test(
 
     .. math::
         \\operatorname{logit} P(d = 1 \\mid x, y) = a + b\\,\\operatorname{logit} c(x)
-        + \\gamma\\,\\ell(x, y), \\qquad \\ell(x, y) = \\log \\hat p(y \\mid x),
+        + \\gamma\\,\\ell(x, y), \\qquad \\ell(x, y) = \\hat p(y \\mid x),
 
     where :math:`c(x)` is the model's confidence and :math:`\\ell` how plausible the label is
-    to the source model. If P(y | x) is unchanged, then given x the label carries no information
-    about the domain and :math:`\\gamma = 0`. The statistic is the robust (sandwich) Wald
+    to the source model (a probability, not its log: bounded, so a few labels the model finds
+    impossible cannot dominate the fit and the Wald test keeps its level with 200 labels). If
+    P(y | x) is unchanged, then given x the label carries no information about the domain and
+    :math:`\\gamma = 0`. The statistic is the robust (sandwich) Wald
     :math:`z = \\hat\\gamma / \\widehat{se}`, two-sided normal p-value, valid for weighted
     source rows (White, 1982).
 
@@ -421,6 +439,11 @@ def conditional_shift_test(
         Integer class indices 0..K-1.
     source_weights : array-like of shape (n_source,), optional
         Weights that make the source look like the target under the tested hypothesis.
+    given : {"input", "label"}
+        ``"input"`` (above) tests P(y | x). ``"label"`` replaces :math:`a + b\\,
+        \\operatorname{logit} c(x)` by one intercept per class, so the test asks whether, *given
+        the class*, the target rows are less (or more) typical of it: a test of P(x | y), the
+        null of pure label shift, immune to errors in label weights.
     alpha : float
         Level of the test.
 
@@ -450,6 +473,7 @@ def conditional_shift_test(
     True
     """
     alpha = check_unit_interval(alpha, name="alpha")
+    check_choice(given, ("input", "label"), name="given")
     ps, ys, pt, yt, w = _prepare(
         source_probs, source_labels, target_probs, target_labels, source_weights
     )
@@ -459,15 +483,15 @@ def conditional_shift_test(
         return ConditionalShiftResult(nan, nan, nan, nan, False, n_t, n_s, alpha)
     probs = np.vstack([ps, pt])
     labels = np.concatenate([ys, yt])
-    ell = np.maximum(np.log(np.maximum(probs[np.arange(labels.size), labels], 1e-300)), _LOG_FLOOR)
-    design = np.column_stack([_confidence_design(probs), ell])
+    ell = probs[np.arange(labels.size), labels]
+    design = np.column_stack([_given_design(given, probs, labels), ell])
     domain = np.concatenate([np.zeros(n_s), np.ones(n_t)])
     # source weights sum to n_t, so the two domains weigh the same
     weights = np.concatenate([w * (n_t / n_s), np.ones(n_t)])
     beta = fit_logistic(design, domain, weights)
     cov = sandwich_cov(design, domain, beta, weights)
-    se = float(math.sqrt(max(float(cov[2, 2]), 0.0)))
-    coef = float(beta[2])
+    se = float(math.sqrt(max(float(cov[-1, -1]), 0.0)))
+    coef = float(beta[-1])
     if se > 0 and math.isfinite(se):
         z = coef / se
         pvalue = float(2.0 * stats.norm.sf(abs(z)))

@@ -609,19 +609,16 @@ def diagnose(
         say(0.75, "concept tests on the labeled target rows")
         P_tl, y_tl = P_t[labeled], yt[labeled]
         observed = float(np.mean(P_tl.argmax(axis=1) == y_tl))
-        if base == "label":
-            Ps_h, Pt_h = est.adjust(P_check, label_res), est.adjust(P_tl, label_res)
-            w_h: FloatArray | None = w[ys[check]]
-        else:
-            Ps_h, Pt_h = P_check, P_tl
-            w_h = beta_check if base == "covariate" else None
+        # under label shift P(x | y) is the invariant: condition on the class, no weights
+        given = "label" if base == "label" else "input"
+        w_h = beta_check if base == "covariate" else None
         c_level = alpha / 4.0
         gap = accuracy_gap_test(
-            Ps_h, ys[check], Pt_h, y_tl, source_weights=w_h, alpha=c_level,
+            P_check, ys[check], P_tl, y_tl, source_weights=w_h, given=given, alpha=c_level,
             n_bootstrap=n_bootstrap, random_state=seed,
         )  # fmt: skip
         cond = conditional_shift_test(
-            Ps_h, ys[check], Pt_h, y_tl, source_weights=w_h, alpha=c_level
+            P_check, ys[check], P_tl, y_tl, source_weights=w_h, given=given, alpha=c_level
         )
         decomp = decompose_accuracy_drop(
             P_check, ys[check], P_tl, y_tl, source_weights=beta_check,
@@ -646,7 +643,7 @@ def diagnose(
             Evidence(
                 "conditional",
                 f"Does the label tell the domains apart beyond the input (under {hyp})?",
-                "domain logistic regression with log p(y|x), robust Wald test",
+                "domain logistic regression on p(y|x) given the input (or class), robust Wald test",
                 float(cond.statistic),
                 float(cond.pvalue),
                 c_level,
