@@ -27,11 +27,16 @@ $(VENV)/.stamp-dev: pyproject.toml Makefile $(VENV)/.stamp-base
 checkup: $(VENV)/.stamp-base
 	$(VENV)/bin/nndoctor checkup
 
+# Debian's chromium for the report's browser tests (tests/report/test_report_browser.py), installed
+# only when missing: as root directly, otherwise through passwordless sudo. The tests fail with a
+# clear message when it cannot be installed (they are never skipped).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the report's browser tests"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "chromium could not be installed; browser tests will fail"; }
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  ($$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	     --no-install-recommends chromium fonts-liberation >/dev/null) \
+	  || echo "chromium could not be installed; the browser tests will fail"; }
 
 lint: $(VENV)/.stamp-dev
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -57,7 +57,14 @@ def to_jsonable(obj: Any) -> Any:
         return to_jsonable(obj.value)
     if isinstance(obj, Path):
         return str(obj)
-    if hasattr(obj, "to_dict") and not isinstance(obj, type) and not dataclasses.is_dataclass(obj):
+    if (
+        hasattr(obj, "to_dict")
+        and not isinstance(obj, type)
+        and (
+            not dataclasses.is_dataclass(obj)
+            or getattr(type(obj), "to_dict", None) is not ResultMixin.to_dict
+        )
+    ):  # a result that overrides ``to_dict`` (e.g. to leave out its tables) is taken at its word
         return to_jsonable(obj.to_dict())
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}

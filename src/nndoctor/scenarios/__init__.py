@@ -9,5 +9,25 @@
 from __future__ import annotations
 
 from nndoctor.scenarios.digits import DigitsData, digits_data, digits_mlp
+from nndoctor.scenarios.shift import (
+    SHIFT_SCENARIOS,
+    ScenarioData,
+    ScenarioFiles,
+    cartoon_digits,
+    drifting_stream,
+    flu_season,
+    soda_regions,
+)
 
-__all__ = ["DigitsData", "digits_data", "digits_mlp"]
+__all__ = [
+    "SHIFT_SCENARIOS",
+    "DigitsData",
+    "ScenarioData",
+    "ScenarioFiles",
+    "cartoon_digits",
+    "digits_data",
+    "digits_mlp",
+    "drifting_stream",
+    "flu_season",
+    "soda_regions",
+]
