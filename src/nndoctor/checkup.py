@@ -131,7 +131,9 @@ def default_stages() -> list[Stage]:
     >>> [s.name for s in default_stages()][0]
     'environment'
     """
-    return [ENVIRONMENT_STAGE]
+    from nndoctor._checkup_shift import SHIFT_STAGE  # the stage modules import this one
+
+    return [ENVIRONMENT_STAGE, SHIFT_STAGE]
 
 
 def run_checkup(

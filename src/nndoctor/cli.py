@@ -119,7 +119,8 @@ def checkup(
 # Sub-apps. Modules that add commands to a sub-app are imported for their side effect.
 app.add_typer(shift_app, name="shift")
 app.add_typer(scenario_app, name="scenario")
-import nndoctor._cli.scenario_shift  # noqa: E402,F401  (adds `scenario list`, shift scenarios)
+import nndoctor._cli.scenario_shift  # noqa: E402  (adds `scenario list`, shift scenarios)
+import nndoctor._cli.shift_diagnose  # noqa: E402,F401  (adds `shift diagnose`, `shift stream`)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from nndoctor._results import ResultMixin
 from nndoctor._validation import check_choice, check_int, check_labels, check_matrix
 from nndoctor.exceptions import InvalidParameterError
-from nndoctor.shift.stream import MonitorReport, ShiftMonitor
+from nndoctor.shift.stream import ChangePoint, MonitorReport, ShiftMonitor
 
 __all__ = ["AdaptationResult", "adapt_on_drift"]
 
@@ -55,8 +55,10 @@ class AdaptationResult(ResultMixin):
     batches_to_recover : int or None
         Batches from the first detection until the adapted model is back within
         ``tolerance`` of ``accuracy_before`` (None if it never is).
+    changes : tuple of ChangePoint
+        Every change the monitor declared, over all retrainings (``time`` is the batch index).
     monitor : MonitorReport
-        The monitor's report over the whole stream.
+        The monitor's report since the last retraining (the monitor restarts after each).
     """
 
     strategy: str
@@ -70,6 +72,7 @@ class AdaptationResult(ResultMixin):
     recovery: float
     recovered_fraction: float
     batches_to_recover: int | None
+    changes: tuple[ChangePoint, ...]
     monitor: MonitorReport
 
 
@@ -163,6 +166,7 @@ def adapt_on_drift(
     buffer_y: list[npt.NDArray[Any]] = []
     waiting = False
     adapted = False
+    changes: list[ChangePoint] = []
     for b, (Xb_raw, yb_raw) in enumerate(batches):
         Xb = check_matrix(Xb_raw, name=f"batch {b} X", min_rows=1)
         yb = check_labels(yb_raw, name=f"batch {b} y", n_rows=Xb.shape[0])
@@ -171,8 +175,10 @@ def adapt_on_drift(
         base_acc.append(float(np.mean(baseline.predict(Xb) == yb)))
         before = len(mon.report().changes)
         mon.update(Xb, predictions=encode(pred), labels=encode(yb), time=b)
-        declared = len(mon.report().changes) > before
+        now = mon.report().changes
+        declared = len(now) > before
         if declared:
+            changes.extend(now[before:])
             detections.append(b)
             waiting = True
             buffer_X, buffer_y = [], []
@@ -225,5 +231,6 @@ def adapt_on_drift(
         recovery=after - base_after,
         recovered_fraction=float(frac),
         batches_to_recover=to_recover,
+        changes=tuple(changes),
         monitor=mon.report(),
     )

@@ -170,6 +170,8 @@ class ShiftDiagnosis(ResultMixin):
         Family-wise level of the decision under "no shift".
     model : str
         The classifier diagnosed (``"default logistic regression"`` when none was given).
+    classes : tuple of str
+        The class labels, in the order of the weights (the sorted unique source labels).
     """
 
     kind: ShiftKind
@@ -191,6 +193,7 @@ class ShiftDiagnosis(ResultMixin):
     n_target_labels: int
     alpha: float
     model: str
+    classes: tuple[str, ...] = ()
 
     @property
     def shift_detected(self) -> bool:
@@ -602,6 +605,8 @@ def diagnose(
     cond: ConditionalShiftResult | None = None
     decomp: AccuracyDecomposition | None = None
     concept = False
+    untestable = False
+    low_overlap = bool(iw_summary is not None and iw_summary.low_overlap)
     correct_check = P_check.argmax(axis=1) == ys[check]
     source_acc = float(np.mean(correct_check))
     observed = float("nan")
@@ -625,6 +630,11 @@ def diagnose(
             n_bootstrap=n_bootstrap, random_state=seed,
         )  # fmt: skip
         concept = gap.concept_shift_detected or cond.concept_shift_detected
+        if base == "covariate" and low_overlap:
+            # the model extrapolates where the source has no data: its calibration does not
+            # transfer, so an accuracy shortfall cannot be pinned on P(y | x)
+            untestable = concept
+            concept = False
         hyp = {"none": "no shift", "label": "label shift", "covariate": "covariate shift"}[base]
         evidence.append(
             Evidence(
@@ -686,12 +696,18 @@ def diagnose(
         decomp=decomp,
     )
     explanation = _explain(kind, base, detected, concept, use_labels)
+    if untestable:
+        explanation += (
+            " The labeled target rows are less accurate than the source predicts, but source and "
+            "target barely overlap, so the model extrapolates: that shortfall cannot be told "
+            "apart from concept shift."
+        )
     say(1.0, "done")
     return ShiftDiagnosis(
         kind=kind,
         explanation=explanation,
         evidence=tuple(evidence),
-        concept_ruled_out=bool(use_labels and not concept),
+        concept_ruled_out=bool(use_labels and not concept and not untestable),
         label_weights=label_res,
         importance_weights=iw_summary,
         source_accuracy=source_acc,
@@ -707,6 +723,7 @@ def diagnose(
         n_target_labels=n_lab,
         alpha=alpha,
         model=model_name,
+        classes=tuple(str(c) for c in classes),
     )
 
 
