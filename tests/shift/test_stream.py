@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
 from nndoctor.shift import ShiftMonitor, adapt_on_drift
 from nndoctor.shift._simulate import make_stream
 
 N_BATCHES, BATCH, CHANGE = 30, 100, 15
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with threadpool_limits(1):
+        yield
 
 
 def _run(kind: str, seed: int, **options: object) -> tuple[ShiftMonitor, list[int]]:

@@ -89,7 +89,10 @@ def shift_diagnose_cmd(
     tgt = load_table(target)
     ys = _column(src, label, "--label")
     yt = tgt[label] if label in tgt.columns else None
-    (Xs, Xt), _ = _features([src, tgt], [label])
+    import pandas as pd
+
+    (Xs_arr, Xt_arr), names = _features([src, tgt], [label])
+    Xs, Xt = pd.DataFrame(Xs_arr, columns=names), pd.DataFrame(Xt_arr, columns=names)
     net = load_model(model, weights=weights) if model is not None else None
     with progress_bar("shift diagnosis") as advance:
         result = diagnose(

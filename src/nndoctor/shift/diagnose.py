@@ -512,9 +512,18 @@ def diagnose(
 
     # 2. detection ----------------------------------------------------------------------
     say(0.15, "testing the features (domain classifier)")
-    feat = classifier_test(
-        Xs, Xt, model=_domain_classifier(seed), n_splits=n_splits, random_state=seed
-    )
+    names = [str(c) for c in source_X.columns] if hasattr(source_X, "columns") else None
+    if names is not None and len(names) == Xs.shape[1]:
+        import pandas as pd
+
+        feat = classifier_test(
+            pd.DataFrame(Xs, columns=names), pd.DataFrame(Xt, columns=names),
+            model=_domain_classifier(seed), n_splits=n_splits, random_state=seed,
+        )  # fmt: skip
+    else:
+        feat = classifier_test(
+            Xs, Xt, model=_domain_classifier(seed), n_splits=n_splits, random_state=seed
+        )
     say(0.35, "testing the model's outputs (BBSD)")
     outp = bbsd_test(P_ref, P_t)
     top = ", ".join(list(feat.feature_importances)[:3])
@@ -667,18 +676,22 @@ def diagnose(
     # accuracy estimate without labels, under the diagnosed shift ----------------------
     say(0.85, "estimating the target accuracy")
     if base == "label":
-        acc_est = estimate_accuracy(
-            P_check, ys[check], P_t, method="label-shift", label_shift=label_res
-        )
-    elif base == "covariate" and beta_check is not None:
-        acc_est = estimate_accuracy(
-            P_check, ys[check], P_t, method="importance-weighted", source_weights=beta_check
-        )
+        # expected accuracy of the model's own predictions under the prior-corrected,
+        # calibrated posteriors (the same numbers the recommendation's effect uses)
+        P_adj = est.adjust(P_t, label_res)
+        estimated = float(np.mean(P_adj[np.arange(P_t.shape[0]), P_t.argmax(axis=1)]))
+        method_used = "label-shift (prior-corrected calibrated posteriors)"
     else:
-        acc_est = estimate_accuracy(
-            P_check, ys[check], P_t, method="calibrated-confidence", random_state=seed
-        )
-    estimated = float(acc_est.accuracy)
+        if base == "covariate" and beta_check is not None:
+            acc_est = estimate_accuracy(
+                P_check, ys[check], P_t, method="importance-weighted", source_weights=beta_check
+            )
+        else:
+            acc_est = estimate_accuracy(
+                P_check, ys[check], P_t, method="calibrated-confidence", random_state=seed
+            )
+        estimated = float(acc_est.accuracy)
+        method_used = str(acc_est.method)
 
     say(0.9, "recommending a treatment")
     rec = _recommend(
@@ -712,7 +725,7 @@ def diagnose(
         importance_weights=iw_summary,
         source_accuracy=source_acc,
         estimated_target_accuracy=estimated,
-        estimation_method=str(acc_est.method),
+        estimation_method=method_used,
         observed_target_accuracy=observed,
         accuracy_gap=gap,
         conditional=cond,
