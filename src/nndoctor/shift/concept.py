@@ -21,6 +21,7 @@ makes the tests valid.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,7 @@ MIN_TARGET_LABELS = 5
 """Fewer labeled target rows than this: the tests warn and return NaN."""
 MIN_SOURCE_ROWS = 10
 """Fewer labeled source rows than this: the tests warn and return NaN."""
+_TINY = sys.float_info.min  # normal tails underflow to 0; a p-value is reported as >= this
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,7 +385,7 @@ def accuracy_gap_test(
     gap = observed - predicted + 0.5 / n_t
     if se > 0:
         z = gap / se
-        pvalue = float(stats.norm.cdf(z))
+        pvalue = max(float(stats.norm.cdf(z)), _TINY)
     else:
         z = 0.0 if observed >= predicted else -math.inf
         pvalue = 1.0 if observed >= predicted else 0.0
@@ -494,7 +496,7 @@ def conditional_shift_test(
     coef = float(beta[-1])
     if se > 0 and math.isfinite(se):
         z = coef / se
-        pvalue = float(2.0 * stats.norm.sf(abs(z)))
+        pvalue = max(float(2.0 * stats.norm.sf(abs(z))), _TINY)
     else:
         z, pvalue = 0.0, 1.0
     return ConditionalShiftResult(
