@@ -78,6 +78,23 @@ def test_error_only_stream_and_votes() -> None:
     assert rep.error_rate[30] > rep.error_rate[5]
 
 
+def test_labels_that_have_not_arrived() -> None:
+    """NaN labels: those rows feed the features and predictions, the rest the error stream."""
+    rng = np.random.default_rng(4)
+    mon = ShiftMonitor(prediction_rates=False).fit(labels=rng.integers(0, 2, 300))
+    for t in range(30):
+        y = rng.integers(0, 2, 100).astype(float)
+        err = rng.random(100) < (0.1 if t < 15 else 0.5)
+        pred = np.where(err, 1 - y, y).astype(int)
+        y[rng.random(100) < 0.5] = np.nan  # half the labels are still missing
+        mon.update(predictions=pred, labels=y)
+    rep = mon.report()
+    assert rep.kind == "concept"
+    assert 15 <= rep.changes[0].batch <= 18
+    with pytest.raises(DataValidationError, match="one entry per row"):
+        mon.update(predictions=np.zeros(4, dtype=int), labels=np.array([0.0, np.nan]))
+
+
 def test_alpha_spending_levels() -> None:
     rng = np.random.default_rng(1)
     ref = rng.normal(size=(200, 2))

@@ -208,11 +208,7 @@ def shift_stream_cmd(
     ends = [*starts[1:], n]
     with progress_bar("stream monitor") as advance:
         for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
-            lab = None
-            if y_codes is not None:
-                chunk = y_codes[a:b]
-                if not np.isnan(chunk).any():
-                    lab = chunk.astype(np.int64)
+            lab = None if y_codes is None else y_codes[a:b]  # NaN: not labeled yet
             monitor.update(X[a:b], predictions=pred[a:b], labels=lab, time=times[a])
             advance((i + 1) / len(starts), f"batch {i + 1}/{len(starts)}")
     emit(monitor.report(), json_out=json_out, report=report, title="nndoctor shift stream")

@@ -374,7 +374,8 @@ class ShiftMonitor:
         predictions : array-like of shape (n,) or (n, K), optional
             Predicted classes, or class probabilities.
         labels : array-like of shape (n,), optional
-            True classes, when they have arrived.
+            True classes, when they have arrived; NaN marks rows whose label has not (those
+            rows count for the features and predictions, not for the error stream).
         time : optional
             A label for the batch (shown in events).
         """
@@ -390,8 +391,24 @@ class ShiftMonitor:
         n = None if Xb is None else Xb.shape[0]
         pred = None if predictions is None else self._classes(predictions, "predictions", n)
         n = n if n is not None else (None if pred is None else pred.shape[0])
-        lab = None if labels is None else self._classes(labels, "labels", n)
-        n_rows = next((a.shape[0] for a in (Xb, pred, lab) if a is not None), 0)
+        known: npt.NDArray[np.bool_] | None = None
+        if labels is not None:
+            raw = to_numpy(labels, name="labels")
+            if raw.dtype.kind == "f" and raw.ndim == 1 and np.isnan(raw).any():
+                known = ~np.isnan(raw)  # labels that have not arrived yet
+                if n is not None and raw.shape[0] != n:
+                    raise DataValidationError(
+                        f"labels has {raw.shape[0]} entries but the batch has {n} rows; pass "
+                        "one entry per row (NaN where the label is unknown)"
+                    )
+                raw = raw[known]
+            lab = self._classes(raw, "labels", None if known is not None else n)
+        else:
+            lab = None
+        n_rows = next(
+            (a.shape[0] for a in (Xb, pred) if a is not None),
+            0 if lab is None else (lab.shape[0] if known is None else known.shape[0]),
+        )
         if n_rows == 0:
             raise DataValidationError("update() got an empty batch; pass X, predictions or labels")
         if (
@@ -406,8 +423,8 @@ class ShiftMonitor:
         new: list[ChangeEvent] = []
 
         # per-row detectors
-        if pred is not None and lab is not None:
-            errors = (pred != lab).astype(np.int64)
+        if pred is not None and lab is not None and lab.size:
+            errors = ((pred if known is None else pred[known]) != lab).astype(np.int64)
             self._error_rate.append(float(errors.mean()))
             new.extend(self._feed_errors(errors, batch, start, t_label))
         else:
@@ -421,7 +438,7 @@ class ShiftMonitor:
             tests.append(("features", "ks", *self._ks(self.reference_X_, Xb)))
         if pred is not None and self.reference_predictions_ is not None:
             tests.append(("predictions", "chi2", *_chi2(self.reference_predictions_, pred)))
-        if lab is not None and self.reference_labels_ is not None:
+        if lab is not None and lab.size and self.reference_labels_ is not None:
             tests.append(("labels", "chi2", *_chi2(self.reference_labels_, lab)))
         if tests:
             level = self._level() / len(tests)
