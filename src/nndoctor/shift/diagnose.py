@@ -434,10 +434,9 @@ def diagnose(
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from nndoctor.shift._simulate import make_shift
-    >>> case = make_shift("label", n_source=1000, n_target=500, random_state=0)
-    >>> d = diagnose(case.source_X, case.source_y, case.target_X, random_state=0)
+    >>> from nndoctor.scenarios import flu_season
+    >>> Xs, ys, Xt, yt = flu_season(n_source=1000, n_target=1000, random_state=0).arrays()
+    >>> d = diagnose(Xs, ys, Xt, random_state=0)   # no target labels
     >>> d.kind, d.concept_ruled_out
     ('label', False)
     >>> d.recommendation.treatment
