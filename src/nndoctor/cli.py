@@ -119,6 +119,7 @@ def checkup(
 # Sub-apps. Modules that add commands to a sub-app are imported for their side effect.
 app.add_typer(shift_app, name="shift")
 app.add_typer(scenario_app, name="scenario")
+import nndoctor._cli.shift_tests  # noqa: E402,F401  (adds `shift test`)
 
 
 def main(argv: list[str] | None = None) -> None:
