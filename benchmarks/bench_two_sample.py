@@ -69,14 +69,30 @@ def part_mmd_alibi(seeds: list[int]) -> None:
         bw = _bandwidth(x, y)
         torch.manual_seed(seed)
         t0 = time.perf_counter()
-        cd = MMDDrift(x, backend="pytorch", p_val=0.05, n_permutations=B_MMD, kernel=GaussianRBF,
-                      sigma=np.array([bw], dtype=np.float32), device="cpu",
-                      configure_kernel_from_x_ref=False)  # fmt: skip
+        cd = MMDDrift(
+            x,
+            backend="pytorch",
+            p_val=0.05,
+            n_permutations=B_MMD,
+            kernel=GaussianRBF,
+            sigma=np.array([bw], dtype=np.float32),
+            device="cpu",
+            configure_kernel_from_x_ref=False,
+        )
         pred = cd.predict(y)
         dt = time.perf_counter() - t0
-        print(json.dumps({"part": "mmd-alibi", "seed": seed, "seconds": dt,
-                          "pvalue": float(pred["data"]["p_val"]),
-                          "statistic": float(pred["data"]["distance"]), "bandwidth": bw}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "part": "mmd-alibi",
+                    "seed": seed,
+                    "seconds": dt,
+                    "pvalue": float(pred["data"]["p_val"]),
+                    "statistic": float(pred["data"]["distance"]),
+                    "bandwidth": bw,
+                }
+            )
+        )
 
 
 def part_mmd_ours(seeds: list[int]) -> None:
@@ -94,9 +110,19 @@ def part_mmd_ours(seeds: list[int]) -> None:
         res = mmd_test(x, y, bandwidth=bw, n_permutations=B_MMD, random_state=seed)
         dt = time.perf_counter() - t0
         ref = mmd_test(x, y, bandwidth=bw, n_permutations=10_000, random_state=seed)
-        print(json.dumps({"part": "mmd-ours", "seed": seed, "seconds": dt, "pvalue": res.pvalue,
-                          "pvalue_B10000": ref.pvalue, "statistic": res.statistic,
-                          "bandwidth": bw}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "part": "mmd-ours",
+                    "seed": seed,
+                    "seconds": dt,
+                    "pvalue": res.pvalue,
+                    "pvalue_B10000": ref.pvalue,
+                    "statistic": res.statistic,
+                    "bandwidth": bw,
+                }
+            )
+        )
 
 
 def part_mmd_large(which: str) -> None:
@@ -121,9 +147,21 @@ def part_mmd_large(which: str) -> None:
         t0 = time.perf_counter()
         res = mmd_test(x, y, random_state=0)
     dt = time.perf_counter() - t0
-    print(json.dumps({"part": f"mmd-{which}", "n_per_side": n, "d": d, "permutations": B,
-                      "method": res.method, "seconds": dt, "pvalue": res.pvalue,
-                      "statistic": res.statistic, "peak_rss_mb": _peak_mb()}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "part": f"mmd-{which}",
+                "n_per_side": n,
+                "d": d,
+                "permutations": B,
+                "method": res.method,
+                "seconds": dt,
+                "pvalue": res.pvalue,
+                "statistic": res.statistic,
+                "peak_rss_mb": _peak_mb(),
+            }
+        )
+    )
 
 
 def _table(rows: int, cols: int, seed: int, shifted: bool) -> object:
@@ -143,8 +181,18 @@ def part_features_ours(rows: int, cols: int) -> None:
     t0 = time.perf_counter()
     res = feature_test(ref, cur, random_state=0)
     dt = time.perf_counter() - t0
-    print(json.dumps({"part": "features-ours", "rows": rows, "cols": cols, "seconds": dt,
-                      "n_drifted": res.n_drifted, "peak_rss_mb": _peak_mb()}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "part": "features-ours",
+                "rows": rows,
+                "cols": cols,
+                "seconds": dt,
+                "n_drifted": res.n_drifted,
+                "peak_rss_mb": _peak_mb(),
+            }
+        )
+    )
 
 
 def part_features_evidently(rows: int, cols: int) -> None:
@@ -156,8 +204,18 @@ def part_features_evidently(rows: int, cols: int) -> None:
     snapshot = Report([DataDriftPreset()]).run(cur, ref)
     out = snapshot.dict()
     dt = time.perf_counter() - t0
-    print(json.dumps({"part": "features-evidently", "rows": rows, "cols": cols, "seconds": dt,
-                      "metrics": len(out.get("metrics", [])), "peak_rss_mb": _peak_mb()}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "part": "features-evidently",
+                "rows": rows,
+                "cols": cols,
+                "seconds": dt,
+                "metrics": len(out.get("metrics", [])),
+                "peak_rss_mb": _peak_mb(),
+            }
+        )
+    )
 
 
 def _run(python: Path, *args: str) -> None:

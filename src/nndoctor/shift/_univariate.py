@@ -8,7 +8,7 @@ effect at least that large: a huge sample then does not turn a trivial change in
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -273,8 +273,9 @@ def _sorted_quantiles(
 
 def _ks_2samp(xs: npt.NDArray[np.float64], ys: npt.NDArray[np.float64]) -> Any:
     """scipy's two-sample KS test on 1-D arrays (its NaN/axis wrapper skipped: inputs are clean)."""
+    fast: Callable[..., Any] = stats.ks_2samp  # `_no_deco` is private, not in the stubs
     try:
-        return stats.ks_2samp(xs, ys, method="auto", _no_deco=True)
+        return fast(xs, ys, method="auto", _no_deco=True)
     except TypeError:  # a scipy without the private fast path
         return stats.ks_2samp(xs, ys, method="auto")
 
@@ -685,7 +686,7 @@ def chi2_test(
     >>> X = rng.choice(["a", "b", "c"], size=(400, 1), p=[0.5, 0.3, 0.2])
     >>> Y = rng.choice(["a", "b", "c"], size=(400, 1), p=[0.3, 0.3, 0.4])
     >>> res = chi2_test(X, Y, random_state=0)
-    >>> res.drift_detected, res.pvalue < 1e-6
+    >>> res.drift_detected, res.pvalue < 1e-4
     (True, True)
     """
     return _run(
