@@ -8,7 +8,9 @@ effect at least that large: a huge sample then does not turn a trivial change in
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -460,6 +462,41 @@ def _categorical_values(s: pd.Series, name: str, column: str) -> npt.NDArray[Any
     return np.asarray(s.astype(str).to_numpy())
 
 
+_Column = tuple[str, str, float, float, dict[str, float], dict[str, tuple[float, float]]]
+#: Rows x columns above which columns are tested on several threads (NumPy's sorts release the
+#: GIL); below it one thread is faster.
+PARALLEL_WORK = 2_000_000
+
+
+def _job(
+    col: str,
+    kind: str,
+    fn: Callable[..., Any],
+    xv: npt.NDArray[Any],
+    yv: npt.NDArray[Any],
+    seed: int,
+    n_bootstrap: int,
+    confidence: float,
+    small: bool,
+) -> Callable[[], _Column]:
+    def run() -> _Column:
+        if small:
+            return (col, kind, math.nan, math.nan, {}, {})
+        rng = np.random.default_rng(seed)
+        stat, p, eff, cis = fn(xv, yv, rng, n_bootstrap, confidence)
+        return (col, kind, stat, p, eff, cis)
+
+    return run
+
+
+def _run_jobs(jobs: list[Callable[[], _Column]], *, work: float) -> list[_Column]:
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if work < PARALLEL_WORK or workers < 2:
+        return [job() for job in jobs]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda job: job(), jobs))
+
+
 def _run(
     X: Any,
     Y: Any,
@@ -521,25 +558,25 @@ def _run(
         ]
     else:
         kind_list = list(kinds)
-    raw: list[tuple[str, str, float, float, dict[str, float], dict[str, tuple[float, float]]]] = []
     small = min(m, n) < 2
+    # one generator per column, so the answer does not depend on the order columns finish in
+    seeds = rng.integers(0, 2**63 - 1, size=len(cols))
+    jobs: list[Callable[[], _Column]] = []
     for j, col in enumerate(cols):
         if kind_list[j] == "numeric":
             xv = _numeric_values(fx.iloc[:, j], "X", col)
             yv = _numeric_values(fy.iloc[:, j], "Y", col)
-            if small:
-                raw.append((col, "numeric", math.nan, math.nan, {}, {}))
-                continue
-            stat, p, eff, cis = _numeric_column(xv, yv, rng, n_bootstrap, float(confidence))
-            raw.append((col, "numeric", stat, p, eff, cis))
+            fn: Callable[..., Any] = _numeric_column
+            kind = "numeric"
         else:
-            xc = _categorical_values(fx.iloc[:, j], "X", col)
-            yc = _categorical_values(fy.iloc[:, j], "Y", col)
-            if small:
-                raw.append((col, "categorical", math.nan, math.nan, {}, {}))
-                continue
-            stat, p, eff, cis = _categorical_column(xc, yc, rng, n_bootstrap, float(confidence))
-            raw.append((col, "categorical", stat, p, eff, cis))
+            xv = _categorical_values(fx.iloc[:, j], "X", col)
+            yv = _categorical_values(fy.iloc[:, j], "Y", col)
+            fn = _categorical_column
+            kind = "categorical"
+        jobs.append(
+            _job(col, kind, fn, xv, yv, int(seeds[j]), n_bootstrap, float(confidence), small)
+        )
+    raw = _run_jobs(jobs, work=float(m + n) * len(cols))
     if small:
         warn_small(
             f"per-feature tests need at least 2 rows per sample, got {m} and {n}; the result is NaN"
