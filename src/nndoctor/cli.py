@@ -121,6 +121,7 @@ app.add_typer(shift_app, name="shift")
 app.add_typer(scenario_app, name="scenario")
 import nndoctor._cli.scenario_shift  # noqa: E402  (adds `scenario list`, shift scenarios)
 import nndoctor._cli.shift_diagnose  # noqa: E402,F401  (adds `shift diagnose`, `shift stream`)
+import nndoctor._cli.shift_tests  # noqa: E402,F401  (adds `shift test`)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,6 +17,7 @@ from nndoctor.report import (  # noqa: F401  (register sections)
     _environment,
     _scenarios,
     _shift_diagnose,
+    _shift_tests,
 )
 from nndoctor.report._figures import figure_to_png_base64, new_figure
 from nndoctor.report._html import render_html, write_html

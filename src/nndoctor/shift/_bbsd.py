@@ -17,7 +17,7 @@ from scipy import stats
 from nndoctor._results import ResultMixin
 from nndoctor._validation import check_choice, check_probabilities
 from nndoctor.shift._common import check_alpha, smallest_pvalue, warn_small
-from nndoctor.shift._univariate import merge_rare
+from nndoctor.shift._univariate import _ks_2samp, merge_rare
 
 __all__ = ["BBSDResult", "bbsd_test"]
 
@@ -140,7 +140,7 @@ def bbsd_test(
         chi2, chi2_p, dof = float(res.statistic), smallest_pvalue(float(res.pvalue)), int(res.dof)
     else:
         chi2, chi2_p, dof = 0.0, 1.0, 0
-    ks = [stats.ks_2samp(p[:, c], q[:, c]) for c in range(C)]
+    ks = [_ks_2samp(np.sort(p[:, c]), np.sort(q[:, c])) for c in range(C)]
     ks_stat = np.array([float(r.statistic) for r in ks])
     ks_p = np.array([smallest_pvalue(float(r.pvalue)) for r in ks])
     ks_comb = smallest_pvalue(float(min(1.0, C * ks_p.min())))

@@ -10,6 +10,7 @@ is not done.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -208,7 +209,8 @@ def classifier_test(
         Categorical frame columns are coded as integers (and declared categorical to the
         default model).
     model : scikit-learn classifier, optional
-        Needs ``predict_proba`` (or ``decision_function``). Default: scikit-learn's
+        Needs ``fit`` and ``predict_proba`` (or ``decision_function``); cloned per fold
+        (deep-copied when it is not a scikit-learn estimator). Default: scikit-learn's
         ``HistGradientBoostingClassifier(max_iter=100)``.
     n_splits : int
         Number of folds (>= 2).
@@ -246,9 +248,6 @@ def classifier_test(
     >>> res.oof_probabilities.shape
     (400,)
     """
-    from sklearn.base import clone
-    from sklearn.model_selection import StratifiedKFold
-
     n_splits = check_int(n_splits, name="n_splits", minimum=2)
     check_choice(combine, ("bonferroni", "cauchy"), name="combine")
     check_choice(importance, ("auto", "none", "permutation"), name="importance")
@@ -281,21 +280,23 @@ def classifier_test(
             np.full(m + n, np.nan), {}, "none", n_splits, m, n, alpha, False, model_name,
         )  # fmt: skip
     labels = np.concatenate((np.zeros(m, dtype=np.int64), np.ones(n, dtype=np.int64)))
-    folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     oof = np.empty(m + n, dtype=np.float64)
     fold_aucs = np.empty(n_splits)
     fold_p = np.empty(n_splits)
     importances = np.zeros(Z.shape[1])
     kind = "none" if importance == "none" else "permutation"
     sd = Z.std(axis=0)
-    for k, (train, test) in enumerate(folds.split(Z, labels)):
-        est = clone(model)
+    fold_of = _stratified_folds(m, n, n_splits, rng)
+    for k in range(n_splits):
+        test = np.flatnonzero(fold_of == k)
+        train = np.flatnonzero(fold_of != k)
+        est = _fresh(model)
         est.fit(Z[train], labels[train])
         scores = _scores(est, Z[test])
         oof[test] = scores
         pos, neg = scores[labels[test] == 1], scores[labels[test] == 0]
         fold_aucs[k] = _auc(pos, neg)
-        fold_p[k] = float(stats.mannwhitneyu(pos, neg, alternative="greater").pvalue)
+        fold_p[k] = _mann_whitney_greater(pos, neg)
         if importance == "none":
             continue
         own = _model_importance(est, sd) if importance == "auto" else None
@@ -327,6 +328,35 @@ def classifier_test(
         drift_detected=bool(pvalue <= alpha),
         model=model_name,
     )
+
+
+def _stratified_folds(m: int, n: int, k: int, rng: np.random.Generator) -> npt.NDArray[np.int64]:
+    """Fold index of each pooled row: each sample's rows shuffled and dealt round-robin."""
+    out = np.empty(m + n, dtype=np.int64)
+    out[rng.permutation(m)] = np.arange(m) % k
+    out[m + rng.permutation(n)] = (np.arange(n) + m) % k
+    return out
+
+
+def _fresh(model: Any) -> Any:
+    """An unfitted copy of ``model`` (scikit-learn's ``clone``; a deep copy for duck-typed ones)."""
+    if hasattr(model, "get_params"):
+        from sklearn.base import clone
+
+        return clone(model)
+    import copy
+
+    return copy.deepcopy(model)
+
+
+def _mann_whitney_greater(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]) -> float:
+    """One-sided Mann-Whitney p-value (scipy's; its NaN/axis wrapper skipped: inputs are clean)."""
+    fast: Callable[..., Any] = stats.mannwhitneyu  # `_no_deco` is private, not in the stubs
+    try:
+        res = fast(pos, neg, alternative="greater", _no_deco=True)
+    except TypeError:  # a scipy without the private fast path
+        res = stats.mannwhitneyu(pos, neg, alternative="greater")
+    return smallest_pvalue(float(res.pvalue))
 
 
 def _scores(est: Any, Z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

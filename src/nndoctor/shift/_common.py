@@ -6,8 +6,9 @@ Nothing here is public on its own; :mod:`nndoctor.shift.two_sample` re-exports
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "as_float_tensors",
     "check_alpha",
     "check_numeric_pair",
+    "limit_threads",
     "smallest_pvalue",
     "warn_small",
 ]
@@ -162,3 +164,22 @@ def column_names(data: Any, n_columns: int) -> list[str]:
     if cols is not None and len(cols) == n_columns:
         return [str(c) for c in cols]
     return [f"x{j}" for j in range(n_columns)]
+
+
+#: Below this many multiply-adds a CPU computation runs on one thread: thread-pool start-up
+#: costs more than it saves on small problems, and far more on a busy machine.
+SMALL_WORK = 2e7
+
+
+@contextlib.contextmanager
+def limit_threads(work: float, device: torch.device) -> Iterator[None]:
+    """Run a small CPU computation single-threaded (restoring the thread count afterwards)."""
+    old = torch.get_num_threads()
+    if device.type != "cpu" or work > SMALL_WORK or old == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
