@@ -132,8 +132,9 @@ def default_stages() -> list[Stage]:
     'environment'
     """
     from nndoctor._checkup_shift import SHIFT_STAGE  # the stage modules import this one
+    from nndoctor._checkup_shift_weights import SHIFT_CORRECTION_STAGE
 
-    return [ENVIRONMENT_STAGE, SHIFT_STAGE]
+    return [ENVIRONMENT_STAGE, SHIFT_CORRECTION_STAGE, SHIFT_STAGE]
 
 
 def run_checkup(

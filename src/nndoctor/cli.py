@@ -120,8 +120,9 @@ def checkup(
 app.add_typer(shift_app, name="shift")
 app.add_typer(scenario_app, name="scenario")
 import nndoctor._cli.scenario_shift  # noqa: E402  (adds `scenario list`, shift scenarios)
-import nndoctor._cli.shift_diagnose  # noqa: E402,F401  (adds `shift diagnose`, `shift stream`)
-import nndoctor._cli.shift_tests  # noqa: E402,F401  (adds `shift test`)
+import nndoctor._cli.shift_diagnose  # noqa: E402  (adds `shift diagnose`, `shift stream`)
+import nndoctor._cli.shift_tests  # noqa: E402  (adds `shift test`)
+import nndoctor._cli.shift_weights  # noqa: E402,F401  (adds `shift weights`, `shift labels`)
 
 
 def main(argv: list[str] | None = None) -> None:

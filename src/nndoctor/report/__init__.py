@@ -18,6 +18,7 @@ from nndoctor.report import (  # noqa: F401  (register sections)
     _scenarios,
     _shift_diagnose,
     _shift_tests,
+    _shift_weights,
 )
 from nndoctor.report._figures import figure_to_png_base64, new_figure
 from nndoctor.report._html import render_html, write_html

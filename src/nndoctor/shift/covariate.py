@@ -30,7 +30,12 @@ from nndoctor._validation import (
     check_same_features,
     check_unit_interval,
 )
-from nndoctor.exceptions import InvalidParameterError, LowOverlapWarning, NNDoctorError
+from nndoctor.exceptions import (
+    DataValidationError,
+    InvalidParameterError,
+    LowOverlapWarning,
+    NNDoctorError,
+)
 from nndoctor.shift._kernels import gaussian_kernel, median_bandwidth
 
 __all__ = ["ImportanceWeighter", "ImportanceWeightsResult", "effective_sample_size"]
@@ -41,6 +46,7 @@ _METHODS = ("classifier", "kliep", "kmm", "ulsif")
 _CLASSIFIERS = ("logistic", "quadratic")
 _QUANTILES = {"min": 0.0, "q01": 0.01, "q05": 0.05, "q25": 0.25, "median": 0.5,
               "q75": 0.75, "q95": 0.95, "q99": 0.99, "max": 1.0}  # fmt: skip
+_KMM_MAX_ROWS = 10_000  # KMM's dense n_source x n_source kernel: 0.75 GiB at this size
 _PROB_FLOOR = 1e-7  # classifier probabilities are kept in [floor, 1 - floor] so odds stay finite
 
 
@@ -494,8 +500,8 @@ class ImportanceWeighter:
         pi = np.full(M.shape[1], 1.0 / M.shape[1])
         for _ in range(n_iter):
             mix = M @ pi
-            new = pi * (M / np.maximum(mix, 1e-300)[:, None]).mean(axis=0)
-            if np.max(np.abs(new - pi)) < 1e-9:
+            new = pi * (M.T @ (1.0 / np.maximum(mix, 1e-300))) / M.shape[0]
+            if np.max(np.abs(new - pi)) < 1e-7:
                 pi = new
                 break
             pi = new
@@ -533,6 +539,12 @@ class ImportanceWeighter:
 
     def _fit_kmm(self, Zs: FloatArray, Zt: FloatArray, rng: np.random.Generator) -> FloatArray:
         n_s, n_t = Zs.shape[0], Zt.shape[0]
+        if n_s > _KMM_MAX_ROWS:
+            raise DataValidationError(
+                f"KMM needs an n_source x n_source kernel matrix ({n_s} rows: "
+                f"{8 * n_s * n_s / 2**30:.1f} GiB); subsample the source to at most "
+                f"{_KMM_MAX_ROWS} rows or use method='classifier'"
+            )
         sigma = (
             float(self._sigma_grid(Zs, Zt, rng)[0])
             if self.sigmas is not None

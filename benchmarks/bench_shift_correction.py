@@ -1,0 +1,249 @@
+"""Quality of nndoctor's shift correction: label-shift weights and importance weights.
+
+Run (from the repository root; about 10 minutes on 2 cores)::
+
+    PYTHONPATH=src python benchmarks/bench_shift_correction.py            # full tables
+    PYTHONPATH=src python benchmarks/bench_shift_correction.py --quick    # 10 trials per cell
+
+Part 1, label shift (Alexandari et al., 2020 protocol on scikit-learn's digits): a model is
+trained on 600 images, a held-out source set of 500 labeled images fits the calibration /
+confusion matrix, and target sets of ``n`` images are drawn from the remaining ~700 with class
+proportions q ~ Dirichlet(alpha). The truth is w = q_emp / p with q_emp the target set's actual
+class frequencies and p the held-out frequencies. 5 splits x 20 target draws = 100 trials per
+cell; medians. Models: multinomial logistic regression, GaussianNB (default: probabilities
+saturated at 0/1) and GaussianNB(var_smoothing=0.1) (miscalibrated but not saturated).
+
+Part 2, density ratio: source N(0, I_d), target N(mu, I_d) with mu = 1 sd along the first axis,
+n_s = 1000, n_t = 500, 50 seeded trials; the true ratio is exp(mu.x - |mu|^2 / 2). Normalized
+MSE: both weight vectors rescaled to mean 1 over the source rows, divided by the same for
+uniform weights (so uniform = 1). Mean gap: |weighted source mean - target mean| /
+|source mean - target mean| (0: closed, 1: uniform). Part 3: how often the low-overlap flag
+fires.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
+from sklearn.preprocessing import StandardScaler
+
+from nndoctor.exceptions import IllConditionedWarning, LowOverlapWarning
+from nndoctor.shift import ImportanceWeighter, LabelShiftEstimator
+
+LABEL_METHODS = ("em-bcts", "em", "bbse-hard", "bbse-soft", "rlls")
+MODELS: dict[str, Callable[[], Any]] = {
+    "logistic": lambda: LogisticRegression(max_iter=3000),
+    "gaussian-nb": lambda: GaussianNB(),
+    "gaussian-nb(vs=0.1)": lambda: GaussianNB(var_smoothing=0.1),
+}
+
+
+def label_shift_tables(n_splits: int, n_draws: int) -> str:
+    X, y = load_digits(return_X_y=True)
+    lines = []
+    cells: dict[tuple[str, float, int], dict[str, list[float]]] = {}
+    times: dict[str, list[float]] = {m: [] for m in LABEL_METHODS}
+    for split in range(n_splits):
+        rng = np.random.default_rng(1000 + split)
+        perm = rng.permutation(y.size)
+        tr, ho, te = perm[:600], perm[600:1100], perm[1100:]
+        scaler = StandardScaler().fit(X[tr])
+        for model_name, make in MODELS.items():
+            model = make().fit(scaler.transform(X[tr]), y[tr])
+            Ph, yh = model.predict_proba(scaler.transform(X[ho])), y[ho]
+            Pte, yte = model.predict_proba(scaler.transform(X[te])), y[te]
+            p = np.bincount(yh, minlength=10) / yh.size
+            by_class = [np.flatnonzero(yte == c) for c in range(10)]
+            ests = {m: LabelShiftEstimator(m, n_bootstrap=0).fit(Ph, yh) for m in LABEL_METHODS}
+            for alpha in (0.1, 1.0, 10.0):
+                for n in (200, 1000):
+                    cell = cells.setdefault((model_name, alpha, n), {})
+                    for _ in range(n_draws):
+                        q = rng.dirichlet(np.full(10, alpha))
+                        counts = rng.multinomial(n, q)
+                        idx = np.concatenate(
+                            [rng.choice(by_class[c], size=k) for c, k in enumerate(counts) if k]
+                        )
+                        Pt, yt = Pte[idx], yte[idx]
+                        w_true = counts / n / p
+                        cell.setdefault("no correction (w=1)", []).append(
+                            float(np.mean((1 - w_true) ** 2))
+                        )
+                        acc_raw = float(np.mean(Pt.argmax(1) == yt))
+                        for m, est in ests.items():
+                            t0 = time.perf_counter()
+                            with warnings.catch_warnings():
+                                warnings.simplefilter("ignore", IllConditionedWarning)
+                                res = est.estimate(Pt)
+                            times[m].append(time.perf_counter() - t0)
+                            mse = float(np.mean((res.weights - w_true) ** 2))
+                            cell.setdefault(m, []).append(mse)
+                            if m in ("em-bcts", "bbse-hard"):
+                                acc = float(np.mean(est.adjust(Pt).argmax(1) == yt))
+                                cell.setdefault(f"gain {m}", []).append(acc - acc_raw)
+                        cell.setdefault("accuracy", []).append(acc_raw)
+    cols = ["no correction (w=1)", *LABEL_METHODS]
+    lines.append("### Weight MSE (median over trials; lower is better)\n")
+    lines.append("| model | alpha | n target | " + " | ".join(cols) + " |")
+    lines.append("|---|---|---|" + "---|" * len(cols))
+    for (model_name, alpha, n), cell in cells.items():
+        vals = " | ".join(f"{np.median(cell[c]):.4f}" for c in cols)
+        lines.append(f"| {model_name} | {alpha} | {n} | {vals} |")
+    lines.append("\n### Prior-corrected predictions (accuracy gain, median over trials)\n")
+    lines.append("| model | alpha | n target | accuracy before | gain em-bcts | gain bbse-hard |"
+                 " share of trials em-bcts gains ≥ 0 |")  # fmt: skip
+    lines.append("|---|---|---|---|---|---|---|")
+    for (model_name, alpha, n), cell in cells.items():
+        g = np.asarray(cell["gain em-bcts"])
+        lines.append(
+            f"| {model_name} | {alpha} | {n} | {np.median(cell['accuracy']):.3f} | "
+            f"{np.median(g):+.4f} | {np.median(cell['gain bbse-hard']):+.4f} | "
+            f"{np.mean(g >= 0):.2f} |"
+        )
+    lines.append("\n### Time per estimate (median, no bootstrap)\n")
+    lines.append("| " + " | ".join(LABEL_METHODS) + " |")
+    lines.append("|" + "---|" * len(LABEL_METHODS))
+    lines.append(
+        "| " + " | ".join(f"{1e3 * np.median(times[m]):.2f} ms" for m in LABEL_METHODS) + " |"
+    )
+    return "\n".join(lines)
+
+
+def _gaussian(d: int, seed: int, shift: float, n_s: int = 1000, n_t: int = 500) -> tuple[Any, ...]:
+    rng = np.random.default_rng(seed)
+    mu = np.zeros(d)
+    mu[0] = shift
+    Xs = rng.normal(size=(n_s, d))
+    Xt = rng.normal(size=(n_t, d)) + mu
+    true = np.exp(Xs @ mu - mu @ mu / 2)
+    return Xs, Xt, true
+
+
+def density_ratio_tables(n_trials: int) -> str:
+    methods = ("classifier", "ulsif", "kliep", "kmm")
+    dims = (1, 2, 3, 5, 10, 20)
+    lines = [
+        "### Normalized weight MSE relative to uniform weights (median over trials; uniform = 1)\n",
+        "| d | " + " | ".join(methods) + " | classifier mean raw weight (truth 1) |"
+        " classifier without n_s/n_t factor |",
+        "|---|" + "---|" * (len(methods) + 2),
+    ]
+    gap_lines = [
+        "\n### Mean gap left after weighting (median; 0 = closed, 1 = uniform weights)\n",
+        "| d | " + " | ".join(methods) + " |",
+        "|---|" + "---|" * len(methods),
+    ]
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    for d in dims:
+        rel: dict[str, list[float]] = {m: [] for m in methods}
+        gaps: dict[str, list[float]] = {m: [] for m in methods}
+        means = []
+        for seed in range(n_trials):
+            Xs, Xt, true = _gaussian(d, seed, 1.0)
+            tn = true / true.mean()
+            uniform = float(np.mean((1 - tn) ** 2))
+            for m in methods:
+                t0 = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", LowOverlapWarning)
+                    iw = ImportanceWeighter(m, normalize=False, random_state=seed).fit(Xs, Xt)
+                times[m].append(time.perf_counter() - t0)
+                w = iw.weights_
+                wn = w / w.mean()
+                rel[m].append(float(np.mean((wn - tn) ** 2)) / uniform)
+                wmean = (wn[:, None] * Xs).mean(axis=0)
+                gap0 = np.linalg.norm(Xs.mean(0) - Xt.mean(0))
+                gaps[m].append(float(np.linalg.norm(wmean - Xt.mean(0)) / gap0))
+                if m == "classifier":
+                    means.append(float(w.mean()))
+        mean_raw = float(np.median(means))
+        without = mean_raw * 500 / 1000
+        lines.append(
+            f"| {d} | " + " | ".join(f"{np.median(rel[m]):.3f}" for m in methods)
+            + f" | {mean_raw:.3f} | {without:.3f} |"
+        )  # fmt: skip
+        cells = " | ".join(f"{np.median(gaps[m]):.3f}" for m in methods)
+        gap_lines.append(f"| {d} | {cells} |")
+    lines.extend(gap_lines)
+    lines.append("\n### Time per fit (median; n_s = 1000, n_t = 500)\n")
+    lines.append("| " + " | ".join(methods) + " |")
+    lines.append("|" + "---|" * len(methods))
+    lines.append("| " + " | ".join(f"{np.median(times[m]):.3f} s" for m in methods) + " |")
+    return "\n".join(lines)
+
+
+def overlap_table(n_trials: int) -> str:
+    scenarios: list[tuple[str, int, Callable[[int], tuple[Any, Any]], str]] = []
+
+    def mean_shift(d: int, s: float) -> Callable[[int], tuple[Any, Any]]:
+        return lambda seed: _gaussian(d, seed, s)[:2]
+
+    def var_shift(d: int, sd: float) -> Callable[[int], tuple[Any, Any]]:
+        def draw(seed: int) -> tuple[Any, Any]:
+            rng = np.random.default_rng(seed)
+            return rng.normal(size=(1000, d)), sd * rng.normal(size=(500, d))
+
+        return draw
+
+    for s in (0.0, 0.5, 1.0, 2.0, 4.0):
+        scenarios.append((f"mean shift {s:g} sd", 1, mean_shift(1, s), "logistic"))
+    scenarios.append(("mean shift 4 sd", 20, mean_shift(20, 4.0), "logistic"))
+    scenarios.append(("no shift", 20, var_shift(20, 1.0), "quadratic"))
+    scenarios.append(("variance x4 (sd 2)", 20, var_shift(20, 2.0), "logistic"))
+    scenarios.append(("variance x4 (sd 2)", 20, var_shift(20, 2.0), "quadratic"))
+    lines = [
+        "| scenario | d | classifier | flag fires | median ESS/n | median domain AUC |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, d, draw, clf in scenarios:
+        flags, ess, auc = [], [], []
+        for seed in range(n_trials):
+            Xs, Xt = draw(seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", LowOverlapWarning)
+                iw = ImportanceWeighter(classifier=clf, random_state=seed).fit(Xs, Xt)
+            flags.append(iw.low_overlap_)
+            ess.append(iw.raw_ess_ratio_)
+            auc.append(iw.domain_auc_)
+        lines.append(
+            f"| {name} | {d} | {clf} | {np.mean(flags):.2f} | {np.median(ess):.3f} | "
+            f"{np.median(auc):.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 trials per cell")
+    parser.add_argument(
+        "--parts", default="label,density,overlap", help="comma-separated: label,density,overlap"
+    )
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    n_draws, n_trials = (2, 10) if args.quick else (20, 50)
+    t0 = time.time()
+    print(f"machine: {platform.machine()} {platform.processor() or ''} python "
+          f"{platform.python_version()} numpy {np.__version__}")  # fmt: skip
+    if "label" in parts:
+        print("\n## Label shift (digits)\n")
+        print(label_shift_tables(5, n_draws))
+    if "density" in parts:
+        print("\n## Density ratio (Gaussian mean shift of 1 sd)\n")
+        print(density_ratio_tables(n_trials))
+    if "overlap" in parts:
+        print("\n## Low-overlap flag (share of trials; classifier method)\n")
+        print(overlap_table(n_trials))
+    print(f"\ntotal time {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

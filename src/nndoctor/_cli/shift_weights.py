@@ -1,0 +1,189 @@
+"""``nndoctor shift weights`` (importance weights column) and ``nndoctor shift labels``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import typer
+
+from nndoctor._cli._common import JsonOption, ReportOption, emit, progress_bar
+from nndoctor._cli.shift import shift_app
+from nndoctor._io import load_table
+from nndoctor._validation import check_choice
+from nndoctor.exceptions import DataValidationError, InvalidParameterError
+
+__all__ = ["labels_cmd", "weights_cmd"]
+
+
+def _numeric(frame: pd.DataFrame, *, name: str, drop: list[str]) -> pd.DataFrame:
+    missing = [c for c in drop if c not in frame.columns]
+    if missing and name == "source":
+        raise InvalidParameterError(
+            f"column(s) {missing} are not in the {name} table; its columns are "
+            f"{list(frame.columns)[:20]}"
+        )
+    kept = frame.drop(columns=[c for c in drop if c in frame.columns])
+    text = [c for c in kept.columns if not pd.api.types.is_numeric_dtype(kept[c])]
+    if text:
+        raise DataValidationError(
+            f"{name} has non-numeric column(s) {text[:10]}; encode them or pass --exclude"
+        )
+    return kept
+
+
+def _write_table(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    tmp = path.with_name(f".{path.name}.tmp")
+    if suffix in {".parquet", ".pq"}:
+        frame.to_parquet(tmp, index=False)
+    elif suffix in {".csv", ".txt", ""}:
+        frame.to_csv(tmp, index=False)
+    else:
+        raise InvalidParameterError(f"--out {str(path)!r} must end in .csv or .parquet")
+    tmp.replace(path)
+
+
+@shift_app.command("weights")
+def weights_cmd(
+    source: Annotated[Path, typer.Option("--source", help="Source (training) table, CSV/Parquet.")],
+    target: Annotated[Path, typer.Option("--target", help="Target (deployment) table.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Write the source table plus a weights column here.")
+    ],
+    method: Annotated[
+        str, typer.Option(help="classifier | ulsif | kliep | kmm (KMM: moment matching).")
+    ] = "classifier",
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="Column to leave out of the features (repeatable)."),
+    ] = None,
+    column: Annotated[str, typer.Option(help="Name of the weights column.")] = "weight",
+    clip: Annotated[float | None, typer.Option(help="Upper clip on the weights.")] = None,
+    classifier: Annotated[
+        str, typer.Option(help="Domain classifier: logistic | quadratic.")
+    ] = "logistic",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    json_out: JsonOption = False,
+    report: ReportOption = None,
+) -> None:
+    """Importance weights p_target(x)/p_source(x) for every source row, written as a column."""
+    from nndoctor.shift import ImportanceWeighter
+
+    check_choice(method, ("classifier", "kliep", "kmm", "ulsif"), name="--method")
+    drop = list(exclude or [])
+    with progress_bar("importance weights") as advance:
+        advance(0.05, "reading tables")
+        src_frame = load_table(source)
+        Xs = _numeric(src_frame, name="source", drop=drop)
+        Xt = _numeric(load_table(target), name="target", drop=drop)
+        if list(Xs.columns) != list(Xt.columns):
+            only = sorted(set(Xs.columns) ^ set(Xt.columns))
+            raise DataValidationError(
+                f"source and target feature columns differ ({only[:10]}); pass tables with the "
+                "same columns or --exclude the extra ones"
+            )
+        if column in src_frame.columns:
+            raise InvalidParameterError(
+                f"the source table already has a column {column!r}; choose another --column"
+            )
+        advance(0.2, f"fitting {method}")
+        weighter = ImportanceWeighter(
+            method,  # type: ignore[arg-type]  # validated by check_choice above
+            clip=clip,
+            random_state=seed,
+            classifier=classifier,
+            warn=False,
+        ).fit(Xs.to_numpy(dtype=np.float64), Xt.to_numpy(dtype=np.float64))
+        advance(0.9, "writing weights")
+        _write_table(src_frame.assign(**{column: weighter.weights_}), out)
+    if weighter.low_overlap_:
+        typer.echo(
+            "nndoctor: warning: source and target barely overlap; weighting cannot correct this "
+            "shift",
+            err=True,
+        )
+    typer.echo(f"weights written to {out} (column {column!r})", err=True)
+    emit(weighter.summary(), json_out=json_out, report=report, title="nndoctor shift weights")
+
+
+@shift_app.command("labels")
+def labels_cmd(
+    source_probs: Annotated[
+        Path,
+        typer.Option(
+            "--source-probs",
+            help="Held-out labeled source set: one probability column per class plus --label.",
+        ),
+    ],
+    target_probs: Annotated[
+        Path,
+        typer.Option("--target-probs", help="Target probabilities (same class columns)."),
+    ],
+    label: Annotated[str, typer.Option("--label", help="Label column in --source-probs.")],
+    method: Annotated[
+        str, typer.Option(help="em-bcts | em | bbse-hard | bbse-soft | rlls.")
+    ] = "em-bcts",
+    n_bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for intervals.")] = 100,
+    adjusted_out: Annotated[
+        Path | None,
+        typer.Option("--adjusted-out", help="Write prior-corrected target probabilities here."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    json_out: JsonOption = False,
+    report: ReportOption = None,
+) -> None:
+    """Label shift: source vs estimated target class proportions, weights w(y) and intervals.
+
+    Probability columns are all columns of --source-probs except --label, in order; labels are
+    class indices 0..K-1 in that order, or the column names themselves.
+    """
+    from nndoctor.shift import LabelShiftEstimator
+
+    check_choice(method, ("bbse-hard", "bbse-soft", "em", "em-bcts", "rlls"), name="--method")
+    with progress_bar("label shift") as advance:
+        advance(0.05, "reading tables")
+        src = load_table(source_probs)
+        if label not in src.columns:
+            raise InvalidParameterError(
+                f"--label {label!r} is not a column of {source_probs}; its columns are "
+                f"{list(src.columns)[:20]}"
+            )
+        prob_cols = [c for c in src.columns if c != label]
+        tgt = load_table(target_probs)
+        missing = [c for c in prob_cols if c not in tgt.columns]
+        if missing:
+            raise DataValidationError(
+                f"target probabilities lack class column(s) {missing[:10]}; pass the same "
+                "class columns as the source"
+            )
+        y_raw = src[label]
+        names = [str(c) for c in prob_cols]
+        if not pd.api.types.is_numeric_dtype(y_raw):
+            unknown = sorted(set(y_raw.astype(str)) - set(names))
+            if unknown:
+                raise DataValidationError(
+                    f"labels {unknown[:10]} match no probability column {names[:10]}; "
+                    "use class indices or the column names"
+                )
+            y = y_raw.astype(str).map({n: i for i, n in enumerate(names)}).to_numpy()
+        else:
+            y = y_raw.to_numpy()
+        advance(0.15, f"fitting {method}")
+        est = LabelShiftEstimator(
+            method,  # type: ignore[arg-type]  # validated by check_choice above
+            n_bootstrap=n_bootstrap,
+            random_state=seed,
+        ).fit(src[prob_cols].to_numpy(dtype=np.float64), y)
+        advance(0.3, f"estimating ({n_bootstrap} bootstrap replicates)")
+        T = tgt[prob_cols].to_numpy(dtype=np.float64)
+        result = est.estimate(T)
+        if adjusted_out is not None:
+            advance(0.95, "writing adjusted probabilities")
+            _write_table(pd.DataFrame(est.adjust(T), columns=prob_cols), adjusted_out)
+    if adjusted_out is not None:
+        typer.echo(f"prior-corrected probabilities written to {adjusted_out}", err=True)
+    emit(result, json_out=json_out, report=report, title="nndoctor shift labels")
