@@ -19,7 +19,8 @@
    :func:`~nndoctor.shift.conditional_shift_test` under the hypothesis from steps 2-4 (weights
    1, β(x) or w(y)), and :func:`~nndoctor.shift.decompose_accuracy_drop`.
 
-The decision, at family-wise level ``alpha`` under "no shift" (Bonferroni):
+The decision, at family-wise level ``alpha`` under "no shift" (Bonferroni: ``alpha/4`` for each
+of the two detection tests and, with labels, for each of the two concept tests):
 
 * no detection and no concept evidence → ``"none"``;
 * detection, consistency not rejected → ``"label"``; rejected → ``"covariate"``;
@@ -403,9 +404,9 @@ def diagnose(
         half of the source), a ``torch.nn.Module`` returning logits, or a callable returning
         probabilities. Default: a standardized logistic regression fitted on half the source.
     alpha : float
-        Family-wise error of the decision under "no shift": detection gets ``alpha`` (``alpha/2``
-        when target labels are given, the concept tests the other half), split equally between
-        its two tests.
+        Family-wise error of the decision under "no shift" (Bonferroni): detection gets
+        ``alpha/2``, split equally between its two tests; the concept tests get the other half
+        (``alpha/4`` each) when target labels are given.
     consistency_alpha : float
         Level of the label-shift consistency test (rejecting means covariate shift).
     n_splits : int
@@ -506,7 +507,7 @@ def diagnose(
     P_ref = np.vstack([P_cal, P_check])
     n_lab = int(labeled.sum())
     use_labels = n_lab >= MIN_TARGET_LABELS
-    detect_alpha = alpha / 2.0 if use_labels else alpha
+    detect_alpha = alpha / 2.0  # the other half is the concept tests' (used with labels)
     level = detect_alpha / 2.0
 
     # 2. detection ----------------------------------------------------------------------
