@@ -139,7 +139,7 @@ def _shift_stage(ctx: CheckupContext) -> StageOutcome:
                 diagnosis_with_labels=seen.kind,
                 right=right,
                 evidence=_evidence_text(seen),
-                treatment=rec.treatment,
+                treatment=rec.action,
                 effect=rec.estimated_effect,
             )
         )
@@ -192,7 +192,7 @@ def _shift_stage(ctx: CheckupContext) -> StageOutcome:
             diagnosis_with_labels=f"{kind}, caught at {when}",
             right=right,
             evidence=f"{len(adapt.changes)} change(s) declared by the monitor",
-            treatment="retrain on a recent window when the monitor fires",
+            treatment="retrain on recent window",
             effect=effect,
         )
     )

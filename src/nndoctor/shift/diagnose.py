@@ -115,6 +115,9 @@ class Recommendation(ResultMixin):
 
     Attributes
     ----------
+    action : str
+        The treatment in a few words (``"none"``, ``"class weights w(y)"``,
+        ``"importance weights β(x)"``, ``"new labels, retrain"``, ``"new labels (no overlap)"``).
     treatment : str
         One line: what to do.
     how : str
@@ -125,6 +128,7 @@ class Recommendation(ResultMixin):
         The estimated target accuracy without and with the treatment (NaN when unknown).
     """
 
+    action: str
     treatment: str
     how: str
     estimated_effect: str
@@ -790,7 +794,7 @@ def _recommend(
             if use_labels
             else "label a few hundred target rows and rerun with --label to rule out concept shift"
         )
-        return Recommendation("No treatment needed", how, "none needed", before, before)
+        return Recommendation("none", "No treatment needed", how, "none needed", before, before)
     if kind == "concept" or (kind == "mixed" and decomp is not None):
         gain = decomp.concept_part if decomp is not None else nan
         effect = (
@@ -804,6 +808,7 @@ def _recommend(
             else ""
         )
         return Recommendation(
+            "new labels, retrain",
             "Get target labels and retrain (or fine-tune) on recent target data",
             "the source labels are no longer right for these inputs; retrain on labeled target "
             "rows (nndoctor.shift.adapt_on_drift retrains on a recent window)" + extra,
@@ -816,6 +821,7 @@ def _recommend(
         plain = float(np.mean(P_adj[np.arange(P_t.shape[0]), P_t.argmax(axis=1)]))
         corrected = float(np.mean(P_adj.max(axis=1)))
         return Recommendation(
+            "class weights w(y)",
             "Re-weight the classes: prior-correct the predictions with the estimated w(y)",
             "LabelShiftEstimator('em-bcts').fit(held-out probs, labels).estimate(target "
             "probs), then .adjust(probs); or retrain with sample_weight = w(y) "
@@ -828,6 +834,7 @@ def _recommend(
     template, Xs, ys, train, check = refit
     if iw_summary is not None and iw_summary.low_overlap:
         return Recommendation(
+            "new labels (no overlap)",
             "Collect labeled target data: the target lies where the source has (almost) no data",
             f"importance weighting cannot correct this (ESS ratio {iw_summary.ess_ratio:.3f}, "
             f"domain AUC {iw_summary.domain_auc:.3f}); label target rows and retrain",
@@ -856,6 +863,7 @@ def _recommend(
         else "retrain with the weights and compare on a weighted validation set"
     )
     return Recommendation(
+        "importance weights β(x)",
         "Importance-weight the source: retrain with sample_weight = β(x)",
         "ImportanceWeighter('classifier').fit(source_X, target_X).weights(train_X) as "
         "sample_weight (nndoctor shift weights)",
