@@ -6,8 +6,8 @@ Data: nndoctor.shift._simulate.make_shift — 4 Gaussian classes (+2 nuisance co
 2,000 labeled source rows, 1,000 target rows. Covariate: +1 sd along a within-class nuisance
 direction; label: Dirichlet(1) target prior with total variation >= 0.15; concept: classes 0 and 1
 swapped; mixed: covariate + concept; none: a fresh source sample. Concept and mixed get 200
-target labels; "none", "covariate" and "label" run both without and with 200 labels (with labels the concept
-tests run too, and may add false "concept"/"mixed" calls).
+target labels; "none", "covariate" and "label" run both without and with 200 labels (with
+labels the concept tests run too, and may add false "concept"/"mixed" calls).
 Model: the default (logistic regression on half the source).
 """
 
