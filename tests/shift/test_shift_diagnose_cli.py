@@ -148,3 +148,14 @@ def test_checkup_stage_scores_every_scenario() -> None:
     assert soda.diagnosis_with_labels == "concept"
     assert all(row.stage == "shift" for row in out.summary)
     assert to_sections(table)[0].status == "ok"
+
+
+def test_checkup_stage_on_user_tables(soda_files: tuple[Path, Path, str]) -> None:
+    from nndoctor._checkup_shift import shift_stage
+    from nndoctor.checkup import CheckupContext
+
+    s, t, label = soda_files
+    out = shift_stage(CheckupContext(source=str(s), target=str(t), label=label))
+    assert len(out.summary) == 1
+    assert out.summary[0].finding == "concept shift"
+    assert out.results[0].kind == "concept"
