@@ -177,6 +177,8 @@ app.add_typer(stability_app, name="stability")
 _COMMAND_MODULES = (
     "scenario_numerics",
     "scenario_shift",
+    "shift_diagnose",
+    "shift_tests",
     "shift_weights",
 )
 for _module in _COMMAND_MODULES:

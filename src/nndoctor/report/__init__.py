@@ -16,6 +16,8 @@ from nndoctor.report import (  # noqa: F401  (register sections)
     _checkup,
     _environment,
     _scenarios,
+    _shift_diagnose,
+    _shift_tests,
     _shift_weights,
     _stability,
 )

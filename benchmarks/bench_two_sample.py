@@ -1,0 +1,257 @@
+"""Two-sample tests: nndoctor against alibi-detect (MMD) and evidently (per-feature drift).
+
+The peers live in their own virtual environments (their pins clash with ours); this script runs
+each part in the interpreter that has the library and prints one JSON line per measurement.
+
+Set-up (once)::
+
+    python3 -m venv benchmarks/.venv-alibi
+    benchmarks/.venv-alibi/bin/pip install torch==2.13.0 "numpy<2" "alibi-detect[torch]"
+    python3 -m venv benchmarks/.venv-evidently
+    benchmarks/.venv-evidently/bin/pip install evidently
+
+Run (from the repository root)::
+
+    PYTHONPATH=$PWD/src /work/main/.venv/bin/python benchmarks/bench_two_sample.py all
+    # or one part: mmd-alibi | mmd-ours | mmd-large | features-ours | features-evidently
+
+``features-*`` take ``--rows`` (default 356,000 per side) and ``--cols`` (default 100).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+ALIBI_PY = HERE / ".venv-alibi" / "bin" / "python"
+EVIDENTLY_PY = HERE / ".venv-evidently" / "bin" / "python"
+OURS_PY = Path(sys.executable)
+
+N_MMD, D_MMD, B_MMD = 2000, 32, 100
+SHIFT = 0.04  # mean shift of every coordinate in the MMD benchmark (moderate p-values)
+
+
+def _mmd_data(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N_MMD, D_MMD)).astype(np.float32)
+    y = (rng.normal(size=(N_MMD, D_MMD)) + SHIFT).astype(np.float32)
+    return x, y
+
+
+def _bandwidth(x: np.ndarray, y: np.ndarray) -> float:
+    z = np.vstack((x, y))[:1000].astype(np.float64)
+    d = np.sqrt(((z[:, None, :] - z[None, :, :]) ** 2).sum(-1))
+    return float(np.median(d[np.triu_indices(len(z), 1)]))
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def part_mmd_alibi(seeds: list[int]) -> None:
+    import torch
+    from alibi_detect.cd import MMDDrift
+    from alibi_detect.utils.pytorch.kernels import GaussianRBF
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    for seed in seeds:
+        x, y = _mmd_data(seed)
+        bw = _bandwidth(x, y)
+        torch.manual_seed(seed)
+        t0 = time.perf_counter()
+        cd = MMDDrift(
+            x,
+            backend="pytorch",
+            p_val=0.05,
+            n_permutations=B_MMD,
+            kernel=GaussianRBF,
+            sigma=np.array([bw], dtype=np.float32),
+            device="cpu",
+            configure_kernel_from_x_ref=False,
+        )
+        pred = cd.predict(y)
+        dt = time.perf_counter() - t0
+        print(
+            json.dumps(
+                {
+                    "part": "mmd-alibi",
+                    "seed": seed,
+                    "seconds": dt,
+                    "pvalue": float(pred["data"]["p_val"]),
+                    "statistic": float(pred["data"]["distance"]),
+                    "bandwidth": bw,
+                }
+            )
+        )
+
+
+def part_mmd_ours(seeds: list[int]) -> None:
+    import torch
+
+    from nndoctor.shift import mmd_test
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    x, y = _mmd_data(0)
+    mmd_test(x[:100], y[:100], n_permutations=10, random_state=0)  # warm-up
+    for seed in seeds:
+        x, y = _mmd_data(seed)
+        bw = _bandwidth(x, y)
+        t0 = time.perf_counter()
+        res = mmd_test(x, y, bandwidth=bw, n_permutations=B_MMD, random_state=seed)
+        dt = time.perf_counter() - t0
+        ref = mmd_test(x, y, bandwidth=bw, n_permutations=10_000, random_state=seed)
+        print(
+            json.dumps(
+                {
+                    "part": "mmd-ours",
+                    "seed": seed,
+                    "seconds": dt,
+                    "pvalue": res.pvalue,
+                    "pvalue_B10000": ref.pvalue,
+                    "statistic": res.statistic,
+                    "bandwidth": bw,
+                }
+            )
+        )
+
+
+def part_mmd_large(which: str) -> None:
+    import torch
+
+    from nndoctor.shift import mmd_test
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    rng = np.random.default_rng(0)
+    if which == "20k":
+        n, d, B = 20_000, 32, 100
+        x = rng.normal(size=(n, d))
+        y = rng.normal(size=(n, d))
+        y[:, 0] += 0.05
+        t0 = time.perf_counter()
+        res = mmd_test(x, y, n_permutations=B, random_state=0)
+    else:
+        n, d, B = 1_000_000, 32, 0
+        x = rng.normal(size=(n, d)).astype(np.float32)
+        y = rng.normal(size=(n, d)).astype(np.float32)
+        y[:, 0] += 0.02
+        t0 = time.perf_counter()
+        res = mmd_test(x, y, random_state=0)
+    dt = time.perf_counter() - t0
+    print(
+        json.dumps(
+            {
+                "part": f"mmd-{which}",
+                "n_per_side": n,
+                "d": d,
+                "permutations": B,
+                "method": res.method,
+                "seconds": dt,
+                "pvalue": res.pvalue,
+                "statistic": res.statistic,
+                "peak_rss_mb": _peak_mb(),
+            }
+        )
+    )
+
+
+def _table(rows: int, cols: int, seed: int, shifted: bool) -> object:
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    data = rng.normal(size=(rows, cols)).astype(np.float64)
+    if shifted:
+        data[:, : cols // 10] += 0.05  # a small shift in 10% of the columns
+    return pd.DataFrame(data, columns=[f"f{j}" for j in range(cols)])
+
+
+def part_features_ours(rows: int, cols: int) -> None:
+    from nndoctor.shift import feature_test
+
+    ref, cur = _table(rows, cols, 1, False), _table(rows, cols, 2, True)
+    t0 = time.perf_counter()
+    res = feature_test(ref, cur, random_state=0)
+    dt = time.perf_counter() - t0
+    print(
+        json.dumps(
+            {
+                "part": "features-ours",
+                "rows": rows,
+                "cols": cols,
+                "seconds": dt,
+                "n_drifted": res.n_drifted,
+                "peak_rss_mb": _peak_mb(),
+            }
+        )
+    )
+
+
+def part_features_evidently(rows: int, cols: int) -> None:
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    ref, cur = _table(rows, cols, 1, False), _table(rows, cols, 2, True)
+    t0 = time.perf_counter()
+    snapshot = Report([DataDriftPreset()]).run(cur, ref)
+    out = snapshot.dict()
+    dt = time.perf_counter() - t0
+    print(
+        json.dumps(
+            {
+                "part": "features-evidently",
+                "rows": rows,
+                "cols": cols,
+                "seconds": dt,
+                "metrics": len(out.get("metrics", [])),
+                "peak_rss_mb": _peak_mb(),
+            }
+        )
+    )
+
+
+def _run(python: Path, *args: str) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    subprocess.run([str(python), __file__, *args], check=True, env=env)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("part")
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    ap.add_argument("--rows", type=int, default=356_000)
+    ap.add_argument("--cols", type=int, default=100)
+    a = ap.parse_args()
+    if a.part == "mmd-alibi":
+        part_mmd_alibi(a.seeds)
+    elif a.part == "mmd-ours":
+        part_mmd_ours(a.seeds)
+    elif a.part in ("mmd-20k", "mmd-1m"):
+        part_mmd_large(a.part.split("-")[1])
+    elif a.part == "features-ours":
+        part_features_ours(a.rows, a.cols)
+    elif a.part == "features-evidently":
+        part_features_evidently(a.rows, a.cols)
+    elif a.part == "all":
+        seeds = [str(s) for s in a.seeds]
+        _run(OURS_PY, "mmd-ours", "--seeds", *seeds)
+        _run(ALIBI_PY, "mmd-alibi", "--seeds", *seeds)
+        _run(OURS_PY, "mmd-20k")
+        _run(OURS_PY, "mmd-1m")
+        for rows in (35_600, a.rows):
+            _run(OURS_PY, "features-ours", "--rows", str(rows), "--cols", str(a.cols))
+        _run(EVIDENTLY_PY, "features-evidently", "--rows", "35600", "--cols", str(a.cols))
+    else:
+        raise SystemExit(f"unknown part {a.part!r}")
+
+
+if __name__ == "__main__":
+    main()

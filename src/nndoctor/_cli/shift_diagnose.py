@@ -1,0 +1,214 @@
+"""``nndoctor shift diagnose`` and ``nndoctor shift stream``: which shift, and when."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import numpy.typing as npt
+import typer
+
+from nndoctor._cli._common import JsonOption, ReportOption, emit, progress_bar
+from nndoctor._cli.shift import shift_app
+
+__all__ = ["shift_diagnose_cmd", "shift_stream_cmd"]
+
+
+def _features(
+    frames: list[Any], drop: list[str]
+) -> tuple[list[npt.NDArray[np.float64]], list[str]]:
+    """Feature matrices of several tables: numeric columns as they are, text one-hot encoded
+    with the categories of all tables together (so the columns line up)."""
+    import pandas as pd
+
+    from nndoctor.exceptions import DataValidationError
+
+    columns = [c for c in frames[0].columns if c not in drop]
+    for i, frame in enumerate(frames[1:], start=1):
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise DataValidationError(
+                f"table {i + 1} lacks the column(s) {', '.join(map(str, missing[:5]))} of the "
+                "first table; pass tables with the same columns"
+            )
+    if not columns:
+        raise DataValidationError("no feature columns are left; pass tables with features")
+    sizes = [len(f) for f in frames]
+    pooled = pd.concat([f[columns] for f in frames], ignore_index=True)
+    text = [c for c in columns if not pd.api.types.is_numeric_dtype(pooled[c])]
+    if text:
+        pooled = pd.get_dummies(pooled, columns=text, dtype=float)
+    values = pooled.to_numpy(dtype=np.float64, na_value=np.nan)
+    out = np.split(values, np.cumsum(sizes)[:-1])
+    return [np.asarray(v) for v in out], [str(c) for c in pooled.columns]
+
+
+def _column(frame: Any, name: str, what: str) -> Any:
+    from nndoctor.exceptions import DataValidationError
+
+    if name not in frame.columns:
+        raise DataValidationError(
+            f"{what} column {name!r} is not in the table (columns: "
+            f"{', '.join(map(str, list(frame.columns)[:8]))}); pass an existing column"
+        )
+    return frame[name]
+
+
+@shift_app.command("diagnose")
+def shift_diagnose_cmd(
+    source: Annotated[Path, typer.Option("--source", help="Labeled source table (CSV/Parquet).")],
+    target: Annotated[
+        Path,
+        typer.Option("--target", help="Target table; its label column, if any, may be partial."),
+    ],
+    label: Annotated[str, typer.Option("--label", help="Name of the label column.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help="file.py:factory or module:factory (an nn.Module giving logits)."
+        ),
+    ] = None,
+    weights: Annotated[
+        Path | None, typer.Option("--weights", help="State dict for --model (weights_only).")
+    ] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Family-wise level.")] = 0.05,
+    weight_intervals: Annotated[
+        int, typer.Option("--weight-intervals", help="Bootstrap replicates for w(y) intervals.")
+    ] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    json_out: JsonOption = False,
+    report: ReportOption = None,
+) -> None:
+    """Say which shift separates TARGET from SOURCE (covariate, label, concept), with the
+    evidence and the treatment. Target labels, where present, enable the concept tests."""
+    from nndoctor._io import load_model, load_table
+    from nndoctor.shift import diagnose
+
+    src = load_table(source)
+    tgt = load_table(target)
+    ys = _column(src, label, "--label")
+    yt = tgt[label] if label in tgt.columns else None
+    import pandas as pd
+
+    (Xs_arr, Xt_arr), names = _features([src, tgt], [label])
+    Xs, Xt = pd.DataFrame(Xs_arr, columns=names), pd.DataFrame(Xt_arr, columns=names)
+    net = load_model(model, weights=weights) if model is not None else None
+    with progress_bar("shift diagnosis") as advance:
+        result = diagnose(
+            Xs,
+            ys.to_numpy(),
+            Xt,
+            None if yt is None else yt.to_numpy(),
+            model=net,
+            alpha=alpha,
+            weight_intervals=weight_intervals,
+            random_state=seed,
+            progress=advance,
+        )
+    emit(result, json_out=json_out, report=report, title="nndoctor shift diagnose")
+
+
+@shift_app.command("stream")
+def shift_stream_cmd(
+    file: Annotated[Path, typer.Argument(help="Table of rows in time order (CSV/Parquet).")],
+    time_column: Annotated[str, typer.Option("--time-column", help="Column giving the time.")],
+    label: Annotated[
+        str | None, typer.Option("--label", help="Label column (NaN where not yet known).")
+    ] = None,
+    prediction_column: Annotated[
+        str | None,
+        typer.Option(
+            "--prediction-column",
+            help="The deployed model's predicted class; without it a logistic regression is "
+            "fitted on the reference rows.",
+        ),
+    ] = None,
+    reference_rows: Annotated[
+        int | None,
+        typer.Option("--reference-rows", help="Earliest rows that form the reference (20%)."),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            help="Rows per batch; default: one batch per distinct time (or 100 rows when "
+            "there are more than 500 distinct times).",
+        ),
+    ] = None,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Family-wise level of the batch tests.")
+    ] = 0.05,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    json_out: JsonOption = False,
+    report: ReportOption = None,
+) -> None:
+    """Replay FILE in time order through a ShiftMonitor: when did it change, and how?"""
+    from nndoctor._io import load_table
+    from nndoctor._validation import check_int
+    from nndoctor.exceptions import DataValidationError
+    from nndoctor.shift import ShiftMonitor
+    from nndoctor.shift.diagnose import _default_classifier
+
+    table = load_table(file)
+    t = _column(table, time_column, "--time-column")
+    table = table.iloc[np.argsort(t.to_numpy(), kind="stable")].reset_index(drop=True)
+    n = len(table)
+    n_ref = (
+        max(2, n // 5)
+        if reference_rows is None
+        else check_int(reference_rows, name="--reference-rows", minimum=2)
+    )
+    if n_ref >= n:
+        raise DataValidationError(
+            f"--reference-rows {n_ref} leaves no rows to monitor in a table of {n}; pass fewer"
+        )
+    drop = [time_column] + [c for c in (label, prediction_column) if c is not None]
+    (X,), _ = _features([table], drop)
+    classes: npt.NDArray[Any] | None = None
+    y_codes: npt.NDArray[np.float64] | None = None
+    if label is not None:
+        raw = _column(table, label, "--label")
+        known = raw.notna().to_numpy()
+        classes = np.unique(raw[known].to_numpy())
+        y_codes = np.full(n, np.nan)
+        y_codes[known] = np.searchsorted(classes, raw[known].to_numpy())
+    if prediction_column is not None:
+        pred_raw = _column(table, prediction_column, "--prediction-column").to_numpy()
+        if classes is None:
+            classes = np.unique(pred_raw)
+        pred = np.searchsorted(classes, pred_raw).astype(np.int64)
+    else:
+        if y_codes is None or np.isnan(y_codes[:n_ref]).any():
+            raise DataValidationError(
+                "without --prediction-column the reference rows need labels (--label) to fit a "
+                "model; pass --prediction-column or a fully labeled reference"
+            )
+        fitted = _default_classifier(seed).fit(X[:n_ref], y_codes[:n_ref].astype(np.int64))
+        pred = fitted.predict(X).astype(np.int64)
+    times = table[time_column].to_numpy()
+    if batch_size is not None:
+        size = check_int(batch_size, name="--batch-size", minimum=1)
+        starts = list(range(n_ref, n, size))
+    else:
+        distinct = np.unique(times[n_ref:])
+        if distinct.size > 500:
+            starts = list(range(n_ref, n, 100))
+        else:
+            first = np.searchsorted(times[n_ref:], distinct, side="left") + n_ref
+            starts = sorted(set(first.tolist()))
+    ref_labels = None if y_codes is None else y_codes[:n_ref]
+    monitor = ShiftMonitor(alpha=alpha, random_state=seed).fit(
+        X[:n_ref],
+        predictions=pred[:n_ref],
+        labels=None
+        if ref_labels is None or np.isnan(ref_labels).any()
+        else ref_labels.astype(np.int64),
+    )
+    ends = [*starts[1:], n]
+    with progress_bar("stream monitor") as advance:
+        for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
+            lab = None if y_codes is None else y_codes[a:b]  # NaN: not labeled yet
+            monitor.update(X[a:b], predictions=pred[a:b], labels=lab, time=times[a])
+            advance((i + 1) / len(starts), f"batch {i + 1}/{len(starts)}")
+    emit(monitor.report(), json_out=json_out, report=report, title="nndoctor shift stream")

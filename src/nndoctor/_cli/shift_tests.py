@@ -1,0 +1,70 @@
+"""``nndoctor shift test``: two-sample tests on a source and a target table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nndoctor._cli._common import JsonOption, ReportOption, emit, progress_bar
+from nndoctor._cli.shift import shift_app
+
+__all__ = ["shift_test_cmd"]
+
+
+@shift_app.command("test")
+def shift_test_cmd(
+    source: Annotated[Path, typer.Option("--source", help="Reference table (CSV or Parquet).")],
+    target: Annotated[Path, typer.Option("--target", help="Table to test (CSV or Parquet).")],
+    label: Annotated[
+        str | None, typer.Option("--label", help="Label column to leave out of the features.")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="file.py:factory or module:factory; enables BBSD."),
+    ] = None,
+    weights: Annotated[
+        Path | None, typer.Option("--weights", help="State dict for --model (weights_only).")
+    ] = None,
+    method: Annotated[str, typer.Option("--method", help="auto|mmd|ks|chi2|c2st|bbsd.")] = "auto",
+    alpha: Annotated[float, typer.Option("--alpha", help="Level of each test.")] = 0.05,
+    correction: Annotated[
+        str, typer.Option("--correction", help="holm|bonferroni|fdr_bh|none (per feature).")
+    ] = "holm",
+    min_effect: Annotated[
+        float | None,
+        typer.Option("--min-effect", help="Smallest KS distance / Cramér's V that is drift."),
+    ] = None,
+    permutations: Annotated[
+        int, typer.Option("--permutations", help="Permutations of the MMD test.")
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    json_out: JsonOption = False,
+    report: ReportOption = None,
+) -> None:
+    """Test whether TARGET still looks like SOURCE (per feature, MMD, classifier, model outputs)."""
+    from nndoctor._io import load_model, load_table
+    from nndoctor._validation import check_choice
+    from nndoctor.shift import compare_samples
+
+    check_choice(method, ("auto", "bbsd", "c2st", "chi2", "ks", "mmd"), name="--method")
+    check_choice(correction, ("bonferroni", "fdr_bh", "holm", "none"), name="--correction")
+    src = load_table(source)
+    tgt = load_table(target)
+    net = load_model(model, weights=weights) if model is not None else None
+    with progress_bar("shift tests") as advance:
+        result = compare_samples(
+            src,
+            tgt,
+            method=method,  # type: ignore[arg-type]  # checked above
+            label=label,
+            model=net,
+            alpha=alpha,
+            correction=correction,  # type: ignore[arg-type]  # checked above
+            min_effect=min_effect,
+            n_permutations=permutations,
+            random_state=seed,
+            progress=advance,
+        )
+    emit(result, json_out=json_out, report=report, title="nndoctor shift test")

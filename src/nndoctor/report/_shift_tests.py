@@ -1,0 +1,233 @@
+"""Sections for the two-sample tests of :mod:`nndoctor.shift.two_sample`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from nndoctor._results import to_jsonable
+from nndoctor.report._figures import figure_to_png_base64, new_figure
+from nndoctor.report._section import Figure, Section, Status, to_sections
+from nndoctor.shift._bbsd import BBSDResult
+from nndoctor.shift._classifier_test import ClassifierTestResult
+from nndoctor.shift._common import TwoSampleResult
+from nndoctor.shift._suite import ShiftTestReport
+from nndoctor.shift._univariate import FeatureTestResult
+
+__all__: list[str] = []
+
+#: Rows of the per-feature table shown (the JSON payload keeps all).
+MAX_FEATURE_ROWS = 30
+
+
+def _p(p: float) -> str:
+    if not math.isfinite(p):
+        return "nan"
+    return f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def _status(drift: bool, pvalue: float) -> Status:
+    if not math.isfinite(pvalue):
+        return "info"
+    return "warning" if drift else "ok"
+
+
+def _null_figure(result: TwoSampleResult) -> Figure | None:
+    null = result.null_distribution
+    if null is None or null.size == 0:
+        return None
+    fig, ax = new_figure()
+    ax.hist(null, bins=40, color="#8aa", label="permutation null")
+    ax.axvline(
+        result.statistic, color="#c33", lw=2, label=f"observed MMD² (p = {_p(result.pvalue)})"
+    )
+    ax.set_xlabel("MMD² under random splits")
+    ax.set_ylabel("permutations")
+    ax.legend(loc="best", fontsize=8)
+    return Figure(
+        "MMD permutation null and the observed statistic",
+        figure_to_png_base64(fig),
+        alt="histogram of the permuted MMD statistics with the observed value marked",
+    )
+
+
+@to_sections.register
+def _two_sample_sections(result: TwoSampleResult, *, figures: bool = False) -> list[Section]:
+    verdict = (
+        f"{result.method}: MMD² = {result.statistic:.3g}, p = {_p(result.pvalue)} "
+        f"({result.n_source} vs {result.n_target} rows) — "
+        + ("the distributions differ." if result.drift_detected else "no evidence of a change.")
+    )
+    rows: list[dict[str, Any]] = [
+        {"quantity": "statistic", "value": f"{result.statistic:.4g}"},
+        {"quantity": "p-value", "value": _p(result.pvalue)},
+        {"quantity": "permutations", "value": str(result.n_permutations or "-")},
+    ]
+    rows += [
+        {"quantity": k, "value": f"{v:.4g}" if isinstance(v, float) else str(v)}
+        for k, v in result.details.items()
+    ]
+    figs: tuple[Figure, ...] = ()
+    if figures:
+        fig = _null_figure(result)
+        figs = (fig,) if fig is not None else ()
+    return [
+        Section(
+            "Two-sample test (MMD)",
+            _status(result.drift_detected, result.pvalue),
+            verdict,
+            tuple(rows),
+            figs,
+            payload=to_jsonable(result),
+        )
+    ]
+
+
+def _feature_rows(result: FeatureTestResult) -> tuple[dict[str, Any], ...]:
+    rows = []
+    for f in result.ranked()[:MAX_FEATURE_ROWS]:
+        lo, hi = f.effect_ci
+        extra = (
+            f"W/sd {f.effects.get('wasserstein_std', float('nan')):.3g}"
+            if f.kind == "numeric"
+            else ""
+        )
+        rows.append(
+            {
+                "feature": f.name,
+                "test": f.test,
+                "effect": f"{f.effect:.3f} [{lo:.3f}, {hi:.3f}]",
+                "psi": f"{f.effects.get('psi', float('nan')):.3f}",
+                "other": extra,
+                "p (adj.)": _p(f.adjusted_pvalue),
+                "drift": "DRIFT" if f.drifted else ("negligible" if f.negligible else "-"),
+            }
+        )
+    return tuple(rows)
+
+
+@to_sections.register
+def _feature_sections(result: FeatureTestResult, *, figures: bool = False) -> list[Section]:
+    n = len(result.features)
+    neg = sum(f.negligible for f in result.features)
+    verdict = (
+        f"{result.n_drifted} of {n} feature(s) drifted ({result.method}, {result.correction} "
+        f"correction, α = {result.alpha:g}); overall p = {_p(result.pvalue)}."
+    )
+    if neg:
+        verdict += f" {neg} significant change(s) fall below min_effect = {result.min_effect:g}."
+    if n > MAX_FEATURE_ROWS:
+        verdict += f" Showing the {MAX_FEATURE_ROWS} largest effects."
+    return [
+        Section(
+            "Per-feature drift (sorted by effect size)",
+            _status(result.drift_detected, result.pvalue),
+            verdict,
+            _feature_rows(result),
+            payload=to_jsonable(result),
+        )
+    ]
+
+
+@to_sections.register
+def _classifier_sections(result: ClassifierTestResult, *, figures: bool = False) -> list[Section]:
+    verdict = (
+        f"A {result.model} tells source from target with out-of-fold AUC "
+        f"{result.statistic:.3f}; p = {_p(result.pvalue)} ({result.combine} over "
+        f"{result.n_splits} folds)."
+    )
+    top = list(result.feature_importances.items())[:10]
+    rows = tuple(
+        {"feature": k, f"importance ({result.importance_kind})": f"{v:.4g}"} for k, v in top
+    )
+    return [
+        Section(
+            "Classifier two-sample test",
+            _status(result.drift_detected, result.pvalue),
+            verdict,
+            rows,
+            payload=to_jsonable(result),
+        )
+    ]
+
+
+@to_sections.register
+def _bbsd_sections(result: BBSDResult, *, figures: bool = False) -> list[Section]:
+    verdict = (
+        f"Model outputs: χ² on predicted classes p = {_p(result.chi2_pvalue)}, per-class KS "
+        f"(Bonferroni) p = {_p(result.ks_pvalue)}; overall p = {_p(result.pvalue)}."
+    )
+    ms, mt = max(1, result.n_source), max(1, result.n_target)
+    rows = tuple(
+        {
+            "class": c,
+            "source share": f"{result.source_counts[c] / ms:.3f}",
+            "target share": f"{result.target_counts[c] / mt:.3f}",
+            "KS": f"{result.ks_statistics[c]:.3f}",
+            "KS p": _p(float(result.ks_pvalues[c])),
+        }
+        for c in range(result.n_classes)
+    )
+    return [
+        Section(
+            "Black-box shift detection (model outputs)",
+            _status(result.drift_detected, result.pvalue),
+            verdict,
+            rows,
+            payload=to_jsonable(result),
+        )
+    ]
+
+
+def _distribution_figure(name: str, data: dict[str, list[float]]) -> Figure:
+    fig, ax = new_figure(width=5.0, height=3.0)
+    src = np.asarray(data["source"])
+    tgt = np.asarray(data["target"])
+    lo = float(min(src.min(), tgt.min()))
+    hi = float(max(src.max(), tgt.max()))
+    bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 40)
+    ax.hist(src, bins=bins, density=True, alpha=0.5, label="source", color="#36c")
+    ax.hist(tgt, bins=bins, density=True, alpha=0.5, label="target", color="#c63")
+    ax.set_title(name, fontsize=9)
+    ax.legend(fontsize=8)
+    return Figure(f"Distribution of {name}", figure_to_png_base64(fig), alt=f"histograms of {name}")
+
+
+@to_sections.register
+def _suite_sections(result: ShiftTestReport, *, figures: bool = False) -> list[Section]:
+    rows = []
+    parts: list[Any] = [result.features, result.mmd, result.classifier, result.bbsd]
+    names = ["per-feature", "MMD", "classifier", "BBSD"]
+    for name, part in zip(names, parts, strict=True):
+        if part is not None:
+            rows.append(
+                {
+                    "test": name,
+                    "statistic": f"{part.statistic:.4g}",
+                    "p-value": _p(part.pvalue),
+                    "drift": "DRIFT" if part.drift_detected else "-",
+                }
+            )
+    verdict = f"{result.n_source} source vs {result.n_target} target rows: " + (
+        "the target distribution differs from the source."
+        if result.drift_detected
+        else "no test found a change."
+    )
+    figs: tuple[Figure, ...] = ()
+    if figures and result.samples:
+        figs = tuple(_distribution_figure(k, v) for k, v in result.samples.items())
+    summary = Section(
+        "Shift tests",
+        "warning" if result.drift_detected else "ok",
+        verdict,
+        tuple(rows),
+        figs,
+        payload={"methods": list(result.methods), "drift_detected": result.drift_detected},
+    )
+    out = [summary]
+    for part in parts:
+        if part is not None:
+            out.extend(to_sections(part, figures=figures))
+    return out

@@ -1,0 +1,185 @@
+"""What the two-sample tests share: the generic result type and the input checks.
+
+Nothing here is public on its own; :mod:`nndoctor.shift.two_sample` re-exports
+:class:`TwoSampleResult`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from nndoctor._results import ResultMixin
+from nndoctor._validation import check_matrix, check_same_features, check_unit_interval
+from nndoctor.exceptions import DataValidationError, SmallSampleWarning
+
+__all__ = [
+    "TwoSampleResult",
+    "as_float_tensors",
+    "check_alpha",
+    "check_numeric_pair",
+    "limit_threads",
+    "smallest_pvalue",
+    "warn_small",
+]
+
+#: The smallest p-value an asymptotic test reports (the smallest positive normal double), so
+#: that no p-value is ever exactly 0.
+_TINY = float(np.finfo(np.float64).tiny)
+
+
+def smallest_pvalue(p: float) -> float:
+    """Clip an asymptotic p-value into ``[tiny, 1]`` so that it is never exactly 0.
+
+    Examples
+    --------
+    >>> smallest_pvalue(0.0) > 0
+    True
+    """
+    if np.isnan(p):
+        return float("nan")
+    return float(min(1.0, max(p, _TINY)))
+
+
+@dataclass(frozen=True, slots=True)
+class TwoSampleResult(ResultMixin):
+    """The outcome of a two-sample test (H0: both samples come from one distribution).
+
+    Attributes
+    ----------
+    statistic : float
+        The test statistic (for MMD: the unbiased estimate of MMD²).
+    pvalue : float
+        The p-value; never exactly 0 (a permutation p-value is ``(1 + #{T* >= T}) / (1 + B)``).
+    method : str
+        Which test produced it, e.g. ``"mmd-permutation"`` or ``"mmd-block"``.
+    n_permutations : int or None
+        Number of permutations ``B`` (``None`` for an asymptotic test).
+    null_distribution : ndarray or None
+        The ``B`` permuted statistics (``None`` for an asymptotic test).
+    n_source, n_target : int
+        Sample sizes.
+    alpha : float
+        Level of the decision.
+    drift_detected : bool
+        ``pvalue <= alpha``.
+    details : dict
+        Method-specific numbers (kernel, bandwidth, block size, ...).
+    """
+
+    statistic: float
+    pvalue: float
+    method: str
+    n_permutations: int | None = None
+    null_distribution: npt.NDArray[np.float64] | None = None
+    n_source: int = 0
+    n_target: int = 0
+    alpha: float = 0.05
+    drift_detected: bool = False
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def check_alpha(alpha: Any) -> float:
+    """Return ``alpha`` as a float in (0, 1)."""
+    return check_unit_interval(alpha, name="alpha")
+
+
+def warn_small(what: str) -> None:
+    """Emit a :class:`SmallSampleWarning` that names the problem."""
+    warnings.warn(what, SmallSampleWarning, stacklevel=3)
+
+
+def check_numeric_pair(
+    X: Any, Y: Any, *, names: tuple[str, str] = ("X", "Y")
+) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
+    """Validate two numeric samples as finite 2-D float arrays with the same columns.
+
+    Empty samples raise :class:`DataValidationError`; the caller decides what a one-row sample
+    means for its statistic.
+    """
+    x = check_matrix(X, name=names[0], min_rows=1)
+    y = check_matrix(Y, name=names[1], min_rows=1)
+    check_same_features(x, y, names=names)
+    return x, y
+
+
+def _tensor_or_array(data: Any, name: str) -> torch.Tensor:
+    if isinstance(data, torch.Tensor):
+        t = data.detach()
+        if t.is_complex():
+            raise DataValidationError(
+                f"{name} is a tensor of dtype {t.dtype}; pass real-valued features"
+            )
+        if t.ndim == 1:
+            t = t[:, None]
+        if t.ndim != 2:
+            raise DataValidationError(
+                f"{name} has {t.ndim} dimensions (shape {tuple(t.shape)}); pass a 2-D table "
+                "(rows are samples, columns are features)"
+            )
+        t = t.to(torch.float64)
+        if t.shape[0] == 0:
+            raise DataValidationError(f"{name} has 0 row(s); pass at least 1 row(s)")
+        if t.shape[1] == 0:
+            raise DataValidationError(f"{name} has no columns; pass at least one feature")
+        bad = int((~torch.isfinite(t)).sum().item())  # one sync per call, at validation
+        if bad:
+            raise DataValidationError(
+                f"{name} holds {bad} NaN or infinite value(s); drop or impute them first"
+            )
+        return t
+    arr = check_matrix(data, name=name, min_rows=1)
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+
+
+def as_float_tensors(
+    X: Any, Y: Any, *, names: tuple[str, str] = ("X", "Y")
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate two samples and return them as float64 tensors on one device.
+
+    When either input is a tensor the computation happens on that tensor's device (a CUDA
+    tensor keeps the work on the GPU); NumPy arrays and pandas frames go to the CPU.
+    """
+    x = _tensor_or_array(X, names[0])
+    y = _tensor_or_array(Y, names[1])
+    if x.shape[1] != y.shape[1]:
+        raise DataValidationError(
+            f"{names[1]} has {y.shape[1]} features but {names[0]} has {x.shape[1]}; "
+            "pass tables with the same columns"
+        )
+    device = x.device if isinstance(X, torch.Tensor) else y.device
+    return x.to(device), y.to(device)
+
+
+def column_names(data: Any, n_columns: int) -> list[str]:
+    """The column names of a frame, or ``x0, x1, ...`` for arrays."""
+    cols = getattr(data, "columns", None)
+    if cols is not None and len(cols) == n_columns:
+        return [str(c) for c in cols]
+    return [f"x{j}" for j in range(n_columns)]
+
+
+#: Below this many multiply-adds a CPU computation runs on one thread: thread-pool start-up
+#: costs more than it saves on small problems, and far more on a busy machine.
+SMALL_WORK = 2e7
+
+
+@contextlib.contextmanager
+def limit_threads(work: float, device: torch.device) -> Iterator[None]:
+    """Run a small CPU computation single-threaded (restoring the thread count afterwards)."""
+    old = torch.get_num_threads()
+    if device.type != "cpu" or work > SMALL_WORK or old == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

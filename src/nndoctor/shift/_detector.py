@@ -1,0 +1,205 @@
+"""A reusable detector: fit on the reference once, test many batches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+
+from nndoctor._validation import check_choice, check_probabilities, check_random_state
+from nndoctor.exceptions import DataValidationError, InvalidParameterError
+from nndoctor.shift._bbsd import BBSDResult, bbsd_test
+from nndoctor.shift._classifier_test import ClassifierTestResult, classifier_test
+from nndoctor.shift._common import TwoSampleResult, as_float_tensors, check_alpha, warn_small
+from nndoctor.shift._mmd import (
+    DEFAULT_BLOCK_BYTES,
+    LINEAR_TIME_THRESHOLD,
+    _indicators,
+    _kernel_from_sqdist,
+    _nan_result,
+    _permutation_result,
+    _permutation_statistics,
+    _resolve_bandwidth,
+    _sqdist,
+    mmd_test,
+)
+from nndoctor.shift._univariate import FeatureTestResult, chi2_test, feature_test, ks_test
+
+__all__ = ["ShiftDetector"]
+
+DetectorMethod = Literal["mmd", "ks", "chi2", "features", "c2st", "bbsd"]
+_METHODS = ("bbsd", "c2st", "chi2", "features", "ks", "mmd")
+#: Largest reference (rows) whose kernel matrix the MMD detector keeps (about 200 MB).
+CACHE_MAX_ROWS = 5_000
+
+
+class ShiftDetector:
+    """Fit on reference data once; test any number of batches against it.
+
+    ``method`` picks the test: ``"mmd"`` (:func:`mmd_test`; the reference's bandwidth, column
+    scales and, up to 5,000 rows, its kernel matrix are computed once in ``fit``), ``"ks"``,
+    ``"chi2"``, ``"features"`` (:func:`feature_test`), ``"c2st"`` (:func:`classifier_test`) or
+    ``"bbsd"`` (:func:`bbsd_test`; ``fit`` and ``test`` take class probabilities). Reference
+    data go to :meth:`fit`, never to the constructor.
+
+    .. math:: \\text{drift} \\iff p(\\text{reference}, \\text{batch}) \\le \\alpha
+
+    Parameters
+    ----------
+    method : {"mmd", "ks", "chi2", "features", "c2st", "bbsd"}
+    alpha : float
+        Level of each test's ``drift_detected``.
+    options : dict, optional
+        Keyword arguments passed to the test function (e.g. ``{"n_permutations": 500}``).
+    random_state : None, int or numpy Generator
+        Seeds the tests; successive calls of :meth:`test` draw from one generator.
+
+    Attributes
+    ----------
+    n_reference_ : int
+        Rows in the reference.
+    bandwidth_ : float
+        (``method="mmd"``) The kernel bandwidth fixed at ``fit`` (the median heuristic on the
+        reference, as alibi-detect does).
+
+    References
+    ----------
+    Rabanser, S., Günnemann, S., Lipton, Z. (2019). Failing loudly. NeurIPS.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> det = ShiftDetector("mmd", options={"n_permutations": 200}, random_state=0)
+    >>> det = det.fit(rng.normal(size=(200, 5)))
+    >>> det.test(rng.normal(size=(100, 5))).drift_detected
+    False
+    >>> det.test(rng.normal(size=(100, 5)) + 0.7).drift_detected
+    True
+    """
+
+    def __init__(
+        self,
+        method: DetectorMethod = "mmd",
+        *,
+        alpha: float = 0.05,
+        options: Mapping[str, Any] | None = None,
+        random_state: Any = None,
+    ) -> None:
+        self.method = method
+        self.alpha = alpha
+        self.options = options
+        self.random_state = random_state
+
+    def fit(self, X_ref: Any) -> ShiftDetector:
+        """Store the reference (and precompute what the test reuses); returns ``self``."""
+        check_choice(self.method, _METHODS, name="method")
+        check_alpha(self.alpha)
+        self._rng = check_random_state(self.random_state)
+        self._opts = dict(self.options or {})
+        for key in ("alpha", "random_state"):
+            if key in self._opts:
+                raise InvalidParameterError(
+                    f"options must not contain {key!r}; pass it to ShiftDetector itself"
+                )
+        if self.method == "bbsd":
+            self._ref: Any = check_probabilities(X_ref, name="X_ref")
+            self.n_reference_ = int(self._ref.shape[0])
+            return self
+        if self.method != "mmd":
+            if isinstance(X_ref, torch.Tensor):
+                X_ref = X_ref.detach().cpu().numpy()
+            self._ref = X_ref
+            self.n_reference_ = len(X_ref)
+            if self.n_reference_ == 0:
+                raise DataValidationError("X_ref has 0 rows; pass at least 1 row")
+            return self
+        allowed = {"kernel", "bandwidth", "n_permutations", "standardize", "max_block_bytes"}
+        unknown = sorted(set(self._opts) - allowed)
+        if unknown:
+            raise InvalidParameterError(
+                f"option(s) {unknown} are not supported by the MMD detector; choose from "
+                f"{sorted(allowed)}"
+            )
+        x, _ = as_float_tensors(X_ref, X_ref, names=("X_ref", "X_ref"))
+        self._center = x.mean(0, keepdim=True)
+        x = x - self._center
+        self._scale = torch.ones_like(self._center)
+        if self._opts.get("standardize", False):
+            sd = x.std(0, keepdim=True)
+            self._scale = torch.where(sd > 0, sd, torch.ones_like(sd))
+            x = x / self._scale
+        self._ref = x
+        self._kernel = check_choice(
+            self._opts.get("kernel", "rbf"), ("laplacian", "rbf"), name="kernel"
+        )
+        self.bandwidth_, self._bw_rule = _resolve_bandwidth(
+            self._opts.get("bandwidth", "median"), x, self._rng
+        )
+        self.n_reference_ = int(x.shape[0])
+        self._kxx: torch.Tensor | None = None
+        if self.n_reference_ <= CACHE_MAX_ROWS:
+            k = _kernel_from_sqdist(_sqdist(x, x), self._kernel, self.bandwidth_)
+            self._kxx = k.fill_diagonal_(0.0)
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_reference_"):
+            raise InvalidParameterError(
+                "this ShiftDetector is not fitted; call fit(X_ref) with the reference first"
+            )
+
+    def test(
+        self, X: Any
+    ) -> TwoSampleResult | FeatureTestResult | ClassifierTestResult | BBSDResult:
+        """Test one batch against the reference (H0: same distribution)."""
+        self._check_fitted()
+        alpha = float(self.alpha)
+        if self.method == "bbsd":
+            return bbsd_test(self._ref, X, alpha=alpha, **self._opts)
+        if self.method == "ks":
+            return ks_test(self._ref, X, alpha=alpha, random_state=self._rng, **self._opts)
+        if self.method == "chi2":
+            return chi2_test(self._ref, X, alpha=alpha, random_state=self._rng, **self._opts)
+        if self.method == "features":
+            return feature_test(self._ref, X, alpha=alpha, random_state=self._rng, **self._opts)
+        if self.method == "c2st":
+            return classifier_test(self._ref, X, alpha=alpha, random_state=self._rng, **self._opts)
+        return self._test_mmd(X, alpha)
+
+    def _test_mmd(self, X: Any, alpha: float) -> TwoSampleResult:
+        ref = self._ref
+        _, y = as_float_tensors(ref, X, names=("X_ref", "X"))
+        y = ((y.to(ref.device) - self._center) / self._scale).to(ref.device)
+        m, n = ref.shape[0], y.shape[0]
+        B = int(self._opts.get("n_permutations", 1000))
+        if min(m, n) < 2:
+            warn_small(
+                f"the MMD needs at least 2 rows per sample, got {m} and {n}; the result is NaN"
+            )
+            return _nan_result("mmd-permutation", m, n, alpha, B)
+        if m + n > LINEAR_TIME_THRESHOLD:
+            return mmd_test(
+                ref,
+                y,
+                bandwidth=self.bandwidth_,
+                kernel="rbf" if self._kernel == "rbf" else "laplacian",
+                method="block",
+                alpha=alpha,
+                random_state=self._rng,
+            )
+        z = torch.cat((ref, y), 0)
+        A = _indicators(m + n, m, B, self._rng, z.device)
+        values = _permutation_statistics(
+            z,
+            m,
+            A,
+            self._kernel,
+            self.bandwidth_,
+            int(self._opts.get("max_block_bytes", DEFAULT_BLOCK_BYTES)),
+            k_xx=self._kxx,
+        )
+        return _permutation_result(
+            values.cpu().numpy(), m, n, alpha, self._kernel, self.bandwidth_, self._bw_rule
+        )

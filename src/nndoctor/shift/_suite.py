@@ -1,0 +1,233 @@
+"""Several two-sample tests on one pair of tables (what ``nndoctor shift test`` runs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from nndoctor._results import ResultMixin
+from nndoctor._validation import check_choice, check_random_state
+from nndoctor.exceptions import DataValidationError, InvalidParameterError
+from nndoctor.shift._bbsd import BBSDResult, bbsd_test
+from nndoctor.shift._classifier_test import ClassifierTestResult, classifier_test
+from nndoctor.shift._common import TwoSampleResult, check_alpha
+from nndoctor.shift._mmd import mmd_test
+from nndoctor.shift._univariate import Correction, FeatureTestResult, chi2_test, feature_test
+
+__all__ = ["ShiftTestReport", "compare_samples"]
+
+SuiteMethod = Literal["auto", "mmd", "ks", "chi2", "c2st", "bbsd"]
+_SUITE_METHODS = ("auto", "bbsd", "c2st", "chi2", "ks", "mmd")
+#: Values per side kept for the distribution plots of the most-drifted features.
+PLOT_SAMPLE = 2_000
+PLOT_FEATURES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftTestReport(ResultMixin):
+    """The tests run on one source/target pair and the overall decision.
+
+    Attributes
+    ----------
+    methods : tuple of str
+        The tests that ran.
+    drift_detected : bool
+        Any test detected drift.
+    features, mmd, classifier, bbsd : result or None
+        Each test's full result.
+    n_source, n_target : int
+    label : str or None
+        The label column left out of the features.
+    samples : dict
+        For the report's plots: up to 2,000 values per side of the most-drifted numeric
+        features, ``{name: {"source": [...], "target": [...]}}``.
+    """
+
+    methods: tuple[str, ...]
+    drift_detected: bool
+    n_source: int
+    n_target: int
+    label: str | None = None
+    features: FeatureTestResult | None = None
+    mmd: TwoSampleResult | None = None
+    classifier: ClassifierTestResult | None = None
+    bbsd: BBSDResult | None = None
+    samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+
+def _model_probs(
+    model: nn.Module, X: np.ndarray[Any, Any], batch: int = 4096
+) -> np.ndarray[Any, Any]:
+    model.eval()
+    device = next(model.parameters(), torch.zeros(())).device
+    out = []
+    with torch.no_grad():
+        for start in range(0, X.shape[0], batch):
+            xb = torch.as_tensor(X[start : start + batch], dtype=torch.float32, device=device)
+            logits = model(xb)
+            if logits.ndim != 2 or logits.shape[1] < 2:
+                raise DataValidationError(
+                    f"the model returned shape {tuple(logits.shape)}; BBSD needs one logit per "
+                    "class (batch, C) with C >= 2"
+                )
+            out.append(torch.softmax(logits.double(), dim=1).cpu())
+    return torch.cat(out).numpy()
+
+
+def compare_samples(
+    source: Any,
+    target: Any,
+    *,
+    method: SuiteMethod = "auto",
+    label: str | None = None,
+    model: nn.Module | None = None,
+    alpha: float = 0.05,
+    correction: Correction = "holm",
+    min_effect: float | None = None,
+    n_permutations: int = 1000,
+    random_state: Any = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> ShiftTestReport:
+    """Run the two-sample tests that fit a pair of tables and collect them.
+
+    ``method="auto"`` runs :func:`feature_test` (KS or χ² per column), :func:`mmd_test` on the
+    standardized numeric columns, and :func:`bbsd_test` when a ``model`` is given; the other
+    values run one test. Drift is reported when any test that ran rejects at ``alpha``.
+
+    .. math:: \\text{drift} \\iff \\exists\\,\\text{test}: p \\le \\alpha
+
+    Parameters
+    ----------
+    source, target : DataFrame or array-like
+    method : {"auto", "mmd", "ks", "chi2", "c2st", "bbsd"}
+    label : str, optional
+        A label column to leave out of the features.
+    model : nn.Module, optional
+        Maps the numeric features (float32) to logits; needed for ``"bbsd"``.
+    alpha, correction, min_effect, n_permutations, random_state
+        Passed to the tests.
+    progress : callable, optional
+        ``progress(fraction, text)``.
+
+    Returns
+    -------
+    ShiftTestReport
+
+    References
+    ----------
+    Rabanser, S., Günnemann, S., Lipton, Z. (2019). Failing loudly. NeurIPS.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> src = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
+    >>> tgt = pd.DataFrame(rng.normal(size=(300, 3)) + [0, 0.6, 0], columns=["a", "b", "c"])
+    >>> rep = compare_samples(src, tgt, n_permutations=200, random_state=0)
+    >>> rep.methods, rep.drift_detected, rep.features.ranked()[0].name
+    (('features', 'mmd'), True, 'b')
+    """
+    check_choice(method, _SUITE_METHODS, name="method")
+    alpha = check_alpha(alpha)
+    rng = check_random_state(random_state)
+    tick = progress or (lambda fraction, text: None)
+    src = source if isinstance(source, pd.DataFrame) else pd.DataFrame(np.asarray(source))
+    tgt = target if isinstance(target, pd.DataFrame) else pd.DataFrame(np.asarray(target))
+    src.columns = [str(c) for c in src.columns]
+    tgt.columns = [str(c) for c in tgt.columns]
+    if label is not None:
+        for name, frame in (("source", src), ("target", tgt)):
+            if label not in frame.columns:
+                raise InvalidParameterError(
+                    f"label column {label!r} is not in the {name} table; its columns are "
+                    f"{list(frame.columns)[:10]}"
+                )
+        src = src.drop(columns=[label])
+        tgt = tgt.drop(columns=[label])
+    missing = [c for c in src.columns if c not in tgt.columns]
+    extra = [c for c in tgt.columns if c not in src.columns]
+    if missing or extra:
+        raise DataValidationError(
+            f"source and target columns differ (only in source: {missing[:5]}, only in target: "
+            f"{extra[:5]}); pass tables with the same columns"
+        )
+    tgt = tgt[list(src.columns)]
+    numeric = [c for c in src.columns if pd.api.types.is_numeric_dtype(src[c])
+               and not pd.api.types.is_bool_dtype(src[c])]  # fmt: skip
+    if method == "auto":
+        todo = ["features", "mmd"] if numeric else ["features"]
+        if model is not None:
+            todo.append("bbsd")
+    elif method in ("ks", "chi2"):
+        todo = ["features"]
+    else:
+        todo = [method]
+    if "bbsd" in todo and model is None:
+        raise InvalidParameterError(
+            "method 'bbsd' tests a model's outputs; pass a model (--model file.py:factory)"
+        )
+    results: dict[str, Any] = {}
+    for i, what in enumerate(todo):
+        tick(i / len(todo), f"running {what}")
+        seed = int(rng.integers(2**31 - 1))
+        if what == "features":
+            if method == "chi2":
+                results["features"] = chi2_test(
+                    src, tgt, correction=correction, alpha=alpha, min_effect=min_effect,
+                    random_state=seed,
+                )  # fmt: skip
+            else:
+                results["features"] = feature_test(
+                    src, tgt, correction=correction, alpha=alpha, min_effect=min_effect,
+                    random_state=seed,
+                )  # fmt: skip
+        elif what == "mmd":
+            if not numeric:
+                raise DataValidationError(
+                    "MMD needs numeric columns and the tables have none; use --method chi2"
+                )
+            results["mmd"] = mmd_test(
+                src[numeric], tgt[numeric], standardize=True, n_permutations=n_permutations,
+                alpha=alpha, random_state=seed,
+            )  # fmt: skip
+        elif what == "c2st":
+            results["classifier"] = classifier_test(src, tgt, alpha=alpha, random_state=seed)
+        else:
+            assert model is not None  # checked above
+            xs = src[numeric].to_numpy(dtype=np.float64)
+            xt = tgt[numeric].to_numpy(dtype=np.float64)
+            results["bbsd"] = bbsd_test(_model_probs(model, xs), _model_probs(model, xt),
+                                        alpha=alpha)  # fmt: skip
+    tick(1.0, "done")
+    samples: dict[str, dict[str, list[float]]] = {}
+    feats = results.get("features")
+    if feats is not None:
+        top = [f.name for f in feats.ranked() if f.kind == "numeric"][:PLOT_FEATURES]
+        for name in top:
+            samples[name] = {
+                "source": _subsample(src[name].to_numpy(dtype=np.float64), rng),
+                "target": _subsample(tgt[name].to_numpy(dtype=np.float64), rng),
+            }
+    drift = any(r.drift_detected for r in results.values())
+    names = {"features": "features", "mmd": "mmd", "classifier": "c2st", "bbsd": "bbsd"}
+    return ShiftTestReport(
+        methods=tuple(names[k] for k in results),
+        drift_detected=bool(drift),
+        n_source=int(src.shape[0]),
+        n_target=int(tgt.shape[0]),
+        label=label,
+        samples=samples,
+        **results,
+    )
+
+
+def _subsample(values: np.ndarray[Any, Any], rng: np.random.Generator) -> list[float]:
+    if values.size > PLOT_SAMPLE:
+        values = rng.choice(values, size=PLOT_SAMPLE, replace=False)
+    return [float(v) for v in values]

@@ -1,0 +1,844 @@
+"""Per-feature tests: KS for numeric columns, χ² for categorical ones, with effect sizes.
+
+Each column gets a test, a p-value adjusted for multiple testing, effect sizes with confidence
+intervals, and a drift flag that needs both significance and, when ``min_effect`` is given, an
+effect at least that large: a huge sample then does not turn a trivial change into an alarm.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import stats
+
+from nndoctor._results import ResultMixin
+from nndoctor._validation import check_choice, check_int, check_random_state
+from nndoctor.exceptions import DataValidationError, InvalidParameterError
+from nndoctor.shift._common import check_alpha, column_names, smallest_pvalue, warn_small
+
+__all__ = [
+    "FeatureDrift",
+    "FeatureTestResult",
+    "adjust_pvalues",
+    "chi2_test",
+    "feature_test",
+    "ks_test",
+]
+
+Correction = Literal["bonferroni", "holm", "fdr_bh", "none"]
+_CORRECTIONS = ("bonferroni", "fdr_bh", "holm", "none")
+#: Sample size per side up to which the KS p-value is exact (as in scipy.stats.ks_2samp).
+KS_EXACT_MAX_N = 10_000
+#: Number of reference-quantile bins for the PSI.
+PSI_BINS = 10
+#: Pooled-quantile bins on which the Wasserstein bootstrap runs (fast for millions of rows).
+BOOTSTRAP_BINS = 256
+#: Mean rows per bin above which bootstrap counts use the multinomial's normal approximation.
+NORMAL_BOOTSTRAP_MIN = 50
+#: Expected count below which categories are merged into one "(rare)" category for χ².
+MIN_EXPECTED = 5.0
+_PSI_EPS = 1e-4
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureDrift(ResultMixin):
+    """The drift test of one feature.
+
+    Attributes
+    ----------
+    name : str
+        Column name.
+    kind : {"numeric", "categorical"}
+    test : {"ks", "chi2"}
+    statistic : float
+        KS distance D (``ks``) or Pearson's χ² (``chi2``).
+    pvalue : float
+        Unadjusted p-value.
+    adjusted_pvalue : float
+        After the multiple-testing correction.
+    effect : float
+        The primary effect size (KS distance; Cramér's V for categorical), compared with
+        ``min_effect``.
+    effect_ci : tuple of float
+        Its confidence interval.
+    effects : dict
+        All effect sizes: ``{"ks": ..., "wasserstein": ..., "wasserstein_std": ..., "psi": ...}``
+        or ``{"cramers_v": ..., "psi": ...}``.
+    effect_cis : dict
+        Confidence interval ``(low, high)`` of each effect size.
+    significant : bool
+        ``adjusted_pvalue <= alpha``.
+    drifted : bool
+        Significant and (when ``min_effect`` is set) ``effect >= min_effect``.
+    negligible : bool
+        Significant but with an effect below ``min_effect``.
+    n_source, n_target : int
+    """
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    test: Literal["ks", "chi2"]
+    statistic: float
+    pvalue: float
+    adjusted_pvalue: float
+    effect: float
+    effect_ci: tuple[float, float]
+    effects: dict[str, float]
+    effect_cis: dict[str, tuple[float, float]]
+    significant: bool
+    drifted: bool
+    negligible: bool
+    n_source: int
+    n_target: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureTestResult(ResultMixin):
+    """Per-feature drift tests and the overall decision.
+
+    Attributes
+    ----------
+    statistic : float
+        The largest primary effect size over features (KS distance or Cramér's V).
+    pvalue : float
+        The overall p-value: the smallest adjusted p-value (for Bonferroni and Holm this is a
+        valid test of "no feature drifted"; for ``fdr_bh`` it is Simes' test).
+    method : str
+        ``"ks"``, ``"chi2"`` or ``"ks+chi2"``.
+    correction : str
+    alpha : float
+    min_effect : float or None
+    drift_detected : bool
+        At least one feature ``drifted``.
+    features : tuple of FeatureDrift
+        One record per column, in the input's column order.
+    n_drifted : int
+    confidence : float
+        Level of the effect-size intervals.
+    """
+
+    statistic: float
+    pvalue: float
+    method: str
+    correction: str
+    alpha: float
+    min_effect: float | None
+    drift_detected: bool
+    features: tuple[FeatureDrift, ...]
+    n_drifted: int
+    confidence: float
+
+    def ranked(self) -> list[FeatureDrift]:
+        """Features sorted by decreasing effect size (then increasing p-value)."""
+        return sorted(
+            self.features,
+            key=lambda f: (-(f.effect if math.isfinite(f.effect) else -1.0), f.adjusted_pvalue),
+        )
+
+
+def adjust_pvalues(pvalues: Any, correction: Correction = "holm") -> npt.NDArray[np.float64]:
+    """Adjust p-values for multiple testing.
+
+    .. math::
+
+        p^{\\text{Bonf}}_i = \\min(1, k p_i), \\quad
+        p^{\\text{Holm}}_{(i)} = \\max_{j \\le i} \\min(1, (k - j + 1) p_{(j)}), \\quad
+        p^{\\text{BH}}_{(i)} = \\min_{j \\ge i} \\min(1, k p_{(j)} / j).
+
+    NaN p-values stay NaN and do not count in ``k``.
+
+    References
+    ----------
+    Holm, S. (1979). Scand. J. Statist. 6, 65-70. Benjamini, Y., Hochberg, Y. (1995).
+    JRSS B 57, 289-300.
+
+    Examples
+    --------
+    >>> adjust_pvalues([0.01, 0.04, 0.03], "holm").round(3).tolist()
+    [0.03, 0.06, 0.06]
+    >>> adjust_pvalues([0.01, 0.04, 0.03], "fdr_bh").round(3).tolist()
+    [0.03, 0.04, 0.04]
+    """
+    check_choice(correction, _CORRECTIONS, name="correction")
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full_like(p, np.nan)
+    ok = np.isfinite(p)
+    q = p[ok]
+    k = q.size
+    if k == 0:
+        return out
+    if correction == "none":
+        adj = q.copy()
+    elif correction == "bonferroni":
+        adj = np.minimum(1.0, k * q)
+    elif correction == "holm":
+        order = np.argsort(q, kind="stable")
+        steps = np.minimum(1.0, (k - np.arange(k)) * q[order])
+        adj = np.empty_like(q)
+        adj[order] = np.maximum.accumulate(steps)
+    else:
+        order = np.argsort(q, kind="stable")
+        steps = k * q[order] / np.arange(1, k + 1)
+        adj = np.empty_like(q)
+        adj[order] = np.minimum(1.0, np.minimum.accumulate(steps[::-1])[::-1])
+    out[ok] = adj
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# numeric columns
+
+
+def _numeric_column(
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    rng: np.random.Generator,
+    n_bootstrap: int,
+    confidence: float,
+) -> tuple[float, float, dict[str, float], dict[str, tuple[float, float]]]:
+    m, n = x.size, y.size
+    xs = np.sort(x)
+    ys = np.sort(y)
+    # merge the two sorted samples in O(m + n): each y goes after the x's not above it
+    rank_y = np.searchsorted(xs, ys, side="right") + np.arange(n)
+    from_x = np.ones(m + n, dtype=bool)
+    from_x[rank_y] = False
+    pooled = np.empty(m + n)
+    pooled[rank_y] = ys
+    pooled[from_x] = xs
+    count_x = np.cumsum(from_x)
+    # the two empirical CDFs just after each distinct pooled value
+    last = np.empty(m + n, dtype=bool)
+    np.not_equal(pooled[1:], pooled[:-1], out=last[:-1])
+    last[-1] = True
+    cx_all = count_x[last]
+    values = pooled[last]
+    diff = np.abs(cx_all / m - (np.flatnonzero(last) + 1 - cx_all) / n)
+    d = float(diff.max())
+    if max(m, n) <= KS_EXACT_MAX_N:
+        pvalue = float(_ks_2samp(xs, ys).pvalue)
+    else:
+        pvalue = float(stats.kstwo.sf(d, round(m * n / (m + n))))
+    pvalue = smallest_pvalue(pvalue)
+    w1 = float(np.dot(diff[:-1], np.diff(values)))
+    scale = float(np.std(xs))
+    w1_std = w1 / scale if scale > 0 else (0.0 if w1 == 0 else float("inf"))
+    # PSI on deciles of the source
+    edges = np.unique(_sorted_quantiles(xs, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
+    cx = np.diff(np.concatenate(([0], np.searchsorted(xs, edges, side="right"), [m])))
+    cy = np.diff(np.concatenate(([0], np.searchsorted(ys, edges, side="right"), [n])))
+    psi = float(_psi(cx / m, cy / n))
+    # confidence intervals
+    level = 1.0 - confidence
+    eps = math.sqrt(math.log(4.0 / level) / (2 * m)) + math.sqrt(math.log(4.0 / level) / (2 * n))
+    cis: dict[str, tuple[float, float]] = {"ks": (max(0.0, d - eps), min(1.0, d + eps))}
+    if n_bootstrap > 0:
+        psi_b = _psi(
+            _resample_counts(rng, m, cx / m, n_bootstrap) / m,
+            _resample_counts(rng, n, cy / n, n_bootstrap) / n,
+        )
+        cis["psi"] = _shifted_interval(psi_b, psi, psi, level)
+        # Wasserstein on pooled-quantile bins: resample bin counts, shift to the exact value
+        pos = np.round(np.linspace(0, pooled.size - 1, BOOTSTRAP_BINS + 1)).astype(np.int64)
+        grid = np.unique(pooled[pos])
+        if grid.size >= 2:
+            gx = np.diff(np.searchsorted(xs, grid, side="right"))
+            gy = np.diff(np.searchsorted(ys, grid, side="right"))
+            gx[0] += np.searchsorted(xs, grid[0], side="right")
+            gy[0] += np.searchsorted(ys, grid[0], side="right")
+            widths = np.diff(grid)
+            bx = _resample_counts(rng, m, gx / gx.sum(), n_bootstrap).cumsum(1) / m
+            by = _resample_counts(rng, n, gy / gy.sum(), n_bootstrap).cumsum(1) / n
+            w_b = np.abs(bx - by)[:, :-1] @ widths[:-1] if widths.size > 1 else np.zeros(1)
+            w_hat = float(np.abs(gx.cumsum() / m - gy.cumsum() / n)[:-1] @ widths[:-1])
+            lo, hi = _shifted_interval(np.asarray(w_b), w_hat, w1, level)
+            cis["wasserstein"] = (lo, hi)
+            cis["wasserstein_std"] = (
+                (lo / scale, hi / scale) if scale > 0 else (float("nan"), float("nan"))
+            )
+        else:
+            cis["wasserstein"] = (0.0, 0.0)
+            cis["wasserstein_std"] = (0.0, 0.0)
+    else:
+        nan2 = (float("nan"), float("nan"))
+        cis.update({"psi": nan2, "wasserstein": nan2, "wasserstein_std": nan2})
+    effects = {"ks": d, "wasserstein": w1, "wasserstein_std": w1_std, "psi": psi}
+    return d, pvalue, effects, cis
+
+
+def _resample_counts(
+    rng: np.random.Generator, total: int, probs: npt.NDArray[np.float64], size: int
+) -> npt.NDArray[np.float64]:
+    """Bootstrap bin counts: multinomial draws, or their normal approximation for large counts.
+
+    With at least ``NORMAL_BOOTSTRAP_MIN`` rows per bin on average, the counts are drawn from
+    the normal law with the multinomial's mean ``N p`` and covariance ``N (diag p - p pᵀ)``
+    (100 times cheaper than exact multinomial draws for hundreds of bins).
+    """
+    probs = np.clip(probs, 0.0, None)
+    probs = probs / probs.sum()
+    if total < NORMAL_BOOTSTRAP_MIN * probs.size:
+        return rng.multinomial(total, probs, size=size).astype(np.float64)
+    g = rng.standard_normal((size, probs.size)) * np.sqrt(probs)
+    dev = g - probs * g.sum(1, keepdims=True)
+    return np.asarray(total * probs + math.sqrt(total) * dev, dtype=np.float64)
+
+
+def _sorted_quantiles(
+    xs: npt.NDArray[np.float64], q: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """``np.quantile(xs, q)`` (linear interpolation) for an already sorted ``xs``."""
+    pos = q * (xs.size - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, xs.size - 1)
+    frac = pos - lo
+    return np.asarray(xs[lo] * (1 - frac) + xs[hi] * frac, dtype=np.float64)
+
+
+def _ks_2samp(xs: npt.NDArray[np.float64], ys: npt.NDArray[np.float64]) -> Any:
+    """scipy's two-sample KS test on 1-D arrays (its NaN/axis wrapper skipped: inputs are clean)."""
+    fast: Callable[..., Any] = stats.ks_2samp  # `_no_deco` is private, not in the stubs
+    try:
+        return fast(xs, ys, method="auto", _no_deco=True)
+    except TypeError:  # a scipy without the private fast path
+        return stats.ks_2samp(xs, ys, method="auto")
+
+
+def _psi(p: npt.NDArray[np.float64], q: npt.NDArray[np.float64]) -> Any:
+    p = np.clip(p, _PSI_EPS, None)
+    q = np.clip(q, _PSI_EPS, None)
+    return np.sum((q - p) * np.log(q / p), axis=-1)
+
+
+def _shifted_interval(
+    boot: npt.NDArray[np.float64], boot_center: float, exact: float, level: float
+) -> tuple[float, float]:
+    """Basic bootstrap interval around ``exact``, clipped at 0 and containing ``exact``.
+
+    The replicates are first moved by ``exact - boot_center`` (the binned bootstrap's own
+    point estimate), then reflected, which removes the upward bias of a distance:
+    ``(2θ - q_hi, 2θ - q_lo)``.
+    """
+    q_lo, q_hi = np.quantile(boot + (exact - boot_center), [level / 2, 1 - level / 2])
+    lo = max(0.0, 2.0 * exact - float(q_hi))
+    hi = max(exact, 2.0 * exact - float(q_lo))
+    return (min(lo, exact), hi)
+
+
+# --------------------------------------------------------------------------------------------
+# categorical columns
+
+
+def _categorical_column(
+    x: npt.NDArray[Any],
+    y: npt.NDArray[Any],
+    rng: np.random.Generator,
+    n_bootstrap: int,
+    confidence: float,
+) -> tuple[float, float, dict[str, float], dict[str, tuple[float, float]]]:
+    m, n = x.size, y.size
+    cats, codes = np.unique(np.concatenate((x, y)).astype(str), return_inverse=True)
+    cx = np.bincount(codes[:m], minlength=cats.size).astype(np.float64)
+    cy = np.bincount(codes[m:], minlength=cats.size).astype(np.float64)
+    N = m + n
+    cx, cy = merge_rare(cx, cy)
+    level = 1.0 - confidence
+    if cx.size < 2:
+        effects = {"cramers_v": 0.0, "psi": 0.0}
+        return 0.0, 1.0, effects, {"cramers_v": (0.0, 0.0), "psi": (0.0, 0.0)}
+    chi2, pvalue = _chi2(cx, cy)
+    v = math.sqrt(chi2 / N)
+    psi = float(_psi(cx / m, cy / n))
+    if n_bootstrap > 0:
+        bx = rng.multinomial(m, cx / m, size=n_bootstrap).astype(np.float64)
+        by = rng.multinomial(n, cy / n, size=n_bootstrap).astype(np.float64)
+        tot = bx + by
+        exp_x = tot * (m / N)
+        exp_y = tot * (n / N)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            chi_b = np.nansum((bx - exp_x) ** 2 / exp_x + (by - exp_y) ** 2 / exp_y, axis=1)
+        v_b = np.sqrt(chi_b / N)
+        cis = {
+            "cramers_v": _shifted_interval(v_b, v, v, level),
+            "psi": _shifted_interval(_psi(bx / m, by / n), psi, psi, level),
+        }
+    else:
+        nan2 = (float("nan"), float("nan"))
+        cis = {"cramers_v": nan2, "psi": nan2}
+    return chi2, smallest_pvalue(pvalue), {"cramers_v": v, "psi": psi}, cis
+
+
+def merge_rare(
+    cx: npt.NDArray[np.float64], cy: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Merge the categories whose expected count in the smaller sample is below 5 into one.
+
+    Empty categories disappear; if only one category is left the table has one column.
+    """
+    m, n = cx.sum(), cy.sum()
+    total = cx + cy
+    rare = total * min(m, n) / (m + n) < MIN_EXPECTED
+    if rare.any() and (~rare).any():
+        cx = np.append(cx[~rare], cx[rare].sum())
+        cy = np.append(cy[~rare], cy[rare].sum())
+    elif rare.all():
+        cx, cy = np.array([cx.sum()]), np.array([cy.sum()])
+    keep = (cx + cy) > 0
+    return cx[keep], cy[keep]
+
+
+def _chi2(cx: npt.NDArray[np.float64], cy: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """Pearson's χ² on the 2 x k table (no continuity correction)."""
+    table = np.vstack((cx, cy))
+    res = stats.chi2_contingency(table, correction=False)
+    return float(res.statistic), float(res.pvalue)
+
+
+# --------------------------------------------------------------------------------------------
+# the public functions
+
+
+def _frame(data: Any, name: str) -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, pd.Series):
+        return data.to_frame()
+    if hasattr(data, "detach") and hasattr(data, "cpu"):
+        data = data.detach().cpu().numpy()
+    arr = np.asarray(data)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise DataValidationError(
+            f"{name} has {arr.ndim} dimensions (shape {arr.shape}); pass a 2-D table "
+            "(rows are samples, columns are features)"
+        )
+    return pd.DataFrame(arr, columns=column_names(data, arr.shape[1]))
+
+
+def _is_categorical(s: pd.Series) -> bool:
+    return bool(
+        isinstance(s.dtype, pd.CategoricalDtype)
+        or pd.api.types.is_object_dtype(s.dtype)
+        or pd.api.types.is_string_dtype(s.dtype)
+        or pd.api.types.is_bool_dtype(s.dtype)
+    )
+
+
+def _numeric_values(s: pd.Series, name: str, column: str) -> npt.NDArray[np.float64]:
+    if _is_categorical(s) and not pd.api.types.is_bool_dtype(s.dtype):
+        try:
+            vals = pd.to_numeric(s, errors="raise").to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise DataValidationError(
+                f"column {column!r} of {name} holds text ({s.iloc[0]!r}, ...) where numbers are "
+                "expected; encode it, or test it as categorical with chi2_test/feature_test"
+            ) from err
+    else:
+        vals = s.to_numpy(dtype=np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(vals)))
+    if bad:
+        raise DataValidationError(
+            f"column {column!r} of {name} holds {bad} NaN or infinite value(s); drop or impute "
+            "them first"
+        )
+    return vals
+
+
+def _categorical_values(s: pd.Series, name: str, column: str) -> npt.NDArray[Any]:
+    if s.isna().any():
+        raise DataValidationError(
+            f"column {column!r} of {name} holds {int(s.isna().sum())} missing value(s); fill "
+            "them (e.g. with a 'missing' category) first"
+        )
+    return np.asarray(s.astype(str).to_numpy())
+
+
+_Column = tuple[str, str, float, float, dict[str, float], dict[str, tuple[float, float]]]
+#: Rows x columns above which columns are tested on several threads (NumPy's sorts release the
+#: GIL); below it one thread is faster.
+PARALLEL_WORK = 2_000_000
+
+
+def _job(
+    col: str,
+    kind: str,
+    fn: Callable[..., Any],
+    xv: npt.NDArray[Any],
+    yv: npt.NDArray[Any],
+    seed: int,
+    n_bootstrap: int,
+    confidence: float,
+    small: bool,
+) -> Callable[[], _Column]:
+    def run() -> _Column:
+        if small:
+            return (col, kind, math.nan, math.nan, {}, {})
+        rng = np.random.default_rng(seed)
+        stat, p, eff, cis = fn(xv, yv, rng, n_bootstrap, confidence)
+        return (col, kind, stat, p, eff, cis)
+
+    return run
+
+
+def _run_jobs(jobs: list[Callable[[], _Column]], *, work: float) -> list[_Column]:
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if work < PARALLEL_WORK or workers < 2:
+        return [job() for job in jobs]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda job: job(), jobs))
+
+
+def _run(
+    X: Any,
+    Y: Any,
+    *,
+    kinds: str | Sequence[str] | None,
+    correction: Any,
+    alpha: Any,
+    min_effect: float | None,
+    confidence: float,
+    n_bootstrap: int,
+    random_state: Any,
+) -> FeatureTestResult:
+    check_choice(correction, _CORRECTIONS, name="correction")
+    alpha_f = check_alpha(alpha)
+    if not (isinstance(confidence, float | int) and 0.0 < float(confidence) < 1.0):
+        raise InvalidParameterError(f"confidence must lie in (0, 1), got {confidence!r}")
+    n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=0)
+    if min_effect is not None and (
+        isinstance(min_effect, bool)
+        or not isinstance(min_effect, int | float)
+        or not 0.0 <= float(min_effect) <= 1.0
+    ):
+        raise InvalidParameterError(
+            f"min_effect must be a number in [0, 1] (a KS distance or Cramér's V), got "
+            f"{min_effect!r}"
+        )
+    rng = check_random_state(random_state)
+    fx = _frame(X, "X")
+    fy = _frame(Y, "Y")
+    if fx.shape[1] == 0:
+        raise DataValidationError("X has no columns; pass at least one feature")
+    if fx.shape[1] != fy.shape[1]:
+        raise DataValidationError(
+            f"Y has {fy.shape[1]} features but X has {fx.shape[1]}; pass tables with the same "
+            "columns"
+        )
+    if isinstance(X, pd.DataFrame) and isinstance(Y, pd.DataFrame):
+        missing = [c for c in fx.columns if c not in fy.columns]
+        if missing:
+            raise DataValidationError(
+                f"Y lacks column(s) {missing[:5]} of X; pass tables with the same columns"
+            )
+        fy = fy[list(fx.columns)]
+    else:
+        fy.columns = fx.columns
+    for nm, f in (("X", fx), ("Y", fy)):
+        if f.shape[0] == 0:
+            raise DataValidationError(f"{nm} has 0 rows; pass at least 1 row per sample")
+    m, n = fx.shape[0], fy.shape[0]
+    cols = [str(c) for c in fx.columns]
+    if isinstance(kinds, str):
+        kind_list = [kinds] * len(cols)
+    elif kinds is None:
+        kind_list = [
+            "categorical"
+            if _is_categorical(fx.iloc[:, j]) or _is_categorical(fy.iloc[:, j])
+            else "numeric"
+            for j in range(len(cols))
+        ]
+    else:
+        kind_list = list(kinds)
+    small = min(m, n) < 2
+    # one generator per column, so the answer does not depend on the order columns finish in
+    seeds = rng.integers(0, 2**63 - 1, size=len(cols))
+    jobs: list[Callable[[], _Column]] = []
+    for j, col in enumerate(cols):
+        if kind_list[j] == "numeric":
+            xv = _numeric_values(fx.iloc[:, j], "X", col)
+            yv = _numeric_values(fy.iloc[:, j], "Y", col)
+            fn: Callable[..., Any] = _numeric_column
+            kind = "numeric"
+        else:
+            xv = _categorical_values(fx.iloc[:, j], "X", col)
+            yv = _categorical_values(fy.iloc[:, j], "Y", col)
+            fn = _categorical_column
+            kind = "categorical"
+        jobs.append(
+            _job(col, kind, fn, xv, yv, int(seeds[j]), n_bootstrap, float(confidence), small)
+        )
+    raw = _run_jobs(jobs, work=float(m + n) * len(cols))
+    if small:
+        warn_small(
+            f"per-feature tests need at least 2 rows per sample, got {m} and {n}; the result is NaN"
+        )
+    adjusted = adjust_pvalues([r[3] for r in raw], correction)
+    features = []
+    for (col, kind, stat, p, eff, cis), padj in zip(raw, adjusted, strict=True):
+        primary = "ks" if kind == "numeric" else "cramers_v"
+        effect = eff.get(primary, math.nan)
+        significant = bool(padj <= alpha_f)
+        big = min_effect is None or effect >= float(min_effect)
+        features.append(
+            FeatureDrift(
+                name=col,
+                kind="numeric" if kind == "numeric" else "categorical",
+                test="ks" if kind == "numeric" else "chi2",
+                statistic=stat,
+                pvalue=p,
+                adjusted_pvalue=float(padj),
+                effect=effect,
+                effect_ci=cis.get(primary, (math.nan, math.nan)),
+                effects=eff,
+                effect_cis=cis,
+                significant=significant,
+                drifted=significant and big,
+                negligible=significant and not big,
+                n_source=m,
+                n_target=n,
+            )
+        )
+    tests = sorted({f.test for f in features})
+    finite = adjusted[np.isfinite(adjusted)]
+    effects = [f.effect for f in features if math.isfinite(f.effect)]
+    n_drifted = sum(f.drifted for f in features)
+    return FeatureTestResult(
+        statistic=max(effects) if effects else math.nan,
+        pvalue=float(finite.min()) if finite.size else math.nan,
+        method="+".join(tests),
+        correction=str(correction),
+        alpha=alpha_f,
+        min_effect=None if min_effect is None else float(min_effect),
+        drift_detected=n_drifted > 0,
+        features=tuple(features),
+        n_drifted=n_drifted,
+        confidence=float(confidence),
+    )
+
+
+def ks_test(
+    X: Any,
+    Y: Any,
+    *,
+    correction: Correction = "holm",
+    alpha: float = 0.05,
+    min_effect: float | None = None,
+    confidence: float = 0.95,
+    n_bootstrap: int = 200,
+    random_state: Any = None,
+) -> FeatureTestResult:
+    """Two-sample Kolmogorov-Smirnov test on every column, with effect sizes.
+
+    H0 for column j: its distribution is the same in X and Y. The statistic is
+
+    .. math:: D_j = \\sup_t |F_{X,j}(t) - F_{Y,j}(t)|,
+
+    with the exact p-value up to 10,000 rows per sample and the asymptotic Kolmogorov
+    distribution above (as :func:`scipy.stats.ks_2samp`). The p-values are adjusted with
+    ``correction``; a column has ``drifted`` when its adjusted p-value is at most ``alpha`` and
+    (when ``min_effect`` is given) ``D_j >= min_effect``.
+
+    Effect sizes: the KS distance D with a distribution-free interval from the
+    Dvoretzky-Kiefer-Wolfowitz inequality (``D ± ε_m ± ε_n``, ``ε_k = √(ln(4/a)/(2k))``);
+    the Wasserstein-1 distance ``W = ∫|F_X - F_Y|``, also divided by the source standard
+    deviation; and the population stability index over source deciles,
+    ``PSI = Σ (q_b - p_b) ln(q_b / p_b)``. The Wasserstein and PSI intervals come from a
+    multinomial bootstrap of binned counts (``n_bootstrap`` draws, 256 pooled-quantile bins), so
+    they cost the same for a million rows as for a thousand.
+
+    Parameters
+    ----------
+    X, Y : array-like, DataFrame or tensor of shape (m, d) and (n, d)
+    correction : {"holm", "bonferroni", "fdr_bh", "none"}
+    alpha : float
+    min_effect : float, optional
+        Smallest KS distance (in [0, 1]) that counts as drift; smaller significant changes are
+        reported as ``negligible``.
+    confidence : float
+        Level of the intervals.
+    n_bootstrap : int
+        Bootstrap draws for the Wasserstein and PSI intervals (0: no intervals, NaN).
+    random_state : None, int or numpy Generator
+
+    Returns
+    -------
+    FeatureTestResult
+
+    References
+    ----------
+    Massart, P. (1990). The tight constant in the Dvoretzky-Kiefer-Wolfowitz inequality.
+    Ann. Probab. 18, 1269-1283. Rabanser, S., Günnemann, S., Lipton, Z. (2019). Failing
+    loudly: an empirical study of methods for detecting dataset shift. NeurIPS.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(500, 3))
+    >>> Y = rng.normal(size=(500, 3)) + [0.5, 0.0, 0.0]
+    >>> res = ks_test(X, Y, random_state=0)
+    >>> res.drift_detected, [f.name for f in res.features if f.drifted]
+    (True, ['x0'])
+    >>> round(res.features[0].effect, 3)
+    0.22
+    """
+    return _run(
+        X,
+        Y,
+        kinds="numeric",
+        correction=correction,
+        alpha=alpha,
+        min_effect=min_effect,
+        confidence=confidence,
+        n_bootstrap=n_bootstrap,
+        random_state=random_state,
+    )
+
+
+def chi2_test(
+    X: Any,
+    Y: Any,
+    *,
+    correction: Correction = "holm",
+    alpha: float = 0.05,
+    min_effect: float | None = None,
+    confidence: float = 0.95,
+    n_bootstrap: int = 200,
+    random_state: Any = None,
+) -> FeatureTestResult:
+    """Pearson's χ² test of homogeneity on every (categorical) column, with effect sizes.
+
+    H0 for column j: the category frequencies are the same in X and Y. On the 2 x k table of
+    counts ``O`` with expected counts ``E``:
+
+    .. math:: \\chi^2 = \\sum (O - E)^2 / E, \\qquad V = \\sqrt{\\chi^2 / N},
+
+    on k - 1 degrees of freedom (no continuity correction); categories whose expected count in
+    the smaller sample is below 5 are merged into one. The effect size is Cramér's V (for two
+    samples ``min(r, c) - 1 = 1``), with a multinomial-bootstrap interval, plus the PSI. Values
+    are compared as text, so numbers work as categories too.
+
+    Parameters
+    ----------
+    X, Y : array-like or DataFrame of shape (m, d) and (n, d)
+    correction : {"holm", "bonferroni", "fdr_bh", "none"}
+    alpha : float
+    min_effect : float, optional
+        Smallest Cramér's V that counts as drift.
+    confidence : float
+    n_bootstrap : int
+    random_state : None, int or numpy Generator
+
+    Returns
+    -------
+    FeatureTestResult
+
+    References
+    ----------
+    Cramér, H. (1946). Mathematical Methods of Statistics. Princeton.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.choice(["a", "b", "c"], size=(400, 1), p=[0.5, 0.3, 0.2])
+    >>> Y = rng.choice(["a", "b", "c"], size=(400, 1), p=[0.3, 0.3, 0.4])
+    >>> res = chi2_test(X, Y, random_state=0)
+    >>> res.drift_detected, res.pvalue < 1e-4
+    (True, True)
+    """
+    return _run(
+        X,
+        Y,
+        kinds="categorical",
+        correction=correction,
+        alpha=alpha,
+        min_effect=min_effect,
+        confidence=confidence,
+        n_bootstrap=n_bootstrap,
+        random_state=random_state,
+    )
+
+
+def feature_test(
+    X: Any,
+    Y: Any,
+    *,
+    categorical: Sequence[str] | None = None,
+    correction: Correction = "holm",
+    alpha: float = 0.05,
+    min_effect: float | None = None,
+    confidence: float = 0.95,
+    n_bootstrap: int = 200,
+    random_state: Any = None,
+) -> FeatureTestResult:
+    """Per-feature drift tests that pick KS or χ² for each column from its dtype.
+
+    Numeric columns get :func:`ks_test`'s KS test; categorical, object, string and boolean
+    columns (or those named in ``categorical``) get :func:`chi2_test`'s χ² test. One
+    multiple-testing correction covers all columns. ``min_effect`` is compared with the KS
+    distance for numeric columns and with Cramér's V for categorical ones.
+
+    .. math:: p^{\\text{adj}} = \\text{correction}(p_1, \\dots, p_d)
+
+    Parameters
+    ----------
+    X, Y : DataFrame or array-like
+    categorical : list of str, optional
+        Column names to treat as categorical regardless of their dtype.
+    correction, alpha, min_effect, confidence, n_bootstrap, random_state
+        As in :func:`ks_test`.
+
+    Returns
+    -------
+    FeatureTestResult
+
+    References
+    ----------
+    Rabanser, S., Günnemann, S., Lipton, Z. (2019). Failing loudly. NeurIPS.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> src = pd.DataFrame({"age": rng.normal(40, 10, 300), "city": rng.choice(["a", "b"], 300)})
+    >>> tgt = pd.DataFrame({"age": rng.normal(45, 10, 300), "city": rng.choice(["a", "b"], 300)})
+    >>> res = feature_test(src, tgt, random_state=0)
+    >>> [(f.name, f.test, f.drifted) for f in res.features]
+    [('age', 'ks', True), ('city', 'chi2', False)]
+    """
+    fx = _frame(X, "X")
+    fy = _frame(Y, "Y")
+    cat = set(categorical or ())
+    unknown = sorted(cat - {str(c) for c in fx.columns})
+    if unknown:
+        raise InvalidParameterError(
+            f"categorical names column(s) {unknown} that X does not have; pass names from "
+            f"{[str(c) for c in fx.columns][:10]}"
+        )
+    kinds = []
+    for j, c in enumerate(fx.columns):
+        is_cat = str(c) in cat or _is_categorical(fx.iloc[:, j])
+        if j < fy.shape[1]:
+            is_cat = is_cat or _is_categorical(fy.iloc[:, j])
+        kinds.append("categorical" if is_cat else "numeric")
+    return _run(
+        fx,
+        fy if isinstance(Y, pd.DataFrame) else _frame(Y, "Y"),
+        kinds=kinds,
+        correction=correction,
+        alpha=alpha,
+        min_effect=min_effect,
+        confidence=confidence,
+        n_bootstrap=n_bootstrap,
+        random_state=random_state,
+    )

@@ -1,0 +1,881 @@
+"""Which shift is it? Covariate, label or concept shift — with the evidence and the treatment.
+
+:func:`diagnose` runs the flow below and returns a :class:`ShiftDiagnosis`:
+
+1. **model** — the user's classifier, or (``model=None``) a standardized logistic regression
+   fitted on half of the source; the other half is split into a *calibration* set (fits the
+   label-shift estimator) and a *check* set (kept for the consistency and concept tests).
+2. **detection** — on the features, a cross-fitted domain classifier
+   (:func:`~nndoctor.shift.classifier_test`); on the model's outputs, black-box shift detection
+   (:func:`~nndoctor.shift.bbsd_test`, the test that sees label shift).
+3. **label weights** — :class:`~nndoctor.shift.LabelShiftEstimator` (EM with bias-corrected
+   calibration) fitted on the calibration set, estimated on the target.
+4. **label-shift consistency** — if the shift were pure label shift, the check set re-weighted
+   by w(y) would look like the target. The check set is thinned by rejection sampling (keep row
+   i with probability w(y_i) / max w), which gives an unweighted sample of the re-weighted
+   source, and compared to the target with the same domain classifier. Rejection ⇒ P(x | y)
+   changed too: covariate shift.
+5. **concept tests** (only with target labels) — :func:`~nndoctor.shift.accuracy_gap_test` and
+   :func:`~nndoctor.shift.conditional_shift_test` under the hypothesis from steps 2-4 (weights
+   1, β(x) or w(y)), and :func:`~nndoctor.shift.decompose_accuracy_drop`.
+
+The decision, at family-wise level ``alpha`` under "no shift" (Bonferroni: ``alpha/4`` for each
+of the two detection tests and, with labels, for each of the two concept tests):
+
+* no detection and no concept evidence → ``"none"``;
+* detection, consistency not rejected → ``"label"``; rejected → ``"covariate"``;
+* concept evidence → ``"concept"`` when nothing else moved, else ``"mixed"``.
+
+Without target labels concept shift cannot be seen at all (P(x) does not move); the result says
+so (``concept_ruled_out=False``) instead of reassuring.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from nndoctor._results import ResultMixin
+from nndoctor._validation import (
+    check_int,
+    check_matrix,
+    check_random_state,
+    check_same_features,
+    check_unit_interval,
+    to_numpy,
+)
+from nndoctor.exceptions import DataValidationError, InvalidParameterError, LowOverlapWarning
+from nndoctor.shift.concept import (
+    MIN_TARGET_LABELS,
+    AccuracyDecomposition,
+    AccuracyGapResult,
+    ConditionalShiftResult,
+    accuracy_gap_test,
+    conditional_shift_test,
+    decompose_accuracy_drop,
+)
+
+__all__ = ["KINDS", "Evidence", "Recommendation", "ShiftDiagnosis", "diagnose"]
+
+ShiftKind = Literal["none", "covariate", "label", "concept", "mixed"]
+KINDS: tuple[str, ...] = ("none", "covariate", "label", "concept", "mixed")
+"""The kinds a diagnosis can return."""
+
+MIN_SOURCE_ROWS = 40
+"""Fewer labeled source rows: the diagnosis cannot split them into train, calibration, check."""
+MIN_TARGET_ROWS = 10
+"""Fewer target rows: the detection tests have no power; the diagnosis refuses."""
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence(ResultMixin):
+    """One test behind the diagnosis.
+
+    Attributes
+    ----------
+    name : str
+        Short name (``"features"``, ``"outputs"``, ``"label_consistency"``, ``"accuracy_gap"``,
+        ``"conditional"``).
+    question : str
+        What the test asks, in words.
+    method : str
+        The test used.
+    statistic, pvalue : float
+        Its statistic and p-value.
+    level : float
+        The level it was judged at (its share of ``alpha``).
+    significant : bool
+        ``pvalue <= level``.
+    detail : str
+        What else is worth knowing (AUC, the most-shifted features, ...).
+    """
+
+    name: str
+    question: str
+    method: str
+    statistic: float
+    pvalue: float
+    level: float
+    significant: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation(ResultMixin):
+    """The treatment for the diagnosed shift and its estimated effect.
+
+    Attributes
+    ----------
+    action : str
+        The treatment in a few words (``"none"``, ``"class weights w(y)"``,
+        ``"importance weights β(x)"``, ``"new labels, retrain"``, ``"new labels (no overlap)"``).
+    treatment : str
+        One line: what to do.
+    how : str
+        How to do it with nndoctor (or at all).
+    estimated_effect : str
+        The expected effect in words (accuracy before -> after, where it can be estimated).
+    accuracy_before, accuracy_after : float
+        The estimated target accuracy without and with the treatment (NaN when unknown).
+    """
+
+    action: str
+    treatment: str
+    how: str
+    estimated_effect: str
+    accuracy_before: float
+    accuracy_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftDiagnosis(ResultMixin):
+    """Which shift it is, the evidence, the weights, the accuracies and the treatment.
+
+    Attributes
+    ----------
+    kind : {"none", "covariate", "label", "concept", "mixed"}
+        The diagnosis.
+    explanation : str
+        Why, in one or two sentences.
+    evidence : tuple of Evidence
+        The tests, their statistics and p-values.
+    concept_ruled_out : bool
+        False without target labels: concept shift is invisible to unlabeled data.
+    label_weights : LabelShiftResult
+        Estimated w(y) = q(y)/p(y) with intervals.
+    importance_weights : ImportanceWeightsResult or None
+        Summary of β(x) (ESS, domain AUC, overlap flag) when a shift was detected.
+    source_accuracy : float
+        Accuracy on the held-out source check set.
+    estimated_target_accuracy : float
+        Estimated without target labels under the diagnosed kind (calibrated confidence for
+        "none", importance-weighted for "covariate", label-shift-adjusted for "label").
+    estimation_method : str
+        Which estimator gave ``estimated_target_accuracy``.
+    observed_target_accuracy : float
+        Accuracy on the labeled target rows (NaN without labels).
+    accuracy_gap, conditional : AccuracyGapResult or None, ConditionalShiftResult or None
+        The concept tests (None without target labels).
+    decomposition : AccuracyDecomposition or None
+        The accuracy drop split into P(x) and P(y | x) parts (None without labels).
+    recommendation : Recommendation
+        The treatment and its estimated effect.
+    n_source, n_target, n_target_labels : int
+        Rows used.
+    alpha : float
+        Family-wise level of the decision under "no shift".
+    model : str
+        The classifier diagnosed (``"default logistic regression"`` when none was given).
+    classes : tuple of str
+        The class labels, in the order of the weights (the sorted unique source labels).
+    """
+
+    kind: ShiftKind
+    explanation: str
+    evidence: tuple[Evidence, ...]
+    concept_ruled_out: bool
+    label_weights: Any
+    importance_weights: Any
+    source_accuracy: float
+    estimated_target_accuracy: float
+    estimation_method: str
+    observed_target_accuracy: float
+    accuracy_gap: AccuracyGapResult | None
+    conditional: ConditionalShiftResult | None
+    decomposition: AccuracyDecomposition | None
+    recommendation: Recommendation
+    n_source: int
+    n_target: int
+    n_target_labels: int
+    alpha: float
+    model: str
+    classes: tuple[str, ...] = ()
+
+    @property
+    def shift_detected(self) -> bool:
+        """Whether any kind of shift was found."""
+        return self.kind != "none"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _default_classifier(seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, random_state=seed))
+
+
+def _domain_classifier(seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=300, random_state=seed)
+
+
+def _encode_labels(
+    source_y: Any, target_y: Any, n_source: int, n_target: int
+) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_], npt.NDArray[Any]]:
+    ys_raw = to_numpy(source_y, name="source_y")
+    if ys_raw.ndim == 2 and ys_raw.shape[1] == 1:
+        ys_raw = ys_raw[:, 0]
+    if ys_raw.ndim != 1 or ys_raw.shape[0] != n_source:
+        raise DataValidationError(
+            f"source_y has shape {ys_raw.shape} but source_X has {n_source} rows; pass one "
+            "label per source row"
+        )
+    if _missing(ys_raw).any():
+        raise DataValidationError(
+            "source_y holds missing labels; drop the unlabeled source rows first"
+        )
+    classes = np.unique(ys_raw)
+    if classes.size < 2:
+        raise DataValidationError(
+            f"source_y holds {classes.size} class; pass labels of at least two classes"
+        )
+    ys = np.searchsorted(classes, ys_raw).astype(np.int64)
+    yt = np.full(n_target, -1, dtype=np.int64)
+    labeled = np.zeros(n_target, dtype=bool)
+    if target_y is not None:
+        yt_raw = to_numpy(target_y, name="target_y")
+        if yt_raw.ndim == 2 and yt_raw.shape[1] == 1:
+            yt_raw = yt_raw[:, 0]
+        if yt_raw.ndim != 1 or yt_raw.shape[0] != n_target:
+            raise DataValidationError(
+                f"target_y has shape {yt_raw.shape} but target_X has {n_target} rows; pass one "
+                "entry per target row, NaN (or None) where the label is unknown"
+            )
+        labeled = ~_missing(yt_raw)
+        known = yt_raw[labeled]
+        if known.dtype.kind == "f" and ys_raw.dtype.kind in "iu":
+            if not np.all(np.equal(np.mod(known, 1), 0)):
+                raise DataValidationError("target_y holds non-integer labels; source_y does not")
+            known = known.astype(ys_raw.dtype)
+        elif known.dtype.kind == "O":
+            known = known.astype(ys_raw.dtype)
+        idx = np.clip(np.searchsorted(classes, known), 0, classes.size - 1)
+        unseen = classes[idx] != known
+        if unseen.any():
+            new = sorted({str(v) for v in known[unseen]})[:5]
+            raise DataValidationError(
+                f"target_y holds class(es) {', '.join(new)} that never occur in source_y; the "
+                "model cannot predict a class it never saw — that is a new class, not a shift; "
+                "drop those rows or retrain with them"
+            )
+        yt[labeled] = idx
+    return ys, yt, labeled, classes
+
+
+def _missing(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    if values.dtype.kind == "f":
+        return np.asarray(np.isnan(values))
+    if values.dtype.kind == "O":
+        return np.array(
+            [v is None or (isinstance(v, float) and math.isnan(v)) for v in values], dtype=bool
+        )
+    return np.zeros(values.shape[0], dtype=bool)
+
+
+def _stratified_split(
+    y: IntArray, fractions: tuple[float, ...], rng: np.random.Generator
+) -> list[IntArray]:
+    """Split row indices into parts with the given fractions, class by class."""
+    parts: list[list[int]] = [[] for _ in fractions]
+    edges = np.cumsum(fractions)[:-1]
+    for k in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == k))
+        cuts = np.round(edges * idx.size).astype(int)
+        for j, chunk in enumerate(np.split(idx, cuts)):
+            parts[j].extend(chunk.tolist())
+    return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
+
+
+class _Probabilities:
+    """Turns the user's model (or the default one) into a ``probs(X)`` function."""
+
+    def __init__(self, model: Any, n_classes: int) -> None:
+        self.model = model
+        self.n_classes = n_classes
+
+    def __call__(self, X: FloatArray) -> FloatArray:
+        model = self.model
+        if hasattr(model, "predict_proba"):
+            probs = np.asarray(model.predict_proba(X), dtype=np.float64)
+        elif _is_module(model):
+            probs = _torch_probs(model, X)
+        elif callable(model):
+            probs = np.asarray(model(X), dtype=np.float64)
+        else:  # pragma: no cover - checked in _resolve_model
+            raise InvalidParameterError("model has no predict_proba")
+        if probs.ndim != 2 or probs.shape[1] != self.n_classes:
+            raise DataValidationError(
+                f"the model returns {probs.shape[-1] if probs.ndim == 2 else '?'} class "
+                f"probabilities but source_y has {self.n_classes} classes; the model's classes "
+                "must be the sorted unique values of source_y"
+            )
+        if not np.all(np.isfinite(probs)):
+            raise DataValidationError("the model returned NaN or infinite probabilities")
+        probs = np.clip(probs, 0.0, None)
+        sums = probs.sum(axis=1, keepdims=True)
+        return np.asarray(probs / np.where(sums > 0, sums, 1.0))
+
+
+def _is_module(model: Any) -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return isinstance(model, torch.nn.Module)
+
+
+def _torch_probs(model: Any, X: FloatArray, batch_size: int = 4096) -> FloatArray:
+    import torch
+
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, X.shape[0], batch_size):
+                xb = torch.as_tensor(X[start : start + batch_size], dtype=dtype, device=device)
+                out.append(torch.softmax(model(xb).float(), dim=1))
+        probs = torch.cat(out).cpu().numpy()  # one transfer at the end
+    finally:
+        model.train(was_training)
+    return np.asarray(probs, dtype=np.float64)
+
+
+def _is_fitted(model: Any) -> bool:
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        return False
+    except TypeError:
+        return True  # not a scikit-learn estimator: assume ready
+    return True
+
+
+# ----------------------------------------------------------------------------- diagnose
+
+
+def diagnose(
+    source_X: Any,
+    source_y: Any,
+    target_X: Any,
+    target_y: Any = None,
+    *,
+    model: Any = None,
+    alpha: float = 0.05,
+    consistency_alpha: float = 0.01,
+    n_splits: int = 2,
+    n_bootstrap: int = 100,
+    weight_intervals: int = 0,
+    random_state: Any = None,
+    progress: Progress | None = None,
+) -> ShiftDiagnosis:
+    """Diagnose the kind of distribution shift between source and target data.
+
+    Parameters
+    ----------
+    source_X : array-like of shape (n_source, d)
+        Labeled source (training-distribution) features.
+    source_y : array-like of shape (n_source,)
+        Their labels (any sortable values; class k is the k-th sorted unique label).
+    target_X : array-like of shape (n_target, d)
+        Target (deployment) features.
+    target_y : array-like of shape (n_target,), optional
+        Target labels where known, NaN or None elsewhere. A few hundred suffice for the concept
+        tests; without any, concept shift cannot be ruled out.
+    model : optional
+        The classifier to diagnose: a fitted scikit-learn classifier with ``predict_proba``
+        (``source_X`` must then be data it was not trained on), an unfitted one (fitted here on
+        half of the source), a ``torch.nn.Module`` returning logits, or a callable returning
+        probabilities. Default: a standardized logistic regression fitted on half the source.
+    alpha : float
+        Family-wise error of the decision under "no shift" (Bonferroni): detection gets
+        ``alpha/2``, split equally between its two tests; the concept tests get the other half
+        (``alpha/4`` each) when target labels are given.
+    consistency_alpha : float
+        Level of the label-shift consistency test (rejecting means covariate shift).
+    n_splits : int
+        Folds of the domain classifier tests.
+    n_bootstrap : int
+        Bootstrap replicates of the concept tests.
+    weight_intervals : int
+        Bootstrap replicates behind the label weights' intervals (each refits the calibration;
+        0, the default, skips them and the intervals are NaN).
+    random_state : int, Generator or None
+        Seed of every split, fit and bootstrap; the same seed gives the same diagnosis.
+    progress : callable, optional
+        Called as ``progress(fraction, text)`` while it runs (the command line draws a bar).
+
+    Returns
+    -------
+    ShiftDiagnosis
+
+    Notes
+    -----
+    The flow and the decision rule are in the module notes. References: Lipton, Wang & Smola
+    (2018), "Detecting and correcting for label shift with black box predictors", ICML;
+    Rabanser, Günnemann & Lipton (2019), "Failing loudly", NeurIPS; Alexandari, Kundaje &
+    Shrikumar (2020), ICML; Cai, Namkoong & Yadlowsky (2023), "Diagnosing model performance
+    under distribution shift".
+
+    Examples
+    --------
+    >>> from nndoctor.scenarios import flu_season
+    >>> Xs, ys, Xt, yt = flu_season(n_source=1000, n_target=1000, random_state=0).arrays()
+    >>> d = diagnose(Xs, ys, Xt, random_state=0)   # no target labels
+    >>> d.kind, d.concept_ruled_out
+    ('label', False)
+    >>> d.recommendation.treatment
+    'Re-weight the classes: prior-correct the predictions with the estimated w(y)'
+    """
+    from nndoctor.shift import (
+        ImportanceWeighter,
+        LabelShiftEstimator,
+        bbsd_test,
+        classifier_test,
+        estimate_accuracy,
+    )
+
+    say: Progress = progress if progress is not None else (lambda fraction, text: None)
+    alpha = check_unit_interval(alpha, name="alpha")
+    consistency_alpha = check_unit_interval(consistency_alpha, name="consistency_alpha")
+    n_splits = check_int(n_splits, name="n_splits", minimum=2)
+    n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=2)
+    weight_intervals = check_int(weight_intervals, name="weight_intervals", minimum=0)
+    Xs: FloatArray = np.asarray(
+        check_matrix(source_X, name="source_X", min_rows=MIN_SOURCE_ROWS), dtype=np.float64
+    )
+    Xt: FloatArray = np.asarray(
+        check_matrix(target_X, name="target_X", min_rows=MIN_TARGET_ROWS), dtype=np.float64
+    )
+    check_same_features(Xs, Xt)
+    ys, yt, labeled, classes = _encode_labels(source_y, target_y, Xs.shape[0], Xt.shape[0])
+    n_classes = classes.size
+    rng = check_random_state(random_state)
+    seed = int(rng.integers(2**31 - 1))
+
+    # 1. the model and the source splits ------------------------------------------------
+    say(0.0, "fitting the model")
+    from sklearn.base import clone
+
+    if model is None:
+        train, cal, check = _stratified_split(ys, (0.5, 0.25, 0.25), rng)
+        fitted: Any = _default_classifier(seed).fit(Xs[train], ys[train])
+        model_name = "default logistic regression"
+        refit_template: Any = _default_classifier(seed)
+    elif hasattr(model, "fit") and hasattr(model, "predict_proba") and not _is_fitted(model):
+        train, cal, check = _stratified_split(ys, (0.5, 0.25, 0.25), rng)
+        fitted = clone(model).fit(Xs[train], ys[train])
+        model_name = type(model).__name__
+        refit_template = model
+    elif hasattr(model, "predict_proba") or _is_module(model) or callable(model):
+        train = np.zeros(0, dtype=np.int64)
+        cal, check = _stratified_split(ys, (0.5, 0.5), rng)
+        fitted = model
+        model_name = type(model).__name__
+        refit_template = None
+    else:
+        raise InvalidParameterError(
+            f"model must be a scikit-learn classifier with predict_proba, a torch.nn.Module or a "
+            f"callable returning probabilities; got {type(model).__name__}"
+        )
+    for part, name in ((cal, "calibration"), (check, "check")):
+        missing = set(range(n_classes)) - set(np.unique(ys[part]).tolist())
+        if missing:
+            raise DataValidationError(
+                f"the source {name} split has no row of class(es) "
+                f"{', '.join(str(classes[m]) for m in sorted(missing))}; pass more labeled "
+                "source rows (at least 4 per class)"
+            )
+    probs_of = _Probabilities(fitted, n_classes)
+    P_cal, P_check, P_t = probs_of(Xs[cal]), probs_of(Xs[check]), probs_of(Xt)
+    P_ref = np.vstack([P_cal, P_check])
+    n_lab = int(labeled.sum())
+    use_labels = n_lab >= MIN_TARGET_LABELS
+    detect_alpha = alpha / 2.0  # the other half is the concept tests' (used with labels)
+    level = detect_alpha / 2.0
+
+    # 2. detection ----------------------------------------------------------------------
+    say(0.15, "testing the features (domain classifier)")
+    names = [str(c) for c in source_X.columns] if hasattr(source_X, "columns") else None
+    if names is not None and len(names) == Xs.shape[1]:
+        import pandas as pd
+
+        feat = classifier_test(
+            pd.DataFrame(Xs, columns=names), pd.DataFrame(Xt, columns=names),
+            model=_domain_classifier(seed), n_splits=n_splits, random_state=seed,
+        )  # fmt: skip
+    else:
+        feat = classifier_test(
+            Xs, Xt, model=_domain_classifier(seed), n_splits=n_splits, random_state=seed
+        )
+    say(0.35, "testing the model's outputs (BBSD)")
+    outp = bbsd_test(P_ref, P_t)
+    top = ", ".join(list(feat.feature_importances)[:3])
+    evidence = [
+        Evidence(
+            "features",
+            "Do the target inputs differ from the source inputs?",
+            "domain classifier (logistic, cross-fitted)",
+            float(feat.statistic),
+            float(feat.pvalue),
+            level,
+            bool(feat.pvalue <= level),
+            f"AUC {feat.statistic:.3f}; most telling features: {top}",
+        ),
+        Evidence(
+            "outputs",
+            "Do the model's predictions differ (black-box shift detection)?",
+            "BBSD: χ² on predicted classes + per-class KS",
+            float(outp.statistic),
+            float(outp.pvalue),
+            level,
+            bool(outp.pvalue <= level),
+            "predicted-class counts source "
+            f"{outp.source_counts.tolist()} vs target {outp.target_counts.tolist()}",
+        ),
+    ]
+    detected = evidence[0].significant or evidence[1].significant
+
+    # 3. label weights ------------------------------------------------------------------
+    say(0.45, "estimating label-shift weights")
+    est = LabelShiftEstimator("em-bcts", n_bootstrap=weight_intervals, random_state=seed)
+    est.fit(P_cal, ys[cal])
+    label_res = est.estimate(P_t)
+    w = np.asarray(label_res.weights, dtype=np.float64)
+
+    # 4. label-shift consistency ----------------------------------------------------------
+    base: ShiftKind = "none"
+    iw_summary: Any = None
+    beta_check: FloatArray | None = None
+    weighter: Any = None
+    if detected:
+        say(0.55, "label-shift consistency test")
+        keep = rng.random(check.size) < w[ys[check]] / max(float(w.max()), 1e-12)
+        kept = check[keep]
+        if kept.size >= n_splits * 2:
+            cons = classifier_test(
+                Xs[kept], Xt, model=_domain_classifier(seed), n_splits=n_splits,
+                importance="none", random_state=seed,
+            )  # fmt: skip
+            cons_p, cons_stat = float(cons.pvalue), float(cons.statistic)
+        else:
+            cons_p, cons_stat = 0.0, float("nan")
+        consistent = cons_p > consistency_alpha
+        evidence.append(
+            Evidence(
+                "label_consistency",
+                "Does re-weighting the source by w(y) make it look like the target?",
+                "domain classifier on the w(y)-thinned check set",
+                cons_stat,
+                cons_p,
+                consistency_alpha,
+                not consistent,
+                f"{kept.size} of {check.size} check rows kept; "
+                + (
+                    "label shift explains the shift"
+                    if consistent
+                    else "P(x | y) changed as well: label shift alone does not explain it"
+                ),
+            )
+        )
+        base = "label" if consistent else "covariate"
+        say(0.65, "importance weights")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", LowOverlapWarning)
+            weighter = ImportanceWeighter(
+                "classifier", n_splits=n_splits, random_state=seed, warn=True
+            ).fit(Xs[np.concatenate([cal, train])] if train.size else Xs[cal], Xt)
+        for item in caught:
+            if not issubclass(item.category, LowOverlapWarning):
+                warnings.warn_explicit(
+                    item.message, item.category, item.filename, item.lineno
+                )  # pragma: no cover - re-raise anything else unchanged
+        iw_summary = weighter.summary()
+        beta_check = np.asarray(weighter.weights(Xs[check]), dtype=np.float64)
+
+    # 5. concept tests ------------------------------------------------------------------
+    gap: AccuracyGapResult | None = None
+    cond: ConditionalShiftResult | None = None
+    decomp: AccuracyDecomposition | None = None
+    concept = False
+    untestable = False
+    low_overlap = bool(iw_summary is not None and iw_summary.low_overlap)
+    correct_check = P_check.argmax(axis=1) == ys[check]
+    source_acc = float(np.mean(correct_check))
+    observed = float("nan")
+    if use_labels:
+        say(0.75, "concept tests on the labeled target rows")
+        P_tl, y_tl = P_t[labeled], yt[labeled]
+        observed = float(np.mean(P_tl.argmax(axis=1) == y_tl))
+        # under label shift P(x | y) is the invariant: condition on the class, no weights
+        given = "label" if base == "label" else "input"
+        w_h = beta_check if base == "covariate" else None
+        c_level = alpha / 4.0
+        gap = accuracy_gap_test(
+            P_check, ys[check], P_tl, y_tl, source_weights=w_h, given=given, alpha=c_level,
+            n_bootstrap=n_bootstrap, random_state=seed,
+        )  # fmt: skip
+        cond = conditional_shift_test(
+            P_check, ys[check], P_tl, y_tl, source_weights=w_h, given=given, alpha=c_level
+        )
+        decomp = decompose_accuracy_drop(
+            P_check, ys[check], P_tl, y_tl, source_weights=beta_check,
+            n_bootstrap=n_bootstrap, random_state=seed,
+        )  # fmt: skip
+        concept = gap.concept_shift_detected or cond.concept_shift_detected
+        if base == "covariate" and low_overlap:
+            # the model extrapolates where the source has no data: its calibration does not
+            # transfer, so an accuracy shortfall cannot be pinned on P(y | x)
+            untestable = concept
+            concept = False
+        hyp = {"none": "no shift", "label": "label shift", "covariate": "covariate shift"}[base]
+        evidence.append(
+            Evidence(
+                "accuracy_gap",
+                f"Is the target accuracy below its prediction under {hyp}?",
+                "observed vs predicted accuracy, margin from the estimator's uncertainty",
+                float(gap.statistic),
+                float(gap.pvalue),
+                c_level,
+                bool(gap.concept_shift_detected),
+                f"observed {gap.observed_accuracy:.3f} vs predicted "
+                f"{gap.predicted_accuracy:.3f} ± {gap.margin:.3f} on {n_lab} labeled rows",
+            )
+        )
+        evidence.append(
+            Evidence(
+                "conditional",
+                f"Does the label tell the domains apart beyond the input (under {hyp})?",
+                "domain logistic regression on p(y|x) given the input (or class), robust Wald test",
+                float(cond.statistic),
+                float(cond.pvalue),
+                c_level,
+                bool(cond.concept_shift_detected),
+                f"coefficient {cond.coefficient:.3f} ± {cond.standard_error:.3f}",
+            )
+        )
+
+    kind: ShiftKind = ("concept" if base == "none" else "mixed") if concept else base
+
+    # accuracy estimate without labels, under the diagnosed shift ----------------------
+    say(0.85, "estimating the target accuracy")
+    if base == "label":
+        # expected accuracy of the model's own predictions under the prior-corrected,
+        # calibrated posteriors (the same numbers the recommendation's effect uses)
+        P_adj = est.adjust(P_t, label_res)
+        estimated = float(np.mean(P_adj[np.arange(P_t.shape[0]), P_t.argmax(axis=1)]))
+        method_used = "label-shift (prior-corrected calibrated posteriors)"
+    else:
+        if base == "covariate" and beta_check is not None:
+            acc_est = estimate_accuracy(
+                P_check, ys[check], P_t, method="importance-weighted", source_weights=beta_check
+            )
+        else:
+            acc_est = estimate_accuracy(
+                P_check, ys[check], P_t, method="calibrated-confidence", random_state=seed
+            )
+        estimated = float(acc_est.accuracy)
+        method_used = str(acc_est.method)
+
+    say(0.9, "recommending a treatment")
+    rec = _recommend(
+        kind,
+        base,
+        use_labels=use_labels,
+        estimated=estimated,
+        observed=observed,
+        est=est,
+        label_res=label_res,
+        P_t=P_t,
+        iw_summary=iw_summary,
+        weighter=weighter,
+        refit=(refit_template, Xs, ys, train, check),
+        decomp=decomp,
+    )
+    explanation = _explain(kind, base, detected, concept, use_labels)
+    if untestable:
+        explanation += (
+            " The labeled target rows are less accurate than the source predicts, but source and "
+            "target barely overlap, so the model extrapolates: that shortfall cannot be told "
+            "apart from concept shift."
+        )
+    say(1.0, "done")
+    return ShiftDiagnosis(
+        kind=kind,
+        explanation=explanation,
+        evidence=tuple(evidence),
+        concept_ruled_out=bool(use_labels and not concept and not untestable),
+        label_weights=label_res,
+        importance_weights=iw_summary,
+        source_accuracy=source_acc,
+        estimated_target_accuracy=estimated,
+        estimation_method=method_used,
+        observed_target_accuracy=observed,
+        accuracy_gap=gap,
+        conditional=cond,
+        decomposition=decomp,
+        recommendation=rec,
+        n_source=int(Xs.shape[0]),
+        n_target=int(Xt.shape[0]),
+        n_target_labels=n_lab,
+        alpha=alpha,
+        model=model_name,
+        classes=tuple(str(c) for c in classes),
+    )
+
+
+def _explain(kind: str, base: str, detected: bool, concept: bool, use_labels: bool) -> str:
+    no_labels = (
+        " Without target labels concept shift (the same inputs meaning something else) cannot "
+        "be ruled out: label a few hundred target rows and run again."
+    )
+    text = {
+        "none": "Neither the inputs nor the model's outputs moved detectably.",
+        "label": (
+            "The class proportions changed and re-weighting the source by w(y) explains the "
+            "shift: label shift (P(x | y) unchanged)."
+        ),
+        "covariate": (
+            "The inputs moved in a way re-weighting the classes does not explain: covariate "
+            "shift (P(x) changed)."
+        ),
+        "concept": (
+            "The inputs did not move, but the labeled target rows disagree with the model more "
+            "than it predicts: concept shift (P(y | x) changed)."
+        ),
+        "mixed": (
+            f"The inputs moved ({base} shift) and, beyond that, the labeled target rows "
+            "disagree with the model: P(y | x) changed as well."
+        ),
+    }[kind]
+    return text + ("" if use_labels else no_labels)
+
+
+def _recommend(
+    kind: str,
+    base: str,
+    *,
+    use_labels: bool,
+    estimated: float,
+    observed: float,
+    est: Any,
+    label_res: Any,
+    P_t: FloatArray,
+    iw_summary: Any,
+    weighter: Any,
+    refit: tuple[Any, FloatArray, IntArray, IntArray, IntArray],
+    decomp: AccuracyDecomposition | None,
+) -> Recommendation:
+    nan = float("nan")
+    before = observed if use_labels else estimated
+    if kind == "none":
+        how = (
+            "keep monitoring (nndoctor shift stream)"
+            if use_labels
+            else "label a few hundred target rows and rerun with --label to rule out concept shift"
+        )
+        return Recommendation("none", "No treatment needed", how, "none needed", before, before)
+    if kind == "concept" or (kind == "mixed" and decomp is not None):
+        gain = decomp.concept_part if decomp is not None else nan
+        effect = (
+            f"up to +{gain:.3f} accuracy: the part of the drop due to P(y | x)"
+            if math.isfinite(gain)
+            else "unknown"
+        )
+        extra = (
+            f"; the inputs moved too ({base} shift): weight the source for that part"
+            if kind == "mixed"
+            else ""
+        )
+        return Recommendation(
+            "new labels, retrain",
+            "Get target labels and retrain (or fine-tune) on recent target data",
+            "the source labels are no longer right for these inputs; retrain on labeled target "
+            "rows (nndoctor.shift.adapt_on_drift retrains on a recent window)" + extra,
+            effect,
+            before,
+            before + gain if math.isfinite(gain) else nan,
+        )
+    if base == "label":
+        P_adj = est.adjust(P_t, label_res)
+        plain = float(np.mean(P_adj[np.arange(P_t.shape[0]), P_t.argmax(axis=1)]))
+        corrected = float(np.mean(P_adj.max(axis=1)))
+        return Recommendation(
+            "class weights w(y)",
+            "Re-weight the classes: prior-correct the predictions with the estimated w(y)",
+            "LabelShiftEstimator('em-bcts').fit(held-out probs, labels).estimate(target "
+            "probs), then .adjust(probs); or retrain with sample_weight = w(y) "
+            "(nndoctor shift labels)",
+            f"estimated accuracy {plain:.3f} -> {corrected:.3f}",
+            plain,
+            corrected,
+        )
+    # covariate
+    template, Xs, ys, train, check = refit
+    if iw_summary is not None and iw_summary.low_overlap:
+        return Recommendation(
+            "new labels (no overlap)",
+            "Collect labeled target data: the target lies where the source has (almost) no data",
+            f"importance weighting cannot correct this (ESS ratio {iw_summary.ess_ratio:.3f}, "
+            f"domain AUC {iw_summary.domain_auc:.3f}); label target rows and retrain",
+            "weighting would not help",
+            before,
+            nan,
+        )
+    after = nan
+    if template is not None and train.size and weighter is not None:
+        from sklearn.base import clone
+
+        beta_train = weighter.weights(Xs[train])
+        try:
+            reweighted = clone(template).fit(
+                Xs[train], ys[train], **_sample_weight_kw(template, beta_train)
+            )
+        except TypeError:
+            reweighted = None
+        if reweighted is not None:
+            beta_check = weighter.weights(Xs[check])
+            correct = reweighted.predict_proba(Xs[check]).argmax(axis=1) == ys[check]
+            after = float(np.sum(beta_check * correct) / np.sum(beta_check))
+    effect = (
+        f"estimated accuracy {before:.3f} -> {after:.3f} (importance-weighted check set)"
+        if math.isfinite(after)
+        else "retrain with the weights and compare on a weighted validation set"
+    )
+    return Recommendation(
+        "importance weights β(x)",
+        "Importance-weight the source: retrain with sample_weight = β(x)",
+        "ImportanceWeighter('classifier').fit(source_X, target_X).weights(train_X) as "
+        "sample_weight (nndoctor shift weights)",
+        effect,
+        before,
+        after,
+    )
+
+
+def _sample_weight_kw(template: Any, weights: FloatArray) -> dict[str, Any]:
+    """``sample_weight`` for an estimator, or routed to a pipeline's last step."""
+    steps = getattr(template, "steps", None)
+    if steps:
+        return {f"{steps[-1][0]}__sample_weight": weights}
+    return {"sample_weight": weights}
