@@ -1,0 +1,666 @@
+"""The :class:`Monitor`: a context manager that watches a PyTorch training loop."""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections import deque
+from types import TracebackType
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from nndoctor._validation import check_choice, check_int, check_module
+from nndoctor.exceptions import InvalidParameterError, NNDoctorWarning, NonFiniteError
+from nndoctor.stability.monitor._hooks import Collector
+from nndoctor.stability.monitor._log import (
+    JsonlWriter,
+    MonitorLog,
+    TensorBoardWriter,
+    build_log,
+    finding_record,
+    header_record,
+    nonfinite_record,
+    tick_record,
+)
+from nndoctor.stability.monitor._nonfinite import NonFiniteLocation, rerun_batch
+from nndoctor.stability.monitor._quantities import TickQuantities, effective_units, layer_norms
+from nndoctor.stability.monitor._rules import (
+    Finding,
+    MonitorThresholds,
+    RuleEngine,
+    nonfinite_finding,
+)
+
+__all__ = ["Monitor"]
+
+OnNonFinite = Literal["raise", "warn", "skip"]
+Quantity = Literal["grad_norm", "weight_norm", "update_ratio", "backward", "activations"]
+DEFAULT_QUANTITIES: tuple[Quantity, ...] = (
+    "grad_norm",
+    "weight_norm",
+    "update_ratio",
+    "backward",
+    "activations",
+)
+
+
+def _dist_info() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class Monitor:
+    r"""Watch a training loop: per-layer gradient and activation statistics, rules, first NaN.
+
+    Use it as a context manager around the loop and call :meth:`step` after each
+    ``optimizer.step()`` (or call :meth:`watch` once so that the optimizer calls it). Every
+    ``every`` optimizer steps (a *tick*) it measures, on the model's device, per layer: the
+    gradient norm :math:`\|g_l\|`, the weight norm :math:`\|w_l\|`, the update ratio
+    :math:`\|w_l^{(t)} - w_l^{(t-1)}\| / \|w_l^{(t-1)}\|`, the backward signal
+    :math:`\delta_l = \mathrm{RMS}(\partial L/\partial y_l)`; per activation module: mean,
+    standard deviation, fraction of dead units (ReLU family: never positive over the batch),
+    saturated fraction (tanh, sigmoid), non-finite count; and every ``symmetry_every`` ticks the
+    effective number of distinct units. One tensor per tick comes back to the host. The rules of
+    :class:`MonitorThresholds` turn the quantities into :class:`Finding` objects.
+
+    When the loss, a gradient or an activation becomes non-finite, the monitor re-runs the
+    failing batch (from the parameters before the failing step) under a dispatch-level checker
+    and names the first operator whose output is non-finite, with its module and source line.
+
+    The monitor never changes the computation: a monitored run is bitwise identical to an
+    unmonitored one, unless ``clip`` is set.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network (a ``DistributedDataParallel`` wrapper is unwrapped for naming).
+    every : int
+        Measure every ``every`` optimizer steps (default 1: every step).
+    log_dir : path, optional
+        Directory for ``monitor.jsonl`` (appended to; only rank 0 writes).
+    rules : MonitorThresholds, optional
+        Thresholds of the rules; the documented defaults when omitted.
+    scaler : torch.amp.GradScaler, optional
+        Report gradients unscaled, and do not treat the scaler's own skipped steps (overflow
+        while it calibrates the scale) as errors.
+    on_nonfinite : {"raise", "warn", "skip"}
+        ``"raise"``: raise :class:`~nndoctor.exceptions.NonFiniteError` (with ``module``,
+        ``op``, ``step``) and restore the parameters of before the failing step; ``"warn"``:
+        warn and go on; ``"skip"``: undo the failing step (with :meth:`watch`, the optimizer
+        never applies it) and go on.
+    clip : None, float or "auto"
+        Clip the total gradient norm before each optimizer step at this value, or with
+        ``"auto"`` at ``clip_factor`` × its running median. Needs :meth:`watch` or a call of
+        :meth:`clip_gradients` before ``optimizer.step()``.
+    quantities : sequence of str
+        Which quantity groups to measure (default all): ``"grad_norm"``, ``"weight_norm"``,
+        ``"update_ratio"`` (keeps a copy of the parameters), ``"backward"``, ``"activations"``.
+    symmetry_every : int
+        Effective units are measured on the first tick and every ``symmetry_every`` ticks
+        (0 turns it off).
+    tensorboard : bool
+        Also write TensorBoard scalars under ``log_dir/tensorboard``.
+    history : int
+        Ticks kept in memory for :meth:`summary`.
+
+    Attributes
+    ----------
+    findings : list of Finding
+        Everything found so far, in order.
+    nonfinite : list of NonFiniteLocation
+        Localized non-finite values.
+    step_count : int
+        Optimizer steps seen.
+
+    References
+    ----------
+    Schoenholz, Gilmer, Ganguli and Sohl-Dickstein, "Deep Information Propagation", ICLR 2017;
+    Glorot and Bengio, AISTATS 2010; He et al., ICCV 2015; Pascanu, Mikolov and Bengio, "On the
+    difficulty of training recurrent neural networks", ICML 2013 (gradient clipping).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from nndoctor import Monitor
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    >>> nn.init.constant_(model[0].bias, -5.0)  # every ReLU unit dead  # doctest: +ELLIPSIS
+    Parameter containing: ...
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> x, y = torch.rand(32, 4), torch.randn(32, 1)
+    >>> with Monitor(model) as monitor:
+    ...     for _ in range(3):
+    ...         opt.zero_grad()
+    ...         loss = nn.functional.mse_loss(model(x), y)
+    ...         loss.backward()
+    ...         opt.step()
+    ...         _ = monitor.step(loss)
+    >>> [(f.check, f.severity, f.layer, f.step) for f in monitor.findings if f.severity != "info"]
+    [('dead_units', 'error', '1', 1)]
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        every: int = 1,
+        log_dir: str | os.PathLike[str] | None = None,
+        rules: MonitorThresholds | None = None,
+        scaler: Any = None,
+        on_nonfinite: OnNonFinite = "raise",
+        clip: float | Literal["auto"] | None = None,
+        quantities: tuple[Quantity, ...] | list[Quantity] = DEFAULT_QUANTITIES,
+        symmetry_every: int = 100,
+        tensorboard: bool = False,
+        history: int = 100_000,
+    ) -> None:
+        root = check_module(model)
+        inner = root
+        if isinstance(root, nn.parallel.DistributedDataParallel | nn.DataParallel):
+            inner = root.module
+        self.model = root
+        self.every = check_int(every, name="every", minimum=1)
+        self.symmetry_every = check_int(symmetry_every, name="symmetry_every", minimum=0)
+        if rules is not None and not isinstance(rules, MonitorThresholds):
+            raise InvalidParameterError(
+                f"rules must be a MonitorThresholds, got {type(rules).__name__}; pass "
+                "MonitorThresholds(name=value, ...)"
+            )
+        self.thresholds = rules or MonitorThresholds()
+        self.on_nonfinite: OnNonFinite = check_choice(  # type: ignore[assignment]
+            on_nonfinite, ("raise", "warn", "skip"), name="on_nonfinite"
+        )
+        if (clip is not None and clip != "auto") and (
+            isinstance(clip, bool) or not isinstance(clip, int | float) or not clip > 0
+        ):
+            raise InvalidParameterError(
+                f"clip must be None, 'auto' or a positive number, got {clip!r}"
+            )
+        self.clip = clip
+        bad = [q for q in quantities if q not in DEFAULT_QUANTITIES]
+        if bad:
+            raise InvalidParameterError(
+                f"quantities {bad} are unknown; choose from: {', '.join(DEFAULT_QUANTITIES)}"
+            )
+        self.quantities = frozenset(quantities)
+        self.scaler = scaler
+        self.log_dir = log_dir
+        self.tensorboard = tensorboard
+        self.history = check_int(history, name="history", minimum=1)
+        self.findings: list[Finding] = []
+        self.nonfinite: list[NonFiniteLocation] = []
+        self.step_count = 0
+        self._inner = inner
+        self._collector: Collector | None = None
+        self._engine = RuleEngine(self.thresholds)
+        self._writer: JsonlWriter | None = None
+        self._tb: TensorBoardWriter | None = None
+        self._records: deque[dict[str, Any]] = deque(maxlen=self.history)
+        self._all_findings_records: list[dict[str, Any]] = []
+        self._snapshot: list[torch.Tensor] | None = None
+        self._loss: torch.Tensor | None = None
+        self._opt_handles: list[Any] = []
+        self._clipped = False
+        self._clipped_at: float | None = None
+        self._skipped_by_guard = False
+        self._scale_used: torch.Tensor | None = None
+        self._ticks = 0
+        self._rank, self._world = 0, 1
+        self._open = False
+        self._pending_error: NonFiniteError | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> Monitor:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def open(self) -> Monitor:
+        """Attach hooks and open the log (what ``with`` does on entry)."""
+        if self._open:
+            return self
+        self._rank, self._world = _dist_info()
+        self._collector = Collector(self._inner, self.model, self.thresholds.saturation_level)
+        if self.scaler is not None:
+            self._collector.on_backward_start = self._record_scale
+        self._collector.active = self._is_tick(self.step_count + 1)
+        self._params = self._collector.params
+        self._param_index = torch.tensor(
+            self._collector.param_layer,
+            dtype=torch.long,
+            device=self._params[0].device if self._params else "cpu",
+        )
+        if "update_ratio" in self.quantities and self._collector.active:
+            self._take_snapshot()
+        if self.log_dir is not None and self._rank == 0:
+            self._writer = JsonlWriter(self.log_dir)
+            self._writer.write(
+                header_record(
+                    layers=self._collector.layers + list(self._collector.acts),
+                    layer_types=self._collector.layer_types,
+                    thresholds=self.thresholds.to_dict(),
+                    every=self.every,
+                )
+            )
+            if self.tensorboard:
+                self._tb = TensorBoardWriter(os.path.join(os.fspath(self.log_dir), "tensorboard"))
+        self._open = True
+        return self
+
+    def close(self) -> None:
+        """Remove every hook and close the logs (idempotent; ``with`` does it on exit)."""
+        if self._collector is not None:
+            self._collector.remove()
+        for h in self._opt_handles:
+            h.remove()
+        self._opt_handles.clear()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+        self._snapshot = None
+        self._open = False
+
+    def _require_open(self) -> Collector:
+        if not self._open or self._collector is None:
+            raise InvalidParameterError(
+                "the monitor is not open; use it as `with Monitor(model) as monitor:` (or call "
+                "monitor.open()) before monitor.step()"
+            )
+        return self._collector
+
+    @property
+    def n_hooks(self) -> int:
+        """Hooks currently attached to the model and optimizer (0 after exit)."""
+        n = self._collector.n_hooks if self._collector is not None else 0
+        return n + len(self._opt_handles)
+
+    def watch(self, optimizer: torch.optim.Optimizer) -> Monitor:
+        """Let ``optimizer`` drive the monitor: no :meth:`step` call is needed.
+
+        A post-step hook calls :meth:`step`; a pre-step hook clips (``clip``) and, with
+        ``on_nonfinite="skip"``, keeps a step with non-finite gradients from being applied.
+        Returns the monitor.
+        """
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise InvalidParameterError(
+                f"watch needs a torch.optim.Optimizer, got {type(optimizer).__name__}"
+            )
+        self.open()
+
+        def pre(opt: Any, args: Any, kwargs: Any) -> None:
+            if self.clip is not None:
+                self.clip_gradients()
+            if self.on_nonfinite == "skip":
+                self._guard()
+
+        def post(opt: Any, args: Any, kwargs: Any) -> None:
+            self.step()
+
+        self._opt_handles.append(optimizer.register_step_pre_hook(pre))
+        self._opt_handles.append(optimizer.register_step_post_hook(post))
+        return self
+
+    def record_loss(self, loss: torch.Tensor | float) -> None:
+        """Give the loss of the current step (for the log) when :meth:`watch` drives the monitor."""
+        self._loss = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
+
+    # ------------------------------------------------------------------ helpers
+    def _is_tick(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def _record_scale(self) -> None:
+        scale = getattr(self.scaler, "_scale", None)
+        if isinstance(scale, torch.Tensor):
+            self._scale_used = scale.detach().clone()
+
+    def _take_snapshot(self) -> None:
+        with torch.no_grad():
+            if self._snapshot is None:
+                self._snapshot = [p.detach().clone() for p in self._params]
+            else:
+                torch._foreach_copy_(self._snapshot, [p.detach() for p in self._params])
+
+    def _grads(self) -> tuple[list[torch.Tensor], torch.Tensor]:
+        grads = [p.grad for p in self._params]
+        if all(g is not None for g in grads):
+            return grads, self._param_index  # type: ignore[return-value]
+        keep = [i for i, g in enumerate(grads) if g is not None]
+        index = self._param_index[keep] if keep else self._param_index[:0]
+        return [grads[i] for i in keep], index  # type: ignore[misc]
+
+    def clip_gradients(self) -> float | None:
+        """Clip the total gradient norm as ``clip`` says; call before ``optimizer.step()``.
+
+        Returns the norm clipped at (``None`` when ``"auto"`` has too little history yet).
+        """
+        self._clipped = True
+        if self.clip is None:
+            return None
+        if self.clip == "auto":
+            median = self._engine.total_norm_median()
+            if self._engine._n_history < self.thresholds.spike_min_history or not (median > 0):
+                self._clipped_at = None
+                return None
+            max_norm = self.thresholds.clip_factor * median
+        else:
+            max_norm = float(self.clip)
+        grads, _ = self._grads()
+        if grads:
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in self._params if p.grad is not None], max_norm, foreach=True
+            )
+        self._clipped_at = max_norm
+        return max_norm
+
+    def _guard(self) -> None:
+        """Before the optimizer step: drop non-finite gradients so that the step does nothing."""
+        grads, _ = self._grads()
+        if not grads:
+            return
+        norms = torch.stack(torch._foreach_norm(grads))
+        if not bool(torch.isfinite(norms).all()):  # one sync, only with on_nonfinite="skip"
+            for p in self._params:
+                p.grad = None
+            self._skipped_by_guard = True
+
+    # ------------------------------------------------------------------ the tick
+    def step(self, loss: torch.Tensor | float | None = None) -> list[Finding]:
+        """Call after ``optimizer.step()``; on a tick, measure, judge and log.
+
+        Parameters
+        ----------
+        loss : tensor or float, optional
+            The step's loss, for the log (kept on the device until the tick's transfer).
+
+        Returns
+        -------
+        list of Finding
+            The findings new at this step.
+
+        Raises
+        ------
+        NonFiniteError
+            With ``on_nonfinite="raise"``, when a non-finite value appeared.
+        """
+        col = self._require_open()
+        if loss is not None:
+            self.record_loss(loss)
+        self.step_count += 1
+        step = self.step_count
+        new: list[Finding] = []
+        if self._is_tick(step):
+            if self.clip is not None and not self._clipped:
+                raise InvalidParameterError(
+                    f"clip={self.clip!r} needs monitor.watch(optimizer), or "
+                    "monitor.clip_gradients() before optimizer.step()"
+                )
+            new = self._tick(step)
+        self._clipped = False
+        self._loss = None
+        col.reset()
+        nxt = self._is_tick(step + 1)
+        col.active = nxt
+        if nxt and "update_ratio" in self.quantities:
+            self._take_snapshot()
+        return new
+
+    def _tick(self, step: int) -> list[Finding]:
+        col = self._require_open()
+        n_layers = len(col.layers)
+        parts: list[torch.Tensor] = []
+        offsets: dict[str, tuple[int, int]] = {}
+        cursor = 0
+
+        def add(key: str, tensor: torch.Tensor) -> None:
+            nonlocal cursor
+            t = tensor.reshape(-1).float()
+            if parts and t.device != parts[0].device:
+                t = t.to(parts[0].device)
+            parts.append(t)
+            offsets[key] = (cursor, cursor + t.numel())
+            cursor += t.numel()
+
+        grads, index = self._grads()
+        with torch.no_grad():
+            if "grad_norm" in self.quantities and grads:
+                add("grad", layer_norms(grads, index, n_layers))
+            if "weight_norm" in self.quantities or "update_ratio" in self.quantities:
+                add("weight", layer_norms(self._params, self._param_index, n_layers))
+            if "update_ratio" in self.quantities and self._snapshot is not None:
+                diffs = torch._foreach_sub([p.detach() for p in self._params], self._snapshot)
+                add("delta", layer_norms(diffs, self._param_index, n_layers))
+                add("before", layer_norms(self._snapshot, self._param_index, n_layers))
+            act_names = [n for n in col.acts if n in col.act_sum]
+            if act_names:
+                moments = torch.stack([col.act_sum[n] for n in act_names])
+                maxima = torch.cat([col.act_max[n] for n in act_names])
+                if self._world > 1:
+                    torch.distributed.all_reduce(moments)
+                    torch.distributed.all_reduce(maxima, op=torch.distributed.ReduceOp.MAX)
+                sizes = [col.act_max[n].numel() for n in act_names]
+                owner = torch.repeat_interleave(
+                    torch.arange(len(act_names), device=maxima.device),
+                    torch.tensor(sizes, device=maxima.device),
+                )
+                dead = torch.zeros(len(act_names), device=maxima.device).index_add_(
+                    0, owner, (maxima <= 0).float()
+                )
+                add("act", moments)
+                add("dead", dead)
+            bwd_names = [n for n in col.order if n in col.bwd_sq]
+            if bwd_names:
+                bwd = torch.stack([col.bwd_sq[n] for n in bwd_names])
+                if self._world > 1:
+                    torch.distributed.all_reduce(bwd)
+                if self._scale_used is not None:
+                    bwd = bwd / self._scale_used.to(bwd.device).square()
+                add("bwd", bwd)
+            if self._loss is not None:
+                add("loss", self._loss)
+            if self.scaler is not None and self._scale_used is not None:
+                scale_now = getattr(self.scaler, "_scale", None)
+                if isinstance(scale_now, torch.Tensor):
+                    add("scaler_skipped", (scale_now < self._scale_used).float())
+            sym_names: list[str] = []
+            if self.symmetry_every and self._ticks % self.symmetry_every == 0:
+                sym_names = [n for n in col.layers if _weight(col.layer_modules[n]) is not None]
+                if sym_names:
+                    effs = [
+                        effective_units(
+                            _weight(col.layer_modules[n]),  # type: ignore[arg-type]  # not None
+                            _bias(col.layer_modules[n]),
+                            self.thresholds.symmetry_tolerance,
+                        )
+                        for n in sym_names
+                    ]
+                    add("sym", torch.stack(effs))
+            if not parts:
+                self._ticks += 1
+                return []
+            host = torch.cat(parts).cpu().tolist()  # the tick's one transfer
+        self._ticks += 1
+
+        def seg(key: str) -> list[float]:
+            if key not in offsets:
+                return []
+            a, b = offsets[key]
+            return [float(v) for v in host[a:b]]
+
+        q = TickQuantities(step=step, order=list(col.order) or list(col.layers))
+        q.feeds = dict(col.feeds)
+        for values, target in ((seg("grad"), q.grad_norm),):
+            for name, v in zip(col.layers, values, strict=False):
+                target[name] = v
+                q.grad_nonfinite[name] = not math.isfinite(v)
+        weights = seg("weight")
+        if "weight_norm" in self.quantities:
+            q.weight_norm = dict(zip(col.layers, weights, strict=False))
+        delta, before = seg("delta"), seg("before")
+        for name, d, w in zip(col.layers, delta, before, strict=False):
+            q.update_ratio[name] = d / w if w > 0 else math.nan
+        if not q.weight_norm and weights:
+            q.weight_norm = dict(zip(col.layers, weights, strict=False))
+        act = seg("act")
+        dead_counts = seg("dead")
+        for i, name in enumerate([n for n in col.acts if n in col.act_sum]):
+            s, ss, n_finite, n_sat = act[4 * i : 4 * i + 4]
+            n = col.act_n[name] * self._world
+            mean = s / n
+            q.act_mean[name] = mean
+            q.act_std[name] = math.sqrt(max(ss / n - mean * mean, 0.0)) if math.isfinite(ss) else ss
+            q.act_nonfinite[name] = n - n_finite
+            units = col.act_max[name].numel()
+            q.units[name] = units
+            if col.acts[name] == "relu":
+                q.dead_fraction[name] = dead_counts[i] / units
+            else:
+                q.saturation_fraction[name] = n_sat / n
+        bwd_names = [n for n in col.order if n in col.bwd_sq]
+        for name, sq_sum in zip(bwd_names, seg("bwd"), strict=False):
+            n_bwd = col.bwd_n[name] * self._world
+            q.backward_rms[name] = math.sqrt(sq_sum / n_bwd) if sq_sum >= 0 else sq_sum
+        loss_vals = seg("loss")
+        if loss_vals:
+            q.loss = loss_vals[0]
+        for name, eff in zip(sym_names, seg("sym"), strict=False):
+            q.effective_units[name] = eff
+            weight = _weight(col.layer_modules[name])
+            q.units[name] = int(weight.shape[0]) if weight is not None else 0
+        scaler_skipped = bool(seg("scaler_skipped") and seg("scaler_skipped")[0] > 0)
+        total = math.sqrt(sum(v * v for v in q.grad_norm.values())) if q.grad_norm else math.nan
+
+        new: list[Finding] = []
+        if scaler_skipped:
+            pass  # the GradScaler saw inf/NaN and skipped the step itself: expected, not judged
+        elif self._skipped_by_guard or q.has_nonfinite():
+            new.extend(self._handle_nonfinite(q, step))
+        else:
+            new.extend(self._engine.evaluate(q))
+        self._skipped_by_guard = False
+        record = tick_record(q, grad_norm_total=total, clipped_at=self._clipped_at)
+        if scaler_skipped:
+            record["scaler_skipped"] = True
+        self._records.append(record)
+        if self._writer is not None:
+            self._writer.write(record)
+        if self._tb is not None:
+            self._tb.write(q, grad_norm_total=total)
+        self._publish(new)
+        self._raise_if_needed(new)
+        return new
+
+    def _publish(self, new: list[Finding]) -> None:
+        for f in new:
+            self.findings.append(f)
+            rec = finding_record(f)
+            self._all_findings_records.append(rec)
+            if self._writer is not None:
+                self._writer.write(rec)
+            if self._tb is not None:
+                self._tb.finding(f)
+
+    # ------------------------------------------------------------------ non-finite
+    def _handle_nonfinite(self, q: TickQuantities, step: int) -> list[Finding]:
+        loc = self._localize(step)
+        self.nonfinite.append(loc)
+        if self._writer is not None:
+            self._writer.write(nonfinite_record(loc))
+        layer = loc.module if loc.module not in ("",) else "(model)"
+        op = loc.op
+        if loc.phase == "backward" and loc.backward_node:
+            op = f"{loc.backward_node}: {loc.op}"
+        self._pending_error = NonFiniteError(
+            f"non-finite value at step {step}: {loc.describe()}; guard the operation (clamp "
+            "the input of log/sqrt/division), lower the learning rate or clip gradients",
+            module=layer,
+            op=op,
+            step=step,
+        )
+        return [nonfinite_finding(step, layer, op, f"first non-finite value: {loc.describe()}")]
+
+    def _raise_if_needed(self, new: list[Finding]) -> None:
+        err = self._pending_error
+        if err is None:
+            return
+        self._pending_error = None
+        if self.on_nonfinite == "raise":
+            raise err
+        if self.on_nonfinite == "warn":
+            warnings.warn(str(err), NNDoctorWarning, stacklevel=3)
+
+    def _localize(self, step: int) -> NonFiniteLocation:
+        col = self._require_open()
+        if col.last_inputs is None:
+            return NonFiniteLocation(
+                "forward", None, "", "", "<no batch recorded>", step=step, reproduced=False
+            )
+        params = self._params
+        with torch.no_grad():
+            after = [p.detach().clone() for p in params]
+            if self._snapshot is not None:
+                torch._foreach_copy_([p.detach() for p in params], self._snapshot)
+            buffers = [b.detach().clone() for b in self._inner.buffers()]
+        devices = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
+        args, kwargs = col.last_inputs
+        try:
+            with torch.random.fork_rng(devices=devices), torch.enable_grad():
+                col.active = False
+                loc = rerun_batch(self._inner, args, kwargs, col.last_grad_output)
+        finally:
+            with torch.no_grad():
+                for b, saved in zip(self._inner.buffers(), buffers, strict=True):
+                    b.copy_(saved)
+                keep_before = self._snapshot is not None and self.on_nonfinite in ("raise", "skip")
+                if not keep_before:
+                    torch._foreach_copy_([p.detach() for p in params], after)
+        return NonFiniteLocation(
+            loc.phase,
+            loc.op,
+            loc.module,
+            loc.module_type,
+            loc.source,
+            loc.backward_node,
+            loc.forward_op,
+            step,
+            loc.reproduced,
+        )
+
+    # ------------------------------------------------------------------ results
+    def summary(self) -> MonitorLog:
+        """What the monitor saw, as a :class:`MonitorLog` (the object :func:`read_log` gives)."""
+        col = self._collector
+        header = header_record(
+            layers=(col.layers + list(col.acts)) if col else [],
+            layer_types=col.layer_types if col else {},
+            thresholds=self.thresholds.to_dict(),
+            every=self.every,
+        )
+        records = [header, *self._records, *self._all_findings_records]
+        records += [nonfinite_record(loc) for loc in self.nonfinite]
+        return build_log(records)
+
+
+def _weight(module: nn.Module) -> torch.Tensor | None:
+    w = getattr(module, "weight", None)
+    return w if isinstance(w, torch.Tensor) and w.dim() >= 2 else None
+
+
+def _bias(module: nn.Module) -> torch.Tensor | None:
+    b = getattr(module, "bias", None)
+    return b if isinstance(b, torch.Tensor) else None
