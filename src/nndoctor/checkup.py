@@ -131,7 +131,9 @@ def default_stages() -> list[Stage]:
     >>> [s.name for s in default_stages()][0]
     'environment'
     """
-    return [ENVIRONMENT_STAGE]
+    from nndoctor._checkup_monitor import monitor_stage
+
+    return [ENVIRONMENT_STAGE, Stage("monitor", "Training monitor", monitor_stage)]
 
 
 def run_checkup(

@@ -15,6 +15,7 @@ import typer.core
 
 from nndoctor import __version__
 from nndoctor._cli._common import JsonOption, ReportOption, emit, staged_progress
+from nndoctor._cli.monitor import monitor_app
 from nndoctor._cli.scenario import scenario_app
 from nndoctor._cli.shift import shift_app
 from nndoctor.exceptions import (
@@ -119,6 +120,7 @@ def checkup(
 # Sub-apps. Modules that add commands to a sub-app are imported for their side effect.
 app.add_typer(shift_app, name="shift")
 app.add_typer(scenario_app, name="scenario")
+app.add_typer(monitor_app, name="monitor")
 
 
 def main(argv: list[str] | None = None) -> None:

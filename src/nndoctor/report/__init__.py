@@ -12,7 +12,11 @@ True
 
 from __future__ import annotations
 
-from nndoctor.report import _checkup, _environment  # noqa: F401  (register sections)
+from nndoctor.report import (  # noqa: F401  (register sections)
+    _checkup,
+    _environment,
+    _monitor,
+)
 from nndoctor.report._figures import figure_to_png_base64, new_figure
 from nndoctor.report._html import render_html, write_html
 from nndoctor.report._section import Figure, Section, Status, to_sections

@@ -429,7 +429,9 @@ class Monitor:
 
         def add(key: str, tensor: torch.Tensor) -> None:
             nonlocal cursor
-            t = tensor.reshape(-1).float()
+            t = tensor.reshape(-1)
+            if t.dtype != torch.float32:
+                t = t.float()
             if parts and t.device != parts[0].device:
                 t = t.to(parts[0].device)
             parts.append(t)

@@ -85,14 +85,17 @@ def activation_moments(
     >>> activation_moments(torch.tensor([[0.0, 1.0], [2.0, 3.0]]), "relu", 0.99).tolist()
     [6.0, 14.0, 4.0, 0.0]
     """
-    xf = x.detach().float()
-    parts = [xf.sum(), xf.square().sum(), torch.isfinite(xf).sum().float()]
+    xf = x.detach()
+    if xf.dtype != torch.float32:
+        xf = xf.float()
+    f32 = torch.float32
+    parts = [xf.sum(), xf.square().sum(), torch.isfinite(xf).sum(dtype=f32)]
     if kind == "tanh":
-        parts.append((xf.abs() > saturation_level).sum().float())
+        parts.append((xf.abs() > saturation_level).sum(dtype=f32))
     elif kind == "sigmoid":
-        parts.append(((xf - 0.5).abs() > 0.5 * saturation_level).sum().float())
+        parts.append(((xf - 0.5).abs() > 0.5 * saturation_level).sum(dtype=f32))
     else:
-        parts.append(torch.zeros((), device=xf.device))
+        parts.append(parts[2].new_zeros(()))
     return torch.stack(parts)
 
 
@@ -109,10 +112,14 @@ def unit_maxima(x: torch.Tensor, unit_dim: int) -> torch.Tensor:
     """
     xd = x.detach()
     if xd.dim() <= 1:
-        return xd.reshape(-1).amax().reshape(1).float()
-    if unit_dim == 1 and xd.dim() > 2:
-        return xd.transpose(0, 1).reshape(xd.shape[1], -1).amax(dim=1).float()
-    return xd.reshape(-1, xd.shape[-1]).amax(dim=0).float()
+        out = xd.reshape(-1).amax().reshape(1)
+    elif unit_dim == 1 and xd.dim() > 2:
+        out = xd.transpose(0, 1).reshape(xd.shape[1], -1).amax(dim=1)
+    elif xd.dim() == 2:
+        out = xd.amax(dim=0)
+    else:
+        out = xd.reshape(-1, xd.shape[-1]).amax(dim=0)
+    return out if out.dtype == torch.float32 else out.float()
 
 
 def layer_norms(
@@ -128,8 +135,10 @@ def layer_norms(
     >>> layer_norms(ts, torch.tensor([0, 0, 1]), 2).tolist()
     [5.0, 1.0]
     """
-    norms = torch.stack(torch._foreach_norm(list(tensors))).float()
-    out = torch.zeros(n_layers, device=norms.device, dtype=torch.float32)
+    norms = torch.stack(torch._foreach_norm(list(tensors)))
+    if norms.dtype != torch.float32:
+        norms = norms.float()
+    out = norms.new_zeros(n_layers)
     return out.index_add_(0, index, norms.square()).sqrt_()
 
 
