@@ -66,7 +66,13 @@ def test_gradient_spike_against_running_median() -> None:
     model = he_(mlp(3, 32))
     rules = MonitorThresholds(spike_min_history=5)
     with Monitor(model, rules=rules) as mon:
-        train(model, 14, monitor=mon, lr=1e-3, loss_hook=lambda i, l: l * (1e4 if i == 12 else 1))
+        train(
+            model,
+            14,
+            monitor=mon,
+            lr=1e-3,
+            loss_hook=lambda i, loss: loss * (1e4 if i == 12 else 1),
+        )
     spikes = [f for f in mon.findings if f.check == "exploding"]
     assert spikes
     assert {f.step for f in spikes} == {12}
@@ -132,8 +138,10 @@ def test_findings_fields_are_typed() -> None:
     for f in mon.findings:
         assert f.check in CHECKS
         assert f.severity in ("info", "warning", "error")
-        assert isinstance(f.step, int) and isinstance(f.value, float)
-        assert f.message and f.remedy
+        assert isinstance(f.step, int)
+        assert isinstance(f.value, float)
+        assert f.message
+        assert f.remedy
         assert math.isfinite(f.threshold)
 
 
