@@ -81,6 +81,7 @@ class Collector:
         self.last_inputs: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self.last_grad_output: list[torch.Tensor | None] | None = None
         self.on_backward_start: Callable[[], None] | None = None
+        self.nonfinite_counts: dict[str, int] | None = None
         self._handles: list[Any] = []
         for name, module in model.named_modules():
             if name in self.layer_modules:
@@ -93,11 +94,10 @@ class Collector:
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """Clear the accumulators (after a tick)."""
-        self.act_sum: dict[str, torch.Tensor] = {}
-        self.act_max: dict[str, torch.Tensor] = {}
-        self.act_n: dict[str, int] = {}
-        self.bwd_sq: dict[str, torch.Tensor] = {}
-        self.bwd_n: dict[str, int] = {}
+        # one record per hook call: (name, scalars, per-unit maxima, numel)
+        self.act_records: list[tuple[str, list[torch.Tensor], torch.Tensor, int]] = []
+        # one record per backward hook call: (name, norm of dL/dy, numel)
+        self.bwd_records: list[tuple[str, torch.Tensor, int]] = []
 
     def remove(self) -> None:
         """Remove every hook (idempotent)."""
@@ -113,6 +113,8 @@ class Collector:
         return len(self._handles)
 
     def _measuring(self, module: nn.Module) -> bool:
+        if self.nonfinite_counts is not None:
+            return True
         return self.active and module.training and torch.is_grad_enabled()
 
     # ------------------------------------------------------------------ hooks
@@ -124,6 +126,8 @@ class Collector:
             if name not in self._order_set:
                 self._order_set.add(name)
                 self.order.append(name)
+            if self.nonfinite_counts is not None:
+                return
             if isinstance(output, torch.Tensor) and output.requires_grad:
                 output.register_hook(self._grad_hook(name))  # type: ignore[no-untyped-call]
 
@@ -131,14 +135,8 @@ class Collector:
 
     def _grad_hook(self, name: str) -> Callable[[torch.Tensor], None]:
         def hook(grad: torch.Tensor) -> None:
-            sq = torch.linalg.vector_norm(grad.detach(), dtype=torch.float32).square()
-            acc = self.bwd_sq.get(name)
-            if acc is None:
-                self.bwd_sq[name] = sq
-                self.bwd_n[name] = grad.numel()
-            else:
-                acc.add_(sq)
-                self.bwd_n[name] += grad.numel()
+            norm = torch.linalg.vector_norm(grad.detach(), dtype=torch.float32)
+            self.bwd_records.append((name, norm, grad.numel()))
 
         return hook
 
@@ -151,17 +149,13 @@ class Collector:
             if name not in self.feeds and self._last_layer is not None:
                 self.feeds[name] = self._last_layer
             unit_dim = 1 if self.feeds.get(name) in self._conv_layers else -1
-            moments = activation_moments(output, kind, self.saturation_level)
+            if self.nonfinite_counts is not None:  # diagnostic re-run only (syncs)
+                bad = int((~torch.isfinite(output.detach())).sum())
+                self.nonfinite_counts[name] = self.nonfinite_counts.get(name, 0) + bad
+                return
+            scalars = activation_moments(output, kind, self.saturation_level)
             maxima = unit_maxima(output, unit_dim)
-            acc = self.act_sum.get(name)
-            if acc is None:
-                self.act_sum[name] = moments
-                self.act_max[name] = maxima
-                self.act_n[name] = output.numel()
-            else:
-                acc.add_(moments)
-                torch.maximum(self.act_max[name], maxima, out=self.act_max[name])
-                self.act_n[name] += output.numel()
+            self.act_records.append((name, scalars, maxima, output.numel()))
 
         return hook
 

@@ -26,7 +26,7 @@ from nndoctor.stability.monitor._log import (
     tick_record,
 )
 from nndoctor.stability.monitor._nonfinite import NonFiniteLocation, rerun_batch
-from nndoctor.stability.monitor._quantities import TickQuantities, effective_units, layer_norms
+from nndoctor.stability.monitor._quantities import TickQuantities, effective_units
 from nndoctor.stability.monitor._rules import (
     Finding,
     MonitorThresholds,
@@ -204,6 +204,7 @@ class Monitor:
         self._records: deque[dict[str, Any]] = deque(maxlen=self.history)
         self._all_findings_records: list[dict[str, Any]] = []
         self._snapshot: list[torch.Tensor] | None = None
+        self._delta_in_snapshot = False
         self._loss: torch.Tensor | None = None
         self._opt_handles: list[Any] = []
         self._clipped = False
@@ -212,6 +213,8 @@ class Monitor:
         self._scale_used: torch.Tensor | None = None
         self._ticks = 0
         self._rank, self._world = 0, 1
+        self._index_cache: dict[tuple[Any, ...], torch.Tensor] = {}
+        self._last_act_counts: dict[str, int] = {}
         self._open = False
         self._pending_error: NonFiniteError | None = None
 
@@ -335,6 +338,7 @@ class Monitor:
                 self._snapshot = [p.detach().clone() for p in self._params]
             else:
                 torch._foreach_copy_(self._snapshot, [p.detach() for p in self._params])
+        self._delta_in_snapshot = False
 
     def _grads(self) -> tuple[list[torch.Tensor], torch.Tensor]:
         grads = [p.grad for p in self._params]
@@ -420,54 +424,109 @@ class Monitor:
             self._take_snapshot()
         return new
 
+    def _index(self, key: tuple[Any, ...], values: list[int], device: torch.device) -> torch.Tensor:
+        """A cached index tensor (built once per layout, so no host-to-device copy per tick)."""
+        cached = self._index_cache.get(key)
+        if cached is None or cached.device != device:
+            cached = torch.tensor(values, dtype=torch.long, device=device)
+            self._index_cache[key] = cached
+        return cached
+
     def _tick(self, step: int) -> list[Finding]:
         col = self._require_open()
         n_layers = len(col.layers)
         parts: list[torch.Tensor] = []
         offsets: dict[str, tuple[int, int]] = {}
         cursor = 0
+        device = self._param_index.device
 
         def add(key: str, tensor: torch.Tensor) -> None:
             nonlocal cursor
             t = tensor.reshape(-1)
             if t.dtype != torch.float32:
                 t = t.float()
-            if parts and t.device != parts[0].device:
-                t = t.to(parts[0].device)
+            if t.device != device:
+                t = t.to(device)
             parts.append(t)
             offsets[key] = (cursor, cursor + t.numel())
             cursor += t.numel()
 
-        grads, index = self._grads()
+        grads, grad_index = self._grads()
+        want_grad = "grad_norm" in self.quantities and bool(grads)
+        want_delta = "update_ratio" in self.quantities and self._snapshot is not None
+        act_records = col.act_records
+        act_names = list(dict.fromkeys(rec[0] for rec in act_records))
+        bwd_records = col.bwd_records
+        bwd_names = [n for n in col.order if any(r[0] == n for r in bwd_records)]
+        sym_names: list[str] = []
         with torch.no_grad():
-            if "grad_norm" in self.quantities and grads:
-                add("grad", layer_norms(grads, index, n_layers))
-            if "weight_norm" in self.quantities or "update_ratio" in self.quantities:
-                add("weight", layer_norms(self._params, self._param_index, n_layers))
-            if "update_ratio" in self.quantities and self._snapshot is not None:
-                diffs = torch._foreach_sub([p.detach() for p in self._params], self._snapshot)
-                add("delta", layer_norms(diffs, self._param_index, n_layers))
-                add("before", layer_norms(self._snapshot, self._param_index, n_layers))
-            act_names = [n for n in col.acts if n in col.act_sum]
-            if act_names:
-                moments = torch.stack([col.act_sum[n] for n in act_names])
-                maxima = torch.cat([col.act_max[n] for n in act_names])
+            # per-layer norms of gradients, weights and updates: one fused foreach_norm
+            tensors: list[torch.Tensor] = []
+            index_parts: list[torch.Tensor] = []
+            if want_grad:
+                tensors += grads
+                index_parts.append(grad_index)
+            params = [p.detach() for p in self._params]
+            tensors += params
+            index_parts.append(self._param_index + n_layers)
+            if want_delta:
+                snapshot = self._snapshot
+                if snapshot is not None:
+                    # in place (snapshot <- snapshot - w): no fresh allocation per step; the
+                    # snapshot is refreshed after the tick (or kept for the non-finite re-run)
+                    self._delta_in_snapshot = True
+                    torch._foreach_sub_(snapshot, params)
+                    tensors += snapshot
+                    index_parts.append(self._param_index + 2 * n_layers)
+            if tensors:
+                key = ("norms", want_grad, len(grads), want_delta)
+                index = self._index_cache.get(key)
+                if index is None:
+                    index = torch.cat(index_parts)
+                    self._index_cache[key] = index
+                norms = torch.stack(torch._foreach_norm(tensors))
+                if norms.dtype != torch.float32:
+                    norms = norms.float()
+                per_layer = norms.new_zeros(3 * n_layers).index_add_(0, index, norms.square())
+                add("norms", per_layer.sqrt_())
+            if act_records:
+                a_index = {n: i for i, n in enumerate(act_names)}
+                scalars = [t for rec in act_records for t in rec[1]]
+                slots = [3 * a_index[rec[0]] + k for rec in act_records for k in range(len(rec[1]))]
+                moments = torch.stack(scalars)
+                moments = moments.new_zeros(3 * len(act_names)).index_add_(
+                    0, self._index(("act", *slots), slots, device), moments
+                )
+                maxima = torch.cat([rec[2] for rec in act_records])
+                sizes = {rec[0]: rec[2].numel() for rec in act_records}
+                if len(act_records) != len(act_names):  # micro-batches: max over them per unit
+                    starts = {}
+                    n_units = 0
+                    for act_name in act_names:
+                        starts[act_name] = n_units
+                        n_units += sizes[act_name]
+                    unit_pos = [
+                        starts[rec[0]] + u for rec in act_records for u in range(sizes[rec[0]])
+                    ]
+                    maxima = maxima.new_full((n_units,), -math.inf).scatter_reduce_(
+                        0, self._index(("units", *unit_pos), unit_pos, device), maxima, "amax"
+                    )
                 if self._world > 1:
                     torch.distributed.all_reduce(moments)
                     torch.distributed.all_reduce(maxima, op=torch.distributed.ReduceOp.MAX)
-                sizes = [col.act_max[n].numel() for n in act_names]
-                owner = torch.repeat_interleave(
-                    torch.arange(len(act_names), device=maxima.device),
-                    torch.tensor(sizes, device=maxima.device),
-                )
-                dead = torch.zeros(len(act_names), device=maxima.device).index_add_(
-                    0, owner, (maxima <= 0).float()
-                )
+                unit_counts = [sizes[a] for a in act_names]
+                owner_list = [i for i, c in enumerate(unit_counts) for _ in range(c)]
+                owner = self._index(("owner", *unit_counts), owner_list, device)
+                dead = maxima.new_zeros(len(act_names)).index_add_(0, owner, (maxima <= 0).float())
                 add("act", moments)
                 add("dead", dead)
-            bwd_names = [n for n in col.order if n in col.bwd_sq]
-            if bwd_names:
-                bwd = torch.stack([col.bwd_sq[n] for n in bwd_names])
+            if bwd_records:
+                b_index = {n: i for i, n in enumerate(bwd_names)}
+                slots = [b_index[r[0]] for r in bwd_records]
+                sq = torch.stack([r[1] for r in bwd_records]).square()
+                bwd = sq.new_zeros(len(bwd_names)).index_add_(
+                    0, self._index(("bwd", *slots), slots, device), sq
+                )
                 if self._world > 1:
                     torch.distributed.all_reduce(bwd)
                 if self._scale_used is not None:
@@ -479,7 +538,6 @@ class Monitor:
                 scale_now = getattr(self.scaler, "_scale", None)
                 if isinstance(scale_now, torch.Tensor):
                     add("scaler_skipped", (scale_now < self._scale_used).float())
-            sym_names: list[str] = []
             if self.symmetry_every and self._ticks % self.symmetry_every == 0:
                 sym_names = [n for n in col.layers if _weight(col.layer_modules[n]) is not None]
                 if sym_names:
@@ -492,51 +550,60 @@ class Monitor:
                         for n in sym_names
                     ]
                     add("sym", torch.stack(effs))
+            self._ticks += 1
             if not parts:
-                self._ticks += 1
                 return []
-            host = torch.cat(parts).cpu().tolist()  # the tick's one transfer
-        self._ticks += 1
+            host = torch.cat(parts).tolist()  # the tick's one device-to-host transfer
 
         def seg(key: str) -> list[float]:
             if key not in offsets:
                 return []
             a, b = offsets[key]
-            return [float(v) for v in host[a:b]]
+            return host[a:b]
 
         q = TickQuantities(step=step, order=list(col.order) or list(col.layers))
-        q.feeds = dict(col.feeds)
-        for values, target in ((seg("grad"), q.grad_norm),):
-            for name, v in zip(col.layers, values, strict=False):
-                target[name] = v
-                q.grad_nonfinite[name] = not math.isfinite(v)
-        weights = seg("weight")
-        if "weight_norm" in self.quantities:
-            q.weight_norm = dict(zip(col.layers, weights, strict=False))
-        delta, before = seg("delta"), seg("before")
-        for name, d, w in zip(col.layers, delta, before, strict=False):
-            q.update_ratio[name] = d / w if w > 0 else math.nan
-        if not q.weight_norm and weights:
-            q.weight_norm = dict(zip(col.layers, weights, strict=False))
-        act = seg("act")
-        dead_counts = seg("dead")
-        for i, name in enumerate([n for n in col.acts if n in col.act_sum]):
-            s, ss, n_finite, n_sat = act[4 * i : 4 * i + 4]
-            n = col.act_n[name] * self._world
-            mean = s / n
-            q.act_mean[name] = mean
-            q.act_std[name] = math.sqrt(max(ss / n - mean * mean, 0.0)) if math.isfinite(ss) else ss
-            q.act_nonfinite[name] = n - n_finite
-            units = col.act_max[name].numel()
-            q.units[name] = units
-            if col.acts[name] == "relu":
-                q.dead_fraction[name] = dead_counts[i] / units
-            else:
-                q.saturation_fraction[name] = n_sat / n
-        bwd_names = [n for n in col.order if n in col.bwd_sq]
-        for name, sq_sum in zip(bwd_names, seg("bwd"), strict=False):
-            n_bwd = col.bwd_n[name] * self._world
-            q.backward_rms[name] = math.sqrt(sq_sum / n_bwd) if sq_sum >= 0 else sq_sum
+        q.feeds = col.feeds
+        norms_host = seg("norms")
+        if norms_host:
+            g_part = norms_host[:n_layers]
+            w_part = norms_host[n_layers : 2 * n_layers]
+            d_part = norms_host[2 * n_layers :]
+            if want_grad:
+                q.grad_norm = dict(zip(col.layers, g_part, strict=True))
+                q.grad_nonfinite = {n: not math.isfinite(v) for n, v in q.grad_norm.items()}
+            q.weight_norm = dict(zip(col.layers, w_part, strict=True))
+            if want_delta:
+                q.update_ratio = {
+                    n: (d / w if w > 0 else math.nan)
+                    for n, d, w in zip(col.layers, d_part, w_part, strict=True)
+                }
+        if act_records:
+            act_host, dead_host = seg("act"), seg("dead")
+            n_by_name: dict[str, int] = {}
+            units_by_name: dict[str, int] = {}
+            for rec in act_records:
+                n_by_name[rec[0]] = n_by_name.get(rec[0], 0) + rec[3]
+                units_by_name[rec[0]] = rec[2].numel()
+            for i, name in enumerate(act_names):
+                s_sum, ss, n_sat = act_host[3 * i : 3 * i + 3]
+                n = n_by_name[name] * self._world
+                mean = s_sum / n
+                q.act_mean[name] = mean
+                q.act_std[name] = (
+                    math.sqrt(max(ss / n - mean * mean, 0.0)) if math.isfinite(ss) else ss
+                )
+                q.units[name] = units_by_name[name]
+                if col.acts[name] == "relu":
+                    q.dead_fraction[name] = dead_host[i] / units_by_name[name]
+                else:
+                    q.saturation_fraction[name] = n_sat / n
+        if bwd_records:
+            n_bwd: dict[str, int] = {}
+            for r in bwd_records:
+                n_bwd[r[0]] = n_bwd.get(r[0], 0) + r[2]
+            for name, sq_sum in zip(bwd_names, seg("bwd"), strict=True):
+                count = n_bwd[name] * self._world
+                q.backward_rms[name] = math.sqrt(sq_sum / count) if sq_sum >= 0 else sq_sum
         loss_vals = seg("loss")
         if loss_vals:
             q.loss = loss_vals[0]
@@ -544,7 +611,8 @@ class Monitor:
             q.effective_units[name] = eff
             weight = _weight(col.layer_modules[name])
             q.units[name] = int(weight.shape[0]) if weight is not None else 0
-        scaler_skipped = bool(seg("scaler_skipped") and seg("scaler_skipped")[0] > 0)
+        skipped = seg("scaler_skipped")
+        scaler_skipped = bool(skipped and skipped[0] > 0)
         total = math.sqrt(sum(v * v for v in q.grad_norm.values())) if q.grad_norm else math.nan
 
         new: list[Finding] = []
@@ -579,7 +647,19 @@ class Monitor:
 
     # ------------------------------------------------------------------ non-finite
     def _handle_nonfinite(self, q: TickQuantities, step: int) -> list[Finding]:
+        col = self._require_open()
+        with torch.no_grad():  # exact per-layer counts, only on this slow path
+            for name in col.layers:
+                grads = [
+                    p.grad
+                    for p in col.layer_modules[name].parameters(recurse=False)
+                    if p.grad is not None
+                ]
+                q.grad_nonfinite_count[name] = float(
+                    sum(int((~torch.isfinite(g)).sum()) for g in grads)
+                )
         loc = self._localize(step)
+        q.act_nonfinite = {k: float(v) for k, v in self._last_act_counts.items()}
         self.nonfinite.append(loc)
         if self._writer is not None:
             self._writer.write(nonfinite_record(loc))
@@ -616,6 +696,9 @@ class Monitor:
         with torch.no_grad():
             after = [p.detach().clone() for p in params]
             if self._snapshot is not None:
+                if self._delta_in_snapshot:  # it holds before - after: make it `before` again
+                    torch._foreach_add_(self._snapshot, after)
+                    self._delta_in_snapshot = False
                 torch._foreach_copy_([p.detach() for p in params], self._snapshot)
             buffers = [b.detach().clone() for b in self._inner.buffers()]
         devices = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
@@ -623,8 +706,11 @@ class Monitor:
         try:
             with torch.random.fork_rng(devices=devices), torch.enable_grad():
                 col.active = False
+                col.nonfinite_counts = {}
                 loc = rerun_batch(self._inner, args, kwargs, col.last_grad_output)
+                self._last_act_counts = col.nonfinite_counts
         finally:
+            col.nonfinite_counts = None
             with torch.no_grad():
                 for b, saved in zip(self._inner.buffers(), buffers, strict=True):
                     b.copy_(saved)

@@ -69,34 +69,33 @@ def activation_kind(module: nn.Module) -> ActivationKind | None:
 
 def activation_moments(
     x: torch.Tensor, kind: ActivationKind, saturation_level: float
-) -> torch.Tensor:
-    r"""Sum, sum of squares, finite count and saturated count of an activation, stacked.
+) -> list[torch.Tensor]:
+    r"""Sum and sum of squares of an activation, and (tanh, sigmoid) its saturated count.
 
     For tanh, an output is saturated when :math:`|y| > s`; for sigmoid when
-    :math:`|y - 1/2| > s/2`, with :math:`s` = ``saturation_level``. Non-finite values are
-    excluded from nothing: a single NaN makes the sums NaN, which the monitor reports.
+    :math:`|y - 1/2| > s/2`, with :math:`s` = ``saturation_level``. A single NaN or infinity
+    makes the sums non-finite, which is how the monitor notices it without a per-element count.
 
     Returns
     -------
-    Tensor of shape (4,), float32, on ``x``'s device.
+    list of 0-d float32 tensors on ``x``'s device (two for the ReLU family, three otherwise).
 
     Examples
     --------
-    >>> activation_moments(torch.tensor([[0.0, 1.0], [2.0, 3.0]]), "relu", 0.99).tolist()
-    [6.0, 14.0, 4.0, 0.0]
+    >>> [float(v) for v in activation_moments(torch.tensor([[0.0, 1.0], [2.0, 3.0]]), "relu", .99)]
+    [6.0, 14.0]
+    >>> [float(v) for v in activation_moments(torch.tensor([0.0, 0.999]), "tanh", 0.99)]
+    [0.9990000128746033, 0.9980010390281677, 1.0]
     """
     xf = x.detach()
     if xf.dtype != torch.float32:
         xf = xf.float()
-    f32 = torch.float32
-    parts = [xf.sum(), xf.square().sum(), torch.isfinite(xf).sum(dtype=f32)]
+    parts = [xf.sum(), torch.linalg.vector_norm(xf).square()]  # no squared temporary
     if kind == "tanh":
-        parts.append((xf.abs() > saturation_level).sum(dtype=f32))
+        parts.append((xf.abs() > saturation_level).sum(dtype=torch.float32))
     elif kind == "sigmoid":
-        parts.append(((xf - 0.5).abs() > 0.5 * saturation_level).sum(dtype=f32))
-    else:
-        parts.append(parts[2].new_zeros(()))
-    return torch.stack(parts)
+        parts.append(((xf - 0.5).abs() > 0.5 * saturation_level).sum(dtype=torch.float32))
+    return parts
 
 
 def unit_maxima(x: torch.Tensor, unit_dim: int) -> torch.Tensor:
@@ -142,16 +141,31 @@ def layer_norms(
     return out.index_add_(0, index, norms.square()).sqrt_()
 
 
+def _probe_directions(dim: int, device: torch.device) -> torch.Tensor:
+    """Two fixed, deterministic pseudo-random unit directions (no random generator is touched)."""
+    i = torch.arange(dim, dtype=torch.float64, device=device)
+    cols = [
+        torch.frac(torch.sin(i * a + b) * 43758.5453) - 0.5
+        for a, b in ((12.9898, 0.0), (78.233, 1.7))
+    ]
+    v = torch.stack(cols, dim=1)
+    out: torch.Tensor = v / v.norm(dim=0, keepdim=True)
+    return out
+
+
 def effective_units(
-    weight: torch.Tensor, bias: torch.Tensor | None, tolerance: float, max_units: int = 4096
+    weight: torch.Tensor, bias: torch.Tensor | None, tolerance: float
 ) -> torch.Tensor:
     r"""Number of distinct units of a layer; units with tied incoming weights and bias count once.
 
-    Units :math:`i < j` are tied when
-    :math:`\|w_i - w_j\| \le \tau \cdot \max(\|w_i\|, \|w_j\|, 10^{-30})`; the effective number is
-    the number of units not tied to an earlier one. Identical units receive identical gradients,
-    so gradient descent never separates them (the symmetry problem; Goodfellow et al., *Deep
-    Learning*, 2016, §8.4).
+    Each unit's incoming weights (and bias) :math:`w_i` are projected on two fixed directions
+    :math:`v_1, v_2` (in float64); units are sorted by the first projection and unit :math:`j`
+    is tied to its predecessor :math:`i` when
+    :math:`\max_k |v_k^	op (w_i - w_j)| \le 	au \max(\|w_i\|, \|w_j\|)`. Tied units satisfy
+    this (Cauchy-Schwarz), and distinct units fail it except on a set of measure zero. The
+    cost is :math:`O(n\,d)`, one matrix-vector product. Identical units receive identical
+    gradients, so gradient descent never separates them (the symmetry problem; Goodfellow et al.,
+    *Deep Learning*, 2016, §8.4).
 
     Examples
     --------
@@ -161,15 +175,16 @@ def effective_units(
     >>> effective_units(torch.eye(4), None, 1e-6).item()
     4.0
     """
-    rows = weight.detach().reshape(weight.shape[0], -1).float()[:max_units]
+    rows = weight.detach().reshape(weight.shape[0], -1).double()
     if bias is not None:
-        rows = torch.cat([rows, bias.detach().float()[:max_units, None]], dim=1)
-    norms = rows.norm(dim=1)
-    dist = torch.cdist(rows, rows, compute_mode="donot_use_mm_for_euclid_dist")
-    scale = torch.maximum(norms[:, None], norms[None, :]).clamp_min(1e-30)
-    tied = (dist <= tolerance * scale).triu(diagonal=1)
-    duplicates = tied.any(dim=0)
-    return (rows.shape[0] - duplicates.sum()).float()
+        rows = torch.cat([rows, bias.detach().double()[:, None]], dim=1)
+    proj = rows @ _probe_directions(rows.shape[1], rows.device)
+    scale = rows.norm(dim=1)
+    order = torch.argsort(proj[:, 0])
+    proj, scale = proj[order], scale[order]
+    gap = (proj[1:] - proj[:-1]).abs().amax(dim=1)
+    tied = gap <= tolerance * torch.maximum(scale[1:], scale[:-1]).clamp_min(1e-300)
+    return (rows.shape[0] - tied.sum()).float()
 
 
 @dataclass(slots=True)
@@ -177,7 +192,9 @@ class TickQuantities:
     """The quantities of one logging tick, on the host (plain floats), keyed by module path.
 
     ``order`` is the forward order of the parametrized layers. Missing quantities are absent from
-    their dict (or NaN).
+    their dict (or NaN). Non-finite counts (``act_nonfinite``, ``grad_nonfinite_count``) are
+    filled only at a tick where something was non-finite: the hot path notices NaN/Inf through
+    the sums, and the exact counts come from the diagnostic re-run.
     """
 
     step: int
@@ -193,6 +210,7 @@ class TickQuantities:
     saturation_fraction: dict[str, float] = field(default_factory=dict)
     act_nonfinite: dict[str, float] = field(default_factory=dict)
     grad_nonfinite: dict[str, bool] = field(default_factory=dict)
+    grad_nonfinite_count: dict[str, float] = field(default_factory=dict)
     effective_units: dict[str, float] = field(default_factory=dict)
     units: dict[str, int] = field(default_factory=dict)
     feeds: dict[str, str] = field(default_factory=dict)
@@ -203,7 +221,9 @@ class TickQuantities:
             return True
         if any(self.grad_nonfinite.values()):
             return True
-        if any(v > 0 for v in self.act_nonfinite.values()):
+        if any(not math.isfinite(v) for v in self.act_mean.values()):
+            return True
+        if any(not math.isfinite(v) for v in self.act_std.values()):
             return True
         return any(not math.isfinite(v) for v in self.backward_rms.values())
 
@@ -220,6 +240,7 @@ class TickQuantities:
             "dead_fraction",
             "saturation_fraction",
             "act_nonfinite",
+            "grad_nonfinite_count",
             "effective_units",
         ):
             for name, value in getattr(self, key).items():

@@ -107,7 +107,8 @@ class MonitorThresholds(ResultMixin):
         Exploding (spike) when a layer's gradient norm exceeds this many times its running median
         (default 10).
     spike_window : int
-        Number of past ticks in the running median (default 50).
+        Number of past ticks in the running median (default 50; the median is refreshed every
+        5 ticks).
     spike_min_history : int
         Ticks needed before spikes are judged (default 10).
     dead_fraction : float
@@ -190,6 +191,7 @@ class MonitorThresholds(ResultMixin):
                 )
 
 
+_MEDIAN_REFRESH = 5
 _INT_FIELDS = frozenset({"spike_window", "spike_min_history", "patience"})
 
 
@@ -218,6 +220,7 @@ class RuleEngine:
     _history: npt.NDArray[np.float64] | None = None
     _history_layers: tuple[str, ...] = ()
     _n_history: int = 0
+    _median: npt.NDArray[np.float64] | None = None
 
     # ------------------------------------------------------------------ helpers
     def _emit(self, out: list[Finding], finding: Finding) -> None:
@@ -355,7 +358,10 @@ class RuleEngine:
             self._history = np.full((len(layers), t.spike_window), np.nan)
             self._history_layers = layers
             self._n_history = 0
-        median = self.running_median()
+            self._median = None
+        if self._n_history % _MEDIAN_REFRESH == 0 or self._median is None:
+            self._median = self.running_median()  # refreshed every few ticks: np.median is slow
+        median = self._median
         if median is not None and self._n_history >= t.spike_min_history:
             with np.errstate(invalid="ignore", divide="ignore"):
                 factor = values / median
