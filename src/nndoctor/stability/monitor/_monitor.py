@@ -204,7 +204,7 @@ class Monitor:
         self._records: deque[dict[str, Any]] = deque(maxlen=self.history)
         self._all_findings_records: list[dict[str, Any]] = []
         self._snapshot: list[torch.Tensor] | None = None
-        self._delta_in_snapshot = False
+        self._scratch: list[torch.Tensor] | None = None
         self._loss: torch.Tensor | None = None
         self._opt_handles: list[Any] = []
         self._clipped = False
@@ -277,6 +277,7 @@ class Monitor:
             self._tb.close()
             self._tb = None
         self._snapshot = None
+        self._scratch = None
         self._open = False
 
     def _require_open(self) -> Collector:
@@ -338,7 +339,6 @@ class Monitor:
                 self._snapshot = [p.detach().clone() for p in self._params]
             else:
                 torch._foreach_copy_(self._snapshot, [p.detach() for p in self._params])
-        self._delta_in_snapshot = False
 
     def _grads(self) -> tuple[list[torch.Tensor], torch.Tensor]:
         grads = [p.grad for p in self._params]
@@ -472,11 +472,13 @@ class Monitor:
             if want_delta:
                 snapshot = self._snapshot
                 if snapshot is not None:
-                    # in place (snapshot <- snapshot - w): no fresh allocation per step; the
-                    # snapshot is refreshed after the tick (or kept for the non-finite re-run)
-                    self._delta_in_snapshot = True
-                    torch._foreach_sub_(snapshot, params)
-                    tensors += snapshot
+                    # into a persistent scratch buffer: no fresh allocation per step (slow on
+                    # CPU), and the snapshot stays intact for a non-finite re-run
+                    if self._scratch is None:
+                        self._scratch = [torch.empty_like(t) for t in snapshot]
+                    for d, w, w0 in zip(self._scratch, params, snapshot, strict=True):
+                        torch.sub(w, w0, out=d)
+                    tensors += self._scratch
                     index_parts.append(self._param_index + 2 * n_layers)
             if tensors:
                 key = ("norms", want_grad, len(grads), want_delta)
@@ -696,9 +698,6 @@ class Monitor:
         with torch.no_grad():
             after = [p.detach().clone() for p in params]
             if self._snapshot is not None:
-                if self._delta_in_snapshot:  # it holds before - after: make it `before` again
-                    torch._foreach_add_(self._snapshot, after)
-                    self._delta_in_snapshot = False
                 torch._foreach_copy_([p.detach() for p in params], self._snapshot)
             buffers = [b.detach().clone() for b in self._inner.buffers()]
         devices = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
