@@ -1,8 +1,8 @@
 """Step-time overhead of the training monitor against its peers, measured side by side.
 
 Configurations, on the same model, data and optimizer, interleaved round by round (every round
-runs each configuration for ``--steps`` steps in a shuffled order, so that machine load drifts
-hit all of them alike); the statistic is the median per-step time over all rounds:
+runs each configuration for ``--steps`` steps, default 1, in a shuffled order, so that machine
+load drifts hit all of them alike); the statistic is the median per-step time over all rounds:
 
 * ``baseline``: the plain training step;
 * ``nndoctor``: ``nndoctor.Monitor(model, log_dir=...)`` with the default quantities measured
@@ -18,7 +18,7 @@ hit all of them alike); the statistic is the median per-step time over all round
 
 Run (1 intra-op thread, so that the result does not depend on thread scheduling)::
 
-    PYTHONPATH=src python benchmarks/bench_monitor.py --rounds 15 --steps 20
+    PYTHONPATH=src python benchmarks/bench_monitor.py --rounds 80 --steps 1
 
 Prints a Markdown table of median step times and ratios to the baseline.
 """
@@ -176,8 +176,8 @@ def run(model: str, names: list[str], rounds: int, steps: int, batch: int) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=80)
+    parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--models", default="mlp,cnn")

@@ -6,6 +6,7 @@ import math
 import os
 import warnings
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal
 
@@ -424,11 +425,13 @@ class Monitor:
             self._take_snapshot()
         return new
 
-    def _index(self, key: tuple[Any, ...], values: list[int], device: torch.device) -> torch.Tensor:
+    def _index(
+        self, key: tuple[Any, ...], values: Callable[[], list[int]], device: torch.device
+    ) -> torch.Tensor:
         """A cached index tensor (built once per layout, so no host-to-device copy per tick)."""
         cached = self._index_cache.get(key)
         if cached is None or cached.device != device:
-            cached = torch.tensor(values, dtype=torch.long, device=device)
+            cached = torch.tensor(values(), dtype=torch.long, device=device)
             self._index_cache[key] = cached
         return cached
 
@@ -494,10 +497,16 @@ class Monitor:
             if act_records:
                 a_index = {n: i for i, n in enumerate(act_names)}
                 scalars = [t for rec in act_records for t in rec[1]]
-                slots = [3 * a_index[rec[0]] + k for rec in act_records for k in range(len(rec[1]))]
+                layout = tuple((rec[0], len(rec[1])) for rec in act_records)
                 moments = torch.stack(scalars)
                 moments = moments.new_zeros(3 * len(act_names)).index_add_(
-                    0, self._index(("act", *slots), slots, device), moments
+                    0,
+                    self._index(
+                        ("act", *layout),
+                        lambda: [3 * a_index[n] + k for n, c in layout for k in range(c)],
+                        device,
+                    ),
+                    moments,
                 )
                 maxima = torch.cat([rec[2] for rec in act_records])
                 sizes = {rec[0]: rec[2].numel() for rec in act_records}
@@ -507,27 +516,33 @@ class Monitor:
                     for act_name in act_names:
                         starts[act_name] = n_units
                         n_units += sizes[act_name]
-                    unit_pos = [
-                        starts[rec[0]] + u for rec in act_records for u in range(sizes[rec[0]])
-                    ]
+                    names_seq = tuple(rec[0] for rec in act_records)
+                    unit_index = self._index(
+                        ("units", names_seq, tuple(sizes.items())),
+                        lambda: [starts[n] + u for n in names_seq for u in range(sizes[n])],
+                        device,
+                    )
                     maxima = maxima.new_full((n_units,), -math.inf).scatter_reduce_(
-                        0, self._index(("units", *unit_pos), unit_pos, device), maxima, "amax"
+                        0, unit_index, maxima, "amax"
                     )
                 if self._world > 1:
                     torch.distributed.all_reduce(moments)
                     torch.distributed.all_reduce(maxima, op=torch.distributed.ReduceOp.MAX)
                 unit_counts = [sizes[a] for a in act_names]
-                owner_list = [i for i, c in enumerate(unit_counts) for _ in range(c)]
-                owner = self._index(("owner", *unit_counts), owner_list, device)
+                owner = self._index(
+                    ("owner", *unit_counts),
+                    lambda: [i for i, c in enumerate(unit_counts) for _ in range(c)],
+                    device,
+                )
                 dead = maxima.new_zeros(len(act_names)).index_add_(0, owner, (maxima <= 0).float())
                 add("act", moments)
                 add("dead", dead)
             if bwd_records:
                 b_index = {n: i for i, n in enumerate(bwd_names)}
-                slots = [b_index[r[0]] for r in bwd_records]
+                slots = tuple(b_index[r[0]] for r in bwd_records)
                 sq = torch.stack([r[1] for r in bwd_records]).square()
                 bwd = sq.new_zeros(len(bwd_names)).index_add_(
-                    0, self._index(("bwd", *slots), slots, device), sq
+                    0, self._index(("bwd", *slots), lambda: list(slots), device), sq
                 )
                 if self._world > 1:
                     torch.distributed.all_reduce(bwd)

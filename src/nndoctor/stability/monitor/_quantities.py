@@ -113,7 +113,7 @@ def unit_maxima(x: torch.Tensor, unit_dim: int) -> torch.Tensor:
     if xd.dim() <= 1:
         out = xd.reshape(-1).amax().reshape(1)
     elif unit_dim == 1 and xd.dim() > 2:
-        out = xd.transpose(0, 1).reshape(xd.shape[1], -1).amax(dim=1)
+        out = xd.amax(dim=[0, *range(2, xd.dim())])  # per channel, no copy
     elif xd.dim() == 2:
         out = xd.amax(dim=0)
     else:
