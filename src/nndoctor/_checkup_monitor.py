@@ -66,15 +66,17 @@ def monitor_stage(ctx: CheckupContext) -> StageOutcome:
         results.append(treated.log)
     for f in serious:
         treatment, effect = f.remedy, "-"
-        if f.check == "vanishing" and treated is not None:
-            left = sum(g.check == "vanishing" and g.severity != "info" for g in treated.findings)
+        if treated is not None:
+            before = sum(g.check == f.check for g in serious)
+            after = sum(g.check == f.check and g.severity != "info" for g in treated.findings)
             treatment = "re-initialize with kaiming_normal (biases 0) and train again"
-            effect = (
-                f"vanishing findings {sum(g.check == 'vanishing' for g in serious)} → {left}; "
-                f"loss after {MONITOR_STAGE_STEPS} steps {run.last_loss:.3g} → "
-                f"{treated.last_loss:.3g}; test accuracy {run.test_accuracy:.0%} → "
-                f"{treated.test_accuracy:.0%}"
-            )
+            effect = f"{f.check} findings {before} → {after}"
+            if f.check == "vanishing":
+                effect += (
+                    f"; loss after {MONITOR_STAGE_STEPS} steps {run.last_loss:.3g} → "
+                    f"{treated.last_loss:.3g}; test accuracy {run.test_accuracy:.0%} → "
+                    f"{treated.test_accuracy:.0%}"
+                )
         severity: Severity = f.severity
         rows.append(
             SummaryRow(
