@@ -20,7 +20,9 @@ Run (1 intra-op thread, so that the result does not depend on thread scheduling)
 
     PYTHONPATH=src python benchmarks/bench_monitor.py --rounds 80 --steps 1
 
-Prints a Markdown table of median step times and ratios to the baseline.
+Prints a Markdown table of median step times and ratios to the baseline. ``--split`` instead
+times each phase (forward, backward, optimizer, monitor) of a plain and a monitored model that
+alternate step by step.
 """
 
 from __future__ import annotations
@@ -174,6 +176,43 @@ def run(model: str, names: list[str], rounds: int, steps: int, batch: int) -> di
     return medians
 
 
+def split(model: str, steps: int, batch: int) -> dict[str, float]:
+    """Paired per-phase timing: a plain and a monitored model alternate step by step."""
+    import tempfile
+
+    from nndoctor import Monitor
+
+    x = torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(1))
+    pairs = []
+    for monitored in (False, True):
+        torch.manual_seed(0)
+        net = MODELS[model]()
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+        mon = Monitor(net, log_dir=tempfile.mkdtemp()).open() if monitored else None
+        pairs.append((net, opt, mon, "m" if monitored else "b"))
+    times: dict[str, list[float]] = {}
+    for i in range(steps + 5):
+        for net, opt, mon, tag in pairs:
+            t0 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(net(x), y)
+            t1 = time.perf_counter()
+            loss.backward()
+            t2 = time.perf_counter()
+            opt.step()
+            t3 = time.perf_counter()
+            if mon is not None:
+                mon.step(loss)
+            t4 = time.perf_counter()
+            if i >= 5:
+                for key, value in (("fwd", t1 - t0), ("bwd", t2 - t1), ("opt", t3 - t2)):
+                    times.setdefault(f"{tag}_{key}", []).append(value)
+                if mon is not None:
+                    times.setdefault("m_monitor", []).append(t4 - t3)
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=80)
@@ -185,8 +224,16 @@ def main() -> None:
         "--configs", default="baseline,nndoctor,nndoctor-every10,wandb-hist,anomaly"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--split", action="store_true", help="paired per-phase timing of plain vs monitored"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.split:
+        for model in args.models.split(","):
+            phases = split(model, args.rounds, args.batch)
+            print(model, " ".join(f"{k}={v:.2f}ms" for k, v in sorted(phases.items())))
+        return
     names = args.configs.split(",")
     results = {}
     for model in args.models.split(","):
