@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -158,3 +159,21 @@ def test_grad_scaler_skipped_steps_are_not_errors() -> None:
         mon.step()
     assert mon.findings == []
     assert mon._records[0]["scaler_skipped"] is True
+
+
+def test_background_judge_gives_the_same_findings_and_log(tmp_path: Path) -> None:
+    from nndoctor.stability.monitor import read_log
+
+    out = []
+    for background in (False, True):
+        torch.manual_seed(0)
+        model = mlp(3, 16)
+        with torch.no_grad():
+            model[2].bias.fill_(-5.0)
+        log_dir = tmp_path / str(background)
+        with Monitor(model, background=background, log_dir=log_dir) as mon:
+            train(model, 6, monitor=mon)
+            inside = list(mon.findings)  # reading findings waits for the judge
+        out.append((inside, read_log(log_dir).series["grad_norm"]["0"].tolist()))
+    assert out[0] == out[1]
+    assert out[0][0]

@@ -7,6 +7,8 @@ import os
 import warnings
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
@@ -107,6 +109,13 @@ class Monitor:
         Also write TensorBoard scalars under ``log_dir/tensorboard``.
     history : int
         Ticks kept in memory for :meth:`summary`.
+    background : bool
+        Judge the ticks and write the log in a background thread, so that the training thread
+        only launches the device reductions and makes the one transfer; a tick with a
+        non-finite value is always handled in the training thread. Reading :attr:`findings` or
+        calling :meth:`summary` waits for the judge to catch up. Off by default: the judge
+        needs the GIL, and on a CPU-bound loop the switching costs more than it saves
+        (measured in ``benchmarks/results_monitor.md``).
 
     Attributes
     ----------
@@ -160,6 +169,7 @@ class Monitor:
         symmetry_every: int = 100,
         tensorboard: bool = False,
         history: int = 100_000,
+        background: bool = False,
     ) -> None:
         root = check_module(model)
         inner = root
@@ -194,7 +204,10 @@ class Monitor:
         self.log_dir = log_dir
         self.tensorboard = tensorboard
         self.history = check_int(history, name="history", minimum=1)
-        self.findings: list[Finding] = []
+        self._findings: list[Finding] = []
+        self.background = bool(background)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future[list[Finding]] | None = None
         self.nonfinite: list[NonFiniteLocation] = []
         self.step_count = 0
         self._inner = inner
@@ -261,11 +274,17 @@ class Monitor:
             )
             if self.tensorboard:
                 self._tb = TensorBoardWriter(os.path.join(os.fspath(self.log_dir), "tensorboard"))
+        if self.background:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nndoctor-monitor")
         self._open = True
         return self
 
     def close(self) -> None:
         """Remove every hook and close the logs (idempotent; ``with`` does it on exit)."""
+        pending, self._pending = self._pending, None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         if self._collector is not None:
             self._collector.remove()
         for h in self._opt_handles:
@@ -280,6 +299,13 @@ class Monitor:
         self._snapshot = None
         self._scratch = None
         self._open = False
+        if pending is not None and pending.exception() is not None:
+            raise RuntimeError("the monitor's background judge failed") from pending.exception()
+
+    def _require_collector(self) -> Collector:
+        if self._collector is None:
+            raise InvalidParameterError("the monitor was never opened; use `with Monitor(model)`")
+        return self._collector
 
     def _require_open(self) -> Collector:
         if not self._open or self._collector is None:
@@ -396,7 +422,8 @@ class Monitor:
         Returns
         -------
         list of Finding
-            The findings new at this step.
+            The findings new at this step (empty when they are judged in the background: read
+            :attr:`findings`).
 
         Raises
         ------
@@ -570,7 +597,47 @@ class Monitor:
             self._ticks += 1
             if not parts:
                 return []
-            host = torch.cat(parts).tolist()  # the tick's one device-to-host transfer
+            host: list[float] = torch.cat(parts).tolist()  # the tick's one device-to-host transfer
+
+        meta = _TickMeta(
+            step=step,
+            offsets=offsets,
+            n_layers=n_layers,
+            want_grad=want_grad,
+            want_delta=want_delta,
+            act_names=act_names,
+            act_n={},
+            act_units={},
+            bwd_names=bwd_names,
+            bwd_n={},
+            sym_names=sym_names,
+            order=list(col.order) or list(col.layers),
+            feeds=dict(col.feeds),
+            clipped_at=self._clipped_at,
+        )
+        for rec in act_records:
+            meta.act_n[rec[0]] = meta.act_n.get(rec[0], 0) + rec[3]
+            meta.act_units[rec[0]] = rec[2].numel()
+        for r in bwd_records:
+            meta.bwd_n[r[0]] = meta.bwd_n.get(r[0], 0) + r[2]
+        for name in sym_names:
+            weight = _weight(col.layer_modules[name])
+            meta.act_units[name] = int(weight.shape[0]) if weight is not None else 0
+        clean = not self._skipped_by_guard and all(math.isfinite(v) for v in host)
+        if clean and self._pool is not None and self.scaler is None:
+            # judging, the record and the JSONL line happen off the training thread
+            self._check_worker()
+            self._pending = self._pool.submit(self._judge, host, meta)
+            return []
+        self._drain()
+        return self._judge(host, meta, synchronous=True)
+
+    def _judge(
+        self, host: list[float], meta: _TickMeta, *, synchronous: bool = False
+    ) -> list[Finding]:
+        """Host side of a tick: quantities from the transferred vector, rules, log line."""
+        col = self._require_collector()
+        step, offsets, n_layers = meta.step, meta.offsets, meta.n_layers
 
         def seg(key: str) -> list[float]:
             if key not in offsets:
@@ -578,56 +645,47 @@ class Monitor:
             a, b = offsets[key]
             return host[a:b]
 
-        q = TickQuantities(step=step, order=list(col.order) or list(col.layers))
-        q.feeds = col.feeds
+        q = TickQuantities(step=step, order=meta.order)
+        q.feeds = meta.feeds
         norms_host = seg("norms")
         if norms_host:
             g_part = norms_host[:n_layers]
             w_part = norms_host[n_layers : 2 * n_layers]
             d_part = norms_host[2 * n_layers :]
-            if want_grad:
+            if meta.want_grad:
                 q.grad_norm = dict(zip(col.layers, g_part, strict=True))
                 q.grad_nonfinite = {n: not math.isfinite(v) for n, v in q.grad_norm.items()}
             q.weight_norm = dict(zip(col.layers, w_part, strict=True))
-            if want_delta:
+            if meta.want_delta:
                 q.update_ratio = {
                     n: (d / w if w > 0 else math.nan)
                     for n, d, w in zip(col.layers, d_part, w_part, strict=True)
                 }
-        if act_records:
+        if meta.act_names:
             act_host, dead_host = seg("act"), seg("dead")
-            n_by_name: dict[str, int] = {}
-            units_by_name: dict[str, int] = {}
-            for rec in act_records:
-                n_by_name[rec[0]] = n_by_name.get(rec[0], 0) + rec[3]
-                units_by_name[rec[0]] = rec[2].numel()
-            for i, name in enumerate(act_names):
+            for i, name in enumerate(meta.act_names):
                 s_sum, ss, n_sat = act_host[3 * i : 3 * i + 3]
-                n = n_by_name[name] * self._world
+                n = meta.act_n[name] * self._world
+                units = meta.act_units[name]
                 mean = s_sum / n
                 q.act_mean[name] = mean
                 q.act_std[name] = (
                     math.sqrt(max(ss / n - mean * mean, 0.0)) if math.isfinite(ss) else ss
                 )
-                q.units[name] = units_by_name[name]
+                q.units[name] = units
                 if col.acts[name] == "relu":
-                    q.dead_fraction[name] = dead_host[i] / units_by_name[name]
+                    q.dead_fraction[name] = dead_host[i] / units
                 else:
                     q.saturation_fraction[name] = n_sat / n
-        if bwd_records:
-            n_bwd: dict[str, int] = {}
-            for r in bwd_records:
-                n_bwd[r[0]] = n_bwd.get(r[0], 0) + r[2]
-            for name, sq_sum in zip(bwd_names, seg("bwd"), strict=True):
-                count = n_bwd[name] * self._world
-                q.backward_rms[name] = math.sqrt(sq_sum / count) if sq_sum >= 0 else sq_sum
+        for name, sq_sum in zip(meta.bwd_names, seg("bwd"), strict=True):
+            count = meta.bwd_n[name] * self._world
+            q.backward_rms[name] = math.sqrt(sq_sum / count) if sq_sum >= 0 else sq_sum
         loss_vals = seg("loss")
         if loss_vals:
             q.loss = loss_vals[0]
-        for name, eff in zip(sym_names, seg("sym"), strict=False):
+        for name, eff in zip(meta.sym_names, seg("sym"), strict=False):
             q.effective_units[name] = eff
-            weight = _weight(col.layer_modules[name])
-            q.units[name] = int(weight.shape[0]) if weight is not None else 0
+            q.units[name] = meta.act_units[name]
         skipped = seg("scaler_skipped")
         scaler_skipped = bool(skipped and skipped[0] > 0)
         total = math.sqrt(sum(v * v for v in q.grad_norm.values())) if q.grad_norm else math.nan
@@ -635,12 +693,13 @@ class Monitor:
         new: list[Finding] = []
         if scaler_skipped:
             pass  # the GradScaler saw inf/NaN and skipped the step itself: expected, not judged
-        elif self._skipped_by_guard or q.has_nonfinite():
+        elif synchronous and (self._skipped_by_guard or q.has_nonfinite()):
             new.extend(self._handle_nonfinite(q, step))
         else:
             new.extend(self._engine.evaluate(q))
-        self._skipped_by_guard = False
-        record = tick_record(q, grad_norm_total=total, clipped_at=self._clipped_at)
+        if synchronous:
+            self._skipped_by_guard = False
+        record = tick_record(q, grad_norm_total=total, clipped_at=meta.clipped_at)
         if scaler_skipped:
             record["scaler_skipped"] = True
         self._records.append(record)
@@ -649,12 +708,34 @@ class Monitor:
         if self._tb is not None:
             self._tb.write(q, grad_norm_total=total)
         self._publish(new)
-        self._raise_if_needed(new)
+        if synchronous:
+            self._raise_if_needed(new)
         return new
+
+    # ------------------------------------------------------------------ background judging
+    def _check_worker(self) -> None:
+        """Re-raise an error of the background judge in the training thread."""
+        pending = self._pending
+        if pending is not None and pending.done():
+            self._pending = None
+            pending.result()
+
+    def _drain(self) -> None:
+        """Wait until every submitted tick has been judged and logged."""
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            pending.result()
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Everything found so far, in order (waits for the background judge to catch up)."""
+        self._drain()
+        return self._findings
 
     def _publish(self, new: list[Finding]) -> None:
         for f in new:
-            self.findings.append(f)
+            self._findings.append(f)
             rec = finding_record(f)
             self._all_findings_records.append(rec)
             if self._writer is not None:
@@ -746,6 +827,7 @@ class Monitor:
     # ------------------------------------------------------------------ results
     def summary(self) -> MonitorLog:
         """What the monitor saw, as a :class:`MonitorLog` (the object :func:`read_log` gives)."""
+        self._drain()
         col = self._collector
         header = header_record(
             layers=(col.layers + list(col.acts)) if col else [],
@@ -766,3 +848,23 @@ def _weight(module: nn.Module) -> torch.Tensor | None:
 def _bias(module: nn.Module) -> torch.Tensor | None:
     b = getattr(module, "bias", None)
     return b if isinstance(b, torch.Tensor) else None
+
+
+@dataclass(slots=True)
+class _TickMeta:
+    """What the host side of a tick needs besides the transferred vector."""
+
+    step: int
+    offsets: dict[str, tuple[int, int]]
+    n_layers: int
+    want_grad: bool
+    want_delta: bool
+    act_names: list[str]
+    act_n: dict[str, int]
+    act_units: dict[str, int]
+    bwd_names: list[str]
+    bwd_n: dict[str, int]
+    sym_names: list[str]
+    order: list[str]
+    feeds: dict[str, str]
+    clipped_at: float | None
