@@ -176,7 +176,7 @@ def run(model: str, names: list[str], rounds: int, steps: int, batch: int) -> di
     return medians
 
 
-def split(model: str, steps: int, batch: int) -> dict[str, float]:
+def split(model: str, steps: int, batch: int, kwargs: dict[str, Any]) -> dict[str, float]:
     """Paired per-phase timing: a plain and a monitored model alternate step by step."""
     import tempfile
 
@@ -189,7 +189,7 @@ def split(model: str, steps: int, batch: int) -> dict[str, float]:
         torch.manual_seed(0)
         net = MODELS[model]()
         opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-        mon = Monitor(net, log_dir=tempfile.mkdtemp()).open() if monitored else None
+        mon = Monitor(net, log_dir=tempfile.mkdtemp(), **kwargs).open() if monitored else None
         pairs.append((net, opt, mon, "m" if monitored else "b"))
     times: dict[str, list[float]] = {}
     for i in range(steps + 5):
@@ -227,11 +227,16 @@ def main() -> None:
     parser.add_argument(
         "--split", action="store_true", help="paired per-phase timing of plain vs monitored"
     )
+    parser.add_argument(
+        "--monitor-kwargs",
+        default="{}",
+        help="JSON keyword arguments for --split, e.g. '{\"every\": 10}'",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.split:
         for model in args.models.split(","):
-            phases = split(model, args.rounds, args.batch)
+            phases = split(model, args.rounds, args.batch, json.loads(args.monitor_kwargs))
             print(model, " ".join(f"{k}={v:.2f}ms" for k, v in sorted(phases.items())))
         return
     names = args.configs.split(",")
