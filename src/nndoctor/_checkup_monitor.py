@@ -34,10 +34,12 @@ def _kaiming_(model: nn.Module) -> nn.Module:
 def monitor_stage(ctx: CheckupContext) -> StageOutcome:
     """Train the default digits MLP under the monitor; report findings, treat vanishing.
 
+    The stage trains :data:`MONITOR_STAGE_STEPS` SGD steps (twice when it treats).
+
     Examples
     --------
-    >>> from nndoctor.checkup import CheckupContext
-    >>> outcome = monitor_stage(CheckupContext())  # doctest: +SKIP
+    >>> MONITOR_STAGE_STEPS
+    60
     """
     from nndoctor.scenarios import digits_mlp
     from nndoctor.stability.monitor._demo import train_digits
