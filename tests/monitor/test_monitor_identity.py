@@ -11,6 +11,7 @@ from _monitor_helpers import data, he_, mlp, train
 from torch import nn
 
 from nndoctor import Monitor
+from nndoctor.stability.monitor import MonitorThresholds
 
 
 def _params(model: nn.Module) -> list[torch.Tensor]:
@@ -177,3 +178,32 @@ def test_background_judge_gives_the_same_findings_and_log(tmp_path: Path) -> Non
         out.append((inside, read_log(log_dir).series["grad_norm"]["0"].tolist()))
     assert out[0] == out[1]
     assert out[0][0]
+
+
+def test_unused_frozen_layers_and_float64() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(16, 16), nn.Tanh())
+            self.unused = nn.Linear(3, 3)
+            self.head = nn.Linear(16, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.body(x))
+
+    torch.manual_seed(0)
+    model = Net().double()
+    X, y = data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    rules = MonitorThresholds(spike_min_history=2)
+    with Monitor(model, rules=rules) as mon:
+        for _ in range(4):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(X[:16].double()), y[:16]).backward()
+            opt.step()
+            mon.step()
+    log = mon.summary()
+    assert math.isnan(log.series["grad_norm"]["unused"][-1])
+    assert "unused" not in log.series["update_ratio"]
+    assert mon.findings == []
+    assert mon._engine._n_history == 4  # the unused layer does not stop the running median

@@ -135,7 +135,9 @@ class Collector:
 
     def _grad_hook(self, name: str) -> Callable[[torch.Tensor], None]:
         def hook(grad: torch.Tensor) -> None:
-            norm = torch.linalg.vector_norm(grad.detach(), dtype=torch.float32)
+            g = grad.detach()
+            low = g.dtype in (torch.float16, torch.bfloat16)  # accumulate those in float32
+            norm = torch.linalg.vector_norm(g, dtype=torch.float32 if low else None)
             self.bwd_records.append((name, norm, grad.numel()))
 
         return hook

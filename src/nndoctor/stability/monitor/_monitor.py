@@ -599,8 +599,16 @@ class Monitor:
                 return []
             host: list[float] = torch.cat(parts).tolist()  # the tick's one device-to-host transfer
 
+        with_grad = set(col.layers)
+        if want_grad and len(grads) != len(self._params):
+            with_grad = {
+                col.layers[i]
+                for i, p in zip(col.param_layer, self._params, strict=True)
+                if p.grad is not None
+            }
         meta = _TickMeta(
             step=step,
+            with_grad=with_grad,
             offsets=offsets,
             n_layers=n_layers,
             want_grad=want_grad,
@@ -653,13 +661,19 @@ class Monitor:
             w_part = norms_host[n_layers : 2 * n_layers]
             d_part = norms_host[2 * n_layers :]
             if meta.want_grad:
-                q.grad_norm = dict(zip(col.layers, g_part, strict=True))
-                q.grad_nonfinite = {n: not math.isfinite(v) for n, v in q.grad_norm.items()}
+                q.grad_norm = {
+                    n: (g if n in meta.with_grad else math.nan)
+                    for n, g in zip(col.layers, g_part, strict=True)
+                }
+                q.grad_nonfinite = {
+                    n: not math.isfinite(v) for n, v in q.grad_norm.items() if n in meta.with_grad
+                }
             q.weight_norm = dict(zip(col.layers, w_part, strict=True))
             if meta.want_delta:
                 q.update_ratio = {
                     n: (d / w if w > 0 else math.nan)
                     for n, d, w in zip(col.layers, d_part, w_part, strict=True)
+                    if n in meta.with_grad
                 }
         if meta.act_names:
             act_host, dead_host = seg("act"), seg("dead")
@@ -688,7 +702,8 @@ class Monitor:
             q.units[name] = meta.act_units[name]
         skipped = seg("scaler_skipped")
         scaler_skipped = bool(skipped and skipped[0] > 0)
-        total = math.sqrt(sum(v * v for v in q.grad_norm.values())) if q.grad_norm else math.nan
+        finite_norms = [v * v for n, v in q.grad_norm.items() if n in meta.with_grad]
+        total = math.sqrt(sum(finite_norms)) if finite_norms else math.nan
 
         new: list[Finding] = []
         if scaler_skipped:
@@ -855,6 +870,7 @@ class _TickMeta:
     """What the host side of a tick needs besides the transferred vector."""
 
     step: int
+    with_grad: set[str]
     offsets: dict[str, tuple[int, int]]
     n_layers: int
     want_grad: bool

@@ -364,7 +364,7 @@ class RuleEngine:
         median = self._median
         if median is not None and self._n_history >= t.spike_min_history:
             with np.errstate(invalid="ignore", divide="ignore"):
-                factor = values / median
+                factor = np.where(median > 0, values / median, np.nan)
             for i, name in enumerate(layers):
                 f = float(factor[i])
                 if math.isfinite(f) and f > t.spike_factor:
@@ -385,9 +385,9 @@ class RuleEngine:
                             "learning rate",
                         ),
                     )
-        if np.all(np.isfinite(values)):
-            self._history[:, self._n_history % t.spike_window] = values
-            self._n_history += 1
+        # a layer without a gradient this tick (unused, frozen) enters as 0 and is never judged
+        self._history[:, self._n_history % t.spike_window] = np.nan_to_num(values, nan=0.0)
+        self._n_history += 1
 
     def _activations(self, q: TickQuantities, out: list[Finding]) -> None:
         t = self.thresholds
