@@ -17,12 +17,16 @@ __version__ = "0.1.0"
 
 _SUBMODULES = ("exceptions", "report")
 
-__all__ = ["__version__", "exceptions", "report"]
+_LAZY_ATTRIBUTES = {"Monitor": "nndoctor.stability.monitor"}
+
+__all__ = ["Monitor", "__version__", "exceptions", "report"]
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return importlib.import_module(f"nndoctor.{name}")
+    if name in _LAZY_ATTRIBUTES:  # torch is imported only when the name is used
+        return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
     raise AttributeError(f"module 'nndoctor' has no attribute {name!r}")
 
 

@@ -131,11 +131,18 @@ def default_stages() -> list[Stage]:
     >>> [s.name for s in default_stages()][0]
     'environment'
     """
+    from nndoctor._checkup_monitor import monitor_stage
     from nndoctor._checkup_shift import SHIFT_STAGE  # the stage modules import this one
     from nndoctor._checkup_shift_weights import SHIFT_CORRECTION_STAGE
     from nndoctor._checkup_stability import STABILITY_STAGE
 
-    return [ENVIRONMENT_STAGE, STABILITY_STAGE, SHIFT_CORRECTION_STAGE, SHIFT_STAGE]
+    return [
+        ENVIRONMENT_STAGE,
+        STABILITY_STAGE,
+        Stage("monitor", "Training monitor", monitor_stage),
+        SHIFT_CORRECTION_STAGE,
+        SHIFT_STAGE,
+    ]
 
 
 def run_checkup(

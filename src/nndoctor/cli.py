@@ -17,6 +17,7 @@ import typer.core
 
 from nndoctor import __version__
 from nndoctor._cli._common import JsonOption, emit, staged_progress
+from nndoctor._cli.monitor import monitor_app
 from nndoctor._cli.scenario import scenario_app
 from nndoctor._cli.shift import shift_app
 from nndoctor._cli.stability import stability_app
@@ -174,6 +175,7 @@ def checkup(
 app.add_typer(shift_app, name="shift")
 app.add_typer(scenario_app, name="scenario")
 app.add_typer(stability_app, name="stability")
+app.add_typer(monitor_app, name="monitor")
 _COMMAND_MODULES = (
     "scenario_numerics",
     "scenario_shift",

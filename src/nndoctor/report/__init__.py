@@ -15,6 +15,7 @@ from __future__ import annotations
 from nndoctor.report import (  # noqa: F401  (register sections)
     _checkup,
     _environment,
+    _monitor,
     _scenarios,
     _shift_diagnose,
     _shift_tests,

@@ -1,0 +1,263 @@
+"""Step-time overhead of the training monitor against its peers, measured side by side.
+
+Configurations, on the same model, data and optimizer, interleaved round by round (every round
+runs each configuration for ``--steps`` steps, default 1, in a shuffled order, so that machine
+load drifts hit all of them alike); the statistic is the median per-step time over all rounds:
+
+* ``baseline``: the plain training step;
+* ``nndoctor``: ``nndoctor.Monitor(model, log_dir=...)`` with the default quantities measured
+  every step (gradient, weight and update norms, backward signal, activation statistics) and a
+  JSONL line written per step;
+* ``nndoctor-every10``: the same, measured every 10th step;
+* ``wandb-hist``: a wandb.watch-style hook: per parameter and per gradient, ``min().item()``,
+  ``max().item()`` and a 64-bin ``torch.histc`` copied to the host, every step;
+* ``anomaly``: ``torch.autograd.set_detect_anomaly(True)``;
+* ``cockpit-economy``: Cockpit's "economy" configuration tracked every step (run with
+  ``--configs baseline,cockpit-economy`` by the Python of a separate virtual environment
+  that has ``cockpit-for-pytorch`` and ``backpack-for-pytorch``; see ``results_monitor.md``).
+
+Run (1 intra-op thread, so that the result does not depend on thread scheduling)::
+
+    PYTHONPATH=src python benchmarks/bench_monitor.py --rounds 80 --steps 1
+
+Prints a Markdown table of median step times and ratios to the baseline. ``--split`` instead
+times each phase (forward, backward, optimizer, monitor) of a plain and a monitored model that
+alternate step by step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(784, 256),
+        nn.ReLU(),
+        nn.Linear(256, 256),
+        nn.ReLU(),
+        nn.Linear(256, 256),
+        nn.ReLU(),
+        nn.Linear(256, 256),
+        nn.ReLU(),
+        nn.Linear(256, 10),
+    )
+
+
+def cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 7 * 7, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
+
+
+MODELS: dict[str, Callable[[], nn.Module]] = {"mlp": mlp, "cnn": cnn}
+
+
+class Runner:
+    """One configuration: its own model copy, optimizer and instrumentation."""
+
+    def __init__(self, name: str, factory: Callable[[], nn.Module], batch: int) -> None:
+        torch.manual_seed(0)
+        self.name = name
+        self.model = factory()
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(batch, 1, 28, 28, generator=g)
+        self.y = torch.randint(0, 10, (batch,), generator=g)
+        self.times: list[float] = []
+        self.monitor: Any = None
+        self.handles: list[Any] = []
+        if name.startswith("nndoctor"):
+            from nndoctor import Monitor
+
+            every = int(name.split("-every")[1]) if "-every" in name else 1
+            self.tmp = tempfile.TemporaryDirectory()
+            self.monitor = Monitor(self.model, log_dir=self.tmp.name, every=every).open()
+        if name == "wandb-hist":
+            self.handles = [p.register_hook(self._hist_hook) for p in self.model.parameters()]
+        self.sink: list[Any] = []
+        self.global_step = 0
+        if name == "cockpit-economy":
+            from backpack import extend
+            from cockpit import Cockpit
+            from cockpit.utils.configuration import configuration
+
+            self.model = extend(self.model)
+            self.loss_fn = extend(nn.CrossEntropyLoss())
+            self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+            self.individual = nn.CrossEntropyLoss(reduction="none")
+            self.cockpit = Cockpit(self.model.parameters(), quantities=configuration("economy"))
+
+    def _hist(self, t: torch.Tensor) -> None:
+        # what wandb.watch does per tensor: range with .item(), then a histogram to the host
+        t = t.detach().float().reshape(-1)
+        lo, hi = t.min().item(), t.max().item()
+        if lo == hi:
+            hi = lo + 1e-6
+        self.sink.append(torch.histc(t, bins=64, min=lo, max=hi).tolist())
+
+    def _hist_hook(self, grad: torch.Tensor) -> None:
+        self._hist(grad)
+
+    def step(self) -> None:
+        t0 = time.perf_counter()
+        self.opt.zero_grad(set_to_none=True)
+        if self.name == "cockpit-economy":
+            out = self.model(self.x)
+            loss = self.loss_fn(out, self.y)
+            info = {
+                "batch_size": self.x.shape[0],
+                "individual_losses": self.individual(out, self.y),
+                "loss": loss,
+                "optimizer": self.opt,
+            }
+            with self.cockpit(self.global_step, info=info):
+                loss.backward(create_graph=self.cockpit.create_graph(self.global_step))
+            self.global_step += 1
+        elif self.name == "anomaly":
+            with torch.autograd.detect_anomaly(check_nan=True):
+                loss = self.loss_fn(self.model(self.x), self.y)
+                loss.backward()
+        else:
+            loss = self.loss_fn(self.model(self.x), self.y)
+            loss.backward()
+        self.opt.step()
+        if self.monitor is not None:
+            self.monitor.step(loss)
+        if self.name == "wandb-hist":
+            for p in self.model.parameters():
+                self._hist(p)
+            self.sink.clear()
+        self.times.append(time.perf_counter() - t0)
+
+
+def run(model: str, names: list[str], rounds: int, steps: int, batch: int) -> dict[str, float]:
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Anomaly Detection has been enabled")
+    runners = [Runner(n, MODELS[model], batch) for n in names]
+    for r in runners:  # warm-up
+        for _ in range(3):
+            r.step()
+        r.times.clear()
+    rng = random.Random(0)
+    for _ in range(rounds):
+        order = runners[:]
+        rng.shuffle(order)
+        for r in order:
+            for _ in range(steps):
+                r.step()
+    medians = {r.name: statistics.median(r.times) for r in runners}
+    for r in runners:
+        if r.monitor is not None:
+            r.monitor.close()
+    return medians
+
+
+def split(model: str, steps: int, batch: int, kwargs: dict[str, Any]) -> dict[str, float]:
+    """Paired per-phase timing: a plain and a monitored model alternate step by step."""
+    import tempfile
+
+    from nndoctor import Monitor
+
+    x = torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(1))
+    pairs = []
+    for monitored in (False, True):
+        torch.manual_seed(0)
+        net = MODELS[model]()
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+        mon = Monitor(net, log_dir=tempfile.mkdtemp(), **kwargs).open() if monitored else None
+        pairs.append((net, opt, mon, "m" if monitored else "b"))
+    times: dict[str, list[float]] = {}
+    for i in range(steps + 5):
+        for net, opt, mon, tag in pairs:
+            t0 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(net(x), y)
+            t1 = time.perf_counter()
+            loss.backward()
+            t2 = time.perf_counter()
+            opt.step()
+            t3 = time.perf_counter()
+            if mon is not None:
+                mon.step(loss)
+            t4 = time.perf_counter()
+            if i >= 5:
+                for key, value in (("fwd", t1 - t0), ("bwd", t2 - t1), ("opt", t3 - t2)):
+                    times.setdefault(f"{tag}_{key}", []).append(value)
+                if mon is not None:
+                    times.setdefault("m_monitor", []).append(t4 - t3)
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=80)
+    parser.add_argument("--steps", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--models", default="mlp,cnn")
+    parser.add_argument(
+        "--configs", default="baseline,nndoctor,nndoctor-every10,wandb-hist,anomaly"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--split", action="store_true", help="paired per-phase timing of plain vs monitored"
+    )
+    parser.add_argument(
+        "--monitor-kwargs",
+        default="{}",
+        help="JSON keyword arguments for --split, e.g. '{\"every\": 10}'",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.split:
+        for model in args.models.split(","):
+            phases = split(model, args.rounds, args.batch, json.loads(args.monitor_kwargs))
+            print(model, " ".join(f"{k}={v:.2f}ms" for k, v in sorted(phases.items())))
+        return
+    names = args.configs.split(",")
+    results = {}
+    for model in args.models.split(","):
+        results[model] = run(model, names, args.rounds, args.steps, args.batch)
+    if args.json:
+        print(json.dumps(results))
+        return
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, "
+        f"{args.rounds} rounds x {args.steps} steps, interleaved; median step time\n"
+    )
+    print("| model | configuration | median step (ms) | ratio to baseline |")
+    print("|---|---|---|---|")
+    for model, medians in results.items():
+        base = medians["baseline"]
+        for name, value in medians.items():
+            print(f"| {model} | {name} | {value * 1e3:.2f} | {value / base:.3f} |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

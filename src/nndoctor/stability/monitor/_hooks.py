@@ -1,0 +1,183 @@
+"""Hooks: what the monitor attaches to a model, and the device-side accumulators they fill.
+
+* parametrized layers (modules with parameters of their own): a forward hook that records the
+  forward order and registers a tensor hook on the output, which accumulates the squared norm
+  of the backward signal :math:`\\partial L / \\partial y_l`;
+* activation modules (ReLU, tanh and sigmoid families): a forward hook that accumulates the
+  output's moments, non-finite count, saturated count, and each unit's maximum over the batch;
+* the root: a forward pre-hook that keeps a reference to the batch, and a forward hook that
+  keeps a reference to the gradient flowing back into the model's output (both used only to
+  re-run a batch that produced a non-finite value).
+
+Hooks compute only while a tick is being measured, the model is in training mode and grad is
+enabled (validation passes are not counted). Accumulators add over micro-batches, so with
+gradient accumulation a tick covers every micro-batch of the optimizer step. Nothing here
+synchronizes with the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._pytree import tree_flatten
+
+from nndoctor.stability.monitor._quantities import (
+    ActivationKind,
+    activation_kind,
+    activation_moments,
+    unit_maxima,
+)
+
+__all__ = ["Collector"]
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.BatchNorm2d)
+
+
+class Collector:
+    """Owns the hooks on one model and the per-step accumulators they fill.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The module whose submodules are hooked (for DDP, the wrapped module).
+    root : nn.Module
+        The module the user calls (the DDP wrapper, or ``model``).
+    saturation_level : float
+        See :class:`MonitorThresholds`.
+    """
+
+    def __init__(self, model: nn.Module, root: nn.Module, saturation_level: float) -> None:
+        self.model = model
+        self.saturation_level = saturation_level
+        self.layers: list[str] = []
+        self.layer_types: dict[str, str] = {}
+        self.layer_modules: dict[str, nn.Module] = {}
+        self.params: list[torch.Tensor] = []
+        self.param_layer: list[int] = []
+        self.acts: dict[str, ActivationKind] = {}
+        for name, module in model.named_modules():
+            own = [p for p in module.parameters(recurse=False) if p.requires_grad]
+            if own:
+                self.layer_types[name] = type(module).__name__
+                self.layer_modules[name] = module
+                for p in own:
+                    self.params.append(p)
+                    self.param_layer.append(len(self.layers))
+                self.layers.append(name)
+            kind = activation_kind(module)
+            if kind is not None:
+                self.acts[name] = kind
+                self.layer_types[name] = type(module).__name__
+        self.order: list[str] = []
+        self._order_set: set[str] = set()
+        self.feeds: dict[str, str] = {}
+        self._last_layer: str | None = None
+        self._conv_layers = {n for n, m in self.layer_modules.items() if isinstance(m, _CONV)}
+        self.active = False
+        self.reset()
+        self.last_inputs: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        self.last_grad_output: list[torch.Tensor | None] | None = None
+        self.on_backward_start: Callable[[], None] | None = None
+        self.nonfinite_counts: dict[str, int] | None = None
+        self._handles: list[Any] = []
+        for name, module in model.named_modules():
+            if name in self.layer_modules:
+                self._handles.append(module.register_forward_hook(self._layer_hook(name)))
+            if name in self.acts:
+                self._handles.append(module.register_forward_hook(self._act_hook(name)))
+        self._handles.append(root.register_forward_pre_hook(self._root_pre, with_kwargs=True))
+        self._handles.append(root.register_forward_hook(self._root_post))
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Clear the accumulators (after a tick)."""
+        # one record per hook call: (name, scalars, per-unit maxima, numel)
+        self.act_records: list[tuple[str, list[torch.Tensor], torch.Tensor, int]] = []
+        # one record per backward hook call: (name, norm of dL/dy, numel)
+        self.bwd_records: list[tuple[str, torch.Tensor, int]] = []
+
+    def remove(self) -> None:
+        """Remove every hook (idempotent)."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self.last_inputs = None
+        self.last_grad_output = None
+
+    @property
+    def n_hooks(self) -> int:
+        """Number of hooks currently registered."""
+        return len(self._handles)
+
+    def _measuring(self, module: nn.Module) -> bool:
+        if self.nonfinite_counts is not None:
+            return True
+        return self.active and module.training and torch.is_grad_enabled()
+
+    # ------------------------------------------------------------------ hooks
+    def _layer_hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            self._last_layer = name
+            if not self._measuring(module):
+                return
+            if name not in self._order_set:
+                self._order_set.add(name)
+                self.order.append(name)
+            if self.nonfinite_counts is not None:
+                return
+            if isinstance(output, torch.Tensor) and output.requires_grad:
+                output.register_hook(self._grad_hook(name))  # type: ignore[no-untyped-call]
+
+        return hook
+
+    def _grad_hook(self, name: str) -> Callable[[torch.Tensor], None]:
+        def hook(grad: torch.Tensor) -> None:
+            g = grad.detach()
+            low = g.dtype in (torch.float16, torch.bfloat16)  # accumulate those in float32
+            norm = torch.linalg.vector_norm(g, dtype=torch.float32 if low else None)
+            self.bwd_records.append((name, norm, grad.numel()))
+
+        return hook
+
+    def _act_hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
+        kind = self.acts[name]
+
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if not isinstance(output, torch.Tensor) or not self._measuring(module):
+                return
+            if name not in self.feeds and self._last_layer is not None:
+                self.feeds[name] = self._last_layer
+            unit_dim = 1 if self.feeds.get(name) in self._conv_layers else -1
+            if self.nonfinite_counts is not None:  # diagnostic re-run only (syncs)
+                bad = int((~torch.isfinite(output.detach())).sum())
+                self.nonfinite_counts[name] = self.nonfinite_counts.get(name, 0) + bad
+                return
+            scalars = activation_moments(output, kind, self.saturation_level)
+            maxima = unit_maxima(output, unit_dim)
+            self.act_records.append((name, scalars, maxima, output.numel()))
+
+        return hook
+
+    def _root_pre(self, module: nn.Module, args: Any, kwargs: Any) -> None:
+        if module.training and torch.is_grad_enabled():
+            self.last_inputs = (tuple(args), dict(kwargs))
+            self.last_grad_output = None
+
+    def _root_post(self, module: nn.Module, args: Any, output: Any) -> None:
+        if not (module.training and torch.is_grad_enabled()):
+            return
+        outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+        grads: list[torch.Tensor | None] = [None] * len(outs)
+        self.last_grad_output = grads
+        for i, t in enumerate(outs):
+            if t.requires_grad:
+
+                def hook(g: torch.Tensor, i: int = i) -> None:
+                    grads[i] = g
+                    if self.on_backward_start is not None:
+                        self.on_backward_start()
+
+                t.register_hook(hook)  # type: ignore[no-untyped-call]  # untyped in torch

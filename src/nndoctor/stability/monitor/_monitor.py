@@ -1,0 +1,886 @@
+"""The :class:`Monitor`: a context manager that watches a PyTorch training loop."""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from nndoctor._validation import check_choice, check_int, check_module
+from nndoctor.exceptions import InvalidParameterError, NNDoctorWarning, NonFiniteError
+from nndoctor.stability.monitor._hooks import Collector
+from nndoctor.stability.monitor._log import (
+    JsonlWriter,
+    MonitorLog,
+    TensorBoardWriter,
+    build_log,
+    finding_record,
+    header_record,
+    nonfinite_record,
+    tick_record,
+)
+from nndoctor.stability.monitor._nonfinite import NonFiniteLocation, rerun_batch
+from nndoctor.stability.monitor._quantities import TickQuantities, effective_units
+from nndoctor.stability.monitor._rules import (
+    Finding,
+    MonitorThresholds,
+    RuleEngine,
+    nonfinite_finding,
+)
+
+__all__ = ["Monitor"]
+
+OnNonFinite = Literal["raise", "warn", "skip"]
+Quantity = Literal["grad_norm", "weight_norm", "update_ratio", "backward", "activations"]
+DEFAULT_QUANTITIES: tuple[Quantity, ...] = (
+    "grad_norm",
+    "weight_norm",
+    "update_ratio",
+    "backward",
+    "activations",
+)
+
+
+def _dist_info() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class Monitor:
+    r"""Watch a training loop: per-layer gradient and activation statistics, rules, first NaN.
+
+    Use it as a context manager around the loop and call :meth:`step` after each
+    ``optimizer.step()`` (or call :meth:`watch` once so that the optimizer calls it). Every
+    ``every`` optimizer steps (a *tick*) it measures, on the model's device, per layer: the
+    gradient norm :math:`\|g_l\|`, the weight norm :math:`\|w_l\|`, the update ratio
+    :math:`\|w_l^{(t)} - w_l^{(t-1)}\| / \|w_l^{(t-1)}\|`, the backward signal
+    :math:`\delta_l = \mathrm{RMS}(\partial L/\partial y_l)`; per activation module: mean,
+    standard deviation, fraction of dead units (ReLU family: never positive over the batch),
+    saturated fraction (tanh, sigmoid), non-finite count; and every ``symmetry_every`` ticks the
+    effective number of distinct units. One tensor per tick comes back to the host. The rules of
+    :class:`MonitorThresholds` turn the quantities into :class:`Finding` objects.
+
+    When the loss, a gradient or an activation becomes non-finite, the monitor re-runs the
+    failing batch (from the parameters before the failing step) under a dispatch-level checker
+    and names the first operator whose output is non-finite, with its module and source line.
+
+    The monitor never changes the computation: a monitored run is bitwise identical to an
+    unmonitored one, unless ``clip`` is set.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network (a ``DistributedDataParallel`` wrapper is unwrapped for naming).
+    every : int
+        Measure every ``every`` optimizer steps (default 1: every step).
+    log_dir : path, optional
+        Directory for ``monitor.jsonl`` (appended to; only rank 0 writes).
+    rules : MonitorThresholds, optional
+        Thresholds of the rules; the documented defaults when omitted.
+    scaler : torch.amp.GradScaler, optional
+        Report gradients unscaled, and do not treat the scaler's own skipped steps (overflow
+        while it calibrates the scale) as errors.
+    on_nonfinite : {"raise", "warn", "skip"}
+        ``"raise"``: raise :class:`~nndoctor.exceptions.NonFiniteError` (with ``module``,
+        ``op``, ``step``) and restore the parameters of before the failing step; ``"warn"``:
+        warn and go on; ``"skip"``: undo the failing step (with :meth:`watch`, the optimizer
+        never applies it) and go on.
+    clip : None, float or "auto"
+        Clip the total gradient norm before each optimizer step at this value, or with
+        ``"auto"`` at ``clip_factor`` × its running median. Needs :meth:`watch` or a call of
+        :meth:`clip_gradients` before ``optimizer.step()``.
+    quantities : sequence of str
+        Which quantity groups to measure (default all): ``"grad_norm"``, ``"weight_norm"``,
+        ``"update_ratio"`` (keeps a copy of the parameters), ``"backward"``, ``"activations"``.
+    symmetry_every : int
+        Effective units are measured on the first tick and every ``symmetry_every`` ticks
+        (0 turns it off).
+    tensorboard : bool
+        Also write TensorBoard scalars under ``log_dir/tensorboard``.
+    history : int
+        Ticks kept in memory for :meth:`summary`.
+    background : bool
+        Judge the ticks and write the log in a background thread, so that the training thread
+        only launches the device reductions and makes the one transfer; a tick with a
+        non-finite value is always handled in the training thread. Reading :attr:`findings` or
+        calling :meth:`summary` waits for the judge to catch up. Off by default: the judge
+        needs the GIL, and on a CPU-bound loop the switching costs more than it saves
+        (measured in ``benchmarks/results_monitor.md``).
+
+    Attributes
+    ----------
+    findings : list of Finding
+        Everything found so far, in order.
+    nonfinite : list of NonFiniteLocation
+        Localized non-finite values.
+    step_count : int
+        Optimizer steps seen.
+
+    References
+    ----------
+    Schoenholz, Gilmer, Ganguli and Sohl-Dickstein, "Deep Information Propagation", ICLR 2017;
+    Glorot and Bengio, AISTATS 2010; He et al., ICCV 2015; Pascanu, Mikolov and Bengio, "On the
+    difficulty of training recurrent neural networks", ICML 2013 (gradient clipping).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from nndoctor import Monitor
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    >>> nn.init.constant_(model[0].bias, -5.0)  # every ReLU unit dead  # doctest: +ELLIPSIS
+    Parameter containing: ...
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> x, y = torch.rand(32, 4), torch.randn(32, 1)
+    >>> with Monitor(model) as monitor:
+    ...     for _ in range(3):
+    ...         opt.zero_grad()
+    ...         loss = nn.functional.mse_loss(model(x), y)
+    ...         loss.backward()
+    ...         opt.step()
+    ...         _ = monitor.step(loss)
+    >>> [(f.check, f.severity, f.layer, f.step) for f in monitor.findings if f.severity != "info"]
+    [('dead_units', 'error', '1', 1)]
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        every: int = 1,
+        log_dir: str | os.PathLike[str] | None = None,
+        rules: MonitorThresholds | None = None,
+        scaler: Any = None,
+        on_nonfinite: OnNonFinite = "raise",
+        clip: float | Literal["auto"] | None = None,
+        quantities: tuple[Quantity, ...] | list[Quantity] = DEFAULT_QUANTITIES,
+        symmetry_every: int = 100,
+        tensorboard: bool = False,
+        history: int = 100_000,
+        background: bool = False,
+    ) -> None:
+        root = check_module(model)
+        inner = root
+        if isinstance(root, nn.parallel.DistributedDataParallel | nn.DataParallel):
+            inner = root.module
+        self.model = root
+        self.every = check_int(every, name="every", minimum=1)
+        self.symmetry_every = check_int(symmetry_every, name="symmetry_every", minimum=0)
+        if rules is not None and not isinstance(rules, MonitorThresholds):
+            raise InvalidParameterError(
+                f"rules must be a MonitorThresholds, got {type(rules).__name__}; pass "
+                "MonitorThresholds(name=value, ...)"
+            )
+        self.thresholds = rules or MonitorThresholds()
+        self.on_nonfinite: OnNonFinite = check_choice(  # type: ignore[assignment]
+            on_nonfinite, ("raise", "warn", "skip"), name="on_nonfinite"
+        )
+        if (clip is not None and clip != "auto") and (
+            isinstance(clip, bool) or not isinstance(clip, int | float) or not clip > 0
+        ):
+            raise InvalidParameterError(
+                f"clip must be None, 'auto' or a positive number, got {clip!r}"
+            )
+        self.clip = clip
+        bad = [q for q in quantities if q not in DEFAULT_QUANTITIES]
+        if bad:
+            raise InvalidParameterError(
+                f"quantities {bad} are unknown; choose from: {', '.join(DEFAULT_QUANTITIES)}"
+            )
+        self.quantities = frozenset(quantities)
+        self.scaler = scaler
+        self.log_dir = log_dir
+        self.tensorboard = tensorboard
+        self.history = check_int(history, name="history", minimum=1)
+        self._findings: list[Finding] = []
+        self.background = bool(background)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future[list[Finding]] | None = None
+        self.nonfinite: list[NonFiniteLocation] = []
+        self.step_count = 0
+        self._inner = inner
+        self._collector: Collector | None = None
+        self._engine = RuleEngine(self.thresholds)
+        self._writer: JsonlWriter | None = None
+        self._tb: TensorBoardWriter | None = None
+        self._records: deque[dict[str, Any]] = deque(maxlen=self.history)
+        self._all_findings_records: list[dict[str, Any]] = []
+        self._snapshot: list[torch.Tensor] | None = None
+        self._scratch: list[torch.Tensor] | None = None
+        self._loss: torch.Tensor | None = None
+        self._opt_handles: list[Any] = []
+        self._clipped = False
+        self._clipped_at: float | None = None
+        self._skipped_by_guard = False
+        self._scale_used: torch.Tensor | None = None
+        self._ticks = 0
+        self._rank, self._world = 0, 1
+        self._index_cache: dict[tuple[Any, ...], torch.Tensor] = {}
+        self._last_act_counts: dict[str, int] = {}
+        self._open = False
+        self._pending_error: NonFiniteError | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> Monitor:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def open(self) -> Monitor:
+        """Attach hooks and open the log (what ``with`` does on entry)."""
+        if self._open:
+            return self
+        self._rank, self._world = _dist_info()
+        self._collector = Collector(self._inner, self.model, self.thresholds.saturation_level)
+        if self.scaler is not None:
+            self._collector.on_backward_start = self._record_scale
+        self._collector.active = self._is_tick(self.step_count + 1)
+        self._params = self._collector.params
+        self._param_index = torch.tensor(
+            self._collector.param_layer,
+            dtype=torch.long,
+            device=self._params[0].device if self._params else "cpu",
+        )
+        if "update_ratio" in self.quantities and self._collector.active:
+            self._take_snapshot()
+        if self.log_dir is not None and self._rank == 0:
+            self._writer = JsonlWriter(self.log_dir)
+            self._writer.write(
+                header_record(
+                    layers=self._collector.layers + list(self._collector.acts),
+                    layer_types=self._collector.layer_types,
+                    thresholds=self.thresholds.to_dict(),
+                    every=self.every,
+                )
+            )
+            if self.tensorboard:
+                self._tb = TensorBoardWriter(os.path.join(os.fspath(self.log_dir), "tensorboard"))
+        if self.background:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nndoctor-monitor")
+        self._open = True
+        return self
+
+    def close(self) -> None:
+        """Remove every hook and close the logs (idempotent; ``with`` does it on exit)."""
+        pending, self._pending = self._pending, None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._collector is not None:
+            self._collector.remove()
+        for h in self._opt_handles:
+            h.remove()
+        self._opt_handles.clear()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+        self._snapshot = None
+        self._scratch = None
+        self._open = False
+        if pending is not None and pending.exception() is not None:
+            raise RuntimeError("the monitor's background judge failed") from pending.exception()
+
+    def _require_collector(self) -> Collector:
+        if self._collector is None:
+            raise InvalidParameterError("the monitor was never opened; use `with Monitor(model)`")
+        return self._collector
+
+    def _require_open(self) -> Collector:
+        if not self._open or self._collector is None:
+            raise InvalidParameterError(
+                "the monitor is not open; use it as `with Monitor(model) as monitor:` (or call "
+                "monitor.open()) before monitor.step()"
+            )
+        return self._collector
+
+    @property
+    def n_hooks(self) -> int:
+        """Hooks currently attached to the model and optimizer (0 after exit)."""
+        n = self._collector.n_hooks if self._collector is not None else 0
+        return n + len(self._opt_handles)
+
+    def watch(self, optimizer: torch.optim.Optimizer) -> Monitor:
+        """Let ``optimizer`` drive the monitor: no :meth:`step` call is needed.
+
+        A post-step hook calls :meth:`step`; a pre-step hook clips (``clip``) and, with
+        ``on_nonfinite="skip"``, keeps a step with non-finite gradients from being applied.
+        Returns the monitor.
+        """
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise InvalidParameterError(
+                f"watch needs a torch.optim.Optimizer, got {type(optimizer).__name__}"
+            )
+        self.open()
+
+        def pre(opt: Any, args: Any, kwargs: Any) -> None:
+            if self.clip is not None:
+                self.clip_gradients()
+            if self.on_nonfinite == "skip":
+                self._guard()
+
+        def post(opt: Any, args: Any, kwargs: Any) -> None:
+            self.step()
+
+        self._opt_handles.append(optimizer.register_step_pre_hook(pre))
+        self._opt_handles.append(optimizer.register_step_post_hook(post))
+        return self
+
+    def record_loss(self, loss: torch.Tensor | float) -> None:
+        """Give the loss of the current step (for the log) when :meth:`watch` drives the monitor."""
+        self._loss = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
+
+    # ------------------------------------------------------------------ helpers
+    def _is_tick(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def _record_scale(self) -> None:
+        scale = getattr(self.scaler, "_scale", None)
+        if isinstance(scale, torch.Tensor):
+            self._scale_used = scale.detach().clone()
+
+    def _take_snapshot(self) -> None:
+        with torch.no_grad():
+            if self._snapshot is None:
+                self._snapshot = [p.detach().clone() for p in self._params]
+            else:
+                torch._foreach_copy_(self._snapshot, [p.detach() for p in self._params])
+
+    def _grads(self) -> tuple[list[torch.Tensor], torch.Tensor]:
+        grads = [p.grad for p in self._params]
+        if all(g is not None for g in grads):
+            return grads, self._param_index  # type: ignore[return-value]
+        keep = [i for i, g in enumerate(grads) if g is not None]
+        index = self._param_index[keep] if keep else self._param_index[:0]
+        return [grads[i] for i in keep], index  # type: ignore[misc]
+
+    def clip_gradients(self) -> float | None:
+        """Clip the total gradient norm as ``clip`` says; call before ``optimizer.step()``.
+
+        Returns the norm clipped at (``None`` when ``"auto"`` has too little history yet).
+        """
+        self._clipped = True
+        if self.clip is None:
+            return None
+        if self.clip == "auto":
+            median = self._engine.total_norm_median()
+            if self._engine._n_history < self.thresholds.spike_min_history or not (median > 0):
+                self._clipped_at = None
+                return None
+            max_norm = self.thresholds.clip_factor * median
+        else:
+            max_norm = float(self.clip)
+        grads, _ = self._grads()
+        if grads:
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in self._params if p.grad is not None], max_norm, foreach=True
+            )
+        self._clipped_at = max_norm
+        return max_norm
+
+    def _guard(self) -> None:
+        """Before the optimizer step: drop non-finite gradients so that the step does nothing."""
+        grads, _ = self._grads()
+        if not grads:
+            return
+        norms = torch.stack(torch._foreach_norm(grads))
+        if not bool(torch.isfinite(norms).all()):  # one sync, only with on_nonfinite="skip"
+            for p in self._params:
+                p.grad = None
+            self._skipped_by_guard = True
+
+    # ------------------------------------------------------------------ the tick
+    def step(self, loss: torch.Tensor | float | None = None) -> list[Finding]:
+        """Call after ``optimizer.step()``; on a tick, measure, judge and log.
+
+        Parameters
+        ----------
+        loss : tensor or float, optional
+            The step's loss, for the log (kept on the device until the tick's transfer).
+
+        Returns
+        -------
+        list of Finding
+            The findings new at this step (empty when they are judged in the background: read
+            :attr:`findings`).
+
+        Raises
+        ------
+        NonFiniteError
+            With ``on_nonfinite="raise"``, when a non-finite value appeared.
+        """
+        col = self._require_open()
+        if loss is not None:
+            self.record_loss(loss)
+        self.step_count += 1
+        step = self.step_count
+        new: list[Finding] = []
+        if self._is_tick(step):
+            if self.clip is not None and not self._clipped:
+                raise InvalidParameterError(
+                    f"clip={self.clip!r} needs monitor.watch(optimizer), or "
+                    "monitor.clip_gradients() before optimizer.step()"
+                )
+            new = self._tick(step)
+        self._clipped = False
+        self._loss = None
+        col.reset()
+        nxt = self._is_tick(step + 1)
+        col.active = nxt
+        if nxt and "update_ratio" in self.quantities:
+            self._take_snapshot()
+        return new
+
+    def _index(
+        self, key: tuple[Any, ...], values: Callable[[], list[int]], device: torch.device
+    ) -> torch.Tensor:
+        """A cached index tensor (built once per layout, so no host-to-device copy per tick)."""
+        cached = self._index_cache.get(key)
+        if cached is None or cached.device != device:
+            cached = torch.tensor(values(), dtype=torch.long, device=device)
+            self._index_cache[key] = cached
+        return cached
+
+    def _tick(self, step: int) -> list[Finding]:
+        col = self._require_open()
+        n_layers = len(col.layers)
+        parts: list[torch.Tensor] = []
+        offsets: dict[str, tuple[int, int]] = {}
+        cursor = 0
+        device = self._param_index.device
+
+        def add(key: str, tensor: torch.Tensor) -> None:
+            nonlocal cursor
+            t = tensor.reshape(-1)
+            if t.dtype != torch.float32:
+                t = t.float()
+            if t.device != device:
+                t = t.to(device)
+            parts.append(t)
+            offsets[key] = (cursor, cursor + t.numel())
+            cursor += t.numel()
+
+        grads, grad_index = self._grads()
+        want_grad = "grad_norm" in self.quantities and bool(grads)
+        want_delta = "update_ratio" in self.quantities and self._snapshot is not None
+        act_records = col.act_records
+        act_names = list(dict.fromkeys(rec[0] for rec in act_records))
+        bwd_records = col.bwd_records
+        bwd_names = [n for n in col.order if any(r[0] == n for r in bwd_records)]
+        sym_names: list[str] = []
+        with torch.no_grad():
+            # per-layer norms of gradients, weights and updates: one fused foreach_norm
+            tensors: list[torch.Tensor] = []
+            index_parts: list[torch.Tensor] = []
+            if want_grad:
+                tensors += grads
+                index_parts.append(grad_index)
+            params = [p.detach() for p in self._params]
+            tensors += params
+            index_parts.append(self._param_index + n_layers)
+            if want_delta:
+                snapshot = self._snapshot
+                if snapshot is not None:
+                    # into a persistent scratch buffer: no fresh allocation per step (slow on
+                    # CPU), and the snapshot stays intact for a non-finite re-run
+                    if self._scratch is None:
+                        self._scratch = [torch.empty_like(t) for t in snapshot]
+                    for d, w, w0 in zip(self._scratch, params, snapshot, strict=True):
+                        torch.sub(w, w0, out=d)
+                    tensors += self._scratch
+                    index_parts.append(self._param_index + 2 * n_layers)
+            if tensors:
+                key = ("norms", want_grad, len(grads), want_delta)
+                index = self._index_cache.get(key)
+                if index is None:
+                    index = torch.cat(index_parts)
+                    self._index_cache[key] = index
+                norms = torch.stack(torch._foreach_norm(tensors))
+                if norms.dtype != torch.float32:
+                    norms = norms.float()
+                per_layer = norms.new_zeros(3 * n_layers).index_add_(0, index, norms.square())
+                add("norms", per_layer.sqrt_())
+            if act_records:
+                a_index = {n: i for i, n in enumerate(act_names)}
+                scalars = [t for rec in act_records for t in rec[1]]
+                layout = tuple((rec[0], len(rec[1])) for rec in act_records)
+                moments = torch.stack(scalars)
+                moments = moments.new_zeros(3 * len(act_names)).index_add_(
+                    0,
+                    self._index(
+                        ("act", *layout),
+                        lambda: [3 * a_index[n] + k for n, c in layout for k in range(c)],
+                        device,
+                    ),
+                    moments,
+                )
+                maxima = torch.cat([rec[2] for rec in act_records])
+                sizes = {rec[0]: rec[2].numel() for rec in act_records}
+                if len(act_records) != len(act_names):  # micro-batches: max over them per unit
+                    starts = {}
+                    n_units = 0
+                    for act_name in act_names:
+                        starts[act_name] = n_units
+                        n_units += sizes[act_name]
+                    names_seq = tuple(rec[0] for rec in act_records)
+                    unit_index = self._index(
+                        ("units", names_seq, tuple(sizes.items())),
+                        lambda: [starts[n] + u for n in names_seq for u in range(sizes[n])],
+                        device,
+                    )
+                    maxima = maxima.new_full((n_units,), -math.inf).scatter_reduce_(
+                        0, unit_index, maxima, "amax"
+                    )
+                if self._world > 1:
+                    torch.distributed.all_reduce(moments)
+                    torch.distributed.all_reduce(maxima, op=torch.distributed.ReduceOp.MAX)
+                unit_counts = [sizes[a] for a in act_names]
+                owner = self._index(
+                    ("owner", *unit_counts),
+                    lambda: [i for i, c in enumerate(unit_counts) for _ in range(c)],
+                    device,
+                )
+                dead = maxima.new_zeros(len(act_names)).index_add_(0, owner, (maxima <= 0).float())
+                add("act", moments)
+                add("dead", dead)
+            if bwd_records:
+                b_index = {n: i for i, n in enumerate(bwd_names)}
+                slots = tuple(b_index[r[0]] for r in bwd_records)
+                sq = torch.stack([r[1] for r in bwd_records]).square()
+                bwd = sq.new_zeros(len(bwd_names)).index_add_(
+                    0, self._index(("bwd", *slots), lambda: list(slots), device), sq
+                )
+                if self._world > 1:
+                    torch.distributed.all_reduce(bwd)
+                if self._scale_used is not None:
+                    bwd = bwd / self._scale_used.to(bwd.device).square()
+                add("bwd", bwd)
+            if self._loss is not None:
+                add("loss", self._loss)
+            if self.scaler is not None and self._scale_used is not None:
+                scale_now = getattr(self.scaler, "_scale", None)
+                if isinstance(scale_now, torch.Tensor):
+                    add("scaler_skipped", (scale_now < self._scale_used).float())
+            if self.symmetry_every and self._ticks % self.symmetry_every == 0:
+                sym_names = [n for n in col.layers if _weight(col.layer_modules[n]) is not None]
+                if sym_names:
+                    effs = [
+                        effective_units(
+                            _weight(col.layer_modules[n]),  # type: ignore[arg-type]  # not None
+                            _bias(col.layer_modules[n]),
+                            self.thresholds.symmetry_tolerance,
+                        )
+                        for n in sym_names
+                    ]
+                    add("sym", torch.stack(effs))
+            self._ticks += 1
+            if not parts:
+                return []
+            host: list[float] = torch.cat(parts).tolist()  # the tick's one device-to-host transfer
+
+        with_grad = set(col.layers)
+        if want_grad and len(grads) != len(self._params):
+            with_grad = {
+                col.layers[i]
+                for i, p in zip(col.param_layer, self._params, strict=True)
+                if p.grad is not None
+            }
+        meta = _TickMeta(
+            step=step,
+            with_grad=with_grad,
+            offsets=offsets,
+            n_layers=n_layers,
+            want_grad=want_grad,
+            want_delta=want_delta,
+            act_names=act_names,
+            act_n={},
+            act_units={},
+            bwd_names=bwd_names,
+            bwd_n={},
+            sym_names=sym_names,
+            order=list(col.order) or list(col.layers),
+            feeds=dict(col.feeds),
+            clipped_at=self._clipped_at,
+        )
+        for rec in act_records:
+            meta.act_n[rec[0]] = meta.act_n.get(rec[0], 0) + rec[3]
+            meta.act_units[rec[0]] = rec[2].numel()
+        for r in bwd_records:
+            meta.bwd_n[r[0]] = meta.bwd_n.get(r[0], 0) + r[2]
+        for name in sym_names:
+            weight = _weight(col.layer_modules[name])
+            meta.act_units[name] = int(weight.shape[0]) if weight is not None else 0
+        clean = not self._skipped_by_guard and all(math.isfinite(v) for v in host)
+        if clean and self._pool is not None and self.scaler is None:
+            # judging, the record and the JSONL line happen off the training thread
+            self._check_worker()
+            self._pending = self._pool.submit(self._judge, host, meta)
+            return []
+        self._drain()
+        return self._judge(host, meta, synchronous=True)
+
+    def _judge(
+        self, host: list[float], meta: _TickMeta, *, synchronous: bool = False
+    ) -> list[Finding]:
+        """Host side of a tick: quantities from the transferred vector, rules, log line."""
+        col = self._require_collector()
+        step, offsets, n_layers = meta.step, meta.offsets, meta.n_layers
+
+        def seg(key: str) -> list[float]:
+            if key not in offsets:
+                return []
+            a, b = offsets[key]
+            return host[a:b]
+
+        q = TickQuantities(step=step, order=meta.order)
+        q.feeds = meta.feeds
+        norms_host = seg("norms")
+        if norms_host:
+            g_part = norms_host[:n_layers]
+            w_part = norms_host[n_layers : 2 * n_layers]
+            d_part = norms_host[2 * n_layers :]
+            if meta.want_grad:
+                q.grad_norm = {
+                    n: (g if n in meta.with_grad else math.nan)
+                    for n, g in zip(col.layers, g_part, strict=True)
+                }
+                q.grad_nonfinite = {
+                    n: not math.isfinite(v) for n, v in q.grad_norm.items() if n in meta.with_grad
+                }
+            q.weight_norm = dict(zip(col.layers, w_part, strict=True))
+            if meta.want_delta:
+                q.update_ratio = {
+                    n: (d / w if w > 0 else math.nan)
+                    for n, d, w in zip(col.layers, d_part, w_part, strict=True)
+                    if n in meta.with_grad
+                }
+        if meta.act_names:
+            act_host, dead_host = seg("act"), seg("dead")
+            for i, name in enumerate(meta.act_names):
+                s_sum, ss, n_sat = act_host[3 * i : 3 * i + 3]
+                n = meta.act_n[name] * self._world
+                units = meta.act_units[name]
+                mean = s_sum / n
+                q.act_mean[name] = mean
+                q.act_std[name] = (
+                    math.sqrt(max(ss / n - mean * mean, 0.0)) if math.isfinite(ss) else ss
+                )
+                q.units[name] = units
+                if col.acts[name] == "relu":
+                    q.dead_fraction[name] = dead_host[i] / units
+                else:
+                    q.saturation_fraction[name] = n_sat / n
+        for name, sq_sum in zip(meta.bwd_names, seg("bwd"), strict=True):
+            count = meta.bwd_n[name] * self._world
+            q.backward_rms[name] = math.sqrt(sq_sum / count) if sq_sum >= 0 else sq_sum
+        loss_vals = seg("loss")
+        if loss_vals:
+            q.loss = loss_vals[0]
+        for name, eff in zip(meta.sym_names, seg("sym"), strict=False):
+            q.effective_units[name] = eff
+            q.units[name] = meta.act_units[name]
+        skipped = seg("scaler_skipped")
+        scaler_skipped = bool(skipped and skipped[0] > 0)
+        finite_norms = [v * v for n, v in q.grad_norm.items() if n in meta.with_grad]
+        total = math.sqrt(sum(finite_norms)) if finite_norms else math.nan
+
+        new: list[Finding] = []
+        if scaler_skipped:
+            pass  # the GradScaler saw inf/NaN and skipped the step itself: expected, not judged
+        elif synchronous and (self._skipped_by_guard or q.has_nonfinite()):
+            new.extend(self._handle_nonfinite(q, step))
+        else:
+            new.extend(self._engine.evaluate(q))
+        if synchronous:
+            self._skipped_by_guard = False
+        record = tick_record(q, grad_norm_total=total, clipped_at=meta.clipped_at)
+        if scaler_skipped:
+            record["scaler_skipped"] = True
+        self._records.append(record)
+        if self._writer is not None:
+            self._writer.write(record)
+        if self._tb is not None:
+            self._tb.write(q, grad_norm_total=total)
+        self._publish(new)
+        if synchronous:
+            self._raise_if_needed(new)
+        return new
+
+    # ------------------------------------------------------------------ background judging
+    def _check_worker(self) -> None:
+        """Re-raise an error of the background judge in the training thread."""
+        pending = self._pending
+        if pending is not None and pending.done():
+            self._pending = None
+            pending.result()
+
+    def _drain(self) -> None:
+        """Wait until every submitted tick has been judged and logged."""
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            pending.result()
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Everything found so far, in order (waits for the background judge to catch up)."""
+        self._drain()
+        return self._findings
+
+    def _publish(self, new: list[Finding]) -> None:
+        for f in new:
+            self._findings.append(f)
+            rec = finding_record(f)
+            self._all_findings_records.append(rec)
+            if self._writer is not None:
+                self._writer.write(rec)
+            if self._tb is not None:
+                self._tb.finding(f)
+
+    # ------------------------------------------------------------------ non-finite
+    def _handle_nonfinite(self, q: TickQuantities, step: int) -> list[Finding]:
+        col = self._require_open()
+        with torch.no_grad():  # exact per-layer counts, only on this slow path
+            for name in col.layers:
+                grads = [
+                    p.grad
+                    for p in col.layer_modules[name].parameters(recurse=False)
+                    if p.grad is not None
+                ]
+                q.grad_nonfinite_count[name] = float(
+                    sum(int((~torch.isfinite(g)).sum()) for g in grads)
+                )
+        loc = self._localize(step)
+        q.act_nonfinite = {k: float(v) for k, v in self._last_act_counts.items()}
+        self.nonfinite.append(loc)
+        if self._writer is not None:
+            self._writer.write(nonfinite_record(loc))
+        layer = loc.module if loc.module not in ("",) else "(model)"
+        op = loc.op
+        if loc.phase == "backward" and loc.backward_node:
+            op = f"{loc.backward_node}: {loc.op}"
+        self._pending_error = NonFiniteError(
+            f"non-finite value at step {step}: {loc.describe()}; guard the operation (clamp "
+            "the input of log/sqrt/division), lower the learning rate or clip gradients",
+            module=layer,
+            op=op,
+            step=step,
+        )
+        return [nonfinite_finding(step, layer, op, f"first non-finite value: {loc.describe()}")]
+
+    def _raise_if_needed(self, new: list[Finding]) -> None:
+        err = self._pending_error
+        if err is None:
+            return
+        self._pending_error = None
+        if self.on_nonfinite == "raise":
+            raise err
+        if self.on_nonfinite == "warn":
+            warnings.warn(str(err), NNDoctorWarning, stacklevel=3)
+
+    def _localize(self, step: int) -> NonFiniteLocation:
+        col = self._require_open()
+        if col.last_inputs is None:
+            return NonFiniteLocation(
+                "forward", None, "", "", "<no batch recorded>", step=step, reproduced=False
+            )
+        params = self._params
+        with torch.no_grad():
+            after = [p.detach().clone() for p in params]
+            if self._snapshot is not None:
+                torch._foreach_copy_([p.detach() for p in params], self._snapshot)
+            buffers = [b.detach().clone() for b in self._inner.buffers()]
+        devices = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
+        args, kwargs = col.last_inputs
+        try:
+            with torch.random.fork_rng(devices=devices), torch.enable_grad():
+                col.active = False
+                col.nonfinite_counts = {}
+                loc = rerun_batch(self._inner, args, kwargs, col.last_grad_output)
+                self._last_act_counts = col.nonfinite_counts
+        finally:
+            col.nonfinite_counts = None
+            with torch.no_grad():
+                for b, saved in zip(self._inner.buffers(), buffers, strict=True):
+                    b.copy_(saved)
+                keep_before = self._snapshot is not None and self.on_nonfinite in ("raise", "skip")
+                if not keep_before:
+                    torch._foreach_copy_([p.detach() for p in params], after)
+        return NonFiniteLocation(
+            loc.phase,
+            loc.op,
+            loc.module,
+            loc.module_type,
+            loc.source,
+            loc.backward_node,
+            loc.forward_op,
+            step,
+            loc.reproduced,
+        )
+
+    # ------------------------------------------------------------------ results
+    def summary(self) -> MonitorLog:
+        """What the monitor saw, as a :class:`MonitorLog` (the object :func:`read_log` gives)."""
+        self._drain()
+        col = self._collector
+        header = header_record(
+            layers=(col.layers + list(col.acts)) if col else [],
+            layer_types=col.layer_types if col else {},
+            thresholds=self.thresholds.to_dict(),
+            every=self.every,
+        )
+        records = [header, *self._records, *self._all_findings_records]
+        records += [nonfinite_record(loc) for loc in self.nonfinite]
+        return build_log(records)
+
+
+def _weight(module: nn.Module) -> torch.Tensor | None:
+    w = getattr(module, "weight", None)
+    return w if isinstance(w, torch.Tensor) and w.dim() >= 2 else None
+
+
+def _bias(module: nn.Module) -> torch.Tensor | None:
+    b = getattr(module, "bias", None)
+    return b if isinstance(b, torch.Tensor) else None
+
+
+@dataclass(slots=True)
+class _TickMeta:
+    """What the host side of a tick needs besides the transferred vector."""
+
+    step: int
+    with_grad: set[str]
+    offsets: dict[str, tuple[int, int]]
+    n_layers: int
+    want_grad: bool
+    want_delta: bool
+    act_names: list[str]
+    act_n: dict[str, int]
+    act_units: dict[str, int]
+    bwd_names: list[str]
+    bwd_n: dict[str, int]
+    sym_names: list[str]
+    order: list[str]
+    feeds: dict[str, str]
+    clipped_at: float | None
