@@ -87,3 +87,47 @@ def test_python_dash_m() -> None:
         [sys.executable, "-m", "nndoctor", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == f"nndoctor {__version__}"
+
+
+def test_checkup_on_user_model_and_tables(tmp_path: Path) -> None:
+    """The checkup runs every stage on the user's model and tables, not on the default."""
+    from nndoctor.scenarios import flu_season
+
+    files = flu_season(random_state=1).write(tmp_path / "flu")
+    model_file = tmp_path / "net.py"
+    model_file.write_text(
+        "import torch.nn as nn\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 3))\n"
+    )
+    args = ["checkup", "--model", f"{model_file}:build", "--input-shape", "5"]
+    args += ["--source", files.files["source"], "--target", files.files["target"]]
+    args += ["--label", "diagnosis", "--json", "--report", str(tmp_path / "r.html")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    stages = {s["name"]: s for s in json.loads(result.stdout)["stages"]}
+    assert "net.py:build" in stages["stability"]["summary"][0]["finding"]
+    monitor_text = json.dumps(stages["monitor"])
+    assert "layer 16" not in monitor_text  # the default digits MLP has 17 modules, ours 3
+    assert stages["shift"]["summary"][0]["finding"] == "label shift"
+
+
+def test_checkup_user_model_with_wrong_head_is_a_usage_error(tmp_path: Path) -> None:
+    from nndoctor.scenarios import flu_season
+
+    files = flu_season(random_state=1).write(tmp_path / "flu")
+    model_file = tmp_path / "net.py"
+    model_file.write_text("import torch.nn as nn\ndef build():\n    return nn.Linear(5, 7)\n")
+    args = ["checkup", "--model", f"{model_file}:build", "--input-shape", "5"]
+    args += [
+        "--source",
+        files.files["source"],
+        "--target",
+        files.files["target"],
+        "--label",
+        "diagnosis",
+    ]
+    result = runner.invoke(app, [*args, "--report", str(tmp_path / "r.html")])
+    assert result.exit_code == 2
+    assert "3-way head" in result.stderr
+    assert not (tmp_path / "r.html").exists()

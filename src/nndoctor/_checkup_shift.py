@@ -78,7 +78,12 @@ def _user_stage(ctx: CheckupContext) -> StageOutcome:
     src, tgt = load_table(ctx.source), load_table(ctx.target)
     (Xs, Xt), _ = _features([src, tgt], [ctx.label])
     yt = tgt[ctx.label].to_numpy() if ctx.label in tgt.columns else None
-    model = load_model(ctx.model_spec) if ctx.model_spec else None
+    # A factory builds an untrained network: its outputs say nothing about the data, so the
+    # user's network is used only with trained --weights; otherwise diagnose fits its default
+    # classifier on a split of the source.
+    model = (
+        load_model(ctx.model_spec, weights=ctx.weights) if ctx.model_spec and ctx.weights else None
+    )
     d = diagnose(
         Xs, src[ctx.label].to_numpy(), Xt, yt, model=model, random_state=ctx.random_state,
         progress=lambda f, t: ctx.progress(0.1 + 0.9 * f, t),

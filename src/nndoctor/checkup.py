@@ -73,6 +73,12 @@ class CheckupContext:
     target: str | None = None
     label: str | None = None
     input_shape: tuple[int, ...] | None = None
+    weights: str | None = None
+
+    @property
+    def user_mode(self) -> bool:
+        """True when the user passed a model or tables (the embedded default is not used)."""
+        return self.model_spec is not None or self.source is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +185,7 @@ def run_checkup(
             target=ctx.target,
             label=ctx.label,
             input_shape=ctx.input_shape,
+            weights=ctx.weights,
         )
         outcomes.append(stage.run(stage_ctx))
     return CheckupResult(tuple(outcomes))

@@ -124,6 +124,10 @@ def checkup(
         str | None,
         typer.Option("--input-shape", help="One input's shape for --model, e.g. 64 or 3,32,32."),
     ] = None,
+    weights: Annotated[
+        str | None,
+        typer.Option(help="Trained weights for --model: a state dict saved with torch.save."),
+    ] = None,
     json_out: JsonOption = False,
     report: Annotated[
         Path,
@@ -147,6 +151,8 @@ def checkup(
         raise InvalidParameterError(
             "pass both --source and --target (the training-time and deployment-time tables)"
         )
+    if weights is not None and model is None:
+        raise InvalidParameterError("--weights are loaded into --model; pass --model too")
     if label is not None and source is None:
         raise InvalidParameterError("--label names a column of --source/--target; pass those too")
     context = CheckupContext(
@@ -156,6 +162,7 @@ def checkup(
         target=target,
         label=label,
         input_shape=_parse_shape(input_shape),
+        weights=weights,
     )
     with staged_progress() as add_bar:
 
@@ -163,7 +170,7 @@ def checkup(
             return add_bar(stage.title)
 
         result = run_checkup(context=context, on_stage=on_stage)
-    emit(result, json_out=json_out, report=report, title="nndoctor checkup")
+    emit(result, json_out=json_out, report=report, title="nndoctor checkup", max_sections=1)
     worst = result.worst_severity()
     if (fail_on == "warning" and worst in ("warning", "error")) or (
         fail_on == "error" and worst == "error"

@@ -24,8 +24,19 @@ ReportOption = Annotated[
 ]
 
 
-def emit(result: Any, *, json_out: bool, report: Path | None, title: str) -> None:
-    """Print ``result`` (table or JSON on stdout) and optionally write the HTML report."""
+def emit(
+    result: Any,
+    *,
+    json_out: bool,
+    report: Path | None,
+    title: str,
+    max_sections: int | None = None,
+) -> None:
+    """Print ``result`` (table or JSON on stdout) and optionally write the HTML report.
+
+    ``max_sections`` limits the terminal to the first sections (the checkup prints its summary
+    and leaves the details to the report); JSON and the report always hold everything.
+    """
     if report is not None:
         with progress_bar("writing report") as advance:
             sections = to_sections(result, figures=True)
@@ -35,7 +46,15 @@ def emit(result: Any, *, json_out: bool, report: Path | None, title: str) -> Non
     if json_out:
         typer.echo(dumps(result.to_dict() if hasattr(result, "to_dict") else result))
     else:
-        print_sections(to_sections(result, figures=False))
+        sections = to_sections(result, figures=False)
+        shown = sections if max_sections is None else sections[:max_sections]
+        print_sections(shown)
+        if len(shown) < len(sections):
+            where = f"the report ({report})" if report is not None else "--report FILE.html"
+            stderr_console().print(
+                f"{len(sections) - len(shown)} more section(s) with the evidence: see {where} "
+                "or --json"
+            )
 
 
 Advance = Callable[[float, str], None]

@@ -351,7 +351,15 @@ def _torch_probs(model: Any, X: FloatArray, batch_size: int = 4096) -> FloatArra
         with torch.no_grad():
             for start in range(0, X.shape[0], batch_size):
                 xb = torch.as_tensor(X[start : start + batch_size], dtype=dtype, device=device)
-                out.append(torch.softmax(model(xb).float(), dim=1))
+                try:
+                    logits = model(xb)
+                except RuntimeError as err:
+                    raise DataValidationError(
+                        f"the model could not be applied to the table's {X.shape[1]} feature "
+                        f"column(s) ({err}); pass a model whose input matches the table's "
+                        "feature columns"
+                    ) from err
+                out.append(torch.softmax(logits.float(), dim=1))
         probs = torch.cat(out).cpu().numpy()  # one transfer at the end
     finally:
         model.train(was_training)

@@ -41,10 +41,13 @@ def train_digits(
     seed: int = 0,
     log_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[float, str], None] | None = None,
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> DigitsRun:
     """Train ``model`` (64 inputs, 10 outputs) on the digits with SGD under a :class:`Monitor`.
 
-    A non-finite value stops the run (it is reported in the log, not raised).
+    A non-finite value stops the run (it is reported in the log, not raised). ``data`` replaces
+    the digits with ``(X_train, X_test, y_train, y_test)`` tensors (integer class labels
+    0..K-1); the model must then have K outputs.
 
     Examples
     --------
@@ -59,7 +62,8 @@ def train_digits(
     batch_size = check_int(batch_size, name="batch_size", minimum=1)
     if not lr > 0:
         raise InvalidParameterError(f"lr must be positive, got {lr!r}")
-    X, X_test, y, y_test = digits_data(random_state=seed).tensors()
+    X, X_test, y, y_test = data if data is not None else digits_data(random_state=seed).tensors()
+    n_classes = int(torch.cat([y, y_test]).max()) + 1
     device = next(model.parameters()).device
     X, X_test, y, y_test = X.to(device), X_test.to(device), y.to(device), y_test.to(device)
     gen = torch.Generator().manual_seed(seed)
@@ -73,10 +77,10 @@ def train_digits(
             idx = torch.randint(0, X.shape[0], (batch_size,), generator=gen).to(device)
             opt.zero_grad(set_to_none=True)
             out = model(X[idx])
-            if out.shape[-1] != 10:
+            if out.dim() != 2 or out.shape[-1] != n_classes:
                 raise InvalidParameterError(
-                    f"the model returns {out.shape[-1]} outputs; the digits have 10 classes: "
-                    "build the model with a 10-way head"
+                    f"the model returns outputs of shape {tuple(out.shape)}; the data have "
+                    f"{n_classes} classes: build the model with a {n_classes}-way head"
                 )
             loss = nn.functional.cross_entropy(out, y[idx])
             loss.backward()  # type: ignore[no-untyped-call]  # untyped in torch
