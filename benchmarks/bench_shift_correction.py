@@ -10,8 +10,13 @@ trained on 600 images, a held-out source set of 500 labeled images fits the cali
 confusion matrix, and target sets of ``n`` images are drawn from the remaining ~700 with class
 proportions q ~ Dirichlet(alpha). The truth is w = q_emp / p with q_emp the target set's actual
 class frequencies and p the held-out frequencies. 5 splits x 20 target draws = 100 trials per
-cell; medians. Models: multinomial logistic regression, GaussianNB (default: probabilities
-saturated at 0/1) and GaussianNB(var_smoothing=0.1) (miscalibrated but not saturated).
+cell; medians, with a bootstrap interval of each median. The target draws depend on the split
+only, so every model sees the same target sets. Models: multinomial logistic regression,
+GaussianNB (default: probabilities saturated at 0/1) and GaussianNB(var_smoothing=0.1)
+(miscalibrated but not saturated) given predict_proba, and the default GaussianNB given
+predict_log_proba (LabelShiftEstimator(inputs="log_probs")).
+
+    --parts label --models logistic --splits 25    # one model, more splits (seeds 1000..1024)
 
 Part 2, density ratio: source N(0, I_d), target N(mu, I_d) with mu = 1 sd along the first axis,
 n_s = 1000, n_t = 500, 50 seeded trials; the true ratio is exp(mu.x - |mu|^2 / 2). Normalized
@@ -250,8 +255,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 trials per cell")
     parser.add_argument(
-        "--draws", type=int, default=None, help="target draws per split (5 splits; default 20)"
+        "--draws", type=int, default=None, help="target draws per split (default 20)"
     )
+    parser.add_argument("--splits", type=int, default=5, help="train/held-out/pool splits")
     parser.add_argument(
         "--models", default=None, help=f"comma-separated subset of {', '.join(MODELS)}"
     )
@@ -267,7 +273,7 @@ def main() -> None:
     if "label" in parts:
         print("\n## Label shift (digits)\n")
         models = args.models.split(",") if args.models else None
-        print(label_shift_tables(5, args.draws or n_draws, models))
+        print(label_shift_tables(args.splits, args.draws or n_draws, models))
     if "density" in parts:
         print("\n## Density ratio (Gaussian mean shift of 1 sd)\n")
         print(density_ratio_tables(n_trials))

@@ -407,7 +407,8 @@ class LabelShiftEstimator:
     bias_ : ndarray or None
         Per-class bias :math:`b` of the calibration (em-bcts).
     logit_floor_ : float
-        The floor :math:`c` chosen for log-scale inputs (``inf``: none; em-bcts; NaN otherwise).
+        The floor :math:`c` chosen for log-scale inputs with em-bcts (``inf``: none); NaN for
+        ``inputs="probs"`` (whose logs are floored at :math:`10^{-12}`) and other methods.
     confusion_matrix_ : ndarray or None
         Joint confusion matrix (bbse, rlls).
     condition_number_ : float
@@ -524,7 +525,11 @@ class LabelShiftEstimator:
             float(np.exp(-self._state.theta[0])) if self._state.theta is not None else float("nan")
         )
         self.bias_ = self._state.theta[1:].copy() if self._state.theta is not None else None
-        self.logit_floor_ = self._state.floor if self.method == "em-bcts" else float("nan")
+        self.logit_floor_ = (
+            self._state.floor
+            if self.method == "em-bcts" and self.inputs != "probs"
+            else float("nan")
+        )
         self.confusion_matrix_ = self._state.confusion
         self.condition_number_ = (
             float(np.linalg.cond(self._state.confusion))
