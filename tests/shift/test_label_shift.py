@@ -253,15 +253,23 @@ def test_bad_input_is_a_typed_error() -> None:
     n=st.integers(20, 60),
     seed=st.integers(0, 2**16),
     method=st.sampled_from(METHODS),
+    inputs=st.sampled_from(["probs", "log_probs", "logits"]),
 )
-def test_any_valid_input_gives_valid_weights(k: int, n: int, seed: int, method: str) -> None:
+def test_any_valid_input_gives_valid_weights(
+    k: int, n: int, seed: int, method: str, inputs: str
+) -> None:
     rng = np.random.default_rng(seed)
     P = rng.dirichlet(np.ones(k) * 0.5, size=n)
     y = np.r_[np.arange(k), rng.integers(0, k, size=n - k)]
     T = rng.dirichlet(np.ones(k) * 0.5, size=n)
+    if inputs != "probs":  # log-probabilities; logits: any row offset and a wide scale
+        P, T = np.log(np.maximum(P, 1e-300)), np.log(np.maximum(T, 1e-300))
+        if inputs == "logits":
+            P, T = 40.0 * P + rng.normal(0, 9, (n, 1)), 40.0 * T + rng.normal(0, 9, (n, 1))
+    est = LabelShiftEstimator(method, n_bootstrap=0, inputs=inputs)  # type: ignore[arg-type]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", IllConditionedWarning)
-        res = LabelShiftEstimator(method, n_bootstrap=0).fit(P, y).estimate(T)  # type: ignore[arg-type]
+        res = est.fit(P, y).estimate(T)
     assert np.all(np.isfinite(res.weights))
     assert np.all(res.weights >= 0)
     assert res.weights @ res.source_prior == pytest.approx(1.0)
