@@ -10,8 +10,13 @@ trained on 600 images, a held-out source set of 500 labeled images fits the cali
 confusion matrix, and target sets of ``n`` images are drawn from the remaining ~700 with class
 proportions q ~ Dirichlet(alpha). The truth is w = q_emp / p with q_emp the target set's actual
 class frequencies and p the held-out frequencies. 5 splits x 20 target draws = 100 trials per
-cell; medians. Models: multinomial logistic regression, GaussianNB (default: probabilities
-saturated at 0/1) and GaussianNB(var_smoothing=0.1) (miscalibrated but not saturated).
+cell; medians, with a bootstrap interval of each median. The target draws depend on the split
+only, so every model sees the same target sets. Models: multinomial logistic regression,
+GaussianNB (default: probabilities saturated at 0/1) and GaussianNB(var_smoothing=0.1)
+(miscalibrated but not saturated) given predict_proba, and the default GaussianNB given
+predict_log_proba (LabelShiftEstimator(inputs="log_probs")).
+
+    --parts label --models logistic --splits 25    # one model, more splits (seeds 1000..1024)
 
 Part 2, density ratio: source N(0, I_d), target N(mu, I_d) with mu = 1 sd along the first axis,
 n_s = 1000, n_t = 500, 50 seeded trials; the true ratio is exp(mu.x - |mu|^2 / 2). Normalized
@@ -40,30 +45,42 @@ from nndoctor.exceptions import IllConditionedWarning, LowOverlapWarning
 from nndoctor.shift import ImportanceWeighter, LabelShiftEstimator
 
 LABEL_METHODS = ("em-bcts", "em", "bbse-hard", "bbse-soft", "rlls")
-MODELS: dict[str, Callable[[], Any]] = {
-    "logistic": lambda: LogisticRegression(max_iter=3000),
-    "gaussian-nb": lambda: GaussianNB(),
-    "gaussian-nb(vs=0.1)": lambda: GaussianNB(var_smoothing=0.1),
+# name -> (model factory, what the estimators get: predict_proba or predict_log_proba)
+MODELS: dict[str, tuple[Callable[[], Any], str]] = {
+    "logistic": (lambda: LogisticRegression(max_iter=3000), "probs"),
+    "gaussian-nb": (lambda: GaussianNB(), "probs"),
+    "gaussian-nb(vs=0.1)": (lambda: GaussianNB(var_smoothing=0.1), "probs"),
+    "gaussian-nb log-probs": (lambda: GaussianNB(), "log_probs"),
 }
 
 
-def label_shift_tables(n_splits: int, n_draws: int) -> str:
+def _scores(model: Any, X: Any, inputs: str) -> Any:
+    return model.predict_log_proba(X) if inputs == "log_probs" else model.predict_proba(X)
+
+
+def label_shift_tables(n_splits: int, n_draws: int, models: list[str] | None = None) -> str:
     X, y = load_digits(return_X_y=True)
     lines = []
     cells: dict[tuple[str, float, int], dict[str, list[float]]] = {}
     times: dict[str, list[float]] = {m: [] for m in LABEL_METHODS}
     for split in range(n_splits):
-        rng = np.random.default_rng(1000 + split)
-        perm = rng.permutation(y.size)
+        perm = np.random.default_rng(1000 + split).permutation(y.size)
         tr, ho, te = perm[:600], perm[600:1100], perm[1100:]
         scaler = StandardScaler().fit(X[tr])
-        for model_name, make in MODELS.items():
+        for model_name, (make, inputs) in MODELS.items():
+            if models is not None and model_name not in models:
+                continue
+            # the target draws depend on the split only: every model sees the same target sets
+            rng = np.random.default_rng([1000 + split, 1])
             model = make().fit(scaler.transform(X[tr]), y[tr])
-            Ph, yh = model.predict_proba(scaler.transform(X[ho])), y[ho]
-            Pte, yte = model.predict_proba(scaler.transform(X[te])), y[te]
+            Ph, yh = _scores(model, scaler.transform(X[ho]), inputs), y[ho]
+            Pte, yte = _scores(model, scaler.transform(X[te]), inputs), y[te]
             p = np.bincount(yh, minlength=10) / yh.size
             by_class = [np.flatnonzero(yte == c) for c in range(10)]
-            ests = {m: LabelShiftEstimator(m, n_bootstrap=0).fit(Ph, yh) for m in LABEL_METHODS}
+            ests = {
+                m: LabelShiftEstimator(m, n_bootstrap=0, inputs=inputs).fit(Ph, yh)  # type: ignore[arg-type]
+                for m in LABEL_METHODS
+            }
             for alpha in (0.1, 1.0, 10.0):
                 for n in (200, 1000):
                     cell = cells.setdefault((model_name, alpha, n), {})
@@ -98,6 +115,19 @@ def label_shift_tables(n_splits: int, n_draws: int) -> str:
     for (model_name, alpha, n), cell in cells.items():
         vals = " | ".join(f"{np.median(cell[c]):.4f}" for c in cols)
         lines.append(f"| {model_name} | {alpha} | {n} | {vals} |")
+    lines.append("\n### 95% bootstrap interval of the median weight MSE (trials resampled)\n")
+    lines.append("| model | alpha | n target | trials | em-bcts | em | bbse-hard |")
+    lines.append("|---|---|---|---|---|---|---|")
+    boot = np.random.default_rng(0)
+    for (model_name, alpha, n), cell in cells.items():
+        cis = []
+        for m in ("em-bcts", "em", "bbse-hard"):
+            v = np.asarray(cell[m])
+            meds = np.median(v[boot.integers(0, v.size, size=(2000, v.size))], axis=1)
+            cis.append(f"{np.percentile(meds, 2.5):.4f}-{np.percentile(meds, 97.5):.4f}")
+        lines.append(
+            f"| {model_name} | {alpha} | {n} | {len(cell['em'])} | " + " | ".join(cis) + " |"
+        )
     lines.append("\n### Prior-corrected predictions (accuracy gain, median over trials)\n")
     lines.append("| model | alpha | n target | accuracy before | gain em-bcts | gain bbse-hard |"
                  " share of trials em-bcts gains ≥ 0 |")  # fmt: skip
@@ -225,6 +255,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 trials per cell")
     parser.add_argument(
+        "--draws", type=int, default=None, help="target draws per split (default 20)"
+    )
+    parser.add_argument("--splits", type=int, default=5, help="train/held-out/pool splits")
+    parser.add_argument(
+        "--models", default=None, help=f"comma-separated subset of {', '.join(MODELS)}"
+    )
+    parser.add_argument(
         "--parts", default="label,density,overlap", help="comma-separated: label,density,overlap"
     )
     args = parser.parse_args()
@@ -235,7 +272,8 @@ def main() -> None:
           f"{platform.python_version()} numpy {np.__version__}")  # fmt: skip
     if "label" in parts:
         print("\n## Label shift (digits)\n")
-        print(label_shift_tables(5, n_draws))
+        models = args.models.split(",") if args.models else None
+        print(label_shift_tables(args.splits, args.draws or n_draws, models))
     if "density" in parts:
         print("\n## Density ratio (Gaussian mean shift of 1 sd)\n")
         print(density_ratio_tables(n_trials))

@@ -39,6 +39,8 @@ def _digits(model: Any, seed: int = 1000) -> dict[str, Any]:
         "yh": y[ho],
         "Pte": model.predict_proba(scaler.transform(X[te])),
         "yte": y[te],
+        "Lh": model.predict_log_proba(scaler.transform(X[ho])),
+        "Lte": model.predict_log_proba(scaler.transform(X[te])),
     }
 
 
@@ -56,17 +58,29 @@ def naive_bayes() -> dict[str, Any]:
     return _digits(GaussianNB())
 
 
-def _trials(data: dict[str, Any], methods: list[str], *, alpha: float, n: int, n_trials: int):
+def _trials(
+    data: dict[str, Any],
+    methods: list[str],
+    *,
+    alpha: float,
+    n: int,
+    n_trials: int,
+    inputs: str = "probs",
+):
     rng = np.random.default_rng(0)
     p = np.bincount(data["yh"], minlength=10) / data["yh"].size
-    ests = {m: LabelShiftEstimator(m, n_bootstrap=0).fit(data["Ph"], data["yh"]) for m in methods}
+    src, tgt = ("Lh", "Lte") if inputs == "log_probs" else ("Ph", "Pte")
+    ests = {
+        m: LabelShiftEstimator(m, n_bootstrap=0, inputs=inputs).fit(data[src], data["yh"])  # type: ignore[arg-type]
+        for m in methods
+    }
     by_class = [np.flatnonzero(data["yte"] == c) for c in range(10)]
     mse: dict[str, list[float]] = {m: [] for m in methods}
     gain: list[float] = []
     for _ in range(n_trials):
         counts = rng.multinomial(n, rng.dirichlet(np.full(10, alpha)))
         idx = np.concatenate([rng.choice(by_class[c], size=k) for c, k in enumerate(counts) if k])
-        Pt, yt = data["Pte"][idx], data["yte"][idx]
+        Pt, yt = data[tgt][idx], data["yte"][idx]
         truth = counts / n / p
         for m, est in ests.items():
             with warnings.catch_warnings():
@@ -93,6 +107,24 @@ def test_calibration_matters_on_a_miscalibrated_model(naive_bayes: dict[str, Any
     mse, _ = _trials(naive_bayes, ["em-bcts", "em"], alpha=0.1, n=1000, n_trials=16)
     assert mse["em-bcts"] <= 0.04
     assert mse["em"] >= 2.5 * mse["em-bcts"]  # EM without calibration is several times worse
+
+
+def test_gaussian_nb_log_probs_pick_a_finite_floor_and_do_not_hurt(
+    naive_bayes: dict[str, Any],
+) -> None:
+    """GaussianNB's log-probabilities reach -1e10 (near-zero variances): unfloored temperature
+    scaling would flatten the model; the floor chosen by held-out NLL keeps it useful."""
+    assert naive_bayes["Lh"].min() < -1e6
+    est = LabelShiftEstimator(n_bootstrap=0, inputs="log_probs").fit(
+        naive_bayes["Lh"], naive_bayes["yh"]
+    )
+    assert 10.0 < est.logit_floor_ < 1000.0
+    lp, _ = _trials(
+        naive_bayes, ["em-bcts", "em"], alpha=0.1, n=1000, n_trials=16, inputs="log_probs"
+    )
+    pr, _ = _trials(naive_bayes, ["em-bcts"], alpha=0.1, n=1000, n_trials=16)
+    assert lp["em-bcts"] <= 1.2 * pr["em-bcts"]
+    assert lp["em"] >= 3 * lp["em-bcts"]
 
 
 @pytest.mark.parametrize("method", ["em-bcts", "em"])
@@ -221,16 +253,111 @@ def test_bad_input_is_a_typed_error() -> None:
     n=st.integers(20, 60),
     seed=st.integers(0, 2**16),
     method=st.sampled_from(METHODS),
+    inputs=st.sampled_from(["probs", "log_probs", "logits"]),
 )
-def test_any_valid_input_gives_valid_weights(k: int, n: int, seed: int, method: str) -> None:
+def test_any_valid_input_gives_valid_weights(
+    k: int, n: int, seed: int, method: str, inputs: str
+) -> None:
     rng = np.random.default_rng(seed)
     P = rng.dirichlet(np.ones(k) * 0.5, size=n)
     y = np.r_[np.arange(k), rng.integers(0, k, size=n - k)]
     T = rng.dirichlet(np.ones(k) * 0.5, size=n)
+    if inputs != "probs":  # log-probabilities; logits: any row offset and a wide scale
+        P, T = np.log(np.maximum(P, 1e-300)), np.log(np.maximum(T, 1e-300))
+        if inputs == "logits":
+            P, T = 40.0 * P + rng.normal(0, 9, (n, 1)), 40.0 * T + rng.normal(0, 9, (n, 1))
+    est = LabelShiftEstimator(method, n_bootstrap=0, inputs=inputs)  # type: ignore[arg-type]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", IllConditionedWarning)
-        res = LabelShiftEstimator(method, n_bootstrap=0).fit(P, y).estimate(T)  # type: ignore[arg-type]
+        res = est.fit(P, y).estimate(T)
     assert np.all(np.isfinite(res.weights))
     assert np.all(res.weights >= 0)
     assert res.weights @ res.source_prior == pytest.approx(1.0)
     assert res.target_prior.sum() == pytest.approx(1.0)
+
+
+# ------------------------------------------------ inputs="log_probs" or "logits"
+@pytest.mark.parametrize("method", METHODS)
+def test_log_probs_and_logits_match_probabilities(logistic: dict[str, Any], method: str) -> None:
+    """Same model, three input forms: log(P) and log(P) + any row constant are the same model."""
+    Ph, yh, Pte = logistic["Ph"], logistic["yh"], logistic["Pte"][:300]
+    Lh, Lte = np.log(np.maximum(Ph, 1e-12)), np.log(np.maximum(Pte, 1e-12))
+    Lh, Lte = (
+        Lh - np.log(np.exp(Lh).sum(1, keepdims=True)),
+        Lte - np.log(np.exp(Lte).sum(1))[:, None],
+    )
+    shift = np.random.default_rng(0).normal(0, 50, size=(Lte.shape[0], 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IllConditionedWarning)
+        ref = LabelShiftEstimator(method, n_bootstrap=0).fit(Ph, yh).estimate(Pte)  # type: ignore[arg-type]
+        lp = LabelShiftEstimator(method, n_bootstrap=0, inputs="log_probs").fit(Lh, yh)  # type: ignore[arg-type]
+        lg = LabelShiftEstimator(method, n_bootstrap=0, inputs="logits").fit(Lh + 3.0, yh)  # type: ignore[arg-type]
+        np.testing.assert_allclose(lp.estimate(Lte).weights, ref.weights, atol=1e-5)
+        np.testing.assert_allclose(lg.estimate(Lte + shift).weights, ref.weights, atol=1e-5)
+    np.testing.assert_allclose(lg.adjust(Lte + shift), lp.adjust(Lte), atol=1e-8)
+
+
+def _saturated(prior: list[float], n: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
+    """Two Gaussian classes; the model's logits are the true ones times 1000 (overconfident),
+    so its float64 probabilities are exactly 0 or 1 for most rows."""
+    y = rng.choice(2, size=n, p=prior)
+    x = rng.normal(np.where(y == 1, 1.0, -1.0), 1.0)
+    true_post = 1.0 / (1.0 + np.exp(-2.0 * x))  # P(y = 1 | x) under equal priors
+    return 1000.0 * np.c_[-x, x], y, true_post
+
+
+def test_log_probs_keep_what_saturated_probabilities_lose() -> None:
+    rng = np.random.default_rng(0)
+    zs, ys, _ = _saturated([0.5, 0.5], 2000, rng)
+    zt, yt, post_t = _saturated([0.9, 0.1], 2000, rng)
+    lp, lpt = (z - np.logaddexp(z[:, :1], z[:, 1:]) for z in (zs, zt))
+    assert np.mean(np.exp(lp) == 0.0) > 0.4  # saturated in float64
+    truth = np.bincount(yt, minlength=2) / yt.size
+    est = LabelShiftEstimator(n_bootstrap=0, inputs="logits").fit(zs, ys)
+    assert est.temperature_ == pytest.approx(1000.0, rel=0.2)
+    assert np.max(np.abs(est.estimate(zt).target_prior - truth)) < 0.03
+    est_lp = LabelShiftEstimator(n_bootstrap=0, inputs="log_probs").fit(lp, ys)
+    np.testing.assert_allclose(est_lp.estimate(lpt).weights, est.result_.weights, atol=1e-6)
+    # calibrated posteriors: from logits close to the truth; from saturated probabilities not
+    err_logits = np.median(np.abs(est.calibrate(zt)[:, 1] - post_t))
+    est_p = LabelShiftEstimator(n_bootstrap=0).fit(np.exp(lp), ys)
+    err_probs = np.median(np.abs(est_p.calibrate(np.exp(lpt))[:, 1] - post_t))
+    assert err_logits < 0.02
+    assert err_probs > 3 * err_logits
+
+
+def test_bad_log_probs_and_logits_are_typed_errors() -> None:
+    L = np.log(np.array([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4], [0.1, 0.9]]))
+    y = np.array([0, 1, 0, 1])
+    with pytest.raises(InvalidParameterError, match="inputs"):
+        LabelShiftEstimator(inputs="log").fit(L, y)  # type: ignore[arg-type]
+    with pytest.raises(DataValidationError, match="logsumexp"):
+        LabelShiftEstimator(inputs="log_probs").fit(L + 1.0, y)
+    with pytest.raises(DataValidationError, match="logsumexp"):  # probabilities passed by mistake
+        LabelShiftEstimator(inputs="log_probs").fit(np.exp(L), y)
+    for bad in (-np.inf, np.nan, np.inf):
+        with pytest.raises(DataValidationError, match="predict_log_proba"):
+            LabelShiftEstimator(inputs="log_probs").fit(np.where(L[0, 0] == L, bad, L), y)
+    with pytest.raises(DataValidationError, match="at least 2"):
+        LabelShiftEstimator(inputs="logits").fit(L[:, :1], y)
+    est = LabelShiftEstimator(n_bootstrap=0, inputs="logits").fit(L, y)
+    with pytest.raises(DataValidationError, match="3 classes but 2"):
+        est.estimate(np.zeros((4, 3)))
+    with pytest.raises(DataValidationError, match="3 classes but 2"):
+        est.calibrate(np.zeros((4, 3)))
+    assert repr(est) == "LabelShiftEstimator(method='em-bcts', inputs='logits')"
+    np.testing.assert_allclose(est.calibrate(L + 7.0).sum(axis=1), 1.0)
+
+
+def test_estimate_accuracy_refuses_a_log_probs_estimator_but_takes_its_result() -> None:
+    from nndoctor.shift import estimate_accuracy
+
+    rng = np.random.default_rng(0)
+    P = rng.dirichlet(np.ones(3), size=60)
+    y = np.r_[np.arange(3), rng.integers(0, 3, size=57)]
+    est = LabelShiftEstimator(n_bootstrap=0, inputs="log_probs").fit(np.log(P), y)
+    with pytest.raises(InvalidParameterError, match="inputs='log_probs'"):
+        estimate_accuracy(P, y, P, method="label-shift", label_shift=est)
+    res = est.estimate(np.log(P))
+    out = estimate_accuracy(P, y, P, method="label-shift", label_shift=res)
+    assert 0.0 <= out.accuracy <= 1.0

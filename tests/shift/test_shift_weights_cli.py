@@ -121,3 +121,24 @@ def test_report_sections_with_figures() -> None:
     (label_section,) = to_sections(res, figures=True)
     assert len(label_section.table) == 2
     assert label_section.figures[0].png_base64.startswith("iVBOR")
+
+
+def test_shift_labels_takes_log_probabilities(tables: dict[str, Path], tmp_path: Path) -> None:
+    logs = {}
+    for key in ("sp", "tp"):
+        frame = pd.read_csv(tables[key])
+        cols = ["cat", "dog", "fox"]
+        frame[cols] = np.log(np.maximum(frame[cols].to_numpy(), 1e-300))
+        logs[key] = tmp_path / f"log_{key}.csv"
+        frame.to_csv(logs[key], index=False)
+    args = ["shift", "labels", "--source-probs", str(logs["sp"]), "--target-probs",
+            str(logs["tp"]), "--label", "y", "--n-bootstrap", "0", "--json"]  # fmt: skip
+    result = runner.invoke(app, [*args, "--inputs", "log_probs"])
+    assert result.exit_code == 0, result.output
+    prior = json.loads(result.stdout)["target_prior"]
+    np.testing.assert_allclose(prior, [0.7, 0.2, 0.1], atol=0.08)
+    wrong = runner.invoke(app, args)  # log-probabilities read as probabilities
+    assert wrong.exit_code == 3
+    assert "outside [0, 1]" in wrong.stderr
+    bad = runner.invoke(app, [*args, "--inputs", "logs"])
+    assert bad.exit_code == 2

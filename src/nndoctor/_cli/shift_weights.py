@@ -128,6 +128,13 @@ def labels_cmd(
         str, typer.Option(help="em-bcts | em | bbse-hard | bbse-soft | rlls.")
     ] = "em-bcts",
     n_bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for intervals.")] = 100,
+    inputs: Annotated[
+        str,
+        typer.Option(
+            help="What the class columns hold: probs | log_probs | logits (use log_probs or "
+            "logits when the model's probabilities saturate at 0/1)."
+        ),
+    ] = "probs",
     adjusted_out: Annotated[
         Path | None,
         typer.Option("--adjusted-out", help="Write prior-corrected target probabilities here."),
@@ -138,12 +145,14 @@ def labels_cmd(
 ) -> None:
     """Label shift: source vs estimated target class proportions, weights w(y) and intervals.
 
-    Probability columns are all columns of --source-probs except --label, in order; labels are
-    class indices 0..K-1 in that order, or the column names themselves.
+    Probability columns (or log-probabilities / logits with --inputs) are all columns of
+    --source-probs except --label, in order; labels are class indices 0..K-1 in that order, or
+    the column names themselves.
     """
     from nndoctor.shift import LabelShiftEstimator
 
     check_choice(method, ("bbse-hard", "bbse-soft", "em", "em-bcts", "rlls"), name="--method")
+    check_choice(inputs, ("log_probs", "logits", "probs"), name="--inputs")
     with progress_bar("label shift") as advance:
         advance(0.05, "reading tables")
         src = load_table(source_probs)
@@ -177,6 +186,7 @@ def labels_cmd(
             method,  # type: ignore[arg-type]  # validated by check_choice above
             n_bootstrap=n_bootstrap,
             random_state=seed,
+            inputs=inputs,  # type: ignore[arg-type]  # validated by check_choice above
         ).fit(src[prob_cols].to_numpy(dtype=np.float64), y)
         advance(0.3, f"estimating ({n_bootstrap} bootstrap replicates)")
         T = tgt[prob_cols].to_numpy(dtype=np.float64)

@@ -32,6 +32,7 @@ from nndoctor._validation import (
     check_choice,
     check_int,
     check_labels,
+    check_matrix,
     check_probabilities,
     check_random_state,
     check_unit_interval,
@@ -48,8 +49,13 @@ __all__ = ["LabelShiftEstimator", "LabelShiftResult"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 LabelMethod = Literal["em-bcts", "em", "bbse-hard", "bbse-soft", "rlls"]
+LabelInputs = Literal["probs", "log_probs", "logits"]
 _METHODS = ("bbse-hard", "bbse-soft", "em", "em-bcts", "rlls")
+_INPUTS = ("log_probs", "logits", "probs")
+_LOG_PROBS_ATOL = 1e-4  # log-probability rows must have |logsumexp| below this
+# candidate floors c for log-scale inputs: z <- max(z, max_k z_k - c), chosen by held-out NLL
 _LOG_FLOOR = 1e-12  # probabilities are floored here before taking logs
+_LOGIT_FLOORS = (float("inf"), 1000.0, 300.0, 100.0, 50.0, -float(np.log(_LOG_FLOOR)), 10.0)
 _SINGULAR_RCOND = 1e-10  # smallest / largest singular value below this: singular
 
 
@@ -127,10 +133,18 @@ def _fit_scaling(
     r"""Fit :math:`\mathrm{softmax}(a \cdot z + b)` by minimum NLL; returns ``[log a, b...]``.
 
     Temperature scaling (Guo et al., 2017) fits only :math:`a = 1/T`; bias-corrected temperature
-    scaling (Alexandari et al., 2020) also fits one bias per class.
+    scaling (Alexandari et al., 2020) also fits one bias per class. The logits are first divided
+    by their spread (row-centred standard deviation), so that the search for :math:`\log a`
+    starts at a sensible scale and its bounds hold for any scale of input (a naive Bayes model's
+    log-probabilities reach :math:`-10^5`); the returned :math:`\log a` refers to the input.
     """
     from scipy.optimize import minimize
 
+    spread = float(np.std(logits - logits.mean(axis=1, keepdims=True)))
+    log_scale = -float(np.log(spread)) if np.isfinite(spread) and spread > 0 else 0.0
+    logits = logits * float(np.exp(log_scale))
+    if init is not None:
+        init = np.r_[init[0] - log_scale, init[1:]]
     n, k = logits.shape
     onehot = np.zeros((n, k))
     onehot[np.arange(n), labels] = 1.0
@@ -157,7 +171,23 @@ def _fit_scaling(
         objective, x0, jac=True, method="L-BFGS-B", bounds=bounds,
         options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8},
     )  # fmt: skip
-    return np.asarray(res.x, dtype=np.float64)
+    theta = np.asarray(res.x, dtype=np.float64)
+    theta[0] += log_scale
+    return theta
+
+
+def _floor_logits(logits: FloatArray, floor: float) -> FloatArray:
+    """Raise every logit to at least ``row max - floor`` (``floor = inf``: unchanged)."""
+    if not np.isfinite(floor):
+        return logits
+    return np.asarray(
+        np.maximum(logits, logits.max(axis=1, keepdims=True) - floor), dtype=np.float64
+    )
+
+
+def _scaled_nll(logits: FloatArray, labels: IntArray, theta: FloatArray) -> float:
+    z = float(np.exp(theta[0])) * logits + theta[1:]
+    return float(np.mean(_logsumexp(z) - z[np.arange(labels.size), labels]))
 
 
 def _apply_scaling(logits: FloatArray, theta: FloatArray) -> FloatArray:
@@ -168,6 +198,61 @@ def _apply_scaling(logits: FloatArray, theta: FloatArray) -> FloatArray:
 
 def _log(probs: FloatArray) -> FloatArray:
     return np.asarray(np.log(np.maximum(probs, _LOG_FLOOR)), dtype=np.float64)
+
+
+def _logsumexp(z: FloatArray) -> FloatArray:
+    zmax = z.max(axis=1, keepdims=True)
+    return np.asarray(np.log(np.exp(z - zmax).sum(axis=1)) + zmax[:, 0], dtype=np.float64)
+
+
+@dataclass(slots=True)
+class _Scores:
+    """One set of model outputs in both forms the estimators use.
+
+    ``probs``: posteriors (rows sum to 1); ``logits``: log-scale scores whose softmax is
+    ``probs`` (the input itself for ``log_probs`` / ``logits``; floored logs for ``probs``).
+    """
+
+    probs: FloatArray
+    logits: FloatArray
+
+    def take(self, idx: npt.NDArray[np.integer[Any]]) -> _Scores:
+        return _Scores(self.probs[idx], self.logits[idx])
+
+
+def _check_scores(scores: Any, *, inputs: str, name: str, n_classes: int | None = None) -> _Scores:
+    """Validate a model's outputs given as probabilities, log-probabilities or logits."""
+    if inputs == "probs":
+        P = check_probabilities(scores, name=name, n_classes=n_classes)
+        return _Scores(P, _log(P))
+    hint = (
+        "pass finite values (for log-probabilities use the model's predict_log_proba, which "
+        "is computed stably, or inputs='probs')"
+    )
+    try:
+        Z: FloatArray = np.asarray(check_matrix(scores, name=name), dtype=np.float64)
+    except DataValidationError as err:
+        raise DataValidationError(f"{err}; with inputs={inputs!r} {hint}") from err
+    if Z.shape[1] < 2:
+        raise DataValidationError(
+            f"{name} has {Z.shape[1]} column; pass one {inputs} column per class (at least 2; "
+            "for a binary decision_function pass np.c_[-d / 2, d / 2])"
+        )
+    if n_classes is not None and Z.shape[1] != n_classes:
+        raise DataValidationError(
+            f"{name} has {Z.shape[1]} classes but {n_classes} were expected; "
+            "pass outputs of the same model"
+        )
+    if inputs == "log_probs":
+        lse = _logsumexp(Z)
+        worst = int(np.argmax(np.abs(lse)))
+        if abs(float(lse[worst])) > _LOG_PROBS_ATOL:
+            raise DataValidationError(
+                f"{name} rows must be log-probabilities (logsumexp of each row = 0; row "
+                f"{worst} gives {float(lse[worst]):.4g}); pass predict_log_proba output, or "
+                "inputs='logits' for unnormalized scores"
+            )
+    return _Scores(_softmax(Z), Z)
 
 
 # ---------------------------------------------------------------------- the estimators' cores
@@ -233,6 +318,7 @@ class _SourceState:
     n_classes: int
     source_prior: FloatArray
     theta: FloatArray | None = None  # calibration parameters (em-bcts)
+    floor: float = float("inf")  # logit floor applied before the calibration (em-bcts)
     confusion: FloatArray | None = None  # joint confusion matrix (bbse, rlls)
     n: int = 0
 
@@ -294,6 +380,23 @@ class LabelShiftEstimator:
         condition number exceeds this.
     rlls_coefficient : float
         The constant :math:`c` in RLLS's :math:`\Delta_C` (0.01 as in the authors' code).
+    inputs : {"probs", "log_probs", "logits"}
+        What :meth:`fit`, :meth:`estimate`, :meth:`calibrate` and :meth:`adjust` receive:
+        predicted probabilities (rows sum to 1; ``predict_proba``), log-probabilities
+        (``predict_log_proba``; each row's :math:`\log\sum_y e^{z_y}` must be 0) or logits /
+        decision scores :math:`z` with :math:`p(y \mid x) = \mathrm{softmax}(z)_y` (any finite
+        reals; ``decision_function``, a network's last layer). Calibration works on
+        :math:`z` directly (softmax computed with the log-sum-exp shift), so pass
+        log-probabilities or logits whenever the model's probabilities saturate: a probability
+        that underflows to 0 (or rounds to 1) in float64 carries no information that a
+        temperature could rescale, while its log-probability is still finite. With ``"probs"``
+        the logs are taken after flooring at :math:`10^{-12}`. With log-scale inputs,
+        ``em-bcts`` first raises each logit to at least :math:`\max_k z_k - c` and picks the
+        floor :math:`c \in \{\infty, 1000, 300, 100, 50, 27.6, 10\}` whose calibrated
+        negative log-likelihood on the held-out set is smallest (``logit_floor_``; the bootstrap
+        keeps it). This guards temperature scaling, one affine map of :math:`z`, against a few
+        absurd log-likelihoods (GaussianNB's near-zero variances give :math:`-10^{10}`) that
+        would otherwise force :math:`T \to \infty` and flatten the model.
 
     Attributes
     ----------
@@ -303,6 +406,9 @@ class LabelShiftEstimator:
         :math:`T` of the calibration (em-bcts), NaN otherwise.
     bias_ : ndarray or None
         Per-class bias :math:`b` of the calibration (em-bcts).
+    logit_floor_ : float
+        The floor :math:`c` chosen for log-scale inputs with em-bcts (``inf``: none); NaN for
+        ``inputs="probs"`` (whose logs are floored at :math:`10^{-12}`) and other methods.
     confusion_matrix_ : ndarray or None
         Joint confusion matrix (bbse, rlls).
     condition_number_ : float
@@ -346,6 +452,14 @@ class LabelShiftEstimator:
     True
     >>> est.adjust(Pt).shape
     (1000, 2)
+
+    Log-probabilities or logits (e.g. ``predict_log_proba``, ``decision_function``) keep what
+    saturated probabilities lose; here the logits of the same two-class model:
+
+    >>> Zs, Zt = np.log(Ps + 1e-300), np.log(Pt + 1e-300)
+    >>> lg = LabelShiftEstimator(n_bootstrap=0, inputs="logits").fit(Zs, ys)
+    >>> np.round(lg.estimate(Zt).target_prior, 1)
+    array([0.8, 0.2])
     """
 
     def __init__(
@@ -359,6 +473,7 @@ class LabelShiftEstimator:
         tol: float = 1e-8,
         max_condition: float = 100.0,
         rlls_coefficient: float = 0.01,
+        inputs: LabelInputs = "probs",
     ) -> None:
         self.method = method
         self.n_bootstrap = n_bootstrap
@@ -368,10 +483,12 @@ class LabelShiftEstimator:
         self.tol = tol
         self.max_condition = max_condition
         self.rlls_coefficient = rlls_coefficient
+        self.inputs = inputs
 
     # ------------------------------------------------------------------ fitting
     def _check_params(self) -> None:
         check_choice(self.method, _METHODS, name="method")
+        check_choice(self.inputs, _INPUTS, name="inputs")
         check_int(self.n_bootstrap, name="n_bootstrap", minimum=0)
         check_unit_interval(self.confidence, name="confidence")
         check_int(self.max_iter, name="max_iter", minimum=1)
@@ -386,7 +503,8 @@ class LabelShiftEstimator:
         Parameters
         ----------
         source_probs : array-like of shape (n, n_classes)
-            The model's predicted probabilities on held-out source rows (rows sum to 1).
+            The model's outputs on held-out source rows: probabilities (rows sum to 1),
+            log-probabilities or logits, as set by ``inputs``.
         source_labels : array-like of shape (n,)
             Their true labels, integers ``0 .. n_classes - 1`` in the order of the columns.
             Every class must occur at least once.
@@ -396,16 +514,22 @@ class LabelShiftEstimator:
         self
         """
         self._check_params()
-        P = check_probabilities(source_probs, name="source_probs")
-        y = _check_class_labels(source_labels, n_rows=P.shape[0], n_classes=P.shape[1])
-        self._P_source, self._y_source = P, y
-        self._state = self._fit_state(P, y, init=None)
-        self.n_classes_ = P.shape[1]
+        S = _check_scores(source_probs, inputs=str(self.inputs), name="source_probs")
+        k = S.probs.shape[1]
+        y = _check_class_labels(source_labels, n_rows=S.probs.shape[0], n_classes=k)
+        self._S_source, self._y_source = S, y
+        self._state = self._fit_state(S, y, init=None)
+        self.n_classes_ = k
         self.source_prior_ = self._state.source_prior
         self.temperature_ = (
             float(np.exp(-self._state.theta[0])) if self._state.theta is not None else float("nan")
         )
         self.bias_ = self._state.theta[1:].copy() if self._state.theta is not None else None
+        self.logit_floor_ = (
+            self._state.floor
+            if self.method == "em-bcts" and self.inputs != "probs"
+            else float("nan")
+        )
         self.confusion_matrix_ = self._state.confusion
         self.condition_number_ = (
             float(np.linalg.cond(self._state.confusion))
@@ -414,16 +538,32 @@ class LabelShiftEstimator:
         )
         return self
 
-    def _fit_state(self, P: FloatArray, y: IntArray, *, init: FloatArray | None) -> _SourceState:
-        k = P.shape[1]
+    def _fit_state(
+        self,
+        S: _Scores,
+        y: IntArray,
+        *,
+        init: FloatArray | None,
+        floor: float | None = None,
+    ) -> _SourceState:
+        k = S.probs.shape[1]
         freq = np.bincount(y, minlength=k) / y.size
         if self.method == "em-bcts":
-            theta = _fit_scaling(_log(P), y, bias=True, init=init)
-            calibrated = _apply_scaling(_log(P), theta)
-            return _SourceState(k, calibrated.mean(axis=0), theta=theta, n=y.size)
+            if floor is None:  # choose the logit floor by held-out NLL (log-scale inputs only)
+                floors = (float("inf"),) if self.inputs == "probs" else _LOGIT_FLOORS
+                fits = []
+                for c in floors:
+                    z = _floor_logits(S.logits, c)
+                    th = _fit_scaling(z, y, bias=True, init=None)
+                    fits.append((_scaled_nll(z, y, th), c, th))
+                _, floor, theta = min(fits, key=lambda t: t[0])
+            else:
+                theta = _fit_scaling(_floor_logits(S.logits, floor), y, bias=True, init=init)
+            calibrated = _apply_scaling(_floor_logits(S.logits, floor), theta)
+            return _SourceState(k, calibrated.mean(axis=0), theta=theta, floor=floor, n=y.size)
         if self.method == "em":
             return _SourceState(k, freq, n=y.size)
-        scores = P if self.method == "bbse-soft" else _hard(P)
+        scores = S.probs if self.method == "bbse-soft" else _hard(S.logits)
         return _SourceState(k, freq, confusion=_joint_confusion(scores, y, k), n=y.size)
 
     def _check_fitted(self) -> None:
@@ -436,7 +576,9 @@ class LabelShiftEstimator:
     def calibrate(self, probs: Any) -> FloatArray:
         """Calibrated posteriors (bias-corrected temperature scaling for ``em-bcts``).
 
-        For the other methods the probabilities are returned unchanged.
+        ``probs`` are the model's outputs in the estimator's ``inputs`` form. For the other
+        methods the posteriors are returned uncalibrated (the softmax of log-probabilities or
+        logits).
 
         Examples
         --------
@@ -447,22 +589,26 @@ class LabelShiftEstimator:
         array([1., 1., 1., 1.])
         """
         self._check_fitted()
-        P = check_probabilities(probs, name="probs", n_classes=self.n_classes_)
+        S = _check_scores(probs, inputs=str(self.inputs), name="probs", n_classes=self.n_classes_)
         if self._state.theta is None:
-            return P
-        return _apply_scaling(_log(P), self._state.theta)
+            return S.probs
+        return _apply_scaling(_floor_logits(S.logits, self._state.floor), self._state.theta)
 
     # ------------------------------------------------------------------ estimating
-    def _estimate_core(self, state: _SourceState, target: FloatArray) -> _Estimate:
+    def _estimate_core(self, state: _SourceState, target: _Scores) -> _Estimate:
         p = state.source_prior
         if self.method in ("em-bcts", "em"):
-            post = target if state.theta is None else _apply_scaling(_log(target), state.theta)
+            post = (
+                target.probs
+                if state.theta is None
+                else _apply_scaling(_floor_logits(target.logits, state.floor), state.theta)
+            )
             q, converged, n_iter = _em(post, p, tol=float(self.tol), max_iter=self.max_iter)
             return _Estimate(q / p, p, converged=converged, n_iter=n_iter)
         C = state.confusion
         if C is None:  # pragma: no cover - fit always sets it for these methods
             raise NNDoctorError("internal error: confusion matrix missing")
-        scores = target if self.method == "bbse-soft" else _hard(target)
+        scores = target.probs if self.method == "bbse-soft" else _hard(target.logits)
         mu = scores.mean(axis=0)
         sv = np.linalg.svd(C, compute_uv=False)
         singular = bool(sv[-1] <= _SINGULAR_RCOND * sv[0])
@@ -487,14 +633,17 @@ class LabelShiftEstimator:
         Parameters
         ----------
         target_probs : array-like of shape (n_target, n_classes)
-            The same model's predicted probabilities on the target rows.
+            The same model's outputs on the target rows (probabilities, log-probabilities or
+            logits, as set by ``inputs``).
 
         Returns
         -------
         LabelShiftResult
         """
         self._check_fitted()
-        T = check_probabilities(target_probs, name="target_probs", n_classes=self.n_classes_)
+        T = _check_scores(
+            target_probs, inputs=str(self.inputs), name="target_probs", n_classes=self.n_classes_
+        )
         est = self._estimate_core(self._state, T)
         if est.singular:
             detail = (
@@ -532,7 +681,7 @@ class LabelShiftEstimator:
             prior_ci_low=ci[2],
             prior_ci_high=ci[3],
             n_source=int(self._y_source.size),
-            n_target=int(T.shape[0]),
+            n_target=int(T.probs.shape[0]),
             n_bootstrap=int(self.n_bootstrap),
             confidence=float(self.confidence),
             converged=est.converged,
@@ -543,9 +692,9 @@ class LabelShiftEstimator:
         self.result_ = result
         return result
 
-    def _bootstrap(self, T: FloatArray) -> FloatArray:
+    def _bootstrap(self, T: _Scores) -> FloatArray:
         rng = check_random_state(self.random_state)
-        P, y = self._P_source, self._y_source
+        S, y = self._S_source, self._y_source
         k = self.n_classes_
         ws, qs = [], []
         init = self._state.theta
@@ -553,8 +702,9 @@ class LabelShiftEstimator:
             idx = rng.integers(0, y.size, size=y.size)
             if np.unique(y[idx]).size < k:  # a class vanished from the resample: draw again
                 idx = _stratified_resample(y, rng)
-            state = self._fit_state(P[idx], y[idx], init=init)
-            target = T[rng.integers(0, T.shape[0], size=T.shape[0])]
+            state = self._fit_state(S.take(idx), y[idx], init=init, floor=self._state.floor)
+            n_t = T.probs.shape[0]
+            target = T.take(np.asarray(rng.integers(0, n_t, size=n_t), dtype=np.int64))
             est = self._estimate_core(state, target)
             ws.append(est.weights)
             qs.append(est.weights * est.source_prior)
@@ -575,7 +725,7 @@ class LabelShiftEstimator:
         Parameters
         ----------
         probs : array-like of shape (n, n_classes)
-            The model's probabilities on target rows.
+            The model's outputs on target rows (in the estimator's ``inputs`` form).
         result : LabelShiftResult, optional
             The weights to use; default: the last :meth:`estimate`.
 
@@ -599,7 +749,8 @@ class LabelShiftEstimator:
         return np.asarray(out, dtype=np.float64)
 
     def __repr__(self) -> str:
-        return f"LabelShiftEstimator(method={self.method!r})"
+        extra = f", inputs={self.inputs!r}" if self.inputs != "probs" else ""
+        return f"LabelShiftEstimator(method={self.method!r}{extra})"
 
 
 def _stratified_resample(y: IntArray, rng: np.random.Generator) -> IntArray:

@@ -255,7 +255,9 @@ def estimate_accuracy(
         Features; when ``source_weights`` is not given, an
         :class:`~nndoctor.shift.ImportanceWeighter` (classifier) is fitted on them.
     label_shift : LabelShiftResult or fitted LabelShiftEstimator, optional
-        Label-shift weights; by default ``em-bcts`` is fitted on the held-out source set.
+        Label-shift weights; by default ``em-bcts`` is fitted on the held-out source set. An
+        estimator must take probabilities (``inputs="probs"``); for one fitted on
+        log-probabilities or logits pass its :class:`LabelShiftResult` instead.
     score : {"negative-entropy", "max-confidence"}
         ATC's confidence score.
     random_state : int, Generator or None
@@ -329,6 +331,12 @@ def estimate_accuracy(
                 res = label_shift
             else:
                 est = label_shift or LabelShiftEstimator(n_bootstrap=0, random_state=random_state)
+                if est.inputs != "probs":
+                    raise InvalidParameterError(
+                        f"label_shift is a LabelShiftEstimator with inputs={est.inputs!r}, but "
+                        "estimate_accuracy passes it probabilities; pass its result instead: "
+                        "label_shift=est.estimate(target_log_probs)"
+                    )
                 if not hasattr(est, "n_classes_"):
                     est.fit(Ps, ys)
                 res = est.estimate(Pt)
