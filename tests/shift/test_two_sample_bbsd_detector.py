@@ -118,6 +118,9 @@ def test_detector_other_methods_and_errors() -> None:
     probs = _probs(rng, 300, [0.5, 0.5])
     bb = ShiftDetector("bbsd").fit(probs)
     assert bb.test(_probs(rng, 300, [0.1, 0.9])).drift_detected
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3))
+    kept = ShiftDetector("bbsd", options={"model": net}).fit(rng.normal(size=(300, 2)))
+    assert kept.test(rng.normal(size=(300, 2)) + np.array([3.0, 0.0])).drift_detected
     with pytest.raises(InvalidParameterError, match="not fitted"):
         ShiftDetector("mmd").test(np.zeros((3, 2)))
     with pytest.raises(InvalidParameterError, match="method 'foo' is unknown"):

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 import nndoctor.shift._mmd as mmd_module
@@ -194,3 +196,33 @@ def test_one_row_warns_and_returns_nan() -> None:
     with pytest.warns(SmallSampleWarning, match="4 blocks"):
         res = mmd_test(np.zeros((5, 2)), np.ones((5, 2)), method="block")
     assert np.isnan(res.statistic)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    m=st.integers(2, 12),
+    n=st.integers(2, 12),
+    d=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+    scale=st.floats(1e-3, 1e3),
+)
+def test_property_any_shape_gives_a_valid_pvalue(
+    m: int, n: int, d: int, seed: int, scale: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(m, d)) * scale, rng.normal(size=(n, d)) * scale
+    res = mmd_test(x, y, n_permutations=19, random_state=seed)
+    assert np.isfinite(res.statistic)
+    assert 1 / 20 <= res.pvalue <= 1.0
+    assert res.null_distribution is not None
+    assert res.null_distribution.shape == (19,)
+    bad = x.copy()
+    bad[rng.integers(m), rng.integers(d)] = np.nan
+    with pytest.raises(DataValidationError, match="NaN"):
+        mmd_test(bad, y)
+
+
+def test_constant_data_gives_pvalue_one() -> None:
+    res = mmd_test(np.ones((10, 2)), np.ones((8, 2)), n_permutations=50, random_state=0)
+    assert res.statistic == pytest.approx(0.0, abs=1e-12)
+    assert res.pvalue == 1.0

@@ -17,14 +17,14 @@ import numpy.typing as npt
 import torch
 
 from nndoctor._results import ResultMixin
-from nndoctor._validation import check_matrix, check_same_features, check_unit_interval
+from nndoctor._validation import check_matrix, check_unit_interval
 from nndoctor.exceptions import DataValidationError, SmallSampleWarning
 
 __all__ = [
     "TwoSampleResult",
     "as_float_tensors",
     "check_alpha",
-    "check_numeric_pair",
+    "column_names",
     "limit_threads",
     "smallest_pvalue",
     "warn_small",
@@ -94,20 +94,6 @@ def check_alpha(alpha: Any) -> float:
 def warn_small(what: str) -> None:
     """Emit a :class:`SmallSampleWarning` that names the problem."""
     warnings.warn(what, SmallSampleWarning, stacklevel=3)
-
-
-def check_numeric_pair(
-    X: Any, Y: Any, *, names: tuple[str, str] = ("X", "Y")
-) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
-    """Validate two numeric samples as finite 2-D float arrays with the same columns.
-
-    Empty samples raise :class:`DataValidationError`; the caller decides what a one-row sample
-    means for its statistic.
-    """
-    x = check_matrix(X, name=names[0], min_rows=1)
-    y = check_matrix(Y, name=names[1], min_rows=1)
-    check_same_features(x, y, names=names)
-    return x, y
 
 
 def _tensor_or_array(data: Any, name: str) -> torch.Tensor:

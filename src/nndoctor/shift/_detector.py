@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from nndoctor._validation import check_choice, check_probabilities, check_random_state
@@ -40,7 +41,9 @@ class ShiftDetector:
     ``method`` picks the test: ``"mmd"`` (:func:`mmd_test`; the reference's bandwidth, column
     scales and, up to 5,000 rows, its kernel matrix are computed once in ``fit``), ``"ks"``,
     ``"chi2"``, ``"features"`` (:func:`feature_test`), ``"c2st"`` (:func:`classifier_test`) or
-    ``"bbsd"`` (:func:`bbsd_test`; ``fit`` and ``test`` take class probabilities). Reference
+    ``"bbsd"`` (:func:`bbsd_test`; ``fit`` and ``test`` take class probabilities, or inputs
+    when ``options={"model": m}`` keeps a network or a classifier with ``predict_proba`` whose
+    outputs are tested). Reference
     data go to :meth:`fit`, never to the constructor.
 
     .. math:: \\text{drift} \\iff p(\\text{reference}, \\text{batch}) \\le \\alpha
@@ -104,7 +107,8 @@ class ShiftDetector:
                     f"options must not contain {key!r}; pass it to ShiftDetector itself"
                 )
         if self.method == "bbsd":
-            self._ref: Any = check_probabilities(X_ref, name="X_ref")
+            self._model = self._opts.pop("model", None)
+            self._ref: Any = check_probabilities(self._outputs(X_ref), name="X_ref")
             self.n_reference_ = int(self._ref.shape[0])
             return self
         if self.method != "mmd":
@@ -144,6 +148,23 @@ class ShiftDetector:
             self._kxx = k.fill_diagonal_(0.0)
         return self
 
+    def _outputs(self, X: Any) -> Any:
+        """Class probabilities: ``X`` itself, or the kept model's outputs on ``X``."""
+        model = self._model
+        if model is None:
+            return X
+        if isinstance(model, torch.nn.Module):
+            from nndoctor.shift._suite import _model_probs
+
+            arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+            return _model_probs(model, np.asarray(arr, dtype=np.float64))
+        if hasattr(model, "predict_proba"):
+            return model.predict_proba(X)
+        raise InvalidParameterError(
+            f"options['model'] must be a torch.nn.Module or have predict_proba, got "
+            f"{type(model).__name__}"
+        )
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_reference_"):
             raise InvalidParameterError(
@@ -157,7 +178,7 @@ class ShiftDetector:
         self._check_fitted()
         alpha = float(self.alpha)
         if self.method == "bbsd":
-            return bbsd_test(self._ref, X, alpha=alpha, **self._opts)
+            return bbsd_test(self._ref, self._outputs(X), alpha=alpha, **self._opts)
         if self.method == "ks":
             return ks_test(self._ref, X, alpha=alpha, random_state=self._rng, **self._opts)
         if self.method == "chi2":

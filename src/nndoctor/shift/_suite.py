@@ -198,8 +198,7 @@ def compare_samples(
             )  # fmt: skip
         elif what == "c2st":
             results["classifier"] = classifier_test(src, tgt, alpha=alpha, random_state=seed)
-        else:
-            assert model is not None  # checked above
+        elif model is not None:  # "bbsd" (a missing model was rejected above)
             xs = src[numeric].to_numpy(dtype=np.float64)
             xt = tgt[numeric].to_numpy(dtype=np.float64)
             results["bbsd"] = bbsd_test(_model_probs(model, xs), _model_probs(model, xt),
