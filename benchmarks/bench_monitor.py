@@ -208,6 +208,7 @@ def split(model: str, steps: int, batch: int, kwargs: dict[str, Any]) -> dict[st
             if i >= 5:
                 for key, value in (("fwd", t1 - t0), ("bwd", t2 - t1), ("opt", t3 - t2)):
                     times.setdefault(f"{tag}_{key}", []).append(value)
+                times.setdefault(f"{tag}_total", []).append(t4 - t0)
                 if mon is not None:
                     times.setdefault("m_monitor", []).append(t4 - t3)
     return {k: statistics.median(v) * 1e3 for k, v in times.items()}
@@ -237,7 +238,9 @@ def main() -> None:
     if args.split:
         for model in args.models.split(","):
             phases = split(model, args.rounds, args.batch, json.loads(args.monitor_kwargs))
-            print(model, " ".join(f"{k}={v:.2f}ms" for k, v in sorted(phases.items())))
+            ratio = phases["m_total"] / phases["b_total"]
+            print(model, " ".join(f"{k}={v:.2f}ms" for k, v in sorted(phases.items())), end=" ")
+            print(f"ratio={ratio:.3f}")
         return
     names = args.configs.split(",")
     results = {}
