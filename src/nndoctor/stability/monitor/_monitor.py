@@ -226,7 +226,6 @@ class Monitor:
         self._scale_used: torch.Tensor | None = None
         self._ticks = 0
         self._rank, self._world = 0, 1
-        self._index_cache: dict[tuple[Any, ...], torch.Tensor] = {}
         self._plans: dict[tuple[Any, ...], _Plan] = {}
         self._last_act_counts: dict[str, int] = {}
         self._open = False
@@ -255,11 +254,10 @@ class Monitor:
             self._collector.on_backward_start = self._record_scale
         self._collector.active = self._is_tick(self.step_count + 1)
         self._params = self._collector.params
-        self._param_index = torch.tensor(
-            self._collector.param_layer,
-            dtype=torch.long,
-            device=self._params[0].device if self._params else "cpu",
-        )
+        self._device = self._params[0].device if self._params else torch.device("cpu")
+        n_layers = len(self._collector.layers)
+        self._weight_slots = [n_layers + i for i in self._collector.param_layer]
+        self._delta_slots = [2 * n_layers + i for i in self._collector.param_layer]
         if "update_ratio" in self.quantities and self._collector.active:
             self._take_snapshot()
         if self.log_dir is not None and self._rank == 0:
@@ -367,13 +365,14 @@ class Monitor:
             else:
                 torch._foreach_copy_(self._snapshot, [p.detach() for p in self._params])
 
-    def _grads(self) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def _grads(self) -> tuple[list[torch.Tensor], list[int]]:
+        """The gradients that exist and the layer of each."""
         grads = [p.grad for p in self._params]
+        col = self._require_collector()
         if all(g is not None for g in grads):
-            return grads, self._param_index  # type: ignore[return-value]
+            return grads, col.param_layer  # type: ignore[return-value]
         keep = [i for i, g in enumerate(grads) if g is not None]
-        index = self._param_index[keep] if keep else self._param_index[:0]
-        return [grads[i] for i in keep], index  # type: ignore[misc]
+        return [grads[i] for i in keep], [col.param_layer[i] for i in keep]  # type: ignore[misc]
 
     def clip_gradients(self) -> float | None:
         """Clip the total gradient norm as ``clip`` says; call before ``optimizer.step()``.
@@ -477,7 +476,7 @@ class Monitor:
         parts: list[torch.Tensor] = []
         offsets: dict[str, tuple[int, int]] = {}
         cursor = 0
-        device = self._param_index.device
+        device = self._device
 
         def add(key: str, tensor: torch.Tensor) -> None:
             nonlocal cursor
@@ -490,7 +489,7 @@ class Monitor:
             offsets[key] = (cursor, cursor + t.numel())
             cursor += t.numel()
 
-        grads, grad_index = self._grads()
+        grads, grad_layers = self._grads()
         want_grad = "grad_norm" in self.quantities and bool(grads)
         want_delta = "update_ratio" in self.quantities and self._snapshot is not None
         act_records = col.act_records
@@ -499,15 +498,16 @@ class Monitor:
         act_names, bwd_names = plan.act_names, plan.bwd_names
         sym_names: list[str] = []
         with torch.no_grad():
-            # per-layer norms of gradients, weights and updates: one fused foreach_norm
+            # per-tensor norms of gradients, weights and updates: one fused foreach_norm;
+            # the per-layer sums of squares are formed on the host from the transferred norms
             tensors: list[torch.Tensor] = []
-            index_parts: list[torch.Tensor] = []
+            slots: list[int] = []
             if want_grad:
                 tensors += grads
-                index_parts.append(grad_index)
-            params = [p.detach() for p in self._params]
+                slots += grad_layers
+            params = self._params  # under no_grad: no detach needed
             tensors += params
-            index_parts.append(self._param_index + n_layers)
+            slots += self._weight_slots
             if want_delta:
                 snapshot = self._snapshot
                 if snapshot is not None:
@@ -518,18 +518,9 @@ class Monitor:
                     for d, w, w0 in zip(self._scratch, params, snapshot, strict=True):
                         torch.sub(w, w0, out=d)
                     tensors += self._scratch
-                    index_parts.append(self._param_index + 2 * n_layers)
+                    slots += self._delta_slots
             if tensors:
-                key = ("norms", want_grad, len(grads), want_delta)
-                index = self._index_cache.get(key)
-                if index is None:
-                    index = torch.cat(index_parts)
-                    self._index_cache[key] = index
-                norms = torch.stack(torch._foreach_norm(tensors))
-                if norms.dtype != torch.float32:
-                    norms = norms.float()
-                per_layer = norms.new_zeros(3 * n_layers).index_add_(0, index, norms.square())
-                add("norms", per_layer.sqrt_())
+                add("norms", torch.stack(torch._foreach_norm(tensors)))
             if plan.n_scalars:
                 # every per-record scalar (activation sums, norms, saturated counts; backward
                 # norms) in one vector: micro-batches and layers are summed on the host
@@ -593,6 +584,7 @@ class Monitor:
             with_grad=with_grad,
             offsets=offsets,
             n_layers=n_layers,
+            norm_slots=slots,
             want_grad=want_grad,
             want_delta=want_delta,
             act_names=act_names,
@@ -641,8 +633,12 @@ class Monitor:
 
         q = TickQuantities(step=step, order=meta.order)
         q.feeds = meta.feeds
-        norms_host = seg("norms")
-        if norms_host:
+        raw_norms = seg("norms")
+        if raw_norms:
+            sq = [0.0] * (3 * n_layers)
+            for v, k in zip(raw_norms, meta.norm_slots, strict=True):
+                sq[k] += v * v
+            norms_host = [math.sqrt(v) for v in sq]
             g_part = norms_host[:n_layers]
             w_part = norms_host[n_layers : 2 * n_layers]
             d_part = norms_host[2 * n_layers :]
@@ -869,6 +865,7 @@ class _TickMeta:
     with_grad: set[str]
     offsets: dict[str, tuple[int, int]]
     n_layers: int
+    norm_slots: list[int]
     want_grad: bool
     want_delta: bool
     act_names: list[str]
