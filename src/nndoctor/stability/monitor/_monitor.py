@@ -473,8 +473,11 @@ class Monitor:
     def _tick(self, step: int) -> list[Finding]:
         col = self._require_open()
         n_layers = len(col.layers)
+        # 0-d results are stacked once, in front; vectors are concatenated after them
+        zero_d: list[torch.Tensor] = []
         parts: list[torch.Tensor] = []
         offsets: dict[str, tuple[int, int]] = {}
+        vec_offsets: dict[str, tuple[int, int]] = {}
         cursor = 0
         device = self._device
 
@@ -486,8 +489,12 @@ class Monitor:
             if t.device != device:
                 t = t.to(device)
             parts.append(t)
-            offsets[key] = (cursor, cursor + t.numel())
+            vec_offsets[key] = (cursor, cursor + t.numel())
             cursor += t.numel()
+
+        def add0(key: str, tensors: list[torch.Tensor]) -> None:
+            offsets[key] = (len(zero_d), len(zero_d) + len(tensors))
+            zero_d.extend(tensors)
 
         grads, grad_layers = self._grads()
         want_grad = "grad_norm" in self.quantities and bool(grads)
@@ -520,17 +527,17 @@ class Monitor:
                     tensors += self._scratch
                     slots += self._delta_slots
             if tensors:
-                add("norms", torch.stack(torch._foreach_norm(tensors)))
+                add0("norms", list(torch._foreach_norm(tensors)))
             if plan.n_scalars:
                 # every per-record scalar (activation sums, norms, saturated counts; backward
                 # norms) in one vector: micro-batches and layers are summed on the host
-                vec = torch.stack(
-                    [t for rec in act_records for t in rec[1]] + [r[1] for r in bwd_records]
-                )
+                scalars = [t for rec in act_records for t in rec[1]] + [r[1] for r in bwd_records]
                 if self._world > 1:
-                    vec = vec.float().pow(plan.exponents)  # squares add across ranks
+                    vec = torch.stack(scalars).float().pow(plan.exponents)  # squares add up
                     torch.distributed.all_reduce(vec)
-                add("scalars", vec)
+                    add("scalars", vec)
+                else:
+                    add0("scalars", scalars)
             if act_records:
                 maxima = torch.cat([rec[2] for rec in act_records])
                 if plan.unit_index is not None:  # micro-batches: max over them per unit
@@ -550,7 +557,11 @@ class Monitor:
             if bwd_records and self._scale_used is not None:
                 add("scale", self._scale_used)
             if self._loss is not None:
-                add("loss", self._loss)
+                loss = self._loss
+                if loss.device == device and loss.dim() == 0:
+                    add0("loss", [loss])
+                else:
+                    add("loss", loss)
             if self.scaler is not None and self._scale_used is not None:
                 scale_now = getattr(self.scaler, "_scale", None)
                 if isinstance(scale_now, torch.Tensor):
@@ -568,9 +579,17 @@ class Monitor:
                     ]
                     add("sym", torch.stack(effs))
             self._ticks += 1
+            if zero_d:
+                head = torch.stack(zero_d)
+                if head.dtype != torch.float32:
+                    head = head.float()
+                parts.insert(0, head)
             if not parts:
                 return []
-            host: list[float] = torch.cat(parts).tolist()  # the tick's one device-to-host transfer
+            for key, (a, b) in vec_offsets.items():
+                offsets[key] = (a + len(zero_d), b + len(zero_d))
+            # the tick's one device-to-host transfer
+            host: list[float] = (torch.cat(parts) if len(parts) > 1 else parts[0]).tolist()
 
         with_grad = set(col.layers)
         if want_grad and len(grads) != len(self._params):
