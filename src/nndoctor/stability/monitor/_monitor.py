@@ -616,6 +616,7 @@ class Monitor:
             order=list(col.order) or list(col.layers),
             feeds=dict(col.feeds),
             clipped_at=self._clipped_at,
+            clean=False,
         )
         for rec in act_records:
             meta.act_n[rec[0]] = meta.act_n.get(rec[0], 0) + rec[3]
@@ -629,6 +630,7 @@ class Monitor:
         clean = not self._skipped_by_guard and (
             math.isfinite(sum(host)) or all(math.isfinite(v) for v in host)
         )
+        meta.clean = clean
         if clean and self._pool is not None and self.scaler is None:
             # judging, the record and the JSONL line happen off the training thread
             self._check_worker()
@@ -719,7 +721,7 @@ class Monitor:
         new: list[Finding] = []
         if scaler_skipped:
             pass  # the GradScaler saw inf/NaN and skipped the step itself: expected, not judged
-        elif synchronous and (self._skipped_by_guard or q.has_nonfinite()):
+        elif synchronous and (self._skipped_by_guard or (not meta.clean and q.has_nonfinite())):
             new.extend(self._handle_nonfinite(q, step))
         else:
             new.extend(self._engine.evaluate(q))
@@ -897,6 +899,7 @@ class _TickMeta:
     order: list[str]
     feeds: dict[str, str]
     clipped_at: float | None
+    clean: bool
 
 
 @dataclass(slots=True)
