@@ -169,7 +169,10 @@ class Collector:
     def _root_post(self, module: nn.Module, args: Any, output: Any) -> None:
         if not (module.training and torch.is_grad_enabled()):
             return
-        outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+        if isinstance(output, torch.Tensor):  # the common case, without a pytree walk
+            outs = [output]
+        else:
+            outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
         grads: list[torch.Tensor | None] = [None] * len(outs)
         self.last_grad_output = grads
         for i, t in enumerate(outs):
