@@ -22,7 +22,7 @@ Run (1 intra-op thread, so that the result does not depend on thread scheduling)
 
 Prints a Markdown table of median step times and ratios to the baseline. ``--split`` instead
 times each phase (forward, backward, optimizer, monitor) of a plain and a monitored model that
-alternate step by step.
+alternate step by step (``f_*``: the bare device work of the default norms, for the floor).
 """
 
 from __future__ import annotations
@@ -176,6 +176,29 @@ def run(model: str, names: list[str], rounds: int, steps: int, batch: int) -> di
     return medians
 
 
+class _Floor:
+    """The memory traffic of the default norms alone, with no hooks and no host work.
+
+    Per step: the norms of every gradient and weight and of the update (parameters minus a
+    snapshot, into a preallocated buffer), one transfer, and the snapshot copy for the next step:
+    what any implementation of per-layer gradient/weight/update norms must read and write.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        self.params = list(net.parameters())
+        self.snapshot = [p.detach().clone() for p in self.params]
+        self.scratch = [torch.empty_like(p) for p in self.params]
+
+    def step(self, loss: torch.Tensor) -> None:
+        with torch.no_grad():
+            grads = [p.grad for p in self.params if p.grad is not None]
+            for d, w, w0 in zip(self.scratch, self.params, self.snapshot, strict=True):
+                torch.sub(w, w0, out=d)
+            norms = torch._foreach_norm(grads + self.params + self.scratch)
+            torch.stack([*norms, loss.detach()]).tolist()
+            torch._foreach_copy_(self.snapshot, self.params)
+
+
 def split(model: str, steps: int, batch: int, kwargs: dict[str, Any]) -> dict[str, float]:
     """Paired per-phase timing: a plain and a monitored model alternate step by step."""
     import tempfile
@@ -185,12 +208,16 @@ def split(model: str, steps: int, batch: int, kwargs: dict[str, Any]) -> dict[st
     x = torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     y = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(1))
     pairs = []
-    for monitored in (False, True):
+    for tag in ("b", "m", "f"):
         torch.manual_seed(0)
         net = MODELS[model]()
         opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-        mon = Monitor(net, log_dir=tempfile.mkdtemp(), **kwargs).open() if monitored else None
-        pairs.append((net, opt, mon, "m" if monitored else "b"))
+        mon: Any = None
+        if tag == "m":
+            mon = Monitor(net, log_dir=tempfile.mkdtemp(), **kwargs).open()
+        elif tag == "f":
+            mon = _Floor(net)
+        pairs.append((net, opt, mon, tag))
     times: dict[str, list[float]] = {}
     for i in range(steps + 5):
         for net, opt, mon, tag in pairs:
@@ -208,8 +235,9 @@ def split(model: str, steps: int, batch: int, kwargs: dict[str, Any]) -> dict[st
             if i >= 5:
                 for key, value in (("fwd", t1 - t0), ("bwd", t2 - t1), ("opt", t3 - t2)):
                     times.setdefault(f"{tag}_{key}", []).append(value)
+                times.setdefault(f"{tag}_total", []).append(t4 - t0)
                 if mon is not None:
-                    times.setdefault("m_monitor", []).append(t4 - t3)
+                    times.setdefault(f"{tag}_monitor", []).append(t4 - t3)
     return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
@@ -237,7 +265,10 @@ def main() -> None:
     if args.split:
         for model in args.models.split(","):
             phases = split(model, args.rounds, args.batch, json.loads(args.monitor_kwargs))
-            print(model, " ".join(f"{k}={v:.2f}ms" for k, v in sorted(phases.items())))
+            ratio = phases["m_total"] / phases["b_total"]
+            floor = phases["f_total"] / phases["b_total"]
+            print(model, " ".join(f"{k}={v:.2f}ms" for k, v in sorted(phases.items())), end=" ")
+            print(f"ratio={ratio:.3f} floor_ratio={floor:.3f}")
         return
     names = args.configs.split(",")
     results = {}

@@ -207,3 +207,46 @@ def test_unused_frozen_layers_and_float64() -> None:
     assert "unused" not in log.series["update_ratio"]
     assert mon.findings == []
     assert mon._engine._n_history == 4  # the unused layer does not stop the running median
+
+
+def test_micro_batches_give_the_full_batch_statistics() -> None:
+    """Activation modules of different widths (ReLU and tanh), 4 micro-batches vs one batch."""
+
+    def run(micro: int) -> dict[str, dict[str, list[float]]]:
+        torch.manual_seed(0)
+        model = nn.Sequential(
+            nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 3)
+        )
+        with torch.no_grad():
+            model[0].bias[:4] = -50.0  # 4 of 16 ReLU units dead
+            model[2].weight.mul_(8.0)  # some tanh outputs saturate
+        g = torch.Generator().manual_seed(1)
+        X, y = torch.randn(32, 6, generator=g), torch.randint(0, 3, (32,), generator=g)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        with Monitor(model) as mon:
+            opt.zero_grad()
+            size = 32 // micro
+            for k in range(micro):
+                part = slice(size * k, size * (k + 1))
+                loss = nn.functional.cross_entropy(model(X[part]), y[part])
+                (loss / micro).backward()
+            opt.step()
+            mon.step()
+        return mon.summary().series
+
+    one, four = run(1), run(4)
+    assert four["dead_fraction"]["1"][0] == pytest.approx(0.25)
+    assert one["saturation_fraction"]["3"][0] > 0
+    for key, layer in [
+        ("act_mean", "1"),
+        ("act_std", "1"),
+        ("act_mean", "3"),
+        ("act_std", "3"),
+        ("dead_fraction", "1"),
+        ("saturation_fraction", "3"),
+        ("backward_rms", "0"),
+        ("backward_rms", "4"),
+        ("grad_norm", "2"),
+        ("update_ratio", "2"),
+    ]:
+        assert four[key][layer][0] == pytest.approx(one[key][layer][0], rel=1e-4), (key, layer)

@@ -112,30 +112,26 @@ class Collector:
         """Number of hooks currently registered."""
         return len(self._handles)
 
-    def _measuring(self, module: nn.Module) -> bool:
-        if self.nonfinite_counts is not None:
-            return True
-        return self.active and module.training and torch.is_grad_enabled()
-
     # ------------------------------------------------------------------ hooks
     def _layer_hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
+        grad_hook = self._grad_hook(name)  # one closure per layer, not one per call
+
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             self._last_layer = name
-            if not self._measuring(module):
+            rerun = self.nonfinite_counts is not None
+            if not (rerun or (self.active and module.training and torch.is_grad_enabled())):
                 return
             if name not in self._order_set:
                 self._order_set.add(name)
                 self.order.append(name)
-            if self.nonfinite_counts is not None:
-                return
-            if isinstance(output, torch.Tensor) and output.requires_grad:
-                output.register_hook(self._grad_hook(name))  # type: ignore[no-untyped-call]
+            if not rerun and isinstance(output, torch.Tensor) and output.requires_grad:
+                output.register_hook(grad_hook)  # type: ignore[no-untyped-call]
 
         return hook
 
     def _grad_hook(self, name: str) -> Callable[[torch.Tensor], None]:
         def hook(grad: torch.Tensor) -> None:
-            g = grad.detach()
+            g = grad.detach()  # no graph even under create_graph=True
             low = g.dtype in (torch.float16, torch.bfloat16)  # accumulate those in float32
             norm = torch.linalg.vector_norm(g, dtype=torch.float32 if low else None)
             self.bwd_records.append((name, norm, grad.numel()))
@@ -146,15 +142,19 @@ class Collector:
         kind = self.acts[name]
 
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            if not isinstance(output, torch.Tensor) or not self._measuring(module):
+            if not isinstance(output, torch.Tensor):
                 return
-            if name not in self.feeds and self._last_layer is not None:
-                self.feeds[name] = self._last_layer
-            unit_dim = 1 if self.feeds.get(name) in self._conv_layers else -1
-            if self.nonfinite_counts is not None:  # diagnostic re-run only (syncs)
+            counts = self.nonfinite_counts
+            if counts is None and not (self.active and module.training and torch.is_grad_enabled()):
+                return
+            feeder = self.feeds.get(name)
+            if feeder is None and self._last_layer is not None:
+                feeder = self.feeds[name] = self._last_layer
+            if counts is not None:  # diagnostic re-run only (syncs)
                 bad = int((~torch.isfinite(output.detach())).sum())
-                self.nonfinite_counts[name] = self.nonfinite_counts.get(name, 0) + bad
+                counts[name] = counts.get(name, 0) + bad
                 return
+            unit_dim = 1 if feeder in self._conv_layers else -1
             scalars = activation_moments(output, kind, self.saturation_level)
             maxima = unit_maxima(output, unit_dim)
             self.act_records.append((name, scalars, maxima, output.numel()))
@@ -169,7 +169,10 @@ class Collector:
     def _root_post(self, module: nn.Module, args: Any, output: Any) -> None:
         if not (module.training and torch.is_grad_enabled()):
             return
-        outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+        if isinstance(output, torch.Tensor):  # the common case, without a pytree walk
+            outs = [output]
+        else:
+            outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
         grads: list[torch.Tensor | None] = [None] * len(outs)
         self.last_grad_output = grads
         for i, t in enumerate(outs):

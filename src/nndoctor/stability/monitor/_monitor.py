@@ -6,7 +6,6 @@ import math
 import os
 import warnings
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
@@ -227,7 +226,7 @@ class Monitor:
         self._scale_used: torch.Tensor | None = None
         self._ticks = 0
         self._rank, self._world = 0, 1
-        self._index_cache: dict[tuple[Any, ...], torch.Tensor] = {}
+        self._plans: dict[tuple[Any, ...], _Plan] = {}
         self._last_act_counts: dict[str, int] = {}
         self._open = False
         self._pending_error: NonFiniteError | None = None
@@ -255,11 +254,10 @@ class Monitor:
             self._collector.on_backward_start = self._record_scale
         self._collector.active = self._is_tick(self.step_count + 1)
         self._params = self._collector.params
-        self._param_index = torch.tensor(
-            self._collector.param_layer,
-            dtype=torch.long,
-            device=self._params[0].device if self._params else "cpu",
-        )
+        self._device = self._params[0].device if self._params else torch.device("cpu")
+        n_layers = len(self._collector.layers)
+        self._weight_slots = [n_layers + i for i in self._collector.param_layer]
+        self._delta_slots = [2 * n_layers + i for i in self._collector.param_layer]
         if "update_ratio" in self.quantities and self._collector.active:
             self._take_snapshot()
         if self.log_dir is not None and self._rank == 0:
@@ -367,13 +365,14 @@ class Monitor:
             else:
                 torch._foreach_copy_(self._snapshot, [p.detach() for p in self._params])
 
-    def _grads(self) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def _grads(self) -> tuple[list[torch.Tensor], list[int]]:
+        """The gradients that exist and the layer of each."""
         grads = [p.grad for p in self._params]
+        col = self._require_collector()
         if all(g is not None for g in grads):
-            return grads, self._param_index  # type: ignore[return-value]
+            return grads, col.param_layer  # type: ignore[return-value]
         keep = [i for i, g in enumerate(grads) if g is not None]
-        index = self._param_index[keep] if keep else self._param_index[:0]
-        return [grads[i] for i in keep], index  # type: ignore[misc]
+        return [grads[i] for i in keep], [col.param_layer[i] for i in keep]  # type: ignore[misc]
 
     def clip_gradients(self) -> float | None:
         """Clip the total gradient norm as ``clip`` says; call before ``optimizer.step()``.
@@ -452,23 +451,35 @@ class Monitor:
             self._take_snapshot()
         return new
 
-    def _index(
-        self, key: tuple[Any, ...], values: Callable[[], list[int]], device: torch.device
-    ) -> torch.Tensor:
-        """A cached index tensor (built once per layout, so no host-to-device copy per tick)."""
-        cached = self._index_cache.get(key)
-        if cached is None or cached.device != device:
-            cached = torch.tensor(values(), dtype=torch.long, device=device)
-            self._index_cache[key] = cached
-        return cached
+    def _plan(
+        self,
+        col: Collector,
+        act_records: list[tuple[str, list[torch.Tensor], torch.Tensor, int]],
+        bwd_records: list[tuple[str, torch.Tensor, int]],
+        device: torch.device,
+    ) -> _Plan:
+        """The layout of a tick's records (cached: it is the same from one tick to the next)."""
+        key = (
+            tuple((r[0], len(r[1]), r[2].numel()) for r in act_records),
+            tuple(r[0] for r in bwd_records),
+            tuple(col.order),
+        )
+        plan = self._plans.get(key)
+        if plan is None or plan.device != device:
+            plan = _Plan.build(key, col.order, self._world, device)
+            self._plans[key] = plan
+        return plan
 
     def _tick(self, step: int) -> list[Finding]:
         col = self._require_open()
         n_layers = len(col.layers)
+        # 0-d results are stacked once, in front; vectors are concatenated after them
+        zero_d: list[torch.Tensor] = []
         parts: list[torch.Tensor] = []
         offsets: dict[str, tuple[int, int]] = {}
+        vec_offsets: dict[str, tuple[int, int]] = {}
         cursor = 0
-        device = self._param_index.device
+        device = self._device
 
         def add(key: str, tensor: torch.Tensor) -> None:
             nonlocal cursor
@@ -478,27 +489,32 @@ class Monitor:
             if t.device != device:
                 t = t.to(device)
             parts.append(t)
-            offsets[key] = (cursor, cursor + t.numel())
+            vec_offsets[key] = (cursor, cursor + t.numel())
             cursor += t.numel()
 
-        grads, grad_index = self._grads()
+        def add0(key: str, tensors: list[torch.Tensor]) -> None:
+            offsets[key] = (len(zero_d), len(zero_d) + len(tensors))
+            zero_d.extend(tensors)
+
+        grads, grad_layers = self._grads()
         want_grad = "grad_norm" in self.quantities and bool(grads)
         want_delta = "update_ratio" in self.quantities and self._snapshot is not None
         act_records = col.act_records
-        act_names = list(dict.fromkeys(rec[0] for rec in act_records))
         bwd_records = col.bwd_records
-        bwd_names = [n for n in col.order if any(r[0] == n for r in bwd_records)]
+        plan = self._plan(col, act_records, bwd_records, device)
+        act_names, bwd_names = plan.act_names, plan.bwd_names
         sym_names: list[str] = []
         with torch.no_grad():
-            # per-layer norms of gradients, weights and updates: one fused foreach_norm
+            # per-tensor norms of gradients, weights and updates: one fused foreach_norm;
+            # the per-layer sums of squares are formed on the host from the transferred norms
             tensors: list[torch.Tensor] = []
-            index_parts: list[torch.Tensor] = []
+            slots: list[int] = []
             if want_grad:
                 tensors += grads
-                index_parts.append(grad_index)
-            params = [p.detach() for p in self._params]
+                slots += grad_layers
+            params = self._params  # under no_grad: no detach needed
             tensors += params
-            index_parts.append(self._param_index + n_layers)
+            slots += self._weight_slots
             if want_delta:
                 snapshot = self._snapshot
                 if snapshot is not None:
@@ -509,75 +525,43 @@ class Monitor:
                     for d, w, w0 in zip(self._scratch, params, snapshot, strict=True):
                         torch.sub(w, w0, out=d)
                     tensors += self._scratch
-                    index_parts.append(self._param_index + 2 * n_layers)
+                    slots += self._delta_slots
             if tensors:
-                key = ("norms", want_grad, len(grads), want_delta)
-                index = self._index_cache.get(key)
-                if index is None:
-                    index = torch.cat(index_parts)
-                    self._index_cache[key] = index
-                norms = torch.stack(torch._foreach_norm(tensors))
-                if norms.dtype != torch.float32:
-                    norms = norms.float()
-                per_layer = norms.new_zeros(3 * n_layers).index_add_(0, index, norms.square())
-                add("norms", per_layer.sqrt_())
+                add0("norms", list(torch._foreach_norm(tensors)))
+            if plan.n_scalars:
+                # every per-record scalar (activation sums, norms, saturated counts; backward
+                # norms) in one vector: micro-batches and layers are summed on the host
+                scalars = [t for rec in act_records for t in rec[1]] + [r[1] for r in bwd_records]
+                if self._world > 1:
+                    vec = torch.stack(scalars).float().pow(plan.exponents)  # squares add up
+                    torch.distributed.all_reduce(vec)
+                    add("scalars", vec)
+                else:
+                    add0("scalars", scalars)
             if act_records:
-                a_index = {n: i for i, n in enumerate(act_names)}
-                scalars = [t for rec in act_records for t in rec[1]]
-                layout = tuple((rec[0], len(rec[1])) for rec in act_records)
-                moments = torch.stack(scalars)
-                moments = moments.new_zeros(3 * len(act_names)).index_add_(
-                    0,
-                    self._index(
-                        ("act", *layout),
-                        lambda: [3 * a_index[n] + k for n, c in layout for k in range(c)],
-                        device,
-                    ),
-                    moments,
-                )
                 maxima = torch.cat([rec[2] for rec in act_records])
-                sizes = {rec[0]: rec[2].numel() for rec in act_records}
-                if len(act_records) != len(act_names):  # micro-batches: max over them per unit
-                    starts = {}
-                    n_units = 0
-                    for act_name in act_names:
-                        starts[act_name] = n_units
-                        n_units += sizes[act_name]
-                    names_seq = tuple(rec[0] for rec in act_records)
-                    unit_index = self._index(
-                        ("units", names_seq, tuple(sizes.items())),
-                        lambda: [starts[n] + u for n in names_seq for u in range(sizes[n])],
-                        device,
-                    )
-                    maxima = maxima.new_full((n_units,), -math.inf).scatter_reduce_(
-                        0, unit_index, maxima, "amax"
+                if plan.unit_index is not None:  # micro-batches: max over them per unit
+                    maxima = maxima.new_full((plan.n_units,), -math.inf).scatter_reduce_(
+                        0, plan.unit_index, maxima, "amax"
                     )
                 if self._world > 1:
-                    torch.distributed.all_reduce(moments)
                     torch.distributed.all_reduce(maxima, op=torch.distributed.ReduceOp.MAX)
-                unit_counts = [sizes[a] for a in act_names]
-                owner = self._index(
-                    ("owner", *unit_counts),
-                    lambda: [i for i, c in enumerate(unit_counts) for _ in range(c)],
-                    device,
-                )
-                dead = maxima.new_zeros(len(act_names)).index_add_(0, owner, (maxima <= 0).float())
-                add("act", moments)
+                dead_units = maxima <= 0
+                if plan.owner is None:  # every activation has the same number of units
+                    dead = dead_units.view(len(act_names), -1).sum(1, dtype=torch.float32)
+                else:
+                    dead = maxima.new_zeros(len(act_names)).index_add_(
+                        0, plan.owner, dead_units.float()
+                    )
                 add("dead", dead)
-            if bwd_records:
-                b_index = {n: i for i, n in enumerate(bwd_names)}
-                slots = tuple(b_index[r[0]] for r in bwd_records)
-                sq = torch.stack([r[1] for r in bwd_records]).square()
-                bwd = sq.new_zeros(len(bwd_names)).index_add_(
-                    0, self._index(("bwd", *slots), lambda: list(slots), device), sq
-                )
-                if self._world > 1:
-                    torch.distributed.all_reduce(bwd)
-                if self._scale_used is not None:
-                    bwd = bwd / self._scale_used.to(bwd.device).square()
-                add("bwd", bwd)
+            if bwd_records and self._scale_used is not None:
+                add("scale", self._scale_used)
             if self._loss is not None:
-                add("loss", self._loss)
+                loss = self._loss
+                if loss.device == device and loss.dim() == 0:
+                    add0("loss", [loss])
+                else:
+                    add("loss", loss)
             if self.scaler is not None and self._scale_used is not None:
                 scale_now = getattr(self.scaler, "_scale", None)
                 if isinstance(scale_now, torch.Tensor):
@@ -595,9 +579,17 @@ class Monitor:
                     ]
                     add("sym", torch.stack(effs))
             self._ticks += 1
+            if zero_d:
+                head = torch.stack(zero_d)
+                if head.dtype != torch.float32:
+                    head = head.float()
+                parts.insert(0, head)
             if not parts:
                 return []
-            host: list[float] = torch.cat(parts).tolist()  # the tick's one device-to-host transfer
+            for key, (a, b) in vec_offsets.items():
+                offsets[key] = (a + len(zero_d), b + len(zero_d))
+            # the tick's one device-to-host transfer
+            host: list[float] = (torch.cat(parts) if len(parts) > 1 else parts[0]).tolist()
 
         with_grad = set(col.layers)
         if want_grad and len(grads) != len(self._params):
@@ -611,6 +603,7 @@ class Monitor:
             with_grad=with_grad,
             offsets=offsets,
             n_layers=n_layers,
+            norm_slots=slots,
             want_grad=want_grad,
             want_delta=want_delta,
             act_names=act_names,
@@ -618,10 +611,12 @@ class Monitor:
             act_units={},
             bwd_names=bwd_names,
             bwd_n={},
+            plan=plan,
             sym_names=sym_names,
             order=list(col.order) or list(col.layers),
             feeds=dict(col.feeds),
             clipped_at=self._clipped_at,
+            clean=False,
         )
         for rec in act_records:
             meta.act_n[rec[0]] = meta.act_n.get(rec[0], 0) + rec[3]
@@ -631,7 +626,11 @@ class Monitor:
         for name in sym_names:
             weight = _weight(col.layer_modules[name])
             meta.act_units[name] = int(weight.shape[0]) if weight is not None else 0
-        clean = not self._skipped_by_guard and all(math.isfinite(v) for v in host)
+        # a sum of finite values is finite unless it overflows: then check one by one
+        clean = not self._skipped_by_guard and (
+            math.isfinite(sum(host)) or all(math.isfinite(v) for v in host)
+        )
+        meta.clean = clean
         if clean and self._pool is not None and self.scaler is None:
             # judging, the record and the JSONL line happen off the training thread
             self._check_worker()
@@ -655,8 +654,12 @@ class Monitor:
 
         q = TickQuantities(step=step, order=meta.order)
         q.feeds = meta.feeds
-        norms_host = seg("norms")
-        if norms_host:
+        raw_norms = seg("norms")
+        if raw_norms:
+            sq = [0.0] * (3 * n_layers)
+            for v, k in zip(raw_norms, meta.norm_slots, strict=True):
+                sq[k] += v * v
+            norms_host = [math.sqrt(v) for v in sq]
             g_part = norms_host[:n_layers]
             w_part = norms_host[n_layers : 2 * n_layers]
             d_part = norms_host[2 * n_layers :]
@@ -675,10 +678,17 @@ class Monitor:
                     for n, d, w in zip(col.layers, d_part, w_part, strict=True)
                     if n in meta.with_grad
                 }
+        plan = meta.plan
+        scal = seg("scalars")
+        if plan.square:
+            for j in plan.norm_slots:
+                scal[j] = scal[j] * scal[j]
         if meta.act_names:
-            act_host, dead_host = seg("act"), seg("dead")
+            dead_host = seg("dead")
             for i, name in enumerate(meta.act_names):
-                s_sum, ss, n_sat = act_host[3 * i : 3 * i + 3]
+                s_sum = sum(scal[j] for j in plan.act_sum[i])
+                ss = sum(scal[j] for j in plan.act_sq[i])
+                n_sat = sum(scal[j] for j in plan.act_sat[i])
                 n = meta.act_n[name] * self._world
                 units = meta.act_units[name]
                 mean = s_sum / n
@@ -691,7 +701,10 @@ class Monitor:
                     q.dead_fraction[name] = dead_host[i] / units
                 else:
                     q.saturation_fraction[name] = n_sat / n
-        for name, sq_sum in zip(meta.bwd_names, seg("bwd"), strict=True):
+        scale = seg("scale")
+        scale_sq = scale[0] * scale[0] if scale else 1.0
+        for i, name in enumerate(meta.bwd_names):
+            sq_sum = sum(scal[j] for j in plan.bwd_sq[i]) / scale_sq
             count = meta.bwd_n[name] * self._world
             q.backward_rms[name] = math.sqrt(sq_sum / count) if sq_sum >= 0 else sq_sum
         loss_vals = seg("loss")
@@ -708,7 +721,7 @@ class Monitor:
         new: list[Finding] = []
         if scaler_skipped:
             pass  # the GradScaler saw inf/NaN and skipped the step itself: expected, not judged
-        elif synchronous and (self._skipped_by_guard or q.has_nonfinite()):
+        elif synchronous and (self._skipped_by_guard or (not meta.clean and q.has_nonfinite())):
             new.extend(self._handle_nonfinite(q, step))
         else:
             new.extend(self._engine.evaluate(q))
@@ -873,6 +886,7 @@ class _TickMeta:
     with_grad: set[str]
     offsets: dict[str, tuple[int, int]]
     n_layers: int
+    norm_slots: list[int]
     want_grad: bool
     want_delta: bool
     act_names: list[str]
@@ -881,6 +895,103 @@ class _TickMeta:
     bwd_names: list[str]
     bwd_n: dict[str, int]
     sym_names: list[str]
+    plan: _Plan
     order: list[str]
     feeds: dict[str, str]
     clipped_at: float | None
+    clean: bool
+
+
+@dataclass(slots=True)
+class _Plan:
+    """Where each activation and backward quantity sits in a tick's transferred vector.
+
+    Built once per layout of the hook records (which modules ran, how often: micro-batches), so
+    that a tick does no per-layer bookkeeping on the device and no index building on the host.
+    """
+
+    device: torch.device
+    act_names: list[str]
+    bwd_names: list[str]
+    n_scalars: int
+    act_sum: list[list[int]]
+    act_sq: list[list[int]]
+    act_sat: list[list[int]]
+    bwd_sq: list[list[int]]
+    norm_slots: list[int]
+    square: bool
+    exponents: torch.Tensor
+    n_units: int
+    unit_index: torch.Tensor | None
+    owner: torch.Tensor | None
+
+    @classmethod
+    def build(
+        cls, key: tuple[Any, ...], order: list[str], world: int, device: torch.device
+    ) -> _Plan:
+        acts: tuple[tuple[str, int, int], ...] = key[0]
+        bwds: tuple[str, ...] = key[1]
+        act_names = list(dict.fromkeys(a[0] for a in acts))
+        a_index = {n: i for i, n in enumerate(act_names)}
+        recorded = set(bwds)
+        bwd_names = [n for n in order if n in recorded]
+        b_index = {n: i for i, n in enumerate(bwd_names)}
+        act_sum: list[list[int]] = [[] for _ in act_names]
+        act_sq: list[list[int]] = [[] for _ in act_names]
+        act_sat: list[list[int]] = [[] for _ in act_names]
+        bwd_sq: list[list[int]] = [[] for _ in bwd_names]
+        norm_slots: list[int] = []
+        j = 0
+        for name, n_scalars, _ in acts:
+            i = a_index[name]
+            act_sum[i].append(j)
+            act_sq[i].append(j + 1)
+            norm_slots.append(j + 1)
+            if n_scalars > 2:
+                act_sat[i].append(j + 2)
+            j += n_scalars
+        for name in bwds:
+            bwd_sq[b_index[name]].append(j)
+            norm_slots.append(j)
+            j += 1
+        exps = [1.0] * j
+        for k in norm_slots:
+            exps[k] = 2.0
+        sizes = {a[0]: a[2] for a in acts}
+        unit_counts = [sizes[n] for n in act_names]
+        n_units = sum(unit_counts)
+        unit_index = None
+        if len(acts) != len(act_names):
+            starts: dict[str, int] = {}
+            cursor = 0
+            for name in act_names:
+                starts[name] = cursor
+                cursor += sizes[name]
+            unit_index = torch.tensor(
+                [starts[a[0]] + u for a in acts for u in range(a[2])],
+                dtype=torch.long,
+                device=device,
+            )
+        owner = None
+        if len(set(unit_counts)) > 1:
+            owner = torch.tensor(
+                [i for i, c in enumerate(unit_counts) for _ in range(c)],
+                dtype=torch.long,
+                device=device,
+            )
+        return cls(
+            device=device,
+            act_names=act_names,
+            bwd_names=bwd_names,
+            n_scalars=j,
+            act_sum=act_sum,
+            act_sq=act_sq,
+            act_sat=act_sat,
+            bwd_sq=bwd_sq,
+            norm_slots=norm_slots,
+            square=world == 1,
+            exponents=torch.tensor(exps, device=device),
+            n_units=n_units,
+            unit_index=unit_index,
+            owner=owner,
+        )

@@ -8,6 +8,7 @@ Every threshold is a field of :class:`MonitorThresholds`, documented there.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Literal
@@ -220,7 +221,7 @@ class RuleEngine:
     _history: npt.NDArray[np.float64] | None = None
     _history_layers: tuple[str, ...] = ()
     _n_history: int = 0
-    _median: npt.NDArray[np.float64] | None = None
+    _median: list[float] | None = None
 
     # ------------------------------------------------------------------ helpers
     def _emit(self, out: list[Finding], finding: Finding) -> None:
@@ -353,20 +354,22 @@ class RuleEngine:
         layers = tuple(q.order)
         if not layers:
             return
-        values = np.array([q.grad_norm.get(n, math.nan) for n in layers], dtype=np.float64)
+        values = [q.grad_norm.get(n, math.nan) for n in layers]
         if self._history is None or self._history_layers != layers:
             self._history = np.full((len(layers), t.spike_window), np.nan)
             self._history_layers = layers
             self._n_history = 0
             self._median = None
         if self._n_history % _MEDIAN_REFRESH == 0 or self._median is None:
-            self._median = self.running_median()  # refreshed every few ticks: np.median is slow
-        median = self._median
-        if median is not None and self._n_history >= t.spike_min_history:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                factor = np.where(median > 0, values / median, np.nan)
-            for i, name in enumerate(layers):
-                f = float(factor[i])
+            median = self.running_median()  # refreshed every few ticks: np.median is slow
+            self._median = None if median is None else median.tolist()
+        medians = self._median
+        if medians is not None and self._n_history >= t.spike_min_history:
+            # plain floats: NumPy's per-call overhead exceeds the work for a few layers
+            for name, value, med in zip(layers, values, medians, strict=True):
+                if not med > 0:
+                    continue
+                f = value / med
                 if math.isfinite(f) and f > t.spike_factor:
                     clip_at = t.clip_factor * self.total_norm_median()
                     self._emit(
@@ -379,14 +382,16 @@ class RuleEngine:
                             f,
                             t.spike_factor,
                             f"the gradient norm of {name} jumped to {f:.3g} times its running "
-                            f"median ({float(median[i]):.3g})",
+                            f"median ({med:.3g})",
                             f"clip the total gradient norm at {clip_at:.3g} ({t.clip_factor:g}× "
                             "its running median; Monitor(clip='auto') does this) or lower the "
                             "learning rate",
                         ),
                     )
         # a layer without a gradient this tick (unused, frozen) enters as 0 and is never judged
-        self._history[:, self._n_history % t.spike_window] = np.nan_to_num(values, nan=0.0)
+        self._history[:, self._n_history % t.spike_window] = [
+            v if math.isfinite(v) else _finite(v) for v in values
+        ]
         self._n_history += 1
 
     def _activations(self, q: TickQuantities, out: list[Finding]) -> None:
@@ -495,6 +500,13 @@ class RuleEngine:
                         "constant initialization never breaks the tie",
                     ),
                 )
+
+
+def _finite(value: float) -> float:
+    """NaN to 0 and infinities to the largest float (what ``np.nan_to_num`` does)."""
+    if math.isnan(value):
+        return 0.0
+    return math.copysign(sys.float_info.max, value)
 
 
 def nonfinite_finding(
