@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
 from typer.testing import CliRunner
 
 from nndoctor.cli import app
@@ -21,16 +19,6 @@ from nndoctor.shift import ShiftDetector, bbsd_test, compare_samples, mmd_test
 ALPHA = 0.05
 REPS = 500
 SE = (ALPHA * (1 - ALPHA) / REPS) ** 0.5
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Small problems: one thread for torch, BLAS and OpenMP (no pool contention under xdist)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        yield
-    torch.set_num_threads(old)
 
 
 def _probs(rng: np.random.Generator, n: int, prior: list[float]) -> np.ndarray:

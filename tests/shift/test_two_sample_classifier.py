@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
 from nndoctor.exceptions import DataValidationError, InvalidParameterError, SmallSampleWarning
 from nndoctor.shift import classifier_test
@@ -18,16 +14,6 @@ from nndoctor.shift.two_sample import combine_pvalues_dependent
 ALPHA = 0.05
 REPS = 500
 SE = (ALPHA * (1 - ALPHA) / REPS) ** 0.5
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Small problems: one thread for torch, BLAS and OpenMP (no pool contention under xdist)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        yield
-    torch.set_num_threads(old)
 
 
 class _MeanDiff:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from threadpoolctl import threadpool_limits
 
 import nndoctor.shift._mmd as mmd_module
 from nndoctor.exceptions import DataValidationError, InvalidParameterError, SmallSampleWarning
@@ -20,16 +17,6 @@ from nndoctor.shift.two_sample import median_bandwidth
 ALPHA = 0.05
 REPS = 500
 SE = (ALPHA * (1 - ALPHA) / REPS) ** 0.5
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Small problems: one thread for torch, BLAS and OpenMP (no pool contention under xdist)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        yield
-    torch.set_num_threads(old)
 
 
 def _brute_mmd2(x: np.ndarray, y: np.ndarray, bw: float, kernel: str = "rbf") -> float:

@@ -1,0 +1,19 @@
+"""Shared set-up for the shift tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Small problems: one thread for torch, BLAS and OpenMP (no pool contention under xdist)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        yield
+    torch.set_num_threads(old)
