@@ -45,7 +45,7 @@ Verdict = Literal["healthy", "vanishing", "exploding"]
 _OUT_SQ, _OUT_SUM, _OUT_ZERO, _OUT_COS, _IN_SQ, _BWD_SQ, _W_SQ, _B_SQ = range(8)
 _N_COLS = 8
 # raw columns of a _Store slot
-_R_NORM, _R_SCALE, _R_SUM, _R_NONZERO, _R_UNIT_SQ, _R_ROWS = range(6)
+_R_NORM, _R_SCALE, _R_SUM, _R_NONZERO, _R_UNIT_SQ, _R_ROWS, _R_MAX = range(7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,31 +226,44 @@ def _all_tensors(obj: Any) -> list[torch.Tensor]:
 class _Store:
     r"""Tensors kept during the passes; their statistics are computed afterwards, batched.
 
-    Tensors of one shape, dtype and kind are stacked and reduced together, and the scaling
-    exponents of all of them are computed at once, so the number of kernels grows with the
-    number of distinct shapes, not with the number of layers. Every slot yields one row
-    ``[norm, scale, sum, nonzero, unit_sq, rows]`` of raw statistics of the tensor times an exact
-    power of two ``scale`` (``_host_stats`` divides it out):
+    Forward outputs (``full``) of one shape and type are stacked and reduced together, and the
+    norms of all other tensors (inputs, gradients) come from fused multi-tensor norms, so the
+    number of kernels grows with the number of distinct shapes, not with the number of layers.
+    Every slot yields one row ``[norm, scale, sum, nonzero, unit_sq, rows, max]`` of raw
+    statistics of the tensor times a power of two ``scale`` (``_host_stats`` divides it out):
 
-    * ``norm``: Euclidean norm of the scaled tensor (the sum of squares is ``(norm/scale)^2``);
+    * ``norm``: Euclidean norm (the sum of squares is ``(norm/scale)^2``);
     * ``sum``, ``nonzero``: sum and number of nonzero entries (``full`` slots only, else NaN);
     * ``unit_sq``: :math:`\|\sum_i x_i/\|x_i\|\|^2` over the rows (samples) :math:`x_i`, which
       is the number of nonzero rows plus the sum of the cosines between different rows
-      (``full`` slots with at least two rows only), and ``rows``, that number of nonzero rows.
+      (``full`` slots with at least two rows only), and ``rows``, that number of nonzero rows;
+    * ``max``: the largest magnitude (unscaled).
+
+    The reductions first run unscaled (``scale`` 1) in the tensor's own type. A float32 signal
+    of 1e20 has squares beyond float32's range and one of 1e-21 squares below it, so
+    :meth:`rescue` recomputes the slots whose largest magnitude lies outside
+    :math:`[2^{-40}, 2^{40}]` after multiplying them by the exact power of two that brings it
+    near 1 (a second, small pass; healthy networks never need it).
     """
 
     def __init__(self) -> None:
-        self.groups: dict[tuple[Any, ...], list[tuple[int, torch.Tensor]]] = {}
+        self.groups: dict[tuple[Any, ...], list[int]] = {}
+        self.tensors: list[torch.Tensor] = []
+        self.full: list[bool] = []
         self.numels: list[int] = []
-        self.count = 0
 
-    def add(self, t: torch.Tensor, *, full: bool, owned: bool) -> int:
-        """Keep ``t`` (``owned``: a private copy that may be scaled in place); its slot."""
-        slot = self.count
-        self.count += 1
+    @property
+    def count(self) -> int:
+        return len(self.tensors)
+
+    def add(self, t: torch.Tensor, *, full: bool) -> int:
+        """Keep ``t`` until the statistics are computed; its slot."""
+        slot = len(self.tensors)
+        self.tensors.append(t)
+        self.full.append(full)
         self.numels.append(t.numel())
-        key = (tuple(t.shape), t.dtype, t.device, full, owned)
-        self.groups.setdefault(key, []).append((slot, t))
+        key = (tuple(t.shape), t.dtype, t.device) if full else (t.dtype, t.device)
+        self.groups.setdefault((full, *key), []).append(slot)
         return slot
 
     @torch.no_grad()
@@ -258,74 +271,122 @@ class _Store:
         self, device: torch.device
     ) -> tuple[torch.Tensor | None, list[tuple[int, list[int]]]]:
         """All raw statistics as one flat float64 tensor on ``device``, and its layout: one
-        ``(column, slots)`` per consecutive piece. The kept tensors are released."""
-        staged: list[tuple[list[int], torch.Tensor, tuple[int, ...], bool, bool]] = []
-        for (shape, _, _, full, owned), items in self.groups.items():
-            if math.prod(shape) == 0:
-                continue
-            slots = [s for s, _ in items]
-            if len(items) > 1:
-                x, owned = torch.stack([t for _, t in items]), True
-            else:
-                x = items[0][1].unsqueeze(0)
-            staged.append((slots, x, shape, full, owned))
-        self.groups.clear()
+        ``(column, slots)`` per consecutive piece."""
         pieces: list[tuple[int, list[int], torch.Tensor]] = []
-        # an exact power of two per tensor brings its largest magnitude near 1, so that the
-        # reductions below run in the tensor's own type without overflow or underflow (a
-        # float32 signal of 1e20 has squares beyond float32's range; one of 1e-21, below it);
-        # the exponents of all tensors of one floating type are computed together
-        by_type: dict[torch.dtype, list[int]] = {}
-        for i, (_, x, _, _, _) in enumerate(staged):
-            if x.dtype != torch.float64:
-                by_type.setdefault(x.dtype, []).append(i)
-        for dtype, members in by_type.items():
-            top = torch.cat(
-                [
-                    torch.linalg.vector_norm(
-                        staged[i][1].reshape(len(staged[i][0]), -1), math.inf, 1
-                    )
-                    for i in members
-                ]
-            )
-            limit = int(math.log2(torch.finfo(dtype).max)) - 1
-            exponent = torch.frexp(top).exponent.clamp_(-limit, limit)
-            scales = torch.exp2(exponent.neg_().to(dtype))
-            pieces.append((_R_SCALE, [s for i in members for s in staged[i][0]], scales))
-            sizes = [len(staged[i][0]) for i in members]
-            for i, scale in zip(members, torch.split(scales, sizes), strict=True):
-                slots, x, shape, full, owned = staged[i]
-                bcast = scale.view(len(slots), *([1] * len(shape)))
-                staged[i] = (slots, x.mul_(bcast) if owned else x * bcast, shape, full, owned)
-        for slots, x, shape, full, _ in staged:
-            k = len(slots)
-            flat = x.reshape(k, -1)
-            pieces.append((_R_NORM, slots, torch.linalg.vector_norm(flat, dim=1)))
-            if not full:
+        for key, slots in self.groups.items():
+            tensors = [self.tensors[s] for s in slots]
+            if key[0]:
+                if math.prod(key[1]) > 0:
+                    x = torch.stack(tensors) if len(slots) > 1 else tensors[0].unsqueeze(0)
+                    _full_stats(x, slots, pieces, with_max=True)
                 continue
-            pieces.append((_R_SUM, slots, flat.sum(dim=1)))
-            pieces.append((_R_NONZERO, slots, torch.count_nonzero(flat, dim=1)))
-            if len(shape) >= 2 and shape[0] >= 2:
-                rows = x.reshape(k, shape[0], -1)
-                row_norms = torch.linalg.vector_norm(rows, dim=2)
-                inv = torch.where(row_norms > 0, row_norms.reciprocal(), 0.0)
-                unit = torch.bmm(inv.unsqueeze(1), rows)  # sum of the unit rows, per tensor
-                unit_sq = torch.linalg.vector_norm(unit.reshape(k, -1), dim=1).square()
-                pieces.append((_R_UNIT_SQ, slots, unit_sq))
-                pieces.append((_R_ROWS, slots, torch.count_nonzero(inv, dim=1)))
-        staged.clear()
-        if not pieces:
-            return None, []
-        # one concatenation per type, then one float64 vector
-        order: dict[tuple[torch.dtype, torch.device], list[int]] = {}
-        for i, (_, _, t) in enumerate(pieces):
-            order.setdefault((t.dtype, t.device), []).append(i)
-        parts = [
-            torch.cat([pieces[i][2] for i in idx]).to(device=device, dtype=torch.float64)
-            for idx in order.values()
-        ]
-        layout = [(pieces[i][0], pieces[i][1]) for idx in order.values() for i in idx]
-        return (torch.cat(parts) if len(parts) > 1 else parts[0]), layout
+            slots = [s for s in slots if self.numels[s]]
+            if slots:
+                tensors = [self.tensors[s] for s in slots]
+                pieces.append((_R_MAX, slots, torch.stack(torch._foreach_norm(tensors, math.inf))))
+                pieces.append((_R_NORM, slots, torch.stack(torch._foreach_norm(tensors))))
+        return _flatten(pieces, device)
+
+    def unsafe(self, raw: np.ndarray[Any, np.dtype[np.float64]]) -> list[int]:
+        """Slots whose unscaled reductions may have overflowed or underflowed."""
+        out = []
+        for s, t in enumerate(self.tensors):
+            m = raw[s, _R_MAX]
+            if t.dtype != torch.float64 and 0 < m < math.inf and not _SAFE[0] <= m <= _SAFE[1]:
+                out.append(s)
+        return out
+
+    @torch.no_grad()
+    def rescue(
+        self, raw: np.ndarray[Any, np.dtype[np.float64]], slots: list[int], device: torch.device
+    ) -> tuple[torch.Tensor | None, list[tuple[int, list[int]]]]:
+        """The raw statistics of ``slots`` again, each tensor scaled by a power of two."""
+        pieces: list[tuple[int, list[int], torch.Tensor]] = []
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for s in slots:
+            t = self.tensors[s]
+            key = (tuple(t.shape), t.dtype, t.device) if self.full[s] else (t.dtype, t.device)
+            groups.setdefault((self.full[s], *key), []).append(s)
+        for key, members in groups.items():
+            tensors = [self.tensors[s] for s in members]
+            dtype = tensors[0].dtype
+            limit = int(math.log2(torch.finfo(dtype).max)) - 1
+            scales = [
+                2.0 ** -min(max(math.frexp(raw[s, _R_MAX])[1], -limit), limit) for s in members
+            ]
+            scaled = torch._foreach_mul(tensors, scales)
+            scale_t = torch.tensor(scales, dtype=torch.float64, device=tensors[0].device)
+            pieces.append((_R_SCALE, members, scale_t))
+            if key[0]:
+                _full_stats(torch.stack(scaled), members, pieces, with_max=False)
+            else:
+                pieces.append((_R_NORM, members, torch.stack(torch._foreach_norm(scaled))))
+        return _flatten(pieces, device)
+
+    def release(self) -> None:
+        self.tensors.clear()
+        self.groups.clear()
+
+
+# largest magnitudes for which unscaled float32 reductions neither overflow nor underflow
+_SAFE = (2.0**-40, 2.0**40)
+
+
+def _full_stats(
+    x: torch.Tensor,
+    slots: list[int],
+    pieces: list[tuple[int, list[int], torch.Tensor]],
+    *,
+    with_max: bool,
+) -> None:
+    """Batched statistics of ``k`` stacked forward outputs ``x`` of shape ``(k, *shape)``."""
+    k = len(slots)
+    flat = x.reshape(k, -1)
+    if with_max:
+        pieces.append((_R_MAX, slots, torch.linalg.vector_norm(flat, math.inf, dim=1)))
+    if x.dim() >= 3 and x.shape[1] >= 2:
+        rows = x.reshape(k, x.shape[1], -1)
+        row_norms = torch.linalg.vector_norm(rows, dim=2)
+        pieces.append((_R_NORM, slots, torch.linalg.vector_norm(row_norms, dim=1)))
+        inv = torch.where(row_norms > 0, row_norms.reciprocal(), 0.0)
+        unit = torch.bmm(inv.unsqueeze(1), rows)  # sum of the unit rows, per tensor
+        unit_sq = torch.linalg.vector_norm(unit.reshape(k, -1), dim=1).square()
+        pieces.append((_R_UNIT_SQ, slots, unit_sq))
+        pieces.append((_R_ROWS, slots, torch.count_nonzero(inv, dim=1)))
+    else:
+        pieces.append((_R_NORM, slots, torch.linalg.vector_norm(flat, dim=1)))
+    pieces.append((_R_SUM, slots, flat.sum(dim=1)))
+    pieces.append((_R_NONZERO, slots, torch.count_nonzero(flat, dim=1)))
+
+
+def _flatten(
+    pieces: list[tuple[int, list[int], torch.Tensor]], device: torch.device
+) -> tuple[torch.Tensor | None, list[tuple[int, list[int]]]]:
+    """One float64 vector from the pieces (one concatenation per type), and its layout."""
+    if not pieces:
+        return None, []
+    order: dict[tuple[torch.dtype, torch.device], list[int]] = {}
+    for i, (_, _, t) in enumerate(pieces):
+        order.setdefault((t.dtype, t.device), []).append(i)
+    parts = [
+        torch.cat([pieces[i][2] for i in idx]).to(device=device, dtype=torch.float64)
+        for idx in order.values()
+    ]
+    layout = [(pieces[i][0], pieces[i][1]) for idx in order.values() for i in idx]
+    return (torch.cat(parts) if len(parts) > 1 else parts[0]), layout
+
+
+def _fill(
+    raw: np.ndarray[Any, np.dtype[np.float64]],
+    host: np.ndarray[Any, np.dtype[np.float64]],
+    layout: list[tuple[int, list[int]]],
+) -> int:
+    """Write the host copy of a flat statistics vector into ``raw``; how much of it was used."""
+    off = 0
+    for column, slots in layout:
+        raw[slots, column] = host[off : off + len(slots)]
+        off += len(slots)
+    return off
 
 
 def _records_for(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -536,7 +597,7 @@ def _run(
                 p.fed_by = last[2]
             slot = slot_of(x)
             if slot is None:
-                slot = store.add(x.detach().clone(), full=False, owned=True)
+                slot = store.add(x.detach().clone(), full=False)
                 keep(x, slot)
             p.in_slot = slot
             p.in_numel = x.numel()
@@ -551,7 +612,7 @@ def _run(
             return
         p.shape = tuple(y.shape)
         p.activation = is_act[id(module)]
-        p.out_slot = store.add(y.detach().clone(), full=True, owned=True)
+        p.out_slot = store.add(y.detach().clone(), full=True)
         keep(y, p.out_slot)
         last[0], last[1], last[2] = y, y._version, p.index
         if y.requires_grad:
@@ -572,7 +633,7 @@ def _run(
             for a in leaves:
                 if a.is_floating_point():
                     # a leaf that requires grad cannot be modified in place: no copy needed
-                    input_slots.append(store.add(a.detach(), full=False, owned=False))
+                    input_slots.append(store.add(a.detach(), full=False))
                     keep(a, input_slots[-1])
             try:
                 out = work(*leaves)
@@ -601,10 +662,10 @@ def _run(
                 n_leaf = sum(1 for a in leaves if isinstance(a, torch.Tensor) and a.requires_grad)
                 for g in grads[:n_leaf]:
                     if g is not None:
-                        grad_slots.append(store.add(g, full=False, owned=False))
+                        grad_slots.append(store.add(g, full=False))
                 for p, g in zip(edge_owners, grads[len(wrt) :], strict=True):
                     if g is not None:
-                        p.bwd_slot = store.add(g, full=False, owned=False)
+                        p.bwd_slot = store.add(g, full=False)
     finally:
         for h in handles:
             h.remove()
@@ -630,10 +691,10 @@ def _host_stats(
 ) -> np.ndarray[Any, np.dtype[np.float64]]:
     """Per record: sums of squares, sum, zero count and mean cosine from the raw slot rows."""
     n = len(done)
-    nan_row = np.full(6, math.nan)
+    nan_row = np.full(7, math.nan)
 
     def rows(slots: list[int | None]) -> np.ndarray[Any, np.dtype[np.float64]]:
-        return np.array([raw[s] if s is not None else nan_row for s in slots]).reshape(n, 6)
+        return np.array([raw[s] if s is not None else nan_row for s in slots]).reshape(n, 7)
 
     out = rows([p.out_slot for p in done])
     inp = rows([p.in_slot for p in done])
@@ -743,16 +804,20 @@ def _assemble(
         if pieces
         else np.zeros(0)
     )
-    raw = np.full((store.count, 6), math.nan)
-    raw[:, _R_SCALE] = 1.0  # float64 tensors are not scaled
-    off = 0
-    for column, slots in layout:
-        raw[slots, column] = host[off : off + len(slots)]
-        off += len(slots)
+    raw = np.full((store.count, 7), math.nan)
+    raw[:, _R_SCALE] = 1.0
+    off = _fill(raw, host, layout)
+    w_host = host[off:]
+    unsafe = store.unsafe(raw)
+    if unsafe:  # float32 overflow or underflow: a second pass, scaled, on those tensors only
+        again, layout = store.rescue(raw, unsafe, dev)
+        if again is not None:
+            _fill(raw, again.cpu().numpy(), layout)
+    store.release()
     stats = _host_stats(raw, done) if n else np.full((0, _N_COLS), math.nan)
     if w_slots:
         wb = np.full(2 * n, math.nan)
-        wb[w_slots] = host[off:] ** 2 / np.array(w_sizes, dtype=np.float64)
+        wb[w_slots] = w_host**2 / np.array(w_sizes, dtype=np.float64)
         stats[:, _W_SQ : _B_SQ + 1] = wb.reshape(n, 2)
 
     def sq_sum(slots: list[int]) -> float:
