@@ -5,7 +5,13 @@ parameters and on every elementwise activation, and compares what it measures wi
 mean-field theory of :mod:`nndoctor.stability.theory` predicts for each layer from the second
 moment actually measured at that layer's input.
 
-Statistics stay on the model's device and come back to the host once, at the end.
+The hooks only keep tensors (a copy of each recorded output, since a later in-place operation
+such as ``out += x`` or ``ReLU(inplace=True)`` may overwrite it) and the gradient edge of each
+output; one ``torch.autograd.grad`` call returns the gradients at all edges. The statistics are
+computed after the passes in batched form (outputs of one shape stacked, fused multi-tensor
+norms for the rest), so the number of kernels grows with the number of distinct shapes rather
+than with the number of layers, and they come back to the host in one transfer (a second,
+small one only for float32 tensors outside the range where unscaled reductions are exact).
 """
 
 from __future__ import annotations
@@ -237,13 +243,15 @@ class _Store:
     * ``unit_sq``: :math:`\|\sum_i x_i/\|x_i\|\|^2` over the rows (samples) :math:`x_i`, which
       is the number of nonzero rows plus the sum of the cosines between different rows
       (``full`` slots with at least two rows only), and ``rows``, that number of nonzero rows;
-    * ``max``: the largest magnitude (unscaled).
+    * ``max``: the largest magnitude (only where rescued).
 
     The reductions first run unscaled (``scale`` 1) in the tensor's own type. A float32 signal
     of 1e20 has squares beyond float32's range and one of 1e-21 squares below it, so
-    :meth:`rescue` recomputes the slots whose largest magnitude lies outside
-    :math:`[2^{-40}, 2^{40}]` after multiplying them by the exact power of two that brings it
-    near 1 (a second, small pass; healthy networks never need it).
+    :meth:`rescue` recomputes the slots whose norm is not finite or whose mean square is below
+    :math:`2^{-80}` (where squares may have been lost to underflow) after multiplying them by
+    the exact power of two that brings their largest magnitude near 1 (a second, small pass
+    that healthy networks never need). A finite result cannot have overflowed, and above that
+    mean square what underflow loses is below :math:`2^{-46}` of the sum.
     """
 
     def __init__(self) -> None:
@@ -278,12 +286,11 @@ class _Store:
             if key[0]:
                 if math.prod(key[1]) > 0:
                     x = torch.stack(tensors) if len(slots) > 1 else tensors[0].unsqueeze(0)
-                    _full_stats(x, slots, pieces, with_max=True)
+                    _full_stats(x, slots, pieces)
                 continue
             slots = [s for s in slots if self.numels[s]]
             if slots:
                 tensors = [self.tensors[s] for s in slots]
-                pieces.append((_R_MAX, slots, torch.stack(torch._foreach_norm(tensors, math.inf))))
                 pieces.append((_R_NORM, slots, torch.stack(torch._foreach_norm(tensors))))
         return _flatten(pieces, device)
 
@@ -291,8 +298,10 @@ class _Store:
         """Slots whose unscaled reductions may have overflowed or underflowed."""
         out = []
         for s, t in enumerate(self.tensors):
-            m = raw[s, _R_MAX]
-            if t.dtype != torch.float64 and 0 < m < math.inf and not _SAFE[0] <= m <= _SAFE[1]:
+            n, norm = self.numels[s], raw[s, _R_NORM]
+            if t.dtype == torch.float64 or n == 0:
+                continue
+            if not (math.isfinite(norm) and norm * norm >= n * _SAFE_MEAN_SQUARE):
                 out.append(s)
         return out
 
@@ -310,16 +319,23 @@ class _Store:
         for key, members in groups.items():
             tensors = [self.tensors[s] for s in members]
             dtype = tensors[0].dtype
+            k = len(members)
+            x = torch.stack([t.reshape(-1) for t in tensors]) if key[0] else None
+            top = (
+                torch.linalg.vector_norm(x, math.inf, dim=1)
+                if x is not None
+                else torch.stack(torch._foreach_norm(tensors, math.inf))
+            )
             limit = int(math.log2(torch.finfo(dtype).max)) - 1
-            scales = [
-                2.0 ** -min(max(math.frexp(raw[s, _R_MAX])[1], -limit), limit) for s in members
-            ]
-            scaled = torch._foreach_mul(tensors, scales)
-            scale_t = torch.tensor(scales, dtype=torch.float64, device=tensors[0].device)
-            pieces.append((_R_SCALE, members, scale_t))
-            if key[0]:
-                _full_stats(torch.stack(scaled), members, pieces, with_max=False)
+            exponent = torch.frexp(top).exponent.clamp_(-limit, limit)
+            scale = torch.exp2(exponent.neg_().to(dtype))
+            pieces.append((_R_SCALE, members, scale))
+            pieces.append((_R_MAX, members, top))
+            if x is not None:
+                x = x.mul_(scale.unsqueeze(1)).reshape(k, *tensors[0].shape)
+                _full_stats(x, members, pieces)
             else:
+                scaled = torch._foreach_mul(tensors, list(scale.unbind()))
                 pieces.append((_R_NORM, members, torch.stack(torch._foreach_norm(scaled))))
         return _flatten(pieces, device)
 
@@ -328,22 +344,18 @@ class _Store:
         self.groups.clear()
 
 
-# largest magnitudes for which unscaled float32 reductions neither overflow nor underflow
-_SAFE = (2.0**-40, 2.0**40)
+# mean square above which unscaled float32 reductions lose nothing relevant to underflow
+_SAFE_MEAN_SQUARE = 2.0**-80
 
 
 def _full_stats(
     x: torch.Tensor,
     slots: list[int],
     pieces: list[tuple[int, list[int], torch.Tensor]],
-    *,
-    with_max: bool,
 ) -> None:
     """Batched statistics of ``k`` stacked forward outputs ``x`` of shape ``(k, *shape)``."""
     k = len(slots)
     flat = x.reshape(k, -1)
-    if with_max:
-        pieces.append((_R_MAX, slots, torch.linalg.vector_norm(flat, math.inf, dim=1)))
     if x.dim() >= 3 and x.shape[1] >= 2:
         rows = x.reshape(k, x.shape[1], -1)
         row_norms = torch.linalg.vector_norm(rows, dim=2)
@@ -446,10 +458,10 @@ def probe(
     One forward pass records, for every module that owns parameters and every elementwise
     activation, the output's second moment; one backward pass of ``loss_fn(output)`` (the sum of
     the outputs when None) records the gradient's (taken with ``torch.autograd.grad`` with
-    respect to the inputs — or the parameters, for integer inputs — so no ``.grad`` is written
-    and no weight gradient is computed; a module whose output does not depend on the inputs gets
-    NaN backward statistics). Theory predicts each module's output from the
-    second moment measured at its input:
+    respect to the inputs — or the parameters, for integer inputs — and to every module output
+    at once, so no ``.grad`` is written and no weight gradient is computed; an output the loss
+    does not depend on gets NaN backward statistics). Theory predicts each module's output from
+    the second moment measured at its input:
 
     .. math::
 
@@ -471,6 +483,12 @@ def probe(
     :math:`\min(G_f, G_b) < ` ``vanishing_gain`` (the more extreme on a log scale wins when
     both hold), and ``"healthy"`` otherwise. The onset is the first layer (in the direction of
     the pass) where the cumulative gain leaves [vanishing_gain, exploding_gain].
+
+    Memory: until the statistics are computed the probe holds a copy of every recorded output
+    and the gradient at every output, about twice the activation memory of one training step
+    (plus, briefly, one stacked copy of the outputs of one shape). Stock BatchNorm layers in
+    training mode run with ``track_running_stats`` off during the probe (the same output, and
+    their running statistics are left alone without being copied).
 
     Parameters
     ----------
