@@ -265,3 +265,30 @@ def test_float32_tiny_and_huge_signals_match_float64(weight: float) -> None:
         assert a.backward_rms == pytest.approx(b.backward_rms, rel=1e-5)
         assert a.correlation == pytest.approx(b.correlation, rel=1e-5, abs=1e-6)
     assert r32.findings == ()
+
+
+def test_batched_gpu_path_matches_per_tensor_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # on a GPU, outputs of one shape are stacked and reduced together (fewer kernel launches);
+    # on the CPU they are reduced one by one: both give the same statistics
+    from nndoctor.stability import propagation
+
+    torch.manual_seed(0)
+    cases = [
+        (nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), _InPlaceBlock(), _InPlaceBlock()), None),
+        (deep_chain(30, 0.2, width=3), None),  # rescued: squares below float32's range
+        (deep_chain(30, 5.0, width=3), None),  # rescued: squares above it
+        (digits_mlp(), torch.float64),
+    ]
+    for model, dtype in cases:
+        first = next(model.parameters())
+        x = torch.randn(5, 3, 6, 6) if first.dim() == 4 else torch.randn(5, first.shape[1])
+        one = probe(model, x, dtype=dtype)
+        monkeypatch.setattr(propagation, "_STACK_ON_CPU", True)
+        stacked = probe(model, x, dtype=dtype)
+        monkeypatch.setattr(propagation, "_STACK_ON_CPU", False)
+        assert one.verdict == stacked.verdict
+        for a, b in zip(one.layers, stacked.layers, strict=True):
+            for field in ("forward_rms", "backward_rms", "forward_mean", "correlation"):
+                va, vb = getattr(a, field), getattr(b, field)
+                assert va == pytest.approx(vb, rel=1e-5, abs=1e-7, nan_ok=True), (a.name, field)
+            assert a.zero_fraction == pytest.approx(b.zero_fraction, nan_ok=True)

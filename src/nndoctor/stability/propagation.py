@@ -258,20 +258,31 @@ class _Store:
         self.groups: dict[tuple[Any, ...], list[int]] = {}
         self.tensors: list[torch.Tensor] = []
         self.full: list[bool] = []
+        self.zeros: list[bool] = []
         self.numels: list[int] = []
 
     @property
     def count(self) -> int:
         return len(self.tensors)
 
-    def add(self, t: torch.Tensor, *, full: bool) -> int:
-        """Keep ``t`` until the statistics are computed; its slot."""
+    def add(self, t: torch.Tensor, *, full: bool, zeros: bool = False) -> int:
+        """Keep ``t`` until the statistics are computed (``zeros``: count its zero entries
+        too); its slot. Large tensors, and all tensors on the CPU, are reduced one by one:
+        stacking them would cost a copy, and their kernels take longer than launching them
+        does."""
         slot = len(self.tensors)
         self.tensors.append(t)
         self.full.append(full)
-        self.numels.append(t.numel())
-        key = (tuple(t.shape), t.dtype, t.device) if full else (t.dtype, t.device)
-        self.groups.setdefault((full, *key), []).append(slot)
+        self.zeros.append(zeros)
+        n = t.numel()
+        self.numels.append(n)
+        if not full:
+            key: tuple[Any, ...] = (False, t.dtype, t.device)
+        elif n >= _SOLO_NUMEL or (t.device.type == "cpu" and not _STACK_ON_CPU):
+            key = (True, tuple(t.shape), slot)
+        else:
+            key = (True, tuple(t.shape), t.dtype, t.device)
+        self.groups.setdefault(key, []).append(slot)
         return slot
 
     @torch.no_grad()
@@ -282,17 +293,21 @@ class _Store:
         ``(column, slots)`` per consecutive piece."""
         pieces: list[tuple[int, list[int], torch.Tensor]] = []
         for key, slots in self.groups.items():
-            tensors = [self.tensors[s] for s in slots]
             if key[0]:
                 if math.prod(key[1]) > 0:
+                    slots = self._zeros_first(slots)
+                    tensors = [self.tensors[s] for s in slots]
                     x = torch.stack(tensors) if len(slots) > 1 else tensors[0].unsqueeze(0)
-                    _full_stats(x, slots, pieces)
+                    _full_stats(x, slots, sum(self.zeros[s] for s in slots), pieces)
                 continue
             slots = [s for s in slots if self.numels[s]]
             if slots:
                 tensors = [self.tensors[s] for s in slots]
                 pieces.append((_R_NORM, slots, torch.stack(torch._foreach_norm(tensors))))
         return _flatten(pieces, device)
+
+    def _zeros_first(self, slots: list[int]) -> list[int]:
+        return [s for s in slots if self.zeros[s]] + [s for s in slots if not self.zeros[s]]
 
     def unsafe(self, raw: np.ndarray[Any, np.dtype[np.float64]]) -> list[int]:
         """Slots whose unscaled reductions may have overflowed or underflowed."""
@@ -317,6 +332,7 @@ class _Store:
             key = (tuple(t.shape), t.dtype, t.device) if self.full[s] else (t.dtype, t.device)
             groups.setdefault((self.full[s], *key), []).append(s)
         for key, members in groups.items():
+            members = self._zeros_first(members)
             tensors = [self.tensors[s] for s in members]
             dtype = tensors[0].dtype
             k = len(members)
@@ -333,7 +349,7 @@ class _Store:
             pieces.append((_R_MAX, members, top))
             if x is not None:
                 x = x.mul_(scale.unsqueeze(1)).reshape(k, *tensors[0].shape)
-                _full_stats(x, members, pieces)
+                _full_stats(x, members, sum(self.zeros[s] for s in members), pieces)
             else:
                 scaled = torch._foreach_mul(tensors, list(scale.unbind()))
                 pieces.append((_R_NORM, members, torch.stack(torch._foreach_norm(scaled))))
@@ -344,6 +360,10 @@ class _Store:
         self.groups.clear()
 
 
+# tensors with at least this many entries are reduced one by one rather than stacked
+_SOLO_NUMEL = 2**24
+# stacking saves kernel launches (GPU); on the CPU launches are cheap and the copy is not
+_STACK_ON_CPU = False
 # mean square above which unscaled float32 reductions lose nothing relevant to underflow
 _SAFE_MEAN_SQUARE = 2.0**-80
 
@@ -351,9 +371,11 @@ _SAFE_MEAN_SQUARE = 2.0**-80
 def _full_stats(
     x: torch.Tensor,
     slots: list[int],
+    n_zeros: int,
     pieces: list[tuple[int, list[int], torch.Tensor]],
 ) -> None:
-    """Batched statistics of ``k`` stacked forward outputs ``x`` of shape ``(k, *shape)``."""
+    """Batched statistics of ``k`` stacked forward outputs ``x`` of shape ``(k, *shape)``; the
+    first ``n_zeros`` of them get their nonzero entries counted."""
     k = len(slots)
     flat = x.reshape(k, -1)
     if x.dim() >= 3 and x.shape[1] >= 2:
@@ -368,7 +390,11 @@ def _full_stats(
     else:
         pieces.append((_R_NORM, slots, torch.linalg.vector_norm(flat, dim=1)))
     pieces.append((_R_SUM, slots, flat.sum(dim=1)))
-    pieces.append((_R_NONZERO, slots, torch.count_nonzero(flat, dim=1)))
+    if n_zeros:
+        # not count_nonzero(dim=...), which converts the whole mask to int64 on the CPU
+        count_type = torch.int32 if flat.shape[1] < 2**31 else torch.int64
+        nonzero = (flat[:n_zeros] != 0).sum(dim=1, dtype=count_type)
+        pieces.append((_R_NONZERO, slots[:n_zeros], nonzero))
 
 
 def _flatten(
@@ -630,7 +656,7 @@ def _run(
             return
         p.shape = tuple(y.shape)
         p.activation = is_act[id(module)]
-        p.out_slot = store.add(y.detach().clone(), full=True)
+        p.out_slot = store.add(y.detach().clone(), full=True, zeros=p.activation)
         keep(y, p.out_slot)
         last[0], last[1], last[2] = y, y._version, p.index
         if y.requires_grad:
