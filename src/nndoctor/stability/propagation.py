@@ -188,7 +188,7 @@ class PropagationReport(ResultMixin):
         return tuple(r for r in self.layers if r.called)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     index: int
     module: nn.Module
@@ -898,17 +898,23 @@ def _assemble(
     chain = len(done) > 1 and all(p.fed_by == p.index - 1 for p in done[1:])
 
     acts = {id(m): activation_of(m) for _, m in targets}
+    # plain Python floats in the loop (numpy scalars are slow to index and convert)
+    st: list[list[float]] = stats.tolist()
+    in_l: list[float] = in_sq.tolist()
+    out_l: list[float] = out_sq.tolist()
+    bwd_l: list[float] = bwd_sq.tolist()
+    f_l: list[float] = fwd_rms.tolist()
+    b_l: list[float] = bwd_rms.tolist()
+    bwd_ref = float(bwd_ref)
     records: list[LayerRecord] = []
     for i, p in enumerate(done):
-        pred_sq = _theory_forward(
-            p.module, acts[id(p.module)], in_sq[i], stats[i, _W_SQ], stats[i, _B_SQ]
-        )
+        pred_sq = _theory_forward(p.module, acts[id(p.module)], in_l[i], st[i][_W_SQ], st[i][_B_SQ])
         pred_bwd: float | None = None
         if i + 1 < len(done) and done[i + 1].fed_by == i:
             nxt = done[i + 1].module
-            factor = _theory_backward(nxt, acts[id(nxt)], in_sq[i + 1], stats[i + 1, _W_SQ])
-            if factor is not None and math.isfinite(bwd_sq[i + 1]):
-                pred_bwd = _ratio(math.sqrt(factor * bwd_sq[i + 1]), bwd_ref)
+            factor = _theory_backward(nxt, acts[id(nxt)], in_l[i + 1], st[i + 1][_W_SQ])
+            if factor is not None and math.isfinite(bwd_l[i + 1]):
+                pred_bwd = _ratio(math.sqrt(factor * bwd_l[i + 1]), bwd_ref)
         records.append(
             LayerRecord(
                 index=i,
@@ -917,15 +923,15 @@ def _assemble(
                 call=p.call,
                 called=True,
                 shape=p.shape,
-                forward_rms=float(fwd_rms[i]),
-                backward_rms=float(bwd_rms[i]),
-                input_rms=float(math.sqrt(in_sq[i])) if in_sq[i] >= 0 else math.nan,
-                forward_mean=float(stats[i, _OUT_SUM] / numels[i]) if numels[i] else math.nan,
-                forward_gain=_ratio(float(fwd_rms[i]), input_rms),
-                backward_gain=_ratio(float(bwd_rms[i]), float(bwd_ref)),
-                layer_factor=_ratio(float(out_sq[i]), float(in_sq[i])),
+                forward_rms=float(f_l[i]),
+                backward_rms=float(b_l[i]),
+                input_rms=float(math.sqrt(in_l[i])) if in_l[i] >= 0 else math.nan,
+                forward_mean=float(st[i][_OUT_SUM] / numels[i]) if numels[i] else math.nan,
+                forward_gain=_ratio(float(f_l[i]), input_rms),
+                backward_gain=_ratio(float(b_l[i]), float(bwd_ref)),
+                layer_factor=_ratio(float(out_l[i]), float(in_l[i])),
                 predicted_layer_factor=(
-                    _ratio(pred_sq, float(in_sq[i])) if pred_sq is not None else None
+                    _ratio(pred_sq, float(in_l[i])) if pred_sq is not None else None
                 ),
                 predicted_forward_gain=(
                     _ratio(math.sqrt(pred_sq), input_rms)
@@ -933,8 +939,8 @@ def _assemble(
                     else None
                 ),
                 predicted_backward_gain=pred_bwd,
-                zero_fraction=float(stats[i, _OUT_ZERO] / numels[i]) if numels[i] else math.nan,
-                correlation=float(stats[i, _OUT_COS]),
+                zero_fraction=float(st[i][_OUT_ZERO] / numels[i]) if numels[i] else math.nan,
+                correlation=float(st[i][_OUT_COS]),
             )
         )
     records = _with_uncalled(work, targets, records)
