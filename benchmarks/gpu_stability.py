@@ -80,6 +80,41 @@ def main() -> None:
     )
     check("probe GPU == CPU per layer", close and rc.verdict == rg.verdict, rg.verdict)
 
+    # float32 signals whose squares leave float32's range: CUDA reduces in float32, so the
+    # probe's scaled second pass must give the float64 values
+    for w in (0.2, 5.0):
+        r32 = probe(deep_chain(30, w, width=3).to(dev), torch.ones(2, 3, device=dev))
+        r64 = probe(
+            deep_chain(30, w, width=3).to(dev), torch.ones(2, 3, device=dev), dtype=torch.float64
+        )
+        worst = max(
+            abs(a.forward_rms / b.forward_rms - 1) + abs(a.backward_rms / b.backward_rms - 1)
+            for a, b in zip(r32.layers, r64.layers, strict=True)
+        )
+        check(f"float32 chain {w}^30 == float64 per layer on GPU", worst < 1e-4, f"{worst:.2e}")
+
+    # batched statistics on the GPU == per-tensor statistics on the CPU, on a small ResNet
+    # (in-place ReLU, BatchNorm in training mode, residual adds), forward and backward
+    torch.manual_seed(0)
+    small = resnet18_like(10)
+    xs = torch.randn(4, 3, 32, 32)
+    rc = probe(small, xs)
+    small_gpu = resnet18_like(10).to(dev)
+    small_gpu.load_state_dict(small.state_dict())
+    buffers = {k: v.clone() for k, v in small_gpu.state_dict().items()}
+    rg = probe(small_gpu, xs.to(dev))
+    fields = ("forward_rms", "backward_rms", "forward_mean", "correlation", "zero_fraction")
+    worst = 0.0
+    for a, b in zip(rc.layers, rg.layers, strict=True):
+        for f in fields:
+            va, vb = getattr(a, f), getattr(b, f)
+            if va == va and vb == vb:  # not NaN
+                worst = max(worst, abs(va - vb) / max(1.0, abs(va)))
+    check("probe GPU == CPU on a ResNet, all statistics", worst < 1e-3, f"{worst:.2e}")
+    same = all(torch.equal(v, small_gpu.state_dict()[k]) for k, v in buffers.items())
+    flags = all(m.track_running_stats for m in small_gpu.modules() if isinstance(m, nn.BatchNorm2d))
+    check("BatchNorm running statistics untouched on GPU", same and flags)
+
     gpu_model.train()
     p0 = next(gpu_model.parameters())
     p0.grad = torch.full_like(p0, 3.0)
@@ -118,13 +153,18 @@ def main() -> None:
             model.zero_grad(set_to_none=True)
             model(inp).sum().backward()
 
+        torch.cuda.reset_peak_memory_stats()
         t_plain = timed(plain)
+        mem_plain = torch.cuda.max_memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
         t_probe = timed(lambda model=model, inp=inp: probe(model, inp))
+        mem_probe = torch.cuda.max_memory_allocated()
         ratio = t_probe / t_plain
         check(
             f"probe overhead {name}",
             ratio <= 1.5,
-            f"plain {t_plain * 1e3:.1f} ms, probe {t_probe * 1e3:.1f} ms, ratio {ratio:.2f}x",
+            f"plain {t_plain * 1e3:.1f} ms, probe {t_probe * 1e3:.1f} ms, ratio {ratio:.2f}x; "
+            f"peak memory plain {mem_plain / 2**30:.2f} GiB, probe {mem_probe / 2**30:.2f} GiB",
         )
     print("ALL PASS" if FAILED == 0 else f"{FAILED} FAILED")
     sys.exit(1 if FAILED else 0)

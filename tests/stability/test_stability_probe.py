@@ -210,3 +210,85 @@ def test_probe_property_shapes_and_dtypes(
         assert rec.predicted_layer_factor is not None
         assert rec.shape == (batch, width)
     json.loads(r.to_json())
+
+
+class _InPlaceBlock(nn.Module):
+    """torchvision style: ``out += x`` and an in-place ReLU overwrite recorded outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(4)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn(self.conv(x))
+        out += x
+        return self.relu(out)
+
+
+def test_outputs_overwritten_in_place_are_measured_as_produced() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), _InPlaceBlock())
+    x = torch.randn(6, 3, 5, 5)
+    r = probe(model, x)
+    bn_module = model[1].bn
+    assert bn_module.track_running_stats is True
+    assert int(bn_module.num_batches_tracked) == 0
+    assert torch.equal(bn_module.running_mean, torch.zeros(4))
+    with torch.no_grad():
+        h0 = model[0](x)
+        h_bn = model[1].bn(model[1].conv(h0))
+        h_relu = torch.relu(h_bn + h0)
+    rms = {rec.name: rec.forward_rms for rec in r.layers}
+    assert rms["1.bn"] == pytest.approx(h_bn.square().mean().sqrt().item(), rel=1e-5)
+    assert rms["1.relu"] == pytest.approx(h_relu.square().mean().sqrt().item(), rel=1e-5)
+    relu = next(rec for rec in r.layers if rec.name == "1.relu")
+    assert relu.input_rms == pytest.approx((h_bn + h0).square().mean().sqrt().item(), rel=1e-5)
+    # the gradient of the BatchNorm output is the one before the in-place add and ReLU
+    h0r = h0.detach().requires_grad_(True)
+    y = model[1].bn(model[1].conv(h0r))
+    y.retain_grad()
+    torch.relu(y + h0r).sum().backward()
+    bn = next(rec for rec in r.layers if rec.name == "1.bn")
+    assert bn.backward_rms == pytest.approx(y.grad.square().mean().sqrt().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("weight", [0.2, 5.0])
+def test_float32_tiny_and_huge_signals_match_float64(weight: float) -> None:
+    # 0.2^30 ~ 1e-21 has squares below float32's range, 5^30 ~ 9e20 squares above it: the
+    # unscaled batched reductions are redone with an exact power-of-two scale
+    r32 = probe(deep_chain(30, weight, width=3), torch.ones(2, 3))
+    r64 = probe(deep_chain(30, weight, width=3), torch.ones(2, 3), dtype=torch.float64)
+    for a, b in zip(r32.layers, r64.layers, strict=True):
+        assert a.forward_rms == pytest.approx(b.forward_rms, rel=1e-5)
+        assert a.backward_rms == pytest.approx(b.backward_rms, rel=1e-5)
+        assert a.correlation == pytest.approx(b.correlation, rel=1e-5, abs=1e-6)
+    assert r32.findings == ()
+
+
+def test_batched_gpu_path_matches_per_tensor_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # on a GPU, outputs of one shape are stacked and reduced together (fewer kernel launches);
+    # on the CPU they are reduced one by one: both give the same statistics
+    from nndoctor.stability import propagation
+
+    torch.manual_seed(0)
+    cases = [
+        (nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), _InPlaceBlock(), _InPlaceBlock()), None),
+        (deep_chain(30, 0.2, width=3), None),  # rescued: squares below float32's range
+        (deep_chain(30, 5.0, width=3), None),  # rescued: squares above it
+        (digits_mlp(), torch.float64),
+    ]
+    for model, dtype in cases:
+        first = next(model.parameters())
+        x = torch.randn(5, 3, 6, 6) if first.dim() == 4 else torch.randn(5, first.shape[1])
+        one = probe(model, x, dtype=dtype)
+        monkeypatch.setattr(propagation, "_STACK_ON_CPU", True)
+        stacked = probe(model, x, dtype=dtype)
+        monkeypatch.setattr(propagation, "_STACK_ON_CPU", False)
+        assert one.verdict == stacked.verdict
+        for a, b in zip(one.layers, stacked.layers, strict=True):
+            for field in ("forward_rms", "backward_rms", "forward_mean", "correlation"):
+                va, vb = getattr(a, field), getattr(b, field)
+                assert va == pytest.approx(vb, rel=1e-5, abs=1e-7, nan_ok=True), (a.name, field)
+            assert a.zero_fraction == pytest.approx(b.zero_fraction, nan_ok=True)

@@ -133,21 +133,49 @@ def inputs_tuple(inputs: Any) -> tuple[Any, ...]:
     return tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
 
 
+def _quiet_batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """Stock BatchNorm layers in training mode that track running statistics.
+
+    With ``track_running_stats`` switched off for the duration, such a layer computes exactly the
+    same output (batch statistics) and writes none of its buffers, which saves copying them.
+    """
+    stock = nn.modules.batchnorm._BatchNorm.forward
+    return [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        and type(m).forward is stock
+        and m.training
+        and m.track_running_stats
+    ]
+
+
 @contextlib.contextmanager
 def preserve_state(model: nn.Module) -> Iterator[None]:
     """Restore buffers (e.g. BatchNorm running statistics), train/eval flags and requires_grad.
 
     Parameters themselves are never written by the callers; their ``.grad`` is left alone.
+    Stock BatchNorm layers in training mode run with ``track_running_stats`` off meanwhile (same
+    output, no buffer writes); other buffers are copied and those that changed are written back.
     """
-    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    quiet = _quiet_batchnorms(model)
+    skip = {id(b) for m in quiet for b in m.buffers(recurse=False)}
+    buffers = [b for b in model.buffers() if id(b) not in skip]
+    versions = [b._version for b in buffers]
+    saved = [b.detach().clone() for b in buffers]
     modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
+    for bn in quiet:
+        bn.track_running_stats = False
     try:
         yield
     finally:
-        with torch.no_grad():
-            for b, saved in buffers:
-                b.copy_(saved)
+        for bn in quiet:
+            bn.track_running_stats = True
+        changed = [i for i, b in enumerate(buffers) if b._version != versions[i]]
+        if changed:
+            with torch.no_grad():
+                torch._foreach_copy_([buffers[i] for i in changed], [saved[i] for i in changed])
         for m, mode in modes:
             m.training = mode
         for p, flag in flags:

@@ -5,13 +5,20 @@ parameters and on every elementwise activation, and compares what it measures wi
 mean-field theory of :mod:`nndoctor.stability.theory` predicts for each layer from the second
 moment actually measured at that layer's input.
 
-Statistics stay on the model's device and come back to the host once, at the end.
+The hooks only keep tensors (a copy of each recorded output, since a later in-place operation
+such as ``out += x`` or ``ReLU(inplace=True)`` may overwrite it) and the gradient edge of each
+output; one ``torch.autograd.grad`` call returns the gradients at all edges. The statistics are
+computed after the passes in batched form (outputs of one shape stacked, fused multi-tensor
+norms for the rest), so the number of kernels grows with the number of distinct shapes rather
+than with the number of layers, and they come back to the host in one transfer (a second,
+small one only for float32 tensors outside the range where unscaled reductions are exact).
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
+from torch.autograd.graph import get_gradient_edge
 
 from nndoctor._results import ResultMixin
 from nndoctor._validation import check_finite_tensor, check_module
@@ -33,7 +41,7 @@ from nndoctor.stability._layers import (
     model_device,
     preserve_state,
 )
-from nndoctor.stability.theory import activation_of
+from nndoctor.stability.theory import Activation, activation_of
 
 __all__ = ["LayerRecord", "ProbeFinding", "PropagationReport", "probe"]
 
@@ -42,8 +50,8 @@ Verdict = Literal["healthy", "vanishing", "exploding"]
 # columns of the per-record statistics matrix (one host transfer at the end)
 _OUT_SQ, _OUT_SUM, _OUT_ZERO, _OUT_COS, _IN_SQ, _BWD_SQ, _W_SQ, _B_SQ = range(8)
 _N_COLS = 8
-_N_OUT = 6  # raw: norm of scaled output, its sum, nonzeros, |sum of unit rows|^2, rows, scale
-_N_SMALL = 2  # raw: norm of the scaled tensor, scale
+# raw columns of a _Store slot
+_R_NORM, _R_SCALE, _R_SUM, _R_NONZERO, _R_UNIT_SQ, _R_ROWS, _R_MAX = range(7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,18 +188,19 @@ class PropagationReport(ResultMixin):
         return tuple(r for r in self.layers if r.called)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     index: int
     module: nn.Module
     name: str
     call: int
-    in_row: torch.Tensor | None = None
-    out_row: torch.Tensor | None = None
-    bwd_row: torch.Tensor | None = None
+    in_slot: int | None = None
+    out_slot: int | None = None
+    bwd_slot: int | None = None
     shape: tuple[int, ...] = ()
     in_numel: int = 0
     fed_by: int | None = None
+    activation: bool = False
 
 
 def _first_tensor(obj: Any) -> torch.Tensor | None:
@@ -220,64 +229,202 @@ def _all_tensors(obj: Any) -> list[torch.Tensor]:
     return []
 
 
-def _scaled(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``t`` times a power of two that brings its largest magnitude near 1, and that factor.
+class _Store:
+    r"""Tensors kept during the passes; their statistics are computed afterwards, batched.
 
-    Reductions on the scaled tensor run in the tensor's own type without overflow or underflow
-    (a float32 signal of 1e20 has a second moment beyond float32's range; one of 1e-21 has
-    squares below it); the exact power of two is divided out in float64 on the host. This costs
-    one multiply instead of a float64 copy of the whole tensor.
+    Forward outputs (``full``) of one shape and type are stacked and reduced together, and the
+    norms of all other tensors (inputs, gradients) come from fused multi-tensor norms, so the
+    number of kernels grows with the number of distinct shapes, not with the number of layers.
+    Every slot yields one row ``[norm, scale, sum, nonzero, unit_sq, rows, max]`` of raw
+    statistics of the tensor times a power of two ``scale`` (``_host_stats`` divides it out):
+
+    * ``norm``: Euclidean norm (the sum of squares is ``(norm/scale)^2``);
+    * ``sum``, ``nonzero``: sum and number of nonzero entries (``full`` slots only, else NaN);
+    * ``unit_sq``: :math:`\|\sum_i x_i/\|x_i\|\|^2` over the rows (samples) :math:`x_i`, which
+      is the number of nonzero rows plus the sum of the cosines between different rows
+      (``full`` slots with at least two rows only), and ``rows``, that number of nonzero rows;
+    * ``max``: the largest magnitude (only where rescued).
+
+    The reductions first run unscaled (``scale`` 1) in the tensor's own type. A float32 signal
+    of 1e20 has squares beyond float32's range and one of 1e-21 squares below it, so
+    :meth:`rescue` recomputes the slots whose norm is not finite or whose mean square is below
+    :math:`2^{-80}` (where squares may have been lost to underflow) after multiplying them by
+    the exact power of two that brings their largest magnitude near 1 (a second, small pass
+    that healthy networks never need). A finite result cannot have overflowed, and above that
+    mean square what underflow loses is below :math:`2^{-46}` of the sum.
     """
-    if t.dtype == torch.float64:
-        return t, torch.ones((), dtype=t.dtype, device=t.device)
-    lo, hi = torch.aminmax(t)
-    limit = int(math.log2(torch.finfo(t.dtype).max)) - 1
-    exponent = torch.frexp(torch.maximum(-lo, hi)).exponent.clamp_(-limit, limit)
-    scale = torch.exp2(exponent.neg_().to(t.dtype))
-    return t * scale, scale
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[Any, ...], list[int]] = {}
+        self.tensors: list[torch.Tensor] = []
+        self.full: list[bool] = []
+        self.zeros: list[bool] = []
+        self.numels: list[int] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.tensors)
+
+    def add(self, t: torch.Tensor, *, full: bool, zeros: bool = False) -> int:
+        """Keep ``t`` until the statistics are computed (``zeros``: count its zero entries
+        too); its slot. Large tensors, and all tensors on the CPU, are reduced one by one:
+        stacking them would cost a copy, and their kernels take longer than launching them
+        does."""
+        slot = len(self.tensors)
+        self.tensors.append(t)
+        self.full.append(full)
+        self.zeros.append(zeros)
+        n = t.numel()
+        self.numels.append(n)
+        if not full:
+            key: tuple[Any, ...] = (False, t.dtype, t.device)
+        elif n >= _SOLO_NUMEL or (t.device.type == "cpu" and not _STACK_ON_CPU):
+            key = (True, tuple(t.shape), slot)
+        else:
+            key = (True, tuple(t.shape), t.dtype, t.device)
+        self.groups.setdefault(key, []).append(slot)
+        return slot
+
+    @torch.no_grad()
+    def compute(
+        self, device: torch.device
+    ) -> tuple[torch.Tensor | None, list[tuple[int, list[int]]]]:
+        """All raw statistics as one flat float64 tensor on ``device``, and its layout: one
+        ``(column, slots)`` per consecutive piece."""
+        pieces: list[tuple[int, list[int], torch.Tensor]] = []
+        for key, slots in self.groups.items():
+            if key[0]:
+                if math.prod(key[1]) > 0:
+                    slots = self._zeros_first(slots)
+                    tensors = [self.tensors[s] for s in slots]
+                    x = torch.stack(tensors) if len(slots) > 1 else tensors[0].unsqueeze(0)
+                    _full_stats(x, slots, sum(self.zeros[s] for s in slots), pieces)
+                continue
+            slots = [s for s in slots if self.numels[s]]
+            if slots:
+                tensors = [self.tensors[s] for s in slots]
+                pieces.append((_R_NORM, slots, torch.stack(torch._foreach_norm(tensors))))
+        return _flatten(pieces, device)
+
+    def _zeros_first(self, slots: list[int]) -> list[int]:
+        return [s for s in slots if self.zeros[s]] + [s for s in slots if not self.zeros[s]]
+
+    def unsafe(self, raw: np.ndarray[Any, np.dtype[np.float64]]) -> list[int]:
+        """Slots whose unscaled reductions may have overflowed or underflowed."""
+        out = []
+        for s, t in enumerate(self.tensors):
+            n, norm = self.numels[s], raw[s, _R_NORM]
+            if t.dtype == torch.float64 or n == 0:
+                continue
+            if not (math.isfinite(norm) and norm * norm >= n * _SAFE_MEAN_SQUARE):
+                out.append(s)
+        return out
+
+    @torch.no_grad()
+    def rescue(
+        self, raw: np.ndarray[Any, np.dtype[np.float64]], slots: list[int], device: torch.device
+    ) -> tuple[torch.Tensor | None, list[tuple[int, list[int]]]]:
+        """The raw statistics of ``slots`` again, each tensor scaled by a power of two."""
+        pieces: list[tuple[int, list[int], torch.Tensor]] = []
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for s in slots:
+            t = self.tensors[s]
+            key = (tuple(t.shape), t.dtype, t.device) if self.full[s] else (t.dtype, t.device)
+            groups.setdefault((self.full[s], *key), []).append(s)
+        for key, members in groups.items():
+            members = self._zeros_first(members)
+            tensors = [self.tensors[s] for s in members]
+            dtype = tensors[0].dtype
+            k = len(members)
+            x = torch.stack([t.reshape(-1) for t in tensors]) if key[0] else None
+            top = (
+                torch.linalg.vector_norm(x, math.inf, dim=1)
+                if x is not None
+                else torch.stack(torch._foreach_norm(tensors, math.inf))
+            )
+            limit = int(math.log2(torch.finfo(dtype).max)) - 1
+            exponent = torch.frexp(top).exponent.clamp_(-limit, limit)
+            scale = torch.exp2(exponent.neg_().to(dtype))
+            pieces.append((_R_SCALE, members, scale))
+            pieces.append((_R_MAX, members, top))
+            if x is not None:
+                x = x.mul_(scale.unsqueeze(1)).reshape(k, *tensors[0].shape)
+                _full_stats(x, members, sum(self.zeros[s] for s in members), pieces)
+            else:
+                scaled = torch._foreach_mul(tensors, list(scale.unbind()))
+                pieces.append((_R_NORM, members, torch.stack(torch._foreach_norm(scaled))))
+        return _flatten(pieces, device)
+
+    def release(self) -> None:
+        self.tensors.clear()
+        self.groups.clear()
 
 
-def _sq_sum(t: torch.Tensor) -> torch.Tensor:
-    """Sum of squares in float64, safe from float32 overflow and underflow (a few calls only)."""
-    t = t.detach()
-    if not t.is_floating_point() or t.numel() == 0:
-        return torch.zeros((), dtype=torch.float64, device=t.device)
-    s, scale = _scaled(t)
-    norm: torch.Tensor = torch.linalg.vector_norm(s).to(torch.float64) / scale.to(torch.float64)
-    return norm.square()
+# tensors with at least this many entries are reduced one by one rather than stacked
+_SOLO_NUMEL = 2**24
+# stacking saves kernel launches (GPU); on the CPU launches are cheap and the copy is not
+_STACK_ON_CPU = False
+# mean square above which unscaled float32 reductions lose nothing relevant to underflow
+_SAFE_MEAN_SQUARE = 2.0**-80
 
 
-def _small_stats(t: torch.Tensor) -> torch.Tensor:
-    """[norm of the scaled tensor, scale] (float64): the sum of squares is (norm/scale)^2."""
-    s, scale = _scaled(t.detach())
-    return torch.stack([torch.linalg.vector_norm(s), scale]).to(torch.float64)
-
-
-def _out_stats(t: torch.Tensor, *, count_zeros: bool) -> torch.Tensor:
-    """Raw per-output statistics, one float64 row of length ``_N_OUT`` (see ``_host_stats``)."""
-    t = t.detach()
-    s, scale = _scaled(t)
-    nan = torch.full((), math.nan, dtype=t.dtype, device=t.device)
-    nonzero = torch.count_nonzero(s).to(t.dtype) if count_zeros else nan
-    n = t.shape[0] if t.dim() >= 2 else 0
-    if n >= 2:
-        x = s.reshape(n, -1)
-        norms = torch.linalg.vector_norm(x, dim=1)
-        inv = torch.where(norms > 0, norms.reciprocal(), 0.0)
-        unit_sq = torch.linalg.vector_norm(inv @ x).square()  # = rows + sum of cosines i != j
-        rows = torch.count_nonzero(inv).to(t.dtype)
+def _full_stats(
+    x: torch.Tensor,
+    slots: list[int],
+    n_zeros: int,
+    pieces: list[tuple[int, list[int], torch.Tensor]],
+) -> None:
+    """Batched statistics of ``k`` stacked forward outputs ``x`` of shape ``(k, *shape)``; the
+    first ``n_zeros`` of them get their nonzero entries counted."""
+    k = len(slots)
+    flat = x.reshape(k, -1)
+    if x.dim() >= 3 and x.shape[1] >= 2:
+        rows = x.reshape(k, x.shape[1], -1)
+        row_norms = torch.linalg.vector_norm(rows, dim=2)
+        pieces.append((_R_NORM, slots, torch.linalg.vector_norm(row_norms, dim=1)))
+        inv = torch.where(row_norms > 0, row_norms.reciprocal(), 0.0)
+        unit = torch.bmm(inv.unsqueeze(1), rows)  # sum of the unit rows, per tensor
+        unit_sq = torch.linalg.vector_norm(unit.reshape(k, -1), dim=1).square()
+        pieces.append((_R_UNIT_SQ, slots, unit_sq))
+        pieces.append((_R_ROWS, slots, torch.count_nonzero(inv, dim=1)))
     else:
-        unit_sq = rows = nan
-    return torch.stack([torch.linalg.vector_norm(s), s.sum(), nonzero, unit_sq, rows, scale]).to(
-        torch.float64
-    )
+        pieces.append((_R_NORM, slots, torch.linalg.vector_norm(flat, dim=1)))
+    pieces.append((_R_SUM, slots, flat.sum(dim=1)))
+    if n_zeros:
+        # not count_nonzero(dim=...), which converts the whole mask to int64 on the CPU
+        count_type = torch.int32 if flat.shape[1] < 2**31 else torch.int64
+        nonzero = (flat[:n_zeros] != 0).sum(dim=1, dtype=count_type)
+        pieces.append((_R_NONZERO, slots[:n_zeros], nonzero))
 
 
-def _weight_sq(module: nn.Module, attr: str) -> torch.Tensor | None:
-    p = getattr(module, attr, None)
-    if isinstance(p, torch.Tensor) and p.numel() > 0:
-        return _sq_sum(p.detach()) / p.numel()
-    return None
+def _flatten(
+    pieces: list[tuple[int, list[int], torch.Tensor]], device: torch.device
+) -> tuple[torch.Tensor | None, list[tuple[int, list[int]]]]:
+    """One float64 vector from the pieces (one concatenation per type), and its layout."""
+    if not pieces:
+        return None, []
+    order: dict[tuple[torch.dtype, torch.device], list[int]] = {}
+    for i, (_, _, t) in enumerate(pieces):
+        order.setdefault((t.dtype, t.device), []).append(i)
+    parts = [
+        torch.cat([pieces[i][2] for i in idx]).to(device=device, dtype=torch.float64)
+        for idx in order.values()
+    ]
+    layout = [(pieces[i][0], pieces[i][1]) for idx in order.values() for i in idx]
+    return (torch.cat(parts) if len(parts) > 1 else parts[0]), layout
+
+
+def _fill(
+    raw: np.ndarray[Any, np.dtype[np.float64]],
+    host: np.ndarray[Any, np.dtype[np.float64]],
+    layout: list[tuple[int, list[int]]],
+) -> int:
+    """Write the host copy of a flat statistics vector into ``raw``; how much of it was used."""
+    off = 0
+    for column, slots in layout:
+        raw[slots, column] = host[off : off + len(slots)]
+        off += len(slots)
+    return off
 
 
 def _records_for(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -337,10 +484,10 @@ def probe(
     One forward pass records, for every module that owns parameters and every elementwise
     activation, the output's second moment; one backward pass of ``loss_fn(output)`` (the sum of
     the outputs when None) records the gradient's (taken with ``torch.autograd.grad`` with
-    respect to the inputs — or the parameters, for integer inputs — so no ``.grad`` is written
-    and no weight gradient is computed; a module whose output does not depend on the inputs gets
-    NaN backward statistics). Theory predicts each module's output from the
-    second moment measured at its input:
+    respect to the inputs — or the parameters, for integer inputs — and to every module output
+    at once, so no ``.grad`` is written and no weight gradient is computed; an output the loss
+    does not depend on gets NaN backward statistics). Theory predicts each module's output from
+    the second moment measured at its input:
 
     .. math::
 
@@ -362,6 +509,12 @@ def probe(
     :math:`\min(G_f, G_b) < ` ``vanishing_gain`` (the more extreme on a log scale wins when
     both hold), and ``"healthy"`` otherwise. The onset is the first layer (in the direction of
     the pass) where the cumulative gain leaves [vanishing_gain, exploding_gain].
+
+    Memory: until the statistics are computed the probe holds a copy of every recorded output
+    and the gradient at every output, about twice the activation memory of one training step
+    (plus, briefly, one stacked copy of the outputs of one shape). Stock BatchNorm layers in
+    training mode run with ``track_running_stats`` off during the probe (the same output, and
+    their running statistics are left alone without being copied).
 
     Parameters
     ----------
@@ -427,14 +580,17 @@ def probe(
         for a in args
     )
     targets = _records_for(work)
+    store = _Store()
     with preserve_state(work):
-        pendings, loss_ok, input_grads = _run(work, args, targets, loss_fn)
+        pendings, loss_ok, input_slots, grad_slots = _run(work, args, targets, loss_fn, store)
     return _assemble(
         work,
         targets,
         pendings,
         args,
-        input_grads,
+        store,
+        input_slots,
+        grad_slots,
         str(run_dtype).replace("torch.", ""),
         loss_ok,
         vanishing_gain,
@@ -448,13 +604,32 @@ def _run(
     args: tuple[Any, ...],
     targets: list[tuple[str, nn.Module]],
     loss_fn: Callable[[Any], torch.Tensor] | None,
-) -> tuple[list[_Pending], bool, list[torch.Tensor]]:
+    store: _Store,
+) -> tuple[list[_Pending], bool, list[int], list[int]]:
+    """The two passes. Hooks only keep tensors in ``store`` (a copy of each forward output,
+    since a later in-place operation may overwrite it) and the gradient edge of each output;
+    one ``autograd.grad`` call returns the gradients at all edges; every statistic is computed
+    afterwards, batched. Returns the records, whether the loss had a gradient, and the store
+    slots of the float inputs and of the gradients with respect to them."""
     names = {id(m): n for n, m in targets}
+    is_act = {id(m): activation_of(m) is not None for _, m in targets}
+    edges: list[Any] = []  # gradient edges of the outputs (captured before any in-place op)
+    edge_owners: list[_Pending] = []
     calls: dict[int, int] = {}
     stack: dict[int, list[_Pending]] = {}
     done: list[_Pending] = []
     last: list[Any] = [None, -1, -1]  # tensor, version, index of its record
-    input_grads: list[torch.Tensor] = []
+    # tensors already in the store: id -> (weak reference, version, slot)
+    kept: dict[int, tuple[weakref.ref[torch.Tensor], int, int]] = {}
+
+    def slot_of(x: torch.Tensor) -> int | None:
+        entry = kept.get(id(x))
+        if entry is not None and entry[0]() is x and entry[1] == x._version:
+            return entry[2]
+        return None
+
+    def keep(x: torch.Tensor, slot: int) -> None:
+        kept[id(x)] = (weakref.ref(x), x._version, slot)
 
     def pre_hook(module: nn.Module, inp: tuple[Any, ...]) -> None:
         key = id(module)
@@ -464,9 +639,11 @@ def _run(
         if x is not None:
             if x is last[0] and x._version == last[1]:
                 p.fed_by = last[2]
-                p.in_row = None  # filled from the feeding record
-            else:
-                p.in_row = _small_stats(x)
+            slot = slot_of(x)
+            if slot is None:
+                slot = store.add(x.detach().clone(), full=False)
+                keep(x, slot)
+            p.in_slot = slot
             p.in_numel = x.numel()
         stack.setdefault(key, []).append(p)
 
@@ -478,16 +655,17 @@ def _run(
         if y is None:
             return
         p.shape = tuple(y.shape)
-        p.out_row = _out_stats(y, count_zeros=activation_of(module) is not None)
+        p.activation = is_act[id(module)]
+        p.out_slot = store.add(y.detach().clone(), full=True, zeros=p.activation)
+        keep(y, p.out_slot)
         last[0], last[1], last[2] = y, y._version, p.index
         if y.requires_grad:
-
-            def grad_hook(g: torch.Tensor, p: _Pending = p) -> None:
-                p.bwd_row = _small_stats(g)
-
-            y.register_hook(grad_hook)  # type: ignore[no-untyped-call]  # untyped in torch
+            edges.append(get_gradient_edge(y))
+            edge_owners.append(p)
 
     handles = []
+    input_slots: list[int] = []
+    grad_slots: list[int] = []
     try:
         for _, m in targets:
             handles.append(m.register_forward_pre_hook(pre_hook))
@@ -496,6 +674,11 @@ def _run(
             leaves = tuple(
                 a.detach().requires_grad_(True) if a.is_floating_point() else a for a in args
             )
+            for a in leaves:
+                if a.is_floating_point():
+                    # a leaf that requires grad cannot be modified in place: no copy needed
+                    input_slots.append(store.add(a.detach(), full=False))
+                    keep(a, input_slots[-1])
             try:
                 out = work(*leaves)
             except (RuntimeError, ValueError, TypeError, IndexError) as err:
@@ -519,21 +702,18 @@ def _run(
                 wrt = [p for p in work.parameters() if p.requires_grad]
             loss_ok = bool(loss.requires_grad and wrt)
             if loss_ok:
-                grads = torch.autograd.grad(loss.reshape(()), wrt, allow_unused=True)
+                grads = torch.autograd.grad(loss.reshape(()), [*wrt, *edges], allow_unused=True)
                 n_leaf = sum(1 for a in leaves if isinstance(a, torch.Tensor) and a.requires_grad)
-                input_grads[:] = [g.detach() for g in grads[:n_leaf] if g is not None]
+                for g in grads[:n_leaf]:
+                    if g is not None:
+                        grad_slots.append(store.add(g, full=False))
+                for p, g in zip(edge_owners, grads[len(wrt) :], strict=True):
+                    if g is not None:
+                        p.bwd_slot = store.add(g, full=False)
     finally:
         for h in handles:
             h.remove()
-    dev = model_device(work)
-    for p in done:
-        if p.out_row is not None:
-            p.out_row = p.out_row.to(dev)
-        if p.in_row is not None:
-            p.in_row = p.in_row.to(dev)
-        if p.bwd_row is not None:
-            p.bwd_row = p.bwd_row.to(dev)
-    return done, loss_ok, input_grads
+    return done, loss_ok, input_slots, grad_slots
 
 
 def _default_loss(out: Any) -> torch.Tensor:
@@ -550,29 +730,64 @@ def _default_loss(out: Any) -> torch.Tensor:
 
 
 def _host_stats(
-    stats: np.ndarray[Any, np.dtype[np.float64]],
     raw: np.ndarray[Any, np.dtype[np.float64]],
-    raw_in: np.ndarray[Any, np.dtype[np.float64]],
-    raw_bwd: np.ndarray[Any, np.dtype[np.float64]],
-    shapes: list[tuple[int, ...]],
-) -> None:
-    """Turn the raw device statistics into sums of squares, sums, zero counts and cosines."""
+    done: list[_Pending],
+) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Per record: sums of squares, sum, zero count and mean cosine from the raw slot rows."""
+    n = len(done)
+    nan_row = np.full(7, math.nan)
+
+    def rows(slots: list[int | None]) -> np.ndarray[Any, np.dtype[np.float64]]:
+        return np.array([raw[s] if s is not None else nan_row for s in slots]).reshape(n, 7)
+
+    out = rows([p.out_slot for p in done])
+    inp = rows([p.in_slot for p in done])
+    bwd = rows([p.bwd_slot for p in done])
+    stats = np.full((n, _N_COLS), math.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = raw[:, 5]
-        stats[:, _OUT_SQ] = (raw[:, 0] / scale) ** 2
-        stats[:, _OUT_SUM] = raw[:, 1] / scale
-        numel = np.array([math.prod(sh) if sh else 0 for sh in shapes], dtype=np.float64)
-        stats[:, _OUT_ZERO] = numel - raw[:, 2]
-        rows = np.array([sh[0] if len(sh) >= 2 else 0 for sh in shapes], dtype=np.float64)
+        scale = out[:, _R_SCALE]
+        stats[:, _OUT_SQ] = (out[:, _R_NORM] / scale) ** 2
+        stats[:, _OUT_SUM] = out[:, _R_SUM] / scale
+        numel = np.array([math.prod(p.shape) if p.shape else 0 for p in done], dtype=np.float64)
+        act = np.array([p.activation for p in done], dtype=bool)
+        stats[:, _OUT_ZERO] = np.where(act, numel - out[:, _R_NONZERO], math.nan)
+        n_rows = np.array([p.shape[0] if len(p.shape) >= 2 else 0 for p in done], dtype=float)
         stats[:, _OUT_COS] = np.where(
-            rows >= 2, (raw[:, 3] - raw[:, 4]) / (rows * (rows - 1)), math.nan
+            n_rows >= 2,
+            (out[:, _R_UNIT_SQ] - out[:, _R_ROWS]) / (n_rows * (n_rows - 1)),
+            math.nan,
         )
-        stats[:, _IN_SQ] = (raw_in[:, 0] / raw_in[:, 1]) ** 2
-        stats[:, _BWD_SQ] = (raw_bwd[:, 0] / raw_bwd[:, 1]) ** 2
+        stats[:, _IN_SQ] = (inp[:, _R_NORM] / inp[:, _R_SCALE]) ** 2
+        stats[:, _BWD_SQ] = (bwd[:, _R_NORM] / bwd[:, _R_SCALE]) ** 2
+    return stats
 
 
-def _theory_forward(m: nn.Module, in_sq: float, w_sq: float, b_sq: float) -> float | None:
-    act = activation_of(m)
+def _weight_norms(
+    done: list[_Pending], dev: torch.device
+) -> tuple[torch.Tensor | None, list[int], list[int]]:
+    """One fused norm over every weight and bias: norms (device), slots (2k + 0/1), sizes."""
+    tensors: list[torch.Tensor] = []
+    slots: list[int] = []
+    for k, p in enumerate(done):
+        for a, attr in enumerate(("weight", "bias")):
+            v = getattr(p.module, attr, None)
+            if isinstance(v, torch.Tensor) and v.numel() > 0 and v.is_floating_point():
+                tensors.append(v)
+                slots.append(2 * k + a)
+    if not tensors:
+        return None, [], []
+    with torch.no_grad():
+        norms = torch._foreach_norm(tensors)
+    if len({(t.dtype, t.device) for t in norms}) == 1:
+        stacked = torch.stack(norms).to(device=dev, dtype=torch.float64)
+    else:
+        stacked = torch.stack([t.to(device=dev, dtype=torch.float64) for t in norms])
+    return stacked, slots, [t.numel() for t in tensors]
+
+
+def _theory_forward(
+    m: nn.Module, act: Activation | None, in_sq: float, w_sq: float, b_sq: float
+) -> float | None:
     if act is not None:
         return float(act.second_moment(in_sq)) if math.isfinite(in_sq) else None
     if isinstance(m, (nn.Linear, nn.Bilinear, *CONV_TYPES, *CONV_T_TYPES)):
@@ -592,9 +807,10 @@ def _theory_forward(m: nn.Module, in_sq: float, w_sq: float, b_sq: float) -> flo
     return None
 
 
-def _theory_backward(m: nn.Module, in_sq: float, w_sq: float) -> float | None:
+def _theory_backward(
+    m: nn.Module, act: Activation | None, in_sq: float, w_sq: float
+) -> float | None:
     """Factor by which the gradient's second moment changes passing back through ``m``."""
-    act = activation_of(m)
     if act is not None:
         return float(act.derivative_second_moment(in_sq)) if math.isfinite(in_sq) else None
     if isinstance(m, (nn.Linear, *CONV_TYPES)):
@@ -613,7 +829,9 @@ def _assemble(
     targets: list[tuple[str, nn.Module]],
     done: list[_Pending],
     args: tuple[Any, ...],
-    input_grads: list[torch.Tensor],
+    store: _Store,
+    input_slots: list[int],
+    grad_slots: list[int],
     dtype_name: str,
     loss_ok: bool,
     vanishing_gain: float,
@@ -622,58 +840,38 @@ def _assemble(
 ) -> PropagationReport:
     dev = model_device(work)
     n = len(done)
-    nan_out = torch.full((_N_OUT,), math.nan, dtype=torch.float64, device=dev)
-    nan_small = nan_out[:_N_SMALL]
-    # one fused norm over every weight and bias; modules without one get NaN
-    tensors: list[torch.Tensor] = []
-    slots: list[int] = []
-    for k, p in enumerate(done):
-        for a, attr in enumerate(("weight", "bias")):
-            v = getattr(p.module, attr, None)
-            if isinstance(v, torch.Tensor) and v.numel() > 0 and v.is_floating_point():
-                tensors.append(v.detach())
-                slots.append(2 * k + a)
-    wb_sq = torch.full((2 * n,), math.nan, dtype=torch.float64, device=dev)
-    if tensors:
-        norms = torch.stack(
-            [t.to(device=dev, dtype=torch.float64) for t in torch._foreach_norm(tensors)]
-        )
-        sizes = torch.tensor([t.numel() for t in tensors], dtype=torch.float64, device=dev)
-        wb_sq[torch.tensor(slots, device=dev)] = norms.square() / sizes
-    pieces = [
-        torch.stack([p.out_row if p.out_row is not None else nan_out for p in done]).flatten()
-        if n
-        else nan_out[:0],
-        torch.stack([p.in_row if p.in_row is not None else nan_small for p in done]).flatten()
-        if n
-        else nan_out[:0],
-        torch.stack([p.bwd_row if p.bwd_row is not None else nan_small for p in done]).flatten()
-        if n
-        else nan_out[:0],
-        wb_sq,
-    ]
-    float_args = [a for a in args if a.is_floating_point()]
-    zero = torch.zeros((), dtype=torch.float64, device=dev)
-    extra = torch.stack(
-        [
-            sum((_sq_sum(g).to(dev) for g in input_grads), zero),
-            sum((_sq_sum(a) for a in float_args), zero),
-        ]
+    w_norms, w_slots, w_sizes = _weight_norms(done, dev)
+    flat, layout = store.compute(dev)
+    pieces = [t for t in (flat, w_norms) if t is not None]
+    host = (
+        (torch.cat(pieces) if len(pieces) > 1 else pieces[0]).cpu().numpy()  # one host sync
+        if pieces
+        else np.zeros(0)
     )
-    flat = torch.cat([*pieces, extra])
-    host = flat.cpu().numpy()  # the one host synchronisation
-    stats = np.full((n, _N_COLS), math.nan)
-    if n:
-        off = n * _N_OUT
-        raw = host[:off].reshape(n, _N_OUT)
-        raw_in = host[off : off + 2 * n].reshape(n, 2)
-        raw_bwd = host[off + 2 * n : off + 4 * n].reshape(n, 2)
-        stats[:, _W_SQ : _B_SQ + 1] = host[off + 4 * n : off + 6 * n].reshape(n, 2)
-        _host_stats(stats, raw, raw_in, raw_bwd, [p.shape for p in done])
+    raw = np.full((store.count, 7), math.nan)
+    raw[:, _R_SCALE] = 1.0
+    off = _fill(raw, host, layout)
+    w_host = host[off:]
+    unsafe = store.unsafe(raw)
+    if unsafe:  # float32 overflow or underflow: a second pass, scaled, on those tensors only
+        again, layout = store.rescue(raw, unsafe, dev)
+        if again is not None:
+            _fill(raw, again.cpu().numpy(), layout)
+    store.release()
+    stats = _host_stats(raw, done) if n else np.full((0, _N_COLS), math.nan)
+    if w_slots:
+        wb = np.full(2 * n, math.nan)
+        wb[w_slots] = w_host**2 / np.array(w_sizes, dtype=np.float64)
+        stats[:, _W_SQ : _B_SQ + 1] = wb.reshape(n, 2)
+
+    def sq_sum(slots: list[int]) -> float:
+        return float(sum(((raw[s, _R_NORM] / raw[s, _R_SCALE]) ** 2 for s in slots), 0.0))
+
+    float_args = [a for a in args if a.is_floating_point()]
     n_in = sum(a.numel() for a in float_args)
-    input_rms = math.sqrt(host[-1] / n_in) if n_in else math.nan
-    n_grad = sum(g.numel() for g in input_grads)
-    input_grad_rms = math.sqrt(host[-2] / n_grad) if n_grad else math.nan
+    input_rms = math.sqrt(sq_sum(input_slots) / n_in) if n_in else math.nan
+    n_grad = sum(store.numels[s] for s in grad_slots)
+    input_grad_rms = math.sqrt(sq_sum(grad_slots) / n_grad) if n_grad else math.nan
 
     numels = [math.prod(p.shape) if p.shape else 0 for p in done]
     out_sq = np.array(
@@ -683,7 +881,7 @@ def _assemble(
     for i, p in enumerate(done):
         if p.fed_by is not None:
             in_sq[i] = out_sq[p.fed_by]
-        elif p.in_row is not None:
+        elif p.in_slot is not None:
             n = p.in_numel
             in_sq[i] = stats[i, _IN_SQ] / n if n else math.nan
     bwd_sq = np.array(
@@ -693,20 +891,30 @@ def _assemble(
         input_rms = math.sqrt(out_sq[0])
     fwd_rms = np.sqrt(out_sq)
     bwd_rms = np.sqrt(bwd_sq)
-    called_idx = [i for i in range(len(done)) if done[i].out_row is not None]
+    called_idx = [i for i in range(len(done)) if done[i].out_slot is not None]
     last = called_idx[-1] if called_idx else None
     bwd_idx = [i for i in called_idx if math.isfinite(bwd_rms[i]) or math.isinf(bwd_rms[i])]
     bwd_ref = bwd_rms[bwd_idx[-1]] if bwd_idx else math.nan
     chain = len(done) > 1 and all(p.fed_by == p.index - 1 for p in done[1:])
 
+    acts = {id(m): activation_of(m) for _, m in targets}
+    # plain Python floats in the loop (numpy scalars are slow to index and convert)
+    st: list[list[float]] = stats.tolist()
+    in_l: list[float] = in_sq.tolist()
+    out_l: list[float] = out_sq.tolist()
+    bwd_l: list[float] = bwd_sq.tolist()
+    f_l: list[float] = fwd_rms.tolist()
+    b_l: list[float] = bwd_rms.tolist()
+    bwd_ref = float(bwd_ref)
     records: list[LayerRecord] = []
     for i, p in enumerate(done):
-        pred_sq = _theory_forward(p.module, in_sq[i], stats[i, _W_SQ], stats[i, _B_SQ])
+        pred_sq = _theory_forward(p.module, acts[id(p.module)], in_l[i], st[i][_W_SQ], st[i][_B_SQ])
         pred_bwd: float | None = None
         if i + 1 < len(done) and done[i + 1].fed_by == i:
-            factor = _theory_backward(done[i + 1].module, in_sq[i + 1], stats[i + 1, _W_SQ])
-            if factor is not None and math.isfinite(bwd_sq[i + 1]):
-                pred_bwd = _ratio(math.sqrt(factor * bwd_sq[i + 1]), bwd_ref)
+            nxt = done[i + 1].module
+            factor = _theory_backward(nxt, acts[id(nxt)], in_l[i + 1], st[i + 1][_W_SQ])
+            if factor is not None and math.isfinite(bwd_l[i + 1]):
+                pred_bwd = _ratio(math.sqrt(factor * bwd_l[i + 1]), bwd_ref)
         records.append(
             LayerRecord(
                 index=i,
@@ -715,15 +923,15 @@ def _assemble(
                 call=p.call,
                 called=True,
                 shape=p.shape,
-                forward_rms=float(fwd_rms[i]),
-                backward_rms=float(bwd_rms[i]),
-                input_rms=float(math.sqrt(in_sq[i])) if in_sq[i] >= 0 else math.nan,
-                forward_mean=float(stats[i, _OUT_SUM] / numels[i]) if numels[i] else math.nan,
-                forward_gain=_ratio(float(fwd_rms[i]), input_rms),
-                backward_gain=_ratio(float(bwd_rms[i]), float(bwd_ref)),
-                layer_factor=_ratio(float(out_sq[i]), float(in_sq[i])),
+                forward_rms=float(f_l[i]),
+                backward_rms=float(b_l[i]),
+                input_rms=float(math.sqrt(in_l[i])) if in_l[i] >= 0 else math.nan,
+                forward_mean=float(st[i][_OUT_SUM] / numels[i]) if numels[i] else math.nan,
+                forward_gain=_ratio(float(f_l[i]), input_rms),
+                backward_gain=_ratio(float(b_l[i]), float(bwd_ref)),
+                layer_factor=_ratio(float(out_l[i]), float(in_l[i])),
                 predicted_layer_factor=(
-                    _ratio(pred_sq, float(in_sq[i])) if pred_sq is not None else None
+                    _ratio(pred_sq, float(in_l[i])) if pred_sq is not None else None
                 ),
                 predicted_forward_gain=(
                     _ratio(math.sqrt(pred_sq), input_rms)
@@ -731,8 +939,8 @@ def _assemble(
                     else None
                 ),
                 predicted_backward_gain=pred_bwd,
-                zero_fraction=float(stats[i, _OUT_ZERO] / numels[i]) if numels[i] else math.nan,
-                correlation=float(stats[i, _OUT_COS]),
+                zero_fraction=float(st[i][_OUT_ZERO] / numels[i]) if numels[i] else math.nan,
+                correlation=float(st[i][_OUT_COS]),
             )
         )
     records = _with_uncalled(work, targets, records)
