@@ -134,7 +134,10 @@ def test_effective_sample_size_bounds() -> None:
     for _ in range(20):
         w = rng.exponential(size=50) ** 3
         ess = effective_sample_size(w)
+        assert ess == pytest.approx(w.sum() ** 2 / np.square(w).sum(), rel=1e-12)
         assert 1.0 <= ess <= 50.0 + 1e-9
+    assert effective_sample_size(np.ones(50)) == pytest.approx(50.0)
+    assert effective_sample_size([0.0, 3.0, 0.0]) == pytest.approx(1.0)
     assert effective_sample_size([0.0, 0.0]) == 0.0
 
 
