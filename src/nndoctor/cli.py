@@ -16,7 +16,7 @@ import typer
 import typer.core
 
 from nndoctor import __version__
-from nndoctor._cli._common import JsonOption, emit, staged_progress
+from nndoctor._cli._common import JsonOption, emit, parse_shape, staged_progress
 from nndoctor._cli.monitor import monitor_app
 from nndoctor._cli.scenario import scenario_app
 from nndoctor._cli.shift import shift_app
@@ -92,21 +92,6 @@ def _root(
     ctx.obj = {"debug": debug}
 
 
-def _parse_shape(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
-    except ValueError:
-        shape = ()
-    if not shape or any(d <= 0 for d in shape):
-        raise InvalidParameterError(
-            f"--input-shape {text!r} is not a list of positive integers; pass e.g. 64 or 3,32,32 "
-            "(one sample's shape, without the batch dimension)"
-        )
-    return shape
-
-
 @app.command()
 def checkup(
     model: Annotated[
@@ -161,7 +146,7 @@ def checkup(
         source=source,
         target=target,
         label=label,
-        input_shape=_parse_shape(input_shape),
+        input_shape=None if input_shape is None else parse_shape(input_shape),
         weights=weights,
     )
     with staged_progress() as add_bar:

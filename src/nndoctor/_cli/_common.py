@@ -11,9 +11,17 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nndoctor._results import dumps
+from nndoctor.exceptions import InvalidParameterError
 from nndoctor.report import print_sections, stderr_console, to_sections, write_html
 
-__all__ = ["JsonOption", "ReportOption", "emit", "progress_bar", "staged_progress"]
+__all__ = [
+    "JsonOption",
+    "ReportOption",
+    "emit",
+    "parse_shape",
+    "progress_bar",
+    "staged_progress",
+]
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the result as JSON on stdout (for scripts).")
@@ -55,6 +63,26 @@ def emit(
                 f"{len(sections) - len(shown)} more section(s) with the evidence: see {where} "
                 "or --json"
             )
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """Parse ``--input-shape`` (``64``, ``3,32,32`` or ``3x32x32``): one sample's shape.
+
+    Examples
+    --------
+    >>> parse_shape("3x32x32")
+    (3, 32, 32)
+    """
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(d <= 0 for d in shape):
+        raise InvalidParameterError(
+            f"--input-shape {text!r} is not a list of positive integers; pass e.g. 64 or 3,32,32 "
+            "(one sample's shape, without the batch dimension)"
+        )
+    return shape
 
 
 Advance = Callable[[float, str], None]

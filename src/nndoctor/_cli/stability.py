@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-from nndoctor._cli._common import JsonOption, ReportOption, emit, progress_bar
+from nndoctor._cli._common import JsonOption, ReportOption, emit, parse_shape, progress_bar
 from nndoctor.exceptions import InvalidParameterError
 
 __all__ = ["stability_app"]
@@ -49,20 +49,6 @@ DtypeOption = Annotated[
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the batch and of --init.")]
 
 
-def _shape(text: str | None) -> tuple[int, ...]:
-    if text is None:
-        return (64,)
-    try:
-        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
-    except ValueError as err:
-        raise InvalidParameterError(
-            f"--input-shape {text!r} is not a list of integers; write e.g. 64 or 3,32,32"
-        ) from err
-    if not shape or any(s < 1 for s in shape):
-        raise InvalidParameterError(f"--input-shape {text!r} must list positive sizes")
-    return shape
-
-
 def _setup(
     model_spec: str | None,
     weights: str | None,
@@ -89,7 +75,7 @@ def _setup(
         pixels = torch.from_numpy(digits_data(random_state=seed).X_train)
         idx = torch.randperm(len(pixels), generator=gen)[:batch]
         return model, pixels[idx]
-    x = torch.randn((batch, *_shape(input_shape)), generator=gen)
+    x = torch.randn((batch, *(parse_shape(input_shape) if input_shape else (64,))), generator=gen)
     return model, x
 
 
