@@ -22,7 +22,14 @@ from scipy import stats
 from nndoctor._results import ResultMixin
 from nndoctor._validation import check_choice, check_int, check_matrix, check_random_state
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
-from nndoctor.shift._common import check_alpha, column_names, smallest_pvalue, warn_small
+from nndoctor.shift._common import (
+    aligned_frames,
+    check_alpha,
+    column_names,
+    is_categorical,
+    smallest_pvalue,
+    warn_small,
+)
 
 __all__ = ["ClassifierTestResult", "classifier_test", "combine_pvalues_dependent"]
 
@@ -117,30 +124,13 @@ def combine_pvalues_dependent(pvalues: Any, method: Combine = "bonferroni") -> f
 def _encode(X: Any, Y: Any) -> tuple[npt.NDArray[np.float64], list[str], list[bool]]:
     """Pooled numeric matrix; categorical frame columns become integer codes."""
     if isinstance(X, pd.DataFrame) or isinstance(Y, pd.DataFrame):
-        fx = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
-        fy = Y if isinstance(Y, pd.DataFrame) else pd.DataFrame(np.asarray(Y), columns=fx.columns)
-        if fx.shape[1] != fy.shape[1]:
-            raise DataValidationError(
-                f"Y has {fy.shape[1]} features but X has {fx.shape[1]}; pass tables with the "
-                "same columns"
-            )
-        if isinstance(Y, pd.DataFrame) and isinstance(X, pd.DataFrame):
-            missing = [c for c in fx.columns if c not in fy.columns]
-            if missing:
-                raise DataValidationError(
-                    f"Y lacks column(s) {missing[:5]} of X; pass tables with the same columns"
-                )
-            fy = fy[list(fx.columns)]
-        pooled = pd.concat([fx, fy.set_axis(fx.columns, axis=1)], ignore_index=True)
+        fx, fy = aligned_frames(X, Y)
+        pooled = pd.concat([fx, fy], ignore_index=True)
         cols: list[npt.NDArray[Any]] = []
         is_cat: list[bool] = []
         for c in pooled.columns:
             s = pooled[c]
-            if (
-                isinstance(s.dtype, pd.CategoricalDtype)
-                or pd.api.types.is_object_dtype(s.dtype)
-                or pd.api.types.is_string_dtype(s.dtype)
-            ):
+            if is_categorical(s):
                 if s.isna().any():
                     raise DataValidationError(
                         f"column {c!r} holds missing values; fill them before testing"

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import torch
 
 from nndoctor._results import ResultMixin
@@ -22,9 +23,12 @@ from nndoctor.exceptions import DataValidationError, SmallSampleWarning
 
 __all__ = [
     "TwoSampleResult",
+    "aligned_frames",
     "as_float_tensors",
+    "as_frame",
     "check_alpha",
     "column_names",
+    "is_categorical",
     "limit_threads",
     "smallest_pvalue",
     "warn_small",
@@ -169,3 +173,56 @@ def limit_threads(work: float, device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def as_frame(data: Any, name: str) -> pd.DataFrame:
+    """``data`` as a DataFrame (arrays, tensors and Series become numbered columns)."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, pd.Series):
+        return data.to_frame()
+    if hasattr(data, "detach") and hasattr(data, "cpu"):
+        data = data.detach().cpu().numpy()
+    arr = np.asarray(data)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise DataValidationError(
+            f"{name} has {arr.ndim} dimensions (shape {arr.shape}); pass a 2-D table "
+            "(rows are samples, columns are features)"
+        )
+    return pd.DataFrame(arr, columns=column_names(data, arr.shape[1]))
+
+
+def is_categorical(s: pd.Series) -> bool:
+    """True for categorical, object and string columns (tested with χ², not KS)."""
+    return bool(
+        isinstance(s.dtype, pd.CategoricalDtype)
+        or pd.api.types.is_object_dtype(s.dtype)
+        or pd.api.types.is_string_dtype(s.dtype)
+        or pd.api.types.is_bool_dtype(s.dtype)
+    )
+
+
+def aligned_frames(X: Any, Y: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``X`` and ``Y`` as frames with the same columns in the same order.
+
+    Two frames are matched by column name; otherwise ``Y`` takes ``X``'s column names.
+    """
+    fx = as_frame(X, "X")
+    fy = as_frame(Y, "Y")
+    if fx.shape[1] == 0:
+        raise DataValidationError("X has no columns; pass at least one feature")
+    if fx.shape[1] != fy.shape[1]:
+        raise DataValidationError(
+            f"Y has {fy.shape[1]} features but X has {fx.shape[1]}; pass tables with the same "
+            "columns"
+        )
+    if isinstance(X, pd.DataFrame) and isinstance(Y, pd.DataFrame):
+        missing = [c for c in fx.columns if c not in fy.columns]
+        if missing:
+            raise DataValidationError(
+                f"Y lacks column(s) {missing[:5]} of X; pass tables with the same columns"
+            )
+        return fx, fy[list(fx.columns)]
+    return fx, fy.set_axis(fx.columns, axis=1)

@@ -22,7 +22,14 @@ from scipy import stats
 from nndoctor._results import ResultMixin
 from nndoctor._validation import check_choice, check_int, check_random_state
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
-from nndoctor.shift._common import check_alpha, column_names, smallest_pvalue, warn_small
+from nndoctor.shift._common import (
+    aligned_frames,
+    as_frame,
+    check_alpha,
+    is_categorical,
+    smallest_pvalue,
+    warn_small,
+)
 
 __all__ = [
     "FeatureDrift",
@@ -406,35 +413,8 @@ def _chi2(cx: npt.NDArray[np.float64], cy: npt.NDArray[np.float64]) -> tuple[flo
 # the public functions
 
 
-def _frame(data: Any, name: str) -> pd.DataFrame:
-    if isinstance(data, pd.DataFrame):
-        return data
-    if isinstance(data, pd.Series):
-        return data.to_frame()
-    if hasattr(data, "detach") and hasattr(data, "cpu"):
-        data = data.detach().cpu().numpy()
-    arr = np.asarray(data)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise DataValidationError(
-            f"{name} has {arr.ndim} dimensions (shape {arr.shape}); pass a 2-D table "
-            "(rows are samples, columns are features)"
-        )
-    return pd.DataFrame(arr, columns=column_names(data, arr.shape[1]))
-
-
-def _is_categorical(s: pd.Series) -> bool:
-    return bool(
-        isinstance(s.dtype, pd.CategoricalDtype)
-        or pd.api.types.is_object_dtype(s.dtype)
-        or pd.api.types.is_string_dtype(s.dtype)
-        or pd.api.types.is_bool_dtype(s.dtype)
-    )
-
-
 def _numeric_values(s: pd.Series, name: str, column: str) -> npt.NDArray[np.float64]:
-    if _is_categorical(s) and not pd.api.types.is_bool_dtype(s.dtype):
+    if is_categorical(s) and not pd.api.types.is_bool_dtype(s.dtype):
         try:
             vals = pd.to_numeric(s, errors="raise").to_numpy(dtype=np.float64)
         except (TypeError, ValueError) as err:
@@ -524,24 +504,7 @@ def _run(
             f"{min_effect!r}"
         )
     rng = check_random_state(random_state)
-    fx = _frame(X, "X")
-    fy = _frame(Y, "Y")
-    if fx.shape[1] == 0:
-        raise DataValidationError("X has no columns; pass at least one feature")
-    if fx.shape[1] != fy.shape[1]:
-        raise DataValidationError(
-            f"Y has {fy.shape[1]} features but X has {fx.shape[1]}; pass tables with the same "
-            "columns"
-        )
-    if isinstance(X, pd.DataFrame) and isinstance(Y, pd.DataFrame):
-        missing = [c for c in fx.columns if c not in fy.columns]
-        if missing:
-            raise DataValidationError(
-                f"Y lacks column(s) {missing[:5]} of X; pass tables with the same columns"
-            )
-        fy = fy[list(fx.columns)]
-    else:
-        fy.columns = fx.columns
+    fx, fy = aligned_frames(X, Y)
     for nm, f in (("X", fx), ("Y", fy)):
         if f.shape[0] == 0:
             raise DataValidationError(f"{nm} has 0 rows; pass at least 1 row per sample")
@@ -552,7 +515,7 @@ def _run(
     elif kinds is None:
         kind_list = [
             "categorical"
-            if _is_categorical(fx.iloc[:, j]) or _is_categorical(fy.iloc[:, j])
+            if is_categorical(fx.iloc[:, j]) or is_categorical(fy.iloc[:, j])
             else "numeric"
             for j in range(len(cols))
         ]
@@ -816,8 +779,8 @@ def feature_test(
     >>> [(f.name, f.test, f.drifted) for f in res.features]
     [('age', 'ks', True), ('city', 'chi2', False)]
     """
-    fx = _frame(X, "X")
-    fy = _frame(Y, "Y")
+    fx = as_frame(X, "X")
+    fy = as_frame(Y, "Y")
     cat = set(categorical or ())
     unknown = sorted(cat - {str(c) for c in fx.columns})
     if unknown:
@@ -827,13 +790,13 @@ def feature_test(
         )
     kinds = []
     for j, c in enumerate(fx.columns):
-        is_cat = str(c) in cat or _is_categorical(fx.iloc[:, j])
+        is_cat = str(c) in cat or is_categorical(fx.iloc[:, j])
         if j < fy.shape[1]:
-            is_cat = is_cat or _is_categorical(fy.iloc[:, j])
+            is_cat = is_cat or is_categorical(fy.iloc[:, j])
         kinds.append("categorical" if is_cat else "numeric")
     return _run(
         fx,
-        fy if isinstance(Y, pd.DataFrame) else _frame(Y, "Y"),
+        fy if isinstance(Y, pd.DataFrame) else as_frame(Y, "Y"),
         kinds=kinds,
         correction=correction,
         alpha=alpha,
