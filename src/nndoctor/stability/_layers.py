@@ -133,23 +133,6 @@ def inputs_tuple(inputs: Any) -> tuple[Any, ...]:
     return tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
 
 
-def _quiet_batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    """Stock BatchNorm layers in training mode that track running statistics.
-
-    With ``track_running_stats`` switched off for the duration, such a layer computes exactly the
-    same output (batch statistics) and writes none of its buffers, which saves copying them.
-    """
-    stock = nn.modules.batchnorm._BatchNorm.forward
-    return [
-        m
-        for m in model.modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm)
-        and type(m).forward is stock
-        and m.training
-        and m.track_running_stats
-    ]
-
-
 @contextlib.contextmanager
 def preserve_state(model: nn.Module) -> Iterator[None]:
     """Restore buffers (e.g. BatchNorm running statistics), train/eval flags and requires_grad.
@@ -158,12 +141,23 @@ def preserve_state(model: nn.Module) -> Iterator[None]:
     Stock BatchNorm layers in training mode run with ``track_running_stats`` off meanwhile (same
     output, no buffer writes); other buffers are copied and those that changed are written back.
     """
-    quiet = _quiet_batchnorms(model)
+    modules = list(model.modules())
+    # stock BatchNorm layers in training mode that track running statistics compute exactly
+    # the same output with track_running_stats off, and write none of their buffers
+    stock = nn.modules.batchnorm._BatchNorm.forward
+    quiet = [
+        m
+        for m in modules
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        and type(m).forward is stock
+        and m.training
+        and m.track_running_stats
+    ]
     skip = {id(b) for m in quiet for b in m.buffers(recurse=False)}
     buffers = [b for b in model.buffers() if id(b) not in skip]
     versions = [b._version for b in buffers]
     saved = [b.detach().clone() for b in buffers]
-    modes = [(m, m.training) for m in model.modules()]
+    modes = [(m, m.training) for m in modules]
     flags = [(p, p.requires_grad) for p in model.parameters()]
     for bn in quiet:
         bn.track_running_stats = False
@@ -179,4 +173,5 @@ def preserve_state(model: nn.Module) -> Iterator[None]:
         for m, mode in modes:
             m.training = mode
         for p, flag in flags:
-            p.requires_grad_(flag)
+            if p.requires_grad != flag:
+                p.requires_grad_(flag)

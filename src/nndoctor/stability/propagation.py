@@ -27,6 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.autograd.graph import get_gradient_edge
+from torch.nn.modules.module import (
+    register_module_forward_hook,
+    register_module_forward_pre_hook,
+)
 
 from nndoctor._results import ResultMixin
 from nndoctor._validation import check_finite_tensor, check_module
@@ -188,22 +192,70 @@ class PropagationReport(ResultMixin):
         return tuple(r for r in self.layers if r.called)
 
 
-@dataclass(slots=True)
+class _Target:
+    """What the probe needs to know about one recorded module, found once per probe: its name,
+    kind, activation, weight and bias, and the theory that applies to it."""
+
+    __slots__ = ("act", "back_fan", "bias", "fan_in", "kind", "module", "name", "theory", "weight")
+
+    def __init__(self, name: str, module: nn.Module, act: Activation | None) -> None:
+        self.name = name
+        self.module = module
+        self.kind = type(module).__name__
+        self.act = act
+        self.weight = _float_param(getattr(module, "weight", None))
+        self.bias = _float_param(getattr(module, "bias", None))
+        self.fan_in = 0
+        self.back_fan = 0
+        # which closed form predicts the output's second moment (see _theory_forward)
+        self.theory: str | None = None
+        if act is not None:
+            self.theory = "activation"
+        elif isinstance(module, nn.Bilinear):
+            self.theory = None
+        elif isinstance(module, nn.Linear) and self.weight is not None:
+            self.theory = "affine"
+            self.back_fan, self.fan_in = self.weight.shape  # (out_features, in_features)
+        elif isinstance(module, (nn.Linear, *CONV_TYPES, *CONV_T_TYPES)):
+            self.theory = "affine"
+            self.fan_in = fans(module)[0]
+            if isinstance(module, (nn.Linear, *CONV_TYPES)):
+                self.back_fan = backward_fan(module)
+        elif isinstance(module, NORM_TYPES):
+            bn_eval = isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.training
+            self.theory = None if bn_eval else "norm"
+        elif isinstance(module, nn.Embedding):
+            self.theory = "embedding"
+
+
+def _float_param(v: Any) -> torch.Tensor | None:
+    return v if isinstance(v, torch.Tensor) and v.numel() > 0 and v.is_floating_point() else None
+
+
 class _Pending:
-    index: int
-    module: nn.Module
-    name: str
-    call: int
-    in_slot: int | None = None
-    out_slot: int | None = None
-    bwd_slot: int | None = None
-    shape: tuple[int, ...] = ()
-    in_numel: int = 0
-    fed_by: int | None = None
-    activation: bool = False
+    """One call of a recorded module during the probe's passes."""
+
+    __slots__ = (
+        "activation", "bwd_slot", "call", "fed_by", "in_numel", "in_slot", "index", "out_slot",
+        "shape", "target",
+    )  # fmt: skip
+
+    def __init__(self, target: _Target, call: int) -> None:
+        self.index = -1
+        self.target = target
+        self.call = call
+        self.in_slot: int | None = None
+        self.out_slot: int | None = None
+        self.bwd_slot: int | None = None
+        self.shape: tuple[int, ...] = ()
+        self.in_numel = 0
+        self.fed_by: int | None = None
+        self.activation = target.act is not None
 
 
 def _first_tensor(obj: Any) -> torch.Tensor | None:
+    if type(obj) is tuple and obj and type(obj[0]) is torch.Tensor:  # the common case: (x,)
+        return obj[0] if obj[0].is_floating_point() else None
     if isinstance(obj, torch.Tensor):
         return obj if obj.is_floating_point() else None
     if isinstance(obj, tuple | list):
@@ -255,35 +307,40 @@ class _Store:
     """
 
     def __init__(self) -> None:
-        self.groups: dict[tuple[Any, ...], list[int]] = {}
         self.tensors: list[torch.Tensor] = []
         self.full: list[bool] = []
         self.zeros: list[bool] = []
-        self.numels: list[int] = []
 
     @property
     def count(self) -> int:
         return len(self.tensors)
 
+    @property
+    def numels(self) -> list[int]:
+        return [t.numel() for t in self.tensors]
+
     def add(self, t: torch.Tensor, *, full: bool, zeros: bool = False) -> int:
         """Keep ``t`` until the statistics are computed (``zeros``: count its zero entries
-        too); its slot. Large tensors, and all tensors on the CPU, are reduced one by one:
-        stacking them would cost a copy, and their kernels take longer than launching them
-        does."""
-        slot = len(self.tensors)
+        too); its slot."""
         self.tensors.append(t)
         self.full.append(full)
         self.zeros.append(zeros)
-        n = t.numel()
-        self.numels.append(n)
-        if not full:
-            key: tuple[Any, ...] = (False, t.dtype, t.device)
-        elif n >= _SOLO_NUMEL or (t.device.type == "cpu" and not _STACK_ON_CPU):
-            key = (True, tuple(t.shape), slot)
-        else:
-            key = (True, tuple(t.shape), t.dtype, t.device)
-        self.groups.setdefault(key, []).append(slot)
-        return slot
+        return len(self.tensors) - 1
+
+    def groups(self) -> dict[tuple[Any, ...], list[int]]:
+        """Slots reduced together. Large tensors, and all tensors on the CPU, are reduced one by
+        one: stacking them would cost a copy, and their kernels take longer than launching
+        them does."""
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for slot, (t, full) in enumerate(zip(self.tensors, self.full, strict=True)):
+            if not full:
+                key: tuple[Any, ...] = (False, t.dtype, t.device)
+            elif t.numel() >= _SOLO_NUMEL or (t.device.type == "cpu" and not _STACK_ON_CPU):
+                key = (True, tuple(t.shape), slot)
+            else:
+                key = (True, tuple(t.shape), t.dtype, t.device)
+            groups.setdefault(key, []).append(slot)
+        return groups
 
     @torch.no_grad()
     def compute(
@@ -292,7 +349,8 @@ class _Store:
         """All raw statistics as one flat float64 tensor on ``device``, and its layout: one
         ``(column, slots)`` per consecutive piece."""
         pieces: list[tuple[int, list[int], torch.Tensor]] = []
-        for key, slots in self.groups.items():
+        numels = self.numels
+        for key, slots in self.groups().items():
             if key[0]:
                 if math.prod(key[1]) > 0:
                     slots = self._zeros_first(slots)
@@ -300,7 +358,7 @@ class _Store:
                     x = torch.stack(tensors) if len(slots) > 1 else tensors[0].unsqueeze(0)
                     _full_stats(x, slots, sum(self.zeros[s] for s in slots), pieces)
                 continue
-            slots = [s for s in slots if self.numels[s]]
+            slots = [s for s in slots if numels[s]]
             if slots:
                 tensors = [self.tensors[s] for s in slots]
                 pieces.append((_R_NORM, slots, torch.stack(torch._foreach_norm(tensors))))
@@ -313,7 +371,7 @@ class _Store:
         """Slots whose unscaled reductions may have overflowed or underflowed."""
         out = []
         for s, t in enumerate(self.tensors):
-            n, norm = self.numels[s], raw[s, _R_NORM]
+            n, norm = t.numel(), raw[s, _R_NORM]
             if t.dtype == torch.float64 or n == 0:
                 continue
             if not (math.isfinite(norm) and norm * norm >= n * _SAFE_MEAN_SQUARE):
@@ -357,7 +415,6 @@ class _Store:
 
     def release(self) -> None:
         self.tensors.clear()
-        self.groups.clear()
 
 
 # tensors with at least this many entries are reduced one by one rather than stacked
@@ -427,12 +484,15 @@ def _fill(
     return off
 
 
-def _records_for(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def _records_for(model: nn.Module) -> list[_Target]:
+    """The modules the probe records: those with parameters of their own, and activations."""
     out = []
     for name, m in model.named_modules():
-        own = next(m.parameters(recurse=False), None) is not None
-        if own or activation_of(m) is not None:
-            out.append((name or "<model>", m))
+        act = activation_of(m)
+        if act is not None or m._parameters:
+            if act is None and not any(v is not None for v in m._parameters.values()):
+                continue
+            out.append(_Target(name or "<model>", m, act))
     return out
 
 
@@ -602,7 +662,7 @@ def probe(
 def _run(
     work: nn.Module,
     args: tuple[Any, ...],
-    targets: list[tuple[str, nn.Module]],
+    targets: list[_Target],
     loss_fn: Callable[[Any], torch.Tensor] | None,
     store: _Store,
 ) -> tuple[list[_Pending], bool, list[int], list[int]]:
@@ -611,8 +671,7 @@ def _run(
     one ``autograd.grad`` call returns the gradients at all edges; every statistic is computed
     afterwards, batched. Returns the records, whether the loss had a gradient, and the store
     slots of the float inputs and of the gradients with respect to them."""
-    names = {id(m): n for n, m in targets}
-    is_act = {id(m): activation_of(m) is not None for _, m in targets}
+    info = {id(t.module): t for t in targets}
     edges: list[Any] = []  # gradient edges of the outputs (captured before any in-place op)
     edge_owners: list[_Pending] = []
     calls: dict[int, int] = {}
@@ -621,44 +680,47 @@ def _run(
     last: list[Any] = [None, -1, -1]  # tensor, version, index of its record
     # tensors already in the store: id -> (weak reference, version, slot)
     kept: dict[int, tuple[weakref.ref[torch.Tensor], int, int]] = {}
-
-    def slot_of(x: torch.Tensor) -> int | None:
-        entry = kept.get(id(x))
-        if entry is not None and entry[0]() is x and entry[1] == x._version:
-            return entry[2]
-        return None
-
-    def keep(x: torch.Tensor, slot: int) -> None:
-        kept[id(x)] = (weakref.ref(x), x._version, slot)
+    ref = weakref.ref
+    add = store.add
 
     def pre_hook(module: nn.Module, inp: tuple[Any, ...]) -> None:
         key = id(module)
-        calls[key] = calls.get(key, 0) + 1
-        p = _Pending(index=-1, module=module, name=names[key], call=calls[key])
+        target = info.get(key)
+        if target is None:  # a container, or a module of another model (the hooks are global)
+            return
+        call = calls[key] = calls.get(key, 0) + 1
+        p = _Pending(target, call)
         x = _first_tensor(inp)
         if x is not None:
             if x is last[0] and x._version == last[1]:
                 p.fed_by = last[2]
-            slot = slot_of(x)
-            if slot is None:
-                slot = store.add(x.detach().clone(), full=False)
-                keep(x, slot)
-            p.in_slot = slot
+            entry = kept.get(id(x))
+            if entry is not None and entry[0]() is x and entry[1] == x._version:
+                p.in_slot = entry[2]
+            else:
+                p.in_slot = add(x.detach().clone(), full=False)
+                kept[id(x)] = (ref(x), x._version, p.in_slot)
             p.in_numel = x.numel()
-        stack.setdefault(key, []).append(p)
+        if key in stack:
+            stack[key].append(p)
+        else:
+            stack[key] = [p]
 
     def hook(module: nn.Module, inp: tuple[Any, ...], out: Any) -> None:
-        p = stack[id(module)].pop()
+        pending = stack.get(id(module))
+        if not pending:
+            return
+        p = pending.pop()
         y = _first_tensor(out)
         p.index = len(done)
         done.append(p)
         if y is None:
             return
         p.shape = tuple(y.shape)
-        p.activation = is_act[id(module)]
-        p.out_slot = store.add(y.detach().clone(), full=True, zeros=p.activation)
-        keep(y, p.out_slot)
-        last[0], last[1], last[2] = y, y._version, p.index
+        p.out_slot = add(y.detach().clone(), full=True, zeros=p.activation)
+        version = y._version
+        kept[id(y)] = (ref(y), version, p.out_slot)
+        last[0], last[1], last[2] = y, version, p.index
         if y.requires_grad:
             edges.append(get_gradient_edge(y))
             edge_owners.append(p)
@@ -667,9 +729,9 @@ def _run(
     input_slots: list[int] = []
     grad_slots: list[int] = []
     try:
-        for _, m in targets:
-            handles.append(m.register_forward_pre_hook(pre_hook))
-            handles.append(m.register_forward_hook(hook))
+        # two global hooks cost far less than two per module (registering and removing them)
+        handles.append(register_module_forward_pre_hook(pre_hook))
+        handles.append(register_module_forward_hook(hook))
         with torch.enable_grad():
             leaves = tuple(
                 a.detach().requires_grad_(True) if a.is_floating_point() else a for a in args
@@ -678,7 +740,7 @@ def _run(
                 if a.is_floating_point():
                     # a leaf that requires grad cannot be modified in place: no copy needed
                     input_slots.append(store.add(a.detach(), full=False))
-                    keep(a, input_slots[-1])
+                    kept[id(a)] = (ref(a), a._version, input_slots[-1])
             try:
                 out = work(*leaves)
             except (RuntimeError, ValueError, TypeError, IndexError) as err:
@@ -687,6 +749,8 @@ def _run(
                     f"the model's forward pass failed on inputs of shape {shapes}: {err}"
                     f"{_shape_hint(work, args)}; pass a batch of the shape the model expects"
                 ) from err
+            kept.clear()
+            last[0] = None
             loss = loss_fn(out) if loss_fn is not None else _default_loss(out)
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 raise InvalidParameterError(
@@ -763,59 +827,77 @@ def _host_stats(
 
 
 def _weight_norms(
-    done: list[_Pending], dev: torch.device
-) -> tuple[torch.Tensor | None, list[int], list[int]]:
-    """One fused norm over every weight and bias: norms (device), slots (2k + 0/1), sizes."""
+    targets: list[_Target], dev: torch.device
+) -> tuple[torch.Tensor | None, list[int]]:
+    """One fused norm over every weight and bias: norms (device) and their slots
+    (``2 * target index`` for a weight, ``+ 1`` for a bias)."""
     tensors: list[torch.Tensor] = []
     slots: list[int] = []
-    for k, p in enumerate(done):
-        for a, attr in enumerate(("weight", "bias")):
-            v = getattr(p.module, attr, None)
-            if isinstance(v, torch.Tensor) and v.numel() > 0 and v.is_floating_point():
-                tensors.append(v)
-                slots.append(2 * k + a)
+    for k, t in enumerate(targets):
+        if t.weight is not None:
+            tensors.append(t.weight)
+            slots.append(2 * k)
+        if t.bias is not None:
+            tensors.append(t.bias)
+            slots.append(2 * k + 1)
     if not tensors:
-        return None, [], []
+        return None, []
     with torch.no_grad():
         norms = torch._foreach_norm(tensors)
     if len({(t.dtype, t.device) for t in norms}) == 1:
         stacked = torch.stack(norms).to(device=dev, dtype=torch.float64)
     else:
         stacked = torch.stack([t.to(device=dev, dtype=torch.float64) for t in norms])
-    return stacked, slots, [t.numel() for t in tensors]
+    return stacked, slots
 
 
 def _theory_forward(
-    m: nn.Module, act: Activation | None, in_sq: float, w_sq: float, b_sq: float
+    t: _Target, in_sq: float, w_sq: float, b_sq: float, act_sq: float | None
 ) -> float | None:
-    if act is not None:
-        return float(act.second_moment(in_sq)) if math.isfinite(in_sq) else None
-    if isinstance(m, (nn.Linear, nn.Bilinear, *CONV_TYPES, *CONV_T_TYPES)):
-        fan_in, _ = fans(m)
-        if isinstance(m, nn.Bilinear):
-            return None
-        b = b_sq if math.isfinite(b_sq) else 0.0
-        return float(fan_in * w_sq * in_sq + b)
-    if isinstance(m, NORM_TYPES):
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not m.training:
-            return None
+    """The output's second moment predicted from the input's (None: no closed form);
+    ``act_sq`` is the mean-field map of the activation, computed beforehand."""
+    theory = t.theory
+    if theory is None:
+        return None
+    if theory == "activation":
+        return act_sq
+    if theory == "affine":
+        return float(t.fan_in * w_sq * in_sq + (b_sq if math.isfinite(b_sq) else 0.0))
+    if theory == "norm":
         g = w_sq if math.isfinite(w_sq) else 1.0
-        b = b_sq if math.isfinite(b_sq) else 0.0
-        return float(g + b)
-    if isinstance(m, nn.Embedding):
-        return float(w_sq)
+        return float(g + (b_sq if math.isfinite(b_sq) else 0.0))
+    return float(w_sq)  # embedding
+
+
+def _theory_backward(t: _Target, w_sq: float, act_dsq: float | None) -> float | None:
+    r"""Factor by which the gradient's second moment changes passing back through ``t``
+    (``act_dsq``: the activation's :math:`\mathbb E[\phi'^2]`, computed beforehand)."""
+    if t.act is not None:
+        return act_dsq
+    if t.back_fan:
+        return float(t.back_fan * w_sq)
     return None
 
 
-def _theory_backward(
-    m: nn.Module, act: Activation | None, in_sq: float, w_sq: float
-) -> float | None:
-    """Factor by which the gradient's second moment changes passing back through ``m``."""
-    if act is not None:
-        return float(act.derivative_second_moment(in_sq)) if math.isfinite(in_sq) else None
-    if isinstance(m, (nn.Linear, *CONV_TYPES)):
-        return float(backward_fan(m) * w_sq)
-    return None
+def _activation_maps(
+    done: list[_Pending], in_sq: np.ndarray[Any, np.dtype[np.float64]]
+) -> tuple[list[float | None], list[float | None]]:
+    r""":math:`\mathbb E[\phi^2]` and :math:`\mathbb E[\phi'^2]` at each activation record's
+    measured input second moment: one vectorized call per distinct activation."""
+    fwd: list[float | None] = [None] * len(done)
+    bwd: list[float | None] = [None] * len(done)
+    by_act: dict[Activation, list[int]] = {}
+    for i, p in enumerate(done):
+        act = p.target.act
+        if act is not None and math.isfinite(in_sq[i]):
+            by_act.setdefault(act, []).append(i)
+    for act, idx in by_act.items():
+        q = in_sq[idx]
+        f = np.atleast_1d(act.second_moment(q)).tolist()
+        d = np.atleast_1d(act.derivative_second_moment(q)).tolist()
+        for j, i in enumerate(idx):
+            fwd[i], bwd[i] = f[j], d[j]
+    return fwd, bwd
 
 
 def _ratio(a: float, b: float) -> float:
@@ -826,7 +908,7 @@ def _ratio(a: float, b: float) -> float:
 
 def _assemble(
     work: nn.Module,
-    targets: list[tuple[str, nn.Module]],
+    targets: list[_Target],
     done: list[_Pending],
     args: tuple[Any, ...],
     store: _Store,
@@ -840,7 +922,7 @@ def _assemble(
 ) -> PropagationReport:
     dev = model_device(work)
     n = len(done)
-    w_norms, w_slots, w_sizes = _weight_norms(done, dev)
+    w_norms, w_slots = _weight_norms(targets, dev)
     flat, layout = store.compute(dev)
     pieces = [t for t in (flat, w_norms) if t is not None]
     host = (
@@ -857,12 +939,20 @@ def _assemble(
         again, layout = store.rescue(raw, unsafe, dev)
         if again is not None:
             _fill(raw, again.cpu().numpy(), layout)
+    store_numels = store.numels
     store.release()
     stats = _host_stats(raw, done) if n else np.full((0, _N_COLS), math.nan)
     if w_slots:
-        wb = np.full(2 * n, math.nan)
-        wb[w_slots] = w_host**2 / np.array(w_sizes, dtype=np.float64)
-        stats[:, _W_SQ : _B_SQ + 1] = wb.reshape(n, 2)
+        wb = np.full(2 * len(targets), math.nan)
+        sizes = [
+            (t.weight if k % 2 == 0 else t.bias).numel()  # type: ignore[union-attr]
+            for k in w_slots
+            for t in (targets[k // 2],)
+        ]
+        wb[w_slots] = w_host**2 / np.array(sizes, dtype=np.float64)
+        position = {id(t): k for k, t in enumerate(targets)}
+        rows = [position[id(p.target)] for p in done]
+        stats[:, _W_SQ : _B_SQ + 1] = wb.reshape(-1, 2)[rows]
 
     def sq_sum(slots: list[int]) -> float:
         return float(sum(((raw[s, _R_NORM] / raw[s, _R_SCALE]) ** 2 for s in slots), 0.0))
@@ -870,7 +960,7 @@ def _assemble(
     float_args = [a for a in args if a.is_floating_point()]
     n_in = sum(a.numel() for a in float_args)
     input_rms = math.sqrt(sq_sum(input_slots) / n_in) if n_in else math.nan
-    n_grad = sum(store.numels[s] for s in grad_slots)
+    n_grad = sum(store_numels[s] for s in grad_slots)
     input_grad_rms = math.sqrt(sq_sum(grad_slots) / n_grad) if n_grad else math.nan
 
     numels = [math.prod(p.shape) if p.shape else 0 for p in done]
@@ -882,8 +972,7 @@ def _assemble(
         if p.fed_by is not None:
             in_sq[i] = out_sq[p.fed_by]
         elif p.in_slot is not None:
-            n = p.in_numel
-            in_sq[i] = stats[i, _IN_SQ] / n if n else math.nan
+            in_sq[i] = stats[i, _IN_SQ] / p.in_numel if p.in_numel else math.nan
     bwd_sq = np.array(
         [stats[i, _BWD_SQ] / numels[i] if numels[i] else math.nan for i in range(len(done))]
     )
@@ -897,7 +986,6 @@ def _assemble(
     bwd_ref = bwd_rms[bwd_idx[-1]] if bwd_idx else math.nan
     chain = len(done) > 1 and all(p.fed_by == p.index - 1 for p in done[1:])
 
-    acts = {id(m): activation_of(m) for _, m in targets}
     # plain Python floats in the loop (numpy scalars are slow to index and convert)
     st: list[list[float]] = stats.tolist()
     in_l: list[float] = in_sq.tolist()
@@ -906,41 +994,41 @@ def _assemble(
     f_l: list[float] = fwd_rms.tolist()
     b_l: list[float] = bwd_rms.tolist()
     bwd_ref = float(bwd_ref)
+    nan = math.nan
+    act_sq, act_dsq = _activation_maps(done, in_sq)
     records: list[LayerRecord] = []
     for i, p in enumerate(done):
-        pred_sq = _theory_forward(p.module, acts[id(p.module)], in_l[i], st[i][_W_SQ], st[i][_B_SQ])
+        t, row, numel, in_i = p.target, st[i], numels[i], in_l[i]
+        pred_sq = _theory_forward(t, in_i, row[_W_SQ], row[_B_SQ], act_sq[i])
         pred_bwd: float | None = None
-        if i + 1 < len(done) and done[i + 1].fed_by == i:
-            nxt = done[i + 1].module
-            factor = _theory_backward(nxt, acts[id(nxt)], in_l[i + 1], st[i + 1][_W_SQ])
+        if i + 1 < n and done[i + 1].fed_by == i:
+            factor = _theory_backward(done[i + 1].target, st[i + 1][_W_SQ], act_dsq[i + 1])
             if factor is not None and math.isfinite(bwd_l[i + 1]):
                 pred_bwd = _ratio(math.sqrt(factor * bwd_l[i + 1]), bwd_ref)
         records.append(
             LayerRecord(
                 index=i,
-                name=p.name,
-                kind=type(p.module).__name__,
+                name=t.name,
+                kind=t.kind,
                 call=p.call,
                 called=True,
                 shape=p.shape,
-                forward_rms=float(f_l[i]),
-                backward_rms=float(b_l[i]),
-                input_rms=float(math.sqrt(in_l[i])) if in_l[i] >= 0 else math.nan,
-                forward_mean=float(st[i][_OUT_SUM] / numels[i]) if numels[i] else math.nan,
-                forward_gain=_ratio(float(f_l[i]), input_rms),
-                backward_gain=_ratio(float(b_l[i]), float(bwd_ref)),
-                layer_factor=_ratio(float(out_l[i]), float(in_l[i])),
-                predicted_layer_factor=(
-                    _ratio(pred_sq, float(in_l[i])) if pred_sq is not None else None
-                ),
+                forward_rms=f_l[i],
+                backward_rms=b_l[i],
+                input_rms=math.sqrt(in_i) if in_i >= 0 else nan,
+                forward_mean=row[_OUT_SUM] / numel if numel else nan,
+                forward_gain=_ratio(f_l[i], input_rms),
+                backward_gain=_ratio(b_l[i], bwd_ref),
+                layer_factor=_ratio(out_l[i], in_i),
+                predicted_layer_factor=_ratio(pred_sq, in_i) if pred_sq is not None else None,
                 predicted_forward_gain=(
                     _ratio(math.sqrt(pred_sq), input_rms)
                     if pred_sq is not None and pred_sq >= 0
                     else None
                 ),
                 predicted_backward_gain=pred_bwd,
-                zero_fraction=float(st[i][_OUT_ZERO] / numels[i]) if numels[i] else math.nan,
-                correlation=float(st[i][_OUT_COS]),
+                zero_fraction=row[_OUT_ZERO] / numel if numel else nan,
+                correlation=row[_OUT_COS],
             )
         )
     records = _with_uncalled(work, targets, records)
@@ -975,11 +1063,12 @@ def _assemble(
 
 
 def _with_uncalled(
-    work: nn.Module, targets: list[tuple[str, nn.Module]], records: list[LayerRecord]
+    work: nn.Module, targets: list[_Target], records: list[LayerRecord]
 ) -> list[LayerRecord]:
     seen = {r.name for r in records}
     out = list(records)
-    for name, m in targets:
+    for target in targets:
+        name, m = target.name, target.module
         if name in seen:
             continue
         # place it right after the last record of its parent (or at the end)
