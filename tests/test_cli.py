@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,11 @@ def test_checkup_report(checkup_run: tuple[Result, Path]) -> None:
     page = out.read_text()
     assert "Checkup summary" in page
     assert page.rstrip().endswith("</html>")
+    # the table of contents tells apart sections of the same kind (before/after, per scenario)
+    titles = re.findall(r'<li><a href="#s\d+">([^<]*)</a>', page)
+    assert len(titles) > 10
+    assert len(titles) == len(set(titles)), [t for t in titles if titles.count(t) > 1]
+    assert "default init: Training monitor: findings" in titles
 
 
 def test_checkup_writes_default_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

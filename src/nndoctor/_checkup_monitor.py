@@ -140,6 +140,7 @@ def monitor_stage(ctx: CheckupContext) -> StageOutcome:
     )
     rows: list[SummaryRow] = []
     results: list[object] = [run.log]
+    labels = ["default init"]
     serious = [f for f in run.findings if f.severity != "info"]
     vanishing = any(f.check == "vanishing" for f in serious)
     treated = None
@@ -152,6 +153,7 @@ def monitor_stage(ctx: CheckupContext) -> StageOutcome:
             progress=lambda f, t: ctx.progress(0.5 + 0.5 * f, "treated: " + t),
         )
         results.append(treated.log)
+        labels.append("after kaiming_normal")
     for f in serious:
         treatment, effect = f.remedy, "-"
         if treated is not None:
@@ -188,4 +190,4 @@ def monitor_stage(ctx: CheckupContext) -> StageOutcome:
             )
         )
     ctx.progress(1.0, "done")
-    return StageOutcome("monitor", "Training monitor", tuple(rows), tuple(results))
+    return StageOutcome("monitor", "Training monitor", tuple(rows), tuple(results), tuple(labels))

@@ -124,6 +124,7 @@ def _shift_stage(ctx: CheckupContext) -> StageOutcome:
     rows: list[ShiftScenarioRow] = []
     summary: list[SummaryRow] = []
     results: list[Any] = []
+    labels: list[str] = [""]  # the scenario table needs none
     makers: tuple[Callable[..., Any], ...] = (cartoon_digits, flu_season, soda_regions)
     for i, make in enumerate(makers):
         ctx.progress(i / (len(makers) + 1), f"diagnosing {make.__name__}")
@@ -159,6 +160,7 @@ def _shift_stage(ctx: CheckupContext) -> StageOutcome:
             )
         )
         results.append(seen)
+        labels.append(sc.name)
 
     ctx.progress(len(makers) / (len(makers) + 1), "replaying the drifting stream")
     stream = drifting_stream(random_state=ctx.random_state)
@@ -212,9 +214,12 @@ def _shift_stage(ctx: CheckupContext) -> StageOutcome:
         )
     )
     results.append(adapt)
+    labels.append(stream.name)
     ctx.progress(1.0, "done")
     table = ShiftScenarioTable(tuple(rows), TARGET_LABELS)
-    return StageOutcome("shift", "Distribution shift", tuple(summary), (table, *results))
+    return StageOutcome(
+        "shift", "Distribution shift", tuple(summary), (table, *results), tuple(labels)
+    )
 
 
 SHIFT_STAGE = Stage("shift", "Distribution shift", shift_stage)

@@ -109,6 +109,7 @@ def stability_stage(ctx: CheckupContext) -> StageOutcome:
         "Stability at initialization",
         tuple(rows),
         (before, audit, symmetry, rec),
+        ("default init", "", "", ""),
     )
 
 

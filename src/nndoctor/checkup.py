@@ -56,6 +56,9 @@ class StageOutcome(ResultMixin):
     title: str
     summary: tuple[SummaryRow, ...]
     results: tuple[Any, ...] = ()
+    #: one label per result ("" for none): what distinguishes results of the same type in the
+    #: report, e.g. "before the fix" or a scenario's name; it prefixes their section titles
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from nndoctor.checkup import CheckupResult
 from nndoctor.report._section import Section, to_sections
 
@@ -35,6 +37,8 @@ def _checkup_sections(result: CheckupResult, *, figures: bool = False) -> list[S
     )
     sections = [summary]
     for stage in result.stages:
-        for item in stage.results:
-            sections.extend(to_sections(item, figures=figures))
+        for i, item in enumerate(stage.results):
+            label = stage.labels[i] if i < len(stage.labels) else ""
+            for s in to_sections(item, figures=figures):
+                sections.append(replace(s, title=f"{label}: {s.title}") if label else s)
     return sections

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -256,7 +257,12 @@ def _recommend_sections(result: InitRecommendation, *, figures: bool = False) ->
             figs,
             payload=to_jsonable(result),
         ),
-        *to_sections(result.after, figures=figures),
+        *(
+            dataclasses.replace(s, title=f"Signal propagation after {result.scheme}")
+            if s.title == "Signal propagation at initialization"
+            else s
+            for s in to_sections(result.after, figures=figures)
+        ),
     ]
 
 
