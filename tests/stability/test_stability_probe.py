@@ -166,6 +166,12 @@ def test_cnn_residual_and_transformer_do_not_crash() -> None:
     assert norm.forward_rms == pytest.approx(1.0, rel=0.05)
     out_proj = next(rec for rec in tr.layers if rec.name == "self_attn.out_proj")
     assert out_proj.called is False
+    from nndoctor.report import to_sections
+
+    table = to_sections(tr)[0].table
+    row = next(r for r in table if r["layer"] == "self_attn.out_proj")
+    assert row["fwd RMS"] == "not called"  # not a column of NaNs
+    assert all(r["fwd RMS"] != "nan" for r in table)
     emb = nn.Sequential(nn.Embedding(20, 8), nn.Linear(8, 8))
     er = probe(emb, torch.randint(0, 20, (4, 6)))
     assert math.isfinite(er.forward_gain)

@@ -96,8 +96,21 @@ def _probe_verdict(r: PropagationReport) -> str:
 
 @to_sections.register
 def _probe_sections(result: PropagationReport, *, figures: bool = False) -> list[Section]:
+    # a module whose forward never ran (its parent uses its weights directly, as
+    # nn.MultiheadAttention does with out_proj) has no statistics: say so instead of NaNs
+    not_called = {
+        "fwd RMS": "not called",
+        "fwd gain": "-",
+        "theory": "-",
+        "bwd RMS": "-",
+        "bwd gain": "-",
+        "theory ": "-",
+        "corr": "-",
+    }
     rows = tuple(
-        {
+        {"layer": r.name, "kind": r.kind, **not_called}
+        if not r.called
+        else {
             "layer": r.name if r.call <= 1 else f"{r.name}#{r.call}",
             "kind": r.kind,
             "fwd RMS": _g(r.forward_rms),
