@@ -57,6 +57,7 @@ _LOG_PROBS_ATOL = 1e-4  # log-probability rows must have |logsumexp| below this
 _LOG_FLOOR = 1e-12  # probabilities are floored here before taking logs
 _LOGIT_FLOORS = (float("inf"), 1000.0, 300.0, 100.0, 50.0, -float(np.log(_LOG_FLOOR)), 10.0)
 _SINGULAR_RCOND = 1e-10  # smallest / largest singular value below this: singular
+_NEGATIVE_TOL = 1e-9  # BBSE weights above -this are rounding of 0, not an infeasible solution
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +310,41 @@ def _rlls_theta(C: FloatArray, b: FloatArray, reg: float) -> FloatArray:
         options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-10},
     )  # fmt: skip
     return np.asarray(res.x, dtype=np.float64)
+
+
+def _bbse_constrained(
+    C: FloatArray, mu: FloatArray, p: FloatArray, *, tol: float, max_iter: int
+) -> tuple[FloatArray, bool, int]:
+    r"""Constrained maximum-likelihood solution of the BBSE system :math:`C w = \mu`.
+
+    .. math:: \hat w = \arg\max_{w \ge 0,\ p^\top w = 1} \sum_i \hat\mu_i
+              \log\,(C w)_i ,
+
+    the multinomial likelihood of the target's predicted-class frequencies :math:`\hat\mu`
+    under the confusion-matrix model :math:`P_\text{target}(\hat y = i) = (C w)_i`. Garg et al.
+    (2020) show that BBSE is this maximum-likelihood estimator with the model "calibrated" to
+    :math:`P(y \mid \hat y)`; the objective is concave in :math:`q = p \odot w` on the simplex,
+    its maximum is :math:`C^{-1}\mu` whenever that is non-negative, and otherwise the feasible
+    :math:`w` closest to the data in the Kullback-Leibler sense. Solved by the EM of Saerens et
+    al. (2002) on the :math:`k` predicted classes, with :math:`M_{ij} = C_{ij}/p_j =
+    P(\hat y = i \mid y = j)`:
+
+    .. math:: q_j \leftarrow q_j \sum_i \hat\mu_i \frac{M_{ij}}{(M q)_i} ,
+
+    started at :math:`q = p`; it increases the likelihood monotonically and keeps :math:`q` on
+    the simplex, so :math:`w = q / p \ge 0` and :math:`p^\top w = 1` hold exactly (up to
+    rounding). Returns ``(w, converged, n_iter)``.
+    """
+    rows = mu > 0  # predicted classes the target never shows add nothing to the likelihood
+    M, m = (C / p[None, :])[rows], mu[rows]
+    q = p.copy()
+    for it in range(1, max_iter + 1):
+        new = q * (M.T @ (m / (M @ q)))
+        new /= new.sum()
+        if np.max(np.abs(new - q)) < tol:
+            return new / p, True, it
+        q = new
+    return q / p, False, max_iter
 
 
 @dataclass(slots=True)
@@ -615,17 +651,25 @@ class LabelShiftEstimator:
         cond = float("inf") if singular else float(sv[0] / sv[-1])
         never = tuple(int(i) for i in np.flatnonzero(C.sum(axis=1) <= 0))
         b = mu - C.sum(axis=1)
+        converged, n_iter = True, 0
         if self.method == "rlls":
             reg = _rlls_delta(state.n_classes, state.n, coefficient=float(self.rlls_coefficient))
-            theta = _rlls_theta(C, b, reg)
+            w = 1.0 + _rlls_theta(C, b, reg)
+            clipped = tuple(int(i) for i in np.flatnonzero(w < 0))
         else:
-            theta = np.linalg.lstsq(C, b, rcond=_SINGULAR_RCOND)[0]
-        w = 1.0 + theta
-        clipped = tuple(int(i) for i in np.flatnonzero(w < 0))
-        w = np.maximum(w, 0.0)
+            w = 1.0 + np.linalg.lstsq(C, b, rcond=_SINGULAR_RCOND)[0]
+            clipped = tuple(int(i) for i in np.flatnonzero(w < -_NEGATIVE_TOL))
+            if clipped and not singular:  # the exact solution is infeasible: constrained ML
+                w, converged, n_iter = _bbse_constrained(
+                    C, mu, p, tol=float(self.tol), max_iter=self.max_iter
+                )
+        w = np.maximum(w, 0.0)  # singular fallback and rounding: clip, then renormalize
         total = float(w @ p)
         w = w / total if total > 0 else np.ones_like(w)
-        return _Estimate(w, p, cond, clipped=clipped, singular=singular, never_predicted=never)
+        return _Estimate(
+            w, p, cond, converged=converged, n_iter=n_iter, clipped=clipped,
+            singular=singular, never_predicted=never,
+        )  # fmt: skip
 
     def estimate(self, target_probs: Any) -> LabelShiftResult:
         """Estimate the target class proportions and the weights from unlabeled target rows.
