@@ -1,6 +1,6 @@
 """Quality of nndoctor's shift correction: label-shift weights and importance weights.
 
-Run (from the repository root; about 10 minutes on 2 cores; label and nb parts about 2)::
+Run (from the repository root; about 15 minutes on 2 cores; label and nb parts about 7)::
 
     PYTHONPATH=src python benchmarks/bench_shift_correction.py            # full tables
     PYTHONPATH=src python benchmarks/bench_shift_correction.py --quick    # 10 trials per cell
@@ -9,14 +9,17 @@ Part 1, label shift (Alexandari et al., 2020 protocol on scikit-learn's digits):
 trained on 600 images, a held-out source set of 500 labeled images fits the calibration /
 confusion matrix, and target sets of ``n`` images are drawn from the remaining ~700 with class
 proportions q ~ Dirichlet(alpha). The truth is w = q_emp / p with q_emp the target set's actual
-class frequencies and p the held-out frequencies. 5 splits x 20 target draws = 100 trials per
-cell; medians, with a bootstrap interval of each median. The target draws depend on the split
-only, so every model sees the same target sets. Models: multinomial logistic regression,
-GaussianNB (default: probabilities saturated at 0/1) and GaussianNB(var_smoothing=0.1)
-(miscalibrated but not saturated) given predict_proba, and the default GaussianNB given
-predict_log_proba (LabelShiftEstimator(inputs="log_probs")).
+class frequencies and p the held-out frequencies. 100 splits x 1 target draw = 100 independent
+trials per cell (each trial its own training set, held-out set and target draw); medians, with
+a bootstrap interval of each median. (The first revisions drew 20 targets from each of 5 splits;
+those 100 trials share five held-out confusion matrices, whose noise dominates BBSE's error, so
+their median rests on about five independent measurements: ``--splits 5 --draws 20``.) The
+target draws depend on the split only, so every model sees the same target sets. Models:
+multinomial logistic regression, GaussianNB (default: probabilities saturated at 0/1) and
+GaussianNB(var_smoothing=0.1) (miscalibrated but not saturated) given predict_proba, and the
+default GaussianNB given predict_log_proba (LabelShiftEstimator(inputs="log_probs")).
 
-    --parts label --models logistic --splits 25    # one model, more splits (seeds 1000..1024)
+    --parts label --models logistic --splits 25 --draws 20   # one model, 25 splits x 20 draws
 
 The bbse-hard interval is given twice: resampling trials, and resampling whole splits first
 (the 20 trials of a split share one held-out confusion matrix, whose noise dominates BBSE's
@@ -396,9 +399,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 trials per cell")
     parser.add_argument(
-        "--draws", type=int, default=None, help="target draws per split (default 20)"
+        "--draws", type=int, default=None, help="target draws per split (default 1)"
     )
-    parser.add_argument("--splits", type=int, default=5, help="train/held-out/pool splits")
+    parser.add_argument(
+        "--splits", type=int, default=None, help="train/held-out/pool splits (default 100)"
+    )
     parser.add_argument(
         "--models", default=None, help=f"comma-separated subset of {', '.join(MODELS)}"
     )
@@ -409,17 +414,18 @@ def main() -> None:
     )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
-    n_draws, n_trials = (2, 10) if args.quick else (20, 50)
+    n_splits, n_draws, n_trials = (10, 1, 10) if args.quick else (100, 1, 50)
+    n_splits = args.splits or n_splits
     t0 = time.time()
     print(f"machine: {platform.machine()} {platform.processor() or ''} python "
           f"{platform.python_version()} numpy {np.__version__}")  # fmt: skip
     if "label" in parts:
         print("\n## Label shift (digits)\n")
         models = args.models.split(",") if args.models else None
-        print(label_shift_tables(args.splits, args.draws or n_draws, models))
+        print(label_shift_tables(n_splits, args.draws or n_draws, models))
     if "nb" in parts:
         print("\n## GaussianNB: em-bcts against oracle calibrations (alpha 0.1, n 1000)\n")
-        print(naive_bayes_bound_table(args.splits, args.draws or n_draws))
+        print(naive_bayes_bound_table(n_splits, args.draws or n_draws))
     if "density" in parts:
         print("\n## Density ratio (Gaussian mean shift of 1 sd)\n")
         print(density_ratio_tables(n_trials))
