@@ -140,6 +140,12 @@ class Collector:
 
     def _act_hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
         kind = self.acts[name]
+        level = self.saturation_level
+        vector_norm = torch.linalg.vector_norm
+        f32 = torch.float32
+        # the unit dimension, known once the feeding layer is (a float32 output then takes the
+        # lean path below: three reductions and no helper calls, since this runs per forward)
+        unit_dims: list[int] = []
 
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             if not isinstance(output, torch.Tensor):
@@ -147,17 +153,23 @@ class Collector:
             counts = self.nonfinite_counts
             if counts is None and not (self.active and module.training and torch.is_grad_enabled()):
                 return
-            feeder = self.feeds.get(name)
-            if feeder is None and self._last_layer is not None:
-                feeder = self.feeds[name] = self._last_layer
             if counts is not None:  # diagnostic re-run only (syncs)
                 bad = int((~torch.isfinite(output.detach())).sum())
                 counts[name] = counts.get(name, 0) + bad
                 return
-            unit_dim = 1 if feeder in self._conv_layers else -1
-            scalars = activation_moments(output, kind, self.saturation_level)
-            maxima = unit_maxima(output, unit_dim)
-            self.act_records.append((name, scalars, maxima, output.numel()))
+            if not unit_dims:
+                feeder = self.feeds.get(name)
+                if feeder is None and self._last_layer is not None:
+                    feeder = self.feeds[name] = self._last_layer
+                unit_dims.append(1 if feeder in self._conv_layers else -1)
+            d = output.detach()
+            if kind == "relu" and d.dtype == f32 and d.dim() == 2 and unit_dims[0] == -1:
+                # a dense float32 output: the common case
+                self.act_records.append((name, [d.sum(), vector_norm(d)], d.amax(0), d.numel()))
+                return
+            scalars = activation_moments(d, kind, level)
+            maxima = unit_maxima(d, unit_dims[0])
+            self.act_records.append((name, scalars, maxima, d.numel()))
 
         return hook
 

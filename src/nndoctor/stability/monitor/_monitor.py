@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+import weakref
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from nndoctor._validation import check_choice, check_int, check_module
 from nndoctor.exceptions import InvalidParameterError, NNDoctorWarning, NonFiniteError
@@ -166,6 +168,7 @@ class Monitor:
         clip: float | Literal["auto"] | None = None,
         quantities: tuple[Quantity, ...] | list[Quantity] = DEFAULT_QUANTITIES,
         symmetry_every: int = 100,
+        update_every: int = 10,
         tensorboard: bool = False,
         history: int = 100_000,
         background: bool = False,
@@ -177,6 +180,7 @@ class Monitor:
         self.model = root
         self.every = check_int(every, name="every", minimum=1)
         self.symmetry_every = check_int(symmetry_every, name="symmetry_every", minimum=0)
+        self.update_every = check_int(update_every, name="update_every", minimum=1)
         if rules is not None and not isinstance(rules, MonitorThresholds):
             raise InvalidParameterError(
                 f"rules must be a MonitorThresholds, got {type(rules).__name__}; pass "
@@ -217,6 +221,17 @@ class Monitor:
         self._records: deque[dict[str, Any]] = deque(maxlen=self.history)
         self._all_findings_records: list[dict[str, Any]] = []
         self._snapshot: list[torch.Tensor] | None = None
+        self._snapshot_step = -1  # the step whose pre-step weights the snapshot holds
+        self._pre_norms: list[torch.Tensor] | None = None  # gradient norms taken before the step
+        # before the step: [gradient norms, activation and backward scalars] as one float32
+        # vector, and its layout (number of gradients, number of scalars)
+        self._pre_vec: torch.Tensor | None = None
+        self._pre_layout = (0, 0)
+        self._pre_step = -1  # the step whose optimizer step ran the pre-step check
+        self._pre_reliable = False  # the pre-step check ran at the last tick: no routine snapshot
+        self._on_cpu = False
+        self._global_handle: Any = None
+        self._our_optimizers: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
         self._scratch: list[torch.Tensor] | None = None
         self._loss: torch.Tensor | None = None
         self._opt_handles: list[Any] = []
@@ -258,8 +273,12 @@ class Monitor:
         n_layers = len(self._collector.layers)
         self._weight_slots = [n_layers + i for i in self._collector.param_layer]
         self._delta_slots = [2 * n_layers + i for i in self._collector.param_layer]
-        if "update_ratio" in self.quantities and self._collector.active:
-            self._take_snapshot()
+        self._on_cpu = bool(self._params) and all(p.device.type == "cpu" for p in self._params)
+        self._param_ids = {id(p) for p in self._params}
+        if self._on_cpu:
+            self._global_handle = register_optimizer_step_pre_hook(self._before_optimizer_step)
+        if self._collector.active:
+            self._maybe_snapshot(self.step_count + 1)
         if self.log_dir is not None and self._rank == 0:
             self._writer = JsonlWriter(self.log_dir)
             self._writer.write(
@@ -288,6 +307,10 @@ class Monitor:
         for h in self._opt_handles:
             h.remove()
         self._opt_handles.clear()
+        if self._global_handle is not None:
+            self._global_handle.remove()
+            self._global_handle = None
+        self._pre_norms = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -317,7 +340,7 @@ class Monitor:
     def n_hooks(self) -> int:
         """Hooks currently attached to the model and optimizer (0 after exit)."""
         n = self._collector.n_hooks if self._collector is not None else 0
-        return n + len(self._opt_handles)
+        return n + len(self._opt_handles) + (self._global_handle is not None)
 
     def watch(self, optimizer: torch.optim.Optimizer) -> Monitor:
         """Let ``optimizer`` drive the monitor: no :meth:`step` call is needed.
@@ -335,6 +358,7 @@ class Monitor:
         def pre(opt: Any, args: Any, kwargs: Any) -> None:
             if self.clip is not None:
                 self.clip_gradients()
+                self._before_optimizer_step(opt, args, kwargs)  # on the clipped gradients
             if self.on_nonfinite == "skip":
                 self._guard()
 
@@ -358,12 +382,80 @@ class Monitor:
         if isinstance(scale, torch.Tensor):
             self._scale_used = scale.detach().clone()
 
-    def _take_snapshot(self) -> None:
+    def _take_snapshot(self, valid_for: int) -> None:
+        """Copy the parameters: the weights before the optimizer step of step ``valid_for``."""
         with torch.no_grad():
             if self._snapshot is None:
                 self._snapshot = [p.detach().clone() for p in self._params]
             else:
                 torch._foreach_copy_(self._snapshot, [p.detach() for p in self._params])
+        self._snapshot_step = valid_for
+
+    def _wants_update(self) -> bool:
+        """Whether the next tick measures the update ratio (the first, then every k-th)."""
+        return "update_ratio" in self.quantities and self._ticks % self.update_every == 0
+
+    def _maybe_snapshot(self, step: int) -> None:
+        """Before tick step ``step``: copy the parameters if that tick needs the old weights.
+
+        They are needed for the update ratio (on its sampled ticks) and for the non-finite
+        re-run, which must start from the weights before the failing step. On the CPU, the
+        pre-step check (:meth:`_before_optimizer_step`) catches non-finite gradients before the
+        optimizer applies them and copies the weights only then, so no routine copy is needed
+        once that check has been seen to run. On other devices the check would cost a host
+        synchronization per step, so the copy is taken at every tick there.
+        """
+        if self._wants_update() or not self._pre_reliable:
+            self._take_snapshot(step)
+
+    def _owns(self, optimizer: Any) -> bool:
+        known = self._our_optimizers.get(optimizer)
+        if known is None:
+            ids = self._param_ids
+            known = any(id(p) in ids for g in optimizer.param_groups for p in g["params"])
+            self._our_optimizers[optimizer] = known
+        return known
+
+    def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        """Global optimizer pre-step hook (CPU only): gradient norms and a finiteness check.
+
+        Runs before ``optimizer.step()`` of a tick step, after backward: the gradients are final
+        and the weights still those of the forward pass. The gradient norms are kept for the
+        tick (they are the same after the step); reading the finiteness flag costs no device
+        synchronization on the CPU. When a gradient, an activation statistic, a backward
+        signal or the loss is non-finite, the weights are copied now, so that the tick re-runs
+        the failing batch from them and, with ``on_nonfinite`` in ``{"raise", "skip"}``,
+        restores them.
+        """
+        col = self._collector
+        step = self.step_count + 1
+        if (
+            col is None
+            or not col.active
+            or self._pre_step == step
+            or (self.clip is not None and not self._clipped)  # wait for the clipped gradients
+            or not self._owns(optimizer)
+        ):
+            return
+        self._pre_step = step
+        grads, _ = self._grads()
+        want_grad = "grad_norm" in self.quantities
+        with torch.no_grad():
+            norms = list(torch._foreach_norm(grads)) if grads else []
+            scalars = [t for rec in col.act_records for t in rec[1]]
+            scalars += [r[1] for r in col.bwd_records]
+            checks = norms + scalars
+            vec = torch.stack(checks).float() if checks else None
+            flag = vec.sum() if vec is not None else None
+            if self._loss is not None and self._loss.device.type == "cpu":
+                loss_sum = self._loss.reshape(-1).sum()
+                flag = loss_sum if flag is None else flag + loss_sum
+            finite = flag is None or math.isfinite(float(flag))  # no sync: the CPU only
+        self._pre_norms = norms if want_grad else None
+        self._pre_vec = vec if want_grad and self._world == 1 else None
+        self._pre_layout = (len(norms), len(scalars))
+        if not finite and self._snapshot_step != step:
+            self._take_snapshot(step)
 
     def _grads(self) -> tuple[list[torch.Tensor], list[int]]:
         """The gradients that exist and the layer of each."""
@@ -442,13 +534,15 @@ class Monitor:
                     "monitor.clip_gradients() before optimizer.step()"
                 )
             new = self._tick(step)
+            self._pre_reliable = self._on_cpu and self._pre_step == step
+        self._pre_norms = None
         self._clipped = False
         self._loss = None
         col.reset()
         nxt = self._is_tick(step + 1)
         col.active = nxt
-        if nxt and "update_ratio" in self.quantities:
-            self._take_snapshot()
+        if nxt:
+            self._maybe_snapshot(step + 1)
         return new
 
     def _plan(
@@ -498,10 +592,16 @@ class Monitor:
 
         grads, grad_layers = self._grads()
         want_grad = "grad_norm" in self.quantities and bool(grads)
-        want_delta = "update_ratio" in self.quantities and self._snapshot is not None
+        want_delta = self._wants_update() and self._snapshot_step == step
+        pre_norms = self._pre_norms if self._pre_step == step else None
+        pre_vec = self._pre_vec if self._pre_step == step else None
         act_records = col.act_records
         bwd_records = col.bwd_records
         plan = self._plan(col, act_records, bwd_records, device)
+        if pre_vec is not None and (
+            self._pre_layout != (len(grads), plan.n_scalars) or not want_grad
+        ):
+            pre_vec = None  # the records changed after the optimizer step
         act_names, bwd_names = plan.act_names, plan.bwd_names
         sym_names: list[str] = []
         with torch.no_grad():
@@ -509,8 +609,17 @@ class Monitor:
             # the per-layer sums of squares are formed on the host from the transferred norms
             tensors: list[torch.Tensor] = []
             slots: list[int] = []
+            norms: list[torch.Tensor] = []
             if want_grad:
-                tensors += grads
+                if pre_vec is not None:
+                    # gradient norms and per-record scalars, stacked before the optimizer step
+                    # (the same gradients: the optimizer reads them, it does not change them)
+                    add("gnorms", pre_vec[: len(grads)])
+                    add("scalars", pre_vec[len(grads) :])
+                elif pre_norms is not None and len(pre_norms) == len(grads):
+                    norms = list(pre_norms)
+                else:
+                    tensors += grads
                 slots += grad_layers
             params = self._params  # under no_grad: no detach needed
             tensors += params
@@ -527,8 +636,10 @@ class Monitor:
                     tensors += self._scratch
                     slots += self._delta_slots
             if tensors:
-                add0("norms", list(torch._foreach_norm(tensors)))
-            if plan.n_scalars:
+                norms += torch._foreach_norm(tensors)
+            if norms:
+                add0("norms", norms)
+            if plan.n_scalars and pre_vec is None:
                 # every per-record scalar (activation sums, norms, saturated counts; backward
                 # norms) in one vector: micro-batches and layers are summed on the host
                 scalars = [t for rec in act_records for t in rec[1]] + [r[1] for r in bwd_records]
@@ -654,7 +765,7 @@ class Monitor:
 
         q = TickQuantities(step=step, order=meta.order)
         q.feeds = meta.feeds
-        raw_norms = seg("norms")
+        raw_norms = seg("gnorms") + seg("norms")
         if raw_norms:
             sq = [0.0] * (3 * n_layers)
             for v, k in zip(raw_norms, meta.norm_slots, strict=True):
@@ -819,10 +930,12 @@ class Monitor:
                 "forward", None, "", "", "<no batch recorded>", step=step, reproduced=False
             )
         params = self._params
+        # the weights before the failing step, when they were copied (see _maybe_snapshot)
+        before = self._snapshot if self._snapshot_step == step else None
         with torch.no_grad():
             after = [p.detach().clone() for p in params]
-            if self._snapshot is not None:
-                torch._foreach_copy_([p.detach() for p in params], self._snapshot)
+            if before is not None:
+                torch._foreach_copy_([p.detach() for p in params], before)
             buffers = [b.detach().clone() for b in self._inner.buffers()]
         devices = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
         args, kwargs = col.last_inputs
@@ -837,7 +950,7 @@ class Monitor:
             with torch.no_grad():
                 for b, saved in zip(self._inner.buffers(), buffers, strict=True):
                     b.copy_(saved)
-                keep_before = self._snapshot is not None and self.on_nonfinite in ("raise", "skip")
+                keep_before = before is not None and self.on_nonfinite in ("raise", "skip")
                 if not keep_before:
                     torch._foreach_copy_([p.detach() for p in params], after)
         return NonFiniteLocation(
