@@ -47,10 +47,23 @@ class Collector:
         The module the user calls (the DDP wrapper, or ``model``).
     saturation_level : float
         See :class:`MonitorThresholds`.
+    activations : bool
+        Measure activation modules (hook them).
+    backward : bool
+        Measure the backward signal at each layer's output.
     """
 
-    def __init__(self, model: nn.Module, root: nn.Module, saturation_level: float) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        root: nn.Module,
+        saturation_level: float,
+        *,
+        activations: bool = True,
+        backward: bool = True,
+    ) -> None:
         self.model = model
+        self.backward = backward
         self.saturation_level = saturation_level
         self.layers: list[str] = []
         self.layer_types: dict[str, str] = {}
@@ -86,7 +99,7 @@ class Collector:
         for name, module in model.named_modules():
             if name in self.layer_modules:
                 self._handles.append(module.register_forward_hook(self._layer_hook(name)))
-            if name in self.acts:
+            if name in self.acts and activations:
                 self._handles.append(module.register_forward_hook(self._act_hook(name)))
         self._handles.append(root.register_forward_pre_hook(self._root_pre, with_kwargs=True))
         self._handles.append(root.register_forward_hook(self._root_post))
@@ -124,7 +137,12 @@ class Collector:
             if name not in self._order_set:
                 self._order_set.add(name)
                 self.order.append(name)
-            if not rerun and isinstance(output, torch.Tensor) and output.requires_grad:
+            if (
+                not rerun
+                and self.backward
+                and isinstance(output, torch.Tensor)
+                and output.requires_grad
+            ):
                 output.register_hook(grad_hook)  # type: ignore[no-untyped-call]
 
         return hook

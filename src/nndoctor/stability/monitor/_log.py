@@ -25,7 +25,7 @@ import numpy.typing as npt
 from nndoctor._results import ResultMixin, to_jsonable
 from nndoctor.exceptions import DataValidationError, InvalidParameterError, MissingDependencyError
 from nndoctor.stability.monitor._nonfinite import NonFiniteLocation
-from nndoctor.stability.monitor._quantities import TickQuantities
+from nndoctor.stability.monitor._quantities import LAYER_KEYS, TickQuantities
 from nndoctor.stability.monitor._rules import Finding
 
 __all__ = ["LOG_FILENAME", "JsonlWriter", "MonitorLog", "TensorBoardWriter", "read_log"]
@@ -102,7 +102,15 @@ def tick_record(
     q: TickQuantities, *, grad_norm_total: float, clipped_at: float | None
 ) -> dict[str, Any]:
     """The JSONL record of one tick."""
-    layers = {name: {k: _num(v) for k, v in rec.items()} for name, rec in q.layer_records().items()}
+    layers: dict[str, dict[str, float | str]] = {}
+    isfinite = math.isfinite
+    for key in LAYER_KEYS:  # one pass; the same order as TickQuantities.layer_records
+        for name, value in getattr(q, key).items():
+            v = float(value)
+            rec = layers.get(name)
+            if rec is None:
+                rec = layers[name] = {}
+            rec[key] = v if isfinite(v) else _num(v)
     record: dict[str, Any] = {
         "kind": "tick",
         "step": q.step,

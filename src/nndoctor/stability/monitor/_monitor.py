@@ -242,6 +242,9 @@ class Monitor:
         self._ticks = 0
         self._rank, self._world = 0, 1
         self._plans: dict[tuple[Any, ...], _Plan] = {}
+        self._order_copy: list[str] = []
+        self._copied_sizes = (-1, -1)
+        self._feeds_copy: dict[str, str] = {}
         self._last_act_counts: dict[str, int] = {}
         self._open = False
         self._pending_error: NonFiniteError | None = None
@@ -264,7 +267,13 @@ class Monitor:
         if self._open:
             return self
         self._rank, self._world = _dist_info()
-        self._collector = Collector(self._inner, self.model, self.thresholds.saturation_level)
+        self._collector = Collector(
+            self._inner,
+            self.model,
+            self.thresholds.saturation_level,
+            activations="activations" in self.quantities,
+            backward="backward" in self.quantities,
+        )
         if self.scaler is not None:
             self._collector.on_backward_start = self._record_scale
         self._collector.active = self._is_tick(self.step_count + 1)
@@ -554,13 +563,13 @@ class Monitor:
     ) -> _Plan:
         """The layout of a tick's records (cached: it is the same from one tick to the next)."""
         key = (
-            tuple((r[0], len(r[1]), r[2].numel()) for r in act_records),
-            tuple(r[0] for r in bwd_records),
+            tuple((r[0], len(r[1]), r[2].numel(), r[3]) for r in act_records),
+            tuple((r[0], r[2]) for r in bwd_records),
             tuple(col.order),
         )
         plan = self._plans.get(key)
         if plan is None or plan.device != device:
-            plan = _Plan.build(key, col.order, self._world, device)
+            plan = _Plan.build(key, col.order, self._world, device, col.layers)
             self._plans[key] = plan
         return plan
 
@@ -702,13 +711,18 @@ class Monitor:
             # the tick's one device-to-host transfer
             host: list[float] = (torch.cat(parts) if len(parts) > 1 else parts[0]).tolist()
 
-        with_grad = set(col.layers)
+        with_grad = plan.all_layers
         if want_grad and len(grads) != len(self._params):
-            with_grad = {
+            with_grad = frozenset(
                 col.layers[i]
                 for i, p in zip(col.param_layer, self._params, strict=True)
                 if p.grad is not None
-            }
+            )
+        sizes = (len(col.order), len(col.feeds))
+        if sizes != self._copied_sizes:  # the forward order and feeds only ever grow
+            self._copied_sizes = sizes
+            self._order_copy = list(col.order) or list(col.layers)
+            self._feeds_copy = dict(col.feeds)
         meta = _TickMeta(
             step=step,
             with_grad=with_grad,
@@ -718,25 +732,22 @@ class Monitor:
             want_grad=want_grad,
             want_delta=want_delta,
             act_names=act_names,
-            act_n={},
-            act_units={},
+            act_n=plan.act_n,
+            act_units=plan.act_units,
             bwd_names=bwd_names,
-            bwd_n={},
+            bwd_n=plan.bwd_n,
             plan=plan,
             sym_names=sym_names,
-            order=list(col.order) or list(col.layers),
-            feeds=dict(col.feeds),
+            order=self._order_copy,  # copied when it grows: the judge may run in a thread
+            feeds=self._feeds_copy,
             clipped_at=self._clipped_at,
             clean=False,
         )
-        for rec in act_records:
-            meta.act_n[rec[0]] = meta.act_n.get(rec[0], 0) + rec[3]
-            meta.act_units[rec[0]] = rec[2].numel()
-        for r in bwd_records:
-            meta.bwd_n[r[0]] = meta.bwd_n.get(r[0], 0) + r[2]
-        for name in sym_names:
-            weight = _weight(col.layer_modules[name])
-            meta.act_units[name] = int(weight.shape[0]) if weight is not None else 0
+        if sym_names:
+            meta.act_units = dict(plan.act_units)
+            for name in sym_names:
+                weight = _weight(col.layer_modules[name])
+                meta.act_units[name] = int(weight.shape[0]) if weight is not None else 0
         # a sum of finite values is finite unless it overflows: then check one by one
         clean = not self._skipped_by_guard and (
             math.isfinite(sum(host)) or all(math.isfinite(v) for v in host)
@@ -779,9 +790,12 @@ class Monitor:
                     n: (g if n in meta.with_grad else math.nan)
                     for n, g in zip(col.layers, g_part, strict=True)
                 }
-                q.grad_nonfinite = {
-                    n: not math.isfinite(v) for n, v in q.grad_norm.items() if n in meta.with_grad
-                }
+                if not meta.clean:  # read only to decide on the non-finite path
+                    q.grad_nonfinite = {
+                        n: not math.isfinite(v)
+                        for n, v in q.grad_norm.items()
+                        if n in meta.with_grad
+                    }
             q.weight_norm = dict(zip(col.layers, w_part, strict=True))
             if meta.want_delta:
                 q.update_ratio = {
@@ -996,7 +1010,7 @@ class _TickMeta:
     """What the host side of a tick needs besides the transferred vector."""
 
     step: int
-    with_grad: set[str]
+    with_grad: frozenset[str]
     offsets: dict[str, tuple[int, int]]
     n_layers: int
     norm_slots: list[int]
@@ -1037,16 +1051,33 @@ class _Plan:
     n_units: int
     unit_index: torch.Tensor | None
     owner: torch.Tensor | None
+    act_n: dict[str, int]
+    act_units: dict[str, int]
+    bwd_n: dict[str, int]
+    all_layers: frozenset[str]
 
     @classmethod
     def build(
-        cls, key: tuple[Any, ...], order: list[str], world: int, device: torch.device
+        cls,
+        key: tuple[Any, ...],
+        order: list[str],
+        world: int,
+        device: torch.device,
+        layers: list[str],
     ) -> _Plan:
-        acts: tuple[tuple[str, int, int], ...] = key[0]
-        bwds: tuple[str, ...] = key[1]
+        acts: tuple[tuple[str, int, int, int], ...] = key[0]
+        bwds: tuple[tuple[str, int], ...] = key[1]
         act_names = list(dict.fromkeys(a[0] for a in acts))
         a_index = {n: i for i, n in enumerate(act_names)}
-        recorded = set(bwds)
+        recorded = {b[0] for b in bwds}
+        act_n: dict[str, int] = {}
+        act_units: dict[str, int] = {}
+        bwd_n: dict[str, int] = {}
+        for name, _, units, numel in acts:
+            act_n[name] = act_n.get(name, 0) + numel
+            act_units[name] = units
+        for name, numel in bwds:
+            bwd_n[name] = bwd_n.get(name, 0) + numel
         bwd_names = [n for n in order if n in recorded]
         b_index = {n: i for i, n in enumerate(bwd_names)}
         act_sum: list[list[int]] = [[] for _ in act_names]
@@ -1055,7 +1086,7 @@ class _Plan:
         bwd_sq: list[list[int]] = [[] for _ in bwd_names]
         norm_slots: list[int] = []
         j = 0
-        for name, n_scalars, _ in acts:
+        for name, n_scalars, _, _ in acts:
             i = a_index[name]
             act_sum[i].append(j)
             act_sq[i].append(j + 1)
@@ -1063,7 +1094,7 @@ class _Plan:
             if n_scalars > 2:
                 act_sat[i].append(j + 2)
             j += n_scalars
-        for name in bwds:
+        for name, _ in bwds:
             bwd_sq[b_index[name]].append(j)
             norm_slots.append(j)
             j += 1
@@ -1107,4 +1138,8 @@ class _Plan:
             n_units=n_units,
             unit_index=unit_index,
             owner=owner,
+            act_n=act_n,
+            act_units=act_units,
+            bwd_n=bwd_n,
+            all_layers=frozenset(layers),
         )

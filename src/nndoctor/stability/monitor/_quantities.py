@@ -28,6 +28,21 @@ __all__ = [
 
 ActivationKind = Literal["relu", "tanh", "sigmoid"]
 
+# the per-layer fields of TickQuantities, in the order of a log line
+LAYER_KEYS = (
+    "grad_norm",
+    "weight_norm",
+    "update_ratio",
+    "backward_rms",
+    "act_mean",
+    "act_std",
+    "dead_fraction",
+    "saturation_fraction",
+    "act_nonfinite",
+    "grad_nonfinite_count",
+    "effective_units",
+)
+
 # ReLU family: a unit whose output is never positive over a batch is "dead" (zero gradient for
 # ReLU/ReLU6, a tiny one for the smooth variants).
 _RELU_FAMILY: tuple[type[nn.Module], ...] = (
@@ -231,19 +246,7 @@ class TickQuantities:
     def layer_records(self) -> dict[str, dict[str, float]]:
         """Quantities grouped by layer (what one JSONL line holds)."""
         records: dict[str, dict[str, float]] = {}
-        for key in (
-            "grad_norm",
-            "weight_norm",
-            "update_ratio",
-            "backward_rms",
-            "act_mean",
-            "act_std",
-            "dead_fraction",
-            "saturation_fraction",
-            "act_nonfinite",
-            "grad_nonfinite_count",
-            "effective_units",
-        ):
+        for key in LAYER_KEYS:
             for name, value in getattr(self, key).items():
                 records.setdefault(name, {})[key] = float(value)
         return records
