@@ -63,17 +63,26 @@ class Monitor:
     Use it as a context manager around the loop and call :meth:`step` after each
     ``optimizer.step()`` (or call :meth:`watch` once so that the optimizer calls it). Every
     ``every`` optimizer steps (a *tick*) it measures, on the model's device, per layer: the
-    gradient norm :math:`\|g_l\|`, the weight norm :math:`\|w_l\|`, the update ratio
-    :math:`\|w_l^{(t)} - w_l^{(t-1)}\| / \|w_l^{(t-1)}\|`, the backward signal
+    gradient norm :math:`\|g_l\|`, the weight norm :math:`\|w_l\|`, the backward signal
     :math:`\delta_l = \mathrm{RMS}(\partial L/\partial y_l)`; per activation module: mean,
     standard deviation, fraction of dead units (ReLU family: never positive over the batch),
-    saturated fraction (tanh, sigmoid), non-finite count; and every ``symmetry_every`` ticks the
-    effective number of distinct units. One tensor per tick comes back to the host. The rules of
-    :class:`MonitorThresholds` turn the quantities into :class:`Finding` objects.
+    saturated fraction (tanh, sigmoid), non-finite count; on the first tick and every
+    ``update_every`` ticks the update ratio
+    :math:`\|w_l^{(t)} - w_l^{(t-1)}\| / \|w_l^{(t)}\|` of that tick's optimizer step (exact:
+    the weights are copied at the end of the step before); and every ``symmetry_every`` ticks
+    the effective number of distinct units. One tensor per tick comes back to the host. The
+    rules of :class:`MonitorThresholds` turn the quantities into :class:`Finding` objects.
 
     When the loss, a gradient or an activation becomes non-finite, the monitor re-runs the
     failing batch (from the parameters before the failing step) under a dispatch-level checker
     and names the first operator whose output is non-finite, with its module and source line.
+    On the CPU the gradient norms are taken in a global optimizer pre-step hook
+    (``torch.optim.optimizer.register_optimizer_step_pre_hook``, for a ``torch.optim``
+    optimizer that holds the model's parameters), where reading a finiteness flag costs no
+    device synchronization: a non-finite gradient, activation or backward statistic is caught
+    before the optimizer applies the step, and only then are the weights copied for the re-run.
+    Elsewhere (a GPU, where that read would synchronize every step; or a loop that updates the
+    weights without a ``torch.optim`` optimizer) the weights are copied at every tick instead.
 
     The monitor never changes the computation: a monitored run is bitwise identical to an
     unmonitored one, unless ``clip`` is set.
@@ -101,11 +110,19 @@ class Monitor:
         ``"auto"`` at ``clip_factor`` × its running median. Needs :meth:`watch` or a call of
         :meth:`clip_gradients` before ``optimizer.step()``.
     quantities : sequence of str
-        Which quantity groups to measure (default all): ``"grad_norm"``, ``"weight_norm"``,
-        ``"update_ratio"`` (keeps a copy of the parameters), ``"backward"``, ``"activations"``.
+        Which quantity groups to measure (default all): ``"grad_norm"``, ``"weight_norm"``
+        (always measured: the other rules divide by it), ``"update_ratio"`` (copies the
+        parameters before each sampled tick), ``"backward"`` (a tensor hook per layer output),
+        ``"activations"`` (a forward hook per activation module); leaving a group out removes
+        its hooks and its work.
     symmetry_every : int
         Effective units are measured on the first tick and every ``symmetry_every`` ticks
         (0 turns it off).
+    update_every : int
+        The update ratio is measured on the first tick and every ``update_every`` ticks
+        (default 10; 1: every tick). It needs a copy of all parameters at the end of the step
+        before, which is most of the monitor's memory traffic: sampling it keeps the default
+        cost low. Its rules count sampled ticks (``patience`` sampled ticks in a row).
     tensorboard : bool
         Also write TensorBoard scalars under ``log_dir/tensorboard``.
     history : int
@@ -808,12 +825,12 @@ class Monitor:
         if plan.square:
             for j in plan.norm_slots:
                 scal[j] = scal[j] * scal[j]
+        at = scal.__getitem__  # sum(map(at, slots)): the records of a module over micro-batches
         if meta.act_names:
             dead_host = seg("dead")
             for i, name in enumerate(meta.act_names):
-                s_sum = sum(scal[j] for j in plan.act_sum[i])
-                ss = sum(scal[j] for j in plan.act_sq[i])
-                n_sat = sum(scal[j] for j in plan.act_sat[i])
+                s_sum = sum(map(at, plan.act_sum[i]))
+                ss = sum(map(at, plan.act_sq[i]))
                 n = meta.act_n[name] * self._world
                 units = meta.act_units[name]
                 mean = s_sum / n
@@ -825,11 +842,11 @@ class Monitor:
                 if col.acts[name] == "relu":
                     q.dead_fraction[name] = dead_host[i] / units
                 else:
-                    q.saturation_fraction[name] = n_sat / n
+                    q.saturation_fraction[name] = sum(map(at, plan.act_sat[i])) / n
         scale = seg("scale")
         scale_sq = scale[0] * scale[0] if scale else 1.0
         for i, name in enumerate(meta.bwd_names):
-            sq_sum = sum(scal[j] for j in plan.bwd_sq[i]) / scale_sq
+            sq_sum = sum(map(at, plan.bwd_sq[i])) / scale_sq
             count = meta.bwd_n[name] * self._world
             q.backward_rms[name] = math.sqrt(sq_sum / count) if sq_sum >= 0 else sq_sum
         loss_vals = seg("loss")
