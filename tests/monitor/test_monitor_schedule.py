@@ -152,3 +152,46 @@ def test_quantities_turn_hooks_off() -> None:
     assert "backward_rms" not in series
     assert "update_ratio" not in series
     assert len(series["grad_norm"]["0"]) == 2
+
+
+def test_relu_unit_sums_give_the_same_statistics_as_unit_maxima() -> None:
+    """ReLU records carry unit sums (two reductions); the general path carries unit maxima."""
+
+    def run(unit_sums: bool, micro: int) -> dict[str, dict[str, list[float]]]:
+        torch.manual_seed(0)
+        model = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(4 * 36, 12),
+            nn.ReLU6(),
+            nn.Linear(12, 8),
+            nn.LeakyReLU(),
+            nn.Linear(8, 3),
+        )
+        with torch.no_grad():
+            model[0].bias[:2] = -50.0  # 2 of 4 channels dead
+            model[3].bias[:3] = -50.0  # 3 of 12 units dead
+        g = torch.Generator().manual_seed(1)
+        X, y = torch.randn(16, 1, 6, 6, generator=g), torch.randint(0, 3, (16,), generator=g)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        with Monitor(model) as mon:
+            assert mon._collector is not None
+            mon._collector.unit_sums = unit_sums
+            for _ in range(2):
+                opt.zero_grad()
+                for k in range(micro):
+                    part = slice(16 // micro * k, 16 // micro * (k + 1))
+                    loss = nn.functional.cross_entropy(model(X[part]), y[part]) / micro
+                    loss.backward()
+                opt.step()
+                mon.step()
+        return mon.summary().series
+
+    for micro in (1, 2):
+        fast, general = run(True, micro), run(False, micro)
+        assert fast["dead_fraction"]["1"][-1] == pytest.approx(0.5)
+        assert fast["dead_fraction"]["4"][-1] >= 0.25
+        for key in ("act_mean", "act_std", "dead_fraction"):
+            for layer in ("1", "4", "6"):
+                assert fast[key][layer] == pytest.approx(general[key][layer], rel=1e-5)

@@ -51,6 +51,11 @@ class Collector:
         Measure activation modules (hook them).
     backward : bool
         Measure the backward signal at each layer's output.
+    unit_sums : bool
+        For ``nn.ReLU``/``nn.ReLU6`` (outputs never negative) record each unit's sum over the
+        batch instead of its maximum: a unit is dead exactly when that sum is 0, and the total
+        sum follows from the unit sums, so the hook needs two reductions instead of three.
+        Such a record carries one scalar (the norm) instead of two (sum, norm).
     """
 
     def __init__(
@@ -61,9 +66,11 @@ class Collector:
         *,
         activations: bool = True,
         backward: bool = True,
+        unit_sums: bool = True,
     ) -> None:
         self.model = model
         self.backward = backward
+        self.unit_sums = unit_sums
         self.saturation_level = saturation_level
         self.layers: list[str] = []
         self.layer_types: dict[str, str] = {}
@@ -100,14 +107,15 @@ class Collector:
             if name in self.layer_modules:
                 self._handles.append(module.register_forward_hook(self._layer_hook(name)))
             if name in self.acts and activations:
-                self._handles.append(module.register_forward_hook(self._act_hook(name)))
+                self._handles.append(module.register_forward_hook(self._act_hook(name, module)))
         self._handles.append(root.register_forward_pre_hook(self._root_pre, with_kwargs=True))
         self._handles.append(root.register_forward_hook(self._root_post))
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """Clear the accumulators (after a tick)."""
-        # one record per hook call: (name, scalars, per-unit maxima, numel)
+        # one record per hook call: (name, scalars, per-unit maxima, numel); with one scalar
+        # (the norm), the per-unit vector holds unit sums of a non-negative output instead
         self.act_records: list[tuple[str, list[torch.Tensor], torch.Tensor, int]] = []
         # one record per backward hook call: (name, norm of dL/dy, numel)
         self.bwd_records: list[tuple[str, torch.Tensor, int]] = []
@@ -156,9 +164,10 @@ class Collector:
 
         return hook
 
-    def _act_hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
+    def _act_hook(self, name: str, module: nn.Module) -> Callable[[nn.Module, Any, Any], None]:
         kind = self.acts[name]
         level = self.saturation_level
+        nonneg = type(module) in (nn.ReLU, nn.ReLU6)
         vector_norm = torch.linalg.vector_norm
         f32 = torch.float32
         # the unit dimension, known once the feeding layer is (a float32 output then takes the
@@ -181,9 +190,15 @@ class Collector:
                     feeder = self.feeds[name] = self._last_layer
                 unit_dims.append(1 if feeder in self._conv_layers else -1)
             d = output.detach()
-            if kind == "relu" and d.dtype == f32 and d.dim() == 2 and unit_dims[0] == -1:
-                # a dense float32 output: the common case
-                self.act_records.append((name, [d.sum(), vector_norm(d)], d.amax(0), d.numel()))
+            if nonneg and self.unit_sums and d.dtype == f32 and d.dim() >= 2:
+                # outputs >= 0: unit sums give the total sum and the dead units (sum == 0)
+                if d.dim() == 2:
+                    sums = d.sum(0)
+                elif unit_dims[0] == 1:
+                    sums = d.sum(dim=[0, *range(2, d.dim())])
+                else:
+                    sums = d.reshape(-1, d.shape[-1]).sum(0)
+                self.act_records.append((name, [vector_norm(d)], sums, d.numel()))
                 return
             scalars = activation_moments(d, kind, level)
             maxima = unit_maxima(d, unit_dims[0])

@@ -471,7 +471,9 @@ class Monitor:
             scalars = [t for rec in col.act_records for t in rec[1]]
             scalars += [r[1] for r in col.bwd_records]
             checks = norms + scalars
-            vec = torch.stack(checks).float() if checks else None
+            vec = torch.stack(checks) if checks else None
+            if vec is not None and vec.dtype != torch.float32:
+                vec = vec.float()
             flag = vec.sum() if vec is not None else None
             if self._loss is not None and self._loss.device.type == "cpu":
                 loss_sum = self._loss.reshape(-1).sum()
@@ -640,8 +642,10 @@ class Monitor:
                 if pre_vec is not None:
                     # gradient norms and per-record scalars, stacked before the optimizer step
                     # (the same gradients: the optimizer reads them, it does not change them)
-                    add("gnorms", pre_vec[: len(grads)])
-                    add("scalars", pre_vec[len(grads) :])
+                    add("gnorms", pre_vec)  # one part, two segments
+                    a, b = vec_offsets["gnorms"]
+                    vec_offsets["gnorms"] = (a, a + len(grads))
+                    vec_offsets["scalars"] = (a + len(grads), b)
                 elif pre_norms is not None and len(pre_norms) == len(grads):
                     norms = list(pre_norms)
                 else:
@@ -677,6 +681,16 @@ class Monitor:
                     add0("scalars", scalars)
             if act_records:
                 maxima = torch.cat([rec[2] for rec in act_records])
+                if any(plan.act_rsum):  # the sums of the records that carry unit sums
+                    if plan.record_index is None:
+                        rsums = maxima.view(plan.n_records, -1).sum(1)
+                    else:
+                        rsums = maxima.new_zeros(plan.n_records).index_add_(
+                            0, plan.record_index, maxima
+                        )
+                    if self._world > 1:
+                        torch.distributed.all_reduce(rsums)
+                    add("rsums", rsums)
                 if plan.unit_index is not None:  # micro-batches: max over them per unit
                     maxima = maxima.new_full((plan.n_units,), -math.inf).scatter_reduce_(
                         0, plan.unit_index, maxima, "amax"
@@ -828,8 +842,9 @@ class Monitor:
         at = scal.__getitem__  # sum(map(at, slots)): the records of a module over micro-batches
         if meta.act_names:
             dead_host = seg("dead")
+            rat = seg("rsums").__getitem__
             for i, name in enumerate(meta.act_names):
-                s_sum = sum(map(at, plan.act_sum[i]))
+                s_sum = sum(map(at, plan.act_sum[i])) + sum(map(rat, plan.act_rsum[i]))
                 ss = sum(map(at, plan.act_sq[i]))
                 n = meta.act_n[name] * self._world
                 units = meta.act_units[name]
@@ -1061,6 +1076,9 @@ class _Plan:
     act_sum: list[list[int]]
     act_sq: list[list[int]]
     act_sat: list[list[int]]
+    act_rsum: list[list[int]]  # per module: records whose sum comes from their unit sums
+    n_records: int
+    record_index: torch.Tensor | None  # record of each unit entry (records of unequal widths)
     bwd_sq: list[list[int]]
     norm_slots: list[int]
     square: bool
@@ -1100,16 +1118,22 @@ class _Plan:
         act_sum: list[list[int]] = [[] for _ in act_names]
         act_sq: list[list[int]] = [[] for _ in act_names]
         act_sat: list[list[int]] = [[] for _ in act_names]
+        act_rsum: list[list[int]] = [[] for _ in act_names]
         bwd_sq: list[list[int]] = [[] for _ in bwd_names]
         norm_slots: list[int] = []
         j = 0
-        for name, n_scalars, _, _ in acts:
+        for r, (name, n_scalars, _, _) in enumerate(acts):
             i = a_index[name]
-            act_sum[i].append(j)
-            act_sq[i].append(j + 1)
-            norm_slots.append(j + 1)
-            if n_scalars > 2:
-                act_sat[i].append(j + 2)
+            if n_scalars == 1:  # [norm]; the sum comes from the record's unit sums
+                act_rsum[i].append(r)
+                act_sq[i].append(j)
+                norm_slots.append(j)
+            else:  # [sum, norm] or [sum, norm, saturated count]
+                act_sum[i].append(j)
+                act_sq[i].append(j + 1)
+                norm_slots.append(j + 1)
+                if n_scalars > 2:
+                    act_sat[i].append(j + 2)
             j += n_scalars
         for name, _ in bwds:
             bwd_sq[b_index[name]].append(j)
@@ -1118,6 +1142,10 @@ class _Plan:
         exps = [1.0] * j
         for k in norm_slots:
             exps[k] = 2.0
+        record_index = None
+        if any(act_rsum) and len({a[2] for a in acts}) > 1:  # records of different widths
+            owners = [r for r, a in enumerate(acts) for _ in range(a[2])]
+            record_index = torch.tensor(owners, dtype=torch.long, device=device)
         sizes = {a[0]: a[2] for a in acts}
         unit_counts = [sizes[n] for n in act_names]
         n_units = sum(unit_counts)
@@ -1148,6 +1176,9 @@ class _Plan:
             act_sum=act_sum,
             act_sq=act_sq,
             act_sat=act_sat,
+            act_rsum=act_rsum,
+            n_records=len(acts),
+            record_index=record_index,
             bwd_sq=bwd_sq,
             norm_slots=norm_slots,
             square=world == 1,
