@@ -194,8 +194,9 @@ class Collector:
                 # outputs >= 0: unit sums give the total sum and the dead units (sum == 0)
                 if d.dim() == 2:
                     sums = d.sum(0)
-                elif unit_dims[0] == 1:
-                    sums = d.sum(dim=[0, *range(2, d.dim())])
+                elif unit_dims[0] == 1:  # per channel: space first, then the batch (faster
+                    # on the CPU than one reduction over the non-adjacent dims 0, 2, 3)
+                    sums = d.sum(dim=list(range(2, d.dim()))).sum(0)
                 else:
                     sums = d.reshape(-1, d.shape[-1]).sum(0)
                 self.act_records.append((name, [vector_norm(d)], sums, d.numel()))
