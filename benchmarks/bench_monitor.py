@@ -261,8 +261,13 @@ def split(
                 if mon is not None:
                     times.setdefault(f"{tag}_monitor", []).append(t4 - t3)
     out = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    base = times["b_total"]
     for tag in tags:
         out[f"{tag}_mean"] = statistics.mean(times[f"{tag}_total"]) * 1e3
+        # median of the per-round differences to the plain step of the same round: robust to
+        # load that drifts during the run (both members of a pair see it)
+        diffs = [m - b for m, b in zip(times[f"{tag}_total"], base, strict=True)]
+        out[f"{tag}_pdiff"] = statistics.median(diffs) * 1e3
     return out
 
 
@@ -300,10 +305,12 @@ def main() -> None:
             print(model, " ".join(f"{k}={v:.2f}ms" for k, v in sorted(phases.items())))
             tags = ["m", "f", "g"] + (["x"] if extra is not None else [])
             print(
-                f"{model} ratios (median step / plain median step; mean / plain mean): "
+                f"{model} ratios (median step / plain median step; mean / plain mean; 1 + "
+                "median paired difference / plain median step): "
                 + " ".join(
                     f"{t}={phases[f'{t}_total'] / phases['b_total']:.3f}"
                     f"/{phases[f'{t}_mean'] / phases['b_mean']:.3f}"
+                    f"/{1 + phases[f'{t}_pdiff'] / phases['b_total']:.3f}"
                     for t in tags
                 )
             )

@@ -105,6 +105,37 @@ def test_a_loop_without_torch_optim_keeps_the_copy_per_tick() -> None:
         assert torch.equal(p, b)
 
 
+def test_gpu_strategy_copies_every_tick_simulated_on_the_cpu() -> None:
+    """On a GPU the pre-step check (a host read) is off: the weights are copied every tick."""
+    model = _poisoned()
+    X, y = data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    mon = Monitor(model, update_every=1000)
+    copies = _count_snapshots(mon)
+    mon.open()
+    mon._global_handle.remove()  # what open() does off the CPU: no pre-step hook
+    mon._global_handle = None
+    mon._on_cpu = False
+    before: list[torch.Tensor] = []
+    raised = False
+    with mon:
+        for i in range(1, 5):
+            model[2].armed = i == 4
+            before = [p.detach().clone() for p in model.parameters()]
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(X[:32]), y[:32])
+            loss.backward()
+            opt.step()
+            try:
+                mon.step(loss)
+            except NonFiniteError:
+                raised = True
+    assert raised
+    assert copies == [1, 2, 3, 4]
+    for p, b in zip(model.parameters(), before, strict=True):
+        assert torch.equal(p, b)
+
+
 def test_update_ratio_schedule_is_exact_on_its_sampled_ticks() -> None:
     torch.manual_seed(0)
     model = he_(mlp(2, 16))
