@@ -226,3 +226,27 @@ def test_relu_unit_sums_give_the_same_statistics_as_unit_maxima() -> None:
         for key in ("act_mean", "act_std", "dead_fraction"):
             for layer in ("1", "4", "6"):
                 assert fast[key][layer] == pytest.approx(general[key][layer], rel=1e-5)
+
+
+def test_closure_steps_are_measured_after_their_backward() -> None:
+    """``optimizer.step(closure)`` runs backward inside the step: no pre-step measurement."""
+    torch.manual_seed(0)
+    model = he_(mlp(2, 16))
+    X, y = data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    norms: list[float] = []
+    with Monitor(model) as mon:
+        for k in range(3):
+
+            def closure(k: int = k) -> torch.Tensor:
+                opt.zero_grad()
+                loss = nn.functional.cross_entropy(model(X[32 * k : 32 * k + 32]), y[:32])
+                loss.backward()
+                return loss
+
+            opt.step(closure)
+            norms.append(
+                math.sqrt(sum(float(p.grad.square().sum()) for p in model[0].parameters()))
+            )
+            mon.step()
+    assert mon.summary().series["grad_norm"]["0"] == pytest.approx(norms, rel=1e-5)

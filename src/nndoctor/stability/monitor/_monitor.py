@@ -458,6 +458,10 @@ class Monitor:
         if (
             col is None
             or not col.active
+            # step(closure) (LBFGS, Lightning): forward and backward have not run yet; args
+            # holds the optimizer itself first, then the step's own arguments
+            or any(a is not None for a in args[1:])
+            or kwargs.get("closure") is not None
             or self._pre_step == step
             or (self.clip is not None and not self._clipped)  # wait for the clipped gradients
             or not self._owns(optimizer)
