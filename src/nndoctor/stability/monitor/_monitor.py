@@ -248,6 +248,7 @@ class Monitor:
         self._pre_reliable = False  # the pre-step check ran at the last tick: no routine snapshot
         self._on_cpu = False
         self._global_handle: Any = None
+        self._param_ids: set[int] = set()
         self._our_optimizers: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
         self._scratch: list[torch.Tensor] | None = None
         self._loss: torch.Tensor | None = None
@@ -435,12 +436,14 @@ class Monitor:
             self._take_snapshot(step)
 
     def _owns(self, optimizer: Any) -> bool:
-        known = self._our_optimizers.get(optimizer)
-        if known is None:
-            ids = self._param_ids
-            known = any(id(p) in ids for g in optimizer.param_groups for p in g["params"])
-            self._our_optimizers[optimizer] = known
-        return known
+        """Whether ``optimizer`` updates some of the model's parameters (a yes is cached)."""
+        if optimizer in self._our_optimizers:
+            return True
+        ids = self._param_ids
+        if any(id(p) in ids for g in optimizer.param_groups for p in g["params"]):
+            self._our_optimizers[optimizer] = True  # a later add_param_group cannot undo it
+            return True
+        return False
 
     def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         """Global optimizer pre-step hook (CPU only): gradient norms and a finiteness check.
