@@ -22,7 +22,9 @@ Run (1 intra-op thread, so that the result does not depend on thread scheduling)
 
 Prints a Markdown table of median step times and ratios to the baseline. ``--split`` instead
 times each phase (forward, backward, optimizer, monitor) of a plain and a monitored model that
-alternate step by step (``f_*``: the bare device work of the default norms, for the floor).
+alternate step by step (``f_*``: the bare device work of the gradient, weight and update norms
+every step, for the floor; ``g_*``: the same without the update; ``--extra-kwargs`` adds a
+second monitored configuration ``x_*`` to the same paired run).
 """
 
 from __future__ import annotations
@@ -177,21 +179,27 @@ def run(model: str, names: list[str], rounds: int, steps: int, batch: int) -> di
 
 
 class _Floor:
-    """The memory traffic of the default norms alone, with no hooks and no host work.
+    """The memory traffic of the per-layer norms alone, with no hooks and no host work.
 
-    Per step: the norms of every gradient and weight and of the update (parameters minus a
-    snapshot, into a preallocated buffer), one transfer, and the snapshot copy for the next step:
-    what any implementation of per-layer gradient/weight/update norms must read and write.
+    Per step: the norms of every gradient and weight, one transfer, and (``update=True``) the
+    norm of the update (parameters minus a snapshot, into a preallocated buffer) and the
+    snapshot copy for the next step: what any implementation of per-layer gradient/weight
+    (/update) norms every step must read and write.
     """
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, update: bool = True) -> None:
         self.params = list(net.parameters())
+        self.update = update
         self.snapshot = [p.detach().clone() for p in self.params]
         self.scratch = [torch.empty_like(p) for p in self.params]
 
     def step(self, loss: torch.Tensor) -> None:
         with torch.no_grad():
             grads = [p.grad for p in self.params if p.grad is not None]
+            if not self.update:
+                norms = torch._foreach_norm(grads + self.params)
+                torch.stack([*norms, loss.detach()]).tolist()
+                return
             for d, w, w0 in zip(self.scratch, self.params, self.snapshot, strict=True):
                 torch.sub(w, w0, out=d)
             norms = torch._foreach_norm(grads + self.params + self.scratch)
@@ -199,8 +207,20 @@ class _Floor:
             torch._foreach_copy_(self.snapshot, self.params)
 
 
-def split(model: str, steps: int, batch: int, kwargs: dict[str, Any]) -> dict[str, float]:
-    """Paired per-phase timing: a plain and a monitored model alternate step by step."""
+def split(
+    model: str,
+    steps: int,
+    batch: int,
+    kwargs: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, float]:
+    """Paired per-phase timing: a plain and monitored models alternate step by step.
+
+    Tags: ``b`` plain, ``m`` monitored with ``kwargs``, ``x`` monitored with ``extra`` (when
+    given), ``f`` the floor with the update every step, ``g`` the floor without the update.
+    Keys ``<tag>_<phase>`` are medians in ms; ``<tag>_mean`` is the mean step time in ms
+    (work done on a schedule, e.g. the sampled update ratio, shows in the mean only).
+    """
     import tempfile
 
     from nndoctor import Monitor
@@ -208,15 +228,17 @@ def split(model: str, steps: int, batch: int, kwargs: dict[str, Any]) -> dict[st
     x = torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     y = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(1))
     pairs = []
-    for tag in ("b", "m", "f"):
+    tags = ["b", "m", "f", "g"] + (["x"] if extra is not None else [])
+    for tag in tags:
         torch.manual_seed(0)
         net = MODELS[model]()
         opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
         mon: Any = None
-        if tag == "m":
-            mon = Monitor(net, log_dir=tempfile.mkdtemp(), **kwargs).open()
-        elif tag == "f":
-            mon = _Floor(net)
+        if tag in ("m", "x"):
+            kw = kwargs if tag == "m" else extra
+            mon = Monitor(net, log_dir=tempfile.mkdtemp(), **(kw or {})).open()
+        elif tag in ("f", "g"):
+            mon = _Floor(net, update=tag == "f")
         pairs.append((net, opt, mon, tag))
     times: dict[str, list[float]] = {}
     for i in range(steps + 5):
@@ -238,7 +260,15 @@ def split(model: str, steps: int, batch: int, kwargs: dict[str, Any]) -> dict[st
                 times.setdefault(f"{tag}_total", []).append(t4 - t0)
                 if mon is not None:
                     times.setdefault(f"{tag}_monitor", []).append(t4 - t3)
-    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    out = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    base = times["b_total"]
+    for tag in tags:
+        out[f"{tag}_mean"] = statistics.mean(times[f"{tag}_total"]) * 1e3
+        # median of the per-round differences to the plain step of the same round: robust to
+        # load that drifts during the run (both members of a pair see it)
+        diffs = [m - b for m, b in zip(times[f"{tag}_total"], base, strict=True)]
+        out[f"{tag}_pdiff"] = statistics.median(diffs) * 1e3
+    return out
 
 
 def main() -> None:
@@ -260,15 +290,30 @@ def main() -> None:
         default="{}",
         help="JSON keyword arguments for --split, e.g. '{\"every\": 10}'",
     )
+    parser.add_argument(
+        "--extra-kwargs",
+        default=None,
+        help="JSON keyword arguments of a second monitored model in --split (tag x), e.g. "
+        "'{\"update_every\": 1}'",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.split:
+        extra = json.loads(args.extra_kwargs) if args.extra_kwargs else None
         for model in args.models.split(","):
-            phases = split(model, args.rounds, args.batch, json.loads(args.monitor_kwargs))
-            ratio = phases["m_total"] / phases["b_total"]
-            floor = phases["f_total"] / phases["b_total"]
-            print(model, " ".join(f"{k}={v:.2f}ms" for k, v in sorted(phases.items())), end=" ")
-            print(f"ratio={ratio:.3f} floor_ratio={floor:.3f}")
+            phases = split(model, args.rounds, args.batch, json.loads(args.monitor_kwargs), extra)
+            print(model, " ".join(f"{k}={v:.2f}ms" for k, v in sorted(phases.items())))
+            tags = ["m", "f", "g"] + (["x"] if extra is not None else [])
+            print(
+                f"{model} ratios (median step / plain median step; mean / plain mean; 1 + "
+                "median paired difference / plain median step): "
+                + " ".join(
+                    f"{t}={phases[f'{t}_total'] / phases['b_total']:.3f}"
+                    f"/{phases[f'{t}_mean'] / phases['b_mean']:.3f}"
+                    f"/{1 + phases[f'{t}_pdiff'] / phases['b_total']:.3f}"
+                    for t in tags
+                )
+            )
         return
     names = args.configs.split(",")
     results = {}

@@ -5,8 +5,10 @@ Run on a machine with a GPU::
     PYTHONPATH=src python benchmarks/gpu_monitor.py
 
 Checks: statistics stay on the device (no host synchronization on non-tick steps, at most a
-couple per tick); bitwise identity of a monitored run; NaN localization on the GPU, forward and
-backward (autograd runs CUDA backward in its own thread); GradScaler gradients reported
+couple per tick; the CPU-only optimizer pre-step check is not installed, the weights are copied
+on the device before each tick instead); bitwise identity of a monitored run; NaN
+localization on the GPU, forward and backward (autograd runs CUDA backward in its own thread),
+with the weights restored to those before the failing step; GradScaler gradients reported
 unscaled; step-time overhead on a large and a small MLP.
 """
 
@@ -81,8 +83,17 @@ def check_syncs() -> None:
                 step(model, opt, x, y, mon)
             torch.cuda.set_sync_debug_mode(0)
             counts.append(sum("synchroniz" in str(w.message) for w in caught))
+        # on a GPU the CPU-only pre-step check (a host read) is not installed; instead the
+        # weights are copied before every tick, on the device, for the non-finite re-run
+        no_pre_hook = mon._global_handle is None and not mon._on_cpu
+        copied_for_next_tick = mon._snapshot_step == 8  # steps 7 done, step 8 is a tick
     report("no host sync on non-tick steps", counts[1:] == [0, 0, 0], f"syncs per step {counts}")
     report("at most 2 host syncs per tick", counts[0] <= 2, f"tick syncs {counts[0]}")
+    report(
+        "GPU: no pre-step host check, weights copied on the device before each tick",
+        no_pre_hook and copied_for_next_tick,
+        f"pre-step hook absent={no_pre_hook} snapshot for step 8={copied_for_next_tick}",
+    )
 
 
 def check_identity() -> None:

@@ -43,8 +43,10 @@ def _figure_series(result: MonitorLog, quantity: str, title: str, ylabel: str) -
     fig, ax = new_figure(width=7.0, height=3.8)
     steps = result.steps
     for name, values in per_layer.items():
-        v = np.where(np.asarray(values) > 0, values, np.nan)
-        ax.plot(steps, v, label=name or "(model)", linewidth=1.2)
+        arr = np.asarray(values, dtype=np.float64)
+        present = ~np.isnan(arr)  # a quantity sampled on some ticks (the update ratio) is absent
+        v = np.where(arr[present] > 0, arr[present], np.nan)  # zeros leave a gap (log scale)
+        ax.plot(steps[present], v, label=name or "(model)", linewidth=1.2, marker=".", ms=2)
     marked = False
     for f in result.findings:
         if f.severity == "info":

@@ -47,10 +47,30 @@ class Collector:
         The module the user calls (the DDP wrapper, or ``model``).
     saturation_level : float
         See :class:`MonitorThresholds`.
+    activations : bool
+        Measure activation modules (hook them).
+    backward : bool
+        Measure the backward signal at each layer's output.
+    unit_sums : bool
+        For ``nn.ReLU``/``nn.ReLU6`` (outputs never negative) record each unit's sum over the
+        batch instead of its maximum: a unit is dead exactly when that sum is 0, and the total
+        sum follows from the unit sums, so the hook needs two reductions instead of three.
+        Such a record carries one scalar (the norm) instead of two (sum, norm).
     """
 
-    def __init__(self, model: nn.Module, root: nn.Module, saturation_level: float) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        root: nn.Module,
+        saturation_level: float,
+        *,
+        activations: bool = True,
+        backward: bool = True,
+        unit_sums: bool = True,
+    ) -> None:
         self.model = model
+        self.backward = backward
+        self.unit_sums = unit_sums
         self.saturation_level = saturation_level
         self.layers: list[str] = []
         self.layer_types: dict[str, str] = {}
@@ -86,15 +106,16 @@ class Collector:
         for name, module in model.named_modules():
             if name in self.layer_modules:
                 self._handles.append(module.register_forward_hook(self._layer_hook(name)))
-            if name in self.acts:
-                self._handles.append(module.register_forward_hook(self._act_hook(name)))
+            if name in self.acts and activations:
+                self._handles.append(module.register_forward_hook(self._act_hook(name, module)))
         self._handles.append(root.register_forward_pre_hook(self._root_pre, with_kwargs=True))
         self._handles.append(root.register_forward_hook(self._root_post))
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """Clear the accumulators (after a tick)."""
-        # one record per hook call: (name, scalars, per-unit maxima, numel)
+        # one record per hook call: (name, scalars, per-unit maxima, numel); with one scalar
+        # (the norm), the per-unit vector holds unit sums of a non-negative output instead
         self.act_records: list[tuple[str, list[torch.Tensor], torch.Tensor, int]] = []
         # one record per backward hook call: (name, norm of dL/dy, numel)
         self.bwd_records: list[tuple[str, torch.Tensor, int]] = []
@@ -124,7 +145,12 @@ class Collector:
             if name not in self._order_set:
                 self._order_set.add(name)
                 self.order.append(name)
-            if not rerun and isinstance(output, torch.Tensor) and output.requires_grad:
+            if (
+                not rerun
+                and self.backward
+                and isinstance(output, torch.Tensor)
+                and output.requires_grad
+            ):
                 output.register_hook(grad_hook)  # type: ignore[no-untyped-call]
 
         return hook
@@ -138,8 +164,15 @@ class Collector:
 
         return hook
 
-    def _act_hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
+    def _act_hook(self, name: str, module: nn.Module) -> Callable[[nn.Module, Any, Any], None]:
         kind = self.acts[name]
+        level = self.saturation_level
+        nonneg = type(module) in (nn.ReLU, nn.ReLU6)
+        vector_norm = torch.linalg.vector_norm
+        f32 = torch.float32
+        # the unit dimension, known once the feeding layer is (a float32 output then takes the
+        # lean path below: three reductions and no helper calls, since this runs per forward)
+        unit_dims: list[int] = []
 
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             if not isinstance(output, torch.Tensor):
@@ -147,17 +180,30 @@ class Collector:
             counts = self.nonfinite_counts
             if counts is None and not (self.active and module.training and torch.is_grad_enabled()):
                 return
-            feeder = self.feeds.get(name)
-            if feeder is None and self._last_layer is not None:
-                feeder = self.feeds[name] = self._last_layer
             if counts is not None:  # diagnostic re-run only (syncs)
                 bad = int((~torch.isfinite(output.detach())).sum())
                 counts[name] = counts.get(name, 0) + bad
                 return
-            unit_dim = 1 if feeder in self._conv_layers else -1
-            scalars = activation_moments(output, kind, self.saturation_level)
-            maxima = unit_maxima(output, unit_dim)
-            self.act_records.append((name, scalars, maxima, output.numel()))
+            if not unit_dims:
+                feeder = self.feeds.get(name)
+                if feeder is None and self._last_layer is not None:
+                    feeder = self.feeds[name] = self._last_layer
+                unit_dims.append(1 if feeder in self._conv_layers else -1)
+            d = output.detach()
+            if nonneg and self.unit_sums and d.dtype == f32 and d.dim() >= 2:
+                # outputs >= 0: unit sums give the total sum and the dead units (sum == 0)
+                if d.dim() == 2:
+                    sums = d.sum(0)
+                elif unit_dims[0] == 1:  # per channel: space first, then the batch (faster
+                    # on the CPU than one reduction over the non-adjacent dims 0, 2, 3)
+                    sums = d.sum(dim=list(range(2, d.dim()))).sum(0)
+                else:
+                    sums = d.reshape(-1, d.shape[-1]).sum(0)
+                self.act_records.append((name, [vector_norm(d)], sums, d.numel()))
+                return
+            scalars = activation_moments(d, kind, level)
+            maxima = unit_maxima(d, unit_dims[0])
+            self.act_records.append((name, scalars, maxima, d.numel()))
 
         return hook
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+import weakref
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from nndoctor._validation import check_choice, check_int, check_module
 from nndoctor.exceptions import InvalidParameterError, NNDoctorWarning, NonFiniteError
@@ -61,17 +63,26 @@ class Monitor:
     Use it as a context manager around the loop and call :meth:`step` after each
     ``optimizer.step()`` (or call :meth:`watch` once so that the optimizer calls it). Every
     ``every`` optimizer steps (a *tick*) it measures, on the model's device, per layer: the
-    gradient norm :math:`\|g_l\|`, the weight norm :math:`\|w_l\|`, the update ratio
-    :math:`\|w_l^{(t)} - w_l^{(t-1)}\| / \|w_l^{(t-1)}\|`, the backward signal
+    gradient norm :math:`\|g_l\|`, the weight norm :math:`\|w_l\|`, the backward signal
     :math:`\delta_l = \mathrm{RMS}(\partial L/\partial y_l)`; per activation module: mean,
     standard deviation, fraction of dead units (ReLU family: never positive over the batch),
-    saturated fraction (tanh, sigmoid), non-finite count; and every ``symmetry_every`` ticks the
-    effective number of distinct units. One tensor per tick comes back to the host. The rules of
-    :class:`MonitorThresholds` turn the quantities into :class:`Finding` objects.
+    saturated fraction (tanh, sigmoid), non-finite count; on the first tick and every
+    ``update_every`` ticks the update ratio
+    :math:`\|w_l^{(t)} - w_l^{(t-1)}\| / \|w_l^{(t)}\|` of that tick's optimizer step (exact:
+    the weights are copied at the end of the step before); and every ``symmetry_every`` ticks
+    the effective number of distinct units. One tensor per tick comes back to the host. The
+    rules of :class:`MonitorThresholds` turn the quantities into :class:`Finding` objects.
 
     When the loss, a gradient or an activation becomes non-finite, the monitor re-runs the
     failing batch (from the parameters before the failing step) under a dispatch-level checker
     and names the first operator whose output is non-finite, with its module and source line.
+    On the CPU the gradient norms are taken in a global optimizer pre-step hook
+    (``torch.optim.optimizer.register_optimizer_step_pre_hook``, for a ``torch.optim``
+    optimizer that holds the model's parameters), where reading a finiteness flag costs no
+    device synchronization: a non-finite gradient, activation or backward statistic is caught
+    before the optimizer applies the step, and only then are the weights copied for the re-run.
+    Elsewhere (a GPU, where that read would synchronize every step; or a loop that updates the
+    weights without a ``torch.optim`` optimizer) the weights are copied at every tick instead.
 
     The monitor never changes the computation: a monitored run is bitwise identical to an
     unmonitored one, unless ``clip`` is set.
@@ -99,11 +110,19 @@ class Monitor:
         ``"auto"`` at ``clip_factor`` × its running median. Needs :meth:`watch` or a call of
         :meth:`clip_gradients` before ``optimizer.step()``.
     quantities : sequence of str
-        Which quantity groups to measure (default all): ``"grad_norm"``, ``"weight_norm"``,
-        ``"update_ratio"`` (keeps a copy of the parameters), ``"backward"``, ``"activations"``.
+        Which quantity groups to measure (default all): ``"grad_norm"``, ``"weight_norm"``
+        (always measured: the other rules divide by it), ``"update_ratio"`` (copies the
+        parameters before each sampled tick), ``"backward"`` (a tensor hook per layer output),
+        ``"activations"`` (a forward hook per activation module); leaving a group out removes
+        its hooks and its work.
     symmetry_every : int
         Effective units are measured on the first tick and every ``symmetry_every`` ticks
         (0 turns it off).
+    update_every : int
+        The update ratio is measured on the first tick and every ``update_every`` ticks
+        (default 10; 1: every tick). It needs a copy of all parameters at the end of the step
+        before, which is most of the monitor's memory traffic: sampling it keeps the default
+        cost low. Its rules count sampled ticks (``patience`` sampled ticks in a row).
     tensorboard : bool
         Also write TensorBoard scalars under ``log_dir/tensorboard``.
     history : int
@@ -166,6 +185,7 @@ class Monitor:
         clip: float | Literal["auto"] | None = None,
         quantities: tuple[Quantity, ...] | list[Quantity] = DEFAULT_QUANTITIES,
         symmetry_every: int = 100,
+        update_every: int = 10,
         tensorboard: bool = False,
         history: int = 100_000,
         background: bool = False,
@@ -177,6 +197,7 @@ class Monitor:
         self.model = root
         self.every = check_int(every, name="every", minimum=1)
         self.symmetry_every = check_int(symmetry_every, name="symmetry_every", minimum=0)
+        self.update_every = check_int(update_every, name="update_every", minimum=1)
         if rules is not None and not isinstance(rules, MonitorThresholds):
             raise InvalidParameterError(
                 f"rules must be a MonitorThresholds, got {type(rules).__name__}; pass "
@@ -217,6 +238,18 @@ class Monitor:
         self._records: deque[dict[str, Any]] = deque(maxlen=self.history)
         self._all_findings_records: list[dict[str, Any]] = []
         self._snapshot: list[torch.Tensor] | None = None
+        self._snapshot_step = -1  # the step whose pre-step weights the snapshot holds
+        self._pre_norms: list[torch.Tensor] | None = None  # gradient norms taken before the step
+        # before the step: [gradient norms, activation and backward scalars] as one float32
+        # vector, and its layout (number of gradients, number of scalars)
+        self._pre_vec: torch.Tensor | None = None
+        self._pre_layout = (0, 0)
+        self._pre_step = -1  # the step whose optimizer step ran the pre-step check
+        self._pre_reliable = False  # the pre-step check ran at the last tick: no routine snapshot
+        self._on_cpu = False
+        self._global_handle: Any = None
+        self._param_ids: set[int] = set()
+        self._our_optimizers: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
         self._scratch: list[torch.Tensor] | None = None
         self._loss: torch.Tensor | None = None
         self._opt_handles: list[Any] = []
@@ -227,6 +260,9 @@ class Monitor:
         self._ticks = 0
         self._rank, self._world = 0, 1
         self._plans: dict[tuple[Any, ...], _Plan] = {}
+        self._order_copy: list[str] = []
+        self._copied_sizes = (-1, -1)
+        self._feeds_copy: dict[str, str] = {}
         self._last_act_counts: dict[str, int] = {}
         self._open = False
         self._pending_error: NonFiniteError | None = None
@@ -249,7 +285,13 @@ class Monitor:
         if self._open:
             return self
         self._rank, self._world = _dist_info()
-        self._collector = Collector(self._inner, self.model, self.thresholds.saturation_level)
+        self._collector = Collector(
+            self._inner,
+            self.model,
+            self.thresholds.saturation_level,
+            activations="activations" in self.quantities,
+            backward="backward" in self.quantities,
+        )
         if self.scaler is not None:
             self._collector.on_backward_start = self._record_scale
         self._collector.active = self._is_tick(self.step_count + 1)
@@ -258,8 +300,12 @@ class Monitor:
         n_layers = len(self._collector.layers)
         self._weight_slots = [n_layers + i for i in self._collector.param_layer]
         self._delta_slots = [2 * n_layers + i for i in self._collector.param_layer]
-        if "update_ratio" in self.quantities and self._collector.active:
-            self._take_snapshot()
+        self._on_cpu = bool(self._params) and all(p.device.type == "cpu" for p in self._params)
+        self._param_ids = {id(p) for p in self._params}
+        if self._on_cpu:
+            self._global_handle = register_optimizer_step_pre_hook(self._before_optimizer_step)
+        if self._collector.active:
+            self._maybe_snapshot(self.step_count + 1)
         if self.log_dir is not None and self._rank == 0:
             self._writer = JsonlWriter(self.log_dir)
             self._writer.write(
@@ -288,6 +334,10 @@ class Monitor:
         for h in self._opt_handles:
             h.remove()
         self._opt_handles.clear()
+        if self._global_handle is not None:
+            self._global_handle.remove()
+            self._global_handle = None
+        self._pre_norms = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -317,7 +367,7 @@ class Monitor:
     def n_hooks(self) -> int:
         """Hooks currently attached to the model and optimizer (0 after exit)."""
         n = self._collector.n_hooks if self._collector is not None else 0
-        return n + len(self._opt_handles)
+        return n + len(self._opt_handles) + (self._global_handle is not None)
 
     def watch(self, optimizer: torch.optim.Optimizer) -> Monitor:
         """Let ``optimizer`` drive the monitor: no :meth:`step` call is needed.
@@ -335,6 +385,7 @@ class Monitor:
         def pre(opt: Any, args: Any, kwargs: Any) -> None:
             if self.clip is not None:
                 self.clip_gradients()
+                self._before_optimizer_step(opt, args, kwargs)  # on the clipped gradients
             if self.on_nonfinite == "skip":
                 self._guard()
 
@@ -358,12 +409,88 @@ class Monitor:
         if isinstance(scale, torch.Tensor):
             self._scale_used = scale.detach().clone()
 
-    def _take_snapshot(self) -> None:
+    def _take_snapshot(self, valid_for: int) -> None:
+        """Copy the parameters: the weights before the optimizer step of step ``valid_for``."""
         with torch.no_grad():
             if self._snapshot is None:
                 self._snapshot = [p.detach().clone() for p in self._params]
             else:
                 torch._foreach_copy_(self._snapshot, [p.detach() for p in self._params])
+        self._snapshot_step = valid_for
+
+    def _wants_update(self) -> bool:
+        """Whether the next tick measures the update ratio (the first, then every k-th)."""
+        return "update_ratio" in self.quantities and self._ticks % self.update_every == 0
+
+    def _maybe_snapshot(self, step: int) -> None:
+        """Before tick step ``step``: copy the parameters if that tick needs the old weights.
+
+        They are needed for the update ratio (on its sampled ticks) and for the non-finite
+        re-run, which must start from the weights before the failing step. On the CPU, the
+        pre-step check (:meth:`_before_optimizer_step`) catches non-finite gradients before the
+        optimizer applies them and copies the weights only then, so no routine copy is needed
+        once that check has been seen to run. On other devices the check would cost a host
+        synchronization per step, so the copy is taken at every tick there.
+        """
+        if self._wants_update() or not self._pre_reliable:
+            self._take_snapshot(step)
+
+    def _owns(self, optimizer: Any) -> bool:
+        """Whether ``optimizer`` updates some of the model's parameters (a yes is cached)."""
+        if optimizer in self._our_optimizers:
+            return True
+        ids = self._param_ids
+        if any(id(p) in ids for g in optimizer.param_groups for p in g["params"]):
+            self._our_optimizers[optimizer] = True  # a later add_param_group cannot undo it
+            return True
+        return False
+
+    def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        """Global optimizer pre-step hook (CPU only): gradient norms and a finiteness check.
+
+        Runs before ``optimizer.step()`` of a tick step, after backward: the gradients are final
+        and the weights still those of the forward pass. The gradient norms are kept for the
+        tick (they are the same after the step); reading the finiteness flag costs no device
+        synchronization on the CPU. When a gradient, an activation statistic, a backward
+        signal or the loss is non-finite, the weights are copied now, so that the tick re-runs
+        the failing batch from them and, with ``on_nonfinite`` in ``{"raise", "skip"}``,
+        restores them.
+        """
+        col = self._collector
+        step = self.step_count + 1
+        if (
+            col is None
+            or not col.active
+            # step(closure) (LBFGS, Lightning): forward and backward have not run yet; args
+            # holds the optimizer itself first, then the step's own arguments
+            or any(a is not None for a in args[1:])
+            or kwargs.get("closure") is not None
+            or self._pre_step == step
+            or (self.clip is not None and not self._clipped)  # wait for the clipped gradients
+            or not self._owns(optimizer)
+        ):
+            return
+        self._pre_step = step
+        grads, _ = self._grads()
+        want_grad = "grad_norm" in self.quantities
+        with torch.no_grad():
+            norms = list(torch._foreach_norm(grads)) if grads else []
+            scalars = [t for rec in col.act_records for t in rec[1]]
+            scalars += [r[1] for r in col.bwd_records]
+            checks = norms + scalars
+            vec = torch.stack(checks) if checks else None
+            if vec is not None and vec.dtype != torch.float32:
+                vec = vec.float()
+            flag = vec.sum() if vec is not None else None
+            if self._loss is not None and self._loss.device.type == "cpu":
+                loss_sum = self._loss.reshape(-1).sum()
+                flag = loss_sum if flag is None else flag + loss_sum
+            finite = flag is None or math.isfinite(float(flag))  # no sync: the CPU only
+        self._pre_norms = norms if want_grad else None
+        self._pre_vec = vec if want_grad and self._world == 1 else None
+        self._pre_layout = (len(norms), len(scalars))
+        if not finite and self._snapshot_step != step:
+            self._take_snapshot(step)
 
     def _grads(self) -> tuple[list[torch.Tensor], list[int]]:
         """The gradients that exist and the layer of each."""
@@ -442,13 +569,15 @@ class Monitor:
                     "monitor.clip_gradients() before optimizer.step()"
                 )
             new = self._tick(step)
+            self._pre_reliable = self._on_cpu and self._pre_step == step
+        self._pre_norms = None
         self._clipped = False
         self._loss = None
         col.reset()
         nxt = self._is_tick(step + 1)
         col.active = nxt
-        if nxt and "update_ratio" in self.quantities:
-            self._take_snapshot()
+        if nxt:
+            self._maybe_snapshot(step + 1)
         return new
 
     def _plan(
@@ -460,13 +589,13 @@ class Monitor:
     ) -> _Plan:
         """The layout of a tick's records (cached: it is the same from one tick to the next)."""
         key = (
-            tuple((r[0], len(r[1]), r[2].numel()) for r in act_records),
-            tuple(r[0] for r in bwd_records),
+            tuple((r[0], len(r[1]), r[2].numel(), r[3]) for r in act_records),
+            tuple((r[0], r[2]) for r in bwd_records),
             tuple(col.order),
         )
         plan = self._plans.get(key)
         if plan is None or plan.device != device:
-            plan = _Plan.build(key, col.order, self._world, device)
+            plan = _Plan.build(key, col.order, self._world, device, col.layers)
             self._plans[key] = plan
         return plan
 
@@ -498,10 +627,16 @@ class Monitor:
 
         grads, grad_layers = self._grads()
         want_grad = "grad_norm" in self.quantities and bool(grads)
-        want_delta = "update_ratio" in self.quantities and self._snapshot is not None
+        want_delta = self._wants_update() and self._snapshot_step == step
+        pre_norms = self._pre_norms if self._pre_step == step else None
+        pre_vec = self._pre_vec if self._pre_step == step else None
         act_records = col.act_records
         bwd_records = col.bwd_records
         plan = self._plan(col, act_records, bwd_records, device)
+        if pre_vec is not None and (
+            self._pre_layout != (len(grads), plan.n_scalars) or not want_grad
+        ):
+            pre_vec = None  # the records changed after the optimizer step
         act_names, bwd_names = plan.act_names, plan.bwd_names
         sym_names: list[str] = []
         with torch.no_grad():
@@ -509,8 +644,19 @@ class Monitor:
             # the per-layer sums of squares are formed on the host from the transferred norms
             tensors: list[torch.Tensor] = []
             slots: list[int] = []
+            norms: list[torch.Tensor] = []
             if want_grad:
-                tensors += grads
+                if pre_vec is not None:
+                    # gradient norms and per-record scalars, stacked before the optimizer step
+                    # (the same gradients: the optimizer reads them, it does not change them)
+                    add("gnorms", pre_vec)  # one part, two segments
+                    a, b = vec_offsets["gnorms"]
+                    vec_offsets["gnorms"] = (a, a + len(grads))
+                    vec_offsets["scalars"] = (a + len(grads), b)
+                elif pre_norms is not None and len(pre_norms) == len(grads):
+                    norms = list(pre_norms)
+                else:
+                    tensors += grads
                 slots += grad_layers
             params = self._params  # under no_grad: no detach needed
             tensors += params
@@ -527,8 +673,10 @@ class Monitor:
                     tensors += self._scratch
                     slots += self._delta_slots
             if tensors:
-                add0("norms", list(torch._foreach_norm(tensors)))
-            if plan.n_scalars:
+                norms += torch._foreach_norm(tensors)
+            if norms:
+                add0("norms", norms)
+            if plan.n_scalars and pre_vec is None:
                 # every per-record scalar (activation sums, norms, saturated counts; backward
                 # norms) in one vector: micro-batches and layers are summed on the host
                 scalars = [t for rec in act_records for t in rec[1]] + [r[1] for r in bwd_records]
@@ -540,6 +688,16 @@ class Monitor:
                     add0("scalars", scalars)
             if act_records:
                 maxima = torch.cat([rec[2] for rec in act_records])
+                if any(plan.act_rsum):  # the sums of the records that carry unit sums
+                    if plan.record_index is None:
+                        rsums = maxima.view(plan.n_records, -1).sum(1)
+                    else:
+                        rsums = maxima.new_zeros(plan.n_records).index_add_(
+                            0, plan.record_index, maxima
+                        )
+                    if self._world > 1:
+                        torch.distributed.all_reduce(rsums)
+                    add("rsums", rsums)
                 if plan.unit_index is not None:  # micro-batches: max over them per unit
                     maxima = maxima.new_full((plan.n_units,), -math.inf).scatter_reduce_(
                         0, plan.unit_index, maxima, "amax"
@@ -591,13 +749,18 @@ class Monitor:
             # the tick's one device-to-host transfer
             host: list[float] = (torch.cat(parts) if len(parts) > 1 else parts[0]).tolist()
 
-        with_grad = set(col.layers)
+        with_grad = plan.all_layers
         if want_grad and len(grads) != len(self._params):
-            with_grad = {
+            with_grad = frozenset(
                 col.layers[i]
                 for i, p in zip(col.param_layer, self._params, strict=True)
                 if p.grad is not None
-            }
+            )
+        sizes = (len(col.order), len(col.feeds))
+        if sizes != self._copied_sizes:  # the forward order and feeds only ever grow
+            self._copied_sizes = sizes
+            self._order_copy = list(col.order) or list(col.layers)
+            self._feeds_copy = dict(col.feeds)
         meta = _TickMeta(
             step=step,
             with_grad=with_grad,
@@ -607,25 +770,22 @@ class Monitor:
             want_grad=want_grad,
             want_delta=want_delta,
             act_names=act_names,
-            act_n={},
-            act_units={},
+            act_n=plan.act_n,
+            act_units=plan.act_units,
             bwd_names=bwd_names,
-            bwd_n={},
+            bwd_n=plan.bwd_n,
             plan=plan,
             sym_names=sym_names,
-            order=list(col.order) or list(col.layers),
-            feeds=dict(col.feeds),
+            order=self._order_copy,  # copied when it grows: the judge may run in a thread
+            feeds=self._feeds_copy,
             clipped_at=self._clipped_at,
             clean=False,
         )
-        for rec in act_records:
-            meta.act_n[rec[0]] = meta.act_n.get(rec[0], 0) + rec[3]
-            meta.act_units[rec[0]] = rec[2].numel()
-        for r in bwd_records:
-            meta.bwd_n[r[0]] = meta.bwd_n.get(r[0], 0) + r[2]
-        for name in sym_names:
-            weight = _weight(col.layer_modules[name])
-            meta.act_units[name] = int(weight.shape[0]) if weight is not None else 0
+        if sym_names:
+            meta.act_units = dict(plan.act_units)
+            for name in sym_names:
+                weight = _weight(col.layer_modules[name])
+                meta.act_units[name] = int(weight.shape[0]) if weight is not None else 0
         # a sum of finite values is finite unless it overflows: then check one by one
         clean = not self._skipped_by_guard and (
             math.isfinite(sum(host)) or all(math.isfinite(v) for v in host)
@@ -654,7 +814,7 @@ class Monitor:
 
         q = TickQuantities(step=step, order=meta.order)
         q.feeds = meta.feeds
-        raw_norms = seg("norms")
+        raw_norms = seg("gnorms") + seg("norms")
         if raw_norms:
             sq = [0.0] * (3 * n_layers)
             for v, k in zip(raw_norms, meta.norm_slots, strict=True):
@@ -668,9 +828,12 @@ class Monitor:
                     n: (g if n in meta.with_grad else math.nan)
                     for n, g in zip(col.layers, g_part, strict=True)
                 }
-                q.grad_nonfinite = {
-                    n: not math.isfinite(v) for n, v in q.grad_norm.items() if n in meta.with_grad
-                }
+                if not meta.clean:  # read only to decide on the non-finite path
+                    q.grad_nonfinite = {
+                        n: not math.isfinite(v)
+                        for n, v in q.grad_norm.items()
+                        if n in meta.with_grad
+                    }
             q.weight_norm = dict(zip(col.layers, w_part, strict=True))
             if meta.want_delta:
                 q.update_ratio = {
@@ -683,12 +846,13 @@ class Monitor:
         if plan.square:
             for j in plan.norm_slots:
                 scal[j] = scal[j] * scal[j]
+        at = scal.__getitem__  # sum(map(at, slots)): the records of a module over micro-batches
         if meta.act_names:
             dead_host = seg("dead")
+            rat = seg("rsums").__getitem__
             for i, name in enumerate(meta.act_names):
-                s_sum = sum(scal[j] for j in plan.act_sum[i])
-                ss = sum(scal[j] for j in plan.act_sq[i])
-                n_sat = sum(scal[j] for j in plan.act_sat[i])
+                s_sum = sum(map(at, plan.act_sum[i])) + sum(map(rat, plan.act_rsum[i]))
+                ss = sum(map(at, plan.act_sq[i]))
                 n = meta.act_n[name] * self._world
                 units = meta.act_units[name]
                 mean = s_sum / n
@@ -700,11 +864,11 @@ class Monitor:
                 if col.acts[name] == "relu":
                     q.dead_fraction[name] = dead_host[i] / units
                 else:
-                    q.saturation_fraction[name] = n_sat / n
+                    q.saturation_fraction[name] = sum(map(at, plan.act_sat[i])) / n
         scale = seg("scale")
         scale_sq = scale[0] * scale[0] if scale else 1.0
         for i, name in enumerate(meta.bwd_names):
-            sq_sum = sum(scal[j] for j in plan.bwd_sq[i]) / scale_sq
+            sq_sum = sum(map(at, plan.bwd_sq[i])) / scale_sq
             count = meta.bwd_n[name] * self._world
             q.backward_rms[name] = math.sqrt(sq_sum / count) if sq_sum >= 0 else sq_sum
         loss_vals = seg("loss")
@@ -819,10 +983,12 @@ class Monitor:
                 "forward", None, "", "", "<no batch recorded>", step=step, reproduced=False
             )
         params = self._params
+        # the weights before the failing step, when they were copied (see _maybe_snapshot)
+        before = self._snapshot if self._snapshot_step == step else None
         with torch.no_grad():
             after = [p.detach().clone() for p in params]
-            if self._snapshot is not None:
-                torch._foreach_copy_([p.detach() for p in params], self._snapshot)
+            if before is not None:
+                torch._foreach_copy_([p.detach() for p in params], before)
             buffers = [b.detach().clone() for b in self._inner.buffers()]
         devices = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
         args, kwargs = col.last_inputs
@@ -837,7 +1003,7 @@ class Monitor:
             with torch.no_grad():
                 for b, saved in zip(self._inner.buffers(), buffers, strict=True):
                     b.copy_(saved)
-                keep_before = self._snapshot is not None and self.on_nonfinite in ("raise", "skip")
+                keep_before = before is not None and self.on_nonfinite in ("raise", "skip")
                 if not keep_before:
                     torch._foreach_copy_([p.detach() for p in params], after)
         return NonFiniteLocation(
@@ -883,7 +1049,7 @@ class _TickMeta:
     """What the host side of a tick needs besides the transferred vector."""
 
     step: int
-    with_grad: set[str]
+    with_grad: frozenset[str]
     offsets: dict[str, tuple[int, int]]
     n_layers: int
     norm_slots: list[int]
@@ -917,6 +1083,9 @@ class _Plan:
     act_sum: list[list[int]]
     act_sq: list[list[int]]
     act_sat: list[list[int]]
+    act_rsum: list[list[int]]  # per module: records whose sum comes from their unit sums
+    n_records: int
+    record_index: torch.Tensor | None  # record of each unit entry (records of unequal widths)
     bwd_sq: list[list[int]]
     norm_slots: list[int]
     square: bool
@@ -924,39 +1093,66 @@ class _Plan:
     n_units: int
     unit_index: torch.Tensor | None
     owner: torch.Tensor | None
+    act_n: dict[str, int]
+    act_units: dict[str, int]
+    bwd_n: dict[str, int]
+    all_layers: frozenset[str]
 
     @classmethod
     def build(
-        cls, key: tuple[Any, ...], order: list[str], world: int, device: torch.device
+        cls,
+        key: tuple[Any, ...],
+        order: list[str],
+        world: int,
+        device: torch.device,
+        layers: list[str],
     ) -> _Plan:
-        acts: tuple[tuple[str, int, int], ...] = key[0]
-        bwds: tuple[str, ...] = key[1]
+        acts: tuple[tuple[str, int, int, int], ...] = key[0]
+        bwds: tuple[tuple[str, int], ...] = key[1]
         act_names = list(dict.fromkeys(a[0] for a in acts))
         a_index = {n: i for i, n in enumerate(act_names)}
-        recorded = set(bwds)
+        recorded = {b[0] for b in bwds}
+        act_n: dict[str, int] = {}
+        act_units: dict[str, int] = {}
+        bwd_n: dict[str, int] = {}
+        for name, _, units, numel in acts:
+            act_n[name] = act_n.get(name, 0) + numel
+            act_units[name] = units
+        for name, numel in bwds:
+            bwd_n[name] = bwd_n.get(name, 0) + numel
         bwd_names = [n for n in order if n in recorded]
         b_index = {n: i for i, n in enumerate(bwd_names)}
         act_sum: list[list[int]] = [[] for _ in act_names]
         act_sq: list[list[int]] = [[] for _ in act_names]
         act_sat: list[list[int]] = [[] for _ in act_names]
+        act_rsum: list[list[int]] = [[] for _ in act_names]
         bwd_sq: list[list[int]] = [[] for _ in bwd_names]
         norm_slots: list[int] = []
         j = 0
-        for name, n_scalars, _ in acts:
+        for r, (name, n_scalars, _, _) in enumerate(acts):
             i = a_index[name]
-            act_sum[i].append(j)
-            act_sq[i].append(j + 1)
-            norm_slots.append(j + 1)
-            if n_scalars > 2:
-                act_sat[i].append(j + 2)
+            if n_scalars == 1:  # [norm]; the sum comes from the record's unit sums
+                act_rsum[i].append(r)
+                act_sq[i].append(j)
+                norm_slots.append(j)
+            else:  # [sum, norm] or [sum, norm, saturated count]
+                act_sum[i].append(j)
+                act_sq[i].append(j + 1)
+                norm_slots.append(j + 1)
+                if n_scalars > 2:
+                    act_sat[i].append(j + 2)
             j += n_scalars
-        for name in bwds:
+        for name, _ in bwds:
             bwd_sq[b_index[name]].append(j)
             norm_slots.append(j)
             j += 1
         exps = [1.0] * j
         for k in norm_slots:
             exps[k] = 2.0
+        record_index = None
+        if any(act_rsum) and len({a[2] for a in acts}) > 1:  # records of different widths
+            owners = [r for r, a in enumerate(acts) for _ in range(a[2])]
+            record_index = torch.tensor(owners, dtype=torch.long, device=device)
         sizes = {a[0]: a[2] for a in acts}
         unit_counts = [sizes[n] for n in act_names]
         n_units = sum(unit_counts)
@@ -987,6 +1183,9 @@ class _Plan:
             act_sum=act_sum,
             act_sq=act_sq,
             act_sat=act_sat,
+            act_rsum=act_rsum,
+            n_records=len(acts),
+            record_index=record_index,
             bwd_sq=bwd_sq,
             norm_slots=norm_slots,
             square=world == 1,
@@ -994,4 +1193,8 @@ class _Plan:
             n_units=n_units,
             unit_index=unit_index,
             owner=owner,
+            act_n=act_n,
+            act_units=act_units,
+            bwd_n=bwd_n,
+            all_layers=frozenset(layers),
         )
