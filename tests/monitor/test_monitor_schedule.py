@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -76,39 +77,52 @@ def test_nonfinite_gradient_is_caught_before_the_step_without_a_routine_copy(mod
         assert mon.step_count == 6
 
 
-def test_a_loop_without_torch_optim_keeps_the_copy_per_tick() -> None:
-    """Without an optimizer the pre-step check never runs: the weights are copied every tick."""
-    model = _poisoned()
+def _fail_at_step_4(
+    mon: Monitor, model: nn.Sequential, update: Callable[[], None], zero: Callable[[], None]
+) -> None:
+    """Train 4 steps with the NaN fault armed at step 4; the weights must end as before it."""
     X, y = data()
-    mon = Monitor(model, update_every=1000)
-    copies = _count_snapshots(mon)
     before: list[torch.Tensor] = []
     raised = False
     with mon:
         for i in range(1, 5):
             model[2].armed = i == 4
             before = [p.detach().clone() for p in model.parameters()]
-            for p in model.parameters():
-                p.grad = None
+            zero()
             loss = nn.functional.cross_entropy(model(X[:32]), y[:32])
             loss.backward()
-            with torch.no_grad():
-                for p in model.parameters():
-                    p -= 0.05 * p.grad  # type: ignore[operator]
+            update()
             try:
                 mon.step(loss)
             except NonFiniteError:
                 raised = True
     assert raised
-    assert copies == [1, 2, 3, 4]
     for p, b in zip(model.parameters(), before, strict=True):
         assert torch.equal(p, b)
+
+
+def test_a_loop_without_torch_optim_keeps_the_copy_per_tick() -> None:
+    """Without an optimizer the pre-step check never runs: the weights are copied every tick."""
+    model = _poisoned()
+    mon = Monitor(model, update_every=1000)
+    copies = _count_snapshots(mon)
+
+    def zero() -> None:
+        for p in model.parameters():
+            p.grad = None
+
+    def update() -> None:
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= 0.05 * p.grad  # type: ignore[operator]
+
+    _fail_at_step_4(mon, model, update, zero)
+    assert copies == [1, 2, 3, 4]
 
 
 def test_gpu_strategy_copies_every_tick_simulated_on_the_cpu() -> None:
     """On a GPU the pre-step check (a host read) is off: the weights are copied every tick."""
     model = _poisoned()
-    X, y = data()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     mon = Monitor(model, update_every=1000)
     copies = _count_snapshots(mon)
@@ -116,24 +130,8 @@ def test_gpu_strategy_copies_every_tick_simulated_on_the_cpu() -> None:
     mon._global_handle.remove()  # what open() does off the CPU: no pre-step hook
     mon._global_handle = None
     mon._on_cpu = False
-    before: list[torch.Tensor] = []
-    raised = False
-    with mon:
-        for i in range(1, 5):
-            model[2].armed = i == 4
-            before = [p.detach().clone() for p in model.parameters()]
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(X[:32]), y[:32])
-            loss.backward()
-            opt.step()
-            try:
-                mon.step(loss)
-            except NonFiniteError:
-                raised = True
-    assert raised
+    _fail_at_step_4(mon, model, opt.step, opt.zero_grad)
     assert copies == [1, 2, 3, 4]
-    for p, b in zip(model.parameters(), before, strict=True):
-        assert torch.equal(p, b)
 
 
 def test_update_ratio_schedule_is_exact_on_its_sampled_ticks() -> None:
