@@ -77,6 +77,20 @@ def test_monitor_run_with_user_model(tmp_path: Path) -> None:
     assert (tmp_path / "log" / "monitor.jsonl").is_file()
 
 
+def test_monitor_run_schedule_options() -> None:
+    res = CliRunner().invoke(
+        app, ["monitor", "run", "--steps", "8", "--every", "2", "--update-every", "1", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    assert payload["steps"] == [2, 4, 6, 8]
+    ratios = [v for v in payload["series"]["update_ratio"].values()]
+    assert all(r is not None and r > 0 for series in ratios for r in series)  # every tick
+    bad = CliRunner().invoke(app, ["monitor", "run", "--update-every", "0"])
+    assert bad.exit_code == 2
+    assert "update_every must be >= 1" in bad.output
+
+
 def test_checkup_stage_finds_and_treats_vanishing(monkeypatch: pytest.MonkeyPatch) -> None:
     import nndoctor._checkup_monitor as stage_module
     from nndoctor._checkup_monitor import monitor_stage

@@ -43,6 +43,10 @@ def run(
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 64,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     log_dir: Annotated[Path | None, typer.Option(help="Write monitor.jsonl here.")] = None,
+    every: Annotated[int, typer.Option(help="Measure and log every this many steps.")] = 1,
+    update_every: Annotated[
+        int, typer.Option(help="Measure the update-to-weight ratio every this many ticks.")
+    ] = 10,
     json_out: JsonOption = False,
     report: ReportOption = None,
 ) -> None:
@@ -61,5 +65,7 @@ def run(
             seed=seed,
             log_dir=log_dir,
             progress=advance,
+            every=every,
+            update_every=update_every,
         )
     emit(result.log, json_out=json_out, report=report, title="nndoctor monitor run")
