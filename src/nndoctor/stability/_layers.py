@@ -153,12 +153,23 @@ def preserve_state(model: nn.Module) -> Iterator[None]:
         and m.training
         and m.track_running_stats
     ]
-    skip = {id(b) for m in quiet for b in m.buffers(recurse=False)}
-    buffers = [b for b in model.buffers() if id(b) not in skip]
+    skip = {id(b) for m in quiet for b in m._buffers.values() if b is not None}
+    # buffers and parameters read off the module list (model.buffers() / .parameters() would
+    # walk the module tree again, each), shared ones once
+    seen: set[int] = set()
+    buffers: list[torch.Tensor] = []
+    params: list[torch.Tensor] = []
+    for m in modules:
+        for group, out in ((m._buffers, buffers), (m._parameters, params)):
+            for t in group.values():
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    if id(t) not in skip:
+                        out.append(t)
     versions = [b._version for b in buffers]
     saved = [b.detach().clone() for b in buffers]
     modes = [(m, m.training) for m in modules]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
+    flags = [(p, p.requires_grad) for p in params]
     for bn in quiet:
         bn.track_running_stats = False
     try:
@@ -171,7 +182,8 @@ def preserve_state(model: nn.Module) -> Iterator[None]:
             with torch.no_grad():
                 torch._foreach_copy_([buffers[i] for i in changed], [saved[i] for i in changed])
         for m, mode in modes:
-            m.training = mode
+            if m.training != mode:  # nn.Module.__setattr__ is slow: only where it changed
+                m.training = mode
         for p, flag in flags:
             if p.requires_grad != flag:
                 p.requires_grad_(flag)

@@ -796,26 +796,39 @@ def _default_loss(out: Any) -> torch.Tensor:
 def _host_stats(
     raw: np.ndarray[Any, np.dtype[np.float64]],
     done: list[_Pending],
-) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """Per record: sums of squares, sum, zero count and mean cosine from the raw slot rows."""
+) -> tuple[np.ndarray[Any, np.dtype[np.float64]], np.ndarray[Any, np.dtype[np.float64]]]:
+    """Per record: sums of squares, sum, zero count and mean cosine from the raw slot rows;
+    and the number of entries of each record's output."""
     n = len(done)
-    nan_row = np.full(7, math.nan)
-
-    def rows(slots: list[int | None]) -> np.ndarray[Any, np.dtype[np.float64]]:
-        return np.array([raw[s] if s is not None else nan_row for s in slots]).reshape(n, 7)
-
-    out = rows([p.out_slot for p in done])
-    inp = rows([p.in_slot for p in done])
-    bwd = rows([p.bwd_slot for p in done])
+    none = raw.shape[0]  # the index of an all-NaN row, for records without that slot
+    # one pass over the records for every per-record number the arrays need
+    cols = list(
+        zip(
+            *(
+                (
+                    none if p.out_slot is None else p.out_slot,
+                    none if p.in_slot is None else p.in_slot,
+                    none if p.bwd_slot is None else p.bwd_slot,
+                    math.prod(p.shape) if p.shape else 0,
+                    p.shape[0] if len(p.shape) >= 2 else 0,
+                    p.activation,
+                )
+                for p in done
+            ),
+            strict=True,
+        )
+    )
+    ext = np.vstack([raw, np.full((1, raw.shape[1]), math.nan)])
+    out, inp, bwd = ext[list(cols[0])], ext[list(cols[1])], ext[list(cols[2])]
+    numel = np.array(cols[3], dtype=np.float64)
+    n_rows = np.array(cols[4], dtype=np.float64)
+    act = np.array(cols[5], dtype=bool)
     stats = np.full((n, _N_COLS), math.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = out[:, _R_SCALE]
         stats[:, _OUT_SQ] = (out[:, _R_NORM] / scale) ** 2
         stats[:, _OUT_SUM] = out[:, _R_SUM] / scale
-        numel = np.array([math.prod(p.shape) if p.shape else 0 for p in done], dtype=np.float64)
-        act = np.array([p.activation for p in done], dtype=bool)
         stats[:, _OUT_ZERO] = np.where(act, numel - out[:, _R_NONZERO], math.nan)
-        n_rows = np.array([p.shape[0] if len(p.shape) >= 2 else 0 for p in done], dtype=float)
         stats[:, _OUT_COS] = np.where(
             n_rows >= 2,
             (out[:, _R_UNIT_SQ] - out[:, _R_ROWS]) / (n_rows * (n_rows - 1)),
@@ -823,7 +836,7 @@ def _host_stats(
         )
         stats[:, _IN_SQ] = (inp[:, _R_NORM] / inp[:, _R_SCALE]) ** 2
         stats[:, _BWD_SQ] = (bwd[:, _R_NORM] / bwd[:, _R_SCALE]) ** 2
-    return stats
+    return stats, numel
 
 
 def _weight_norms(
@@ -941,7 +954,10 @@ def _assemble(
             _fill(raw, again.cpu().numpy(), layout)
     store_numels = store.numels
     store.release()
-    stats = _host_stats(raw, done) if n else np.full((0, _N_COLS), math.nan)
+    if n:
+        stats, numel_arr = _host_stats(raw, done)
+    else:
+        stats, numel_arr = np.full((0, _N_COLS), math.nan), np.zeros(0)
     if w_slots:
         wb = np.full(2 * len(targets), math.nan)
         sizes = [
@@ -963,19 +979,17 @@ def _assemble(
     n_grad = sum(store_numels[s] for s in grad_slots)
     input_grad_rms = math.sqrt(sq_sum(grad_slots) / n_grad) if n_grad else math.nan
 
-    numels = [math.prod(p.shape) if p.shape else 0 for p in done]
-    out_sq = np.array(
-        [stats[i, _OUT_SQ] / numels[i] if numels[i] else math.nan for i in range(len(done))]
-    )
-    in_sq = np.full(len(done), math.nan)
+    numels: list[float] = numel_arr.tolist()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        has = numel_arr > 0
+        out_sq = np.where(has, stats[:, _OUT_SQ] / np.where(has, numel_arr, 1.0), math.nan)
+        bwd_sq = np.where(has, stats[:, _BWD_SQ] / np.where(has, numel_arr, 1.0), math.nan)
+    in_sq = np.full(n, math.nan)
     for i, p in enumerate(done):
         if p.fed_by is not None:
             in_sq[i] = out_sq[p.fed_by]
         elif p.in_slot is not None:
             in_sq[i] = stats[i, _IN_SQ] / p.in_numel if p.in_numel else math.nan
-    bwd_sq = np.array(
-        [stats[i, _BWD_SQ] / numels[i] if numels[i] else math.nan for i in range(len(done))]
-    )
     if not float_args and len(done):
         input_rms = math.sqrt(out_sq[0])
     fwd_rms = np.sqrt(out_sq)
