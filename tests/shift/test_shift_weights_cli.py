@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -103,6 +104,9 @@ def test_shift_labels_table_and_errors(tables: dict[str, Path]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "Label shift (bbse-hard)" in result.stdout
+    assert "fox" in result.stdout  # classes shown by their column names, not indices
+    payload = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert payload["class_names"] == ["cat", "dog", "fox"]
     missing = runner.invoke(app, [a if a != "y" else "nope" for a in args])
     assert missing.exit_code == 2
     assert "nope" in missing.stderr
@@ -120,6 +124,9 @@ def test_report_sections_with_figures() -> None:
     res = LabelShiftEstimator(n_bootstrap=10, random_state=0).fit(P, y).estimate(P[:12])
     (label_section,) = to_sections(res, figures=True)
     assert len(label_section.table) == 2
+    assert [row["class"] for row in label_section.table] == ["0", "1"]
+    named = dataclasses.replace(res, class_names=("spam", "ham"))
+    assert [row["class"] for row in to_sections(named)[0].table] == ["spam", "ham"]
     assert label_section.figures[0].png_base64.startswith("iVBOR")
 
 

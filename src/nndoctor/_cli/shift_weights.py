@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -190,7 +191,7 @@ def labels_cmd(
         ).fit(src[prob_cols].to_numpy(dtype=np.float64), y)
         advance(0.3, f"estimating ({n_bootstrap} bootstrap replicates)")
         T = tgt[prob_cols].to_numpy(dtype=np.float64)
-        result = est.estimate(T)
+        result = dataclasses.replace(est.estimate(T), class_names=tuple(names))
         if adjusted_out is not None:
             advance(0.95, "writing adjusted probabilities")
             _write_table(pd.DataFrame(est.adjust(T), columns=prob_cols), adjusted_out)

@@ -101,7 +101,7 @@ def _prior_figure(result: LabelShiftResult) -> Figure:
     )
     ax.bar(x + 0.2, q, width=0.4, yerr=yerr, capsize=2, label="estimated target q(y)",
            color="#dd8452")  # fmt: skip
-    ax.set_xticks(x)
+    ax.set_xticks(x, [result.class_name(c) for c in range(k)])
     ax.set_xlabel("class")
     ax.set_ylabel("proportion")
     ax.set_title(f"Label shift ({result.method})")
@@ -118,7 +118,11 @@ def _label_sections(result: LabelShiftResult, *, figures: bool = False) -> list[
     tv = 0.5 * float(np.sum(np.abs(result.target_prior - result.source_prior)))
     has_ci = bool(np.all(np.isfinite(result.ci_low)))
     excluded = (
-        [c for c in range(result.n_classes) if not result.ci_low[c] <= 1.0 <= result.ci_high[c]]
+        [
+            result.class_name(c)
+            for c in range(result.n_classes)
+            if not result.ci_low[c] <= 1.0 <= result.ci_high[c]
+        ]
         if has_ci
         else []
     )
@@ -141,7 +145,7 @@ def _label_sections(result: LabelShiftResult, *, figures: bool = False) -> list[
     )
     rows = tuple(
         {
-            "class": c,
+            "class": result.class_name(c),
             "source p(y)": f"{result.source_prior[c]:.3f}",
             "target q(y)": f"{result.target_prior[c]:.3f}",
             "w(y)": f"{result.weights[c]:.3f}",

@@ -102,6 +102,9 @@ class LabelShiftResult(ResultMixin):
         singular-matrix fallback clip them to 0 and renormalize.
     temperature : float
         Fitted temperature of the calibration (``em-bcts``; NaN otherwise).
+    class_names : tuple of str
+        Names of the classes, in column order, for display (empty: the class indices). Set it
+        with ``dataclasses.replace(result, class_names=...)``; the estimator works on indices.
     """
 
     weights: FloatArray
@@ -121,6 +124,11 @@ class LabelShiftResult(ResultMixin):
     n_iter: int = 0
     clipped_classes: tuple[int, ...] = ()
     temperature: float = float("nan")
+    class_names: tuple[str, ...] = ()
+
+    def class_name(self, c: int) -> str:
+        """The display name of class ``c`` (its index when no names were given)."""
+        return self.class_names[c] if c < len(self.class_names) else str(c)
 
     @property
     def n_classes(self) -> int:
