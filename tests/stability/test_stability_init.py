@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
 from scipy import stats
 from torch import nn
 
-from nndoctor.exceptions import InvalidParameterError
+from nndoctor.exceptions import InvalidParameterError, SmallSampleWarning
 from nndoctor.scenarios import digits_mlp
 from nndoctor.stability import SCHEMES, audit_init, init_, lsuv_
 from nndoctor.stability.theory import critical_sigma_w2
@@ -92,6 +93,20 @@ def test_lsuv_gives_unit_variance_per_layer() -> None:
             h = m(h)
             if isinstance(m, nn.Linear):
                 assert float(h.var()) == pytest.approx(1.0, abs=0.03)
+
+
+def test_lsuv_on_a_single_output_value_warns_instead_of_torch_noise() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 1))
+    x = torch.randn(1, 4, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lsuv_(model, x, generator=torch.Generator().manual_seed(0))
+    messages = [str(w.message) for w in caught]
+    assert [w.category for w in caught] == [SmallSampleWarning], messages
+    assert "layer(s) 2 output a single value" in messages[0]
+    with torch.no_grad():  # the first layer (4 values) was still rescaled
+        assert float(model[0](x).var()) == pytest.approx(1.0, abs=0.05)
+        assert torch.isfinite(model(x)).all()
 
 
 def test_audit_recognises_schemes() -> None:

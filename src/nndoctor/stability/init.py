@@ -51,7 +51,12 @@ from torch import nn
 
 from nndoctor._results import ResultMixin
 from nndoctor._validation import check_choice, check_int, check_module
-from nndoctor.exceptions import DataValidationError, InvalidParameterError, NNDoctorWarning
+from nndoctor.exceptions import (
+    DataValidationError,
+    InvalidParameterError,
+    NNDoctorWarning,
+    SmallSampleWarning,
+)
 from nndoctor.stability._layers import (
     NORM_TYPES,
     WEIGHT_TYPES,
@@ -382,6 +387,14 @@ def lsuv_(
     nn.Module
         ``model`` itself (buffers such as BatchNorm statistics are left as they were).
 
+    Warns
+    -----
+    SmallSampleWarning
+        A layer outputs a single value for ``inputs`` (one sample into a one-unit layer):
+        it keeps its orthogonal initialization.
+    NNDoctorWarning
+        A layer's output variance is not within ``tol`` after ``max_iter`` rescalings.
+
     Examples
     --------
     >>> from nndoctor.scenarios import digits_mlp
@@ -401,6 +414,7 @@ def lsuv_(
     args = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
     init_(model, "orthogonal", gain=1.0, generator=generator)
     unconverged = []
+    too_small: list[str] = []
     with preserve_state(model), torch.no_grad():
         for name, layer in weight_layers(model):
             captured: list[torch.Tensor] = []
@@ -419,6 +433,10 @@ def lsuv_(
                     model(*args)
                     if not captured:
                         break
+                    if captured[0].numel() < 2:  # one value has no variance
+                        too_small.append(name)
+                        ok = True  # not a convergence failure: reported below
+                        break
                     var = float(captured[0].float().var())
                     if not math.isfinite(var) or var <= 0:
                         break
@@ -430,6 +448,14 @@ def lsuv_(
                     unconverged.append(name)
             finally:
                 handle.remove()
+    if too_small:
+        warnings.warn(
+            f"layer(s) {', '.join(too_small)} output a single value for these inputs, which has "
+            "no variance: LSUV left them at their orthogonal initialization; pass a batch of "
+            "at least 2 samples",
+            SmallSampleWarning,
+            stacklevel=2,
+        )
     if unconverged:
         warnings.warn(
             f"LSUV did not bring the output variance within {tol} of {target_variance} for "
