@@ -130,6 +130,33 @@ def test_healthy_he_relu_mlp_trained_200_steps_has_no_warning() -> None:
     assert _serious(mon.findings) == []
 
 
+def test_healthy_cnn_with_global_pooling_is_not_called_vanishing() -> None:
+    """Early feature maps have thousands of entries per sample and the logits ten: the RMS per
+    entry of dL/dy falls ~100x from the logits back to the first conv in a healthy CNN, so the
+    depth rule compares per-sample gradient norms instead."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10),
+    )  # fmt: skip
+    for m in model:
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    x, y = torch.randn(8, 3, 64, 64), torch.randint(0, 10, (8,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with Monitor(model) as mon:
+        for _ in range(3):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+    rms = {k: v[-1] for k, v in mon.summary().series["backward_rms"].items()}
+    assert rms["0"] / rms["6"] < MonitorThresholds().vanishing_depth_ratio  # per entry: tiny
+    assert [f for f in mon.findings if f.check == "vanishing"] == []
+
+
 def test_findings_fields_are_typed() -> None:
     torch.manual_seed(0)
     model = mlp(10, 16, nn.Sigmoid)

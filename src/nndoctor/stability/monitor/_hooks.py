@@ -117,8 +117,8 @@ class Collector:
         # one record per hook call: (name, scalars, per-unit maxima, numel); with one scalar
         # (the norm), the per-unit vector holds unit sums of a non-negative output instead
         self.act_records: list[tuple[str, list[torch.Tensor], torch.Tensor, int]] = []
-        # one record per backward hook call: (name, norm of dL/dy, numel)
-        self.bwd_records: list[tuple[str, torch.Tensor, int]] = []
+        # one record per backward hook call: (name, norm of dL/dy, numel, numel per sample)
+        self.bwd_records: list[tuple[str, torch.Tensor, int, int]] = []
 
     def remove(self) -> None:
         """Remove every hook (idempotent)."""
@@ -160,7 +160,9 @@ class Collector:
             g = grad.detach()  # no graph even under create_graph=True
             low = g.dtype in (torch.float16, torch.bfloat16)  # accumulate those in float32
             norm = torch.linalg.vector_norm(g, dtype=torch.float32 if low else None)
-            self.bwd_records.append((name, norm, grad.numel()))
+            n = grad.numel()
+            per_sample = n // grad.shape[0] if grad.dim() > 1 and grad.shape[0] else n
+            self.bwd_records.append((name, norm, n, per_sample))
 
         return hook
 

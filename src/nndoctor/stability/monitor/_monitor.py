@@ -584,13 +584,13 @@ class Monitor:
         self,
         col: Collector,
         act_records: list[tuple[str, list[torch.Tensor], torch.Tensor, int]],
-        bwd_records: list[tuple[str, torch.Tensor, int]],
+        bwd_records: list[tuple[str, torch.Tensor, int, int]],
         device: torch.device,
     ) -> _Plan:
         """The layout of a tick's records (cached: it is the same from one tick to the next)."""
         key = (
             tuple((r[0], len(r[1]), r[2].numel(), r[3]) for r in act_records),
-            tuple((r[0], r[2]) for r in bwd_records),
+            tuple((r[0], r[2], r[3]) for r in bwd_records),
             tuple(col.order),
         )
         plan = self._plans.get(key)
@@ -774,6 +774,7 @@ class Monitor:
             act_units=plan.act_units,
             bwd_names=bwd_names,
             bwd_n=plan.bwd_n,
+            bwd_width=plan.bwd_width,
             plan=plan,
             sym_names=sym_names,
             order=self._order_copy,  # copied when it grows: the judge may run in a thread
@@ -871,6 +872,7 @@ class Monitor:
             sq_sum = sum(map(at, plan.bwd_sq[i])) / scale_sq
             count = meta.bwd_n[name] * self._world
             q.backward_rms[name] = math.sqrt(sq_sum / count) if sq_sum >= 0 else sq_sum
+            q.backward_width[name] = meta.bwd_width[name]
         loss_vals = seg("loss")
         if loss_vals:
             q.loss = loss_vals[0]
@@ -1060,6 +1062,7 @@ class _TickMeta:
     act_units: dict[str, int]
     bwd_names: list[str]
     bwd_n: dict[str, int]
+    bwd_width: dict[str, int]
     sym_names: list[str]
     plan: _Plan
     order: list[str]
@@ -1096,6 +1099,7 @@ class _Plan:
     act_n: dict[str, int]
     act_units: dict[str, int]
     bwd_n: dict[str, int]
+    bwd_width: dict[str, int]
     all_layers: frozenset[str]
 
     @classmethod
@@ -1108,7 +1112,7 @@ class _Plan:
         layers: list[str],
     ) -> _Plan:
         acts: tuple[tuple[str, int, int, int], ...] = key[0]
-        bwds: tuple[tuple[str, int], ...] = key[1]
+        bwds: tuple[tuple[str, int, int], ...] = key[1]
         act_names = list(dict.fromkeys(a[0] for a in acts))
         a_index = {n: i for i, n in enumerate(act_names)}
         recorded = {b[0] for b in bwds}
@@ -1118,8 +1122,10 @@ class _Plan:
         for name, _, units, numel in acts:
             act_n[name] = act_n.get(name, 0) + numel
             act_units[name] = units
-        for name, numel in bwds:
+        bwd_width: dict[str, int] = {}
+        for name, numel, per_sample in bwds:
             bwd_n[name] = bwd_n.get(name, 0) + numel
+            bwd_width[name] = per_sample
         bwd_names = [n for n in order if n in recorded]
         b_index = {n: i for i, n in enumerate(bwd_names)}
         act_sum: list[list[int]] = [[] for _ in act_names]
@@ -1142,7 +1148,7 @@ class _Plan:
                 if n_scalars > 2:
                     act_sat[i].append(j + 2)
             j += n_scalars
-        for name, _ in bwds:
+        for name, _, _ in bwds:
             bwd_sq[b_index[name]].append(j)
             norm_slots.append(j)
             j += 1
@@ -1196,5 +1202,6 @@ class _Plan:
             act_n=act_n,
             act_units=act_units,
             bwd_n=bwd_n,
+            bwd_width=bwd_width,
             all_layers=frozenset(layers),
         )

@@ -222,6 +222,8 @@ class TickQuantities:
     weight_norm: dict[str, float] = field(default_factory=dict)
     update_ratio: dict[str, float] = field(default_factory=dict)
     backward_rms: dict[str, float] = field(default_factory=dict)
+    #: entries per sample of each layer's output (what ``backward_rms`` averages over, per row)
+    backward_width: dict[str, int] = field(default_factory=dict)
     act_mean: dict[str, float] = field(default_factory=dict)
     act_std: dict[str, float] = field(default_factory=dict)
     dead_fraction: dict[str, float] = field(default_factory=dict)

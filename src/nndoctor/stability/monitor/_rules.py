@@ -86,9 +86,12 @@ class MonitorThresholds(ResultMixin):
     The backward signal of layer :math:`l` is the root mean square of the gradient of the loss
     with respect to the layer's *output*, :math:`\delta_l = \sqrt{\overline{(\partial L/\partial
     y_l)^2}}`. Along the forward order of the parametrized layers :math:`1..D`, the depth ratio of
-    layer :math:`l` is :math:`\rho_l = \delta_l / \delta_D`. In a network that propagates
-    gradients well, :math:`\rho_l \approx 1`; with per-layer backward gain :math:`\chi`,
-    :math:`\rho_1 \approx \chi^{D-1}` (Schoenholz et al., 2017).
+    layer :math:`l` compares per-sample norms, :math:`\rho_l = \delta_l \sqrt{n_l} / (\delta_D
+    \sqrt{n_D})` with :math:`n_l` the entries per sample of the layer's output: a norm-preserving
+    layer keeps :math:`\delta_l \sqrt{n_l}` whatever its output's shape, while :math:`\delta_l`
+    alone falls wherever the gradient is spread over more entries (early feature maps). In a
+    network that propagates gradients well, :math:`\rho_l \approx 1`; with per-layer backward
+    gain :math:`\chi`, :math:`\rho_1 \approx \chi^{D-1}` (Schoenholz et al., 2017).
 
     Attributes
     ----------
@@ -284,7 +287,13 @@ class RuleEngine:
         last = q.backward_rms[names[-1]]
         if not last > 0:
             return
-        ratios = [q.backward_rms[n] / last for n in names]
+        # compare per-sample gradient norms, ||dL/dy_l|| per row = RMS_l * sqrt(entries per
+        # row): a norm-preserving layer keeps it whatever its output's shape, while the RMS per
+        # entry falls with the number of entries (a 160-px ResNet's early maps have 2,500x more
+        # entries per sample than its logits: a healthy network would read as "vanishing")
+        widths = [math.sqrt(q.backward_width.get(n, 1)) for n in names]
+        last = last * widths[-1]
+        ratios = [q.backward_rms[n] * w / last for n, w in zip(names, widths, strict=True)]
         lo = min(range(len(ratios)), key=lambda i: ratios[i])
         hi = max(range(len(ratios)), key=lambda i: ratios[i])
         if ratios[lo] < t.vanishing_depth_ratio:
@@ -298,8 +307,9 @@ class RuleEngine:
                     q.step,
                     ratios[lo],
                     t.vanishing_depth_ratio_error if error else t.vanishing_depth_ratio,
-                    f"the backward signal at {names[lo]} is {ratios[lo]:.2g} times that at the "
-                    f"last layer {names[-1]} ({len(names)} layers): gradients vanish with depth",
+                    f"the backward signal (per-sample gradient norm) at {names[lo]} is "
+                    f"{ratios[lo]:.2g} times that at the last layer {names[-1]} ({len(names)} "
+                    "layers): gradients vanish with depth",
                     "re-initialize with a scheme matched to the activation (kaiming_normal for "
                     "ReLU, xavier_normal or 'critical' for tanh), add normalization "
                     "(BatchNorm/LayerNorm) or residual connections, or prefer ReLU over sigmoid",
@@ -316,8 +326,9 @@ class RuleEngine:
                     q.step,
                     ratios[hi],
                     t.exploding_depth_ratio_error if error else t.exploding_depth_ratio,
-                    f"the backward signal at {names[hi]} is {ratios[hi]:.3g} times that at the "
-                    f"last layer {names[-1]}: gradients grow with depth",
+                    f"the backward signal (per-sample gradient norm) at {names[hi]} is "
+                    f"{ratios[hi]:.3g} times that at the last layer {names[-1]}: gradients grow "
+                    "with depth",
                     "re-initialize with a smaller gain (kaiming_normal for ReLU gives "
                     "fan_in·Var(W)=2), add normalization, and clip the gradient norm "
                     "(Monitor(clip='auto'))",
