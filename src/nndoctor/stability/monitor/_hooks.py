@@ -161,7 +161,8 @@ class Collector:
             low = g.dtype in (torch.float16, torch.bfloat16)  # accumulate those in float32
             norm = torch.linalg.vector_norm(g, dtype=torch.float32 if low else None)
             n = grad.numel()
-            per_sample = n // grad.shape[0] if grad.dim() > 1 and grad.shape[0] else n
+            # entries per sample: the first dimension is the batch ((B,) outputs: one each)
+            per_sample = n // grad.shape[0] if grad.dim() >= 1 and grad.shape[0] else 1
             self.bwd_records.append((name, norm, n, per_sample))
 
         return hook
