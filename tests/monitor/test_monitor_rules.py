@@ -136,14 +136,16 @@ def test_healthy_cnn_with_global_pooling_is_not_called_vanishing() -> None:
     depth rule compares per-sample gradient norms instead."""
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10),
+        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(16, 16, 3, stride=2, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10),
     )  # fmt: skip
     for m in model:
         if isinstance(m, nn.Conv2d | nn.Linear):
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             nn.init.zeros_(m.bias)
-    x, y = torch.randn(8, 3, 64, 64), torch.randint(0, 10, (8,))
+    x, y = torch.randn(8, 3, 96, 96), torch.randint(0, 10, (8,))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     with Monitor(model) as mon:
         for _ in range(3):
@@ -153,7 +155,7 @@ def test_healthy_cnn_with_global_pooling_is_not_called_vanishing() -> None:
             opt.step()
             mon.step(loss)
     rms = {k: v[-1] for k, v in mon.summary().series["backward_rms"].items()}
-    assert rms["0"] / rms["6"] < MonitorThresholds().vanishing_depth_ratio  # per entry: tiny
+    assert rms["0"] / rms["8"] < MonitorThresholds().vanishing_depth_ratio  # per entry: tiny
     assert [f for f in mon.findings if f.check == "vanishing"] == []
 
 

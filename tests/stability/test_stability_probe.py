@@ -298,3 +298,35 @@ def test_batched_gpu_path_matches_per_tensor_path(monkeypatch: pytest.MonkeyPatc
                 va, vb = getattr(a, field), getattr(b, field)
                 assert va == pytest.approx(vb, rel=1e-5, abs=1e-7, nan_ok=True), (a.name, field)
             assert a.zero_fraction == pytest.approx(b.zero_fraction, nan_ok=True)
+
+
+def test_backward_gain_compares_gradient_norms_not_rms_per_entry() -> None:
+    """A map with orthonormal rows preserves the gradient's norm, ||W^T g|| = ||g||, while its
+    RMS per entry falls by sqrt(16/256): the gain must read 1, not 0.25."""
+    lin = nn.Linear(256, 16, bias=False).double()
+    with torch.no_grad():
+        q, _ = torch.linalg.qr(torch.randn(256, 16, dtype=torch.float64))
+        lin.weight.copy_(q.T)  # orthonormal rows
+    x = torch.randn(8, 256, dtype=torch.float64)
+    r = probe(nn.Sequential(lin, nn.Identity()), x, loss_fn=lambda y: (y**2).sum())
+    assert r.backward_gain == pytest.approx(1.0, rel=1e-12)
+    assert r.layers[0].backward_gain == pytest.approx(1.0)
+
+
+def test_healthy_cnn_at_high_resolution_is_not_vanishing() -> None:
+    """Downsampling stages, then global pooling, as CNNs are built: the RMS per entry of the
+    first maps is ~1e-3 of the logits' (the gradient is spread over 96x96 positions), the norm
+    is not."""
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    channels = 3
+    for out in (8, 16, 16, 32):  # 96 -> 48 -> 24 -> 12 -> 6
+        layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.BatchNorm2d(out), nn.ReLU()]
+        channels = out
+    cnn = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+    r = probe(cnn, torch.randn(4, 3, 96, 96))
+    first, last = r.called_layers[0], r.called_layers[-1]
+    assert first.backward_rms / last.backward_rms < 0.01  # per entry it would read "vanishing"
+    assert r.verdict == "healthy"
+    assert r.vanishing_gain < r.backward_gain < 1
+    assert all(0.01 < rec.backward_gain <= 1 for rec in r.called_layers)

@@ -86,7 +86,12 @@ class LayerRecord(ResultMixin):
     forward_gain : float
         ``forward_rms`` over the RMS of the model input.
     backward_gain : float
-        ``backward_rms`` over the ``backward_rms`` of the last layer.
+        Norm of the loss gradient with respect to this output over that with respect to the
+        last layer's output, :math:`\lVert\partial L/\partial y\rVert /
+        \lVert\partial L/\partial y_\text{last}\rVert` (``backward_rms`` times the square
+        root of the number of entries, over the same for the last layer). Norms, not RMS, so
+        that a layer that preserves the gradient's norm reads 1 whatever the shapes: an early
+        feature map spreads the same gradient over far more entries than the logits.
     layer_factor : float
         Measured second-moment factor of this module, :math:`\mathbb E[y^2]/\mathbb E[x^2]`.
     predicted_layer_factor : float or None
@@ -150,9 +155,11 @@ class PropagationReport(ResultMixin):
     forward_gain : float
         Last layer's forward RMS over ``input_rms``.
     backward_gain : float
-        RMS of the loss gradient with respect to the model input over that with respect to the
+        Norm of the loss gradient with respect to the model input over that with respect to the
         last layer's output (for integer inputs: the first layer's output instead), so a scalar
-        chain with weight w gives :math:`|w|^L` both ways.
+        chain with weight w gives :math:`|w|^L` both ways. Norms, not RMS (see
+        :class:`LayerRecord`): with different shapes the RMS per entry would call a healthy
+        CNN "vanishing".
     verdict : {"healthy", "vanishing", "exploding"}
         See :func:`probe` for the rule.
     onset_index : int or None
@@ -994,10 +1001,16 @@ def _assemble(
         input_rms = math.sqrt(out_sq[0])
     fwd_rms = np.sqrt(out_sq)
     bwd_rms = np.sqrt(bwd_sq)
+    # backward gains compare whole-gradient norms ||dL/dy||, i.e. RMS * sqrt(entries): a
+    # norm-preserving layer keeps that whatever its output's shape (and He's fan-in init keeps
+    # its expectation), while the RMS per entry falls wherever the same gradient is spread over
+    # more entries (a 160-px ResNet's first maps hold ~8,000x more entries than its logits)
+    with np.errstate(invalid="ignore"):
+        bwd_norm = bwd_rms * np.sqrt(numel_arr)
     called_idx = [i for i in range(len(done)) if done[i].out_slot is not None]
     last = called_idx[-1] if called_idx else None
     bwd_idx = [i for i in called_idx if math.isfinite(bwd_rms[i]) or math.isinf(bwd_rms[i])]
-    bwd_ref = bwd_rms[bwd_idx[-1]] if bwd_idx else math.nan
+    bwd_ref = bwd_norm[bwd_idx[-1]] if bwd_idx else math.nan
     chain = len(done) > 1 and all(p.fed_by == p.index - 1 for p in done[1:])
 
     # plain Python floats in the loop (numpy scalars are slow to index and convert)
@@ -1007,6 +1020,7 @@ def _assemble(
     bwd_l: list[float] = bwd_sq.tolist()
     f_l: list[float] = fwd_rms.tolist()
     b_l: list[float] = bwd_rms.tolist()
+    bn_l: list[float] = bwd_norm.tolist()
     bwd_ref = float(bwd_ref)
     nan = math.nan
     act_sq, act_dsq = _activation_maps(done, in_sq)
@@ -1018,7 +1032,7 @@ def _assemble(
         if i + 1 < n and done[i + 1].fed_by == i:
             factor = _theory_backward(done[i + 1].target, st[i + 1][_W_SQ], act_dsq[i + 1])
             if factor is not None and math.isfinite(bwd_l[i + 1]):
-                pred_bwd = _ratio(math.sqrt(factor * bwd_l[i + 1]), bwd_ref)
+                pred_bwd = _ratio(math.sqrt(factor * bwd_l[i + 1] * numel), bwd_ref)
         records.append(
             LayerRecord(
                 index=i,
@@ -1032,7 +1046,7 @@ def _assemble(
                 input_rms=math.sqrt(in_i) if in_i >= 0 else nan,
                 forward_mean=row[_OUT_SUM] / numel if numel else nan,
                 forward_gain=_ratio(f_l[i], input_rms),
-                backward_gain=_ratio(b_l[i], bwd_ref),
+                backward_gain=_ratio(bn_l[i], bwd_ref),
                 layer_factor=_ratio(out_l[i], in_i),
                 predicted_layer_factor=_ratio(pred_sq, in_i) if pred_sq is not None else None,
                 predicted_forward_gain=(
@@ -1048,9 +1062,9 @@ def _assemble(
     records = _with_uncalled(work, targets, records)
     forward_gain = _ratio(float(fwd_rms[last]), input_rms) if last is not None else math.nan
     if n_grad:
-        backward_gain = _ratio(input_grad_rms, float(bwd_ref))
+        backward_gain = _ratio(input_grad_rms * math.sqrt(n_grad), float(bwd_ref))
     else:
-        backward_gain = _ratio(float(bwd_rms[bwd_idx[0]]), float(bwd_ref)) if bwd_idx else math.nan
+        backward_gain = _ratio(float(bwd_norm[bwd_idx[0]]), float(bwd_ref)) if bwd_idx else math.nan
     findings = _findings(
         records, dtype_name, loss_ok, vanishing_gain, exploding_gain, collapse_correlation
     )
