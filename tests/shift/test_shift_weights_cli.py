@@ -149,3 +149,16 @@ def test_shift_labels_takes_log_probabilities(tables: dict[str, Path], tmp_path:
     assert "outside [0, 1]" in wrong.stderr
     bad = runner.invoke(app, [*args, "--inputs", "logs"])
     assert bad.exit_code == 2
+
+
+def test_errors_name_the_users_tables_not_the_librarys_arguments(
+    tables: dict[str, Path], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad_target.csv"
+    pd.read_csv(tables["tgt"]).assign(b=np.nan).to_csv(bad, index=False)
+    for command in (["shift", "test"], ["shift", "diagnose", "--label", "id"]):
+        args = [*command, "--source", str(tables["src"]), "--target", str(bad)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 3, result.output
+        assert f"the target table ({bad})" in result.stderr
+        assert " Y " not in result.stderr and "target_X" not in result.stderr

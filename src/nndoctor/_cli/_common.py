@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,13 +12,14 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nndoctor._results import dumps
-from nndoctor.exceptions import InvalidParameterError
+from nndoctor.exceptions import DataValidationError, InvalidParameterError
 from nndoctor.report import print_sections, stderr_console, to_sections, write_html
 
 __all__ = [
     "JsonOption",
     "ReportOption",
     "emit",
+    "naming_tables",
     "parse_shape",
     "progress_bar",
     "staged_progress",
@@ -128,3 +130,22 @@ def staged_progress() -> Iterator[Callable[[str], Advance]]:
     """Several bars under one live display; yields ``add(description) -> advance``."""
     with _progress() as progress:
         yield lambda description: _advancer(progress, description)
+
+
+_SOURCE_NAMES = re.compile(r"\b(?:X|X_source|source_X)\b")
+_TARGET_NAMES = re.compile(r"\b(?:Y|X_target|target_X)\b")
+
+
+@contextlib.contextmanager
+def naming_tables(source: Path | str, target: Path | str) -> Iterator[None]:
+    """Errors about the library's arguments (``X``/``Y``, ``source_X``/``target_X``) name the
+    user's files instead: "column 'income' of the target table (t.csv) holds 30 NaN ..."."""
+    try:
+        yield
+    except (DataValidationError, InvalidParameterError) as err:
+        message = str(err)
+        named = _SOURCE_NAMES.sub(f"the source table ({source})", message)
+        named = _TARGET_NAMES.sub(f"the target table ({target})", named)
+        if named == message:
+            raise
+        raise type(err)(named) from err

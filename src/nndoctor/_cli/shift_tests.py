@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nndoctor._cli._common import JsonOption, ReportOption, emit, progress_bar
+from nndoctor._cli._common import JsonOption, ReportOption, emit, naming_tables, progress_bar
 from nndoctor._cli.shift import shift_app
 
 __all__ = ["shift_test_cmd"]
@@ -53,7 +53,7 @@ def shift_test_cmd(
     src = load_table(source)
     tgt = load_table(target)
     net = load_model(model, weights=weights) if model is not None else None
-    with progress_bar("shift tests") as advance:
+    with naming_tables(source, target), progress_bar("shift tests") as advance:
         result = compare_samples(
             src,
             tgt,

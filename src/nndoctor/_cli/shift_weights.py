@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import typer
 
-from nndoctor._cli._common import JsonOption, ReportOption, emit, progress_bar
+from nndoctor._cli._common import JsonOption, ReportOption, emit, naming_tables, progress_bar
 from nndoctor._cli.shift import shift_app
 from nndoctor._io import load_table
 from nndoctor._validation import check_choice
@@ -76,7 +76,7 @@ def weights_cmd(
 
     check_choice(method, ("classifier", "kliep", "kmm", "ulsif"), name="--method")
     drop = list(exclude or [])
-    with progress_bar("importance weights") as advance:
+    with naming_tables(source, target), progress_bar("importance weights") as advance:
         advance(0.05, "reading tables")
         src_frame = load_table(source)
         Xs = _numeric(src_frame, name="source", drop=drop)
