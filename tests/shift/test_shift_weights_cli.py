@@ -161,4 +161,5 @@ def test_errors_name_the_users_tables_not_the_librarys_arguments(
         result = runner.invoke(app, args)
         assert result.exit_code == 3, result.output
         assert f"the target table ({bad})" in result.stderr
-        assert " Y " not in result.stderr and "target_X" not in result.stderr
+        assert " Y " not in result.stderr
+        assert "target_X" not in result.stderr
