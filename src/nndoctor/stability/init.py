@@ -399,8 +399,9 @@ def lsuv_(
     --------
     >>> from nndoctor.scenarios import digits_mlp
     >>> gen = torch.Generator().manual_seed(0)
-    >>> model = lsuv_(digits_mlp(depth=3), torch.randn(256, 64), generator=gen)
-    >>> round(float(model(torch.randn(256, 64)).detach().var()), 1)
+    >>> x = torch.randn(256, 64, generator=gen)
+    >>> model = lsuv_(digits_mlp(depth=3), x, generator=gen)
+    >>> round(float(model(x).detach().var()), 1)
     1.0
     """
     check_module(model)

@@ -133,8 +133,8 @@ def recommend_init(
     Examples
     --------
     >>> from nndoctor.scenarios import digits_mlp
-    >>> rec = recommend_init(digits_mlp(), torch.randn(128, 64), schemes=["xavier_uniform",
-    ...                      "kaiming_normal"])
+    >>> x = torch.randn(128, 64, generator=torch.Generator().manual_seed(0))
+    >>> rec = recommend_init(digits_mlp(), x, schemes=["xavier_uniform", "kaiming_normal"])
     >>> rec.before.verdict, rec.scheme, rec.after.verdict
     ('vanishing', 'kaiming_normal', 'healthy')
     """
