@@ -126,7 +126,9 @@ def _tensor_or_array(data: Any, name: str) -> torch.Tensor:
             )
         return t
     arr = check_matrix(data, name=name, min_rows=1)
-    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+    if not (arr.flags.writeable and arr.flags.c_contiguous):
+        arr = np.array(arr, order="C")  # torch cannot share read-only or reversed (x[::-1]) memory
+    return torch.from_numpy(arr)
 
 
 def as_float_tensors(

@@ -94,7 +94,7 @@ def median_bandwidth(
     >>> round(median_bandwidth(np.array([[0.0], [1.0], [3.0]])), 6)
     2.0
     """
-    z = Z if isinstance(Z, torch.Tensor) else torch.from_numpy(np.asarray(Z, dtype=np.float64))
+    z = Z if isinstance(Z, torch.Tensor) else torch.from_numpy(np.array(Z, dtype=np.float64))
     z = z.to(torch.float64)
     if z.ndim == 1:
         z = z[:, None]
