@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from nndoctor.shift._univariate import FeatureTestResult, chi2_test, feature_tes
 __all__ = ["ShiftDetector"]
 
 DetectorMethod = Literal["mmd", "ks", "chi2", "features", "c2st", "bbsd"]
-_METHODS = ("bbsd", "c2st", "chi2", "features", "ks", "mmd")
+_METHODS = tuple(sorted(get_args(DetectorMethod)))
 #: Largest reference (rows) whose kernel matrix the MMD detector keeps (about 200 MB).
 CACHE_MAX_ROWS = 5_000
 

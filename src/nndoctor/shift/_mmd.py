@@ -8,7 +8,7 @@ pooled kernel matrix is never held whole.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -38,7 +38,7 @@ LINEAR_TIME_THRESHOLD = 50_000
 DEFAULT_BLOCK_BYTES = 256 * 2**20
 #: How many pooled points the median heuristic looks at (a random subsample above this).
 MEDIAN_SUBSAMPLE = 1_000
-_KERNELS = ("laplacian", "rbf")
+_KERNELS = tuple(sorted(get_args(Kernel)))
 
 
 def _sqdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ from nndoctor.shift._univariate import Correction, FeatureTestResult, chi2_test,
 __all__ = ["ShiftTestReport", "compare_samples"]
 
 SuiteMethod = Literal["auto", "mmd", "ks", "chi2", "c2st", "bbsd"]
-_SUITE_METHODS = ("auto", "bbsd", "c2st", "chi2", "ks", "mmd")
+_SUITE_METHODS = tuple(sorted(get_args(SuiteMethod)))
 #: Values per side kept for the distribution plots of the most-drifted features.
 PLOT_SAMPLE = 2_000
 PLOT_FEATURES = 4

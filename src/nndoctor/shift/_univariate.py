@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 Correction = Literal["bonferroni", "holm", "fdr_bh", "none"]
-_CORRECTIONS = ("bonferroni", "fdr_bh", "holm", "none")
+_CORRECTIONS = tuple(sorted(get_args(Correction)))
 #: Sample size per side up to which the KS p-value is exact (as in scipy.stats.ks_2samp).
 KS_EXACT_MAX_N = 10_000
 #: Number of reference-quantile bins for the PSI.

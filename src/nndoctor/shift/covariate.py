@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +42,7 @@ __all__ = ["ImportanceWeighter", "ImportanceWeightsResult", "effective_sample_si
 
 FloatArray = npt.NDArray[np.float64]
 Method = Literal["classifier", "ulsif", "kliep", "kmm"]
-_METHODS = ("classifier", "kliep", "kmm", "ulsif")
+_METHODS = tuple(sorted(get_args(Method)))
 _CLASSIFIERS = ("logistic", "quadratic")
 _QUANTILES = {"min": 0.0, "q01": 0.01, "q05": 0.05, "q25": 0.25, "median": 0.5,
               "q75": 0.75, "q95": 0.95, "q99": 0.99, "max": 1.0}  # fmt: skip

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -51,8 +51,8 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 LabelMethod = Literal["em-bcts", "em", "bbse-hard", "bbse-soft", "rlls"]
 LabelInputs = Literal["probs", "log_probs", "logits"]
-_METHODS = ("bbse-hard", "bbse-soft", "em", "em-bcts", "rlls")
-_INPUTS = ("log_probs", "logits", "probs")
+_METHODS = tuple(sorted(get_args(LabelMethod)))
+_INPUTS = tuple(sorted(get_args(LabelInputs)))
 _LOG_PROBS_ATOL = 1e-4  # log-probability rows must have |logsumexp| below this
 # candidate floors c for log-scale inputs: z <- max(z, max_k z_k - c), chosen by held-out NLL
 _LOG_FLOOR = 1e-12  # probabilities are floored here before taking logs (performance.py)

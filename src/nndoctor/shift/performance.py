@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, overload
+from typing import Any, Literal, get_args, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -39,7 +39,7 @@ __all__ = ["AccuracyEstimate", "AccuracyEstimates", "estimate_accuracy"]
 
 FloatArray = npt.NDArray[np.float64]
 AccuracyMethod = Literal["atc", "calibrated-confidence", "importance-weighted", "label-shift"]
-_METHODS = ("atc", "calibrated-confidence", "importance-weighted", "label-shift")
+_METHODS = tuple(sorted(get_args(AccuracyMethod)))
 
 ASSUMPTIONS: dict[str, str] = {
     "atc": (

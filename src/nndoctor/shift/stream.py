@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 DetectorName = Literal["adwin", "ddm", "eddm", "page_hinkley", "kswin", "hddm_a", "hddm_w"]
-DETECTORS: tuple[str, ...] = ("adwin", "ddm", "eddm", "hddm_a", "hddm_w", "kswin", "page_hinkley")
+DETECTORS: tuple[str, ...] = tuple(sorted(get_args(DetectorName)))
 """River detectors the monitor can run on the error stream."""
 DEFAULT_DETECTORS: tuple[str, ...] = ("adwin", "ddm", "hddm_a", "hddm_w", "page_hinkley")
 SignalKind = Literal["none", "covariate", "label", "concept", "mixed"]

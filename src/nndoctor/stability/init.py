@@ -43,7 +43,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -99,18 +99,7 @@ Scheme = Literal[
     "xavier_uniform",
     "zeros",
 ]
-SCHEMES: tuple[str, ...] = (
-    "constant",
-    "critical",
-    "kaiming_normal",
-    "kaiming_uniform",
-    "lecun_normal",
-    "orthogonal",
-    "pytorch_default",
-    "xavier_normal",
-    "xavier_uniform",
-    "zeros",
-)
+SCHEMES: tuple[str, ...] = get_args(Scheme)
 """The initialization schemes :func:`init_` knows."""
 
 _OPTIONS: dict[str, tuple[str, ...]] = {

@@ -50,7 +50,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal, overload
+from typing import Any, Literal, get_args, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -81,18 +81,7 @@ __all__ = [
 ActivationName = Literal[
     "elu", "gelu", "identity", "leaky_relu", "relu", "selu", "sigmoid", "silu", "softplus", "tanh"
 ]
-ACTIVATIONS: tuple[str, ...] = (
-    "elu",
-    "gelu",
-    "identity",
-    "leaky_relu",
-    "relu",
-    "selu",
-    "sigmoid",
-    "silu",
-    "softplus",
-    "tanh",
-)
+ACTIVATIONS: tuple[str, ...] = get_args(ActivationName)
 """Activations with a mean-field theory here."""
 
 FloatArray = npt.NDArray[np.float64]

@@ -11,7 +11,7 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -26,15 +26,7 @@ Check = Literal[
     "vanishing", "exploding", "dead_units", "saturation", "update_ratio", "symmetry", "nonfinite"
 ]
 Severity = Literal["info", "warning", "error"]
-CHECKS: tuple[Check, ...] = (
-    "vanishing",
-    "exploding",
-    "dead_units",
-    "saturation",
-    "update_ratio",
-    "symmetry",
-    "nonfinite",
-)
+CHECKS: tuple[Check, ...] = get_args(Check)
 _SEVERITY_ORDER: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
 
 
