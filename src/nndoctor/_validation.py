@@ -95,24 +95,40 @@ def check_matrix(
     arr = np.asarray(arr, dtype=dtype)
     if arr.ndim == 1:
         arr = arr[:, None]
-    if arr.ndim != 2:
+    check_table_shape(tuple(arr.shape), name=name, min_rows=min_rows)
+    if not allow_nan:
+        check_no_nonfinite(int(np.count_nonzero(~np.isfinite(arr))), name=name)
+    return arr
+
+
+def check_table_shape(shape: tuple[int, ...], *, name: str, min_rows: int = 1) -> None:
+    """Raise unless ``shape`` is that of a 2-D table with ``min_rows`` rows and a column.
+
+    Examples
+    --------
+    >>> check_table_shape((3, 2), name="X")
+    >>> check_table_shape((3, 2, 1), name="X")
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.DataValidationError: X has 3 dimensions (shape (3, 2, 1)); ...
+    """
+    if len(shape) != 2:
         raise DataValidationError(
-            f"{name} has {arr.ndim} dimensions (shape {arr.shape}); pass a 2-D table "
+            f"{name} has {len(shape)} dimensions (shape {shape}); pass a 2-D table "
             "(rows are samples, columns are features)"
         )
-    if arr.shape[0] < min_rows:
-        raise DataValidationError(
-            f"{name} has {arr.shape[0]} row(s); pass at least {min_rows} row(s)"
-        )
-    if arr.shape[1] == 0:
+    if shape[0] < min_rows:
+        raise DataValidationError(f"{name} has {shape[0]} row(s); pass at least {min_rows} row(s)")
+    if shape[1] == 0:
         raise DataValidationError(f"{name} has no columns; pass at least one feature")
-    if not allow_nan:
-        bad = int(np.count_nonzero(~np.isfinite(arr)))
-        if bad:
-            raise DataValidationError(
-                f"{name} holds {bad} NaN or infinite value(s); drop or impute them first"
-            )
-    return arr
+
+
+def check_no_nonfinite(count: int, *, name: str) -> None:
+    """Raise when ``count`` (the number of NaN or infinite entries of ``name``) is not 0."""
+    if count:
+        raise DataValidationError(
+            f"{name} holds {count} NaN or infinite value(s); drop or impute them first"
+        )
 
 
 def check_same_features(

@@ -18,7 +18,12 @@ import pandas as pd
 import torch
 
 from nndoctor._results import ResultMixin
-from nndoctor._validation import check_matrix, check_unit_interval
+from nndoctor._validation import (
+    check_matrix,
+    check_no_nonfinite,
+    check_table_shape,
+    check_unit_interval,
+)
 from nndoctor.exceptions import DataValidationError, SmallSampleWarning
 
 __all__ = [
@@ -109,21 +114,10 @@ def _tensor_or_array(data: Any, name: str) -> torch.Tensor:
             )
         if t.ndim == 1:
             t = t[:, None]
-        if t.ndim != 2:
-            raise DataValidationError(
-                f"{name} has {t.ndim} dimensions (shape {tuple(t.shape)}); pass a 2-D table "
-                "(rows are samples, columns are features)"
-            )
+        check_table_shape(tuple(t.shape), name=name)
         t = t.to(torch.float64)
-        if t.shape[0] == 0:
-            raise DataValidationError(f"{name} has 0 row(s); pass at least 1 row(s)")
-        if t.shape[1] == 0:
-            raise DataValidationError(f"{name} has no columns; pass at least one feature")
-        bad = int((~torch.isfinite(t)).sum().item())  # one sync per call, at validation
-        if bad:
-            raise DataValidationError(
-                f"{name} holds {bad} NaN or infinite value(s); drop or impute them first"
-            )
+        # one host sync per call, at validation
+        check_no_nonfinite(int((~torch.isfinite(t)).sum().item()), name=name)
         return t
     arr = check_matrix(data, name=name, min_rows=1)
     if not (arr.flags.writeable and arr.flags.c_contiguous):

@@ -20,7 +20,12 @@ import pandas as pd
 from scipy import stats
 
 from nndoctor._results import ResultMixin
-from nndoctor._validation import check_choice, check_int, check_random_state
+from nndoctor._validation import (
+    check_choice,
+    check_int,
+    check_no_nonfinite,
+    check_random_state,
+)
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
 from nndoctor.shift._common import (
     aligned_frames,
@@ -424,12 +429,9 @@ def _numeric_values(s: pd.Series, name: str, column: str) -> npt.NDArray[np.floa
             ) from err
     else:
         vals = s.to_numpy(dtype=np.float64)
-    bad = int(np.count_nonzero(~np.isfinite(vals)))
-    if bad:
-        raise DataValidationError(
-            f"column {column!r} of {name} holds {bad} NaN or infinite value(s); drop or impute "
-            "them first"
-        )
+    check_no_nonfinite(
+        int(np.count_nonzero(~np.isfinite(vals))), name=f"column {column!r} of {name}"
+    )
     return vals
 
 
