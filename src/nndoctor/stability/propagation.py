@@ -1059,7 +1059,7 @@ def _assemble(
                 correlation=row[_OUT_COS],
             )
         )
-    records = _with_uncalled(work, targets, records)
+    records = _with_uncalled(targets, records)
     forward_gain = _ratio(float(fwd_rms[last]), input_rms) if last is not None else math.nan
     if n_grad:
         backward_gain = _ratio(input_grad_rms * math.sqrt(n_grad), float(bwd_ref))
@@ -1090,13 +1090,12 @@ def _assemble(
     )
 
 
-def _with_uncalled(
-    work: nn.Module, targets: list[_Target], records: list[LayerRecord]
-) -> list[LayerRecord]:
+def _with_uncalled(targets: list[_Target], records: list[LayerRecord]) -> list[LayerRecord]:
+    """Add a record for every module with parameters that the forward pass never called."""
     seen = {r.name for r in records}
     out = list(records)
     for target in targets:
-        name, m = target.name, target.module
+        name = target.name
         if name in seen:
             continue
         # place it right after the last record of its parent (or at the end)
@@ -1112,7 +1111,7 @@ def _with_uncalled(
             LayerRecord(
                 index=pos,
                 name=name,
-                kind=type(m).__name__,
+                kind=target.kind,
                 call=0,
                 called=False,
                 shape=(),
