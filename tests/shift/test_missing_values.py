@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from typer.testing import CliRunner
 
@@ -314,6 +317,50 @@ def test_missingness_record_is_public_and_serializable() -> None:
     }  # fmt: skip
     assert d["fraction_source"] == 0.5
     assert d["drifted"] is True
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    m=st.integers(1, 30),
+    n=st.integers(1, 30),
+    rate_x=st.floats(0.0, 1.0),
+    rate_y=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_counts_fractions_and_policies_agree(
+    m: int, n: int, rate_x: float, rate_y: float, seed: int
+) -> None:
+    """Any pattern of NaN, any sizes: counts add up, p-values are valid, "drop" and "test" run
+    the same distribution test, and a column without missing values has no record."""
+    rng = np.random.default_rng(seed)
+    x = np.column_stack((_with_nan(rng.normal(size=m), rate_x, rng), rng.normal(size=m)))
+    y = np.column_stack((_with_nan(rng.normal(size=n), rate_y, rng), rng.normal(size=n)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SmallSampleWarning)
+        res = ks_test(x, y, n_bootstrap=0)
+        dropped = ks_test(x, y, n_bootstrap=0, missing="drop")
+    f, clean = res.features
+    observed = min(f.n_source, f.n_target)
+    assert bool(caught) == (observed < 2)  # NaN distribution test exactly when it must be
+    assert np.isnan(f.pvalue) == (observed < 2)
+    assert clean.missingness is None
+    kx, ky = int(np.isnan(x[:, 0]).sum()), int(np.isnan(y[:, 0]).sum())
+    if kx + ky == 0:
+        assert f.missingness is None
+        return
+    t = f.missingness
+    assert t is not None
+    assert (t.n_missing_source, t.n_missing_target) == (kx, ky)
+    assert (f.n_source, f.n_target) == (m - kx, n - ky)
+    assert t.fraction_source == kx / m
+    assert 0.0 < t.pvalue <= 1.0
+    assert t.pvalue <= t.adjusted_pvalue <= 1.0
+    assert 0.0 <= t.effect <= 1.0 + 1e-12
+    d = dropped.features[0]
+    assert np.isnan(d.pvalue) == np.isnan(f.pvalue)
+    if not np.isnan(f.pvalue):
+        assert d.pvalue == f.pvalue
+    assert f.drifted == (f.distribution_drifted or f.missingness_drifted)
 
 
 # --------------------------------------------------------------------------------------------
