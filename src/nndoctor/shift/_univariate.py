@@ -733,7 +733,12 @@ def _run(
             f"column(s) {', '.join(thin[:5])} have fewer than 2 observed (non-missing) values in "
             "X or Y; their distribution test is NaN (the test of their missing rate still runs)"
         )
-    chi2_miss, p_miss, fisher = missing_rate_pvalues(n_miss[:, 0], m, n_miss[:, 1], n)
+    chi2_miss = np.full(len(cols), np.nan)
+    p_miss = np.full(len(cols), np.nan)
+    fisher = np.zeros(len(cols), dtype=bool)
+    chi2_miss[rate_tested], p_miss[rate_tested], fisher[rate_tested] = missing_rate_pvalues(
+        n_miss[rate_tested, 0], m, n_miss[rate_tested, 1], n
+    )
     # one family: the d distribution tests, then the missing-rate tests of the columns that have
     # missing values (a column without any has p = 1 and would only dilute the correction)
     family = np.concatenate(([r[3] for r in raw], p_miss[rate_tested]))
