@@ -28,8 +28,8 @@ The convention (one test per page, parametrized by the page's name):
   lines under a command up to the next ``$`` are its shown output: for ``nndoctor`` commands every
   word and number shown must occur in the real output (tables wrap with the terminal's width, so
   order is not compared; words cut with ``…`` are ignored); for the other commands the output is
-  compared token by token as for code. Other commands (``make``, ``pytest``, scripts of the
-  repository) are shown, not run.
+  compared token by token as for code, numbers written exactly alike (they show file contents).
+  Other commands (``make``, ``pytest``, scripts of the repository) are shown, not run.
 * **Not code.** Output, logs and file contents use ```` ```text ```` (or ``console`` /
   ``markdown``), never ```` ```python ```` or a bare fence holding a ``$ nndoctor`` line.
 * **Exclusions.** ``<!-- docs-test: skip (reason) -->`` on the line right before a fence leaves
@@ -154,22 +154,28 @@ def _numbers_agree(shown: str, real: str) -> bool:
     return abs(a - b) <= 0.5 * unit * (1 + 1e-9) or abs(a - b) <= 1e-9 * abs(a)
 
 
-def _same(shown: tuple[str, str], real: tuple[str, str]) -> bool:
-    if shown[0] == "num" and real[0] == "num":
+def _same(shown: tuple[str, str], real: tuple[str, str], exact: bool = False) -> bool:
+    if shown[0] == "num" and real[0] == "num" and not exact:
         return _numbers_agree(shown[1], real[1])
     return shown == real
 
 
-def _match_from(segment: list[tuple[str, str]], real: list[tuple[str, str]], start: int) -> int:
+def _match_from(
+    segment: list[tuple[str, str]], real: list[tuple[str, str]], start: int, exact: bool
+) -> int:
     """First position >= start where ``segment`` matches ``real``; -1 if none."""
     for pos in range(start, len(real) - len(segment) + 1):
-        if all(_same(s, r) for s, r in zip(segment, real[pos : pos + len(segment)], strict=True)):
+        window = real[pos : pos + len(segment)]
+        if all(_same(s, r, exact) for s, r in zip(segment, window, strict=True)):
             return pos
     return -1
 
 
-def output_mismatch(shown: str, real: str) -> str | None:
-    """Token-by-token comparison; ``...`` in ``shown`` matches any text. None when they agree."""
+def output_mismatch(shown: str, real: str, *, exact: bool = False) -> str | None:
+    """Token-by-token comparison; ``...`` in ``shown`` matches any text. None when they agree.
+
+    ``exact``: numbers must be written alike too (file contents), not only agree in value.
+    """
     segments: list[list[tuple[str, str]]] = [[]]
     for token in _tokens(shown):
         if token[0] == "gap":
@@ -182,7 +188,7 @@ def output_mismatch(shown: str, real: str) -> str | None:
         if not segment:
             continue
         anchored = index == 0
-        found = _match_from(segment, actual, pos)
+        found = _match_from(segment, actual, pos, exact)
         if found < 0 or (anchored and found != pos):
             return f"shown text from {' '.join(t for _, t in segment[:12])!r} not found"
         pos = found + len(segment)
@@ -387,7 +393,7 @@ def _run_blocks(path: Path, rel: Path, namespace: dict[str, Any]) -> list[str]:
                             f"{missing[:20]}\n--- real:\n{real}"
                         )
                 else:
-                    problem = output_mismatch(shown, real)
+                    problem = output_mismatch(shown, real, exact=True)
                     if problem:
                         failures.append(f"{where}: `{command}`: {problem}\n--- real:\n{real}")
     return failures
@@ -443,5 +449,6 @@ def test_output_comparison_catches_stale_numbers() -> None:
     assert output_mismatch("a ... z", "a b c d z") is None
     assert output_mismatch("a b", "a b c") is not None
     assert output_mismatch("p 7.691033943285368e-06", "p 7.691033943285371e-06") is None
+    assert output_mismatch("w 1.3333333333", "w 1.3333333334", exact=True) is not None
     assert missing_words("│ 0.311 │ DRIFT │ recommend_ini… │", "DRIFT x 0.311 recommend_init") == []
     assert missing_words("0.311 DRIFT", "0.312 drift") == ["0.311", "DRIFT"]
