@@ -23,12 +23,14 @@ The convention (one test per page, parametrized by the page's name):
   command runs through ``typer.testing.CliRunner`` against ``nndoctor.cli.app`` (the line split
   with ``shlex``), in the page's working directory, after the page's earlier blocks; it must exit
   with 0 (or the code an ``<!-- docs-test: exit-code N -->`` comment right before the block
-  names). A pipe into ``python`` or ``jq`` runs that program on the command's output. ``ls``,
+  names). A pipe into ``python`` runs it on the command's output (``jq`` too, but its number
+  format differs between versions: prefer ``python -c``). ``ls``,
   ``head``, ``sed`` and ``cat`` lines run as they are (they show the files a command wrote). The
   lines under a command up to the next ``$`` are its shown output: for ``nndoctor`` commands every
   word and number shown must occur in the real output (tables wrap with the terminal's width, so
   order is not compared; words cut with ``…`` are ignored); for the other commands the output is
-  compared token by token as for code, numbers written exactly alike (they show file contents).
+  compared token by token as for code, numbers written exactly alike unless piped (``ls``,
+  ``head``... show file contents).
   Other commands (``make``, ``pytest``, scripts of the repository) are shown, not run.
 * **Not code.** Output, logs and file contents use ```` ```text ```` (or ``console`` /
   ``markdown``), never ```` ```python ```` or a bare fence holding a ``$ nndoctor`` line.
@@ -393,7 +395,7 @@ def _run_blocks(path: Path, rel: Path, namespace: dict[str, Any]) -> list[str]:
                             f"{missing[:20]}\n--- real:\n{real}"
                         )
                 else:
-                    problem = output_mismatch(shown, real, exact=True)
+                    problem = output_mismatch(shown, real, exact="|" not in command)
                     if problem:
                         failures.append(f"{where}: `{command}`: {problem}\n--- real:\n{real}")
     return failures
