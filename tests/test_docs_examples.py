@@ -345,7 +345,7 @@ def _run_command(command: str, expected_code: int) -> str | None:
 
 def run_page(path: Path) -> list[str]:
     """Run a page's examples; one line per failure (empty when everything passed)."""
-    rel = path.relative_to(ROOT)
+    rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else Path(path.name)
     module = types.ModuleType("__docs__")  # a real module: dataclasses and pickling look it up
     sys.modules[module.__name__] = module
     try:
@@ -425,17 +425,14 @@ def test_docs_examples_run_and_show_their_output(page: Path, docs_environment: P
     assert not failures, "\n\n".join(failures)
 
 
-def test_markers_and_parser() -> None:
+def test_markers_and_parser(tmp_path: Path) -> None:
     text = (
         "intro\n\n```python\nprint(1 + 1)\n```\n\n```text\n2\n```\n\n"
         "<!-- docs-test: skip (needs your own files) -->\n```console\n$ nndoctor x\n```\n"
     )
-    path = ROOT / "tests" / "_docs_parser_probe.md"
-    try:
-        path.write_text(text, encoding="utf-8")
-        blocks = parse_blocks(path)
-    finally:
-        path.unlink()
+    path = tmp_path / "page.md"
+    path.write_text(text, encoding="utf-8")
+    blocks = parse_blocks(path)
     assert [b.lang for b in blocks] == ["python", "text", "console"]
     assert blocks[0].output is blocks[1]
     assert blocks[0].line == 4
@@ -454,3 +451,25 @@ def test_output_comparison_catches_stale_numbers() -> None:
     assert output_mismatch("w 1.3333333333", "w 1.3333333334", exact=True) is not None
     assert missing_words("│ 0.311 │ DRIFT │ recommend_ini… │", "DRIFT x 0.311 recommend_init") == []
     assert missing_words("0.311 DRIFT", "0.312 drift") == ["0.311", "DRIFT"]
+
+
+def test_a_page_with_stale_examples_fails_naming_the_lines(
+    tmp_path: Path, docs_environment: Path
+) -> None:
+    page = tmp_path / "stale.md"
+    page.write_text(
+        "```python\nx = 2\nprint(x * 0.5)\n```\n\n```text\n1.5\n```\n\n"
+        "```python\nprint(x)\n```\n\n```text\n2\n```\n\n"
+        "```console\n$ nndoctor scenario list --no-such-option\n```\n\n"
+        "<!-- docs-test: exit-code 2 -->\n"
+        "```console\n$ nndoctor scenario list --no-such-option\n```\n\n"
+        "<!-- docs-test: skip (shown, not run) -->\n```python\nraise RuntimeError\n```\n\n"
+        "```\n$ nndoctor scenario list\n```\n",
+        encoding="utf-8",
+    )
+    failures = run_page(page)
+    assert len(failures) == 3, failures
+    assert failures[0].startswith("stale.md:2: printed output differs")
+    assert "shown output at stale.md:7" in failures[0]
+    assert failures[1].startswith("stale.md:19: `nndoctor scenario list --no-such-option` fails")
+    assert failures[2].startswith("stale.md:33: a `$ nndoctor` line in a ``` block")
