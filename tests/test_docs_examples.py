@@ -94,7 +94,7 @@ def parse_blocks(path: Path) -> list[Block]:
     lines = path.read_text(encoding="utf-8").splitlines()
     blocks: list[Block] = []
     i = 0
-    last_end = -10  # index of the closing fence of the previous block
+    last_end = -1  # index of the closing fence of the previous block
     while i < len(lines):
         m = _FENCE.match(lines[i])
         if not m:
@@ -114,9 +114,9 @@ def parse_blocks(path: Path) -> list[Block]:
             k -= 1
         marker = _MARKER.match(lines[k].strip()) if k >= 0 else None
         if marker and marker["what"] == "skip":
-            reason = marker["arg"].strip("() ")
-            assert reason, f"{path.name}:{i + 1}: a docs-test skip marker needs a reason"
-            block.skip = reason
+            reason = re.fullmatch(r"\((.*\S.*)\)", marker["arg"])
+            assert reason, f"{path.name}:{i + 1}: write <!-- docs-test: skip (the reason) -->"
+            block.skip = reason.group(1)
         elif marker:
             block.exit_code = int(marker["arg"])
         if (
@@ -364,6 +364,8 @@ def _run_blocks(path: Path, rel: Path, namespace: dict[str, Any]) -> list[str]:
             failures.append(
                 f"{where}: a `$ nndoctor` line in a ```{block.lang} block: use ```console"
             )
+        if block.lang in ("py", "python3", "pycon", "ipython"):
+            failures.append(f"{where}: ```{block.lang} is not run: write ```python")
         if block.lang == "python":
             try:
                 printed = _run_python(block, path, namespace)
