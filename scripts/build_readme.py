@@ -57,6 +57,11 @@ def main() -> None:
         chain = "\n".join([*lines[:12], gap, *rows, lines[-1]])
         template = (HERE / "README.template.md").read_text()
         fix = run(sys.executable, "-c", code_before(template, "@@FIX@@"))
+        run(*cli, "scenario", "flu-season", "--out", "flu")
+        shift_test = run(
+            *cli, "shift", "test", "--source", "flu/source.csv",
+            "--target", "flu/target.csv", "--label", "diagnosis",
+        )  # fmt: skip
         run(*cli, "scenario", "soda-regions", "--out", "soda")
         diag_lines = run(
             *cli, "shift", "diagnose", "--source", "soda/source.csv",
@@ -64,11 +69,18 @@ def main() -> None:
         ).splitlines()  # fmt: skip
         cut = next(i for i, line in enumerate(diag_lines) if "Estimated weights" in line)
         diag = "\n".join(
-            [*diag_lines[:cut], "… (estimated weights, accuracy-drop decomposition: see --report)"]
+            [*diag_lines[:cut], "..."]  # the rest: estimated weights, accuracy-drop decomposition
         )
         label = run(sys.executable, "-c", code_before(template, "@@LAB@@"))
         text = template
-        values = {"CHECKUP": checkup, "CHAIN": chain, "FIX": fix, "DIAG": diag, "LAB": label}
+        values = {
+            "CHECKUP": checkup,
+            "CHAIN": chain,
+            "FIX": fix,
+            "DIAG": diag,
+            "LAB": label,
+            "SHIFTTEST": shift_test,
+        }
         for key, value in values.items():
             if f"@@{key}@@" not in text:
                 sys.exit(f"the template has no @@{key}@@ placeholder")
