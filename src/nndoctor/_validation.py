@@ -14,19 +14,23 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from nndoctor.exceptions import DataValidationError, InvalidParameterError
+from nndoctor.exceptions import DataValidationError, InvalidParameterError, NotFittedError
 
 __all__ = [
+    "check_callable",
     "check_choice",
     "check_finite_tensor",
+    "check_fitted",
     "check_int",
     "check_labels",
     "check_matrix",
     "check_module",
+    "check_number",
     "check_probabilities",
     "check_random_state",
     "check_same_features",
     "check_unit_interval",
+    "check_weights",
     "to_numpy",
 ]
 
@@ -248,6 +252,125 @@ def check_int(value: Any, *, name: str, minimum: int | None = None) -> int:
     return int(value)
 
 
+def check_number(
+    value: Any,
+    *,
+    name: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    exclusive_maximum: bool = False,
+) -> float:
+    """Return ``value`` as a finite ``float`` after checking its type and bounds.
+
+    Bounds are inclusive unless ``exclusive_minimum`` / ``exclusive_maximum`` say otherwise.
+
+    Examples
+    --------
+    >>> check_number(2, name="sigma_w2", minimum=0.0)
+    2.0
+    >>> check_number(-1.0, name="sigma_w2", minimum=0.0)
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.InvalidParameterError: sigma_w2 must be >= 0.0, got -1.0; ...
+    """
+    lo = "" if minimum is None else f"{'>' if exclusive_minimum else '>='} {minimum}"
+    hi = "" if maximum is None else f"{'<' if exclusive_maximum else '<='} {maximum}"
+    wanted = " and ".join(part for part in (lo, hi) if part) or "finite"
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InvalidParameterError(
+            f"{name} must be a number ({wanted}), got {type(value).__name__} {value!r}; "
+            "pass a float"
+        )
+    v = float(value)
+    if not np.isfinite(v):
+        raise InvalidParameterError(f"{name} must be a finite number, got {v}; pass a float")
+    too_low = minimum is not None and (v <= minimum if exclusive_minimum else v < minimum)
+    too_high = maximum is not None and (v >= maximum if exclusive_maximum else v > maximum)
+    if too_low or too_high:
+        raise InvalidParameterError(f"{name} must be {wanted}, got {v}; pass a value in range")
+    return v
+
+
+def check_callable(value: Any, *, name: str, expected: str) -> Any:
+    """Return ``value`` when it is callable; ``expected`` says what it should be.
+
+    Examples
+    --------
+    >>> check_callable("mse", name="loss_fn", expected="a function of the model's output")
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.InvalidParameterError: loss_fn must be callable ...
+    """
+    if not callable(value):
+        raise InvalidParameterError(
+            f"{name} must be callable ({expected}), got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def check_fitted(estimator: Any, attribute: str, *, fit_call: str) -> None:
+    """Raise :class:`~nndoctor.exceptions.NotFittedError` unless ``estimator`` has ``attribute``.
+
+    Examples
+    --------
+    >>> class Est: pass
+    >>> check_fitted(Est(), "weights_", fit_call="fit(X_source, X_target)")
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.NotFittedError: this Est is not fitted yet; call fit(X_source, X_target) ...
+    """
+    if not hasattr(estimator, attribute):
+        raise NotFittedError(
+            f"this {type(estimator).__name__} is not fitted yet; call {fit_call} first"
+        )
+
+
+def check_weights(
+    weights: Any, *, name: str = "weights", n_rows: int | None = None, allow_zero_sum: bool = True
+) -> npt.NDArray[np.float64]:
+    """Return sample weights as a 1-D float array: finite and non-negative, one per row.
+
+    Examples
+    --------
+    >>> check_weights([1, 2]).tolist()
+    [1.0, 2.0]
+    >>> check_weights([1.0, -2.0])
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.DataValidationError: weights holds 1 negative value(s); ...
+    """
+    arr = to_numpy(weights, name=name)
+    if arr.dtype.kind not in "biuf":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as err:
+            raise DataValidationError(
+                f"{name} holds non-numeric values (dtype {arr.dtype}); pass one number per row"
+            ) from err
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise DataValidationError(
+            f"{name} has shape {arr.shape}; pass a 1-D array with one weight per row"
+        )
+    if n_rows is not None and arr.shape[0] != n_rows:
+        raise DataValidationError(
+            f"{name} has {arr.shape[0]} entries but the data have {n_rows} rows; "
+            "pass one weight per row"
+        )
+    check_no_nonfinite(int(np.count_nonzero(~np.isfinite(arr))), name=name)
+    negative = int(np.count_nonzero(arr < 0))
+    if negative:
+        raise DataValidationError(
+            f"{name} holds {negative} negative value(s); weights must be >= 0"
+        )
+    if not allow_zero_sum and arr.size and not arr.sum() > 0:
+        raise DataValidationError(f"{name} are all zero; pass at least one positive weight")
+    return arr
+
+
 def check_unit_interval(value: Any, *, name: str, open_: bool = True) -> float:
     """Return ``value`` as a float in (0, 1) (or [0, 1] with ``open_=False``).
 
@@ -274,14 +397,21 @@ def check_random_state(random_state: Any) -> np.random.Generator:
     >>> bool(check_random_state(0).integers(10) == check_random_state(0).integers(10))
     True
     """
-    if random_state is None or isinstance(random_state, int | np.integer | np.random.SeedSequence):
+    if isinstance(random_state, int | np.integer) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise InvalidParameterError(
+                f"random_state must be a non-negative int, got {random_state}; pass e.g. 0"
+            )
+        return np.random.default_rng(int(random_state))
+    if random_state is None or isinstance(random_state, np.random.SeedSequence):
         return np.random.default_rng(random_state)
     if isinstance(random_state, np.random.Generator):
         return random_state
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(0, 2**31 - 1))
     raise InvalidParameterError(
-        f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}"
+        "random_state must be None, a non-negative int or a numpy Generator, got "
+        f"{type(random_state).__name__} {random_state!r}"
     )
 
 
