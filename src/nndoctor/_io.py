@@ -8,9 +8,11 @@ Parquet.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from torch import nn
 
 from nndoctor.exceptions import DataValidationError, InvalidParameterError, MissingDependencyError
 
-__all__ = ["load_model", "load_table", "write_text_atomic"]
+__all__ = ["load_model", "load_table", "write_text_atomic", "writing"]
 
 
 def _load_factory(spec: str) -> Any:
@@ -40,7 +42,14 @@ def _load_factory(spec: str) -> Any:
             raise InvalidParameterError(f"model file {str(path)!r} cannot be imported as Python")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[mod_name] = module
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as err:  # the user's file: any error it raises is reported, typed
+            del sys.modules[mod_name]
+            raise InvalidParameterError(
+                f"model file {str(path)!r} failed to import ({type(err).__name__}: {err}); "
+                "fix the file so that `python {path}` runs"
+            ) from err
     else:
         try:
             module = importlib.import_module(target)
@@ -71,20 +80,46 @@ def load_model(spec: str, *, weights: str | Path | None = None) -> nn.Module:
     'Identity'
     """
     factory = _load_factory(spec)
-    model = factory() if callable(factory) else factory
+    try:
+        model = factory() if callable(factory) else factory
+    except Exception as err:  # the user's factory: any error it raises is reported, typed
+        raise InvalidParameterError(
+            f"model factory {spec!r} raised {type(err).__name__}: {err}; it must build the "
+            "network when called with no arguments"
+        ) from err
     if not isinstance(model, nn.Module):
         raise InvalidParameterError(
             f"{spec!r} returned {type(model).__name__}, not a torch.nn.Module; the factory must "
             "return the network"
         )
     if weights is not None:
-        state = torch.load(Path(weights), map_location="cpu", weights_only=True)
-        if not isinstance(state, dict):
-            raise DataValidationError(
-                f"{weights} does not hold a state dict; save with torch.save(model.state_dict())"
-            )
-        model.load_state_dict(state)
+        _load_weights(model, Path(weights))
     return model
+
+
+def _load_weights(model: nn.Module, path: Path) -> None:
+    if not path.is_file():
+        raise InvalidParameterError(
+            f"weights file {str(path)!r} does not exist (or is not a file); check the path"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a file that is not a checkpoint
+        raise DataValidationError(
+            f"weights file {str(path)!r} could not be loaded with torch.load(weights_only=True) "
+            f"({type(err).__name__}: {err}); save it with torch.save(model.state_dict(), path)"
+        ) from err
+    if not isinstance(state, dict):
+        raise DataValidationError(
+            f"{path} does not hold a state dict; save with torch.save(model.state_dict())"
+        )
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError) as err:
+        raise DataValidationError(
+            f"weights file {str(path)!r} does not fit the model: {err}; pass the state dict "
+            "saved from a model built by the same factory"
+        ) from err
 
 
 def load_table(path: str | Path) -> pd.DataFrame:
@@ -99,6 +134,8 @@ def load_table(path: str | Path) -> pd.DataFrame:
     (1, 2)
     """
     p = Path(path)
+    if p.is_dir():
+        raise InvalidParameterError(f"table {str(p)!r} is a directory; pass a CSV or Parquet file")
     if not p.is_file():
         raise InvalidParameterError(f"table {str(p)!r} does not exist; check the path")
     suffix = p.suffix.lower()
@@ -132,8 +169,32 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     '<p>hi</p>'
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(p)
+    with writing(p) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return p
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``, renamed onto it when the block succeeds.
+
+    On failure the temporary file is removed, so nothing that looks complete is left behind; a
+    path that cannot be written (a directory, a file where a folder should be, no permission)
+    raises :class:`~nndoctor.exceptions.InvalidParameterError` naming it.
+    """
+    if path.is_dir():
+        raise InvalidParameterError(
+            f"output path {str(path)!r} is a directory; pass a file name (e.g. {path}/out.html)"
+        )
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        tmp.replace(path)
+    except OSError as err:
+        raise InvalidParameterError(
+            f"cannot write {str(path)!r} ({err.strerror or err}); pass a path in a writable folder"
+        ) from err
+    finally:
+        if tmp.exists():
+            tmp.unlink()

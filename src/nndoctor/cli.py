@@ -36,7 +36,8 @@ EXIT_DATA = 3
 
 
 def exit_code_for(error: BaseException) -> int:
-    """The exit code for an error: 2 for usage (bad parameter, missing extra), 3 for bad data.
+    """The exit code for an error: 2 for usage (bad parameter, missing extra, a path that cannot
+    be read or written), 3 for bad data.
 
     Examples
     --------
@@ -44,22 +45,29 @@ def exit_code_for(error: BaseException) -> int:
     >>> exit_code_for(DataValidationError("x"))
     3
     """
-    if isinstance(error, InvalidParameterError | MissingDependencyError):
+    if isinstance(error, InvalidParameterError | MissingDependencyError | OSError):
         return EXIT_USAGE
     return EXIT_DATA
 
 
 class _Group(typer.core.TyperGroup):
-    """Root group: turns nndoctor's errors into one line on stderr and an exit code."""
+    """Root group: turns nndoctor's errors into one line on stderr and an exit code.
+
+    An ``OSError`` (a file that cannot be read or written, a full disk) is the user's environment,
+    not a bug: it too becomes one line and exit code 2.
+    """
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except NNDoctorError as err:
+        except (NNDoctorError, OSError) as err:
             debug = bool((ctx.obj or {}).get("debug")) or bool(os.environ.get("NNDOCTOR_DEBUG"))
             if debug:
                 raise
-            typer.echo(f"nndoctor: error: {err}", err=True)
+            message = str(err)
+            if isinstance(err, OSError) and not isinstance(err, NNDoctorError):
+                message = f"{err}; check the path and its permissions"
+            typer.echo(f"nndoctor: error: {message}", err=True)
             raise typer.Exit(exit_code_for(err)) from None
 
 

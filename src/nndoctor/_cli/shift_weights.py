@@ -12,7 +12,7 @@ import typer
 
 from nndoctor._cli._common import JsonOption, ReportOption, emit, naming_tables, progress_bar
 from nndoctor._cli.shift import shift_app
-from nndoctor._io import load_table
+from nndoctor._io import load_table, writing
 from nndoctor._validation import check_choice
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
 
@@ -36,16 +36,14 @@ def _numeric(frame: pd.DataFrame, *, name: str, drop: list[str]) -> pd.DataFrame
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
-    tmp = path.with_name(f".{path.name}.tmp")
-    if suffix in {".parquet", ".pq"}:
-        frame.to_parquet(tmp, index=False)
-    elif suffix in {".csv", ".txt", ""}:
-        frame.to_csv(tmp, index=False)
-    else:
+    if suffix not in {".parquet", ".pq", ".csv", ".txt", ""}:
         raise InvalidParameterError(f"--out {str(path)!r} must end in .csv or .parquet")
-    tmp.replace(path)
+    with writing(path) as tmp:
+        if suffix in {".parquet", ".pq"}:
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
 
 
 @shift_app.command("weights")

@@ -221,6 +221,11 @@ class Monitor:
             )
         self.quantities = frozenset(quantities)
         self.scaler = scaler
+        if log_dir is not None and not isinstance(log_dir, str | os.PathLike):
+            raise InvalidParameterError(
+                f"log_dir must be a path (str or os.PathLike), got {type(log_dir).__name__}; "
+                "pass the directory for the JSONL log"
+            )
         self.log_dir = log_dir
         self.tensorboard = tensorboard
         self.history = check_int(history, name="history", minimum=1)
