@@ -10,18 +10,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from nndoctor._validation import check_finite_tensor
-from nndoctor.exceptions import DataValidationError, InvalidParameterError, NNDoctorError
 from nndoctor.stability.theory import Activation, activation_of
 
 __all__ = [
     "CONV_TYPES",
     "NORM_TYPES",
     "WEIGHT_TYPES",
-    "check_inputs",
     "fans",
     "following_activations",
-    "forward_errors",
     "inputs_tuple",
     "model_device",
     "param",
@@ -135,66 +131,6 @@ def model_device(model: nn.Module) -> torch.device:
 def inputs_tuple(inputs: Any) -> tuple[Any, ...]:
     """Inputs as the positional arguments of ``model(*args)``."""
     return tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
-
-
-def check_inputs(args: tuple[Any, ...]) -> None:
-    """Raise unless ``args`` are non-empty, finite batch tensors (the first dim = samples)."""
-    if not args:
-        raise DataValidationError("inputs are empty; pass a batch tensor (first dim = samples)")
-    for i, a in enumerate(args):
-        name = "inputs" if len(args) == 1 else f"inputs[{i}]"
-        if not isinstance(a, torch.Tensor):
-            raise InvalidParameterError(
-                f"{name} must be a torch.Tensor, got {type(a).__name__}; pass a batch tensor "
-                "(torch.as_tensor(x, dtype=torch.float32) converts an array)"
-            )
-        if a.dim() == 0 or a.shape[0] == 0:
-            raise DataValidationError(
-                f"{name} has shape {tuple(a.shape)}; pass a batch with at least one sample "
-                "along the first dimension"
-            )
-        check_finite_tensor(a, name=name)
-
-
-def _shape_hint(model: nn.Module, args: tuple[Any, ...]) -> str:
-    first = next((m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)), None)
-    x = args[0]
-    weight = next((p for p in model.parameters() if p.is_floating_point()), None)
-    if isinstance(x, torch.Tensor) and not x.is_floating_point() and weight is not None:
-        return (
-            f"; the inputs are {x.dtype} but the model's weights are {weight.dtype}: pass "
-            "floating inputs (x.float())"
-        )
-    if isinstance(first, nn.Linear) and isinstance(x, torch.Tensor):
-        return (
-            f"; the first Linear layer expects {first.in_features} features in the last "
-            f"dimension, the inputs have {x.shape[-1]}"
-        )
-    if isinstance(first, nn.Conv2d) and isinstance(x, torch.Tensor):
-        return (
-            f"; the first Conv2d expects (batch, {first.in_channels}, H, W), "
-            f"the inputs have {tuple(x.shape)}"
-        )
-    return ""
-
-
-@contextlib.contextmanager
-def forward_errors(model: nn.Module, args: tuple[Any, ...]) -> Iterator[None]:
-    """Turn an error raised by the model's forward pass into a :class:`DataValidationError`
-    that names the input shapes and what the first layer expects (nndoctor's own errors pass)."""
-    try:
-        yield
-    except NNDoctorError:
-        raise
-    except (RuntimeError, ValueError, TypeError, IndexError, KeyError, AttributeError) as err:
-        shapes = ", ".join(
-            str(tuple(a.shape)) if isinstance(a, torch.Tensor) else type(a).__name__ for a in args
-        )
-        raise DataValidationError(
-            f"the model's forward pass failed on inputs of shape {shapes} "
-            f"({type(err).__name__}: {err}){_shape_hint(model, args)}; pass a batch of the "
-            "shape the model expects"
-        ) from err
 
 
 @contextlib.contextmanager

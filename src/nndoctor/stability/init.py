@@ -52,11 +52,13 @@ from torch import nn
 from nndoctor._results import ResultMixin
 from nndoctor._validation import (
     check_choice,
+    check_inputs,
     check_int,
     check_module,
     check_number,
     check_random_state,
     check_unit_interval,
+    forward_errors,
 )
 from nndoctor.exceptions import (
     DataValidationError,
@@ -67,10 +69,8 @@ from nndoctor.exceptions import (
 from nndoctor.stability._layers import (
     NORM_TYPES,
     WEIGHT_TYPES,
-    check_inputs,
     fans,
     following_activations,
-    forward_errors,
     inputs_tuple,
     model_device,
     param,

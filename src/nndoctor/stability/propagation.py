@@ -33,16 +33,20 @@ from torch.nn.modules.module import (
 )
 
 from nndoctor._results import ResultMixin
-from nndoctor._validation import check_callable, check_module, check_number
+from nndoctor._validation import (
+    check_callable,
+    check_inputs,
+    check_module,
+    check_number,
+    forward_errors,
+)
 from nndoctor.exceptions import InvalidParameterError, NNDoctorError
 from nndoctor.stability._layers import (
     CONV_T_TYPES,
     CONV_TYPES,
     NORM_TYPES,
     backward_fan,
-    check_inputs,
     fans,
-    forward_errors,
     inputs_tuple,
     model_device,
     preserve_state,

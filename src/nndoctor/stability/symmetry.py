@@ -25,13 +25,11 @@ import torch
 from torch import nn
 
 from nndoctor._results import ResultMixin
-from nndoctor._validation import check_module, check_number
+from nndoctor._validation import check_inputs, check_module, check_number, forward_errors
 from nndoctor.stability._layers import (
     CONV_TYPES,
     NORM_TYPES,
-    check_inputs,
     following_activations,
-    forward_errors,
     inputs_tuple,
     model_device,
     param,
