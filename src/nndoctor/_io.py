@@ -22,7 +22,14 @@ from torch import nn
 
 from nndoctor.exceptions import DataValidationError, InvalidParameterError, MissingDependencyError
 
-__all__ = ["load_model", "load_table", "write_text_atomic", "writing"]
+__all__ = [
+    "check_same_columns",
+    "load_model",
+    "load_table",
+    "load_table_pair",
+    "write_text_atomic",
+    "writing",
+]
 
 
 def _load_factory(spec: str) -> Any:
@@ -48,7 +55,7 @@ def _load_factory(spec: str) -> Any:
             del sys.modules[mod_name]
             raise InvalidParameterError(
                 f"model file {str(path)!r} failed to import ({type(err).__name__}: {err}); "
-                "fix the file so that `python {path}` runs"
+                f"fix the file so that `python {path}` runs"
             ) from err
     else:
         try:
@@ -142,18 +149,84 @@ def load_table(path: str | Path) -> pd.DataFrame:
     try:
         if suffix in {".parquet", ".pq"}:
             try:
-                return pd.read_parquet(p)
+                return _nonempty(pd.read_parquet(p), p)
             except ImportError as err:
                 raise MissingDependencyError(
                     "reading Parquet needs pyarrow; pip install 'nndoctor[parquet]'"
                 ) from err
         if suffix in {".csv", ".txt", ".gz"} or suffix == "":
-            return pd.read_csv(p)
+            return _nonempty(pd.read_csv(p), p)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DataValidationError(f"table {str(p)!r} could not be parsed: {err}") from err
     raise InvalidParameterError(
         f"table {str(p)!r} has suffix {suffix!r}; pass a .csv or .parquet file"
     )
+
+
+def _nonempty(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    if len(frame) == 0:
+        raise DataValidationError(
+            f"table {str(path)!r} has a header but no rows; pass a table with data"
+        )
+    return frame
+
+
+def check_same_columns(
+    frames: list[pd.DataFrame], names: list[str], *, drop: tuple[str, ...] = ()
+) -> list[str]:
+    """The feature columns (those of the first table, less ``drop``) after checking that every
+    table has them and that each holds numbers in all tables or in none.
+
+    Examples
+    --------
+    >>> a = pd.DataFrame({"x": [1.0], "y": [0]})
+    >>> check_same_columns([a, a.assign(x=["hi"])], ["source", "target"], drop=("y",))
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.DataValidationError: column 'x' holds numbers in source but text in ...
+    """
+    columns = [c for c in frames[0].columns if c not in drop]
+    if not columns:
+        raise DataValidationError(
+            f"{names[0]} has no feature columns (besides {list(drop)}); pass a table with features"
+        )
+    for frame, name in zip(frames[1:], names[1:], strict=True):
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise DataValidationError(
+                f"{name} lacks the column(s) {[str(c) for c in missing[:5]]} of {names[0]}; "
+                "pass tables with the same columns"
+            )
+    for c in columns:
+        numeric = [pd.api.types.is_numeric_dtype(f[c]) for f in frames]
+        if any(numeric) and not all(numeric):
+            first_text = numeric.index(False)
+            values = frames[first_text][c]
+            as_num = pd.to_numeric(values, errors="coerce")
+            bad = values[as_num.isna() & values.notna()]
+            example = f" (e.g. {bad.iloc[0]!r})" if len(bad) else ""
+            raise DataValidationError(
+                f"column {str(c)!r} holds numbers in {names[numeric.index(True)]} but text in "
+                f"{names[first_text]}{example}; fix the values or drop the column from both"
+            )
+    return [str(c) for c in columns]
+
+
+def load_table_pair(
+    source: str | Path, target: str | Path, *, label: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read a source and a target table and check that they can be compared: the label column
+    (when named) is in the source, and the feature columns agree (see
+    :func:`check_same_columns`)."""
+    src, tgt = load_table(source), load_table(target)
+    names = [f"the source table ({source})", f"the target table ({target})"]
+    if label is not None and label not in src.columns:
+        raise DataValidationError(
+            f"label column {label!r} is not in {names[0]} (columns: "
+            f"{', '.join(map(str, list(src.columns)[:8]))}); pass an existing column"
+        )
+    check_same_columns([src, tgt], names, drop=() if label is None else (label,))
+    return src, tgt
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -494,12 +494,20 @@ def _shape_hint(model: nn.Module, args: tuple[Any, ...]) -> str:
             f"; the inputs are {x.dtype} but the model's weights are {weight.dtype}: pass "
             "floating inputs (x.float())"
         )
-    if isinstance(first, nn.Linear) and isinstance(x, torch.Tensor):
+    if (
+        isinstance(first, nn.Linear)
+        and isinstance(x, torch.Tensor)
+        and (x.dim() == 0 or x.shape[-1] != first.in_features)
+    ):
         return (
             f"; the first Linear layer expects {first.in_features} features in the last "
-            f"dimension, the inputs have {x.shape[-1]}"
+            f"dimension, the inputs have {x.shape[-1] if x.dim() else 0}"
         )
-    if isinstance(first, nn.Conv2d) and isinstance(x, torch.Tensor):
+    if (
+        isinstance(first, nn.Conv2d)
+        and isinstance(x, torch.Tensor)
+        and (x.dim() != 4 or x.shape[1] != first.in_channels)
+    ):
         return (
             f"; the first Conv2d expects (batch, {first.in_channels}, H, W), "
             f"the inputs have {tuple(x.shape)}"

@@ -16,7 +16,13 @@ import typer
 import typer.core
 
 from nndoctor import __version__
-from nndoctor._cli._common import JsonOption, emit, parse_shape, staged_progress
+from nndoctor._cli._common import (
+    JsonOption,
+    check_output_path,
+    emit,
+    parse_shape,
+    staged_progress,
+)
 from nndoctor._cli.monitor import monitor_app
 from nndoctor._cli.scenario import scenario_app
 from nndoctor._cli.shift import shift_app
@@ -124,7 +130,11 @@ def checkup(
     json_out: JsonOption = False,
     report: Annotated[
         Path,
-        typer.Option("--report", help="Where to write the self-contained HTML report."),
+        typer.Option(
+            "--report",
+            help="Where to write the self-contained HTML report.",
+            callback=check_output_path,
+        ),
     ] = Path("checkup-report/index.html"),
     seed: Annotated[int, typer.Option(help="Random seed for every stage.")] = 0,
     fail_on: Annotated[
@@ -136,6 +146,7 @@ def checkup(
     With no options it uses the built-in digits data and a deep MLP at PyTorch's default init.
     With --model (and --input-shape) and/or --source/--target/--label it checks yours.
     """
+    from nndoctor._io import load_table_pair
     from nndoctor._validation import check_choice
     from nndoctor.checkup import CheckupContext, Stage, run_checkup
 
@@ -148,6 +159,8 @@ def checkup(
         raise InvalidParameterError("--weights are loaded into --model; pass --model too")
     if label is not None and source is None:
         raise InvalidParameterError("--label names a column of --source/--target; pass those too")
+    if source is not None and target is not None:  # before any stage spends time
+        load_table_pair(source, target, label=label)
     context = CheckupContext(
         random_state=seed,
         model_spec=model,

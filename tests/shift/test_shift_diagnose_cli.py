@@ -76,7 +76,7 @@ def test_diagnose_cli_errors(soda_files: tuple[Path, Path, str]) -> None:
         app, ["shift", "diagnose", "--source", str(s), "--target", str(t), "--label", "nope"]
     )
     assert res.exit_code == 3
-    assert "'nope' is not in the table" in res.output
+    assert "'nope' is not in the source table" in res.output
     res = runner.invoke(
         app, ["shift", "diagnose", "--source", str(s), "--target", "missing.csv", "--label", "x"]
     )

@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 import typer
 
-from nndoctor._cli._common import JsonOption, ReportOption, emit, naming_tables, progress_bar
+from nndoctor._cli._common import (
+    JsonOption,
+    ReportOption,
+    check_output_path,
+    emit,
+    naming_tables,
+    progress_bar,
+)
 from nndoctor._cli.shift import shift_app
 from nndoctor._io import load_table, writing
 from nndoctor._validation import check_choice
@@ -51,7 +58,12 @@ def weights_cmd(
     source: Annotated[Path, typer.Option("--source", help="Source (training) table, CSV/Parquet.")],
     target: Annotated[Path, typer.Option("--target", help="Target (deployment) table.")],
     out: Annotated[
-        Path, typer.Option("--out", help="Write the source table plus a weights column here.")
+        Path,
+        typer.Option(
+            "--out",
+            help="Write the source table plus a weights column here.",
+            callback=check_output_path,
+        ),
     ],
     method: Annotated[
         str, typer.Option(help="classifier | ulsif | kliep | kmm (KMM: moment matching).")
@@ -136,7 +148,11 @@ def labels_cmd(
     ] = "probs",
     adjusted_out: Annotated[
         Path | None,
-        typer.Option("--adjusted-out", help="Write prior-corrected target probabilities here."),
+        typer.Option(
+            "--adjusted-out",
+            help="Write prior-corrected target probabilities here.",
+            callback=check_output_path,
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     json_out: JsonOption = False,

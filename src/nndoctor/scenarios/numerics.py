@@ -16,8 +16,7 @@ import torch
 from torch import nn
 
 from nndoctor._results import ResultMixin
-from nndoctor._validation import check_choice, check_int
-from nndoctor.exceptions import InvalidParameterError
+from nndoctor._validation import check_choice, check_int, check_number
 
 __all__ = ["SymmetryDemo", "deep_chain", "symmetric_mlp", "symmetry_demo"]
 
@@ -64,8 +63,7 @@ def deep_chain(
     """
     depth = check_int(depth, name="depth", minimum=1)
     width = check_int(width, name="width", minimum=1)
-    if isinstance(weight, bool) or not isinstance(weight, int | float):
-        raise InvalidParameterError(f"weight must be a number, got {weight!r}")
+    weight = check_number(weight, name="weight")  # NaN or inf would make every layer NaN
     check_choice(activation, ("identity", *_ACT), name="activation")
     layers: list[nn.Module] = []
     for i in range(depth):

@@ -166,7 +166,8 @@ def adapt_on_drift(
             f"monitor must be a ShiftMonitor, got {type(monitor).__name__}; pass ShiftMonitor(...)"
         )
     _check_pair(reference, "reference")
-    if isinstance(batches, str | bytes) or not isinstance(batches, Iterable):
+    stream: Any = batches  # checked at run time: callers pass anything
+    if isinstance(stream, str | bytes) or not isinstance(stream, Iterable):
         raise InvalidParameterError(
             f"batches must be an iterable of (X, y) pairs, got {type(batches).__name__}"
         )

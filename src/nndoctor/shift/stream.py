@@ -562,7 +562,7 @@ class ShiftMonitor:
             alpha=float(self.alpha),
             spending=self.spending,
             horizon=int(self.horizon),
-            detectors=self.detectors,
+            detectors=tuple(self.detectors),
             min_votes=int(self.min_votes),
         )
 
