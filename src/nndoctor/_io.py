@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,6 +242,10 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     >>> p.read_text()
     '<p>hi</p>'
     """
+    if not isinstance(path, str | os.PathLike):
+        raise InvalidParameterError(
+            f"path must be a file path (str or os.PathLike), got {type(path).__name__}"
+        )
     p = Path(path)
     with writing(p) as tmp:
         tmp.write_text(text, encoding="utf-8")

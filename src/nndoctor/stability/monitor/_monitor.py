@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
@@ -403,7 +404,16 @@ class Monitor:
 
     def record_loss(self, loss: torch.Tensor | float) -> None:
         """Give the loss of the current step (for the log) when :meth:`watch` drives the monitor."""
-        self._loss = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
+        if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+            self._loss = loss.detach()
+            return
+        if isinstance(loss, bool) or not isinstance(loss, int | float | np.integer | np.floating):
+            shape = f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else ""
+            raise InvalidParameterError(
+                f"loss must be a number or a one-element tensor, got {type(loss).__name__}"
+                f"{shape}; pass the reduced loss (loss.mean())"
+            )
+        self._loss = torch.tensor(float(loss))
 
     # ------------------------------------------------------------------ helpers
     def _is_tick(self, step: int) -> bool:
