@@ -73,7 +73,8 @@ class _Group(typer.core.TyperGroup):
             message = str(err)
             if isinstance(err, OSError) and not isinstance(err, NNDoctorError):
                 message = f"{err}; check the path and its permissions"
-            typer.echo(f"nndoctor: error: {message}", err=True)
+            # one line, even when the message quotes a multi-line error of torch or pandas
+            typer.echo(f"nndoctor: error: {' '.join(message.split())}", err=True)
             raise typer.Exit(exit_code_for(err)) from None
 
 

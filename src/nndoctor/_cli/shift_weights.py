@@ -94,8 +94,9 @@ def weights_cmd(
         if list(Xs.columns) != list(Xt.columns):
             only = sorted(set(Xs.columns) ^ set(Xt.columns))
             raise DataValidationError(
-                f"source and target feature columns differ ({only[:10]}); pass tables with the "
-                "same columns or --exclude the extra ones"
+                f"the source table ({source}) and the target table ({target}) have different "
+                f"feature columns ({only[:10]}); pass tables with the same columns or --exclude "
+                "the extra ones"
             )
         if column in src_frame.columns:
             raise InvalidParameterError(
