@@ -244,7 +244,8 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     """
     if not isinstance(path, str | os.PathLike):
         raise InvalidParameterError(
-            f"path must be a file path (str or os.PathLike), got {type(path).__name__}"
+            f"path must be a file path (str or os.PathLike), got {type(path).__name__}; "
+            "pass the file to write"
         )
     p = Path(path)
     with writing(p) as tmp:

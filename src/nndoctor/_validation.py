@@ -254,9 +254,14 @@ def check_int(value: Any, *, name: str, minimum: int | None = None) -> int:
     5
     """
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InvalidParameterError(f"{name} must be an integer, got {value!r}")
+        raise InvalidParameterError(
+            f"{name} must be an integer, got {type(value).__name__} {value!r}; pass an int"
+            + ("" if minimum is None else f" >= {minimum}")
+        )
     if minimum is not None and value < minimum:
-        raise InvalidParameterError(f"{name} must be >= {minimum}, got {value}")
+        raise InvalidParameterError(
+            f"{name} must be >= {minimum}, got {value}; pass an integer >= {minimum}"
+        )
     return int(value)
 
 
@@ -312,7 +317,8 @@ def check_callable(value: Any, *, name: str, expected: str) -> Any:
     """
     if not callable(value):
         raise InvalidParameterError(
-            f"{name} must be callable ({expected}), got {type(value).__name__} {value!r}"
+            f"{name} must be callable ({expected}), got {type(value).__name__} {value!r}; pass "
+            "a function"
         )
     return value
 
@@ -388,12 +394,17 @@ def check_unit_interval(value: Any, *, name: str, open_: bool = True) -> float:
     0.05
     """
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise InvalidParameterError(f"{name} must be a number in (0, 1), got {value!r}")
+        raise InvalidParameterError(
+            f"{name} must be a number in (0, 1), got {type(value).__name__} {value!r}; pass a "
+            "float such as 0.05"
+        )
     v = float(value)
     ok = (0.0 < v < 1.0) if open_ else (0.0 <= v <= 1.0)
     if not ok:
         bounds = "(0, 1)" if open_ else "[0, 1]"
-        raise InvalidParameterError(f"{name} must lie in {bounds}, got {v}")
+        raise InvalidParameterError(
+            f"{name} must lie in {bounds}, got {v}; pass a value in {bounds}"
+        )
     return v
 
 
@@ -419,7 +430,7 @@ def check_random_state(random_state: Any) -> np.random.Generator:
         return np.random.default_rng(random_state.randint(0, 2**31 - 1))
     raise InvalidParameterError(
         "random_state must be None, a non-negative int or a numpy Generator, got "
-        f"{type(random_state).__name__} {random_state!r}"
+        f"{type(random_state).__name__} {random_state!r}; pass e.g. random_state=0"
     )
 
 

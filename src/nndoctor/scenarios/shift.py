@@ -467,7 +467,8 @@ def _prior(value: Mapping[str, float] | Sequence[float] | None, default: Mapping
         if isinstance(given, str) or not isinstance(given, Iterable):
             raise InvalidParameterError(
                 f"{name} must be 3 probabilities ({', '.join(_FLU_CLASSES)}) or a mapping "
-                f"class -> probability, got {type(value).__name__} {value!r}"
+                f"class -> probability, got {type(value).__name__} {value!r}; pass e.g. "
+                "[0.6, 0.3, 0.1]"
             )
         probs = [check_number(v, name=name) for v in value]
         if len(probs) != len(_FLU_CLASSES):

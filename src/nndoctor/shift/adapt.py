@@ -169,7 +169,8 @@ def adapt_on_drift(
     stream: Any = batches  # checked at run time: callers pass anything
     if isinstance(stream, str | bytes) or not isinstance(stream, Iterable):
         raise InvalidParameterError(
-            f"batches must be an iterable of (X, y) pairs, got {type(batches).__name__}"
+            f"batches must be an iterable of (X, y) pairs, got {type(batches).__name__}; "
+            "pass a list or a generator of (features, labels)"
         )
     if strategy == "update" and not hasattr(estimator, "partial_fit"):
         raise InvalidParameterError(

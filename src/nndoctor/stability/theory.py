@@ -378,11 +378,12 @@ def _check_q(q: Any, *, name: str) -> None:
         arr = np.asarray(q, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise InvalidParameterError(
-            f"{name} must be a number or an array of numbers, got {type(q).__name__}"
+            f"{name} must be a number or an array of numbers, got {type(q).__name__}; pass "
+            "a float >= 0"
         ) from err
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise InvalidParameterError(
-            f"{name} is a second moment: it must be finite and >= 0, got {q!r}"
+            f"{name} is a second moment: it must be finite and >= 0, got {q!r}; pass a float >= 0"
         )
 
 
