@@ -184,7 +184,7 @@ def check_same_columns(
     >>> check_same_columns([a, a.assign(x=["hi"])], ["source", "target"], drop=("y",))
     Traceback (most recent call last):
     ...
-    nndoctor.exceptions.DataValidationError: column 'x' holds numbers in source but text in ...
+    nndoctor.exceptions.DataValidationError: column 'x' holds text in target (e.g. 'hi') but ...
     """
     columns = [c for c in frames[0].columns if c not in drop]
     if not columns:
@@ -207,8 +207,8 @@ def check_same_columns(
             bad = values[as_num.isna() & values.notna()]
             example = f" (e.g. {bad.iloc[0]!r})" if len(bad) else ""
             raise DataValidationError(
-                f"column {str(c)!r} holds numbers in {names[numeric.index(True)]} but text in "
-                f"{names[first_text]}{example}; fix the values or drop the column from both"
+                f"column {str(c)!r} holds text in {names[first_text]}{example} but numbers in "
+                f"{names[numeric.index(True)]}; fix the values or drop the column from both"
             )
     return [str(c) for c in columns]
 
