@@ -378,7 +378,7 @@ IO_CASES: list[tuple[str, Callable[[Path], object], type[Exception], tuple[str, 
      DataValidationError, ("'a'", "numbers", "text", "'hello'")),
     ("table pair: label missing",
      lambda d: _io.load_table_pair(d / "t.csv", d / "t.csv", label="z"),
-     DataValidationError, ("'z'", "source")),
+     InvalidParameterError, ("'z'", "source")),
     ("write into a directory", lambda d: _io.write_text_atomic(d / "adir", "x"),
      InvalidParameterError, ("adir", "directory")),  # was: IsADirectoryError, a .tmp left over
     ("write under a file", lambda d: _io.write_text_atomic(d / "t.csv" / "r.html", "x"),

@@ -85,6 +85,13 @@ CASES: list[tuple[str, str, int, tuple[str, ...]]] = [
     ("batch 0", "stability probe --model {d}/m.py:good --input-shape 3 --batch 0", 2,
      ("batch",)),
     # tables
+    ("diagnose label missing", "shift diagnose --source {d}/s.csv --target {d}/t.csv --label zz",
+     2, ("'zz'",)),
+    ("test label missing", "shift test --source {d}/s.csv --target {d}/t.csv --label zz", 2,
+     ("'zz'",)),
+    ("stream time column missing", "shift stream {d}/s.csv --time-column zz", 2, ("'zz'",)),
+    ("weights --exclude missing", "shift weights --source {d}/s.csv --target {d}/t.csv "
+     "--out {d}/w.csv --exclude zz", 2, ("'zz'",)),
     ("table missing", "shift test --source {d}/nope.csv --target {d}/t.csv", 2, ("nope.csv",)),
     ("table is a directory", "shift test --source {d}/adir --target {d}/t.csv", 2,
      ("adir", "directory")),
@@ -98,7 +105,8 @@ CASES: list[tuple[str, str, int, tuple[str, ...]]] = [
     ("weights columns differ", "shift weights --source {d}/s.csv --target {d}/other.csv "
      "--out {d}/w.csv", 3, ("other.csv", "'z'")),
     # checkup checks the user's tables before any stage (was: KeyError / ValueError)
-    ("checkup label missing", "checkup --source {d}/s.csv --target {d}/t.csv --label zz", 3,
+    # a column named on the command line that the table lacks is a usage error, everywhere
+    ("checkup label missing", "checkup --source {d}/s.csv --target {d}/t.csv --label zz", 2,
      ("'zz'", "s.csv")),
     ("checkup columns differ", "checkup --source {d}/s.csv --target {d}/other.csv --label y", 3,
      ("other.csv", "lacks", "'a'")),

@@ -221,8 +221,8 @@ def load_table_pair(
     :func:`check_same_columns`)."""
     src, tgt = load_table(source), load_table(target)
     names = [f"the source table ({source})", f"the target table ({target})"]
-    if label is not None and label not in src.columns:
-        raise DataValidationError(
+    if label is not None and label not in src.columns:  # a name the user typed: usage error
+        raise InvalidParameterError(
             f"label column {label!r} is not in {names[0]} (columns: "
             f"{', '.join(map(str, list(src.columns)[:8]))}); pass an existing column"
         )

@@ -43,10 +43,11 @@ def _features(
 
 
 def _column(frame: Any, name: str, what: str) -> Any:
-    from nndoctor.exceptions import DataValidationError
+    """The column an option names; a name the table lacks is a usage error (exit code 2)."""
+    from nndoctor.exceptions import InvalidParameterError
 
     if name not in frame.columns:
-        raise DataValidationError(
+        raise InvalidParameterError(
             f"{what} column {name!r} is not in the table (columns: "
             f"{', '.join(map(str, list(frame.columns)[:8]))}); pass an existing column"
         )
