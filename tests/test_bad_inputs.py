@@ -41,6 +41,7 @@ from nndoctor.shift import (
     LabelShiftEstimator,
     ShiftDetector,
     ShiftMonitor,
+    WeightedLoss,
     accuracy_gap_test,
     adapt_on_drift,
     compare_samples,
@@ -48,6 +49,8 @@ from nndoctor.shift import (
     effective_sample_size,
     estimate_accuracy,
     mmd_test,
+    to_sample_weight,
+    weighted_sampler,
 )
 from nndoctor.stability import (
     Monitor,
@@ -146,6 +149,24 @@ CASES: list[Case] = [
     ("gap source_weights zeros",
      lambda: accuracy_gap_test(P, LABELS, P, LABELS, source_weights=np.zeros(60)),
      DataValidationError, ("source_weights", "zero")),
+    ("sample weights text", lambda: to_sample_weight("x"), DataValidationError, ("weights",)),
+    ("sampler generator=str", lambda: weighted_sampler(np.ones(3), generator="x"),
+     InvalidParameterError, ("generator",)),  # was: accepted, failed later inside torch
+    ("loss class_weights text", lambda: WeightedLoss(class_weights="x"), DataValidationError,
+     ("class_weights", "per class")),
+    ("loss loss=str", lambda: WeightedLoss(loss="x"), InvalidParameterError,  # type: ignore[arg-type]
+     ("loss", "callable")),
+    # was: torch's IndexError / RuntimeError / ValueError from cross_entropy
+    ("loss target out of range",
+     lambda: WeightedLoss()(torch.randn(5, 3), torch.tensor([0, 1, 7, 0, 1])),
+     DataValidationError, ("target", "out of bounds")),
+    ("loss target float", lambda: WeightedLoss()(torch.randn(5, 3), torch.rand(5)),
+     DataValidationError, ("target", "torch.float32")),
+    ("loss class_weights too short",
+     lambda: WeightedLoss(class_weights=[1.0, 2.0])(torch.randn(3, 3), torch.tensor([0, 1, 2])),
+     DataValidationError, ("index 2 is out of bounds", "2 classes of class_weights")),
+    ("loss input=ndarray", lambda: WeightedLoss()(np.zeros((5, 3)), torch.zeros(5).long()),
+     InvalidParameterError, ("input", "torch.Tensor")),
     # --- shift: labels, accuracy --------------------------------------------------------------
     ("label probs negative", lambda: LabelShiftEstimator().fit(-P, LABELS), DataValidationError,
      ("source_probs", "[0, 1]")),
@@ -229,6 +250,8 @@ CASES: list[Case] = [
      ("random_state",)),
     ("monitor log_dir=int", lambda: Monitor(mlp(), log_dir=3), InvalidParameterError,
      ("log_dir",)),
+    ("monitor quantities=str", lambda: Monitor(mlp(), quantities="grad_norm"),  # type: ignore[arg-type]
+     InvalidParameterError, ("quantities", "['grad_norm']")),  # was: "['g', 'r', 'a', ...] unknown"
     ("monitor every=0", lambda: Monitor(mlp(), every=0), InvalidParameterError, ("every",)),
     # --- stability.theory (negative variances returned negative or NaN "moments") -------------
     ("variance_map q=str", lambda: th.variance_map("tanh", "x"), InvalidParameterError, ("q",)),

@@ -341,9 +341,14 @@ def check_fitted(estimator: Any, attribute: str, *, fit_call: str) -> None:
 
 
 def check_weights(
-    weights: Any, *, name: str = "weights", n_rows: int | None = None, allow_zero_sum: bool = True
+    weights: Any,
+    *,
+    name: str = "weights",
+    n_rows: int | None = None,
+    allow_zero_sum: bool = True,
+    per: str = "row",
 ) -> npt.NDArray[np.float64]:
-    """Return sample weights as a 1-D float array: finite and non-negative, one per row.
+    """Return weights as a 1-D float array: finite and non-negative, one per row (or ``per``).
 
     Examples
     --------
@@ -360,14 +365,14 @@ def check_weights(
             arr = arr.astype(np.float64)
         except (TypeError, ValueError) as err:
             raise DataValidationError(
-                f"{name} holds non-numeric values (dtype {arr.dtype}); pass one number per row"
+                f"{name} holds non-numeric values (dtype {arr.dtype}); pass one number per {per}"
             ) from err
     arr = np.asarray(arr, dtype=np.float64)
     if arr.ndim == 2 and 1 in arr.shape:
         arr = arr.reshape(-1)
     if arr.ndim != 1:
         raise DataValidationError(
-            f"{name} has shape {arr.shape}; pass a 1-D array with one weight per row"
+            f"{name} has shape {arr.shape}; pass a 1-D array with one weight per {per}"
         )
     if n_rows is not None and arr.shape[0] != n_rows:
         raise DataValidationError(
@@ -378,7 +383,7 @@ def check_weights(
     negative = int(np.count_nonzero(arr < 0))
     if negative:
         raise DataValidationError(
-            f"{name} holds {negative} negative value(s); weights must be >= 0"
+            f"{name} holds {negative} negative value(s); pass non-negative weights"
         )
     if not allow_zero_sum and arr.size and not arr.sum() > 0:
         raise DataValidationError(f"{name} are all zero; pass at least one positive weight")

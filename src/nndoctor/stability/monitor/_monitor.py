@@ -215,6 +215,12 @@ class Monitor:
                 f"clip must be None, 'auto' or a positive number, got {clip!r}"
             )
         self.clip = clip
+        given: Any = quantities  # checked at run time: callers pass anything
+        if isinstance(given, str):
+            raise InvalidParameterError(
+                f"quantities must be a list of names, got the string {given!r}; pass "
+                f"quantities=[{given!r}]"
+            )
         bad = [q for q in quantities if q not in DEFAULT_QUANTITIES]
         if bad:
             raise InvalidParameterError(
