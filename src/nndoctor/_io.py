@@ -133,13 +133,17 @@ def _load_weights(model: nn.Module, path: Path) -> None:
 def load_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV or Parquet table.
 
+    Empty CSV cells (and pandas' default markers such as ``NA``) become missing values (NaN),
+    as do Parquet nulls; the per-feature shift tests then test them (``missing="test"``).
+
     Examples
     --------
     >>> import tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "t.csv")
-    >>> _ = open(p, "w").write("a,b\\n1,2\\n")
-    >>> load_table(p).shape
-    (1, 2)
+    >>> _ = open(p, "w").write("a,b\\n1,2\\n,x\\n")
+    >>> t = load_table(p)
+    >>> t.shape, int(t["a"].isna().sum()), t["a"].dtype.kind
+    ((2, 2), 1, 'f')
     """
     p = Path(path)
     if p.is_dir():

@@ -131,8 +131,10 @@ def test_bad_input() -> None:
     txt = pd.DataFrame({"a": ["x", "y", "z"]})
     with pytest.raises(DataValidationError, match="column 'a' of Y holds text"):
         ks_test(num, txt)
-    with pytest.raises(DataValidationError, match="NaN or infinite"):
-        ks_test(num, pd.DataFrame({"a": [1.0, np.nan, 2.0]}))
+    with pytest.raises(DataValidationError, match="column 'a' of Y holds 1 missing value"):
+        ks_test(num, pd.DataFrame({"a": [1.0, np.nan, 2.0]}), missing="raise")
+    with pytest.raises(DataValidationError, match="infinity is not a missing value"):
+        ks_test(num, pd.DataFrame({"a": [1.0, np.inf, 2.0]}))
     with pytest.raises(DataValidationError, match="Y has 2 features but X has 1"):
         ks_test(np.zeros((3, 1)), np.zeros((3, 2)))
     with pytest.raises(DataValidationError, match="lacks column"):
@@ -140,7 +142,9 @@ def test_bad_input() -> None:
     with pytest.raises(DataValidationError, match="0 rows"):
         ks_test(np.zeros((0, 1)), np.zeros((3, 1)))
     with pytest.raises(DataValidationError, match="missing value"):
-        chi2_test(pd.DataFrame({"a": ["x", None]}), pd.DataFrame({"a": ["x", "y"]}))
+        chi2_test(
+            pd.DataFrame({"a": ["x", None]}), pd.DataFrame({"a": ["x", "y"]}), missing="raise"
+        )
     with pytest.raises(InvalidParameterError, match="min_effect"):
         ks_test(num, num, min_effect=2.0)
     with pytest.raises(InvalidParameterError, match="categorical names"):

@@ -40,6 +40,15 @@ def shift_test_cmd(
         int, typer.Option("--permutations", help="Permutations of the MMD test.")
     ] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    missing: Annotated[
+        str,
+        typer.Option(
+            "--missing",
+            help="Missing values (empty cells, NA): test (observed values + a test of the "
+            "missing rate), drop (observed values only), category (categorical columns: "
+            "missing is a category), raise (an error).",
+        ),
+    ] = "test",
     json_out: JsonOption = False,
     report: ReportOption = None,
 ) -> None:
@@ -50,6 +59,7 @@ def shift_test_cmd(
 
     check_choice(method, ("auto", "bbsd", "c2st", "chi2", "ks", "mmd"), name="--method")
     check_choice(correction, ("bonferroni", "fdr_bh", "holm", "none"), name="--correction")
+    check_choice(missing, ("category", "drop", "raise", "test"), name="--missing")
     src, tgt = load_table_pair(source, target)  # the same columns, numbers vs text agree
     net = load_model(model, weights=weights) if model is not None else None
     with naming_tables(source, target), progress_bar("shift tests") as advance:
@@ -65,5 +75,6 @@ def shift_test_cmd(
             n_permutations=permutations,
             random_state=seed,
             progress=advance,
+            missing=missing,  # type: ignore[arg-type]  # checked above
         )
     emit(result, json_out=json_out, report=report, title="nndoctor shift test")

@@ -14,7 +14,7 @@ from nndoctor.shift._bbsd import BBSDResult
 from nndoctor.shift._classifier_test import ClassifierTestResult
 from nndoctor.shift._common import TwoSampleResult
 from nndoctor.shift._suite import ShiftTestReport
-from nndoctor.shift._univariate import FeatureTestResult
+from nndoctor.shift._univariate import FeatureDrift, FeatureTestResult
 
 __all__: list[str] = []
 
@@ -85,27 +85,76 @@ def _two_sample_sections(result: TwoSampleResult, *, figures: bool = False) -> l
     ]
 
 
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.1f}%"
+
+
+def _drift_label(f: FeatureDrift) -> str:
+    if f.distribution_drifted and f.missingness_drifted:
+        return "DRIFT (+missing)"
+    if f.missingness_drifted:
+        return "DRIFT (missing)"
+    if f.drifted:
+        return "DRIFT"
+    negligible = f.negligible or (f.missingness is not None and f.missingness.negligible)
+    return "negligible" if negligible else "-"
+
+
+def _missing_cells(f: FeatureDrift, policy: str) -> dict[str, str]:
+    t = f.missingness
+    if t is None:
+        return {"missing": "-", "p miss.": "-"}
+    rate = f"{100 * t.fraction_source:.1f}→{_percent(t.fraction_target)}"
+    if t.test == "none":
+        how = "in χ²" if policy == "category" and f.kind == "categorical" else "not tested"
+        return {"missing": rate, "p miss.": how}
+    return {"missing": rate, "p miss.": _p(t.adjusted_pvalue)}
+
+
 def _feature_rows(result: FeatureTestResult) -> tuple[dict[str, Any], ...]:
+    ranked = result.ranked()
+    if result.has_missing:  # a column flagged only for its missing rate has no effect size to rank
+        ranked = sorted(ranked, key=lambda f: not f.drifted)
     rows = []
-    for f in result.ranked()[:MAX_FEATURE_ROWS]:
+    for f in ranked[:MAX_FEATURE_ROWS]:
         lo, hi = f.effect_ci
         extra = (
             f"W/sd {f.effects.get('wasserstein_std', float('nan')):.3g}"
             if f.kind == "numeric"
             else ""
         )
-        rows.append(
-            {
-                "feature": f.name,
-                "test": f.test,
-                "effect": f"{f.effect:.3f} [{lo:.3f}, {hi:.3f}]",
-                "psi": f"{f.effects.get('psi', float('nan')):.3f}",
-                "other": extra,
-                "p (adj.)": _p(f.adjusted_pvalue),
-                "drift": "DRIFT" if f.drifted else ("negligible" if f.negligible else "-"),
-            }
-        )
+        row = {
+            "feature": f.name,
+            "test": f.test,
+            "effect": f"{f.effect:.3f} [{lo:.3f}, {hi:.3f}]",
+            "psi": f"{f.effects.get('psi', float('nan')):.3f}",
+            "other": extra,
+            "p (adj.)": _p(f.adjusted_pvalue),
+        }
+        if result.has_missing:  # two more columns; W/sd stays in the JSON and the HTML payload
+            del row["other"]
+            row.update(_missing_cells(f, result.missing))
+        row["drift"] = _drift_label(f)
+        rows.append(row)
     return tuple(rows)
+
+
+def _missing_verdict(result: FeatureTestResult) -> str:
+    with_missing = [f for f in result.features if f.missingness is not None]
+    tested = [f for f in with_missing if f.missingness and f.missingness.test != "none"]
+    moved = [f.name for f in with_missing if f.missingness_drifted]
+    text = f" {len(with_missing)} column(s) have missing values"
+    if not tested:
+        how = "missing counted as a category" if result.missing == "category" else "not tested"
+        return text + f" (their observed values were tested; missing rates {how})."
+    text += (
+        f"; their missing rates were tested too (p miss., adjusted in one {result.correction} "
+        f"family with the {len(result.features)} distribution test(s))"
+    )
+    if moved:
+        shown = ", ".join(moved[:5]) + (", ..." if len(moved) > 5 else "")
+        return text + f": the missing rate changed in {len(moved)} ({shown})."
+    return text + ": no missing rate changed."
 
 
 @to_sections.register
@@ -118,6 +167,8 @@ def _feature_sections(result: FeatureTestResult, *, figures: bool = False) -> li
     )
     if neg:
         verdict += f" {neg} significant change(s) fall below min_effect = {result.min_effect:g}."
+    if result.has_missing:
+        verdict += _missing_verdict(result)
     if n > MAX_FEATURE_ROWS:
         verdict += f" Showing the {MAX_FEATURE_ROWS} largest effects."
     return [

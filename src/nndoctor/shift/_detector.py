@@ -65,7 +65,8 @@ class ShiftDetector:
     alpha : float
         Level of each test's ``drift_detected``.
     options : dict, optional
-        Keyword arguments passed to the test function (e.g. ``{"n_permutations": 500}``).
+        Keyword arguments passed to the test function (e.g. ``{"n_permutations": 500}``, or
+        ``{"missing": "drop"}`` for how the per-feature tests treat missing values).
     random_state : None, int or numpy Generator
         Seeds the tests; successive calls of :meth:`test` draw from one generator.
 

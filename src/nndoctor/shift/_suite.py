@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -22,9 +22,16 @@ from nndoctor._validation import (
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
 from nndoctor.shift._bbsd import BBSDResult, bbsd_test
 from nndoctor.shift._classifier_test import ClassifierTestResult, classifier_test
-from nndoctor.shift._common import TwoSampleResult, as_frame, check_alpha
-from nndoctor.shift._mmd import mmd_test
-from nndoctor.shift._univariate import Correction, FeatureTestResult, chi2_test, feature_test
+from nndoctor.shift._common import TwoSampleResult, as_frame, check_alpha, warn_small
+from nndoctor.shift._mmd import _nan_result, mmd_test
+from nndoctor.shift._univariate import (
+    _MISSING_POLICIES,
+    Correction,
+    FeatureTestResult,
+    MissingPolicy,
+    chi2_test,
+    feature_test,
+)
 
 __all__ = ["ShiftTestReport", "compare_samples"]
 
@@ -105,6 +112,7 @@ def compare_samples(
     n_permutations: int = 1000,
     random_state: Any = None,
     progress: Callable[[float, str], None] | None = None,
+    missing: MissingPolicy = "test",
 ) -> ShiftTestReport:
     """Run the two-sample tests that fit a pair of tables and collect them.
 
@@ -126,6 +134,12 @@ def compare_samples(
         Passed to the tests.
     progress : callable, optional
         ``progress(fraction, text)``.
+    missing : {"test", "drop", "category", "raise"}
+        Missing values (NaN, None, NA), as in :func:`feature_test`: by default the per-feature
+        tests use each column's observed values and also test its missing rate. MMD and BBSD
+        need whole rows: they run on the rows with no missing numeric value (the rows used
+        are reported in the MMD result's ``details["complete_rows"]``); with ``"raise"``
+        missing values are an error.
 
     Returns
     -------
@@ -146,6 +160,7 @@ def compare_samples(
     (('features', 'mmd'), True, 'b')
     """
     check_choice(method, _SUITE_METHODS, name="method")
+    check_choice(missing, _MISSING_POLICIES, name="missing")
     alpha = check_alpha(alpha)
     rng = check_random_state(random_state)
     if progress is not None:
@@ -165,12 +180,12 @@ def compare_samples(
                 )
         src = src.drop(columns=[label])
         tgt = tgt.drop(columns=[label])
-    missing = [c for c in src.columns if c not in tgt.columns]
+    only_source = [c for c in src.columns if c not in tgt.columns]
     extra = [c for c in tgt.columns if c not in src.columns]
-    if missing or extra:
+    if only_source or extra:
         raise DataValidationError(
-            f"source and target columns differ (only in source: {missing[:5]}, only in target: "
-            f"{extra[:5]}); pass tables with the same columns"
+            f"source and target columns differ (only in source: {only_source[:5]}, only in "
+            f"target: {extra[:5]}); pass tables with the same columns"
         )
     tgt = tgt[list(src.columns)]
     numeric = [c for c in src.columns if pd.api.types.is_numeric_dtype(src[c])
@@ -187,6 +202,12 @@ def compare_samples(
         raise InvalidParameterError(
             "method 'bbsd' tests a model's outputs; pass a model (--model file.py:factory)"
         )
+    # MMD and BBSD see whole rows: those with every numeric value present (unless asked to
+    # raise); a column missing throughout one table (its missing-rate test flags it) is left out
+    left_out: list[str] = []
+    if missing != "raise":
+        left_out = [c for c in numeric if src[c].isna().all() or tgt[c].isna().all()]
+    kept = [c for c in numeric if c not in left_out]
     results: dict[str, Any] = {}
     for i, what in enumerate(todo):
         tick(i / len(todo), f"running {what}")
@@ -195,27 +216,34 @@ def compare_samples(
             if method == "chi2":
                 results["features"] = chi2_test(
                     src, tgt, correction=correction, alpha=alpha, min_effect=min_effect,
-                    random_state=seed,
+                    random_state=seed, missing=missing,
                 )  # fmt: skip
             else:
                 results["features"] = feature_test(
                     src, tgt, correction=correction, alpha=alpha, min_effect=min_effect,
-                    random_state=seed,
+                    random_state=seed, missing=missing,
                 )  # fmt: skip
         elif what == "mmd":
             if not numeric:
                 raise DataValidationError(
                     "MMD needs numeric columns and the tables have none; use --method chi2"
                 )
-            results["mmd"] = mmd_test(
-                src[numeric], tgt[numeric], standardize=True, n_permutations=n_permutations,
-                alpha=alpha, random_state=seed,
+            results["mmd"] = _mmd_complete_rows(
+                _complete(src, kept, missing), _complete(tgt, kept, missing),
+                (src.shape[0], tgt.shape[0]), left_out,
+                n_permutations=n_permutations, alpha=alpha, seed=seed,
             )  # fmt: skip
         elif what == "c2st":
             results["classifier"] = classifier_test(src, tgt, alpha=alpha, random_state=seed)
         elif model is not None:  # "bbsd" (a missing model was rejected above)
-            xs = src[numeric].to_numpy(dtype=np.float64)
-            xt = tgt[numeric].to_numpy(dtype=np.float64)
+            xs = _complete(src, numeric, missing).to_numpy(dtype=np.float64)
+            xt = _complete(tgt, numeric, missing).to_numpy(dtype=np.float64)
+            if min(xs.shape[0], xt.shape[0]) == 0:
+                raise DataValidationError(
+                    f"BBSD feeds whole rows to the model, and {xs.shape[0]} source and "
+                    f"{xt.shape[0]} target row(s) have every numeric column present; impute "
+                    "the missing values first, or leave --model out"
+                )
             results["bbsd"] = bbsd_test(_model_probs(model, xs), _model_probs(model, xt),
                                         alpha=alpha)  # fmt: skip
     tick(1.0, "done")
@@ -224,10 +252,12 @@ def compare_samples(
     if feats is not None:
         top = [f.name for f in feats.ranked() if f.kind == "numeric"][:PLOT_FEATURES]
         for name in top:
-            samples[name] = {
-                "source": _subsample(src[name].to_numpy(dtype=np.float64), rng),
-                "target": _subsample(tgt[name].to_numpy(dtype=np.float64), rng),
+            pair = {
+                "source": _subsample(src[name].to_numpy(np.float64, na_value=np.nan), rng),
+                "target": _subsample(tgt[name].to_numpy(np.float64, na_value=np.nan), rng),
             }
+            if pair["source"] and pair["target"]:
+                samples[name] = pair
     drift = any(r.drift_detected for r in results.values())
     names = {"features": "features", "mmd": "mmd", "classifier": "c2st", "bbsd": "bbsd"}
     return ShiftTestReport(
@@ -241,7 +271,44 @@ def compare_samples(
     )
 
 
+def _complete(frame: pd.DataFrame, columns: list[str], missing: str) -> pd.DataFrame:
+    """The rows of ``frame[columns]`` with no missing value (all rows with ``"raise"``)."""
+    part = frame[columns]
+    return part if missing == "raise" else part[~part.isna().any(axis=1)]
+
+
+def _mmd_complete_rows(
+    src: pd.DataFrame,
+    tgt: pd.DataFrame,
+    rows: tuple[int, int],
+    left_out: list[str],
+    *,
+    n_permutations: int,
+    alpha: float,
+    seed: int,
+) -> TwoSampleResult:
+    """MMD on the complete rows; what was left out goes into ``details``."""
+    m, n = src.shape[0], tgt.shape[0]
+    if min(m, n) == 0 or src.shape[1] == 0:
+        warn_small(
+            f"MMD needs rows with every numeric column present; {m} source and {n} target "
+            f"row(s) have them (over {src.shape[1]} column(s)); the MMD result is NaN (the "
+            "per-feature tests use each column's observed values)"
+        )
+        res = _nan_result("mmd-permutation", m, n, alpha, n_permutations)
+    else:
+        res = mmd_test(src, tgt, standardize=True, n_permutations=n_permutations, alpha=alpha,
+                       random_state=seed)  # fmt: skip
+    extra: dict[str, Any] = {}
+    if (m, n) != rows:
+        extra["complete_rows"] = f"{m}/{rows[0]} and {n}/{rows[1]}"
+    if left_out:
+        extra["columns_left_out"] = ", ".join(left_out[:10])
+    return replace(res, details={**res.details, **extra}) if extra else res
+
+
 def _subsample(values: np.ndarray[Any, Any], rng: np.random.Generator) -> list[float]:
+    values = values[np.isfinite(values)]
     if values.size > PLOT_SAMPLE:
         values = rng.choice(values, size=PLOT_SAMPLE, replace=False)
     return [float(v) for v in values]

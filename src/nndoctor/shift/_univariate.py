@@ -3,6 +3,11 @@
 Each column gets a test, a p-value adjusted for multiple testing, effect sizes with confidence
 intervals, and a drift flag that needs both significance and, when ``min_effect`` is given, an
 effect at least that large: a huge sample then does not turn a trivial change into an alarm.
+
+Missing values (NaN, None, ``pd.NA``): by default each column's distribution test runs on its
+observed values and the column's missing rate gets a test of its own (Pearson's χ² on the 2 x 2
+table, Fisher's exact test when an expected count is below 5), in the same multiple-testing
+family as the distribution tests.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ from nndoctor._results import ResultMixin
 from nndoctor._validation import (
     check_choice,
     check_int,
-    check_no_nonfinite,
     check_random_state,
 )
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
@@ -39,6 +43,7 @@ from nndoctor.shift._common import (
 __all__ = [
     "FeatureDrift",
     "FeatureTestResult",
+    "MissingnessTest",
     "adjust_pvalues",
     "chi2_test",
     "feature_test",
@@ -47,6 +52,10 @@ __all__ = [
 
 Correction = Literal["bonferroni", "holm", "fdr_bh", "none"]
 _CORRECTIONS = tuple(sorted(get_args(Correction)))
+MissingPolicy = Literal["test", "drop", "category", "raise"]
+_MISSING_POLICIES = tuple(sorted(get_args(MissingPolicy)))
+#: The category that missing values of a categorical column become with ``missing="category"``.
+MISSING_CATEGORY = "(missing)"
 #: Sample size per side up to which the KS p-value is exact (as in scipy.stats.ks_2samp).
 KS_EXACT_MAX_N = 10_000
 #: Number of reference-quantile bins for the PSI.
@@ -58,6 +67,77 @@ NORMAL_BOOTSTRAP_MIN = 50
 #: Expected count below which categories are merged into one "(rare)" category for χ².
 MIN_EXPECTED = 5.0
 _PSI_EPS = 1e-4
+
+
+@dataclass(frozen=True, slots=True)
+class MissingnessTest(ResultMixin):
+    """Did the share of missing values of one column change between X and Y?
+
+    H0: the probability that the column is missing is the same in both samples. With ``a`` and
+    ``c`` missing values among ``m`` and ``n`` rows, the 2 x 2 table ``[[a, m - a], [c, n - c]]``
+    is tested with Pearson's χ² (one degree of freedom, no continuity correction; this is the
+    square of the pooled two-proportion z statistic), or with Fisher's exact test when an
+    expected count is below 5:
+
+    .. math::
+
+        \\chi^2 = \\frac{N (a (n - c) - (m - a) c)^2}{m\\, n\\, (a + c)\\, (N - a - c)}, \\qquad
+        \\phi = \\sqrt{\\chi^2 / N}, \\qquad N = m + n.
+
+    Attributes
+    ----------
+    fraction_source, fraction_target : float
+        Share of missing values in X and in Y.
+    n_missing_source, n_missing_target : int
+        Number of missing values in X and in Y.
+    test : {"chi2", "fisher", "none"}
+        How the p-value was computed; ``"none"`` when the policy does not test the rate
+        (``missing="drop"``, or a categorical column with ``missing="category"``, whose χ² test
+        counts the missing values as a category). The statistic and p-values are then NaN.
+    statistic : float
+        Pearson's χ² of the table (also reported when the p-value is Fisher's).
+    pvalue : float
+        Unadjusted p-value.
+    adjusted_pvalue : float
+        After the multiple-testing correction, which covers the distribution tests and the
+        missingness tests of all columns together.
+    effect : float
+        φ, Cramér's V of the 2 x 2 table, in [0, 1]; compared with ``min_effect``.
+    significant : bool
+        ``adjusted_pvalue <= alpha``.
+    drifted : bool
+        Significant and (when ``min_effect`` is set) ``effect >= min_effect``.
+    negligible : bool
+        Significant but with ``effect`` below ``min_effect``.
+
+    References
+    ----------
+    Fisher, R. A. (1935). The logic of inductive inference. JRSS 98, 39-82. Agresti, A. (2013).
+    Categorical Data Analysis, 3rd ed., Wiley, sections 3.5 (Fisher's exact test) and 2.4
+    (comparing two proportions).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0], [np.nan], [3.0], [4.0]] * 50)
+    >>> Y = np.array([[1.0], [np.nan], [np.nan], [4.0]] * 50)
+    >>> t = ks_test(X, Y, random_state=0).features[0].missingness
+    >>> t.fraction_source, t.fraction_target, t.test, t.drifted
+    (0.25, 0.5, 'chi2', True)
+    """
+
+    fraction_source: float
+    fraction_target: float
+    n_missing_source: int
+    n_missing_target: int
+    test: Literal["chi2", "fisher", "none"]
+    statistic: float
+    pvalue: float
+    adjusted_pvalue: float
+    effect: float
+    significant: bool
+    drifted: bool
+    negligible: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +167,19 @@ class FeatureDrift(ResultMixin):
     effect_cis : dict
         Confidence interval ``(low, high)`` of each effect size.
     significant : bool
-        ``adjusted_pvalue <= alpha``.
+        ``adjusted_pvalue <= alpha`` (of the distribution test).
     drifted : bool
-        Significant and (when ``min_effect`` is set) ``effect >= min_effect``.
+        The column drifted for either cause: its distribution test is significant and (when
+        ``min_effect`` is set) ``effect >= min_effect``, or its missing rate changed
+        (``missingness.drifted``).
     negligible : bool
-        Significant but with an effect below ``min_effect``.
+        The distribution test is significant but with an effect below ``min_effect``.
     n_source, n_target : int
+        Values the distribution test used: the rows, less the missing values (except for a
+        categorical column with ``missing="category"``, where missing is a category).
+    missingness : MissingnessTest or None
+        The column's missing fractions and the test of their change; ``None`` when the column
+        has no missing value in either sample.
     """
 
     name: str
@@ -110,6 +197,17 @@ class FeatureDrift(ResultMixin):
     negligible: bool
     n_source: int
     n_target: int
+    missingness: MissingnessTest | None = None
+
+    @property
+    def distribution_drifted(self) -> bool:
+        """The distribution of the observed values drifted (whatever the missing rate did)."""
+        return self.significant and not self.negligible
+
+    @property
+    def missingness_drifted(self) -> bool:
+        """The missing rate changed (``False`` when not tested)."""
+        return self.missingness is not None and self.missingness.drifted
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +219,9 @@ class FeatureTestResult(ResultMixin):
     statistic : float
         The largest primary effect size over features (KS distance or Cramér's V).
     pvalue : float
-        The overall p-value: the smallest adjusted p-value (for Bonferroni and Holm this is a
-        valid test of "no feature drifted"; for ``fdr_bh`` it is Simes' test).
+        The overall p-value: the smallest adjusted p-value over the distribution and
+        missingness tests (for Bonferroni and Holm this is a valid test of "no feature
+        drifted"; for ``fdr_bh`` it is Simes' test).
     method : str
         ``"ks"``, ``"chi2"`` or ``"ks+chi2"``.
     correction : str
@@ -135,6 +234,8 @@ class FeatureTestResult(ResultMixin):
     n_drifted : int
     confidence : float
         Level of the effect-size intervals.
+    missing : {"test", "drop", "category", "raise"}
+        How missing values were handled.
     """
 
     statistic: float
@@ -147,6 +248,12 @@ class FeatureTestResult(ResultMixin):
     features: tuple[FeatureDrift, ...]
     n_drifted: int
     confidence: float
+    missing: str = "test"
+
+    @property
+    def has_missing(self) -> bool:
+        """Some column has a missing value in X or Y."""
+        return any(f.missingness is not None for f in self.features)
 
     def ranked(self) -> list[FeatureDrift]:
         """Features sorted by decreasing effect size (then increasing p-value)."""
@@ -418,30 +525,92 @@ def _chi2(cx: npt.NDArray[np.float64], cy: npt.NDArray[np.float64]) -> tuple[flo
 # the public functions
 
 
-def _numeric_values(s: pd.Series, name: str, column: str) -> npt.NDArray[np.float64]:
+def missing_rate_pvalues(
+    n_missing_x: npt.ArrayLike, m: int, n_missing_y: npt.ArrayLike, n: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Test of equal missing rates for many columns at once: ``(chi2, pvalue, used_fisher)``.
+
+    Pearson's χ² on each 2 x 2 table ``[[a, m - a], [c, n - c]]`` (vectorized); where the
+    smallest expected count ``min(m, n) min(a + c, N - a - c) / N`` is below 5, the p-value is
+    Fisher's exact two-sided one instead. A table with no missing (or no observed) value in
+    either sample has χ² = 0 and p = 1.
+
+    Examples
+    --------
+    >>> chi2, p, fisher = missing_rate_pvalues([50, 2], 1000, [150, 3], 1000)
+    >>> bool(p[0] < 1e-10), fisher.tolist()
+    (True, [False, True])
+    """
+    a = np.asarray(n_missing_x, dtype=np.float64)
+    c = np.asarray(n_missing_y, dtype=np.float64)
+    total = m + n
+    miss = a + c
+    obs = total - miss
+    degenerate = (miss == 0) | (obs == 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chi2 = total * (a * (n - c) - (m - a) * c) ** 2 / (float(m) * n * miss * obs)
+    chi2 = np.where(degenerate, 0.0, chi2)
+    pvalue = np.asarray(stats.chi2.sf(chi2, 1), dtype=np.float64)
+    fisher = ~degenerate & (min(m, n) * np.minimum(miss, obs) / total < MIN_EXPECTED)
+    for i in np.flatnonzero(fisher):
+        table = np.array([[a[i], m - a[i]], [c[i], n - c[i]]], dtype=np.int64)
+        pvalue[i] = float(stats.fisher_exact(table).pvalue)
+    pvalue = np.clip(pvalue, float(np.finfo(np.float64).tiny), 1.0)
+    return chi2, pvalue, fisher
+
+
+def _missing_error(count: int, name: str, column: str) -> DataValidationError:
+    return DataValidationError(
+        f"column {column!r} of {name} holds {count} missing value(s) (NaN, None or NA) and "
+        "missing='raise' was asked for; pass missing='test' (test the observed values and the "
+        "missing rate; --missing test on the command line) or missing='drop', or impute them "
+        "first"
+    )
+
+
+def _numeric_values(
+    s: pd.Series, name: str, column: str, missing: str
+) -> tuple[npt.NDArray[np.float64], int]:
+    """The column's observed values as floats and the number of missing ones."""
     if is_categorical(s) and not pd.api.types.is_bool_dtype(s.dtype):
         try:
-            vals = pd.to_numeric(s, errors="raise").to_numpy(dtype=np.float64)
+            vals = pd.to_numeric(s, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError) as err:
             raise DataValidationError(
                 f"column {column!r} of {name} holds text ({s.iloc[0]!r}, ...) where numbers are "
                 "expected; encode it, or test it as categorical with chi2_test/feature_test"
             ) from err
     else:
-        vals = s.to_numpy(dtype=np.float64)
-    check_no_nonfinite(
-        int(np.count_nonzero(~np.isfinite(vals))), name=f"column {column!r} of {name}"
-    )
-    return vals
-
-
-def _categorical_values(s: pd.Series, name: str, column: str) -> npt.NDArray[Any]:
-    if s.isna().any():
+        vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    nan = np.isnan(vals)
+    n_missing = int(np.count_nonzero(nan))
+    n_inf = int(np.count_nonzero(np.isinf(vals)))
+    if n_inf:
         raise DataValidationError(
-            f"column {column!r} of {name} holds {int(s.isna().sum())} missing value(s); fill "
-            "them (e.g. with a 'missing' category) first"
+            f"column {column!r} of {name} holds {n_inf} infinite value(s); infinity is not a "
+            "missing value (NaN, None and NA are): replace it with NaN to count it as missing, "
+            "or clip it to a finite value first"
         )
-    return np.asarray(s.astype(str).to_numpy())
+    if n_missing and missing == "raise":
+        raise _missing_error(n_missing, name, column)
+    return (vals[~nan] if n_missing else vals), n_missing
+
+
+def _categorical_values(
+    s: pd.Series, name: str, column: str, missing: str
+) -> tuple[npt.NDArray[Any], int]:
+    """The column's values as text (missing ones left out, or as a category) and their count."""
+    na = np.asarray(s.isna().to_numpy(), dtype=bool)
+    n_missing = int(np.count_nonzero(na))
+    if not n_missing:
+        return np.asarray(s.astype(str).to_numpy()), 0
+    if missing == "raise":
+        raise _missing_error(n_missing, name, column)
+    if missing == "category":
+        text = np.asarray(s.astype(str).to_numpy(), dtype=object)
+        text[na] = MISSING_CATEGORY
+        return text, n_missing
+    return np.asarray(s[~na].astype(str).to_numpy()), n_missing
 
 
 _Column = tuple[str, str, float, float, dict[str, float], dict[str, tuple[float, float]]]
@@ -490,8 +659,10 @@ def _run(
     confidence: float,
     n_bootstrap: int,
     random_state: Any,
+    missing: Any = "test",
 ) -> FeatureTestResult:
     check_choice(correction, _CORRECTIONS, name="correction")
+    check_choice(missing, _MISSING_POLICIES, name="missing")
     alpha_f = check_alpha(alpha)
     if not (isinstance(confidence, float | int) and 0.0 < float(confidence) < 1.0):
         raise InvalidParameterError(f"confidence must lie in (0, 1), got {confidence!r}")
@@ -527,32 +698,75 @@ def _run(
     # one generator per column, so the answer does not depend on the order columns finish in
     seeds = rng.integers(0, 2**63 - 1, size=len(cols))
     jobs: list[Callable[[], _Column]] = []
+    n_miss = np.zeros((len(cols), 2), dtype=np.int64)
+    n_used = np.zeros((len(cols), 2), dtype=np.int64)
+    rate_tested = np.zeros(len(cols), dtype=bool)
+    thin: list[str] = []
     for j, col in enumerate(cols):
         if kind_list[j] == "numeric":
-            xv = _numeric_values(fx.iloc[:, j], "X", col)
-            yv = _numeric_values(fy.iloc[:, j], "Y", col)
+            xv, n_miss[j, 0] = _numeric_values(fx.iloc[:, j], "X", col, missing)
+            yv, n_miss[j, 1] = _numeric_values(fy.iloc[:, j], "Y", col, missing)
             fn: Callable[..., Any] = _numeric_column
             kind = "numeric"
         else:
-            xv = _categorical_values(fx.iloc[:, j], "X", col)
-            yv = _categorical_values(fy.iloc[:, j], "Y", col)
+            xv, n_miss[j, 0] = _categorical_values(fx.iloc[:, j], "X", col, missing)
+            yv, n_miss[j, 1] = _categorical_values(fy.iloc[:, j], "Y", col, missing)
             fn = _categorical_column
             kind = "categorical"
+        n_used[j] = (xv.size, yv.size)
+        rate_tested[j] = n_miss[j].any() and (
+            missing == "test" or (missing == "category" and kind == "numeric")
+        )
+        col_small = small or min(xv.size, yv.size) < 2
+        if col_small and not small:
+            thin.append(f"{col!r} ({xv.size} and {yv.size})")
         jobs.append(
-            _job(col, kind, fn, xv, yv, int(seeds[j]), n_bootstrap, float(confidence), small)
+            _job(col, kind, fn, xv, yv, int(seeds[j]), n_bootstrap, float(confidence), col_small)
         )
     raw = _run_jobs(jobs, work=float(m + n) * len(cols))
     if small:
         warn_small(
             f"per-feature tests need at least 2 rows per sample, got {m} and {n}; the result is NaN"
         )
-    adjusted = adjust_pvalues([r[3] for r in raw], correction)
+    if thin:
+        warn_small(
+            f"column(s) {', '.join(thin[:5])} have fewer than 2 observed (non-missing) values in "
+            "X or Y; their distribution test is NaN (the test of their missing rate still runs)"
+        )
+    chi2_miss = np.full(len(cols), np.nan)
+    p_miss = np.full(len(cols), np.nan)
+    fisher = np.zeros(len(cols), dtype=bool)
+    chi2_miss[rate_tested], p_miss[rate_tested], fisher[rate_tested] = missing_rate_pvalues(
+        n_miss[rate_tested, 0], m, n_miss[rate_tested, 1], n
+    )
+    # one family: the d distribution tests, then the missing-rate tests of the columns that have
+    # missing values (a column without any has p = 1 and would only dilute the correction)
+    family = np.concatenate(([r[3] for r in raw], p_miss[rate_tested]))
+    adjusted_all = adjust_pvalues(family, correction)
+    adjusted = adjusted_all[: len(cols)]
+    adjusted_miss = np.full(len(cols), np.nan)
+    adjusted_miss[rate_tested] = adjusted_all[len(cols) :]
     features = []
-    for (col, kind, stat, p, eff, cis), padj in zip(raw, adjusted, strict=True):
+    for j, ((col, kind, stat, p, eff, cis), padj) in enumerate(zip(raw, adjusted, strict=True)):
         primary = "ks" if kind == "numeric" else "cramers_v"
         effect = eff.get(primary, math.nan)
         significant = bool(padj <= alpha_f)
         big = min_effect is None or effect >= float(min_effect)
+        miss_record = None
+        if n_miss[j].any():
+            miss_record = _missingness_record(
+                n_miss[j],
+                m,
+                n,
+                tested=bool(rate_tested[j]),
+                statistic=float(chi2_miss[j]),
+                pvalue=float(p_miss[j]),
+                adjusted=float(adjusted_miss[j]),
+                fisher=bool(fisher[j]),
+                alpha=alpha_f,
+                min_effect=min_effect,
+            )
+        drifted = significant and big
         features.append(
             FeatureDrift(
                 name=col,
@@ -566,14 +780,15 @@ def _run(
                 effects=eff,
                 effect_cis=cis,
                 significant=significant,
-                drifted=significant and big,
+                drifted=drifted or (miss_record is not None and miss_record.drifted),
                 negligible=significant and not big,
-                n_source=m,
-                n_target=n,
+                n_source=int(n_used[j, 0]),
+                n_target=int(n_used[j, 1]),
+                missingness=miss_record,
             )
         )
     tests = sorted({f.test for f in features})
-    finite = adjusted[np.isfinite(adjusted)]
+    finite = adjusted_all[np.isfinite(adjusted_all)]
     effects = [f.effect for f in features if math.isfinite(f.effect)]
     n_drifted = sum(f.drifted for f in features)
     return FeatureTestResult(
@@ -587,6 +802,44 @@ def _run(
         features=tuple(features),
         n_drifted=n_drifted,
         confidence=float(confidence),
+        missing=str(missing),
+    )
+
+
+def _missingness_record(
+    counts: npt.NDArray[np.int64],
+    m: int,
+    n: int,
+    *,
+    tested: bool,
+    statistic: float,
+    pvalue: float,
+    adjusted: float,
+    fisher: bool,
+    alpha: float,
+    min_effect: float | None,
+) -> MissingnessTest:
+    kx, ky = int(counts[0]), int(counts[1])
+    if not tested:
+        nan = math.nan
+        return MissingnessTest(kx / m, ky / n, kx, ky, "none", nan, nan, nan, nan, False, False,
+                               False)  # fmt: skip
+    effect = math.sqrt(statistic / (m + n))
+    significant = bool(adjusted <= alpha)
+    big = min_effect is None or effect >= float(min_effect)
+    return MissingnessTest(
+        fraction_source=kx / m,
+        fraction_target=ky / n,
+        n_missing_source=kx,
+        n_missing_target=ky,
+        test="fisher" if fisher else "chi2",
+        statistic=statistic,
+        pvalue=pvalue,
+        adjusted_pvalue=adjusted,
+        effect=effect,
+        significant=significant,
+        drifted=significant and big,
+        negligible=significant and not big,
     )
 
 
@@ -600,6 +853,7 @@ def ks_test(
     confidence: float = 0.95,
     n_bootstrap: int = 200,
     random_state: Any = None,
+    missing: MissingPolicy = "test",
 ) -> FeatureTestResult:
     """Two-sample Kolmogorov-Smirnov test on every column, with effect sizes.
 
@@ -633,10 +887,36 @@ def ks_test(
     n_bootstrap : int
         Bootstrap draws for the Wasserstein and PSI intervals (0: no intervals, NaN).
     random_state : None, int or numpy Generator
+    missing : {"test", "drop", "category", "raise"}
+        Missing values (NaN, None, ``pd.NA``). ``"test"`` (default): each column's test runs
+        on its observed values, and the column's missing rate is tested too (see Notes).
+        ``"drop"``: observed values only, no test of the rate (the fractions are still
+        reported). ``"category"``: as ``"test"`` for numeric columns; a categorical column
+        counts missing as one more category, ``"(missing)"``, in its χ² test.
+        ``"raise"``: a :class:`~nndoctor.exceptions.DataValidationError` naming the column.
+        Infinite values are not missing: they always raise.
 
     Returns
     -------
     FeatureTestResult
+
+    Notes
+    -----
+    **Missing values.** With ``missing="test"`` a column with ``a`` of ``m`` values missing in
+    X and ``c`` of ``n`` in Y also gets the test of H0: equal missing rates, on the 2 x 2 table
+    ``[[a, m - a], [c, n - c]]`` (:class:`MissingnessTest`: Pearson's χ² with one degree of
+    freedom, Fisher's exact test when an expected count is below 5; effect size
+    ``φ = √(χ²/N)``). Its p-value joins the family of the distribution tests, so one
+    correction covers ``d + k`` hypotheses (``k`` = columns with at least one missing value;
+    a column without any would have p = 1 and is left out, which keeps the clean case as it
+    was, and which is valid because Fisher's test conditions on the total missing count).
+    A column ``drifted`` when either of its tests rejects (after correction, and with
+    ``min_effect`` applied to the KS distance, Cramér's V or φ). Under missingness
+    completely at random the observed values are a random sample of the column, so the
+    distribution test keeps its level; when missingness depends on the value itself, the
+    observed values can differ even if the full column did not, which is a change of what
+    the model is fed too. A column with fewer than 2 observed values in a sample gets a NaN
+    distribution test and a :class:`~nndoctor.exceptions.SmallSampleWarning`.
 
     References
     ----------
@@ -666,6 +946,7 @@ def ks_test(
         confidence=confidence,
         n_bootstrap=n_bootstrap,
         random_state=random_state,
+        missing=missing,
     )
 
 
@@ -679,6 +960,7 @@ def chi2_test(
     confidence: float = 0.95,
     n_bootstrap: int = 200,
     random_state: Any = None,
+    missing: MissingPolicy = "test",
 ) -> FeatureTestResult:
     """Pearson's χ² test of homogeneity on every (categorical) column, with effect sizes.
 
@@ -702,6 +984,9 @@ def chi2_test(
     confidence : float
     n_bootstrap : int
     random_state : None, int or numpy Generator
+    missing : {"test", "drop", "category", "raise"}
+        As in :func:`ks_test`; ``"category"`` counts missing values as the category
+        ``"(missing)"`` instead of testing their rate apart.
 
     Returns
     -------
@@ -709,7 +994,9 @@ def chi2_test(
 
     References
     ----------
-    Cramér, H. (1946). Mathematical Methods of Statistics. Princeton.
+    Cramér, H. (1946). Mathematical Methods of Statistics. Princeton. Agresti, A. (2013).
+    Categorical Data Analysis, 3rd ed. Wiley (missing rates: the 2 x 2 table, Fisher's exact
+    test).
 
     Examples
     --------
@@ -731,6 +1018,7 @@ def chi2_test(
         confidence=confidence,
         n_bootstrap=n_bootstrap,
         random_state=random_state,
+        missing=missing,
     )
 
 
@@ -745,6 +1033,7 @@ def feature_test(
     confidence: float = 0.95,
     n_bootstrap: int = 200,
     random_state: Any = None,
+    missing: MissingPolicy = "test",
 ) -> FeatureTestResult:
     """Per-feature drift tests that pick KS or χ² for each column from its dtype.
 
@@ -760,8 +1049,9 @@ def feature_test(
     X, Y : DataFrame or array-like
     categorical : list of str, optional
         Column names to treat as categorical regardless of their dtype.
-    correction, alpha, min_effect, confidence, n_bootstrap, random_state
-        As in :func:`ks_test`.
+    correction, alpha, min_effect, confidence, n_bootstrap, random_state, missing
+        As in :func:`ks_test` (missing values: observed values tested, and the missing rate
+        tested in the same family, by default).
 
     Returns
     -------
@@ -780,6 +1070,14 @@ def feature_test(
     >>> res = feature_test(src, tgt, random_state=0)
     >>> [(f.name, f.test, f.drifted) for f in res.features]
     [('age', 'ks', True), ('city', 'chi2', False)]
+
+    Missing values: ``city`` goes from 5% to 20% missing, its observed values do not move.
+
+    >>> src.loc[src.index[::20], "city"] = None
+    >>> tgt.loc[tgt.index[::5], "city"] = None
+    >>> f = feature_test(src, tgt, random_state=0).features[1]
+    >>> f.drifted, f.distribution_drifted, f.missingness.test, f"{f.missingness.pvalue:.1e}"
+    (True, False, 'chi2', '2.8e-08')
     """
     fx = as_frame(X, "X")
     fy = as_frame(Y, "Y")
@@ -806,4 +1104,5 @@ def feature_test(
         confidence=confidence,
         n_bootstrap=n_bootstrap,
         random_state=random_state,
+        missing=missing,
     )

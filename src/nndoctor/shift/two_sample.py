@@ -26,6 +26,7 @@ from nndoctor.shift._suite import ShiftTestReport, compare_samples
 from nndoctor.shift._univariate import (
     FeatureDrift,
     FeatureTestResult,
+    MissingnessTest,
     adjust_pvalues,
     chi2_test,
     feature_test,
@@ -38,6 +39,7 @@ __all__ = [
     "ClassifierTestResult",
     "FeatureDrift",
     "FeatureTestResult",
+    "MissingnessTest",
     "ShiftDetector",
     "ShiftTestReport",
     "TwoSampleResult",

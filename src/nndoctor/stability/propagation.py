@@ -216,11 +216,14 @@ class _Target:
         self.module = module
         self.kind = type(module).__name__
         self.act = act
-        self.weight = _float_param(getattr(module, "weight", None))
-        self.bias = _float_param(getattr(module, "bias", None))
+        if act is not None and not module._parameters:  # (a missing attribute is slow to get)
+            self.weight = self.bias = None
+        else:
+            self.weight = _float_param(getattr(module, "weight", None))
+            self.bias = _float_param(getattr(module, "bias", None))
         self.fan_in = 0
         self.back_fan = 0
-        # which closed form predicts the output's second moment (see _theory_forward)
+        # which closed form predicts the output's second moment (see _layer_records)
         self.theory: str | None = None
         if act is not None:
             self.theory = "activation"
@@ -856,34 +859,6 @@ def _weight_norms(
     return stacked, slots
 
 
-def _theory_forward(
-    t: _Target, in_sq: float, w_sq: float, b_sq: float, act_sq: float | None
-) -> float | None:
-    """The output's second moment predicted from the input's (None: no closed form);
-    ``act_sq`` is the mean-field map of the activation, computed beforehand."""
-    theory = t.theory
-    if theory is None:
-        return None
-    if theory == "activation":
-        return act_sq
-    if theory == "affine":
-        return float(t.fan_in * w_sq * in_sq + (b_sq if math.isfinite(b_sq) else 0.0))
-    if theory == "norm":
-        g = w_sq if math.isfinite(w_sq) else 1.0
-        return float(g + (b_sq if math.isfinite(b_sq) else 0.0))
-    return float(w_sq)  # embedding
-
-
-def _theory_backward(t: _Target, w_sq: float, act_dsq: float | None) -> float | None:
-    r"""Factor by which the gradient's second moment changes passing back through ``t``
-    (``act_dsq``: the activation's :math:`\mathbb E[\phi'^2]`, computed beforehand)."""
-    if t.act is not None:
-        return act_dsq
-    if t.back_fan:
-        return float(t.back_fan * w_sq)
-    return None
-
-
 def _activation_maps(
     done: list[_Pending], in_sq: np.ndarray[Any, np.dtype[np.float64]]
 ) -> tuple[list[float | None], list[float | None]]:
@@ -971,7 +946,6 @@ def _assemble(
     n_grad = sum(store_numels[s] for s in grad_slots)
     input_grad_rms = math.sqrt(sq_sum(grad_slots) / n_grad) if n_grad else math.nan
 
-    numels: list[float] = numel_arr.tolist()
     with np.errstate(divide="ignore", invalid="ignore"):
         has = numel_arr > 0
         out_sq = np.where(has, stats[:, _OUT_SQ] / np.where(has, numel_arr, 1.0), math.nan)
@@ -998,52 +972,17 @@ def _assemble(
     bwd_ref = bwd_norm[bwd_idx[-1]] if bwd_idx else math.nan
     chain = len(done) > 1 and all(p.fed_by == p.index - 1 for p in done[1:])
 
-    # plain Python floats in the loop (numpy scalars are slow to index and convert)
-    st: list[list[float]] = stats.tolist()
-    in_l: list[float] = in_sq.tolist()
-    out_l: list[float] = out_sq.tolist()
-    bwd_l: list[float] = bwd_sq.tolist()
-    f_l: list[float] = fwd_rms.tolist()
-    b_l: list[float] = bwd_rms.tolist()
-    bn_l: list[float] = bwd_norm.tolist()
-    bwd_ref = float(bwd_ref)
-    nan = math.nan
-    act_sq, act_dsq = _activation_maps(done, in_sq)
-    records: list[LayerRecord] = []
-    for i, p in enumerate(done):
-        t, row, numel, in_i = p.target, st[i], numels[i], in_l[i]
-        pred_sq = _theory_forward(t, in_i, row[_W_SQ], row[_B_SQ], act_sq[i])
-        pred_bwd: float | None = None
-        if i + 1 < n and done[i + 1].fed_by == i:
-            factor = _theory_backward(done[i + 1].target, st[i + 1][_W_SQ], act_dsq[i + 1])
-            if factor is not None and math.isfinite(bwd_l[i + 1]):
-                pred_bwd = _ratio(math.sqrt(factor * bwd_l[i + 1] * numel), bwd_ref)
-        records.append(
-            LayerRecord(
-                index=i,
-                name=t.name,
-                kind=t.kind,
-                call=p.call,
-                called=True,
-                shape=p.shape,
-                forward_rms=f_l[i],
-                backward_rms=b_l[i],
-                input_rms=math.sqrt(in_i) if in_i >= 0 else nan,
-                forward_mean=row[_OUT_SUM] / numel if numel else nan,
-                forward_gain=_ratio(f_l[i], input_rms),
-                backward_gain=_ratio(bn_l[i], bwd_ref),
-                layer_factor=_ratio(out_l[i], in_i),
-                predicted_layer_factor=_ratio(pred_sq, in_i) if pred_sq is not None else None,
-                predicted_forward_gain=(
-                    _ratio(math.sqrt(pred_sq), input_rms)
-                    if pred_sq is not None and pred_sq >= 0
-                    else None
-                ),
-                predicted_backward_gain=pred_bwd,
-                zero_fraction=row[_OUT_ZERO] / numel if numel else nan,
-                correlation=row[_OUT_COS],
-            )
-        )
+    records = _layer_records(
+        done,
+        stats,
+        numel_arr,
+        in_sq,
+        out_sq,
+        bwd_sq,
+        (fwd_rms, bwd_rms, bwd_norm),
+        input_rms,
+        float(bwd_ref),
+    )
     records = _with_uncalled(targets, records)
     forward_gain = _ratio(float(fwd_rms[last]), input_rms) if last is not None else math.nan
     if n_grad:
@@ -1073,6 +1012,124 @@ def _assemble(
         exploding_gain=exploding_gain,
         chain=chain,
     )
+
+
+def _vratio(
+    a: np.ndarray[Any, np.dtype[np.float64]], b: np.ndarray[Any, np.dtype[np.float64]] | float
+) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """:func:`_ratio` elementwise."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = a / b
+    bad = (b == 0) | ~np.isfinite(b)
+    if bad.any():
+        blank = (a == 0) | ~np.isfinite(a)
+        out = np.where(bad, np.where(blank, math.nan, math.inf), out)
+    return out
+
+
+def _layer_records(
+    done: list[_Pending],
+    stats: np.ndarray[Any, np.dtype[np.float64]],
+    numel: np.ndarray[Any, np.dtype[np.float64]],
+    in_sq: np.ndarray[Any, np.dtype[np.float64]],
+    out_sq: np.ndarray[Any, np.dtype[np.float64]],
+    bwd_sq: np.ndarray[Any, np.dtype[np.float64]],
+    rms: tuple[np.ndarray[Any, np.dtype[np.float64]], ...],
+    input_rms: float,
+    bwd_ref: float,
+) -> list[LayerRecord]:
+    """One :class:`LayerRecord` per recorded call, every number computed for all records at
+    once (NumPy over the records; the per-record Python is the constructor call only)."""
+    n = len(done)
+    if n == 0:
+        return []
+    fwd_rms, bwd_rms, bwd_norm = rms
+    nan = math.nan
+    w_sq, b_sq = stats[:, _W_SQ], stats[:, _B_SQ]
+    b_term = np.where(np.isfinite(b_sq), b_sq, 0.0)
+    act_sq, act_dsq = _activation_maps(done, in_sq)
+    # the output's second moment predicted from the input's (NaN: no closed form): an
+    # activation's mean-field map; affine fan_in E[W^2] E[x^2] + E[b^2]; a norm's
+    # E[gamma^2] + E[beta^2] (1 and 0 without them); an embedding's E[W^2]
+    pred = np.full(n, nan)
+    has_pred = np.zeros(n, dtype=bool)
+    fan_in = np.zeros(n)
+    theories: list[str | None] = [p.target.theory for p in done]
+    for i, (p, theory) in enumerate(zip(done, theories, strict=True)):
+        if theory == "activation":
+            a = act_sq[i]
+            if a is not None:
+                pred[i], has_pred[i] = a, True
+        elif theory is not None:
+            has_pred[i] = True
+            fan_in[i] = p.target.fan_in
+    kinds = np.array([t or "" for t in theories])
+    with np.errstate(invalid="ignore", over="ignore"):
+        affine = kinds == "affine"
+        pred[affine] = (fan_in * w_sq * in_sq + b_term)[affine]
+        norm = kinds == "norm"
+        pred[norm] = (np.where(np.isfinite(w_sq), w_sq, 1.0) + b_term)[norm]
+        emb = kinds == "embedding"
+        pred[emb] = w_sq[emb]
+    # the factor by which the gradient's second moment changes passing back through the next
+    # record when it is fed by this one: E[phi'^2] for an activation, fan_out E[W^2] for a
+    # linear map or convolution
+    factor = np.full(n, nan)
+    has_factor = np.zeros(n, dtype=bool)
+    for i in range(n - 1):
+        nxt = done[i + 1]
+        if nxt.fed_by != i:
+            continue
+        t = nxt.target
+        if t.act is not None:
+            d = act_dsq[i + 1]
+            if d is not None:
+                factor[i], has_factor[i] = d, True
+        elif t.back_fan:
+            factor[i], has_factor[i] = t.back_fan * w_sq[i + 1], True
+    bwd_next = np.append(bwd_sq[1:], nan)
+    has_factor &= np.isfinite(bwd_next)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        safe = np.where(numel > 0, numel, 1.0)
+        has = numel > 0
+        input_rms_l = np.where(in_sq >= 0, np.sqrt(np.abs(in_sq)), nan).tolist()
+        mean_l = np.where(has, stats[:, _OUT_SUM] / safe, nan).tolist()
+        zero_l = np.where(has, stats[:, _OUT_ZERO] / safe, nan).tolist()
+        p_back = _vratio(np.sqrt(factor * bwd_next * numel), bwd_ref).tolist()
+        p_fwd = _vratio(np.sqrt(pred), input_rms).tolist()
+        p_layer = _vratio(pred, in_sq).tolist()
+    fwd_gain = _vratio(fwd_rms, input_rms).tolist()
+    bwd_gain = _vratio(bwd_norm, bwd_ref).tolist()
+    layer_factor = _vratio(out_sq, in_sq).tolist()
+    has_pred_l = has_pred.tolist()
+    has_fwd_l = (has_pred & (pred >= 0)).tolist()
+    has_factor_l = has_factor.tolist()
+    f_l, b_l, cos_l = fwd_rms.tolist(), bwd_rms.tolist(), stats[:, _OUT_COS].tolist()
+    return [
+        LayerRecord(
+            index=i,
+            name=p.target.name,
+            kind=p.target.kind,
+            call=p.call,
+            called=True,
+            shape=p.shape,
+            forward_rms=f_l[i],
+            backward_rms=b_l[i],
+            input_rms=input_rms_l[i],
+            forward_mean=mean_l[i],
+            forward_gain=fwd_gain[i],
+            backward_gain=bwd_gain[i],
+            layer_factor=layer_factor[i],
+            predicted_layer_factor=p_layer[i] if has_pred_l[i] else None,
+            predicted_forward_gain=p_fwd[i] if has_fwd_l[i] else None,
+            predicted_backward_gain=p_back[i] if has_factor_l[i] else None,
+            zero_fraction=zero_l[i],
+            correlation=cos_l[i],
+        )
+        for i, p in enumerate(done)
+    ]
 
 
 def _with_uncalled(targets: list[_Target], records: list[LayerRecord]) -> list[LayerRecord]:

@@ -8,7 +8,6 @@ import warnings
 import weakref
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ from nndoctor.stability.monitor._log import (
     tick_record,
 )
 from nndoctor.stability.monitor._nonfinite import NonFiniteLocation, rerun_batch
+from nndoctor.stability.monitor._plan import TickMeta, TickPlan
 from nndoctor.stability.monitor._quantities import TickQuantities, effective_units
 from nndoctor.stability.monitor._rules import (
     Finding,
@@ -271,7 +271,7 @@ class Monitor:
         self._scale_used: torch.Tensor | None = None
         self._ticks = 0
         self._rank, self._world = 0, 1
-        self._plans: dict[tuple[Any, ...], _Plan] = {}
+        self._plans: dict[tuple[Any, ...], TickPlan] = {}
         self._order_copy: list[str] = []
         self._copied_sizes = (-1, -1)
         self._feeds_copy: dict[str, str] = {}
@@ -607,7 +607,7 @@ class Monitor:
         act_records: list[tuple[str, list[torch.Tensor], torch.Tensor, int]],
         bwd_records: list[tuple[str, torch.Tensor, int, int]],
         device: torch.device,
-    ) -> _Plan:
+    ) -> TickPlan:
         """The layout of a tick's records (cached: it is the same from one tick to the next)."""
         key = (
             tuple((r[0], len(r[1]), r[2].numel(), r[3]) for r in act_records),
@@ -616,7 +616,7 @@ class Monitor:
         )
         plan = self._plans.get(key)
         if plan is None or plan.device != device:
-            plan = _Plan.build(key, col.order, self._world, device, col.layers)
+            plan = TickPlan.build(key, col.order, self._world, device, col.layers)
             self._plans[key] = plan
         return plan
 
@@ -782,7 +782,7 @@ class Monitor:
             self._copied_sizes = sizes
             self._order_copy = list(col.order) or list(col.layers)
             self._feeds_copy = dict(col.feeds)
-        meta = _TickMeta(
+        meta = TickMeta(
             step=step,
             with_grad=with_grad,
             offsets=offsets,
@@ -822,7 +822,7 @@ class Monitor:
         return self._judge(host, meta, synchronous=True)
 
     def _judge(
-        self, host: list[float], meta: _TickMeta, *, synchronous: bool = False
+        self, host: list[float], meta: TickMeta, *, synchronous: bool = False
     ) -> list[Finding]:
         """Host side of a tick: quantities from the transferred vector, rules, log line."""
         col = self._require_collector()
@@ -1065,164 +1065,3 @@ def _weight(module: nn.Module) -> torch.Tensor | None:
 def _bias(module: nn.Module) -> torch.Tensor | None:
     b = getattr(module, "bias", None)
     return b if isinstance(b, torch.Tensor) else None
-
-
-@dataclass(slots=True)
-class _TickMeta:
-    """What the host side of a tick needs besides the transferred vector."""
-
-    step: int
-    with_grad: frozenset[str]
-    offsets: dict[str, tuple[int, int]]
-    n_layers: int
-    norm_slots: list[int]
-    want_grad: bool
-    want_delta: bool
-    act_names: list[str]
-    act_n: dict[str, int]
-    act_units: dict[str, int]
-    bwd_names: list[str]
-    bwd_n: dict[str, int]
-    bwd_width: dict[str, int]
-    sym_names: list[str]
-    plan: _Plan
-    order: list[str]
-    feeds: dict[str, str]
-    clipped_at: float | None
-    clean: bool
-
-
-@dataclass(slots=True)
-class _Plan:
-    """Where each activation and backward quantity sits in a tick's transferred vector.
-
-    Built once per layout of the hook records (which modules ran, how often: micro-batches), so
-    that a tick does no per-layer bookkeeping on the device and no index building on the host.
-    """
-
-    device: torch.device
-    act_names: list[str]
-    bwd_names: list[str]
-    n_scalars: int
-    act_sum: list[list[int]]
-    act_sq: list[list[int]]
-    act_sat: list[list[int]]
-    act_rsum: list[list[int]]  # per module: records whose sum comes from their unit sums
-    n_records: int
-    record_index: torch.Tensor | None  # record of each unit entry (records of unequal widths)
-    bwd_sq: list[list[int]]
-    norm_slots: list[int]
-    square: bool
-    exponents: torch.Tensor
-    n_units: int
-    unit_index: torch.Tensor | None
-    owner: torch.Tensor | None
-    act_n: dict[str, int]
-    act_units: dict[str, int]
-    bwd_n: dict[str, int]
-    bwd_width: dict[str, int]
-    all_layers: frozenset[str]
-
-    @classmethod
-    def build(
-        cls,
-        key: tuple[Any, ...],
-        order: list[str],
-        world: int,
-        device: torch.device,
-        layers: list[str],
-    ) -> _Plan:
-        acts: tuple[tuple[str, int, int, int], ...] = key[0]
-        bwds: tuple[tuple[str, int, int], ...] = key[1]
-        act_names = list(dict.fromkeys(a[0] for a in acts))
-        a_index = {n: i for i, n in enumerate(act_names)}
-        recorded = {b[0] for b in bwds}
-        act_n: dict[str, int] = {}
-        act_units: dict[str, int] = {}
-        bwd_n: dict[str, int] = {}
-        for name, _, units, numel in acts:
-            act_n[name] = act_n.get(name, 0) + numel
-            act_units[name] = units
-        bwd_width: dict[str, int] = {}
-        for name, numel, per_sample in bwds:
-            bwd_n[name] = bwd_n.get(name, 0) + numel
-            bwd_width[name] = per_sample
-        bwd_names = [n for n in order if n in recorded]
-        b_index = {n: i for i, n in enumerate(bwd_names)}
-        act_sum: list[list[int]] = [[] for _ in act_names]
-        act_sq: list[list[int]] = [[] for _ in act_names]
-        act_sat: list[list[int]] = [[] for _ in act_names]
-        act_rsum: list[list[int]] = [[] for _ in act_names]
-        bwd_sq: list[list[int]] = [[] for _ in bwd_names]
-        norm_slots: list[int] = []
-        j = 0
-        for r, (name, n_scalars, _, _) in enumerate(acts):
-            i = a_index[name]
-            if n_scalars == 1:  # [norm]; the sum comes from the record's unit sums
-                act_rsum[i].append(r)
-                act_sq[i].append(j)
-                norm_slots.append(j)
-            else:  # [sum, norm] or [sum, norm, saturated count]
-                act_sum[i].append(j)
-                act_sq[i].append(j + 1)
-                norm_slots.append(j + 1)
-                if n_scalars > 2:
-                    act_sat[i].append(j + 2)
-            j += n_scalars
-        for name, _, _ in bwds:
-            bwd_sq[b_index[name]].append(j)
-            norm_slots.append(j)
-            j += 1
-        exps = [1.0] * j
-        for k in norm_slots:
-            exps[k] = 2.0
-        record_index = None
-        if any(act_rsum) and len({a[2] for a in acts}) > 1:  # records of different widths
-            owners = [r for r, a in enumerate(acts) for _ in range(a[2])]
-            record_index = torch.tensor(owners, dtype=torch.long, device=device)
-        sizes = {a[0]: a[2] for a in acts}
-        unit_counts = [sizes[n] for n in act_names]
-        n_units = sum(unit_counts)
-        unit_index = None
-        if len(acts) != len(act_names):
-            starts: dict[str, int] = {}
-            cursor = 0
-            for name in act_names:
-                starts[name] = cursor
-                cursor += sizes[name]
-            unit_index = torch.tensor(
-                [starts[a[0]] + u for a in acts for u in range(a[2])],
-                dtype=torch.long,
-                device=device,
-            )
-        owner = None
-        if len(set(unit_counts)) > 1:
-            owner = torch.tensor(
-                [i for i, c in enumerate(unit_counts) for _ in range(c)],
-                dtype=torch.long,
-                device=device,
-            )
-        return cls(
-            device=device,
-            act_names=act_names,
-            bwd_names=bwd_names,
-            n_scalars=j,
-            act_sum=act_sum,
-            act_sq=act_sq,
-            act_sat=act_sat,
-            act_rsum=act_rsum,
-            n_records=len(acts),
-            record_index=record_index,
-            bwd_sq=bwd_sq,
-            norm_slots=norm_slots,
-            square=world == 1,
-            exponents=torch.tensor(exps, device=device),
-            n_units=n_units,
-            unit_index=unit_index,
-            owner=owner,
-            act_n=act_n,
-            act_units=act_units,
-            bwd_n=bwd_n,
-            bwd_width=bwd_width,
-            all_layers=frozenset(layers),
-        )
