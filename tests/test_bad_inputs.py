@@ -113,6 +113,8 @@ CASES: list[Case] = [
      DataValidationError, ("different columns", "'c'", "'d'")),  # was: silently accepted
     ("mmd n_permutations=0", lambda: mmd_test(X, Y, n_permutations=0), InvalidParameterError,
      ("n_permutations",)),
+    ("mmd block_size=0 (auto)", lambda: mmd_test(X, Y, block_size=0), InvalidParameterError,
+     ("block_size",)),  # was: silently ignored when "auto" picked the permutation test
     ("mmd alpha=1.5", lambda: mmd_test(X, Y, alpha=1.5), InvalidParameterError, ("alpha",)),
     # was: pandas "Must pass 2-d input" ValueError
     ("compare source=str", lambda: compare_samples("abc", DFY), DataValidationError, ("source",)),
