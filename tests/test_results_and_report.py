@@ -59,7 +59,7 @@ def test_failed_write_leaves_previous_file(tmp_path: Path, monkeypatch: pytest.M
         raise OSError("disk full")
 
     monkeypatch.setattr(Path, "replace", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(InvalidParameterError, match="disk full"):  # typed: exit code 2
         write_text_atomic(target, "half")
     assert target.read_text() == "complete"
 

@@ -69,13 +69,13 @@ def _evidence_text(d: Any) -> str:
 
 def _user_stage(ctx: CheckupContext) -> StageOutcome:
     from nndoctor._cli.shift_diagnose import _features
-    from nndoctor._io import load_model, load_table
+    from nndoctor._io import load_model, load_table_pair
     from nndoctor.shift import diagnose
 
     if ctx.source is None or ctx.target is None or ctx.label is None:
         raise ValueError("internal: the user stage needs source, target and label")
     ctx.progress(0.0, "reading the tables")
-    src, tgt = load_table(ctx.source), load_table(ctx.target)
+    src, tgt = load_table_pair(ctx.source, ctx.target, label=ctx.label)
     (Xs, Xt), _ = _features([src, tgt], [ctx.label])
     yt = tgt[ctx.label].to_numpy() if ctx.label in tgt.columns else None
     # A factory builds an untrained network: its outputs say nothing about the data, so the

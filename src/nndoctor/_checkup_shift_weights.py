@@ -20,11 +20,11 @@ _N_BOOTSTRAP = 50
 
 
 def _user_tables(ctx: CheckupContext) -> StageOutcome:
-    from nndoctor._io import load_table
+    from nndoctor._io import load_table_pair
     from nndoctor.shift import ImportanceWeighter
 
     ctx.progress(0.1, "reading tables")
-    src, tgt = load_table(str(ctx.source)), load_table(str(ctx.target))
+    src, tgt = load_table_pair(str(ctx.source), str(ctx.target), label=ctx.label)
     drop = [ctx.label] if ctx.label else []
     Xs = src.drop(columns=[c for c in drop if c in src.columns]).select_dtypes("number")
     Xt = tgt.drop(columns=[c for c in drop if c in tgt.columns])[list(Xs.columns)]

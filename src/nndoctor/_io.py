@@ -8,9 +8,12 @@ Parquet.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,14 @@ from torch import nn
 
 from nndoctor.exceptions import DataValidationError, InvalidParameterError, MissingDependencyError
 
-__all__ = ["load_model", "load_table", "write_text_atomic"]
+__all__ = [
+    "check_same_columns",
+    "load_model",
+    "load_table",
+    "load_table_pair",
+    "write_text_atomic",
+    "writing",
+]
 
 
 def _load_factory(spec: str) -> Any:
@@ -40,7 +50,14 @@ def _load_factory(spec: str) -> Any:
             raise InvalidParameterError(f"model file {str(path)!r} cannot be imported as Python")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[mod_name] = module
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as err:  # the user's file: any error it raises is reported, typed
+            del sys.modules[mod_name]
+            raise InvalidParameterError(
+                f"model file {str(path)!r} failed to import ({type(err).__name__}: {err}); "
+                f"fix the file so that `python {path}` runs"
+            ) from err
     else:
         try:
             module = importlib.import_module(target)
@@ -71,20 +88,46 @@ def load_model(spec: str, *, weights: str | Path | None = None) -> nn.Module:
     'Identity'
     """
     factory = _load_factory(spec)
-    model = factory() if callable(factory) else factory
+    try:
+        model = factory() if callable(factory) else factory
+    except Exception as err:  # the user's factory: any error it raises is reported, typed
+        raise InvalidParameterError(
+            f"model factory {spec!r} raised {type(err).__name__}: {err}; it must build the "
+            "network when called with no arguments"
+        ) from err
     if not isinstance(model, nn.Module):
         raise InvalidParameterError(
             f"{spec!r} returned {type(model).__name__}, not a torch.nn.Module; the factory must "
             "return the network"
         )
     if weights is not None:
-        state = torch.load(Path(weights), map_location="cpu", weights_only=True)
-        if not isinstance(state, dict):
-            raise DataValidationError(
-                f"{weights} does not hold a state dict; save with torch.save(model.state_dict())"
-            )
-        model.load_state_dict(state)
+        _load_weights(model, Path(weights))
     return model
+
+
+def _load_weights(model: nn.Module, path: Path) -> None:
+    if not path.is_file():
+        raise InvalidParameterError(
+            f"weights file {str(path)!r} does not exist (or is not a file); check the path"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a file that is not a checkpoint
+        raise DataValidationError(
+            f"weights file {str(path)!r} could not be loaded with torch.load(weights_only=True) "
+            f"({type(err).__name__}: {err}); save it with torch.save(model.state_dict(), path)"
+        ) from err
+    if not isinstance(state, dict):
+        raise DataValidationError(
+            f"{path} does not hold a state dict; save with torch.save(model.state_dict())"
+        )
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError) as err:
+        raise DataValidationError(
+            f"weights file {str(path)!r} does not fit the model: {err}; pass the state dict "
+            "saved from a model built by the same factory"
+        ) from err
 
 
 def load_table(path: str | Path) -> pd.DataFrame:
@@ -103,24 +146,92 @@ def load_table(path: str | Path) -> pd.DataFrame:
     ((2, 2), 1, 'f')
     """
     p = Path(path)
+    if p.is_dir():
+        raise InvalidParameterError(f"table {str(p)!r} is a directory; pass a CSV or Parquet file")
     if not p.is_file():
         raise InvalidParameterError(f"table {str(p)!r} does not exist; check the path")
     suffix = p.suffix.lower()
     try:
         if suffix in {".parquet", ".pq"}:
             try:
-                return pd.read_parquet(p)
+                return _nonempty(pd.read_parquet(p), p)
             except ImportError as err:
                 raise MissingDependencyError(
                     "reading Parquet needs pyarrow; pip install 'nndoctor[parquet]'"
                 ) from err
         if suffix in {".csv", ".txt", ".gz"} or suffix == "":
-            return pd.read_csv(p)
+            return _nonempty(pd.read_csv(p), p)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DataValidationError(f"table {str(p)!r} could not be parsed: {err}") from err
     raise InvalidParameterError(
         f"table {str(p)!r} has suffix {suffix!r}; pass a .csv or .parquet file"
     )
+
+
+def _nonempty(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    if len(frame) == 0:
+        raise DataValidationError(
+            f"table {str(path)!r} has a header but no rows; pass a table with data"
+        )
+    return frame
+
+
+def check_same_columns(
+    frames: list[pd.DataFrame], names: list[str], *, drop: tuple[str, ...] = ()
+) -> list[str]:
+    """The feature columns (those of the first table, less ``drop``) after checking that every
+    table has them and that each holds numbers in all tables or in none.
+
+    Examples
+    --------
+    >>> a = pd.DataFrame({"x": [1.0], "y": [0]})
+    >>> check_same_columns([a, a.assign(x=["hi"])], ["source", "target"], drop=("y",))
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.DataValidationError: column 'x' holds text in target (e.g. 'hi') but ...
+    """
+    columns = [c for c in frames[0].columns if c not in drop]
+    if not columns:
+        raise DataValidationError(
+            f"{names[0]} has no feature columns (besides {list(drop)}); pass a table with features"
+        )
+    for frame, name in zip(frames[1:], names[1:], strict=True):
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise DataValidationError(
+                f"{name} lacks the column(s) {[str(c) for c in missing[:5]]} of {names[0]}; "
+                "pass tables with the same columns"
+            )
+    for c in columns:
+        numeric = [pd.api.types.is_numeric_dtype(f[c]) for f in frames]
+        if any(numeric) and not all(numeric):
+            first_text = numeric.index(False)
+            values = frames[first_text][c]
+            as_num = pd.to_numeric(values, errors="coerce")
+            bad = values[as_num.isna() & values.notna()]
+            example = f" (e.g. {bad.iloc[0]!r})" if len(bad) else ""
+            raise DataValidationError(
+                f"column {str(c)!r} holds text in {names[first_text]}{example} but numbers in "
+                f"{names[numeric.index(True)]}; fix the values or drop the column from both"
+            )
+    return [str(c) for c in columns]
+
+
+def load_table_pair(
+    source: str | Path, target: str | Path, *, label: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read a source and a target table and check that they can be compared: the label column
+    (when named) is in the source, and the feature columns agree (see
+    :func:`check_same_columns`)."""
+    src, tgt = load_table(source), load_table(target)
+    names = [f"the source table ({source})", f"the target table ({target})"]
+    if label is not None and label not in src.columns:  # a name the user typed: usage error
+        raise InvalidParameterError(
+            f"label column {label!r} is not in {names[0]} (columns: "
+            f"{', '.join(map(str, list(src.columns)[:8]))}); pass an existing column"
+        )
+    check_same_columns([src, tgt], names, drop=() if label is None else (label,))
+    return src, tgt
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -135,9 +246,38 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     >>> p.read_text()
     '<p>hi</p>'
     """
+    if not isinstance(path, str | os.PathLike):
+        raise InvalidParameterError(
+            f"path must be a file path (str or os.PathLike), got {type(path).__name__}; "
+            "pass the file to write"
+        )
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(p)
+    with writing(p) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return p
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``, renamed onto it when the block succeeds.
+
+    On failure the temporary file is removed, so nothing that looks complete is left behind; a
+    path that cannot be written (a directory, a file where a folder should be, no permission)
+    raises :class:`~nndoctor.exceptions.InvalidParameterError` naming it.
+    """
+    if path.is_dir():
+        raise InvalidParameterError(
+            f"output path {str(path)!r} is a directory; pass a file name (e.g. {path}/out.html)"
+        )
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        tmp.replace(path)
+    except OSError as err:
+        raise InvalidParameterError(
+            f"cannot write {str(path)!r} ({err.strerror or err}); pass a path in a writable folder"
+        ) from err
+    finally:
+        if tmp.exists():
+            tmp.unlink()

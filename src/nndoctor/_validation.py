@@ -6,7 +6,8 @@ wrong, what was expected and the fix. Nothing here asserts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -14,19 +15,30 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from nndoctor.exceptions import DataValidationError, InvalidParameterError
+from nndoctor.exceptions import (
+    DataValidationError,
+    InvalidParameterError,
+    NNDoctorError,
+    NotFittedError,
+)
 
 __all__ = [
+    "check_callable",
     "check_choice",
     "check_finite_tensor",
+    "check_fitted",
+    "check_inputs",
     "check_int",
     "check_labels",
     "check_matrix",
     "check_module",
+    "check_number",
     "check_probabilities",
     "check_random_state",
     "check_same_features",
     "check_unit_interval",
+    "check_weights",
+    "forward_errors",
     "to_numpy",
 ]
 
@@ -242,10 +254,140 @@ def check_int(value: Any, *, name: str, minimum: int | None = None) -> int:
     5
     """
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InvalidParameterError(f"{name} must be an integer, got {value!r}")
+        raise InvalidParameterError(
+            f"{name} must be an integer, got {type(value).__name__} {value!r}; pass an int"
+            + ("" if minimum is None else f" >= {minimum}")
+        )
     if minimum is not None and value < minimum:
-        raise InvalidParameterError(f"{name} must be >= {minimum}, got {value}")
+        raise InvalidParameterError(
+            f"{name} must be >= {minimum}, got {value}; pass an integer >= {minimum}"
+        )
     return int(value)
+
+
+def check_number(
+    value: Any,
+    *,
+    name: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    exclusive_maximum: bool = False,
+) -> float:
+    """Return ``value`` as a finite ``float`` after checking its type and bounds.
+
+    Bounds are inclusive unless ``exclusive_minimum`` / ``exclusive_maximum`` say otherwise.
+
+    Examples
+    --------
+    >>> check_number(2, name="sigma_w2", minimum=0.0)
+    2.0
+    >>> check_number(-1.0, name="sigma_w2", minimum=0.0)
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.InvalidParameterError: sigma_w2 must be >= 0.0, got -1.0; ...
+    """
+    lo = "" if minimum is None else f"{'>' if exclusive_minimum else '>='} {minimum}"
+    hi = "" if maximum is None else f"{'<' if exclusive_maximum else '<='} {maximum}"
+    wanted = " and ".join(part for part in (lo, hi) if part) or "finite"
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InvalidParameterError(
+            f"{name} must be a number ({wanted}), got {type(value).__name__} {value!r}; "
+            "pass a float"
+        )
+    v = float(value)
+    if not np.isfinite(v):
+        raise InvalidParameterError(f"{name} must be a finite number, got {v}; pass a float")
+    too_low = minimum is not None and (v <= minimum if exclusive_minimum else v < minimum)
+    too_high = maximum is not None and (v >= maximum if exclusive_maximum else v > maximum)
+    if too_low or too_high:
+        raise InvalidParameterError(f"{name} must be {wanted}, got {v}; pass a value in range")
+    return v
+
+
+def check_callable(value: Any, *, name: str, expected: str) -> Any:
+    """Return ``value`` when it is callable; ``expected`` says what it should be.
+
+    Examples
+    --------
+    >>> check_callable("mse", name="loss_fn", expected="a function of the model's output")
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.InvalidParameterError: loss_fn must be callable ...
+    """
+    if not callable(value):
+        raise InvalidParameterError(
+            f"{name} must be callable ({expected}), got {type(value).__name__} {value!r}; pass "
+            "a function"
+        )
+    return value
+
+
+def check_fitted(estimator: Any, attribute: str, *, fit_call: str) -> None:
+    """Raise :class:`~nndoctor.exceptions.NotFittedError` unless ``estimator`` has ``attribute``.
+
+    Examples
+    --------
+    >>> class Est: pass
+    >>> check_fitted(Est(), "weights_", fit_call="fit(X_source, X_target)")
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.NotFittedError: this Est is not fitted yet; call fit(X_source, X_target) ...
+    """
+    if not hasattr(estimator, attribute):
+        raise NotFittedError(
+            f"this {type(estimator).__name__} is not fitted yet; call {fit_call} first"
+        )
+
+
+def check_weights(
+    weights: Any,
+    *,
+    name: str = "weights",
+    n_rows: int | None = None,
+    allow_zero_sum: bool = True,
+    per: str = "row",
+) -> npt.NDArray[np.float64]:
+    """Return weights as a 1-D float array: finite and non-negative, one per row (or ``per``).
+
+    Examples
+    --------
+    >>> check_weights([1, 2]).tolist()
+    [1.0, 2.0]
+    >>> check_weights([1.0, -2.0])
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.DataValidationError: weights holds 1 negative value(s); ...
+    """
+    arr = to_numpy(weights, name=name)
+    if arr.dtype.kind not in "biuf":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as err:
+            raise DataValidationError(
+                f"{name} holds non-numeric values (dtype {arr.dtype}); pass one number per {per}"
+            ) from err
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise DataValidationError(
+            f"{name} has shape {arr.shape}; pass a 1-D array with one weight per {per}"
+        )
+    if n_rows is not None and arr.shape[0] != n_rows:
+        raise DataValidationError(
+            f"{name} has {arr.shape[0]} entries but the data have {n_rows} rows; "
+            "pass one weight per row"
+        )
+    check_no_nonfinite(int(np.count_nonzero(~np.isfinite(arr))), name=name)
+    negative = int(np.count_nonzero(arr < 0))
+    if negative:
+        raise DataValidationError(
+            f"{name} holds {negative} negative value(s); pass non-negative weights"
+        )
+    if not allow_zero_sum and arr.size and not arr.sum() > 0:
+        raise DataValidationError(f"{name} are all zero; pass at least one positive weight")
+    return arr
 
 
 def check_unit_interval(value: Any, *, name: str, open_: bool = True) -> float:
@@ -257,12 +399,17 @@ def check_unit_interval(value: Any, *, name: str, open_: bool = True) -> float:
     0.05
     """
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise InvalidParameterError(f"{name} must be a number in (0, 1), got {value!r}")
+        raise InvalidParameterError(
+            f"{name} must be a number in (0, 1), got {type(value).__name__} {value!r}; pass a "
+            "float such as 0.05"
+        )
     v = float(value)
     ok = (0.0 < v < 1.0) if open_ else (0.0 <= v <= 1.0)
     if not ok:
         bounds = "(0, 1)" if open_ else "[0, 1]"
-        raise InvalidParameterError(f"{name} must lie in {bounds}, got {v}")
+        raise InvalidParameterError(
+            f"{name} must lie in {bounds}, got {v}; pass a value in {bounds}"
+        )
     return v
 
 
@@ -274,14 +421,21 @@ def check_random_state(random_state: Any) -> np.random.Generator:
     >>> bool(check_random_state(0).integers(10) == check_random_state(0).integers(10))
     True
     """
-    if random_state is None or isinstance(random_state, int | np.integer | np.random.SeedSequence):
+    if isinstance(random_state, int | np.integer) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise InvalidParameterError(
+                f"random_state must be a non-negative int, got {random_state}; pass e.g. 0"
+            )
+        return np.random.default_rng(int(random_state))
+    if random_state is None or isinstance(random_state, np.random.SeedSequence):
         return np.random.default_rng(random_state)
     if isinstance(random_state, np.random.Generator):
         return random_state
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(0, 2**31 - 1))
     raise InvalidParameterError(
-        f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}"
+        "random_state must be None, a non-negative int or a numpy Generator, got "
+        f"{type(random_state).__name__} {random_state!r}; pass e.g. random_state=0"
     )
 
 
@@ -326,3 +480,71 @@ def check_finite_tensor(tensor: torch.Tensor, *, name: str = "inputs") -> torch.
                 f"{name} hold {bad} NaN or infinite value(s); clean the batch before probing"
             )
     return tensor
+
+
+def check_inputs(args: tuple[Any, ...]) -> None:
+    """Raise unless ``args`` are non-empty, finite batch tensors (the first dim = samples)."""
+    if not args:
+        raise DataValidationError("inputs are empty; pass a batch tensor (first dim = samples)")
+    for i, a in enumerate(args):
+        name = "inputs" if len(args) == 1 else f"inputs[{i}]"
+        if not isinstance(a, torch.Tensor):
+            raise InvalidParameterError(
+                f"{name} must be a torch.Tensor, got {type(a).__name__}; pass a batch tensor "
+                "(torch.as_tensor(x, dtype=torch.float32) converts an array)"
+            )
+        if a.dim() == 0 or a.shape[0] == 0:
+            raise DataValidationError(
+                f"{name} has shape {tuple(a.shape)}; pass a batch with at least one sample "
+                "along the first dimension"
+            )
+        check_finite_tensor(a, name=name)
+
+
+def _shape_hint(model: nn.Module, args: tuple[Any, ...]) -> str:
+    first = next((m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)), None)
+    x = args[0]
+    weight = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if isinstance(x, torch.Tensor) and not x.is_floating_point() and weight is not None:
+        return (
+            f"; the inputs are {x.dtype} but the model's weights are {weight.dtype}: pass "
+            "floating inputs (x.float())"
+        )
+    if (
+        isinstance(first, nn.Linear)
+        and isinstance(x, torch.Tensor)
+        and (x.dim() == 0 or x.shape[-1] != first.in_features)
+    ):
+        return (
+            f"; the first Linear layer expects {first.in_features} features in the last "
+            f"dimension, the inputs have {x.shape[-1] if x.dim() else 0}"
+        )
+    if (
+        isinstance(first, nn.Conv2d)
+        and isinstance(x, torch.Tensor)
+        and (x.dim() != 4 or x.shape[1] != first.in_channels)
+    ):
+        return (
+            f"; the first Conv2d expects (batch, {first.in_channels}, H, W), "
+            f"the inputs have {tuple(x.shape)}"
+        )
+    return ""
+
+
+@contextlib.contextmanager
+def forward_errors(model: nn.Module, args: tuple[Any, ...]) -> Iterator[None]:
+    """Turn an error raised by the model's forward pass into a :class:`DataValidationError`
+    that names the input shapes and what the first layer expects (nndoctor's own errors pass)."""
+    try:
+        yield
+    except NNDoctorError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError, KeyError, AttributeError) as err:
+        shapes = ", ".join(
+            str(tuple(a.shape)) if isinstance(a, torch.Tensor) else type(a).__name__ for a in args
+        )
+        raise DataValidationError(
+            f"the model's forward pass failed on inputs of shape {shapes} "
+            f"({type(err).__name__}: {err}){_shape_hint(model, args)}; pass a batch of the "
+            "shape the model expects"
+        ) from err

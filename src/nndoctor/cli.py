@@ -16,7 +16,13 @@ import typer
 import typer.core
 
 from nndoctor import __version__
-from nndoctor._cli._common import JsonOption, emit, parse_shape, staged_progress
+from nndoctor._cli._common import (
+    JsonOption,
+    check_output_path,
+    emit,
+    parse_shape,
+    staged_progress,
+)
 from nndoctor._cli.monitor import monitor_app
 from nndoctor._cli.scenario import scenario_app
 from nndoctor._cli.shift import shift_app
@@ -36,7 +42,8 @@ EXIT_DATA = 3
 
 
 def exit_code_for(error: BaseException) -> int:
-    """The exit code for an error: 2 for usage (bad parameter, missing extra), 3 for bad data.
+    """The exit code for an error: 2 for usage (bad parameter, missing extra, a path that cannot
+    be read or written), 3 for bad data.
 
     Examples
     --------
@@ -44,22 +51,30 @@ def exit_code_for(error: BaseException) -> int:
     >>> exit_code_for(DataValidationError("x"))
     3
     """
-    if isinstance(error, InvalidParameterError | MissingDependencyError):
+    if isinstance(error, InvalidParameterError | MissingDependencyError | OSError):
         return EXIT_USAGE
     return EXIT_DATA
 
 
 class _Group(typer.core.TyperGroup):
-    """Root group: turns nndoctor's errors into one line on stderr and an exit code."""
+    """Root group: turns nndoctor's errors into one line on stderr and an exit code.
+
+    An ``OSError`` (a file that cannot be read or written, a full disk) is the user's environment,
+    not a bug: it too becomes one line and exit code 2.
+    """
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except NNDoctorError as err:
+        except (NNDoctorError, OSError) as err:
             debug = bool((ctx.obj or {}).get("debug")) or bool(os.environ.get("NNDOCTOR_DEBUG"))
             if debug:
                 raise
-            typer.echo(f"nndoctor: error: {err}", err=True)
+            message = str(err)
+            if isinstance(err, OSError) and not isinstance(err, NNDoctorError):
+                message = f"{err}; check the path and its permissions"
+            # one line, even when the message quotes a multi-line error of torch or pandas
+            typer.echo(f"nndoctor: error: {' '.join(message.split())}", err=True)
             raise typer.Exit(exit_code_for(err)) from None
 
 
@@ -116,7 +131,11 @@ def checkup(
     json_out: JsonOption = False,
     report: Annotated[
         Path,
-        typer.Option("--report", help="Where to write the self-contained HTML report."),
+        typer.Option(
+            "--report",
+            help="Where to write the self-contained HTML report.",
+            callback=check_output_path,
+        ),
     ] = Path("checkup-report/index.html"),
     seed: Annotated[int, typer.Option(help="Random seed for every stage.")] = 0,
     fail_on: Annotated[
@@ -128,6 +147,7 @@ def checkup(
     With no options it uses the built-in digits data and a deep MLP at PyTorch's default init.
     With --model (and --input-shape) and/or --source/--target/--label it checks yours.
     """
+    from nndoctor._io import load_table_pair
     from nndoctor._validation import check_choice
     from nndoctor.checkup import CheckupContext, Stage, run_checkup
 
@@ -140,6 +160,8 @@ def checkup(
         raise InvalidParameterError("--weights are loaded into --model; pass --model too")
     if label is not None and source is None:
         raise InvalidParameterError("--label names a column of --source/--target; pass those too")
+    if source is not None and target is not None:  # before any stage spends time
+        load_table_pair(source, target, label=label)
     context = CheckupContext(
         random_state=seed,
         model_spec=model,

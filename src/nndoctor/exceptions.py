@@ -26,6 +26,7 @@ __all__ = [
     "NNDoctorError",
     "NNDoctorWarning",
     "NonFiniteError",
+    "NotFittedError",
     "SmallSampleWarning",
 ]
 
@@ -40,6 +41,14 @@ class DataValidationError(NNDoctorError, ValueError):
 
 class InvalidParameterError(NNDoctorError, ValueError, TypeError):
     """A parameter has a wrong value or type (an unknown scheme, a negative count, ...)."""
+
+
+class NotFittedError(InvalidParameterError, AttributeError):
+    """An estimator was used before ``fit`` (scikit-learn's ``NotFittedError`` in spirit).
+
+    It is an :class:`InvalidParameterError` (a usage error: exit code 2 on the command line) and an
+    ``AttributeError``, so ``hasattr``-style code and ``except AttributeError`` keep working.
+    """
 
 
 class MissingDependencyError(NNDoctorError, ImportError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from nndoctor.report import print_sections, stderr_console, to_sections, write_h
 __all__ = [
     "JsonOption",
     "ReportOption",
+    "check_output_path",
     "emit",
     "naming_tables",
     "parse_shape",
@@ -25,12 +27,50 @@ __all__ = [
     "staged_progress",
 ]
 
+
+def check_output_path(path: Path | None) -> Path | None:
+    """Refuse, before any work, an output path that cannot be written: a directory, or one
+    under an existing file (the option's callback; the file itself is written at the end).
+
+    Examples
+    --------
+    >>> check_output_path(Path("/"))
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.InvalidParameterError: output path '/' is a directory; ...
+    """
+    if path is None:
+        return None
+    if path.is_dir():
+        raise InvalidParameterError(
+            f"output path {str(path)!r} is a directory; pass a file name (e.g. {path}/out.html)"
+        )
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InvalidParameterError(
+                    f"output path {str(path)!r} lies under {str(parent)!r}, which is a file; "
+                    "pass a path in a folder"
+                )
+            if not os.access(parent, os.W_OK):
+                raise InvalidParameterError(
+                    f"output path {str(path)!r} cannot be written: {str(parent)!r} is not "
+                    "writable; pass a path in a writable folder"
+                )
+            break
+    return path
+
+
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the result as JSON on stdout (for scripts).")
 ]
 ReportOption = Annotated[
     Path | None,
-    typer.Option("--report", help="Also write a self-contained HTML report to this file."),
+    typer.Option(
+        "--report",
+        help="Also write a self-contained HTML report to this file.",
+        callback=check_output_path,
+    ),
 ]
 
 
@@ -76,8 +116,8 @@ def parse_shape(text: str) -> tuple[int, ...]:
     (3, 32, 32)
     """
     try:
-        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
-    except ValueError:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:  # a part that is not an integer, or empty ("3,,32")
         shape = ()
     if not shape or any(d <= 0 for d in shape):
         raise InvalidParameterError(

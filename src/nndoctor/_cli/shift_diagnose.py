@@ -22,18 +22,16 @@ def _features(
     with the categories of all tables together (so the columns line up)."""
     import pandas as pd
 
+    from nndoctor._io import check_same_columns
     from nndoctor.exceptions import DataValidationError
 
     columns = [c for c in frames[0].columns if c not in drop]
-    for i, frame in enumerate(frames[1:], start=1):
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise DataValidationError(
-                f"table {i + 1} lacks the column(s) {', '.join(map(str, missing[:5]))} of the "
-                "first table; pass tables with the same columns"
-            )
     if not columns:
         raise DataValidationError("no feature columns are left; pass tables with features")
+    check_same_columns(
+        frames, ["the first table", *(f"table {i + 1}" for i in range(1, len(frames)))],
+        drop=tuple(drop),
+    )  # fmt: skip
     sizes = [len(f) for f in frames]
     pooled = pd.concat([f[columns] for f in frames], ignore_index=True)
     text = [c for c in columns if not pd.api.types.is_numeric_dtype(pooled[c])]
@@ -45,10 +43,11 @@ def _features(
 
 
 def _column(frame: Any, name: str, what: str) -> Any:
-    from nndoctor.exceptions import DataValidationError
+    """The column an option names; a name the table lacks is a usage error (exit code 2)."""
+    from nndoctor.exceptions import InvalidParameterError
 
     if name not in frame.columns:
-        raise DataValidationError(
+        raise InvalidParameterError(
             f"{what} column {name!r} is not in the table (columns: "
             f"{', '.join(map(str, list(frame.columns)[:8]))}); pass an existing column"
         )
@@ -82,11 +81,10 @@ def shift_diagnose_cmd(
 ) -> None:
     """Say which shift separates TARGET from SOURCE (covariate, label, concept), with the
     evidence and the treatment. Target labels, where present, enable the concept tests."""
-    from nndoctor._io import load_model, load_table
+    from nndoctor._io import load_model, load_table_pair
     from nndoctor.shift import diagnose
 
-    src = load_table(source)
-    tgt = load_table(target)
+    src, tgt = load_table_pair(source, target, label=label)
     ys = _column(src, label, "--label")
     yt = tgt[label] if label in tgt.columns else None
     import pandas as pd

@@ -53,15 +53,14 @@ def shift_test_cmd(
     report: ReportOption = None,
 ) -> None:
     """Test whether TARGET still looks like SOURCE (per feature, MMD, classifier, model outputs)."""
-    from nndoctor._io import load_model, load_table
+    from nndoctor._io import load_model, load_table_pair
     from nndoctor._validation import check_choice
     from nndoctor.shift import compare_samples
 
     check_choice(method, ("auto", "bbsd", "c2st", "chi2", "ks", "mmd"), name="--method")
     check_choice(correction, ("bonferroni", "fdr_bh", "holm", "none"), name="--correction")
     check_choice(missing, ("category", "drop", "raise", "test"), name="--missing")
-    src = load_table(source)
-    tgt = load_table(target)
+    src, tgt = load_table_pair(source, target)  # the same columns, numbers vs text agree
     net = load_model(model, weights=weights) if model is not None else None
     with naming_tables(source, target), progress_bar("shift tests") as advance:
         result = compare_samples(

@@ -10,9 +10,16 @@ import numpy as np
 import pandas as pd
 import typer
 
-from nndoctor._cli._common import JsonOption, ReportOption, emit, naming_tables, progress_bar
+from nndoctor._cli._common import (
+    JsonOption,
+    ReportOption,
+    check_output_path,
+    emit,
+    naming_tables,
+    progress_bar,
+)
 from nndoctor._cli.shift import shift_app
-from nndoctor._io import load_table
+from nndoctor._io import load_table, writing
 from nndoctor._validation import check_choice
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
 
@@ -36,16 +43,14 @@ def _numeric(frame: pd.DataFrame, *, name: str, drop: list[str]) -> pd.DataFrame
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
-    tmp = path.with_name(f".{path.name}.tmp")
-    if suffix in {".parquet", ".pq"}:
-        frame.to_parquet(tmp, index=False)
-    elif suffix in {".csv", ".txt", ""}:
-        frame.to_csv(tmp, index=False)
-    else:
+    if suffix not in {".parquet", ".pq", ".csv", ".txt", ""}:
         raise InvalidParameterError(f"--out {str(path)!r} must end in .csv or .parquet")
-    tmp.replace(path)
+    with writing(path) as tmp:
+        if suffix in {".parquet", ".pq"}:
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
 
 
 @shift_app.command("weights")
@@ -53,7 +58,12 @@ def weights_cmd(
     source: Annotated[Path, typer.Option("--source", help="Source (training) table, CSV/Parquet.")],
     target: Annotated[Path, typer.Option("--target", help="Target (deployment) table.")],
     out: Annotated[
-        Path, typer.Option("--out", help="Write the source table plus a weights column here.")
+        Path,
+        typer.Option(
+            "--out",
+            help="Write the source table plus a weights column here.",
+            callback=check_output_path,
+        ),
     ],
     method: Annotated[
         str, typer.Option(help="classifier | ulsif | kliep | kmm (KMM: moment matching).")
@@ -84,8 +94,9 @@ def weights_cmd(
         if list(Xs.columns) != list(Xt.columns):
             only = sorted(set(Xs.columns) ^ set(Xt.columns))
             raise DataValidationError(
-                f"source and target feature columns differ ({only[:10]}); pass tables with the "
-                "same columns or --exclude the extra ones"
+                f"the source table ({source}) and the target table ({target}) have different "
+                f"feature columns ({only[:10]}); pass tables with the same columns or --exclude "
+                "the extra ones"
             )
         if column in src_frame.columns:
             raise InvalidParameterError(
@@ -138,7 +149,11 @@ def labels_cmd(
     ] = "probs",
     adjusted_out: Annotated[
         Path | None,
-        typer.Option("--adjusted-out", help="Write prior-corrected target probabilities here."),
+        typer.Option(
+            "--adjusted-out",
+            help="Write prior-corrected target probabilities here.",
+            callback=check_output_path,
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     json_out: JsonOption = False,

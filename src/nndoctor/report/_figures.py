@@ -6,6 +6,9 @@ import base64
 import io
 from typing import Any
 
+from nndoctor._validation import check_number
+from nndoctor.exceptions import InvalidParameterError
+
 __all__ = ["figure_to_png_base64", "new_figure"]
 
 
@@ -21,6 +24,8 @@ def new_figure(*, width: float = 6.4, height: float = 3.6) -> tuple[Any, Any]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    width = check_number(width, name="width", minimum=0.0, exclusive_minimum=True)
+    height = check_number(height, name="height", minimum=0.0, exclusive_minimum=True)
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
@@ -37,6 +42,10 @@ def figure_to_png_base64(fig: Any, *, dpi: int = 100) -> str:
     >>> figure_to_png_base64(fig)[:8]
     'iVBORw0K'
     """
+    if not hasattr(fig, "savefig"):
+        raise InvalidParameterError(
+            f"fig must be a matplotlib Figure, got {type(fig).__name__}; draw on new_figure()"
+        )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return base64.b64encode(buf.getvalue()).decode("ascii")

@@ -13,7 +13,7 @@ import markupsafe
 from nndoctor._io import write_text_atomic
 from nndoctor._results import dumps
 from nndoctor.exceptions import InvalidParameterError
-from nndoctor.report._section import Section
+from nndoctor.report._section import Section, check_sections
 
 __all__ = ["render_html", "write_html"]
 
@@ -145,7 +145,7 @@ def render_html(title: str, sections: Sequence[Section]) -> str:
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = env.from_string(_TEMPLATE)
-    for s in sections:
+    for s in check_sections(sections):
         for f in s.figures:
             if not _BASE64.fullmatch(f.png_base64):
                 raise InvalidParameterError(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import singledispatch
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from nndoctor._results import ResultMixin, to_jsonable
+from nndoctor._validation import check_choice
+from nndoctor.exceptions import InvalidParameterError
 
 __all__ = ["Figure", "Section", "Status", "to_sections"]
 
@@ -48,6 +51,25 @@ class Section(ResultMixin):
     table: tuple[dict[str, Any], ...] = ()
     figures: tuple[Figure, ...] = ()
     payload: Any = field(default=None)
+
+    def __post_init__(self) -> None:
+        check_choice(self.status, get_args(Status), name="status")
+
+
+def check_sections(sections: Any) -> Sequence[Section]:
+    """Return ``sections`` when it is a sequence of :class:`Section` (what renderers take)."""
+    if isinstance(sections, str) or not isinstance(sections, Sequence):
+        raise InvalidParameterError(
+            f"sections must be a list of Section, got {type(sections).__name__}; build them "
+            "with to_sections(result)"
+        )
+    bad = [type(s).__name__ for s in sections if not isinstance(s, Section)]
+    if bad:
+        raise InvalidParameterError(
+            f"sections must all be Section objects, got {', '.join(sorted(set(bad)))}; build "
+            "them with to_sections(result)"
+        )
+    return sections
 
 
 @singledispatch

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from nndoctor.report._section import Section
+from nndoctor.report._section import Section, check_sections
 
 __all__ = ["print_sections", "stderr_console", "stdout_console"]
 
@@ -38,7 +38,7 @@ def print_sections(sections: Sequence[Section], console: Console | None = None) 
     ...
     """
     console = console or stdout_console()
-    for section in sections:
+    for section in check_sections(sections):
         console.rule(f"[bold]{section.title}")
         if section.verdict:
             style = _STYLE[section.status]

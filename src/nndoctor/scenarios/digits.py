@@ -17,7 +17,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from nndoctor._validation import check_choice, check_int, check_random_state
+from nndoctor._validation import check_choice, check_int, check_random_state, check_unit_interval
 
 __all__ = ["DigitsData", "digits_data", "digits_mlp"]
 
@@ -80,6 +80,7 @@ def digits_data(*, test_size: float = 0.3, random_state: int | None = 0) -> Digi
 
     X, y = load_digits(return_X_y=True)
     rng = check_random_state(random_state)
+    test_size = check_unit_interval(test_size, name="test_size")
     n_test_per_class = {c: round(test_size * int(np.sum(y == c))) for c in range(10)}
     test_mask = np.zeros(len(y), dtype=bool)
     for c, k in n_test_per_class.items():
@@ -133,7 +134,7 @@ def digits_mlp(
     act = _ACTIVATIONS[check_choice(activation, _ACTIVATIONS, name="activation")]
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
-            torch.manual_seed(seed)
+            torch.manual_seed(check_int(seed, name="seed"))
         layers: list[nn.Module] = []
         fan_in = 64
         for _ in range(depth):

@@ -16,8 +16,7 @@ import torch
 from torch import nn
 
 from nndoctor._results import ResultMixin
-from nndoctor._validation import check_choice, check_int
-from nndoctor.exceptions import InvalidParameterError
+from nndoctor._validation import check_choice, check_int, check_number
 
 __all__ = ["SymmetryDemo", "deep_chain", "symmetric_mlp", "symmetry_demo"]
 
@@ -64,8 +63,7 @@ def deep_chain(
     """
     depth = check_int(depth, name="depth", minimum=1)
     width = check_int(width, name="width", minimum=1)
-    if isinstance(weight, bool) or not isinstance(weight, int | float):
-        raise InvalidParameterError(f"weight must be a number, got {weight!r}")
+    weight = check_number(weight, name="weight")  # NaN or inf would make every layer NaN
     check_choice(activation, ("identity", *_ACT), name="activation")
     layers: list[nn.Module] = []
     for i in range(depth):
@@ -113,6 +111,7 @@ def symmetric_mlp(
     width = check_int(width, name="width", minimum=1)
     depth = check_int(depth, name="depth", minimum=1)
     out_features = check_int(out_features, name="out_features", minimum=1)
+    value = check_number(value, name="value")
     check_choice(activation, ("identity", *_ACT), name="activation")
     layers: list[nn.Module] = []
     fan_in = in_features
@@ -175,6 +174,8 @@ def symmetry_demo(
     from nndoctor.stability import find_symmetric_units, init_
 
     steps = check_int(steps, name="steps", minimum=0)
+    lr = check_number(lr, name="lr", minimum=0.0, exclusive_minimum=True)
+    random_state = check_int(random_state, name="random_state", minimum=0)
     gen = torch.Generator().manual_seed(random_state)
     X = torch.randn(128, 8, generator=gen)
     y = torch.randint(0, 3, (128,), generator=gen)

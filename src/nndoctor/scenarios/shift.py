@@ -34,8 +34,9 @@ Examples
 
 from __future__ import annotations
 
+import os
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,7 @@ from nndoctor._results import ResultMixin, dumps, to_jsonable
 from nndoctor._validation import (
     check_choice,
     check_int,
+    check_number,
     check_random_state,
     check_unit_interval,
 )
@@ -205,6 +207,11 @@ class ScenarioData(ResultMixin):
         """
         from nndoctor._io import write_text_atomic
 
+        if not isinstance(directory, str | os.PathLike):
+            raise InvalidParameterError(
+                f"directory must be a path, got {type(directory).__name__}; pass the folder "
+                "for the tables"
+            )
         root = Path(directory)
         if root.exists() and not root.is_dir():
             raise InvalidParameterError(
@@ -454,9 +461,16 @@ def _prior(value: Mapping[str, float] | Sequence[float] | None, default: Mapping
                 f"{name} has classes {sorted(value)}; give one probability for each of "
                 f"{', '.join(_FLU_CLASSES)}"
             )
-        probs = [float(value[c]) for c in _FLU_CLASSES]
+        probs = [check_number(value[c], name=f"{name}[{c!r}]") for c in _FLU_CLASSES]
     else:
-        probs = [float(v) for v in value]
+        given: Any = value  # checked at run time: callers pass anything
+        if isinstance(given, str) or not isinstance(given, Iterable):
+            raise InvalidParameterError(
+                f"{name} must be 3 probabilities ({', '.join(_FLU_CLASSES)}) or a mapping "
+                f"class -> probability, got {type(value).__name__} {value!r}; pass e.g. "
+                "[0.6, 0.3, 0.1]"
+            )
+        probs = [check_number(v, name=name) for v in value]
         if len(probs) != len(_FLU_CLASSES):
             raise InvalidParameterError(
                 f"{name} has {len(probs)} entries; give 3 probabilities ({', '.join(_FLU_CLASSES)})"

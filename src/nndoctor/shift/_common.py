@@ -125,6 +125,20 @@ def _tensor_or_array(data: Any, name: str) -> torch.Tensor:
     return torch.from_numpy(arr)
 
 
+def _same_order(X: pd.DataFrame, Y: pd.DataFrame, names: tuple[str, str]) -> pd.DataFrame:
+    """``Y`` with ``X``'s columns in ``X``'s order (two frames are matched by column name)."""
+    if list(Y.columns) == list(X.columns):
+        return Y
+    missing = [c for c in X.columns if c not in Y.columns]
+    extra = [c for c in Y.columns if c not in X.columns]
+    if missing or extra:
+        raise DataValidationError(
+            f"{names[0]} and {names[1]} have different columns (only in {names[0]}: "
+            f"{missing[:5]}, only in {names[1]}: {extra[:5]}); pass tables with the same columns"
+        )
+    return Y[list(X.columns)]
+
+
 def as_float_tensors(
     X: Any, Y: Any, *, names: tuple[str, str] = ("X", "Y")
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,6 +147,8 @@ def as_float_tensors(
     When either input is a tensor the computation happens on that tensor's device (a CUDA
     tensor keeps the work on the GPU); NumPy arrays and pandas frames go to the CPU.
     """
+    if isinstance(X, pd.DataFrame) and isinstance(Y, pd.DataFrame):
+        Y = _same_order(X, Y, names)
     x = _tensor_or_array(X, names[0])
     y = _tensor_or_array(Y, names[1])
     if x.shape[1] != y.shape[1]:

@@ -8,11 +8,22 @@ from typing import Any, Literal, get_args
 import numpy as np
 import torch
 
-from nndoctor._validation import check_choice, check_probabilities, check_random_state
+from nndoctor._validation import (
+    check_choice,
+    check_fitted,
+    check_probabilities,
+    check_random_state,
+)
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
 from nndoctor.shift._bbsd import BBSDResult, bbsd_test
 from nndoctor.shift._classifier_test import ClassifierTestResult, classifier_test
-from nndoctor.shift._common import TwoSampleResult, as_float_tensors, check_alpha, warn_small
+from nndoctor.shift._common import (
+    TwoSampleResult,
+    as_float_tensors,
+    as_frame,
+    check_alpha,
+    warn_small,
+)
 from nndoctor.shift._mmd import (
     DEFAULT_BLOCK_BYTES,
     LINEAR_TIME_THRESHOLD,
@@ -101,6 +112,11 @@ class ShiftDetector:
         check_choice(self.method, _METHODS, name="method")
         check_alpha(self.alpha)
         self._rng = check_random_state(self.random_state)
+        if self.options is not None and not isinstance(self.options, Mapping):
+            raise InvalidParameterError(
+                f"options must be a mapping of keyword arguments, got "
+                f"{type(self.options).__name__}; pass e.g. options={{'n_permutations': 500}}"
+            )
         self._opts = dict(self.options or {})
         for key in ("alpha", "random_state"):
             if key in self._opts:
@@ -115,10 +131,13 @@ class ShiftDetector:
         if self.method != "mmd":
             if isinstance(X_ref, torch.Tensor):
                 X_ref = X_ref.detach().cpu().numpy()
+            frame = as_frame(X_ref, "X_ref")  # a 2-D table (the test itself checks the values)
             self._ref = X_ref
-            self.n_reference_ = len(X_ref)
-            if self.n_reference_ == 0:
-                raise DataValidationError("X_ref has 0 rows; pass at least 1 row")
+            self.n_reference_ = int(frame.shape[0])
+            if self.n_reference_ == 0 or frame.shape[1] == 0:
+                raise DataValidationError(
+                    f"X_ref has shape {frame.shape}; pass at least 1 row and 1 column"
+                )
             return self
         allowed = {"kernel", "bandwidth", "n_permutations", "standardize", "max_block_bytes"}
         unknown = sorted(set(self._opts) - allowed)
@@ -167,10 +186,7 @@ class ShiftDetector:
         )
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "n_reference_"):
-            raise InvalidParameterError(
-                "this ShiftDetector is not fitted; call fit(X_ref) with the reference first"
-            )
+        check_fitted(self, "n_reference_", fit_call="fit(X_ref) with the reference")
 
     def test(
         self, X: Any

@@ -342,6 +342,10 @@ def mmd_test(
     check_choice(method, ("auto", "block", "permutation"), name="method")
     alpha = check_alpha(alpha)
     max_block_bytes = check_int(max_block_bytes, name="max_block_bytes", minimum=1024)
+    # both checked whichever test "auto" picks, so that a bad value is never silently ignored
+    check_int(n_permutations, name="n_permutations", minimum=1)
+    if block_size is not None:
+        check_int(block_size, name="block_size", minimum=2)
     rng = check_random_state(random_state)
     x, y = as_float_tensors(X, Y, names=("X", "Y"))
     m, n = x.shape[0], y.shape[0]

@@ -12,11 +12,17 @@ import torch
 from torch import nn
 
 from nndoctor._results import ResultMixin
-from nndoctor._validation import check_choice, check_random_state
+from nndoctor._validation import (
+    check_callable,
+    check_choice,
+    check_module,
+    check_random_state,
+    forward_errors,
+)
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
 from nndoctor.shift._bbsd import BBSDResult, bbsd_test
 from nndoctor.shift._classifier_test import ClassifierTestResult, classifier_test
-from nndoctor.shift._common import TwoSampleResult, check_alpha, warn_small
+from nndoctor.shift._common import TwoSampleResult, as_frame, check_alpha, warn_small
 from nndoctor.shift._mmd import _nan_result, mmd_test
 from nndoctor.shift._univariate import (
     _MISSING_POLICIES,
@@ -77,7 +83,13 @@ def _model_probs(
     with torch.no_grad():
         for start in range(0, X.shape[0], batch):
             xb = torch.as_tensor(X[start : start + batch], dtype=torch.float32, device=device)
-            logits = model(xb)
+            with forward_errors(model, (xb,)):
+                logits = model(xb)
+            if not isinstance(logits, torch.Tensor):
+                raise DataValidationError(
+                    f"the model returned {type(logits).__name__}; BBSD needs a tensor of logits "
+                    "(batch, C)"
+                )
             if logits.ndim != 2 or logits.shape[1] < 2:
                 raise DataValidationError(
                     f"the model returned shape {tuple(logits.shape)}; BBSD needs one logit per "
@@ -151,11 +163,14 @@ def compare_samples(
     check_choice(missing, _MISSING_POLICIES, name="missing")
     alpha = check_alpha(alpha)
     rng = check_random_state(random_state)
+    if progress is not None:
+        check_callable(progress, name="progress", expected="progress(fraction, text)")
+    if model is not None:
+        check_module(model, need_parameters=False)
     tick = progress or (lambda fraction, text: None)
-    src = source if isinstance(source, pd.DataFrame) else pd.DataFrame(np.asarray(source))
-    tgt = target if isinstance(target, pd.DataFrame) else pd.DataFrame(np.asarray(target))
-    src.columns = [str(c) for c in src.columns]
-    tgt.columns = [str(c) for c in tgt.columns]
+    # new frames with string column names (the caller's frames are left untouched)
+    src = as_frame(source, "source").rename(columns=str)
+    tgt = as_frame(target, "target").rename(columns=str)
     if label is not None:
         for name, frame in (("source", src), ("target", tgt)):
             if label not in frame.columns:

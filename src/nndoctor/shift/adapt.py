@@ -20,8 +20,15 @@ import numpy as np
 import numpy.typing as npt
 
 from nndoctor._results import ResultMixin
-from nndoctor._validation import check_choice, check_int, check_labels, check_matrix
-from nndoctor.exceptions import InvalidParameterError
+from nndoctor._validation import (
+    check_choice,
+    check_int,
+    check_labels,
+    check_matrix,
+    check_number,
+    check_same_features,
+)
+from nndoctor.exceptions import DataValidationError, InvalidParameterError
 from nndoctor.shift.stream import ChangePoint, MonitorReport, ShiftMonitor
 
 __all__ = ["AdaptationResult", "adapt_on_drift"]
@@ -74,6 +81,16 @@ class AdaptationResult(ResultMixin):
     batches_to_recover: int | None
     changes: tuple[ChangePoint, ...]
     monitor: MonitorReport
+
+
+def _check_pair(pair: Any, name: str) -> tuple[Any, Any]:
+    if isinstance(pair, str | bytes) or not isinstance(pair, tuple | list) or len(pair) != 2:
+        raise InvalidParameterError(
+            f"{name} must be a pair (X, y), got {type(pair).__name__}"
+            + (f" of length {len(pair)}" if isinstance(pair, tuple | list) else "")
+            + "; pass (features, labels)"
+        )
+    return pair[0], pair[1]
 
 
 def adapt_on_drift(
@@ -138,6 +155,23 @@ def adapt_on_drift(
     check_choice(strategy, _STRATEGIES, name="strategy")
     window = check_int(window, name="window", minimum=1)
     min_labels = check_int(min_labels, name="min_labels", minimum=1)
+    tolerance = check_number(tolerance, name="tolerance", minimum=0.0)
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "predict")):
+        raise InvalidParameterError(
+            f"estimator must be a scikit-learn classifier (with fit and predict), got "
+            f"{type(estimator).__name__}; pass e.g. LogisticRegression()"
+        )
+    if monitor is not None and not isinstance(monitor, ShiftMonitor):
+        raise InvalidParameterError(
+            f"monitor must be a ShiftMonitor, got {type(monitor).__name__}; pass ShiftMonitor(...)"
+        )
+    _check_pair(reference, "reference")
+    stream: Any = batches  # checked at run time: callers pass anything
+    if isinstance(stream, str | bytes) or not isinstance(stream, Iterable):
+        raise InvalidParameterError(
+            f"batches must be an iterable of (X, y) pairs, got {type(batches).__name__}; "
+            "pass a list or a generator of (features, labels)"
+        )
     if strategy == "update" and not hasattr(estimator, "partial_fit"):
         raise InvalidParameterError(
             f"strategy='update' needs an estimator with partial_fit; {type(estimator).__name__} "
@@ -167,8 +201,10 @@ def adapt_on_drift(
     waiting = False
     adapted = False
     changes: list[ChangePoint] = []
-    for b, (Xb_raw, yb_raw) in enumerate(batches):
+    for b, pair in enumerate(batches):
+        Xb_raw, yb_raw = _check_pair(pair, f"batch {b}")
         Xb = check_matrix(Xb_raw, name=f"batch {b} X", min_rows=1)
+        check_same_features(X_ref, Xb, names=("reference X", f"batch {b} X"))
         yb = check_labels(yb_raw, name=f"batch {b} y", n_rows=Xb.shape[0])
         pred = model.predict(Xb)
         acc.append(float(np.mean(pred == yb)))
@@ -205,6 +241,8 @@ def adapt_on_drift(
                     retrains.append(b)
                     waiting = False
 
+    if not acc:
+        raise DataValidationError("batches is empty; pass at least one (X, y) batch to replay")
     n = len(acc)
     first_det = detections[0] if detections else n
     first_fix = retrains[0] + 1 if retrains else n

@@ -38,6 +38,7 @@ from nndoctor._validation import (
     check_probabilities,
     check_random_state,
     check_unit_interval,
+    check_weights,
 )
 from nndoctor.exceptions import DataValidationError, SmallSampleWarning
 from nndoctor.shift._logistic import fit_logistic, logit, sandwich_cov
@@ -188,17 +189,9 @@ def _prepare(
     if source_weights is None:
         w = np.ones(ps.shape[0])
     else:
-        w = np.asarray(source_weights, dtype=np.float64).reshape(-1)
-        if w.shape[0] != ps.shape[0]:
-            raise DataValidationError(
-                f"source_weights has {w.shape[0]} entries but source_probs has {ps.shape[0]} "
-                "rows; pass one weight per source row"
-            )
-        if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-            raise DataValidationError(
-                "source_weights must be finite, non-negative and not all zero; "
-                "pass importance or label weights"
-            )
+        w = check_weights(
+            source_weights, name="source_weights", n_rows=ps.shape[0], allow_zero_sum=False
+        )
         w = w * (w.shape[0] / w.sum())
     return ps, ys, pt, yt, w
 

@@ -24,17 +24,19 @@ import numpy.typing as npt
 from nndoctor._results import ResultMixin
 from nndoctor._validation import (
     check_choice,
+    check_fitted,
     check_int,
     check_matrix,
+    check_number,
     check_random_state,
     check_same_features,
     check_unit_interval,
+    check_weights,
 )
 from nndoctor.exceptions import (
     DataValidationError,
     InvalidParameterError,
     LowOverlapWarning,
-    NNDoctorError,
 )
 from nndoctor.shift._kernels import gaussian_kernel, median_bandwidth
 
@@ -65,11 +67,26 @@ def effective_sample_size(weights: Any) -> float:
     >>> effective_sample_size([1.0, 0.0, 0.0, 0.0])
     1.0
     """
-    w = np.asarray(weights, dtype=np.float64).ravel()
+    w = check_weights(weights, name="weights")
     denom = float(np.sum(w * w))
     if denom <= 0.0:
         return 0.0
     return float(np.sum(w) ** 2 / denom)
+
+
+def _positive_grid(values: Any, *, name: str) -> FloatArray:
+    """A grid of candidate bandwidths or penalties: positive finite numbers."""
+    try:
+        grid = np.asarray(values, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as err:
+        raise InvalidParameterError(
+            f"{name} must be a list of positive numbers, got {values!r}; pass e.g. [0.1, 1.0]"
+        ) from err
+    if grid.size == 0 or np.any(~np.isfinite(grid)) or np.any(grid <= 0):
+        raise InvalidParameterError(
+            f"{name} must be positive finite numbers, got {values!r}; pass e.g. [0.1, 1.0]"
+        )
+    return grid
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,10 +451,7 @@ class ImportanceWeighter:
     # kernel models ------------------------------------------------------------
     def _sigma_grid(self, Zs: FloatArray, Zt: FloatArray, rng: np.random.Generator) -> FloatArray:
         if self.sigmas is not None:
-            grid = np.asarray(self.sigmas, dtype=np.float64).ravel()
-            if grid.size == 0 or np.any(~np.isfinite(grid)) or np.any(grid <= 0):
-                raise InvalidParameterError("sigmas must be positive finite numbers")
-            return grid
+            return _positive_grid(self.sigmas, name="sigmas")
         med = median_bandwidth(np.vstack([Zs, Zt]), rng)
         return med * np.array([0.25, 0.5, 1.0, 2.0])
 
@@ -448,11 +462,9 @@ class ImportanceWeighter:
     def _fit_ulsif(
         self, Zs: FloatArray, Zt: FloatArray, rng: np.random.Generator
     ) -> tuple[FloatArray, FloatArray]:
-        lambdas = np.asarray(
-            self.lambdas if self.lambdas is not None else (1e-3, 1e-2, 1e-1, 1.0), dtype=np.float64
-        ).ravel()
-        if lambdas.size == 0 or np.any(~np.isfinite(lambdas)) or np.any(lambdas <= 0):
-            raise InvalidParameterError("lambdas must be positive finite numbers")
+        lambdas = _positive_grid(
+            self.lambdas if self.lambdas is not None else (1e-3, 1e-2, 1e-1, 1.0), name="lambdas"
+        )
         centers = Zt[self._centers(Zt, rng)]
         b = centers.shape[0]
         n_de, n_nu = Zs.shape[0], Zt.shape[0]
@@ -554,7 +566,11 @@ class ImportanceWeighter:
         K = gaussian_kernel(Zs, Zs, sigma)
         kappa = (n_s / n_t) * gaussian_kernel(Zs, Zt, sigma).sum(axis=1)
         root = float(np.sqrt(n_s))
-        eps = float(self.kmm_eps) if self.kmm_eps is not None else (root - 1.0) / root
+        eps = (
+            check_number(self.kmm_eps, name="kmm_eps", minimum=0.0, maximum=1.0)
+            if self.kmm_eps is not None
+            else (root - 1.0) / root
+        )
         lo, hi = n_s * (1.0 - eps), n_s * (1.0 + eps)
         bound = float(self.kmm_bound)
         # Lipschitz constant of the gradient K @ beta - kappa: the top eigenvalue of K
@@ -577,10 +593,7 @@ class ImportanceWeighter:
 
     # ------------------------------------------------------------------ using
     def _check_fitted(self) -> None:
-        if not hasattr(self, "weights_"):
-            raise NNDoctorError(
-                "this ImportanceWeighter is not fitted yet; call fit(X_source, X_target) first"
-            )
+        check_fitted(self, "weights_", fit_call="fit(X_source, X_target)")
 
     def weights(self, X: Any) -> FloatArray:
         r"""The estimated :math:`\beta(x)` for rows ``X`` (same clipping and scale as ``weights_``).

@@ -43,6 +43,7 @@ import numpy.typing as npt
 
 from nndoctor._results import ResultMixin
 from nndoctor._validation import (
+    check_callable,
     check_int,
     check_matrix,
     check_random_state,
@@ -463,6 +464,8 @@ def diagnose(
         estimate_accuracy,
     )
 
+    if progress is not None:
+        check_callable(progress, name="progress", expected="progress(fraction, text)")
     say: Progress = progress if progress is not None else (lambda fraction, text: None)
     alpha = check_unit_interval(alpha, name="alpha")
     consistency_alpha = check_unit_interval(consistency_alpha, name="consistency_alpha")

@@ -31,6 +31,7 @@ import numpy.typing as npt
 from nndoctor._results import ResultMixin
 from nndoctor._validation import (
     check_choice,
+    check_fitted,
     check_int,
     check_labels,
     check_matrix,
@@ -632,11 +633,11 @@ class LabelShiftEstimator:
         return _SourceState(k, freq, confusion=_joint_confusion(scores, y, k), n=y.size)
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "_state"):
-            raise NNDoctorError(
-                "this LabelShiftEstimator is not fitted yet; call fit(source_probs, "
-                "source_labels) on a held-out labeled source set first"
-            )
+        check_fitted(
+            self,
+            "_state",
+            fit_call="fit(source_probs, source_labels) on a held-out labeled source set",
+        )
 
     def calibrate(self, probs: Any) -> FloatArray:
         """Calibrated posteriors (bias-corrected temperature scaling for ``em-bcts``).

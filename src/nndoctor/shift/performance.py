@@ -23,7 +23,12 @@ import numpy as np
 import numpy.typing as npt
 
 from nndoctor._results import ResultMixin
-from nndoctor._validation import check_choice, check_matrix, check_probabilities
+from nndoctor._validation import (
+    check_choice,
+    check_matrix,
+    check_probabilities,
+    check_random_state,
+)
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
 from nndoctor.shift.covariate import ImportanceWeighter, effective_sample_size
 from nndoctor.shift.label import (
@@ -315,8 +320,20 @@ def estimate_accuracy(
         methods = list(_METHODS) if method == "all" else [method]
     else:
         methods = list(method)
+    if not methods:
+        raise InvalidParameterError(
+            f"method is empty; pass 'all' or at least one of: {', '.join(_METHODS)}"
+        )
     for m in methods:
         check_choice(m, _METHODS, name="method")
+    if label_shift is not None and not isinstance(
+        label_shift, LabelShiftResult | LabelShiftEstimator
+    ):
+        raise InvalidParameterError(
+            "label_shift must be a LabelShiftResult or a LabelShiftEstimator, got "
+            f"{type(label_shift).__name__}; pass LabelShiftEstimator().fit(...).estimate(...)"
+        )
+    check_random_state(random_state)  # validated up front, whichever methods use it
     explicit = not (isinstance(method, str) and method == "all")
     correct = (Ps.argmax(axis=1) == ys).astype(np.float64)
     out: list[AccuracyEstimate] = []

@@ -36,6 +36,7 @@ from scipy import stats
 from nndoctor._results import ResultMixin
 from nndoctor._validation import (
     check_choice,
+    check_fitted,
     check_int,
     check_labels,
     check_matrix,
@@ -255,7 +256,10 @@ class ShiftMonitor:
         group_window: int = 10,
         random_state: int | None = None,
     ) -> None:
-        self.detectors = tuple(detectors)
+        # a bare string is kept as given (and rejected in fit), not split into letters
+        self.detectors: Sequence[str] = (
+            detectors if isinstance(detectors, str) else tuple(detectors)
+        )
         self.min_votes = min_votes
         self.vote_window = vote_window
         self.alpha = alpha
@@ -268,6 +272,11 @@ class ShiftMonitor:
     # ------------------------------------------------------------------ set-up
 
     def _check_params(self) -> None:
+        if isinstance(self.detectors, str):
+            raise InvalidParameterError(
+                f"detectors must be a list of detector names, got the string "
+                f"{self.detectors!r}; pass detectors=[{self.detectors!r}]"
+            )
         for name in self.detectors:
             check_choice(name, DETECTORS, name="detector")
         if not self.detectors:
@@ -379,11 +388,7 @@ class ShiftMonitor:
         time : optional
             A label for the batch (shown in events).
         """
-        if not hasattr(self, "n_batches_"):
-            raise InvalidParameterError(
-                "this ShiftMonitor is not fitted; call fit(reference_X, predictions=..., "
-                "labels=...) first"
-            )
+        self._check_fitted()
         batch = self.n_batches_
         start = self.n_samples_
         t_label = None if time is None else str(time)
@@ -513,9 +518,13 @@ class ShiftMonitor:
 
     # ------------------------------------------------------------------ results
 
+    def _check_fitted(self) -> None:
+        check_fitted(self, "n_batches_", fit_call="fit(reference_X, predictions=..., labels=...)")
+
     @property
     def drift_detected(self) -> bool:
         """Whether any change has been declared so far (read-only)."""
+        self._check_fitted()
         return bool(self._declared_events())
 
     def _declared_events(self) -> list[ChangeEvent]:
@@ -528,6 +537,7 @@ class ShiftMonitor:
 
     def report(self) -> MonitorReport:
         """Summarise the stream so far: declared changes with their kind, every event and test."""
+        self._check_fitted()
         declared = self._declared_events()
         changes: list[ChangePoint] = []
         i = 0
@@ -552,7 +562,7 @@ class ShiftMonitor:
             alpha=float(self.alpha),
             spending=self.spending,
             horizon=int(self.horizon),
-            detectors=self.detectors,
+            detectors=tuple(self.detectors),
             min_votes=int(self.min_votes),
         )
 

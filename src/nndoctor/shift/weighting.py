@@ -22,7 +22,13 @@ import torch
 from torch import nn
 from torch.utils.data import WeightedRandomSampler
 
-from nndoctor._validation import check_choice, check_int, check_labels, to_numpy
+from nndoctor._validation import (
+    check_callable,
+    check_choice,
+    check_int,
+    check_labels,
+    check_weights,
+)
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
 from nndoctor.shift.label import LabelShiftResult
 
@@ -67,13 +73,7 @@ def to_sample_weight(weights: Any, labels: Any = None, *, normalize: bool = True
             raise InvalidParameterError(
                 "a LabelShiftResult holds per-class weights; pass labels= to look them up per row"
             )
-    w = to_numpy(weights, name="weights").astype(np.float64)
-    if w.ndim != 1:
-        raise DataValidationError(f"weights has shape {w.shape}; pass a 1-D array")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise DataValidationError(
-            "weights hold negative, NaN or infinite values; pass non-negative finite weights"
-        )
+    w = check_weights(weights, name="weights")
     if labels is not None:
         y = check_labels(labels, name="labels")
         if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(y == np.round(y))):
@@ -140,6 +140,7 @@ class WeightedLoss(nn.Module):
         check_choice(reduction, ("mean", "normalized", "sum"), name="reduction")
         if loss is None:
             loss = nn.CrossEntropyLoss(reduction="none")
+        check_callable(loss, name="loss", expected="(input, target) -> per-sample losses")
         if getattr(loss, "reduction", "none") != "none":
             raise InvalidParameterError(
                 f"loss has reduction={getattr(loss, 'reduction', None)!r}; WeightedLoss needs "
@@ -152,26 +153,41 @@ class WeightedLoss(nn.Module):
         if class_weights is None:
             self.register_buffer("class_weights", None)
         else:
-            cw = torch.as_tensor(to_numpy(class_weights, name="class_weights"), dtype=torch.float32)
-            if cw.ndim != 1 or not bool(torch.all(torch.isfinite(cw))) or bool(torch.any(cw < 0)):
-                raise DataValidationError(
-                    "class_weights must be a 1-D array of non-negative finite numbers"
-                )
-            self.register_buffer("class_weights", cw)
+            cw = check_weights(class_weights, name="class_weights", per="class")
+            self.register_buffer("class_weights", torch.as_tensor(cw, dtype=torch.float32))
 
     def forward(
         self, input: torch.Tensor, target: torch.Tensor, sample_weight: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The weighted loss of a batch (stays on the input's device; no host sync)."""
-        losses = self.loss(input, target)
+        for name, t in (("input", input), ("target", target)):
+            if not isinstance(t, torch.Tensor):
+                raise InvalidParameterError(
+                    f"{name} must be a torch.Tensor, got {type(t).__name__}; pass the batch's "
+                    "tensors"
+                )
+        try:  # the checks of torch's own loss, reported as nndoctor's (no extra host sync)
+            losses = self.loss(input, target)
+            class_w = None if self.class_weights is None else self.class_weights[target]
+        except (IndexError, RuntimeError, ValueError) as err:
+            raise DataValidationError(
+                f"the loss failed on input of shape {tuple(input.shape)} ({input.dtype}) and "
+                f"target of shape {tuple(target.shape)} ({target.dtype}): {err}; pass logits "
+                "(batch, classes) and class indices 0..classes-1 (batch,)"
+                + (
+                    f", one of the {self.class_weights.shape[0]} classes of class_weights"
+                    if self.class_weights is not None
+                    else ""
+                )
+            ) from err
         if losses.ndim == 0:
             raise InvalidParameterError(
                 "the wrapped loss returned a scalar; it must return one value per sample"
             )
         if sample_weight is not None:
             w = sample_weight.to(device=losses.device, dtype=losses.dtype, non_blocking=True)
-        elif self.class_weights is not None:
-            w = self.class_weights.to(dtype=losses.dtype)[target]
+        elif class_w is not None:
+            w = class_w.to(dtype=losses.dtype)
         else:
             w = torch.ones_like(losses)
         if w.shape != losses.shape[:1]:
@@ -220,6 +236,11 @@ def weighted_sampler(
     [1, 3]
     """
     w = to_sample_weight(weights, labels, normalize=True)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise InvalidParameterError(
+            f"generator must be a torch.Generator, got {type(generator).__name__}; pass "
+            "torch.Generator().manual_seed(0)"
+        )
     n = check_int(num_samples, name="num_samples", minimum=1) if num_samples is not None else w.size
     return WeightedRandomSampler(
         w.tolist(),

@@ -50,7 +50,16 @@ import torch
 from torch import nn
 
 from nndoctor._results import ResultMixin
-from nndoctor._validation import check_choice, check_int, check_module
+from nndoctor._validation import (
+    check_choice,
+    check_inputs,
+    check_int,
+    check_module,
+    check_number,
+    check_random_state,
+    check_unit_interval,
+    forward_errors,
+)
 from nndoctor.exceptions import (
     DataValidationError,
     InvalidParameterError,
@@ -274,7 +283,7 @@ def _init_weight(
         return
     if scheme == "constant":
         value = options.get("value")
-        w.fill_(1.0 / fan_in if value is None else float(value))
+        w.fill_(1.0 / fan_in if value is None else check_number(value, name="value"))
         return
     if scheme == "critical":
         s2 = float(options.get("sigma_b2", 0.0))
@@ -395,11 +404,12 @@ def lsuv_(
     """
     check_module(model)
     max_iter = check_int(max_iter, name="max_iter", minimum=1)
-    if not tol > 0 or not target_variance > 0:
-        raise InvalidParameterError(
-            f"tol and target_variance must be > 0, got {tol} and {target_variance}"
-        )
+    tol = check_number(tol, name="tol", minimum=0.0, exclusive_minimum=True)
+    target_variance = check_number(
+        target_variance, name="target_variance", minimum=0.0, exclusive_minimum=True
+    )
     args = inputs_tuple(inputs)
+    check_inputs(args)
     device = model_device(model)
     args = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
     init_(model, "orthogonal", gain=1.0, generator=generator)
@@ -420,7 +430,8 @@ def lsuv_(
                 ok = False
                 for _ in range(max_iter):
                     captured.clear()
-                    model(*args)
+                    with forward_errors(model, args):
+                        model(*args)
                     if not captured:
                         break
                     if captured[0].numel() < 2:  # one value has no variance
@@ -620,9 +631,8 @@ def audit_init(model: nn.Module, *, alpha: float = 0.001, random_state: int = 0)
     0.17
     """
     check_module(model)
-    if not 0 < alpha < 1:
-        raise InvalidParameterError(f"alpha must lie in (0, 1), got {alpha}")
-    rng = np.random.default_rng(random_state)
+    alpha = check_unit_interval(alpha, name="alpha")
+    rng = check_random_state(random_state)
     acts = following_activations(model)
     layers = []
     for name, module in weight_layers(model):

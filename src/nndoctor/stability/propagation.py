@@ -33,8 +33,14 @@ from torch.nn.modules.module import (
 )
 
 from nndoctor._results import ResultMixin
-from nndoctor._validation import check_finite_tensor, check_module
-from nndoctor.exceptions import DataValidationError, InvalidParameterError
+from nndoctor._validation import (
+    check_callable,
+    check_inputs,
+    check_module,
+    check_number,
+    forward_errors,
+)
+from nndoctor.exceptions import InvalidParameterError, NNDoctorError
 from nndoctor.stability._layers import (
     CONV_T_TYPES,
     CONV_TYPES,
@@ -506,39 +512,6 @@ def _records_for(model: nn.Module) -> list[_Target]:
     return out
 
 
-def _check_inputs(args: tuple[Any, ...]) -> None:
-    if not args:
-        raise DataValidationError("inputs are empty; pass a batch tensor (first dim = samples)")
-    for i, a in enumerate(args):
-        name = "inputs" if len(args) == 1 else f"inputs[{i}]"
-        if not isinstance(a, torch.Tensor):
-            raise InvalidParameterError(
-                f"{name} must be a torch.Tensor, got {type(a).__name__}; pass a batch tensor"
-            )
-        if a.dim() == 0 or a.shape[0] == 0:
-            raise DataValidationError(
-                f"{name} has shape {tuple(a.shape)}; pass a batch with at least one sample "
-                "along the first dimension"
-            )
-        check_finite_tensor(a, name=name)
-
-
-def _shape_hint(model: nn.Module, args: tuple[Any, ...]) -> str:
-    first = next((m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)), None)
-    x = args[0]
-    if isinstance(first, nn.Linear) and isinstance(x, torch.Tensor):
-        return (
-            f"; the first Linear layer expects {first.in_features} features in the last "
-            f"dimension, the inputs have {x.shape[-1]}"
-        )
-    if isinstance(first, nn.Conv2d) and isinstance(x, torch.Tensor):
-        return (
-            f"; the first Conv2d expects (batch, {first.in_channels}, H, W), "
-            f"the inputs have {tuple(x.shape)}"
-        )
-    return ""
-
-
 def probe(
     model: nn.Module,
     inputs: torch.Tensor | Sequence[torch.Tensor],
@@ -630,11 +603,18 @@ def probe(
     """
     check_module(model)
     args = inputs_tuple(inputs)
-    _check_inputs(args)
+    check_inputs(args)
+    if loss_fn is not None:
+        check_callable(loss_fn, name="loss_fn", expected="the model's output -> a scalar tensor")
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise InvalidParameterError(
             f"dtype must be a floating torch.dtype such as torch.float64, got {dtype!r}"
         )
+    vanishing_gain = check_number(vanishing_gain, name="vanishing_gain")
+    exploding_gain = check_number(exploding_gain, name="exploding_gain")
+    collapse_correlation = check_number(
+        collapse_correlation, name="collapse_correlation", minimum=0.0, maximum=1.0
+    )
     if not 0 < vanishing_gain < 1 < exploding_gain:
         raise InvalidParameterError(
             "thresholds must satisfy 0 < vanishing_gain < 1 < exploding_gain, got "
@@ -751,17 +731,22 @@ def _run(
                     # a leaf that requires grad cannot be modified in place: no copy needed
                     input_slots.append(store.add(a.detach(), full=False))
                     kept[id(a)] = (ref(a), a._version, input_slots[-1])
-            try:
+            with forward_errors(work, args):
                 out = work(*leaves)
-            except (RuntimeError, ValueError, TypeError, IndexError) as err:
-                shapes = ", ".join(str(tuple(a.shape)) for a in args)
-                raise DataValidationError(
-                    f"the model's forward pass failed on inputs of shape {shapes}: {err}"
-                    f"{_shape_hint(work, args)}; pass a batch of the shape the model expects"
-                ) from err
             kept.clear()
             last[0] = None
-            loss = loss_fn(out) if loss_fn is not None else _default_loss(out)
+            if loss_fn is None:
+                loss = _default_loss(out)
+            else:
+                try:
+                    loss = loss_fn(out)
+                except NNDoctorError:
+                    raise
+                except Exception as err:  # the user's function: reported, typed
+                    raise InvalidParameterError(
+                        f"loss_fn raised {type(err).__name__}: {err}; it must map the model's "
+                        "output to a scalar tensor"
+                    ) from err
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 raise InvalidParameterError(
                     "loss_fn must return a scalar tensor, got "

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from nndoctor._results import ResultMixin
-from nndoctor._validation import check_choice, check_module
+from nndoctor._validation import check_choice, check_int, check_module, check_number
+from nndoctor.exceptions import InvalidParameterError
 from nndoctor.stability._layers import following_activations
 from nndoctor.stability.init import SCHEMES, init_, lsuv_
 from nndoctor.stability.propagation import PropagationReport, probe
@@ -139,14 +140,25 @@ def recommend_init(
     ('vanishing', 'kaiming_normal', 'healthy')
     """
     check_module(model)
+    if isinstance(schemes, str):
+        raise InvalidParameterError(
+            f"schemes must be a list of scheme names, got the string {schemes!r}; pass "
+            f"schemes=[{schemes!r}]"
+        )
     names = tuple(schemes) if schemes is not None else _default_schemes(model)
+    if not names:
+        raise InvalidParameterError(
+            "schemes is empty; pass at least one scheme (or None for the default candidates)"
+        )
     for s in names:
         check_choice(s, (*SCHEMES, "lsuv"), name="scheme")
+    seed = check_int(random_state, name="random_state", minimum=0)
+    collapse_penalty = check_number(collapse_penalty, name="collapse_penalty", minimum=0.0)
     before = probe(model, inputs, loss_fn=loss_fn)
     tried: list[tuple[CandidateScore, PropagationReport, nn.Module]] = []
     for s in names:
         candidate = copy.deepcopy(model)
-        gen = torch.Generator().manual_seed(random_state)
+        gen = torch.Generator().manual_seed(seed)
         if s == "lsuv":
             lsuv_(candidate, inputs, generator=gen)
         else:

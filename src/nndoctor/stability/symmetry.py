@@ -25,8 +25,7 @@ import torch
 from torch import nn
 
 from nndoctor._results import ResultMixin
-from nndoctor._validation import check_module
-from nndoctor.exceptions import InvalidParameterError
+from nndoctor._validation import check_inputs, check_module, check_number, forward_errors
 from nndoctor.stability._layers import (
     CONV_TYPES,
     NORM_TYPES,
@@ -216,6 +215,7 @@ def _with_inputs(
     rtol: float,
 ) -> dict[str, tuple[tuple[tuple[int, ...], ...], int, int, int]]:
     args = inputs_tuple(inputs)
+    check_inputs(args)
     device = model_device(model)
     args = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
     captured: dict[str, torch.Tensor] = {}
@@ -231,7 +231,7 @@ def _with_inputs(
     try:
         for name, m in layers:
             handles.append(m.register_forward_hook(make_hook(name)))
-        with preserve_state(model), torch.no_grad():
+        with preserve_state(model), torch.no_grad(), forward_errors(model, args):
             model(*args)
     finally:
         for h in handles:
@@ -293,8 +293,8 @@ def find_symmetric_units(
     [(16, 1, True), (16, 1, True), (3, 1, False)]
     """
     check_module(model)
-    if not (atol >= 0 and rtol >= 0):
-        raise InvalidParameterError(f"atol and rtol must be >= 0, got {atol} and {rtol}")
+    atol = check_number(atol, name="atol", minimum=0.0)
+    rtol = check_number(rtol, name="rtol", minimum=0.0)
     layers = [(n, m) for n, m in model.named_modules() if _dense_or_conv(m)]
     acts = following_activations(model)
     order = {id(m): i for i, (_, m) in enumerate(model.named_modules())}

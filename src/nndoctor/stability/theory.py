@@ -57,6 +57,7 @@ import numpy.typing as npt
 from torch import nn
 
 from nndoctor._results import ResultMixin
+from nndoctor._validation import check_int, check_number
 from nndoctor.exceptions import InvalidParameterError
 
 __all__ = [
@@ -193,6 +194,7 @@ class Activation(ResultMixin):
     param: float = float("nan")
 
     def __post_init__(self) -> None:
+        _check_real(self.param, name="param")
         if self.name not in ACTIVATIONS:
             raise InvalidParameterError(
                 f"activation {self.name!r} is unknown; choose one of: {', '.join(ACTIVATIONS)}"
@@ -362,6 +364,37 @@ def activation_gain(activation: str | Activation) -> float:
     return 1.0 / math.sqrt(float(act.second_moment(1.0)))
 
 
+def _check_moments(sigma_w2: Any, sigma_b2: Any) -> tuple[float, float]:
+    """The weight and bias variances as floats; both are variances, so >= 0."""
+    return (
+        check_number(sigma_w2, name="sigma_w2", minimum=0.0),
+        check_number(sigma_b2, name="sigma_b2", minimum=0.0),
+    )
+
+
+def _check_q(q: Any, *, name: str) -> None:
+    """A second moment (scalar or array): finite and >= 0."""
+    try:
+        arr = np.asarray(q, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise InvalidParameterError(
+            f"{name} must be a number or an array of numbers, got {type(q).__name__}; pass "
+            "a float >= 0"
+        ) from err
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise InvalidParameterError(
+            f"{name} is a second moment: it must be finite and >= 0, got {q!r}; pass a float >= 0"
+        )
+
+
+def _check_real(value: Any, *, name: str) -> None:
+    """``value`` is a real number (NaN allowed: it means "the default")."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InvalidParameterError(
+            f"{name} must be a number, got {type(value).__name__} {value!r}; pass a float"
+        )
+
+
 @overload
 def variance_map(
     activation: str | Activation, q: float, *, sigma_w2: float = 1.0, sigma_b2: float = 0.0
@@ -396,6 +429,8 @@ def variance_map(
     >>> variance_map("relu", 1.0, sigma_w2=1 / 3)  # PyTorch's default on ReLU: x 1/6
     0.16666...
     """
+    sigma_w2, sigma_b2 = _check_moments(sigma_w2, sigma_b2)
+    _check_q(q, name="q")
     act = as_activation(activation)
     return sigma_w2 * act.second_moment(q) + sigma_b2
 
@@ -419,10 +454,9 @@ def linear_chain_gain(
     >>> round(linear_chain_gain(1 / 3, 10) ** 2 * 3**10, 6)  # PyTorch default: (1/3)**10
     1.0
     """
-    if depth < 0:
-        raise InvalidParameterError(f"depth must be >= 0, got {depth}")
-    if q0 <= 0:
-        raise InvalidParameterError(f"q0 must be > 0, got {q0}")
+    sigma_w2, sigma_b2 = _check_moments(sigma_w2, sigma_b2)
+    depth = check_int(depth, name="depth", minimum=0)
+    q0 = check_number(q0, name="q0", minimum=0.0, exclusive_minimum=True)
     if sigma_b2 == 0.0:
         return math.exp(0.5 * depth * math.log(sigma_w2)) if sigma_w2 > 0 else 0.0
     q = q0
@@ -453,6 +487,10 @@ def fixed_point(
     >>> round(fixed_point("tanh", 1.761, 0.05), 3)
     0.57
     """
+    sigma_w2, sigma_b2 = _check_moments(sigma_w2, sigma_b2)
+    q0 = check_number(q0, name="q0", minimum=0.0)
+    tol = check_number(tol, name="tol", minimum=0.0, exclusive_minimum=True)
+    max_iter = check_int(max_iter, name="max_iter", minimum=1)
     act = as_activation(activation)
     if act._piecewise_linear:
         a = (1.0 + act._slope**2) / 2.0
@@ -513,6 +551,8 @@ def chi1(
     >>> round(chi1("relu", 1 / 3, 1 / 192), 4)  # PyTorch's default: gradients shrink x 1/6
     0.1667
     """
+    sigma_w2, sigma_b2 = _check_moments(sigma_w2, sigma_b2)
+    q = None if q is None else check_number(q, name="q", minimum=0.0)
     act = as_activation(activation)
     if q is None:
         q = fixed_point(act, sigma_w2, sigma_b2)
@@ -534,11 +574,10 @@ def critical_sigma_w2(activation: str | Activation, sigma_b2: float = 0.0) -> fl
     >>> round(critical_sigma_w2("tanh"), 4)
     1.0
     """
+    sigma_b2 = check_number(sigma_b2, name="sigma_b2", minimum=0.0)
     from scipy.optimize import brentq
 
     act = as_activation(activation)
-    if sigma_b2 < 0:
-        raise InvalidParameterError(f"sigma_b2 must be >= 0, got {sigma_b2}")
     if act._piecewise_linear:
         return 2.0 / (1.0 + act._slope**2)
 
@@ -578,6 +617,9 @@ def correlation_map(
     >>> round(correlation_map("relu", 0.0, 1.0, sigma_w2=2.0), 4)  # 1/pi
     0.3183
     """
+    sigma_w2, sigma_b2 = _check_moments(sigma_w2, sigma_b2)
+    c = check_number(c, name="c", minimum=-1.0, maximum=1.0)
+    q = check_number(q, name="q", minimum=0.0, exclusive_minimum=True)
     act = as_activation(activation)
     num = sigma_w2 * act.cross_moment(q, c) + sigma_b2
     den = float(variance_map(act, q, sigma_w2=sigma_w2, sigma_b2=sigma_b2))
@@ -610,6 +652,10 @@ def correlation_fixed_point(
     >>> round(correlation_fixed_point("relu", 1 / 3, 1 / 192), 6)  # bias-dominated: c* = 1
     1.0
     """
+    sigma_w2, sigma_b2 = _check_moments(sigma_w2, sigma_b2)
+    c0 = check_number(c0, name="c0", minimum=-1.0, maximum=1.0)
+    tol = check_number(tol, name="tol", minimum=0.0, exclusive_minimum=True)
+    max_iter = check_int(max_iter, name="max_iter", minimum=1)
     act = as_activation(activation)
     if chi1(act, sigma_w2, sigma_b2) <= 1.0 + 1e-9:
         return 1.0  # ordered or critical: every pair of inputs ends up aligned
@@ -643,6 +689,7 @@ def correlation_depth_scale(
     >>> correlation_depth_scale("relu", 2.0)
     inf
     """
+    sigma_w2, sigma_b2 = _check_moments(sigma_w2, sigma_b2)
     act = as_activation(activation)
     q = _q_for_correlation(act, sigma_w2, sigma_b2)
     c_star = correlation_fixed_point(act, sigma_w2, sigma_b2)
@@ -704,6 +751,8 @@ def mean_field_summary(
     >>> s.phase, round(s.chi1, 3), round(s.q_star, 5)
     ('ordered', 0.167, 0.00625)
     """
+    sigma_w2, sigma_b2 = _check_moments(sigma_w2, sigma_b2)
+    critical_tol = check_number(critical_tol, name="critical_tol", minimum=0.0)
     act = as_activation(activation)
     c1 = chi1(act, sigma_w2, sigma_b2)
     phase = "critical" if abs(c1 - 1.0) <= critical_tol else ("ordered" if c1 < 1.0 else "chaotic")

@@ -74,11 +74,17 @@ class JsonlWriter:
             raise InvalidParameterError(
                 f"log_dir {str(directory)!r} is a file; pass a directory for the monitor's log"
             )
-        directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / LOG_FILENAME
         self._fsync = fsync
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
-        self._fd: int | None = os.open(self.path, flags, 0o644)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._fd: int | None = os.open(self.path, flags, 0o644)
+        except OSError as err:
+            raise InvalidParameterError(
+                f"log_dir {str(directory)!r} cannot be written ({err.strerror or err}); pass a "
+                "directory in a writable place"
+            ) from err
 
     def write(self, record: dict[str, Any]) -> None:
         """Write one record as one line, handed to the operating system at once."""

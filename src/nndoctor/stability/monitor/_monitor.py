@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
@@ -214,6 +215,12 @@ class Monitor:
                 f"clip must be None, 'auto' or a positive number, got {clip!r}"
             )
         self.clip = clip
+        given: Any = quantities  # checked at run time: callers pass anything
+        if isinstance(given, str):
+            raise InvalidParameterError(
+                f"quantities must be a list of names, got the string {given!r}; pass "
+                f"quantities=[{given!r}]"
+            )
         bad = [q for q in quantities if q not in DEFAULT_QUANTITIES]
         if bad:
             raise InvalidParameterError(
@@ -221,6 +228,11 @@ class Monitor:
             )
         self.quantities = frozenset(quantities)
         self.scaler = scaler
+        if log_dir is not None and not isinstance(log_dir, str | os.PathLike):
+            raise InvalidParameterError(
+                f"log_dir must be a path (str or os.PathLike), got {type(log_dir).__name__}; "
+                "pass the directory for the JSONL log"
+            )
         self.log_dir = log_dir
         self.tensorboard = tensorboard
         self.history = check_int(history, name="history", minimum=1)
@@ -398,7 +410,16 @@ class Monitor:
 
     def record_loss(self, loss: torch.Tensor | float) -> None:
         """Give the loss of the current step (for the log) when :meth:`watch` drives the monitor."""
-        self._loss = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
+        if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+            self._loss = loss.detach()
+            return
+        if isinstance(loss, bool) or not isinstance(loss, int | float | np.integer | np.floating):
+            shape = f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else ""
+            raise InvalidParameterError(
+                f"loss must be a number or a one-element tensor, got {type(loss).__name__}"
+                f"{shape}; pass the reduced loss (loss.mean())"
+            )
+        self._loss = torch.tensor(float(loss))
 
     # ------------------------------------------------------------------ helpers
     def _is_tick(self, step: int) -> bool:
