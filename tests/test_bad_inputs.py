@@ -44,10 +44,12 @@ from nndoctor.shift import (
     WeightedLoss,
     accuracy_gap_test,
     adapt_on_drift,
+    adjust_pvalues,
     compare_samples,
     diagnose,
     effective_sample_size,
     estimate_accuracy,
+    feature_test,
     mmd_test,
     to_sample_weight,
     weighted_sampler,
@@ -302,6 +304,21 @@ CASES: list[Case] = [
     ("new_figure width<0", lambda: new_figure(width=-1.0), InvalidParameterError, ("width",)),
     ("write_text_atomic None", lambda: _io.write_text_atomic(None, "x"), InvalidParameterError,  # type: ignore[arg-type]
      ("path",)),
+    # --- per-feature tests --------------------------------------------------------------------
+    ("adjust_pvalues text", lambda: adjust_pvalues("x"), InvalidParameterError,  # was: ValueError
+     ("pvalues",)),
+    ("adjust_pvalues None", lambda: adjust_pvalues(None), InvalidParameterError,  # was: [nan]
+     ("pvalues", "1-D")),
+    ("adjust_pvalues 2-D", lambda: adjust_pvalues([[0.1, 0.2]]), InvalidParameterError,
+     ("pvalues", "1-D")),  # was: accepted
+    ("adjust_pvalues > 1", lambda: adjust_pvalues([0.1, 3.0]), InvalidParameterError,
+     ("[0, 1]", "position 1")),  # was: accepted, adjusted values above 1
+    ("adjust_pvalues < 0", lambda: adjust_pvalues([-2.3]), InvalidParameterError,
+     ("[0, 1]", "log p-values")),  # was: accepted
+    ("feature_test categorical=str",
+     lambda: feature_test(pd.DataFrame({"city": ["a", "b"] * 5}),
+                          pd.DataFrame({"city": ["a", "b"] * 5}), categorical="city"),
+     InvalidParameterError, ("categorical", "['city']")),  # was: split into letters
 ]  # fmt: skip
 
 

@@ -287,7 +287,24 @@ def adjust_pvalues(pvalues: Any, correction: Correction = "holm") -> npt.NDArray
     [0.03, 0.04, 0.04]
     """
     check_choice(correction, _CORRECTIONS, name="correction")
-    p = np.asarray(pvalues, dtype=np.float64)
+    try:
+        p = np.asarray(pvalues, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise InvalidParameterError(
+            f"pvalues must be a 1-D sequence of numbers in [0, 1], got {str(pvalues)[:60]!r}; "
+            "pass a list or array of p-values (NaN for a test that did not run)"
+        ) from err
+    if p.ndim != 1:
+        raise InvalidParameterError(
+            f"pvalues must be 1-D, got shape {p.shape}; pass a flat list or array of p-values"
+        )
+    outside = ~np.isnan(p) & ~((p >= 0.0) & (p <= 1.0))
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise InvalidParameterError(
+            f"pvalues must lie in [0, 1] (or be NaN for a test that did not run), got {p[i]} "
+            f"at position {i}; pass p-values, not statistics or log p-values"
+        )
     out = np.full_like(p, np.nan)
     ok = np.isfinite(p)
     q = p[ok]
@@ -983,6 +1000,7 @@ def chi2_test(
         Smallest Cramér's V that counts as drift.
     confidence : float
     n_bootstrap : int
+        Bootstrap draws for the interval of Cramér's V (0: no interval, NaN).
     random_state : None, int or numpy Generator
     missing : {"test", "drop", "category", "raise"}
         As in :func:`ks_test`; ``"category"`` counts missing values as the category
@@ -1081,6 +1099,11 @@ def feature_test(
     """
     fx = as_frame(X, "X")
     fy = as_frame(Y, "Y")
+    if isinstance(categorical, str):
+        raise InvalidParameterError(
+            f"categorical must be a list of column names, got the string {categorical!r}; "
+            f"pass [{categorical!r}]"
+        )
     cat = set(categorical or ())
     unknown = sorted(cat - {str(c) for c in fx.columns})
     if unknown:
