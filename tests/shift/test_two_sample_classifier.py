@@ -91,8 +91,8 @@ def test_combination_rules() -> None:
 def test_bad_input() -> None:
     with pytest.raises(DataValidationError, match="Y has 3 features but X has 2"):
         classifier_test(np.zeros((10, 2)), np.zeros((10, 3)))
-    with pytest.raises(DataValidationError, match="NaN or infinite"):
-        classifier_test(np.full((10, 2), np.nan), np.zeros((10, 2)))
+    with pytest.raises(DataValidationError, match="Y holds 20 infinite value"):
+        classifier_test(np.zeros((10, 2)), np.full((10, 2), np.inf))
     with pytest.raises(InvalidParameterError, match="n_splits"):
         classifier_test(np.zeros((10, 2)), np.zeros((10, 2)), n_splits=1)
     with pytest.raises(InvalidParameterError, match="scikit-learn classifier"):

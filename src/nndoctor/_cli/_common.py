@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +12,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nndoctor._results import dumps
-from nndoctor.exceptions import DataValidationError, InvalidParameterError
+from nndoctor.exceptions import InvalidParameterError
 from nndoctor.report import print_sections, stderr_console, to_sections, write_html
 
 __all__ = [
@@ -21,10 +20,10 @@ __all__ = [
     "ReportOption",
     "check_output_path",
     "emit",
-    "naming_tables",
     "parse_shape",
     "progress_bar",
     "staged_progress",
+    "table_names",
 ]
 
 
@@ -172,20 +171,14 @@ def staged_progress() -> Iterator[Callable[[str], Advance]]:
         yield lambda description: _advancer(progress, description)
 
 
-_SOURCE_NAMES = re.compile(r"\b(?:X|X_source|source_X)\b")
-_TARGET_NAMES = re.compile(r"\b(?:Y|X_target|target_X)\b")
+def table_names(source: Path | str, target: Path | str) -> tuple[str, str]:
+    """What error messages call the two tables of a command: the library functions take them
+    as ``names=`` and hand them to their checks ("column 'income' of the target table (t.csv)
+    holds 30 infinite value(s) ...").
 
-
-@contextlib.contextmanager
-def naming_tables(source: Path | str, target: Path | str) -> Iterator[None]:
-    """Errors about the library's arguments (``X``/``Y``, ``source_X``/``target_X``) name the
-    user's files instead: "column 'income' of the target table (t.csv) holds 30 NaN ..."."""
-    try:
-        yield
-    except (DataValidationError, InvalidParameterError) as err:
-        message = str(err)
-        named = _SOURCE_NAMES.sub(f"the source table ({source})", message)
-        named = _TARGET_NAMES.sub(f"the target table ({target})", named)
-        if named == message:
-            raise
-        raise type(err)(named) from err
+    Examples
+    --------
+    >>> table_names("s.csv", "t.csv")
+    ('the source table (s.csv)', 'the target table (t.csv)')
+    """
+    return (f"the source table ({source})", f"the target table ({target})")

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import typer
 
-from nndoctor._cli._common import JsonOption, ReportOption, emit, naming_tables, progress_bar
+from nndoctor._cli._common import JsonOption, ReportOption, emit, progress_bar, table_names
 from nndoctor._cli.shift import shift_app
 
 __all__ = ["shift_diagnose_cmd", "shift_stream_cmd"]
@@ -92,7 +92,7 @@ def shift_diagnose_cmd(
     (Xs_arr, Xt_arr), names = _features([src, tgt], [label])
     Xs, Xt = pd.DataFrame(Xs_arr, columns=names), pd.DataFrame(Xt_arr, columns=names)
     net = load_model(model, weights=weights) if model is not None else None
-    with naming_tables(source, target), progress_bar("shift diagnosis") as advance:
+    with progress_bar("shift diagnosis") as advance:
         result = diagnose(
             Xs,
             ys.to_numpy(),
@@ -103,6 +103,7 @@ def shift_diagnose_cmd(
             weight_intervals=weight_intervals,
             random_state=seed,
             progress=advance,
+            names=table_names(source, target),
         )
     emit(result, json_out=json_out, report=report, title="nndoctor shift diagnose")
 

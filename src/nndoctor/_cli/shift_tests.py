@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nndoctor._cli._common import JsonOption, ReportOption, emit, naming_tables, progress_bar
+from nndoctor._cli._common import JsonOption, ReportOption, emit, progress_bar, table_names
 from nndoctor._cli.shift import shift_app
 
 __all__ = ["shift_test_cmd"]
@@ -62,7 +62,7 @@ def shift_test_cmd(
     check_choice(missing, ("category", "drop", "raise", "test"), name="--missing")
     src, tgt = load_table_pair(source, target)  # the same columns, numbers vs text agree
     net = load_model(model, weights=weights) if model is not None else None
-    with naming_tables(source, target), progress_bar("shift tests") as advance:
+    with progress_bar("shift tests") as advance:
         result = compare_samples(
             src,
             tgt,
@@ -76,5 +76,6 @@ def shift_test_cmd(
             random_state=seed,
             progress=advance,
             missing=missing,  # type: ignore[arg-type]  # checked above
+            names=table_names(source, target),
         )
     emit(result, json_out=json_out, report=report, title="nndoctor shift test")

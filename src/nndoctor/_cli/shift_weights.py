@@ -15,8 +15,8 @@ from nndoctor._cli._common import (
     ReportOption,
     check_output_path,
     emit,
-    naming_tables,
     progress_bar,
+    table_names,
 )
 from nndoctor._cli.shift import shift_app
 from nndoctor._io import load_table, writing
@@ -26,12 +26,14 @@ from nndoctor.exceptions import DataValidationError, InvalidParameterError
 __all__ = ["labels_cmd", "weights_cmd"]
 
 
-def _numeric(frame: pd.DataFrame, *, name: str, drop: list[str]) -> pd.DataFrame:
+def _numeric(
+    frame: pd.DataFrame, *, name: str, drop: list[str], must_have: bool = False
+) -> pd.DataFrame:
+    """The feature columns (all but ``drop``); ``must_have``: each dropped column must exist."""
     missing = [c for c in drop if c not in frame.columns]
-    if missing and name == "source":
+    if missing and must_have:
         raise InvalidParameterError(
-            f"column(s) {missing} are not in the {name} table; its columns are "
-            f"{list(frame.columns)[:20]}"
+            f"column(s) {missing} are not in {name}; its columns are {list(frame.columns)[:20]}"
         )
     kept = frame.drop(columns=[c for c in drop if c in frame.columns])
     text = [c for c in kept.columns if not pd.api.types.is_numeric_dtype(kept[c])]
@@ -86,17 +88,17 @@ def weights_cmd(
 
     check_choice(method, ("classifier", "kliep", "kmm", "ulsif"), name="--method")
     drop = list(exclude or [])
-    with naming_tables(source, target), progress_bar("importance weights") as advance:
+    names = table_names(source, target)
+    with progress_bar("importance weights") as advance:
         advance(0.05, "reading tables")
         src_frame = load_table(source)
-        Xs = _numeric(src_frame, name="source", drop=drop)
-        Xt = _numeric(load_table(target), name="target", drop=drop)
+        Xs = _numeric(src_frame, name=names[0], drop=drop, must_have=True)
+        Xt = _numeric(load_table(target), name=names[1], drop=drop)
         if list(Xs.columns) != list(Xt.columns):
             only = sorted(set(Xs.columns) ^ set(Xt.columns))
             raise DataValidationError(
-                f"the source table ({source}) and the target table ({target}) have different "
-                f"feature columns ({only[:10]}); pass tables with the same columns or --exclude "
-                "the extra ones"
+                f"{names[0]} and {names[1]} have different feature columns ({only[:10]}); pass "
+                "tables with the same columns or --exclude the extra ones"
             )
         if column in src_frame.columns:
             raise InvalidParameterError(
@@ -109,7 +111,7 @@ def weights_cmd(
             random_state=seed,
             classifier=classifier,
             warn=False,
-        ).fit(Xs.to_numpy(dtype=np.float64), Xt.to_numpy(dtype=np.float64))
+        ).fit(Xs.to_numpy(dtype=np.float64), Xt.to_numpy(dtype=np.float64), names=names)
         advance(0.9, "writing weights")
         _write_table(src_frame.assign(**{column: weighter.weights_}), out)
     if weighter.low_overlap_:

@@ -9,8 +9,9 @@ is not done.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ from nndoctor.shift._common import (
     aligned_frames,
     check_alpha,
     column_names,
+    display_names,
     is_categorical,
     smallest_pvalue,
     warn_small,
@@ -121,35 +123,80 @@ def combine_pvalues_dependent(pvalues: Any, method: Combine = "bonferroni") -> f
     return smallest_pvalue(0.5 - math.atan(t) / math.pi)
 
 
-def _encode(X: Any, Y: Any) -> tuple[npt.NDArray[np.float64], list[str], list[bool]]:
-    """Pooled numeric matrix; categorical frame columns become integer codes."""
+def _numeric_column(s: pd.Series, name: str, column: Any) -> npt.NDArray[np.float64]:
+    """A numeric column as floats (NaN where missing); infinity is an error naming the table."""
+    values = np.asarray(s.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    n_inf = int(np.count_nonzero(np.isinf(values)))
+    if n_inf:
+        raise DataValidationError(
+            f"column {column!r} of {name} holds {n_inf} infinite value(s); infinity is not a "
+            "missing value (NaN, None and NA are): replace it with NaN or clip it to a finite "
+            "value first"
+        )
+    return values
+
+
+def _encode(
+    X: Any, Y: Any, names: tuple[str, str]
+) -> tuple[npt.NDArray[np.float64], list[str], list[bool]]:
+    """Pooled numeric matrix, NaN where a value is missing; categorical frame columns become
+    integer codes (NaN for a missing category)."""
+    a, b = names
     if isinstance(X, pd.DataFrame) or isinstance(Y, pd.DataFrame):
-        fx, fy = aligned_frames(X, Y)
-        pooled = pd.concat([fx, fy], ignore_index=True)
+        fx, fy = aligned_frames(X, Y, names=names)
+        if fx.shape[0] == 0 or fy.shape[0] == 0:
+            raise DataValidationError(
+                f"{a if fx.shape[0] == 0 else b} has 0 rows; pass at least 1 row per sample"
+            )
         cols: list[npt.NDArray[Any]] = []
         is_cat: list[bool] = []
-        for c in pooled.columns:
-            s = pooled[c]
-            if is_categorical(s):
-                if s.isna().any():
-                    raise DataValidationError(
-                        f"column {c!r} holds missing values; fill them before testing"
-                    )
-                cols.append(pd.factorize(s.astype(str), sort=True)[0].astype(np.float64))
+        for j, c in enumerate(fx.columns):
+            sx, sy = fx.iloc[:, j], fy.iloc[:, j]
+            if is_categorical(sx) or is_categorical(sy):
+                pooled = pd.concat([sx, sy], ignore_index=True)
+                na = pooled.isna().to_numpy()
+                codes = pd.factorize(pooled[~na].astype(str), sort=True)[0]
+                col = np.full(pooled.shape[0], np.nan)
+                col[~na] = codes
+                cols.append(col)
                 is_cat.append(True)
             else:
-                cols.append(check_matrix(s.to_numpy(), name=f"column {c!r}", min_rows=1)[:, 0])
+                cols.append(np.concatenate((_numeric_column(sx, a, c), _numeric_column(sy, b, c))))
                 is_cat.append(False)
-        if fx.shape[0] == 0 or fy.shape[0] == 0:
-            raise DataValidationError("a sample has 0 rows; pass at least 1 row per sample")
         return np.column_stack(cols), [str(c) for c in fx.columns], is_cat
-    x = check_matrix(X, name="X", min_rows=1)
-    y = check_matrix(Y, name="Y", min_rows=1)
+    x = check_matrix(X, name=a, min_rows=1, allow_nan=True)
+    y = check_matrix(Y, name=b, min_rows=1, allow_nan=True)
+    for name, arr in ((a, x), (b, y)):
+        n_inf = int(np.count_nonzero(np.isinf(arr)))
+        if n_inf:
+            raise DataValidationError(
+                f"{name} holds {n_inf} infinite value(s); infinity is not a missing value (NaN "
+                "is): replace it with NaN or clip it to a finite value first"
+            )
     if x.shape[1] != y.shape[1]:
         raise DataValidationError(
-            f"Y has {y.shape[1]} features but X has {x.shape[1]}; pass tables with the same columns"
+            f"{b} has {y.shape[1]} features but {a} has {x.shape[1]}; pass tables with the same "
+            "columns"
         )
     return np.vstack((x, y)), column_names(X, x.shape[1]), [False] * x.shape[1]
+
+
+@contextlib.contextmanager
+def _missing_values_refused(model_name: str, Z: npt.NDArray[np.float64], m: int) -> Iterator[None]:
+    """A user's classifier that cannot take NaN: its error becomes a typed one that says what to
+    do (the default classifier handles missing values)."""
+    try:
+        yield
+    except ValueError as err:
+        nan = np.isnan(Z)
+        if not nan.any() or "nan" not in str(err).lower():
+            raise
+        raise DataValidationError(
+            f"{model_name} cannot handle missing values, and the samples hold "
+            f"{int(nan[:m].sum())} and {int(nan[m:].sum())} NaN ({err}); impute them first, or "
+            "leave model out to use the default HistGradientBoostingClassifier, which handles "
+            "missing values (their pattern is part of what it tests)"
+        ) from err
 
 
 def _default_model(is_cat: list[bool], seed: int) -> Any:
@@ -177,6 +224,7 @@ def classifier_test(
     importance: Importance = "auto",
     alpha: float = 0.05,
     random_state: Any = None,
+    names: tuple[str, str] | None = None,
 ) -> ClassifierTestResult:
     """Classifier two-sample test with cross-fitting and a fold-respecting p-value.
 
@@ -197,11 +245,13 @@ def classifier_test(
     ----------
     X, Y : array-like, DataFrame or tensor of shape (m, d) and (n, d)
         Categorical frame columns are coded as integers (and declared categorical to the
-        default model).
+        default model). Missing values (NaN, None, NA) are allowed; infinity is an error.
     model : scikit-learn classifier, optional
         Needs ``fit`` and ``predict_proba`` (or ``decision_function``); cloned per fold
         (deep-copied when it is not a scikit-learn estimator). Default: scikit-learn's
-        ``HistGradientBoostingClassifier(max_iter=100)``.
+        ``HistGradientBoostingClassifier(max_iter=100)``, which handles missing values. A
+        model that rejects NaN gets a :class:`~nndoctor.exceptions.DataValidationError` on
+        data with missing values (impute them, or use the default).
     n_splits : int
         Number of folds (>= 2).
     combine : {"bonferroni", "cauchy"}
@@ -211,6 +261,8 @@ def classifier_test(
     alpha : float
     random_state : None, int or numpy Generator
         Seeds the folds, the default model and the permutation importances.
+    names : (str, str), optional
+        What error messages call X and Y (default ``"X"`` and ``"Y"``).
 
     Returns
     -------
@@ -219,6 +271,12 @@ def classifier_test(
     Notes
     -----
     Fewer than ``n_splits`` rows in a sample warns and returns NaN.
+
+    **Missing values.** The default classifier learns, at each split, which side missing
+    values go to, so a value's being missing is one more thing it can use to tell the samples
+    apart: a change of a column's missing rate alone is a detectable shift, as it is for the
+    model fed these data. The test stays exact under "no shift": whatever the classifier
+    does with NaN, held-out scores of exchangeable rows are exchangeable.
 
     References
     ----------
@@ -237,6 +295,18 @@ def classifier_test(
     (True, 'x0')
     >>> res.oof_probabilities.shape
     (400,)
+
+    Missing values: a gradient-boosting classifier (the default is one, with more rounds)
+    sees that ``x1`` goes from 5% to 40% missing.
+
+    >>> from sklearn.ensemble import HistGradientBoostingClassifier
+    >>> X[rng.random(200) < 0.05, 1] = np.nan
+    >>> Y = rng.normal(size=(200, 4))
+    >>> Y[rng.random(200) < 0.4, 1] = np.nan
+    >>> gbm = HistGradientBoostingClassifier(max_iter=20, random_state=0)
+    >>> res = classifier_test(X, Y, model=gbm, n_splits=3, random_state=0)
+    >>> res.drift_detected, max(res.feature_importances, key=res.feature_importances.get)
+    (True, 'x1')
     """
     n_splits = check_int(n_splits, name="n_splits", minimum=2)
     check_choice(combine, ("bonferroni", "cauchy"), name="combine")
@@ -247,10 +317,11 @@ def classifier_test(
         X = X.detach().cpu().numpy()
     if hasattr(Y, "detach"):
         Y = Y.detach().cpu().numpy()
-    Z, names, is_cat = _encode(X, Y)
+    Z, columns, is_cat = _encode(X, Y, display_names(names))
     m = len(X)
     n = Z.shape[0] - m
     seed = int(rng.integers(2**31 - 1))
+    own_model = model is None
     if model is None:
         model = _default_model(is_cat, seed)
     elif not hasattr(model, "fit"):
@@ -275,14 +346,15 @@ def classifier_test(
     fold_p = np.empty(n_splits)
     importances = np.zeros(Z.shape[1])
     kind = "none" if importance == "none" else "permutation"
-    sd = Z.std(axis=0)
+    sd = _observed_sd(Z)
     fold_of = _stratified_folds(m, n, n_splits, rng)
     for k in range(n_splits):
         test = np.flatnonzero(fold_of == k)
         train = np.flatnonzero(fold_of != k)
         est = _fresh(model)
-        est.fit(Z[train], labels[train])
-        scores = _scores(est, Z[test])
+        with contextlib.nullcontext() if own_model else _missing_values_refused(model_name, Z, m):
+            est.fit(Z[train], labels[train])
+            scores = _scores(est, Z[test])
         oof[test] = scores
         pos, neg = scores[labels[test] == 1], scores[labels[test] == 0]
         fold_aucs[k] = _auc(pos, neg)
@@ -300,7 +372,7 @@ def classifier_test(
     imp = {}
     if importance != "none":
         order = np.argsort(-importances, kind="stable")
-        imp = {names[j]: float(importances[j]) for j in order}
+        imp = {columns[j]: float(importances[j]) for j in order}
     return ClassifierTestResult(
         statistic=auc,
         pvalue=pvalue,
@@ -318,6 +390,18 @@ def classifier_test(
         drift_detected=bool(pvalue <= alpha),
         model=model_name,
     )
+
+
+def _observed_sd(Z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Each column's standard deviation over its observed values (0 when none is observed)."""
+    if not np.isnan(Z).any():
+        return np.asarray(Z.std(axis=0), dtype=np.float64)
+    obs = ~np.isnan(Z)
+    count = obs.sum(axis=0)
+    filled = np.where(obs, Z, 0.0)
+    mean = filled.sum(axis=0) / np.maximum(count, 1)
+    var = (np.where(obs, Z - mean, 0.0) ** 2).sum(axis=0) / np.maximum(count, 1)
+    return np.asarray(np.sqrt(var), dtype=np.float64)
 
 
 def _stratified_folds(m: int, n: int, k: int, rng: np.random.Generator) -> npt.NDArray[np.int64]:

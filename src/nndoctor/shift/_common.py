@@ -24,7 +24,7 @@ from nndoctor._validation import (
     check_table_shape,
     check_unit_interval,
 )
-from nndoctor.exceptions import DataValidationError, SmallSampleWarning
+from nndoctor.exceptions import DataValidationError, InvalidParameterError, SmallSampleWarning
 
 __all__ = [
     "TwoSampleResult",
@@ -33,6 +33,7 @@ __all__ = [
     "as_frame",
     "check_alpha",
     "column_names",
+    "display_names",
     "is_categorical",
     "limit_threads",
     "smallest_pvalue",
@@ -98,6 +99,33 @@ class TwoSampleResult(ResultMixin):
 def check_alpha(alpha: Any) -> float:
     """Return ``alpha`` as a float in (0, 1)."""
     return check_unit_interval(alpha, name="alpha")
+
+
+def display_names(names: Any, default: tuple[str, str] = ("X", "Y")) -> tuple[str, str]:
+    """The names two tables go by in error messages: ``names`` when given, else ``default``.
+
+    A caller that knows where its tables came from (the command line: ``"the source table
+    (src.csv)"``) passes ``names`` to a public function, which hands them to its checks.
+
+    Examples
+    --------
+    >>> display_names(None)
+    ('X', 'Y')
+    >>> display_names(("the source table (a.csv)", "the target table (b.csv)"))[1]
+    'the target table (b.csv)'
+    """
+    if names is None:
+        return default
+    if (
+        not isinstance(names, tuple | list)
+        or len(names) != 2
+        or not all(isinstance(n, str) and n for n in names)
+    ):
+        raise InvalidParameterError(
+            f"names must be a pair of non-empty strings (how error messages call the two "
+            f"tables), got {names!r}; pass e.g. ('the source table', 'the target table')"
+        )
+    return (names[0], names[1])
 
 
 def warn_small(what: str) -> None:
@@ -216,25 +244,29 @@ def is_categorical(s: pd.Series) -> bool:
     )
 
 
-def aligned_frames(X: Any, Y: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+def aligned_frames(
+    X: Any, Y: Any, *, names: tuple[str, str] = ("X", "Y")
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``X`` and ``Y`` as frames with the same columns in the same order.
 
     Two frames are matched by column name; otherwise ``Y`` takes ``X``'s column names.
+    ``names`` are what error messages call the two tables.
     """
-    fx = as_frame(X, "X")
-    fy = as_frame(Y, "Y")
+    a, b = names
+    fx = as_frame(X, a)
+    fy = as_frame(Y, b)
     if fx.shape[1] == 0:
-        raise DataValidationError("X has no columns; pass at least one feature")
+        raise DataValidationError(f"{a} has no columns; pass at least one feature")
     if fx.shape[1] != fy.shape[1]:
         raise DataValidationError(
-            f"Y has {fy.shape[1]} features but X has {fx.shape[1]}; pass tables with the same "
-            "columns"
+            f"{b} has {fy.shape[1]} features but {a} has {fx.shape[1]}; pass tables with the "
+            "same columns"
         )
     if isinstance(X, pd.DataFrame) and isinstance(Y, pd.DataFrame):
         missing = [c for c in fx.columns if c not in fy.columns]
         if missing:
             raise DataValidationError(
-                f"Y lacks column(s) {missing[:5]} of X; pass tables with the same columns"
+                f"{b} lacks column(s) {missing[:5]} of {a}; pass tables with the same columns"
             )
         return fx, fy[list(fx.columns)]
     return fx, fy.set_axis(fx.columns, axis=1)

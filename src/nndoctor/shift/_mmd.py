@@ -21,6 +21,7 @@ from nndoctor.shift._common import (
     TwoSampleResult,
     as_float_tensors,
     check_alpha,
+    display_names,
     limit_threads,
     smallest_pvalue,
     warn_small,
@@ -259,6 +260,7 @@ def mmd_test(
     block_size: int | None = None,
     max_block_bytes: int = DEFAULT_BLOCK_BYTES,
     random_state: Any = None,
+    names: tuple[str, str] | None = None,
 ) -> TwoSampleResult:
     """Kernel two-sample test with the maximum mean discrepancy (MMD).
 
@@ -308,6 +310,8 @@ def mmd_test(
         Memory bound of one block of kernel rows.
     random_state : None, int or numpy Generator
         Seed of the permutations (and of the median subsample and the block assignment).
+    names : (str, str), optional
+        What error messages call X and Y (default ``"X"`` and ``"Y"``).
 
     Returns
     -------
@@ -347,7 +351,7 @@ def mmd_test(
     if block_size is not None:
         check_int(block_size, name="block_size", minimum=2)
     rng = check_random_state(random_state)
-    x, y = as_float_tensors(X, Y, names=("X", "Y"))
+    x, y = as_float_tensors(X, Y, names=display_names(names))
     m, n = x.shape[0], y.shape[0]
     use = method
     if use == "auto":

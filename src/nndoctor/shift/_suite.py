@@ -22,13 +22,20 @@ from nndoctor._validation import (
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
 from nndoctor.shift._bbsd import BBSDResult, bbsd_test
 from nndoctor.shift._classifier_test import ClassifierTestResult, classifier_test
-from nndoctor.shift._common import TwoSampleResult, as_frame, check_alpha, warn_small
+from nndoctor.shift._common import (
+    TwoSampleResult,
+    as_frame,
+    check_alpha,
+    display_names,
+    warn_small,
+)
 from nndoctor.shift._mmd import _nan_result, mmd_test
 from nndoctor.shift._univariate import (
     _MISSING_POLICIES,
     Correction,
     FeatureTestResult,
     MissingPolicy,
+    _missing_error,
     chi2_test,
     feature_test,
 )
@@ -113,6 +120,7 @@ def compare_samples(
     random_state: Any = None,
     progress: Callable[[float, str], None] | None = None,
     missing: MissingPolicy = "test",
+    names: tuple[str, str] | None = None,
 ) -> ShiftTestReport:
     """Run the two-sample tests that fit a pair of tables and collect them.
 
@@ -138,8 +146,14 @@ def compare_samples(
         Missing values (NaN, None, NA), as in :func:`feature_test`: by default the per-feature
         tests use each column's observed values and also test its missing rate. MMD and BBSD
         need whole rows: they run on the rows with no missing numeric value (the rows used
-        are reported in the MMD result's ``details["complete_rows"]``); with ``"raise"``
-        missing values are an error.
+        are reported in the MMD result's ``details["complete_rows"]``). The classifier test
+        (``"c2st"``) takes the missing values as they are (its default classifier handles
+        them, and a changed missing rate is a shift it can find), or only the complete rows
+        with ``"drop"``. With ``"raise"`` missing values are an error.
+    names : (str, str), optional
+        What error messages call the two tables (default: ``"X"``/``"Y"`` in the tests'
+        messages, "the source table"/"the target table" in this function's own). The command
+        line passes ``("the source table (src.csv)", "the target table (tgt.csv)")``.
 
     Returns
     -------
@@ -168,14 +182,17 @@ def compare_samples(
     if model is not None:
         check_module(model, need_parameters=False)
     tick = progress or (lambda fraction, text: None)
+    given = display_names(names, ("the source table", "the target table"))
+    # the tests' own messages keep their defaults (X, Y) unless names were given
+    passed = None if names is None else given
     # new frames with string column names (the caller's frames are left untouched)
-    src = as_frame(source, "source").rename(columns=str)
-    tgt = as_frame(target, "target").rename(columns=str)
+    src = as_frame(source, "source" if names is None else given[0]).rename(columns=str)
+    tgt = as_frame(target, "target" if names is None else given[1]).rename(columns=str)
     if label is not None:
-        for name, frame in (("source", src), ("target", tgt)):
+        for name, frame in zip(given, (src, tgt), strict=True):
             if label not in frame.columns:
                 raise InvalidParameterError(
-                    f"label column {label!r} is not in the {name} table; its columns are "
+                    f"label column {label!r} is not in {name}; its columns are "
                     f"{list(frame.columns)[:10]}"
                 )
         src = src.drop(columns=[label])
@@ -183,9 +200,15 @@ def compare_samples(
     only_source = [c for c in src.columns if c not in tgt.columns]
     extra = [c for c in tgt.columns if c not in src.columns]
     if only_source or extra:
+        if names is None:
+            raise DataValidationError(
+                f"source and target columns differ (only in source: {only_source[:5]}, only in "
+                f"target: {extra[:5]}); pass tables with the same columns"
+            )
         raise DataValidationError(
-            f"source and target columns differ (only in source: {only_source[:5]}, only in "
-            f"target: {extra[:5]}); pass tables with the same columns"
+            f"{given[0]} and {given[1]} have different columns (only in {given[0]}: "
+            f"{only_source[:5]}, only in {given[1]}: {extra[:5]}); pass tables with the same "
+            "columns"
         )
     tgt = tgt[list(src.columns)]
     numeric = [c for c in src.columns if pd.api.types.is_numeric_dtype(src[c])
@@ -216,12 +239,12 @@ def compare_samples(
             if method == "chi2":
                 results["features"] = chi2_test(
                     src, tgt, correction=correction, alpha=alpha, min_effect=min_effect,
-                    random_state=seed, missing=missing,
+                    random_state=seed, missing=missing, names=passed,
                 )  # fmt: skip
             else:
                 results["features"] = feature_test(
                     src, tgt, correction=correction, alpha=alpha, min_effect=min_effect,
-                    random_state=seed, missing=missing,
+                    random_state=seed, missing=missing, names=passed,
                 )  # fmt: skip
         elif what == "mmd":
             if not numeric:
@@ -231,10 +254,13 @@ def compare_samples(
             results["mmd"] = _mmd_complete_rows(
                 _complete(src, kept, missing), _complete(tgt, kept, missing),
                 (src.shape[0], tgt.shape[0]), left_out,
-                n_permutations=n_permutations, alpha=alpha, seed=seed,
+                n_permutations=n_permutations, alpha=alpha, seed=seed, names=passed,
             )  # fmt: skip
         elif what == "c2st":
-            results["classifier"] = classifier_test(src, tgt, alpha=alpha, random_state=seed)
+            results["classifier"] = classifier_test(
+                *_c2st_rows(src, tgt, missing, given), alpha=alpha, random_state=seed,
+                names=passed,
+            )  # fmt: skip
         elif model is not None:  # "bbsd" (a missing model was rejected above)
             xs = _complete(src, numeric, missing).to_numpy(dtype=np.float64)
             xt = _complete(tgt, numeric, missing).to_numpy(dtype=np.float64)
@@ -259,9 +285,9 @@ def compare_samples(
             if pair["source"] and pair["target"]:
                 samples[name] = pair
     drift = any(r.drift_detected for r in results.values())
-    names = {"features": "features", "mmd": "mmd", "classifier": "c2st", "bbsd": "bbsd"}
+    short = {"features": "features", "mmd": "mmd", "classifier": "c2st", "bbsd": "bbsd"}
     return ShiftTestReport(
-        methods=tuple(names[k] for k in results),
+        methods=tuple(short[k] for k in results),
         drift_detected=bool(drift),
         n_source=int(src.shape[0]),
         n_target=int(tgt.shape[0]),
@@ -277,6 +303,22 @@ def _complete(frame: pd.DataFrame, columns: list[str], missing: str) -> pd.DataF
     return part if missing == "raise" else part[~part.isna().any(axis=1)]
 
 
+def _c2st_rows(
+    src: pd.DataFrame, tgt: pd.DataFrame, missing: str, names: tuple[str, str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows the classifier test sees: all of them (missing values and all), the complete
+    ones with ``"drop"``; ``"raise"`` refuses missing values."""
+    if missing == "raise":
+        for name, frame in zip(names, (src, tgt), strict=True):
+            counts = frame.isna().sum()
+            if counts.any():
+                column = counts.index[int(np.argmax(counts.to_numpy() > 0))]
+                raise _missing_error(int(counts[column]), name, str(column))
+    if missing == "drop":
+        return _complete(src, list(src.columns), "drop"), _complete(tgt, list(tgt.columns), "drop")
+    return src, tgt
+
+
 def _mmd_complete_rows(
     src: pd.DataFrame,
     tgt: pd.DataFrame,
@@ -286,6 +328,7 @@ def _mmd_complete_rows(
     n_permutations: int,
     alpha: float,
     seed: int,
+    names: tuple[str, str] | None = None,
 ) -> TwoSampleResult:
     """MMD on the complete rows; what was left out goes into ``details``."""
     m, n = src.shape[0], tgt.shape[0]
@@ -298,7 +341,7 @@ def _mmd_complete_rows(
         res = _nan_result("mmd-permutation", m, n, alpha, n_permutations)
     else:
         res = mmd_test(src, tgt, standardize=True, n_permutations=n_permutations, alpha=alpha,
-                       random_state=seed)  # fmt: skip
+                       random_state=seed, names=names)  # fmt: skip
     extra: dict[str, Any] = {}
     if (m, n) != rows:
         extra["complete_rows"] = f"{m}/{rows[0]} and {n}/{rows[1]}"

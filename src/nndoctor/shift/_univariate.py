@@ -35,6 +35,7 @@ from nndoctor.shift._common import (
     aligned_frames,
     as_frame,
     check_alpha,
+    display_names,
     is_categorical,
     smallest_pvalue,
     warn_small,
@@ -677,6 +678,7 @@ def _run(
     n_bootstrap: int,
     random_state: Any,
     missing: Any = "test",
+    names: tuple[str, str] = ("X", "Y"),
 ) -> FeatureTestResult:
     check_choice(correction, _CORRECTIONS, name="correction")
     check_choice(missing, _MISSING_POLICIES, name="missing")
@@ -694,8 +696,8 @@ def _run(
             f"{min_effect!r}"
         )
     rng = check_random_state(random_state)
-    fx, fy = aligned_frames(X, Y)
-    for nm, f in (("X", fx), ("Y", fy)):
+    fx, fy = aligned_frames(X, Y, names=names)
+    for nm, f in zip(names, (fx, fy), strict=True):
         if f.shape[0] == 0:
             raise DataValidationError(f"{nm} has 0 rows; pass at least 1 row per sample")
     m, n = fx.shape[0], fy.shape[0]
@@ -721,13 +723,13 @@ def _run(
     thin: list[str] = []
     for j, col in enumerate(cols):
         if kind_list[j] == "numeric":
-            xv, n_miss[j, 0] = _numeric_values(fx.iloc[:, j], "X", col, missing)
-            yv, n_miss[j, 1] = _numeric_values(fy.iloc[:, j], "Y", col, missing)
+            xv, n_miss[j, 0] = _numeric_values(fx.iloc[:, j], names[0], col, missing)
+            yv, n_miss[j, 1] = _numeric_values(fy.iloc[:, j], names[1], col, missing)
             fn: Callable[..., Any] = _numeric_column
             kind = "numeric"
         else:
-            xv, n_miss[j, 0] = _categorical_values(fx.iloc[:, j], "X", col, missing)
-            yv, n_miss[j, 1] = _categorical_values(fy.iloc[:, j], "Y", col, missing)
+            xv, n_miss[j, 0] = _categorical_values(fx.iloc[:, j], names[0], col, missing)
+            yv, n_miss[j, 1] = _categorical_values(fy.iloc[:, j], names[1], col, missing)
             fn = _categorical_column
             kind = "categorical"
         n_used[j] = (xv.size, yv.size)
@@ -748,7 +750,8 @@ def _run(
     if thin:
         warn_small(
             f"column(s) {', '.join(thin[:5])} have fewer than 2 observed (non-missing) values in "
-            "X or Y; their distribution test is NaN (the test of their missing rate still runs)"
+            f"{names[0]} or {names[1]}; their distribution test is NaN (the test of their "
+            "missing rate still runs)"
         )
     chi2_miss = np.full(len(cols), np.nan)
     p_miss = np.full(len(cols), np.nan)
@@ -871,6 +874,7 @@ def ks_test(
     n_bootstrap: int = 200,
     random_state: Any = None,
     missing: MissingPolicy = "test",
+    names: tuple[str, str] | None = None,
 ) -> FeatureTestResult:
     """Two-sample Kolmogorov-Smirnov test on every column, with effect sizes.
 
@@ -912,6 +916,9 @@ def ks_test(
         counts missing as one more category, ``"(missing)"``, in its χ² test.
         ``"raise"``: a :class:`~nndoctor.exceptions.DataValidationError` naming the column.
         Infinite values are not missing: they always raise.
+    names : (str, str), optional
+        What error messages call X and Y (default ``"X"`` and ``"Y"``); the command line passes
+        ``("the source table (src.csv)", "the target table (tgt.csv)")``.
 
     Returns
     -------
@@ -964,6 +971,7 @@ def ks_test(
         n_bootstrap=n_bootstrap,
         random_state=random_state,
         missing=missing,
+        names=display_names(names),
     )
 
 
@@ -978,6 +986,7 @@ def chi2_test(
     n_bootstrap: int = 200,
     random_state: Any = None,
     missing: MissingPolicy = "test",
+    names: tuple[str, str] | None = None,
 ) -> FeatureTestResult:
     """Pearson's χ² test of homogeneity on every (categorical) column, with effect sizes.
 
@@ -1005,6 +1014,8 @@ def chi2_test(
     missing : {"test", "drop", "category", "raise"}
         As in :func:`ks_test`; ``"category"`` counts missing values as the category
         ``"(missing)"`` instead of testing their rate apart.
+    names : (str, str), optional
+        What error messages call X and Y, as in :func:`ks_test`.
 
     Returns
     -------
@@ -1037,6 +1048,7 @@ def chi2_test(
         n_bootstrap=n_bootstrap,
         random_state=random_state,
         missing=missing,
+        names=display_names(names),
     )
 
 
@@ -1052,6 +1064,7 @@ def feature_test(
     n_bootstrap: int = 200,
     random_state: Any = None,
     missing: MissingPolicy = "test",
+    names: tuple[str, str] | None = None,
 ) -> FeatureTestResult:
     """Per-feature drift tests that pick KS or χ² for each column from its dtype.
 
@@ -1067,7 +1080,7 @@ def feature_test(
     X, Y : DataFrame or array-like
     categorical : list of str, optional
         Column names to treat as categorical regardless of their dtype.
-    correction, alpha, min_effect, confidence, n_bootstrap, random_state, missing
+    correction, alpha, min_effect, confidence, n_bootstrap, random_state, missing, names
         As in :func:`ks_test` (missing values: observed values tested, and the missing rate
         tested in the same family, by default).
 
@@ -1097,8 +1110,9 @@ def feature_test(
     >>> f.drifted, f.distribution_drifted, f.missingness.test, f"{f.missingness.pvalue:.1e}"
     (True, False, 'chi2', '2.8e-08')
     """
-    fx = as_frame(X, "X")
-    fy = as_frame(Y, "Y")
+    a, b = display_names(names)
+    fx = as_frame(X, a)
+    fy = as_frame(Y, b)
     if isinstance(categorical, str):
         raise InvalidParameterError(
             f"categorical must be a list of column names, got the string {categorical!r}; "
@@ -1108,7 +1122,7 @@ def feature_test(
     unknown = sorted(cat - {str(c) for c in fx.columns})
     if unknown:
         raise InvalidParameterError(
-            f"categorical names column(s) {unknown} that X does not have; pass names from "
+            f"categorical names column(s) {unknown} that {a} does not have; pass names from "
             f"{[str(c) for c in fx.columns][:10]}"
         )
     kinds = []
@@ -1119,7 +1133,7 @@ def feature_test(
         kinds.append("categorical" if is_cat else "numeric")
     return _run(
         fx,
-        fy if isinstance(Y, pd.DataFrame) else as_frame(Y, "Y"),
+        fy if isinstance(Y, pd.DataFrame) else as_frame(Y, b),
         kinds=kinds,
         correction=correction,
         alpha=alpha,
@@ -1128,4 +1142,5 @@ def feature_test(
         n_bootstrap=n_bootstrap,
         random_state=random_state,
         missing=missing,
+        names=display_names(names),
     )

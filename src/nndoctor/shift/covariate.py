@@ -38,6 +38,7 @@ from nndoctor.exceptions import (
     InvalidParameterError,
     LowOverlapWarning,
 )
+from nndoctor.shift._common import display_names
 from nndoctor.shift._kernels import gaussian_kernel, median_bandwidth
 
 __all__ = ["ImportanceWeighter", "ImportanceWeightsResult", "effective_sample_size"]
@@ -311,7 +312,9 @@ class ImportanceWeighter:
         if not self.kmm_bound > 1:
             raise InvalidParameterError(f"kmm_bound must be > 1, got {self.kmm_bound!r}")
 
-    def fit(self, X_source: Any, X_target: Any) -> ImportanceWeighter:
+    def fit(
+        self, X_source: Any, X_target: Any, *, names: tuple[str, str] | None = None
+    ) -> ImportanceWeighter:
         """Estimate the ratio from an unlabeled source sample and an unlabeled target sample.
 
         Parameters
@@ -320,15 +323,20 @@ class ImportanceWeighter:
             Source (training-distribution) rows; these get the weights ``weights_``.
         X_target : array-like of shape (n_target, n_features)
             Target (deployment) rows.
+        names : (str, str), optional
+            What error messages call the two samples (default ``"X_source"`` and
+            ``"X_target"``); the command line passes ``("the source table (src.csv)",
+            "the target table (tgt.csv)")``.
 
         Returns
         -------
         self
         """
         self._check_params()
-        Xs = check_matrix(X_source, name="X_source", min_rows=2 * self.n_splits)
-        Xt = check_matrix(X_target, name="X_target", min_rows=2 * self.n_splits)
-        check_same_features(Xs, Xt, names=("X_source", "X_target"))
+        a, b = display_names(names, ("X_source", "X_target"))
+        Xs = check_matrix(X_source, name=a, min_rows=2 * self.n_splits)
+        Xt = check_matrix(X_target, name=b, min_rows=2 * self.n_splits)
+        check_same_features(Xs, Xt, names=(a, b))
         rng = check_random_state(self.random_state)
         self.n_source_, self.n_target_ = Xs.shape[0], Xt.shape[0]
         self.n_features_in_ = Xs.shape[1]

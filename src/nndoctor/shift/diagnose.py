@@ -52,6 +52,7 @@ from nndoctor._validation import (
     to_numpy,
 )
 from nndoctor.exceptions import DataValidationError, InvalidParameterError, LowOverlapWarning
+from nndoctor.shift._common import display_names
 from nndoctor.shift.concept import (
     MIN_TARGET_LABELS,
     AccuracyDecomposition,
@@ -225,14 +226,19 @@ def _domain_classifier(seed: int) -> Any:
 
 
 def _encode_labels(
-    source_y: Any, target_y: Any, n_source: int, n_target: int
+    source_y: Any,
+    target_y: Any,
+    n_source: int,
+    n_target: int,
+    *,
+    names: tuple[str, str] = ("source_X", "target_X"),
 ) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_], npt.NDArray[Any]]:
     ys_raw = to_numpy(source_y, name="source_y")
     if ys_raw.ndim == 2 and ys_raw.shape[1] == 1:
         ys_raw = ys_raw[:, 0]
     if ys_raw.ndim != 1 or ys_raw.shape[0] != n_source:
         raise DataValidationError(
-            f"source_y has shape {ys_raw.shape} but source_X has {n_source} rows; pass one "
+            f"source_y has shape {ys_raw.shape} but {names[0]} has {n_source} rows; pass one "
             "label per source row"
         )
     if _missing(ys_raw).any():
@@ -253,7 +259,7 @@ def _encode_labels(
             yt_raw = yt_raw[:, 0]
         if yt_raw.ndim != 1 or yt_raw.shape[0] != n_target:
             raise DataValidationError(
-                f"target_y has shape {yt_raw.shape} but target_X has {n_target} rows; pass one "
+                f"target_y has shape {yt_raw.shape} but {names[1]} has {n_target} rows; pass one "
                 "entry per target row, NaN (or None) where the label is unknown"
             )
         labeled = ~_missing(yt_raw)
@@ -397,6 +403,7 @@ def diagnose(
     weight_intervals: int = 0,
     random_state: Any = None,
     progress: Progress | None = None,
+    names: tuple[str, str] | None = None,
 ) -> ShiftDiagnosis:
     """Diagnose the kind of distribution shift between source and target data.
 
@@ -433,6 +440,9 @@ def diagnose(
         Seed of every split, fit and bootstrap; the same seed gives the same diagnosis.
     progress : callable, optional
         Called as ``progress(fraction, text)`` while it runs (the command line draws a bar).
+    names : (str, str), optional
+        What error messages call ``source_X`` and ``target_X`` (default: those words); the
+        command line passes ``("the source table (src.csv)", "the target table (tgt.csv)")``.
 
     Returns
     -------
@@ -472,14 +482,17 @@ def diagnose(
     n_splits = check_int(n_splits, name="n_splits", minimum=2)
     n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=2)
     weight_intervals = check_int(weight_intervals, name="weight_intervals", minimum=0)
+    a, b = display_names(names, ("source_X", "target_X"))
     Xs: FloatArray = np.asarray(
-        check_matrix(source_X, name="source_X", min_rows=MIN_SOURCE_ROWS), dtype=np.float64
+        check_matrix(source_X, name=a, min_rows=MIN_SOURCE_ROWS), dtype=np.float64
     )
     Xt: FloatArray = np.asarray(
-        check_matrix(target_X, name="target_X", min_rows=MIN_TARGET_ROWS), dtype=np.float64
+        check_matrix(target_X, name=b, min_rows=MIN_TARGET_ROWS), dtype=np.float64
     )
-    check_same_features(Xs, Xt)
-    ys, yt, labeled, classes = _encode_labels(source_y, target_y, Xs.shape[0], Xt.shape[0])
+    check_same_features(Xs, Xt, names=("source", "target") if names is None else (a, b))
+    ys, yt, labeled, classes = _encode_labels(
+        source_y, target_y, Xs.shape[0], Xt.shape[0], names=(a, b)
+    )
     n_classes = classes.size
     rng = check_random_state(random_state)
     seed = int(rng.integers(2**31 - 1))
@@ -527,12 +540,12 @@ def diagnose(
 
     # 2. detection ----------------------------------------------------------------------
     say(0.15, "testing the features (domain classifier)")
-    names = [str(c) for c in source_X.columns] if hasattr(source_X, "columns") else None
-    if names is not None and len(names) == Xs.shape[1]:
+    columns = [str(c) for c in source_X.columns] if hasattr(source_X, "columns") else None
+    if columns is not None and len(columns) == Xs.shape[1]:
         import pandas as pd
 
         feat = classifier_test(
-            pd.DataFrame(Xs, columns=names), pd.DataFrame(Xt, columns=names),
+            pd.DataFrame(Xs, columns=columns), pd.DataFrame(Xt, columns=columns),
             model=_domain_classifier(seed), n_splits=n_splits, random_state=seed,
         )  # fmt: skip
     else:
