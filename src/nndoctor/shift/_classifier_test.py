@@ -341,32 +341,11 @@ def classifier_test(
             np.full(m + n, np.nan), {}, "none", n_splits, m, n, alpha, False, model_name,
         )  # fmt: skip
     labels = np.concatenate((np.zeros(m, dtype=np.int64), np.ones(n, dtype=np.int64)))
-    oof = np.empty(m + n, dtype=np.float64)
-    fold_aucs = np.empty(n_splits)
-    fold_p = np.empty(n_splits)
-    importances = np.zeros(Z.shape[1])
-    kind = "none" if importance == "none" else "permutation"
-    sd = _observed_sd(Z)
     fold_of = _stratified_folds(m, n, n_splits, rng)
-    for k in range(n_splits):
-        test = np.flatnonzero(fold_of == k)
-        train = np.flatnonzero(fold_of != k)
-        est = _fresh(model)
-        with contextlib.nullcontext() if own_model else _missing_values_refused(model_name, Z, m):
-            est.fit(Z[train], labels[train])
-            scores = _scores(est, Z[test])
-        oof[test] = scores
-        pos, neg = scores[labels[test] == 1], scores[labels[test] == 0]
-        fold_aucs[k] = _auc(pos, neg)
-        fold_p[k] = _mann_whitney_greater(pos, neg)
-        if importance == "none":
-            continue
-        own = _model_importance(est, sd) if importance == "auto" else None
-        if own is not None:
-            kind = "model"
-            importances += own / n_splits
-        else:
-            importances += _permutation_importance(est, Z[test], labels[test], rng) / n_splits
+    with _few_threads(Z.shape[0]):
+        fold_aucs, fold_p, oof, importances, kind = _cross_fit(
+            model, None if own_model else model_name, Z, labels, fold_of, importance, rng
+        )
     pvalue = combine_pvalues_dependent(fold_p, combine)
     auc = _auc(oof[m:], oof[:m])
     imp = {}
@@ -390,6 +369,69 @@ def classifier_test(
         drift_detected=bool(pvalue <= alpha),
         model=model_name,
     )
+
+
+#: Below this many rows the classifier is fitted on one thread: OpenMP start-up and contention
+#: cost more than they save on small problems (25 times the CPU time on a busy two-core
+#: machine for a few hundred rows).
+SMALL_ROWS = 20_000
+
+
+@contextlib.contextmanager
+def _few_threads(rows: int) -> Iterator[None]:
+    if rows >= SMALL_ROWS:
+        yield
+        return
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
+
+    with threadpool_limits(1):
+        yield
+
+
+def _cross_fit(
+    model: Any,
+    refusing: str | None,
+    Z: npt.NDArray[np.float64],
+    labels: npt.NDArray[np.int64],
+    fold_of: npt.NDArray[np.int64],
+    importance: str,
+    rng: np.random.Generator,
+) -> tuple[
+    npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64],
+    npt.NDArray[np.float64], str,
+]:  # fmt: skip
+    """Fit a fresh model on all folds but one and score that one, fold by fold: the fold AUCs
+    and p-values, the out-of-fold scores, the mean importances and their kind. ``refusing``:
+    the name of a user's model whose NaN errors become typed ones (None: the default model)."""
+    n_splits = int(fold_of.max()) + 1
+    m = int(np.count_nonzero(labels == 0))
+    oof = np.empty(Z.shape[0], dtype=np.float64)
+    fold_aucs = np.empty(n_splits)
+    fold_p = np.empty(n_splits)
+    importances = np.zeros(Z.shape[1])
+    kind = "none" if importance == "none" else "permutation"
+    sd = _observed_sd(Z)
+    for k in range(n_splits):
+        test = np.flatnonzero(fold_of == k)
+        train = np.flatnonzero(fold_of != k)
+        est = _fresh(model)
+        guard = _missing_values_refused(refusing, Z, m) if refusing else contextlib.nullcontext()
+        with guard:
+            est.fit(Z[train], labels[train])
+            scores = _scores(est, Z[test])
+        oof[test] = scores
+        pos, neg = scores[labels[test] == 1], scores[labels[test] == 0]
+        fold_aucs[k] = _auc(pos, neg)
+        fold_p[k] = _mann_whitney_greater(pos, neg)
+        if importance == "none":
+            continue
+        own = _model_importance(est, sd) if importance == "auto" else None
+        if own is not None:
+            kind = "model"
+            importances += own / n_splits
+        else:
+            importances += _permutation_importance(est, Z[test], labels[test], rng) / n_splits
+    return fold_aucs, fold_p, oof, importances, kind
 
 
 def _observed_sd(Z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
