@@ -182,7 +182,9 @@ def _encode(
 
 
 @contextlib.contextmanager
-def _missing_values_refused(model_name: str, Z: npt.NDArray[np.float64], m: int) -> Iterator[None]:
+def _missing_values_refused(
+    model_name: str, Z: npt.NDArray[np.float64], m: int, names: tuple[str, str]
+) -> Iterator[None]:
     """A user's classifier that cannot take NaN: its error becomes a typed one that says what to
     do (the default classifier handles missing values)."""
     try:
@@ -191,11 +193,12 @@ def _missing_values_refused(model_name: str, Z: npt.NDArray[np.float64], m: int)
         nan = np.isnan(Z)
         if not nan.any() or "nan" not in str(err).lower():
             raise
+        first = str(err).strip().splitlines()[0]
         raise DataValidationError(
-            f"{model_name} cannot handle missing values, and the samples hold "
-            f"{int(nan[:m].sum())} and {int(nan[m:].sum())} NaN ({err}); impute them first, or "
-            "leave model out to use the default HistGradientBoostingClassifier, which handles "
-            "missing values (their pattern is part of what it tests)"
+            f"{model_name} cannot handle missing values ({first}), and {names[0]} holds "
+            f"{int(nan[:m].sum())} NaN and {names[1]} {int(nan[m:].sum())}; impute them first, "
+            "or leave model out to use the default HistGradientBoostingClassifier, which "
+            "handles missing values (their pattern is part of what it tests)"
         ) from err
 
 
@@ -317,7 +320,8 @@ def classifier_test(
         X = X.detach().cpu().numpy()
     if hasattr(Y, "detach"):
         Y = Y.detach().cpu().numpy()
-    Z, columns, is_cat = _encode(X, Y, display_names(names))
+    shown = display_names(names)
+    Z, columns, is_cat = _encode(X, Y, shown)
     m = len(X)
     n = Z.shape[0] - m
     seed = int(rng.integers(2**31 - 1))
@@ -344,7 +348,7 @@ def classifier_test(
     fold_of = _stratified_folds(m, n, n_splits, rng)
     with _few_threads(Z.shape[0]):
         fold_aucs, fold_p, oof, importances, kind = _cross_fit(
-            model, None if own_model else model_name, Z, labels, fold_of, importance, rng
+            model, None if own_model else model_name, shown, Z, labels, fold_of, importance, rng
         )
     pvalue = combine_pvalues_dependent(fold_p, combine)
     auc = _auc(oof[m:], oof[:m])
@@ -391,6 +395,7 @@ def _few_threads(rows: int) -> Iterator[None]:
 def _cross_fit(
     model: Any,
     refusing: str | None,
+    names: tuple[str, str],
     Z: npt.NDArray[np.float64],
     labels: npt.NDArray[np.int64],
     fold_of: npt.NDArray[np.int64],
@@ -415,7 +420,9 @@ def _cross_fit(
         test = np.flatnonzero(fold_of == k)
         train = np.flatnonzero(fold_of != k)
         est = _fresh(model)
-        guard = _missing_values_refused(refusing, Z, m) if refusing else contextlib.nullcontext()
+        guard = (
+            _missing_values_refused(refusing, Z, m, names) if refusing else contextlib.nullcontext()
+        )
         with guard:
             est.fit(Z[train], labels[train])
             scores = _scores(est, Z[test])
