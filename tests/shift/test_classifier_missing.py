@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from nndoctor.cli import app
 from nndoctor.exceptions import DataValidationError
+from nndoctor.report import to_sections
 from nndoctor.shift import classifier_test, compare_samples
 
 runner = CliRunner()
@@ -97,6 +98,10 @@ def test_compare_samples_c2st_and_missing_policies(tmp_path: Path) -> None:
     rep = compare_samples(src, tgt, method="c2st", random_state=0)
     assert rep.classifier is not None
     assert rep.classifier.n_source == 80
+    n_nan = (int(src.isna().sum().sum()), int(tgt.isna().sum().sum()))
+    assert rep.classifier.n_missing == n_nan
+    verdict = to_sections(rep.classifier)[0].verdict
+    assert f"Missing values ({n_nan[0]} source and {n_nan[1]} target cells)" in verdict
     dropped = compare_samples(src, tgt, method="c2st", missing="drop", random_state=0)
     complete = int((~src.isna().any(axis=1)).sum())
     assert dropped.classifier is not None
@@ -110,4 +115,6 @@ def test_compare_samples_c2st_and_missing_policies(tmp_path: Path) -> None:
     res = runner.invoke(app, ["shift", "test", "--source", str(s), "--target", str(t),
                               "--method", "c2st", "--json"])  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["classifier"]["n_source"] == 80
+    payload = json.loads(res.stdout)["classifier"]
+    assert payload["n_source"] == 80
+    assert payload["n_missing"] == list(n_nan)

@@ -189,6 +189,11 @@ def _classifier_sections(result: ClassifierTestResult, *, figures: bool = False)
         f"{result.statistic:.3f}; p = {_p(result.pvalue)} ({result.combine} over "
         f"{result.n_splits} folds)."
     )
+    if any(result.n_missing):
+        verdict += (
+            f" Missing values ({result.n_missing[0]} source and {result.n_missing[1]} target "
+            "cells) were part of what it saw."
+        )
     top = list(result.feature_importances.items())[:10]
     rows = tuple(
         {"feature": k, f"importance ({result.importance_kind})": f"{v:.4g}"} for k, v in top

@@ -68,6 +68,9 @@ class ClassifierTestResult(ResultMixin):
     drift_detected : bool
     model : str
         The classifier's class name.
+    n_missing : (int, int)
+        Missing (NaN) cells in the source and target samples; the classifier saw them as they
+        are, so a change in where values are missing is part of what it tests.
     """
 
     statistic: float
@@ -85,6 +88,7 @@ class ClassifierTestResult(ResultMixin):
     alpha: float
     drift_detected: bool
     model: str
+    n_missing: tuple[int, int] = (0, 0)
 
 
 def combine_pvalues_dependent(pvalues: Any, method: Combine = "bonferroni") -> float:
@@ -334,6 +338,8 @@ def classifier_test(
             f"{type(model).__name__}"
         )
     model_name = type(model).__name__
+    cells = np.isnan(Z)
+    n_missing = (int(cells[:m].sum()), int(cells[m:].sum()))
     if min(m, n) < n_splits:
         warn_small(
             f"the classifier test needs at least n_splits={n_splits} rows per sample, got {m} "
@@ -343,6 +349,7 @@ def classifier_test(
         return ClassifierTestResult(
             float("nan"), float("nan"), "c2st", nan, nan.copy(), combine,
             np.full(m + n, np.nan), {}, "none", n_splits, m, n, alpha, False, model_name,
+            n_missing,
         )  # fmt: skip
     labels = np.concatenate((np.zeros(m, dtype=np.int64), np.ones(n, dtype=np.int64)))
     fold_of = _stratified_folds(m, n, n_splits, rng)
@@ -372,6 +379,7 @@ def classifier_test(
         alpha=alpha,
         drift_detected=bool(pvalue <= alpha),
         model=model_name,
+        n_missing=n_missing,
     )
 
 
