@@ -128,3 +128,23 @@ def test_names_reach_shape_and_column_checks() -> None:
         compare_samples(nan, tgt, method="c2st", missing="raise", names=NAMES)
     with pytest.raises(InvalidParameterError, match="names must be a pair"):
         compare_samples(src, tgt, names=("only one",))  # type: ignore[arg-type]
+
+
+def test_diagnose_names_the_label_column_of_each_file(tmp_path: Path) -> None:
+    src, tgt = _frames()
+    s, t = tmp_path / "src.csv", tmp_path / "tgt.csv"
+    src.assign(y=np.where(np.arange(60) == 5, np.nan, np.arange(60) % 2)).to_csv(s, index=False)
+    tgt.assign(y=np.arange(60) % 2).to_csv(t, index=False)
+    res = runner.invoke(app, ["shift", "diagnose", "--source", str(s), "--target", str(t),
+                              "--label", "y"])  # fmt: skip
+    assert res.exit_code == 3, res.output
+    assert f"the label column of the source table ({s}) holds missing labels" in res.stderr
+    src.assign(y=np.arange(60) % 2).to_csv(s, index=False)
+    tgt.assign(y=np.arange(60) % 3).to_csv(t, index=False)
+    res = runner.invoke(app, ["shift", "diagnose", "--source", str(s), "--target", str(t),
+                              "--label", "y"])  # fmt: skip
+    assert res.exit_code == 3, res.output
+    assert (
+        f"the label column of the target table ({t}) holds class(es) 2 that never occur in "
+        f"the label column of the source table ({s})"
+    ) in res.stderr

@@ -232,41 +232,43 @@ def _encode_labels(
     n_target: int,
     *,
     names: tuple[str, str] = ("source_X", "target_X"),
+    labels: tuple[str, str] = ("source_y", "target_y"),
 ) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_], npt.NDArray[Any]]:
-    ys_raw = to_numpy(source_y, name="source_y")
+    ls, lt = labels
+    ys_raw = to_numpy(source_y, name=ls)
     if ys_raw.ndim == 2 and ys_raw.shape[1] == 1:
         ys_raw = ys_raw[:, 0]
     if ys_raw.ndim != 1 or ys_raw.shape[0] != n_source:
         raise DataValidationError(
-            f"source_y has shape {ys_raw.shape} but {names[0]} has {n_source} rows; pass one "
+            f"{ls} has shape {ys_raw.shape} but {names[0]} has {n_source} rows; pass one "
             "label per source row"
         )
     if _missing(ys_raw).any():
         raise DataValidationError(
-            "source_y holds missing labels; drop the unlabeled source rows first"
+            f"{ls} holds missing labels; drop the unlabeled source rows first"
         )
     classes = np.unique(ys_raw)
     if classes.size < 2:
         raise DataValidationError(
-            f"source_y holds {classes.size} class; pass labels of at least two classes"
+            f"{ls} holds {classes.size} class; pass labels of at least two classes"
         )
     ys = np.searchsorted(classes, ys_raw).astype(np.int64)
     yt = np.full(n_target, -1, dtype=np.int64)
     labeled = np.zeros(n_target, dtype=bool)
     if target_y is not None:
-        yt_raw = to_numpy(target_y, name="target_y")
+        yt_raw = to_numpy(target_y, name=lt)
         if yt_raw.ndim == 2 and yt_raw.shape[1] == 1:
             yt_raw = yt_raw[:, 0]
         if yt_raw.ndim != 1 or yt_raw.shape[0] != n_target:
             raise DataValidationError(
-                f"target_y has shape {yt_raw.shape} but {names[1]} has {n_target} rows; pass one "
+                f"{lt} has shape {yt_raw.shape} but {names[1]} has {n_target} rows; pass one "
                 "entry per target row, NaN (or None) where the label is unknown"
             )
         labeled = ~_missing(yt_raw)
         known = yt_raw[labeled]
         if known.dtype.kind == "f" and ys_raw.dtype.kind in "iu":
             if not np.all(np.equal(np.mod(known, 1), 0)):
-                raise DataValidationError("target_y holds non-integer labels; source_y does not")
+                raise DataValidationError(f"{lt} holds non-integer labels; {ls} does not")
             known = known.astype(ys_raw.dtype)
         elif known.dtype.kind == "O":
             known = known.astype(ys_raw.dtype)
@@ -275,7 +277,7 @@ def _encode_labels(
         if unseen.any():
             new = sorted({str(v) for v in known[unseen]})[:5]
             raise DataValidationError(
-                f"target_y holds class(es) {', '.join(new)} that never occur in source_y; the "
+                f"{lt} holds class(es) {', '.join(new)} that never occur in {ls}; the "
                 "model cannot predict a class it never saw — that is a new class, not a shift; "
                 "drop those rows or retrain with them"
             )
@@ -441,8 +443,9 @@ def diagnose(
     progress : callable, optional
         Called as ``progress(fraction, text)`` while it runs (the command line draws a bar).
     names : (str, str), optional
-        What error messages call ``source_X`` and ``target_X`` (default: those words); the
-        command line passes ``("the source table (src.csv)", "the target table (tgt.csv)")``.
+        What error messages call ``source_X`` and ``target_X`` (default: those words; with
+        names, the labels are "the label column of" each); the command line passes
+        ``("the source table (src.csv)", "the target table (tgt.csv)")``.
 
     Returns
     -------
@@ -491,8 +494,10 @@ def diagnose(
     )
     check_same_features(Xs, Xt, names=("source", "target") if names is None else (a, b))
     ys, yt, labeled, classes = _encode_labels(
-        source_y, target_y, Xs.shape[0], Xt.shape[0], names=(a, b)
-    )
+        source_y, target_y, Xs.shape[0], Xt.shape[0], names=(a, b),
+        labels=("source_y", "target_y") if names is None
+        else (f"the label column of {a}", f"the label column of {b}"),
+    )  # fmt: skip
     n_classes = classes.size
     rng = check_random_state(random_state)
     seed = int(rng.integers(2**31 - 1))
