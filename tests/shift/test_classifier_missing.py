@@ -108,6 +108,8 @@ def test_compare_samples_c2st_and_missing_policies(tmp_path: Path) -> None:
     assert dropped.classifier.n_source == complete < 80
     with pytest.raises(DataValidationError, match="column 'a' of the source table holds"):
         compare_samples(src, tgt, method="c2st", missing="raise")
+    with pytest.raises(DataValidationError, match="the source table has 0 and the target"):
+        compare_samples(src.assign(c=np.nan), tgt, method="c2st", missing="drop")
     # the command line: --method c2st on tables with empty cells
     s, t = tmp_path / "s.csv", tmp_path / "t.csv"
     src.to_csv(s, index=False)

@@ -315,7 +315,15 @@ def _c2st_rows(
                 column = counts.index[int(np.argmax(counts.to_numpy() > 0))]
                 raise _missing_error(int(counts[column]), name, str(column))
     if missing == "drop":
-        return _complete(src, list(src.columns), "drop"), _complete(tgt, list(tgt.columns), "drop")
+        xs = _complete(src, list(src.columns), "drop")
+        xt = _complete(tgt, list(tgt.columns), "drop")
+        if min(xs.shape[0], xt.shape[0]) == 0:
+            raise DataValidationError(
+                f"with missing='drop' the classifier test uses the rows with every value present, "
+                f"and {names[0]} has {xs.shape[0]} and {names[1]} {xt.shape[0]}; pass "
+                "missing='test' (the classifier handles missing values) or impute them"
+            )
+        return xs, xt
     return src, tgt
 
 
