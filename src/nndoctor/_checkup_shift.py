@@ -68,6 +68,7 @@ def _evidence_text(d: Any) -> str:
 
 
 def _user_stage(ctx: CheckupContext) -> StageOutcome:
+    from nndoctor._cli._common import table_names
     from nndoctor._cli.shift_diagnose import _features
     from nndoctor._io import load_model, load_table_pair
     from nndoctor.shift import diagnose
@@ -87,6 +88,7 @@ def _user_stage(ctx: CheckupContext) -> StageOutcome:
     d = diagnose(
         Xs, src[ctx.label].to_numpy(), Xt, yt, model=model, random_state=ctx.random_state,
         progress=lambda f, t: ctx.progress(0.1 + 0.9 * f, t),
+        names=table_names(ctx.source, ctx.target),
     )  # fmt: skip
     sev: Severity = "info" if d.kind == "none" else "warning"
     row = SummaryRow(

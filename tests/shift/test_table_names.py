@@ -148,3 +148,17 @@ def test_diagnose_names_the_label_column_of_each_file(tmp_path: Path) -> None:
         f"the label column of the target table ({t}) holds class(es) 2 that never occur in "
         f"the label column of the source table ({s})"
     ) in res.stderr
+
+
+def test_checkup_shift_stage_names_the_files(tmp_path: Path) -> None:
+    from nndoctor._checkup_shift import shift_stage
+    from nndoctor.checkup import CheckupContext
+
+    src, tgt = _frames()
+    s, t = tmp_path / "src.csv", tmp_path / "tgt.csv"
+    src.assign(y=np.arange(60) % 2).to_csv(s, index=False)
+    tgt.assign(a=np.inf, y=np.arange(60) % 2).to_csv(t, index=False)
+    ctx = CheckupContext(source=str(s), target=str(t), label="y")
+    with pytest.raises(DataValidationError) as err:
+        shift_stage(ctx)
+    assert f"the target table ({t}) holds 60 NaN or infinite" in str(err.value)
