@@ -353,7 +353,7 @@ def classifier_test(
         )  # fmt: skip
     labels = np.concatenate((np.zeros(m, dtype=np.int64), np.ones(n, dtype=np.int64)))
     fold_of = _stratified_folds(m, n, n_splits, rng)
-    with _few_threads(Z.shape[0]):
+    with _few_threads(Z.shape[0], active=own_model):
         fold_aucs, fold_p, oof, importances, kind = _cross_fit(
             model, None if own_model else model_name, shown, Z, labels, fold_of, importance, rng
         )
@@ -383,20 +383,23 @@ def classifier_test(
     )
 
 
-#: Below this many rows the classifier is fitted on one thread: OpenMP start-up and contention
-#: cost more than they save on small problems (25 times the CPU time on a busy two-core
-#: machine for a few hundred rows).
+#: Below this many rows the default classifier is fitted on one thread: OpenMP start-up and
+#: contention cost more than they save on small problems (25 times the CPU time on a busy
+#: two-core machine for a few hundred rows).
 SMALL_ROWS = 20_000
+_CONTROLLER: list[Any] = []  # one threadpoolctl controller (finding the libraries takes ~10 ms)
 
 
 @contextlib.contextmanager
-def _few_threads(rows: int) -> Iterator[None]:
-    if rows >= SMALL_ROWS:
+def _few_threads(rows: int, active: bool) -> Iterator[None]:
+    if not active or rows >= SMALL_ROWS:
         yield
         return
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]  # no stubs
 
-    with threadpool_limits(1):
+        _CONTROLLER.append(ThreadpoolController())
+    with _CONTROLLER[0].limit(limits=1, user_api="openmp"):
         yield
 
 
