@@ -1,13 +1,14 @@
 """Hooks: what the monitor attaches to a model, and the device-side accumulators they fill.
 
 * parametrized layers (modules with parameters of their own): a forward hook that records the
-  forward order and registers a tensor hook on the output, which accumulates the squared norm
-  of the backward signal :math:`\\partial L / \\partial y_l`;
+  forward order and registers a pre-hook on the output's ``grad_fn`` (for that output's index:
+  the gradient a tensor hook on the output would see, for half the registration cost), which
+  accumulates the norm of the backward signal :math:`\\partial L / \\partial y_l`;
 * activation modules (ReLU, tanh and sigmoid families): a forward hook that accumulates the
   output's moments, non-finite count, saturated count, and each unit's maximum over the batch;
 * the root: a forward pre-hook that keeps a reference to the batch, and a forward hook that
-  keeps a reference to the gradient flowing back into the model's output (both used only to
-  re-run a batch that produced a non-finite value).
+  keeps a reference to the gradient flowing back into the model's output (by a ``grad_fn``
+  pre-hook too; both used only to re-run a batch that produced a non-finite value).
 
 Hooks compute only while a tick is being measured, the model is in training mode and grad is
 enabled (validation passes are not counted). Accumulators add over micro-batches, so with
@@ -136,6 +137,8 @@ class Collector:
     # ------------------------------------------------------------------ hooks
     def _layer_hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
         grad_hook = self._grad_hook(name)  # one closure per layer, not one per call
+        # node pre-hooks, one per output index of the output's grad_fn (created once)
+        node_hooks: dict[int, Callable[[tuple[torch.Tensor | None, ...]], None]] = {}
 
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             self._last_layer = name
@@ -151,7 +154,18 @@ class Collector:
                 and isinstance(output, torch.Tensor)
                 and output.requires_grad
             ):
-                output.register_hook(grad_hook)  # type: ignore[no-untyped-call]
+                node = output.grad_fn
+                if node is None:  # a leaf (the module returned a parameter)
+                    output.register_hook(grad_hook)  # type: ignore[no-untyped-call]
+                    return
+                # a pre-hook on the node that produced the output sees the same gradient as
+                # a tensor hook on it (also when the output is later modified in place: both
+                # stay with this node) at half the registration cost
+                nr = output.output_nr
+                pre = node_hooks.get(nr)
+                if pre is None:
+                    pre = node_hooks[nr] = _node_pre_hook(grad_hook, nr)
+                node.register_prehook(pre)
 
         return hook
 
@@ -232,4 +246,24 @@ class Collector:
                     if self.on_backward_start is not None:
                         self.on_backward_start()
 
-                t.register_hook(hook)  # type: ignore[no-untyped-call]  # untyped in torch
+                node = t.grad_fn
+                if node is None:
+                    t.register_hook(hook)  # type: ignore[no-untyped-call]  # untyped in torch
+                else:  # what a tensor hook sees, registered for less (see _layer_hook)
+                    node.register_prehook(_node_pre_hook(hook, t.output_nr))
+
+
+def _node_pre_hook(
+    hook: Callable[[torch.Tensor], None], nr: int
+) -> Callable[[tuple[torch.Tensor | None, ...]], None]:
+    """A ``grad_fn`` pre-hook that calls ``hook`` with the gradient of output ``nr``.
+
+    Like a tensor hook, it is not called for an output that receives no gradient.
+    """
+
+    def pre(grad_outputs: tuple[torch.Tensor | None, ...]) -> None:
+        g = grad_outputs[nr]
+        if g is not None:
+            hook(g)
+
+    return pre
