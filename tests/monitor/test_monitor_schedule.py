@@ -248,3 +248,43 @@ def test_closure_steps_are_measured_after_their_backward() -> None:
             )
             mon.step()
     assert mon.summary().series["grad_norm"]["0"] == pytest.approx(norms, rel=1e-5)
+
+
+def test_host_side_unit_sums_give_the_same_statistics() -> None:
+    """Only ReLU-family unit sums, one record each: totals and dead units are formed on the host."""
+
+    def run(unit_sums: bool) -> tuple[dict[str, dict[str, list[float]]], bool]:
+        torch.manual_seed(0)
+        model = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(4 * 36, 12),
+            nn.ReLU6(),
+            nn.Linear(12, 3),
+        )
+        with torch.no_grad():
+            model[0].bias[:2] = -50.0  # 2 of 4 channels dead
+            model[3].bias[:3] = -50.0  # 3 of 12 units dead
+        g = torch.Generator().manual_seed(1)
+        X, y = torch.randn(16, 1, 6, 6, generator=g), torch.randint(0, 3, (16,), generator=g)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        with Monitor(model) as mon:
+            assert mon._collector is not None
+            mon._collector.unit_sums = unit_sums
+            for _ in range(2):
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(X), y).backward()
+                opt.step()
+                mon.step()
+            host = all(plan.host_units for plan in mon._plans.values())
+        return mon.summary().series, host
+
+    (fast, host), (general, general_host) = run(True), run(False)
+    assert host
+    assert not general_host
+    assert fast["dead_fraction"]["1"].tolist() == [0.5, 0.5]
+    assert fast["dead_fraction"]["4"][-1] >= 0.25
+    for key in ("act_mean", "act_std", "dead_fraction"):
+        for layer in ("1", "4"):
+            assert fast[key][layer] == pytest.approx(general[key][layer], rel=1e-5)
