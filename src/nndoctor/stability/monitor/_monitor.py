@@ -711,9 +711,7 @@ class Monitor:
                     add("scalars", vec)
                 else:
                     add0("scalars", scalars)
-            if act_records and plan.host_units:
-                add("units", torch.cat([rec[2] for rec in act_records]))
-            elif act_records:
+            if act_records:
                 maxima = torch.cat([rec[2] for rec in act_records])
                 if any(plan.act_rsum):  # the sums of the records that carry unit sums
                     if plan.record_index is None:
@@ -883,14 +881,8 @@ class Monitor:
                 scal[j] = scal[j] * scal[j]
         at = scal.__getitem__  # sum(map(at, slots)): the records of a module over micro-batches
         if meta.act_names:
-            if plan.host_units:  # unit sums of non-negative outputs: dead when exactly 0
-                units_host = seg("units")
-                parts = [units_host[a:b] for a, b in plan.unit_slices]
-                dead_host = [float(p.count(0.0)) for p in parts]
-                rat = [sum(p) for p in parts].__getitem__
-            else:
-                dead_host = seg("dead")
-                rat = seg("rsums").__getitem__
+            dead_host = seg("dead")
+            rat = seg("rsums").__getitem__
             for i, name in enumerate(meta.act_names):
                 s_sum = sum(map(at, plan.act_sum[i])) + sum(map(rat, plan.act_rsum[i]))
                 ss = sum(map(at, plan.act_sq[i]))

@@ -8,7 +8,6 @@ host side of one tick needs besides the transferred numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import Any
 
 import torch
@@ -71,11 +70,6 @@ class TickPlan:
     bwd_n: dict[str, int]
     bwd_width: dict[str, int]
     all_layers: frozenset[str]
-    # one record per activation module, each with unit sums of a non-negative output, one
-    # process: the unit sums come to the host as they are and each module's total and dead
-    # units (sum 0) are formed there, which saves the device three small reductions
-    host_units: bool = False
-    unit_slices: tuple[tuple[int, int], ...] = ()
 
     @classmethod
     def build(
@@ -156,18 +150,7 @@ class TickPlan:
                 dtype=torch.long,
                 device=device,
             )
-        host_units = (
-            world == 1
-            and bool(acts)
-            and unit_index is None
-            and all(a[1] == 1 for a in acts)  # [norm] records: their vectors are unit sums
-        )
-        bounds = [0]
-        for a in acts:
-            bounds.append(bounds[-1] + a[2])
         return cls(
-            host_units=host_units,
-            unit_slices=tuple(pairwise(bounds)),
             device=device,
             act_names=act_names,
             bwd_names=bwd_names,
