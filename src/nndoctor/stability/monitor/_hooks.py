@@ -34,6 +34,7 @@ from nndoctor.stability.monitor._quantities import (
 
 __all__ = ["Collector"]
 
+_LOW = (torch.float16, torch.bfloat16)
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.BatchNorm2d)
 
 
@@ -164,22 +165,39 @@ class Collector:
                 nr = output.output_nr
                 pre = node_hooks.get(nr)
                 if pre is None:
-                    pre = node_hooks[nr] = _node_pre_hook(grad_hook, nr)
+                    pre = node_hooks[nr] = self._grad_pre_hook(name, nr)
                 node.register_prehook(pre)
 
         return hook
 
     def _grad_hook(self, name: str) -> Callable[[torch.Tensor], None]:
         def hook(grad: torch.Tensor) -> None:
-            g = grad.detach()  # no graph even under create_graph=True
-            low = g.dtype in (torch.float16, torch.bfloat16)  # accumulate those in float32
-            norm = torch.linalg.vector_norm(g, dtype=torch.float32 if low else None)
-            n = grad.numel()
-            # entries per sample: the first dimension is the batch ((B,) outputs: one each)
-            per_sample = n // grad.shape[0] if grad.dim() >= 1 and grad.shape[0] else 1
-            self.bwd_records.append((name, norm, n, per_sample))
+            self._record_grad(name, grad)
 
         return hook
+
+    def _grad_pre_hook(
+        self, name: str, nr: int
+    ) -> Callable[[tuple[torch.Tensor | None, ...]], None]:
+        """:meth:`_grad_hook` as a pre-hook of the node whose output ``nr`` is the layer's."""
+        record = self._record_grad
+
+        def pre(grad_outputs: tuple[torch.Tensor | None, ...]) -> None:
+            grad = grad_outputs[nr]
+            if grad is not None:  # like a tensor hook: not called without a gradient
+                record(name, grad)
+
+        return pre
+
+    def _record_grad(self, name: str, grad: torch.Tensor) -> None:
+        """Record the norm of the backward signal ``grad`` (dL/dy) of layer ``name``."""
+        g = grad.detach() if grad.requires_grad else grad  # no graph under create_graph=True
+        low = g.dtype in _LOW  # accumulate those in float32
+        norm = torch.linalg.vector_norm(g, dtype=torch.float32 if low else None)
+        n = g.numel()
+        # entries per sample: the first dimension is the batch ((B,) outputs: one each)
+        per_sample = n // g.shape[0] if g.dim() >= 1 and g.shape[0] else 1
+        self.bwd_records.append((name, norm, n, per_sample))
 
     def _act_hook(self, name: str, module: nn.Module) -> Callable[[nn.Module, Any, Any], None]:
         kind = self.acts[name]
