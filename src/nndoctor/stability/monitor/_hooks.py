@@ -1,14 +1,13 @@
 """Hooks: what the monitor attaches to a model, and the device-side accumulators they fill.
 
 * parametrized layers (modules with parameters of their own): a forward hook that records the
-  forward order and registers a pre-hook on the output's ``grad_fn`` (for that output's index:
-  the gradient a tensor hook on the output would see, for half the registration cost), which
-  accumulates the norm of the backward signal :math:`\\partial L / \\partial y_l`;
+  forward order and registers a tensor hook on the output, which accumulates the squared norm
+  of the backward signal :math:`\\partial L / \\partial y_l`;
 * activation modules (ReLU, tanh and sigmoid families): a forward hook that accumulates the
   output's moments, non-finite count, saturated count, and each unit's maximum over the batch;
 * the root: a forward pre-hook that keeps a reference to the batch, and a forward hook that
-  keeps a reference to the gradient flowing back into the model's output (by a ``grad_fn``
-  pre-hook too; both used only to re-run a batch that produced a non-finite value).
+  keeps a reference to the gradient flowing back into the model's output (both used only to
+  re-run a batch that produced a non-finite value).
 
 Hooks compute only while a tick is being measured, the model is in training mode and grad is
 enabled (validation passes are not counted). Accumulators add over micro-batches, so with
@@ -34,7 +33,6 @@ from nndoctor.stability.monitor._quantities import (
 
 __all__ = ["Collector"]
 
-_LOW = (torch.float16, torch.bfloat16)
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.BatchNorm2d)
 
 
@@ -138,8 +136,6 @@ class Collector:
     # ------------------------------------------------------------------ hooks
     def _layer_hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
         grad_hook = self._grad_hook(name)  # one closure per layer, not one per call
-        # node pre-hooks, one per output index of the output's grad_fn (created once)
-        node_hooks: dict[int, Callable[[tuple[torch.Tensor | None, ...]], None]] = {}
 
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             self._last_layer = name
@@ -155,49 +151,21 @@ class Collector:
                 and isinstance(output, torch.Tensor)
                 and output.requires_grad
             ):
-                node = output.grad_fn
-                if node is None:  # a leaf (the module returned a parameter)
-                    output.register_hook(grad_hook)  # type: ignore[no-untyped-call]
-                    return
-                # a pre-hook on the node that produced the output sees the same gradient as
-                # a tensor hook on it (also when the output is later modified in place: both
-                # stay with this node) at half the registration cost
-                nr = output.output_nr
-                pre = node_hooks.get(nr)
-                if pre is None:
-                    pre = node_hooks[nr] = self._grad_pre_hook(name, nr)
-                node.register_prehook(pre)
+                output.register_hook(grad_hook)  # type: ignore[no-untyped-call]
 
         return hook
 
     def _grad_hook(self, name: str) -> Callable[[torch.Tensor], None]:
         def hook(grad: torch.Tensor) -> None:
-            self._record_grad(name, grad)
+            g = grad.detach()  # no graph even under create_graph=True
+            low = g.dtype in (torch.float16, torch.bfloat16)  # accumulate those in float32
+            norm = torch.linalg.vector_norm(g, dtype=torch.float32 if low else None)
+            n = grad.numel()
+            # entries per sample: the first dimension is the batch ((B,) outputs: one each)
+            per_sample = n // grad.shape[0] if grad.dim() >= 1 and grad.shape[0] else 1
+            self.bwd_records.append((name, norm, n, per_sample))
 
         return hook
-
-    def _grad_pre_hook(
-        self, name: str, nr: int
-    ) -> Callable[[tuple[torch.Tensor | None, ...]], None]:
-        """:meth:`_grad_hook` as a pre-hook of the node whose output ``nr`` is the layer's."""
-        record = self._record_grad
-
-        def pre(grad_outputs: tuple[torch.Tensor | None, ...]) -> None:
-            grad = grad_outputs[nr]
-            if grad is not None:  # like a tensor hook: not called without a gradient
-                record(name, grad)
-
-        return pre
-
-    def _record_grad(self, name: str, grad: torch.Tensor) -> None:
-        """Record the norm of the backward signal ``grad`` (dL/dy) of layer ``name``."""
-        g = grad.detach() if grad.requires_grad else grad  # no graph under create_graph=True
-        low = g.dtype in _LOW  # accumulate those in float32
-        norm = torch.linalg.vector_norm(g, dtype=torch.float32 if low else None)
-        n = g.numel()
-        # entries per sample: the first dimension is the batch ((B,) outputs: one each)
-        per_sample = n // g.shape[0] if g.dim() >= 1 and g.shape[0] else 1
-        self.bwd_records.append((name, norm, n, per_sample))
 
     def _act_hook(self, name: str, module: nn.Module) -> Callable[[nn.Module, Any, Any], None]:
         kind = self.acts[name]
@@ -264,24 +232,4 @@ class Collector:
                     if self.on_backward_start is not None:
                         self.on_backward_start()
 
-                node = t.grad_fn
-                if node is None:
-                    t.register_hook(hook)  # type: ignore[no-untyped-call]  # untyped in torch
-                else:  # what a tensor hook sees, registered for less (see _layer_hook)
-                    node.register_prehook(_node_pre_hook(hook, t.output_nr))
-
-
-def _node_pre_hook(
-    hook: Callable[[torch.Tensor], None], nr: int
-) -> Callable[[tuple[torch.Tensor | None, ...]], None]:
-    """A ``grad_fn`` pre-hook that calls ``hook`` with the gradient of output ``nr``.
-
-    Like a tensor hook, it is not called for an output that receives no gradient.
-    """
-
-    def pre(grad_outputs: tuple[torch.Tensor | None, ...]) -> None:
-        g = grad_outputs[nr]
-        if g is not None:
-            hook(g)
-
-    return pre
+                t.register_hook(hook)  # type: ignore[no-untyped-call]  # untyped in torch
