@@ -252,9 +252,9 @@ class Monitor:
         self._snapshot: list[torch.Tensor] | None = None
         self._snapshot_step = -1  # the step whose pre-step weights the snapshot holds
         self._pre_norms: list[torch.Tensor] | None = None  # gradient norms taken before the step
-        # before the step: [gradient norms, activation and backward scalars], read on the host
-        # (the CPU only: no synchronization), and its layout (number of gradients, of scalars)
-        self._pre_host: list[float] | None = None
+        # before the step: [gradient norms, activation and backward scalars] as one float32
+        # vector, and its layout (number of gradients, number of scalars)
+        self._pre_vec: torch.Tensor | None = None
         self._pre_layout = (0, 0)
         self._pre_step = -1  # the step whose optimizer step ran the pre-step check
         self._pre_reliable = False  # the pre-step check ran at the last tick: no routine snapshot
@@ -499,21 +499,16 @@ class Monitor:
             scalars = [t for rec in col.act_records for t in rec[1]]
             scalars += [r[1] for r in col.bwd_records]
             checks = norms + scalars
-            # one read of them all (no sync: the CPU only); the tick reuses the values
-            host: list[float] = []
-            if checks:
-                vec = torch.stack(checks)
-                host = (vec if vec.dtype == torch.float32 else vec.float()).tolist()
+            vec = torch.stack(checks) if checks else None
+            if vec is not None and vec.dtype != torch.float32:
+                vec = vec.float()
+            flag = vec.sum() if vec is not None else None
             if self._loss is not None and self._loss.device.type == "cpu":
-                host_loss = self._loss.reshape(-1).tolist()
-            else:
-                host_loss = []
-        # a sum of finite values is finite unless it overflows: then check one by one
-        finite = math.isfinite(sum(host) + sum(host_loss)) or all(
-            math.isfinite(v) for v in host + host_loss
-        )
+                loss_sum = self._loss.reshape(-1).sum()
+                flag = loss_sum if flag is None else flag + loss_sum
+            finite = flag is None or math.isfinite(float(flag))  # no sync: the CPU only
         self._pre_norms = norms if want_grad else None
-        self._pre_host = host if want_grad and self._world == 1 else None
+        self._pre_vec = vec if want_grad and self._world == 1 else None
         self._pre_layout = (len(norms), len(scalars))
         if not finite and self._snapshot_step != step:
             self._take_snapshot(step)
@@ -655,15 +650,14 @@ class Monitor:
         want_grad = "grad_norm" in self.quantities and bool(grads)
         want_delta = self._wants_update() and self._snapshot_step == step
         pre_norms = self._pre_norms if self._pre_step == step else None
-        pre_host = self._pre_host if self._pre_step == step else None
+        pre_vec = self._pre_vec if self._pre_step == step else None
         act_records = col.act_records
         bwd_records = col.bwd_records
         plan = self._plan(col, act_records, bwd_records, device)
-        if pre_host is not None and (
+        if pre_vec is not None and (
             self._pre_layout != (len(grads), plan.n_scalars) or not want_grad
         ):
-            pre_host = None  # the records changed after the optimizer step
-        tail_offsets: dict[str, tuple[int, int]] = {}  # segments of pre_host
+            pre_vec = None  # the records changed after the optimizer step
         act_names, bwd_names = plan.act_names, plan.bwd_names
         sym_names: list[str] = []
         with torch.no_grad():
@@ -673,11 +667,13 @@ class Monitor:
             slots: list[int] = []
             norms: list[torch.Tensor] = []
             if want_grad:
-                if pre_host is not None:
-                    # gradient norms and per-record scalars, read before the optimizer step
+                if pre_vec is not None:
+                    # gradient norms and per-record scalars, stacked before the optimizer step
                     # (the same gradients: the optimizer reads them, it does not change them)
-                    tail_offsets["gnorms"] = (0, len(grads))
-                    tail_offsets["scalars"] = (len(grads), len(pre_host))
+                    add("gnorms", pre_vec)  # one part, two segments
+                    a, b = vec_offsets["gnorms"]
+                    vec_offsets["gnorms"] = (a, a + len(grads))
+                    vec_offsets["scalars"] = (a + len(grads), b)
                 elif pre_norms is not None and len(pre_norms) == len(grads):
                     norms = list(pre_norms)
                 else:
@@ -701,7 +697,7 @@ class Monitor:
                 norms += torch._foreach_norm(tensors)
             if norms:
                 add0("norms", norms)
-            if plan.n_scalars and pre_host is None:
+            if plan.n_scalars and pre_vec is None:
                 # every per-record scalar (activation sums, norms, saturated counts; backward
                 # norms) in one vector: micro-batches and layers are summed on the host
                 scalars = [t for rec in act_records for t in rec[1]] + [r[1] for r in bwd_records]
@@ -767,19 +763,12 @@ class Monitor:
                 if head.dtype != torch.float32:
                     head = head.float()
                 parts.insert(0, head)
-            if not parts and pre_host is None:
+            if not parts:
                 return []
             for key, (a, b) in vec_offsets.items():
                 offsets[key] = (a + len(zero_d), b + len(zero_d))
             # the tick's one device-to-host transfer
-            host: list[float] = []
-            if parts:
-                host = (torch.cat(parts) if len(parts) > 1 else parts[0]).tolist()
-            if pre_host is not None:  # the values read before the step go after it
-                base = len(host)
-                for key, (a, b) in tail_offsets.items():
-                    offsets[key] = (a + base, b + base)
-                host += pre_host
+            host: list[float] = (torch.cat(parts) if len(parts) > 1 else parts[0]).tolist()
 
         with_grad = plan.all_layers
         if want_grad and len(grads) != len(self._params):
