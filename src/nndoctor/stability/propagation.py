@@ -20,13 +20,13 @@ import copy
 import math
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
-from torch.autograd.graph import get_gradient_edge
+from torch.autograd.graph import GradientEdge, get_gradient_edge
 from torch.nn.modules.module import (
     register_module_forward_hook,
     register_module_forward_pre_hook,
@@ -134,6 +134,22 @@ class LayerRecord(ResultMixin):
     correlation: float
 
 
+def _record_builder() -> Callable[..., LayerRecord]:
+    """A positional :class:`LayerRecord` constructor about twice as fast as the dataclass's
+    ``__init__`` (which sets each field with ``object.__setattr__`` by name): ``object.__new__``
+    and each slot's own setter, unrolled. The result is an ordinary ``LayerRecord``."""
+    names = [f.name for f in fields(LayerRecord)]
+    env: dict[str, Any] = {"new": object.__new__, "cls": LayerRecord}
+    env.update({f"set_{n}": getattr(LayerRecord, n).__set__ for n in names})
+    body = "".join(f"    set_{n}(r, {n})\n" for n in names)
+    exec(f"def build({', '.join(names)}):\n    r = new(cls)\n{body}    return r\n", env)
+    build: Callable[..., LayerRecord] = env["build"]
+    return build
+
+
+_new_record = _record_builder()
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeFinding(ResultMixin):
     """A problem the probe found, with the layer where it shows first.
@@ -216,11 +232,16 @@ class _Target:
         self.module = module
         self.kind = type(module).__name__
         self.act = act
-        if act is not None and not module._parameters:  # (a missing attribute is slow to get)
+        params = module._parameters
+        if act is not None and not params:  # (a missing attribute is slow to get)
             self.weight = self.bias = None
-        else:
-            self.weight = _float_param(getattr(module, "weight", None))
-            self.bias = _float_param(getattr(module, "bias", None))
+        else:  # a registered parameter is read off the module's dict (what getattr returns)
+            self.weight = _float_param(
+                params["weight"] if "weight" in params else getattr(module, "weight", None)
+            )
+            self.bias = _float_param(
+                params["bias"] if "bias" in params else getattr(module, "bias", None)
+            )
         self.fan_in = 0
         self.back_fan = 0
         # which closed form predicts the output's second moment (see _layer_records)
@@ -326,6 +347,7 @@ class _Store:
         self.tensors: list[torch.Tensor] = []
         self.full: list[bool] = []
         self.zeros: list[bool] = []
+        self._numels: list[int] = []
 
     @property
     def count(self) -> int:
@@ -333,7 +355,10 @@ class _Store:
 
     @property
     def numels(self) -> list[int]:
-        return [t.numel() for t in self.tensors]
+        """Entries of each slot's tensor (counted once, after the passes)."""
+        if len(self._numels) != len(self.tensors):
+            self._numels = [t.numel() for t in self.tensors]
+        return self._numels
 
     def add(self, t: torch.Tensor, *, full: bool, zeros: bool = False) -> int:
         """Keep ``t`` until the statistics are computed (``zeros``: count its zero entries
@@ -385,14 +410,12 @@ class _Store:
 
     def unsafe(self, raw: np.ndarray[Any, np.dtype[np.float64]]) -> list[int]:
         """Slots whose unscaled reductions may have overflowed or underflowed."""
-        out = []
-        for s, t in enumerate(self.tensors):
-            n, norm = t.numel(), raw[s, _R_NORM]
-            if t.dtype == torch.float64 or n == 0:
-                continue
-            if not (math.isfinite(norm) and norm * norm >= n * _SAFE_MEAN_SQUARE):
-                out.append(s)
-        return out
+        n = np.array(self.numels, dtype=np.float64)
+        exact = np.array([t.dtype == torch.float64 for t in self.tensors], dtype=bool)
+        norm = raw[: len(n), _R_NORM]
+        with np.errstate(over="ignore", invalid="ignore"):
+            safe = np.isfinite(norm) & (norm * norm >= n * _SAFE_MEAN_SQUARE)
+        return np.flatnonzero(~(exact | (n == 0) | safe)).tolist()
 
     @torch.no_grad()
     def rescue(
@@ -504,12 +527,33 @@ def _records_for(model: nn.Module) -> list[_Target]:
     """The modules the probe records: those with parameters of their own, and activations."""
     out = []
     for name, m in model.named_modules():
-        act = activation_of(m)
+        act = _activation_of(m)
         if act is not None or m._parameters:
-            if act is None and not any(v is not None for v in m._parameters.values()):
+            if act is None and all(v is None for v in m._parameters.values()):
                 continue
             out.append(_Target(name or "<model>", m, act))
     return out
+
+
+# activation_of by module type, where the answer depends on the type alone: None (not an
+# activation), the Activation of a kind without a parameter (shared: it is frozen), or True
+# (a kind with a parameter, such as LeakyReLU's slope: asked again for every module)
+_ACT_BY_TYPE: dict[type[nn.Module], Activation | bool | None] = {}
+_PARAMETER_FREE = frozenset({"relu", "tanh", "sigmoid", "gelu", "silu", "selu", "identity"})
+
+
+def _activation_of(module: nn.Module) -> Activation | None:
+    """:func:`activation_of`, remembered per module type where that is all it depends on."""
+    kind = type(module)
+    known = _ACT_BY_TYPE.get(kind, False)
+    if known is None or isinstance(known, Activation):
+        return known
+    act = activation_of(module)
+    if known is False:  # first sight of this type
+        if len(_ACT_BY_TYPE) > 4096:  # (types made on the fly, e.g. by parametrizations)
+            _ACT_BY_TYPE.clear()
+        _ACT_BY_TYPE[kind] = act if act is None or act.name in _PARAMETER_FREE else True
+    return act
 
 
 def probe(
@@ -667,11 +711,15 @@ def _run(
     calls: dict[int, int] = {}
     stack: dict[int, list[_Pending]] = {}
     done: list[_Pending] = []
-    last: list[Any] = [None, -1, -1]  # tensor, version, index of its record
+    # the last recorded output: tensor, version, index of its record, store slot
+    last: list[Any] = [None, -1, -1, -1]
     # tensors already in the store: id -> (weak reference, version, slot)
     kept: dict[int, tuple[weakref.ref[torch.Tensor], int, int]] = {}
     ref = weakref.ref
     add = store.add
+    kept_tensors, kept_full, kept_zeros = store.tensors, store.full, store.zeros
+    tensor_type = torch.Tensor
+    python_node = torch._C._FunctionBase
 
     def pre_hook(module: nn.Module, inp: tuple[Any, ...]) -> None:
         key = id(module)
@@ -680,17 +728,21 @@ def _run(
             return
         call = calls[key] = calls.get(key, 0) + 1
         p = _Pending(target, call)
-        x = _first_tensor(inp)
+        if type(inp) is tuple and inp and type(inp[0]) is tensor_type:  # the common case: (x,)
+            x = inp[0] if inp[0].is_floating_point() else None
+        else:
+            x = _first_tensor(inp)
         if x is not None:
-            if x is last[0] and x._version == last[1]:
-                p.fed_by = last[2]
-            entry = kept.get(id(x))
-            if entry is not None and entry[0]() is x and entry[1] == x._version:
-                p.in_slot = entry[2]
+            if x is last[0] and x._version == last[1]:  # a chain: the last output, unchanged
+                p.fed_by, p.in_slot = last[2], last[3]
             else:
-                p.in_slot = add(x.detach().clone(), full=False)
-                kept[id(x)] = (ref(x), x._version, p.in_slot)
-            p.in_numel = x.numel()
+                entry = kept.get(id(x))
+                if entry is not None and entry[0]() is x and entry[1] == x._version:
+                    p.in_slot = entry[2]
+                else:
+                    p.in_slot = add(x.detach().clone(), full=False)
+                    kept[id(x)] = (ref(x), x._version, p.in_slot)
+                p.in_numel = x.numel()
         if key in stack:
             stack[key].append(p)
         else:
@@ -701,18 +753,30 @@ def _run(
         if not pending:
             return
         p = pending.pop()
-        y = _first_tensor(out)
-        p.index = len(done)
+        if type(out) is tensor_type:
+            y = out if out.is_floating_point() else None
+        else:
+            y = _first_tensor(out)
+        p.index = index = len(done)
         done.append(p)
         if y is None:
             return
         p.shape = tuple(y.shape)
-        p.out_slot = add(y.detach().clone(), full=True, zeros=p.activation)
+        # store.add(y.detach().clone(), full=True, zeros=p.activation), inlined
+        p.out_slot = slot = len(kept_tensors)
+        kept_tensors.append(y.detach().clone())
+        kept_full.append(True)
+        kept_zeros.append(p.activation)
         version = y._version
-        kept[id(y)] = (ref(y), version, p.out_slot)
-        last[0], last[1], last[2] = y, version, p.index
+        kept[id(y)] = (ref(y), version, slot)
+        last[0], last[1], last[2], last[3] = y, version, index, slot
         if y.requires_grad:
-            edges.append(get_gradient_edge(y))
+            node: Any = y.grad_fn
+            if node is None or isinstance(node, python_node):
+                # a leaf, or a custom Function's output (whose edge needs an ownership token)
+                edges.append(get_gradient_edge(y))
+            else:  # what get_gradient_edge returns, without its checks
+                edges.append(GradientEdge(node, y.output_nr))
             edge_owners.append(p)
 
     handles = []
@@ -1107,26 +1171,27 @@ def _layer_records(
     has_fwd_l = (has_pred & (pred >= 0)).tolist()
     has_factor_l = has_factor.tolist()
     f_l, b_l, cos_l = fwd_rms.tolist(), bwd_rms.tolist(), stats[:, _OUT_COS].tolist()
+    new = _new_record  # LayerRecord(...) with its fields in order, positionally
     return [
-        LayerRecord(
-            index=i,
-            name=p.target.name,
-            kind=p.target.kind,
-            call=p.call,
-            called=True,
-            shape=p.shape,
-            forward_rms=f_l[i],
-            backward_rms=b_l[i],
-            input_rms=input_rms_l[i],
-            forward_mean=mean_l[i],
-            forward_gain=fwd_gain[i],
-            backward_gain=bwd_gain[i],
-            layer_factor=layer_factor[i],
-            predicted_layer_factor=p_layer[i] if has_pred_l[i] else None,
-            predicted_forward_gain=p_fwd[i] if has_fwd_l[i] else None,
-            predicted_backward_gain=p_back[i] if has_factor_l[i] else None,
-            zero_fraction=zero_l[i],
-            correlation=cos_l[i],
+        new(
+            i,  # index
+            p.target.name,
+            p.target.kind,
+            p.call,
+            True,  # called
+            p.shape,
+            f_l[i],  # forward_rms
+            b_l[i],  # backward_rms
+            input_rms_l[i],
+            mean_l[i],  # forward_mean
+            fwd_gain[i],
+            bwd_gain[i],
+            layer_factor[i],
+            p_layer[i] if has_pred_l[i] else None,  # predicted_layer_factor
+            p_fwd[i] if has_fwd_l[i] else None,  # predicted_forward_gain
+            p_back[i] if has_factor_l[i] else None,  # predicted_backward_gain
+            zero_l[i],  # zero_fraction
+            cos_l[i],  # correlation
         )
         for i, p in enumerate(done)
     ]
