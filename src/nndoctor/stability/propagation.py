@@ -225,7 +225,10 @@ class _Target:
     """What the probe needs to know about one recorded module, found once per probe: its name,
     kind, activation, weight and bias, and the theory that applies to it."""
 
-    __slots__ = ("act", "back_fan", "bias", "fan_in", "kind", "module", "name", "theory", "weight")
+    __slots__ = (
+        "act", "back_fan", "bias", "fan_in", "kind", "module", "name", "position", "theory",
+        "weight",
+    )  # fmt: skip
 
     def __init__(self, name: str, module: nn.Module, act: Activation | None) -> None:
         self.name = name
@@ -244,6 +247,7 @@ class _Target:
             )
         self.fan_in = 0
         self.back_fan = 0
+        self.position = -1  # index in the probe's list of targets
         # which closed form predicts the output's second moment (see _layer_records)
         self.theory: str | None = None
         if act is not None:
@@ -373,10 +377,11 @@ class _Store:
         one: stacking them would cost a copy, and their kernels take longer than launching
         them does."""
         groups: dict[tuple[Any, ...], list[int]] = {}
-        for slot, (t, full) in enumerate(zip(self.tensors, self.full, strict=True)):
+        solo_on_cpu = not _STACK_ON_CPU
+        for slot, (t, full, n) in enumerate(zip(self.tensors, self.full, self.numels, strict=True)):
             if not full:
                 key: tuple[Any, ...] = (False, t.dtype, t.device)
-            elif t.numel() >= _SOLO_NUMEL or (t.device.type == "cpu" and not _STACK_ON_CPU):
+            elif n >= _SOLO_NUMEL or (solo_on_cpu and t.is_cpu):
                 key = (True, tuple(t.shape), slot)
             else:
                 key = (True, tuple(t.shape), t.dtype, t.device)
@@ -411,7 +416,8 @@ class _Store:
     def unsafe(self, raw: np.ndarray[Any, np.dtype[np.float64]]) -> list[int]:
         """Slots whose unscaled reductions may have overflowed or underflowed."""
         n = np.array(self.numels, dtype=np.float64)
-        exact = np.array([t.dtype == torch.float64 for t in self.tensors], dtype=bool)
+        f64 = torch.float64
+        exact = np.array([t.dtype is f64 for t in self.tensors], dtype=bool)
         norm = raw[: len(n), _R_NORM]
         with np.errstate(over="ignore", invalid="ignore"):
             safe = np.isfinite(norm) & (norm * norm >= n * _SAFE_MEAN_SQUARE)
@@ -523,16 +529,19 @@ def _fill(
     return off
 
 
-def _records_for(model: nn.Module) -> list[_Target]:
-    """The modules the probe records: those with parameters of their own, and activations."""
+def _records_for(model: nn.Module) -> tuple[list[_Target], list[nn.Module]]:
+    """The modules the probe records: those with parameters of their own, and activations;
+    and every module (``list(model.modules())``)."""
     out = []
+    modules = []
     for name, m in model.named_modules():
+        modules.append(m)
         act = _activation_of(m)
         if act is not None or m._parameters:
             if act is None and all(v is None for v in m._parameters.values()):
                 continue
             out.append(_Target(name or "<model>", m, act))
-    return out
+    return out, modules
 
 
 # activation_of by module type, where the answer depends on the type alone: None (not an
@@ -673,9 +682,9 @@ def probe(
         a.to(device=device, dtype=run_dtype) if a.is_floating_point() else a.to(device)
         for a in args
     )
-    targets = _records_for(work)
+    targets, modules = _records_for(work)
     store = _Store()
-    with preserve_state(work):
+    with preserve_state(work, modules):
         pendings, loss_ok, input_slots, grad_slots = _run(work, args, targets, loss_fn, store)
     return _assemble(
         work,
@@ -916,11 +925,11 @@ def _weight_norms(
         return None, []
     with torch.no_grad():
         norms = torch._foreach_norm(tensors)
-    if len({(t.dtype, t.device) for t in norms}) == 1:
-        stacked = torch.stack(norms).to(device=dev, dtype=torch.float64)
-    else:
+    try:  # (mixed floating types promote to the widest, exactly; float64 is wider still)
+        stacked = torch.stack(norms)
+    except RuntimeError:  # norms on several devices
         stacked = torch.stack([t.to(device=dev, dtype=torch.float64) for t in norms])
-    return stacked, slots
+    return stacked.to(device=dev, dtype=torch.float64), slots
 
 
 def _activation_maps(
@@ -997,8 +1006,9 @@ def _assemble(
             for t in (targets[k // 2],)
         ]
         wb[w_slots] = w_host**2 / np.array(sizes, dtype=np.float64)
-        position = {id(t): k for k, t in enumerate(targets)}
-        rows = [position[id(p.target)] for p in done]
+        for k, t in enumerate(targets):
+            t.position = k
+        rows = [p.target.position for p in done]
         stats[:, _W_SQ : _B_SQ + 1] = wb.reshape(-1, 2)[rows]
 
     def sq_sum(slots: list[int]) -> float:
