@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.autograd.graph import GradientEdge, get_gradient_edge
 from torch.nn.modules.module import (
+    _global_forward_hooks,
+    _global_forward_pre_hooks,
     register_module_forward_hook,
     register_module_forward_pre_hook,
 )
@@ -226,8 +228,8 @@ class _Target:
     kind, activation, weight and bias, and the theory that applies to it."""
 
     __slots__ = (
-        "act", "back_fan", "bias", "fan_in", "kind", "module", "name", "position", "theory",
-        "weight",
+        "act", "back_fan", "bias", "calls", "fan_in", "kind", "module", "name", "position",
+        "theory", "weight",
     )  # fmt: skip
 
     def __init__(self, name: str, module: nn.Module, act: Activation | None) -> None:
@@ -248,6 +250,7 @@ class _Target:
         self.fan_in = 0
         self.back_fan = 0
         self.position = -1  # index in the probe's list of targets
+        self.calls = 0  # calls so far in the probe's forward pass
         # which closed form predicts the output's second moment (see _layer_records)
         self.theory: str | None = None
         if act is not None:
@@ -714,11 +717,8 @@ def _run(
     one ``autograd.grad`` call returns the gradients at all edges; every statistic is computed
     afterwards, batched. Returns the records, whether the loss had a gradient, and the store
     slots of the float inputs and of the gradients with respect to them."""
-    info = {id(t.module): t for t in targets}
     edges: list[Any] = []  # gradient edges of the outputs (captured before any in-place op)
     edge_owners: list[_Pending] = []
-    calls: dict[int, int] = {}
-    stack: dict[int, list[_Pending]] = {}
     done: list[_Pending] = []
     # the last recorded output: tensor, version, index of its record, store slot
     last: list[Any] = [None, -1, -1, -1]
@@ -730,14 +730,11 @@ def _run(
     tensor_type = torch.Tensor
     python_node = torch._C._FunctionBase
 
-    def pre_hook(module: nn.Module, inp: tuple[Any, ...]) -> None:
-        key = id(module)
-        target = info.get(key)
-        if target is None:  # a container, or a module of another model (the hooks are global)
-            return
-        call = calls[key] = calls.get(key, 0) + 1
-        p = _Pending(target, call)
-        if type(inp) is tuple and inp and type(inp[0]) is tensor_type:  # the common case: (x,)
+    def begin(target: _Target, inp: tuple[Any, ...]) -> _Pending:
+        """A call of ``target`` starts, with positional arguments ``inp``."""
+        target.calls += 1
+        p = _Pending(target, target.calls)
+        if inp and type(inp[0]) is tensor_type:  # the common case: (x,)
             x = inp[0] if inp[0].is_floating_point() else None
         else:
             x = _first_tensor(inp)
@@ -752,16 +749,10 @@ def _run(
                     p.in_slot = add(x.detach().clone(), full=False)
                     kept[id(x)] = (ref(x), x._version, p.in_slot)
                 p.in_numel = x.numel()
-        if key in stack:
-            stack[key].append(p)
-        else:
-            stack[key] = [p]
+        return p
 
-    def hook(module: nn.Module, inp: tuple[Any, ...], out: Any) -> None:
-        pending = stack.get(id(module))
-        if not pending:
-            return
-        p = pending.pop()
+    def end(p: _Pending, out: Any) -> None:
+        """The call ``p`` returned ``out``."""
         if type(out) is tensor_type:
             y = out if out.is_floating_point() else None
         else:
@@ -788,13 +779,60 @@ def _run(
                 edges.append(GradientEdge(node, y.output_nr))
             edge_owners.append(p)
 
-    handles = []
+    if _can_wrap(targets):
+        # each recorded module's forward wrapped in place (its instance attribute, removed
+        # afterwards): module calls keep torch's fast path, which any hook turns off
+        def wrap(target: _Target, forward: Callable[..., Any]) -> Callable[..., Any]:
+            def recorded(*args: Any, **kwargs: Any) -> Any:
+                p = begin(target, args)
+                out = forward(*args, **kwargs)
+                end(p, out)
+                return out
+
+            return recorded
+
+        def install() -> None:
+            for t in targets:
+                t.module.__dict__["forward"] = wrap(t, t.module.forward)
+
+        def uninstall() -> None:
+            for t in targets:
+                t.module.__dict__.pop("forward", None)
+
+    else:  # two global hooks cost far less than two per module (registering and removing them)
+        info = {id(t.module): t for t in targets}
+        stack: dict[int, list[_Pending]] = {}
+
+        def pre_hook(module: nn.Module, inp: tuple[Any, ...]) -> None:
+            key = id(module)
+            target = info.get(key)
+            if target is None:  # a container, or a module of another model (hooks are global)
+                return
+            p = begin(target, inp)
+            if key in stack:
+                stack[key].append(p)
+            else:
+                stack[key] = [p]
+
+        def hook(module: nn.Module, inp: tuple[Any, ...], out: Any) -> None:
+            pending = stack.get(id(module))
+            if pending:
+                end(pending.pop(), out)
+
+        handles: list[Any] = []
+
+        def install() -> None:
+            handles.append(register_module_forward_pre_hook(pre_hook))
+            handles.append(register_module_forward_hook(hook))
+
+        def uninstall() -> None:
+            for h in handles:
+                h.remove()
+
     input_slots: list[int] = []
     grad_slots: list[int] = []
     try:
-        # two global hooks cost far less than two per module (registering and removing them)
-        handles.append(register_module_forward_pre_hook(pre_hook))
-        handles.append(register_module_forward_hook(hook))
+        install()
         with torch.enable_grad():
             leaves = tuple(
                 a.detach().requires_grad_(True) if a.is_floating_point() else a for a in args
@@ -843,9 +881,30 @@ def _run(
                     if g is not None:
                         p.bwd_slot = store.add(g, full=False)
     finally:
-        for h in handles:
-            h.remove()
+        uninstall()
     return done, loss_ok, input_slots, grad_slots
+
+
+def _can_wrap(targets: list[_Target]) -> bool:
+    """Whether the probe may record by wrapping each target's ``forward`` (instance attribute)
+    rather than with global module hooks, and see the same: no module hooks anywhere that run
+    before ours would (global ones, a target's own pre-hooks, which may change its input), no
+    ``forward`` of a target's own already, nor a call path other than ``nn.Module``'s."""
+    if _global_forward_pre_hooks or _global_forward_hooks:
+        return False
+    base_call, base_impl = nn.Module.__call__, nn.Module._call_impl
+    for t in targets:
+        m, cls = t.module, type(t.module)
+        if (
+            m._forward_pre_hooks
+            or "forward" in m.__dict__
+            or m._compiled_call_impl is not None
+            or cls.__call__ is not base_call
+            or cls._call_impl is not base_impl
+            or isinstance(m, torch.jit.ScriptModule)
+        ):
+            return False
+    return True
 
 
 def _default_loss(out: Any) -> torch.Tensor:
