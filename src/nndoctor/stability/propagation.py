@@ -729,6 +729,7 @@ def _run(
     kept_tensors, kept_full, kept_zeros = store.tensors, store.full, store.zeros
     tensor_type = torch.Tensor
     python_node = torch._C._FunctionBase
+    grad_enabled, set_grad_enabled = torch.is_grad_enabled, torch._C._set_grad_enabled
 
     def begin(target: _Target, inp: tuple[Any, ...]) -> _Pending:
         """A call of ``target`` starts, with positional arguments ``inp``."""
@@ -762,9 +763,15 @@ def _run(
         if y is None:
             return
         p.shape = tuple(y.shape)
-        # store.add(y.detach().clone(), full=True, zeros=p.activation), inlined
+        # store.add(y.detach().clone(), full=True, zeros=p.activation), inlined; the copy is
+        # taken with gradients off, which costs less than detaching first
         p.out_slot = slot = len(kept_tensors)
-        kept_tensors.append(y.detach().clone())
+        enabled = grad_enabled()
+        set_grad_enabled(False)
+        try:
+            kept_tensors.append(y.clone())
+        finally:
+            set_grad_enabled(enabled)
         kept_full.append(True)
         kept_zeros.append(p.activation)
         version = y._version
