@@ -5,10 +5,12 @@ parameters and on every elementwise activation, and compares what it measures wi
 mean-field theory of :mod:`nndoctor.stability.theory` predicts for each layer from the second
 moment actually measured at that layer's input.
 
-The hooks only keep tensors (a copy of each recorded output, since a later in-place operation
-such as ``out += x`` or ``ReLU(inplace=True)`` may overwrite it) and the gradient edge of each
-output; one ``torch.autograd.grad`` call returns the gradients at all edges. The statistics are
-computed after the passes in batched form (outputs of one shape stacked, fused multi-tensor
+The recording (each recorded module's ``forward`` wrapped in place for the pass, which keeps
+torch's hook-free fast path for every module call; global module hooks instead where hooks are
+already present) only keeps tensors (a copy of each recorded output, since a later in-place
+operation such as ``out += x`` or ``ReLU(inplace=True)`` may overwrite it) and the gradient edge
+of each output; one ``torch.autograd.grad`` call returns the gradients at all edges. The
+statistics are computed after the passes in batched form (outputs of one shape stacked, fused multi-tensor
 norms for the rest), so the number of kernels grows with the number of distinct shapes rather
 than with the number of layers, and they come back to the host in one transfer (a second,
 small one only for float32 tensors outside the range where unscaled reductions are exact).
@@ -27,9 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.autograd.graph import GradientEdge, get_gradient_edge
+from torch.nn.modules import module as _torch_module
 from torch.nn.modules.module import (
-    _global_forward_hooks,
-    _global_forward_pre_hooks,
     register_module_forward_hook,
     register_module_forward_pre_hook,
 )
@@ -897,7 +898,7 @@ def _can_wrap(targets: list[_Target]) -> bool:
     rather than with global module hooks, and see the same: no module hooks anywhere that run
     before ours would (global ones, a target's own pre-hooks, which may change its input), no
     ``forward`` of a target's own already, nor a call path other than ``nn.Module``'s."""
-    if _global_forward_pre_hooks or _global_forward_hooks:
+    if _torch_module._global_forward_pre_hooks or _torch_module._global_forward_hooks:
         return False
     base_call, base_impl = nn.Module.__call__, nn.Module._call_impl
     for t in targets:
