@@ -1,7 +1,7 @@
 r"""Probe a model at initialization: measured per-layer forward and backward moments beside theory.
 
-:func:`probe` runs one forward and one backward pass with hooks on every module that owns
-parameters and on every elementwise activation, and compares what it measures with what the
+:func:`probe` runs one forward and one backward pass recording every module that owns
+parameters and every elementwise activation, and compares what it measures with what the
 mean-field theory of :mod:`nndoctor.stability.theory` predicts for each layer from the second
 moment actually measured at that layer's input.
 
@@ -10,10 +10,11 @@ torch's hook-free fast path for every module call; global module hooks instead w
 already present) only keeps tensors (a copy of each recorded output, since a later in-place
 operation such as ``out += x`` or ``ReLU(inplace=True)`` may overwrite it) and the gradient edge
 of each output; one ``torch.autograd.grad`` call returns the gradients at all edges. The
-statistics are computed after the passes in batched form (outputs of one shape stacked, fused multi-tensor
-norms for the rest), so the number of kernels grows with the number of distinct shapes rather
-than with the number of layers, and they come back to the host in one transfer (a second,
-small one only for float32 tensors outside the range where unscaled reductions are exact).
+statistics are computed after the passes in batched form (outputs of one shape stacked, fused
+multi-tensor norms for the rest), so the number of kernels grows with the number of distinct
+shapes rather than with the number of layers, and they come back to the host in one transfer
+(a second, small one only for float32 tensors outside the range where unscaled reductions are
+exact).
 """
 
 from __future__ import annotations
