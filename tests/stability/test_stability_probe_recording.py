@@ -96,14 +96,14 @@ def test_wrapped_and_hooked_recording_give_the_same_report(name: str) -> None:
     _, make, data = next(c for c in _cases() if c[0] == name)
     torch.manual_seed(0)
     model, x = make(), data()
-    assert _can_wrap(_records_for(model)[0])
+    assert _can_wrap(*_records_for(model))
     wrapped = probe(model, x).to_dict()
     # a forward pre-hook of a recorded module's own (it may change the input) makes the probe
     # fall back to global hooks; a global hook does too
     first = next(m for m in model.modules() if next(m.parameters(False), None) is not None)
     handle = first.register_forward_pre_hook(lambda m, inp: None)
     try:
-        assert not _can_wrap(_records_for(model)[0])
+        assert not _can_wrap(*_records_for(model))
         hooked = probe(model, x).to_dict()
     finally:
         handle.remove()
@@ -171,3 +171,21 @@ def test_activation_per_type_cache_matches_activation_of() -> None:
     for _ in range(2):  # first sight and cached
         for m in modules:
             assert _activation_of(m) == activation_of(m)
+
+
+def test_backward_hooks_and_data_parallel_take_the_hook_path() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2))
+    x = torch.randn(5, 4)
+    assert _can_wrap(*_records_for(model))
+    # a full backward hook replaces the module's input before its forward runs: the hooks
+    # see the input the caller passed, as before
+    handle = model[2].register_full_backward_hook(lambda m, gi, go: None)
+    try:
+        assert not _can_wrap(*_records_for(model))
+        with_hook = probe(model, x).to_dict()
+    finally:
+        handle.remove()
+    assert with_hook["chain"]
+    assert _same(with_hook, probe(model, x).to_dict())
+    assert not _can_wrap(*_records_for(nn.DataParallel(model)))

@@ -690,7 +690,9 @@ def probe(
     targets, modules = _records_for(work)
     store = _Store()
     with preserve_state(work, modules):
-        pendings, loss_ok, input_slots, grad_slots = _run(work, args, targets, loss_fn, store)
+        pendings, loss_ok, input_slots, grad_slots = _run(
+            work, args, targets, loss_fn, store, wrap=_can_wrap(targets, modules)
+        )
     return _assemble(
         work,
         targets,
@@ -713,6 +715,8 @@ def _run(
     targets: list[_Target],
     loss_fn: Callable[[Any], torch.Tensor] | None,
     store: _Store,
+    *,
+    wrap: bool,
 ) -> tuple[list[_Pending], bool, list[int], list[int]]:
     """The two passes. Hooks only keep tensors in ``store`` (a copy of each forward output,
     since a later in-place operation may overwrite it) and the gradient edge of each output;
@@ -788,10 +792,10 @@ def _run(
                 edges.append(GradientEdge(node, y.output_nr))
             edge_owners.append(p)
 
-    if _can_wrap(targets):
+    if wrap:
         # each recorded module's forward wrapped in place (its instance attribute, removed
         # afterwards): module calls keep torch's fast path, which any hook turns off
-        def wrap(target: _Target, forward: Callable[..., Any]) -> Callable[..., Any]:
+        def recording(target: _Target, forward: Callable[..., Any]) -> Callable[..., Any]:
             def recorded(*args: Any, **kwargs: Any) -> Any:
                 p = begin(target, args)
                 out = forward(*args, **kwargs)
@@ -802,7 +806,7 @@ def _run(
 
         def install() -> None:
             for t in targets:
-                t.module.__dict__["forward"] = wrap(t, t.module.forward)
+                t.module.__dict__["forward"] = recording(t, t.module.forward)
 
         def uninstall() -> None:
             for t in targets:
@@ -894,18 +898,28 @@ def _run(
     return done, loss_ok, input_slots, grad_slots
 
 
-def _can_wrap(targets: list[_Target]) -> bool:
+def _can_wrap(targets: list[_Target], modules: list[nn.Module]) -> bool:
     """Whether the probe may record by wrapping each target's ``forward`` (instance attribute)
-    rather than with global module hooks, and see the same: no module hooks anywhere that run
-    before ours would (global ones, a target's own pre-hooks, which may change its input), no
-    ``forward`` of a target's own already, nor a call path other than ``nn.Module``'s."""
-    if _torch_module._global_forward_pre_hooks or _torch_module._global_forward_hooks:
+    rather than with global module hooks, and see the same: no module hooks that run before
+    ours would or that replace a target's input (global forward or backward hooks; a target's
+    own forward pre-hooks or backward hooks), no ``forward`` of a target's own already, no call
+    path other than ``nn.Module``'s, and no ``nn.DataParallel`` (its replicas copy instance
+    attributes)."""
+    tm = _torch_module
+    if (
+        tm._global_forward_pre_hooks
+        or tm._global_forward_hooks
+        or tm._global_backward_hooks
+        or tm._global_backward_pre_hooks
+    ):
         return False
     base_call, base_impl = nn.Module.__call__, nn.Module._call_impl
     for t in targets:
         m, cls = t.module, type(t.module)
         if (
             m._forward_pre_hooks
+            or m._backward_hooks
+            or m._backward_pre_hooks
             or "forward" in m.__dict__
             or m._compiled_call_impl is not None
             or cls.__call__ is not base_call
@@ -913,7 +927,7 @@ def _can_wrap(targets: list[_Target]) -> bool:
             or isinstance(m, torch.jit.ScriptModule)
         ):
             return False
-    return True
+    return not any(isinstance(m, nn.DataParallel) for m in modules)
 
 
 def _default_loss(out: Any) -> torch.Tensor:
