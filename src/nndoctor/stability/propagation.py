@@ -913,21 +913,35 @@ def _can_wrap(targets: list[_Target], modules: list[nn.Module]) -> bool:
         or tm._global_backward_pre_hooks
     ):
         return False
-    base_call, base_impl = nn.Module.__call__, nn.Module._call_impl
+    known = _PLAIN_CALL
+    for m in modules:
+        cls = type(m)
+        plain = known.get(cls)
+        if plain is None:
+            if len(known) > 4096:  # (types made on the fly, e.g. by parametrizations)
+                known.clear()
+            plain = known[cls] = (
+                cls.__call__ is nn.Module.__call__
+                and cls._call_impl is nn.Module._call_impl
+                and not issubclass(cls, (torch.jit.ScriptModule, nn.DataParallel))
+            )
+        if not plain:
+            return False
     for t in targets:
-        m, cls = t.module, type(t.module)
+        m = t.module
         if (
             m._forward_pre_hooks
             or m._backward_hooks
             or m._backward_pre_hooks
-            or "forward" in m.__dict__
             or m._compiled_call_impl is not None
-            or cls.__call__ is not base_call
-            or cls._call_impl is not base_impl
-            or isinstance(m, torch.jit.ScriptModule)
+            or "forward" in m.__dict__
         ):
             return False
-    return not any(isinstance(m, nn.DataParallel) for m in modules)
+    return True
+
+
+# whether a module type is called through nn.Module's own __call__ (see _can_wrap)
+_PLAIN_CALL: dict[type[nn.Module], bool] = {}
 
 
 def _default_loss(out: Any) -> torch.Tensor:
