@@ -141,7 +141,10 @@ class LayerRecord(ResultMixin):
 def _record_builder() -> Callable[..., LayerRecord]:
     """A positional :class:`LayerRecord` constructor about twice as fast as the dataclass's
     ``__init__`` (which sets each field with ``object.__setattr__`` by name): ``object.__new__``
-    and each slot's own setter, unrolled. The result is an ordinary ``LayerRecord``."""
+    and each slot's own setter, unrolled. The result is an ordinary ``LayerRecord`` (this
+    skips ``__post_init__``: LayerRecord must not grow one)."""
+    if hasattr(LayerRecord, "__post_init__"):
+        raise TypeError("LayerRecord has a __post_init__ that the fast builder would skip")
     names = [f.name for f in fields(LayerRecord)]
     env: dict[str, Any] = {"new": object.__new__, "cls": LayerRecord}
     env.update({f"set_{n}": getattr(LayerRecord, n).__set__ for n in names})
@@ -933,7 +936,7 @@ def _can_wrap(targets: list[_Target], modules: list[nn.Module]) -> bool:
             m._forward_pre_hooks
             or m._backward_hooks
             or m._backward_pre_hooks
-            or m._compiled_call_impl is not None
+            or m.__dict__.get("_compiled_call_impl") is not None  # (torch >= 2.2 has it)
             or "forward" in m.__dict__
         ):
             return False
