@@ -134,14 +134,16 @@ def inputs_tuple(inputs: Any) -> tuple[Any, ...]:
 
 
 @contextlib.contextmanager
-def preserve_state(model: nn.Module) -> Iterator[None]:
+def preserve_state(model: nn.Module, modules: list[nn.Module] | None = None) -> Iterator[None]:
     """Restore buffers (e.g. BatchNorm running statistics), train/eval flags and requires_grad.
 
     Parameters themselves are never written by the callers; their ``.grad`` is left alone.
     Stock BatchNorm layers in training mode run with ``track_running_stats`` off meanwhile (same
     output, no buffer writes); other buffers are copied and those that changed are written back.
+    ``modules``: ``list(model.modules())`` when the caller has it already.
     """
-    modules = list(model.modules())
+    if modules is None:
+        modules = list(model.modules())
     # stock BatchNorm layers in training mode that track running statistics compute exactly
     # the same output with track_running_stats off, and write none of their buffers
     stock = nn.modules.batchnorm._BatchNorm.forward

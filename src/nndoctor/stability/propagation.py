@@ -1,17 +1,20 @@
 r"""Probe a model at initialization: measured per-layer forward and backward moments beside theory.
 
-:func:`probe` runs one forward and one backward pass with hooks on every module that owns
-parameters and on every elementwise activation, and compares what it measures with what the
+:func:`probe` runs one forward and one backward pass recording every module that owns
+parameters and every elementwise activation, and compares what it measures with what the
 mean-field theory of :mod:`nndoctor.stability.theory` predicts for each layer from the second
 moment actually measured at that layer's input.
 
-The hooks only keep tensors (a copy of each recorded output, since a later in-place operation
-such as ``out += x`` or ``ReLU(inplace=True)`` may overwrite it) and the gradient edge of each
-output; one ``torch.autograd.grad`` call returns the gradients at all edges. The statistics are
-computed after the passes in batched form (outputs of one shape stacked, fused multi-tensor
-norms for the rest), so the number of kernels grows with the number of distinct shapes rather
-than with the number of layers, and they come back to the host in one transfer (a second,
-small one only for float32 tensors outside the range where unscaled reductions are exact).
+The recording (each recorded module's ``forward`` wrapped in place for the pass, which keeps
+torch's hook-free fast path for every module call; global module hooks instead where hooks are
+already present) only keeps tensors (a copy of each recorded output, since a later in-place
+operation such as ``out += x`` or ``ReLU(inplace=True)`` may overwrite it) and the gradient edge
+of each output; one ``torch.autograd.grad`` call returns the gradients at all edges. The
+statistics are computed after the passes in batched form (outputs of one shape stacked, fused
+multi-tensor norms for the rest), so the number of kernels grows with the number of distinct
+shapes rather than with the number of layers, and they come back to the host in one transfer
+(a second, small one only for float32 tensors outside the range where unscaled reductions are
+exact).
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import copy
 import math
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
-from torch.autograd.graph import get_gradient_edge
+from torch.autograd.graph import GradientEdge, get_gradient_edge
+from torch.nn.modules import module as _torch_module
 from torch.nn.modules.module import (
     register_module_forward_hook,
     register_module_forward_pre_hook,
@@ -134,6 +138,25 @@ class LayerRecord(ResultMixin):
     correlation: float
 
 
+def _record_builder() -> Callable[..., LayerRecord]:
+    """A positional :class:`LayerRecord` constructor about twice as fast as the dataclass's
+    ``__init__`` (which sets each field with ``object.__setattr__`` by name): ``object.__new__``
+    and each slot's own setter, unrolled. The result is an ordinary ``LayerRecord`` (this
+    skips ``__post_init__``: LayerRecord must not grow one)."""
+    if hasattr(LayerRecord, "__post_init__"):
+        raise TypeError("LayerRecord has a __post_init__ that the fast builder would skip")
+    names = [f.name for f in fields(LayerRecord)]
+    env: dict[str, Any] = {"new": object.__new__, "cls": LayerRecord}
+    env.update({f"set_{n}": getattr(LayerRecord, n).__set__ for n in names})
+    body = "".join(f"    set_{n}(r, {n})\n" for n in names)
+    exec(f"def build({', '.join(names)}):\n    r = new(cls)\n{body}    return r\n", env)
+    build: Callable[..., LayerRecord] = env["build"]
+    return build
+
+
+_new_record = _record_builder()
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeFinding(ResultMixin):
     """A problem the probe found, with the layer where it shows first.
@@ -209,20 +232,30 @@ class _Target:
     """What the probe needs to know about one recorded module, found once per probe: its name,
     kind, activation, weight and bias, and the theory that applies to it."""
 
-    __slots__ = ("act", "back_fan", "bias", "fan_in", "kind", "module", "name", "theory", "weight")
+    __slots__ = (
+        "act", "back_fan", "bias", "calls", "fan_in", "kind", "module", "name", "position",
+        "theory", "weight",
+    )  # fmt: skip
 
     def __init__(self, name: str, module: nn.Module, act: Activation | None) -> None:
         self.name = name
         self.module = module
         self.kind = type(module).__name__
         self.act = act
-        if act is not None and not module._parameters:  # (a missing attribute is slow to get)
+        params = module._parameters
+        if act is not None and not params:  # (a missing attribute is slow to get)
             self.weight = self.bias = None
-        else:
-            self.weight = _float_param(getattr(module, "weight", None))
-            self.bias = _float_param(getattr(module, "bias", None))
+        else:  # a registered parameter is read off the module's dict (what getattr returns)
+            self.weight = _float_param(
+                params["weight"] if "weight" in params else getattr(module, "weight", None)
+            )
+            self.bias = _float_param(
+                params["bias"] if "bias" in params else getattr(module, "bias", None)
+            )
         self.fan_in = 0
         self.back_fan = 0
+        self.position = -1  # index in the probe's list of targets
+        self.calls = 0  # calls so far in the probe's forward pass
         # which closed form predicts the output's second moment (see _layer_records)
         self.theory: str | None = None
         if act is not None:
@@ -326,6 +359,7 @@ class _Store:
         self.tensors: list[torch.Tensor] = []
         self.full: list[bool] = []
         self.zeros: list[bool] = []
+        self._numels: list[int] = []
 
     @property
     def count(self) -> int:
@@ -333,7 +367,10 @@ class _Store:
 
     @property
     def numels(self) -> list[int]:
-        return [t.numel() for t in self.tensors]
+        """Entries of each slot's tensor (counted once, after the passes)."""
+        if len(self._numels) != len(self.tensors):
+            self._numels = [t.numel() for t in self.tensors]
+        return self._numels
 
     def add(self, t: torch.Tensor, *, full: bool, zeros: bool = False) -> int:
         """Keep ``t`` until the statistics are computed (``zeros``: count its zero entries
@@ -348,10 +385,11 @@ class _Store:
         one: stacking them would cost a copy, and their kernels take longer than launching
         them does."""
         groups: dict[tuple[Any, ...], list[int]] = {}
-        for slot, (t, full) in enumerate(zip(self.tensors, self.full, strict=True)):
+        solo_on_cpu = not _STACK_ON_CPU
+        for slot, (t, full, n) in enumerate(zip(self.tensors, self.full, self.numels, strict=True)):
             if not full:
                 key: tuple[Any, ...] = (False, t.dtype, t.device)
-            elif t.numel() >= _SOLO_NUMEL or (t.device.type == "cpu" and not _STACK_ON_CPU):
+            elif n >= _SOLO_NUMEL or (solo_on_cpu and t.is_cpu):
                 key = (True, tuple(t.shape), slot)
             else:
                 key = (True, tuple(t.shape), t.dtype, t.device)
@@ -385,14 +423,13 @@ class _Store:
 
     def unsafe(self, raw: np.ndarray[Any, np.dtype[np.float64]]) -> list[int]:
         """Slots whose unscaled reductions may have overflowed or underflowed."""
-        out = []
-        for s, t in enumerate(self.tensors):
-            n, norm = t.numel(), raw[s, _R_NORM]
-            if t.dtype == torch.float64 or n == 0:
-                continue
-            if not (math.isfinite(norm) and norm * norm >= n * _SAFE_MEAN_SQUARE):
-                out.append(s)
-        return out
+        n = np.array(self.numels, dtype=np.float64)
+        f64 = torch.float64
+        exact = np.array([t.dtype is f64 for t in self.tensors], dtype=bool)
+        norm = raw[: len(n), _R_NORM]
+        with np.errstate(over="ignore", invalid="ignore"):
+            safe = np.isfinite(norm) & (norm * norm >= n * _SAFE_MEAN_SQUARE)
+        return np.flatnonzero(~(exact | (n == 0) | safe)).tolist()
 
     @torch.no_grad()
     def rescue(
@@ -500,16 +537,40 @@ def _fill(
     return off
 
 
-def _records_for(model: nn.Module) -> list[_Target]:
-    """The modules the probe records: those with parameters of their own, and activations."""
+def _records_for(model: nn.Module) -> tuple[list[_Target], list[nn.Module]]:
+    """The modules the probe records: those with parameters of their own, and activations;
+    and every module (``list(model.modules())``)."""
     out = []
+    modules = []
     for name, m in model.named_modules():
-        act = activation_of(m)
+        modules.append(m)
+        act = _activation_of(m)
         if act is not None or m._parameters:
-            if act is None and not any(v is not None for v in m._parameters.values()):
+            if act is None and all(v is None for v in m._parameters.values()):
                 continue
             out.append(_Target(name or "<model>", m, act))
-    return out
+    return out, modules
+
+
+# activation_of by module type, where the answer depends on the type alone: None (not an
+# activation), the Activation of a kind without a parameter (shared: it is frozen), or True
+# (a kind with a parameter, such as LeakyReLU's slope: asked again for every module)
+_ACT_BY_TYPE: dict[type[nn.Module], Activation | bool | None] = {}
+_PARAMETER_FREE = frozenset({"relu", "tanh", "sigmoid", "gelu", "silu", "selu", "identity"})
+
+
+def _activation_of(module: nn.Module) -> Activation | None:
+    """:func:`activation_of`, remembered per module type where that is all it depends on."""
+    kind = type(module)
+    known = _ACT_BY_TYPE.get(kind, False)
+    if known is None or isinstance(known, Activation):
+        return known
+    act = activation_of(module)
+    if known is False:  # first sight of this type
+        if len(_ACT_BY_TYPE) > 4096:  # (types made on the fly, e.g. by parametrizations)
+            _ACT_BY_TYPE.clear()
+        _ACT_BY_TYPE[kind] = act if act is None or act.name in _PARAMETER_FREE else True
+    return act
 
 
 def probe(
@@ -629,10 +690,12 @@ def probe(
         a.to(device=device, dtype=run_dtype) if a.is_floating_point() else a.to(device)
         for a in args
     )
-    targets = _records_for(work)
+    targets, modules = _records_for(work)
     store = _Store()
-    with preserve_state(work):
-        pendings, loss_ok, input_slots, grad_slots = _run(work, args, targets, loss_fn, store)
+    with preserve_state(work, modules):
+        pendings, loss_ok, input_slots, grad_slots = _run(
+            work, args, targets, loss_fn, store, wrap=_can_wrap(targets, modules)
+        )
     return _assemble(
         work,
         targets,
@@ -655,73 +718,137 @@ def _run(
     targets: list[_Target],
     loss_fn: Callable[[Any], torch.Tensor] | None,
     store: _Store,
+    *,
+    wrap: bool,
 ) -> tuple[list[_Pending], bool, list[int], list[int]]:
     """The two passes. Hooks only keep tensors in ``store`` (a copy of each forward output,
     since a later in-place operation may overwrite it) and the gradient edge of each output;
     one ``autograd.grad`` call returns the gradients at all edges; every statistic is computed
     afterwards, batched. Returns the records, whether the loss had a gradient, and the store
     slots of the float inputs and of the gradients with respect to them."""
-    info = {id(t.module): t for t in targets}
     edges: list[Any] = []  # gradient edges of the outputs (captured before any in-place op)
     edge_owners: list[_Pending] = []
-    calls: dict[int, int] = {}
-    stack: dict[int, list[_Pending]] = {}
     done: list[_Pending] = []
-    last: list[Any] = [None, -1, -1]  # tensor, version, index of its record
+    # the last recorded output: tensor, version, index of its record, store slot
+    last: list[Any] = [None, -1, -1, -1]
     # tensors already in the store: id -> (weak reference, version, slot)
     kept: dict[int, tuple[weakref.ref[torch.Tensor], int, int]] = {}
     ref = weakref.ref
     add = store.add
+    kept_tensors, kept_full, kept_zeros = store.tensors, store.full, store.zeros
+    tensor_type = torch.Tensor
+    python_node = torch._C._FunctionBase
+    grad_enabled, set_grad_enabled = torch.is_grad_enabled, torch._C._set_grad_enabled
 
-    def pre_hook(module: nn.Module, inp: tuple[Any, ...]) -> None:
-        key = id(module)
-        target = info.get(key)
-        if target is None:  # a container, or a module of another model (the hooks are global)
-            return
-        call = calls[key] = calls.get(key, 0) + 1
-        p = _Pending(target, call)
-        x = _first_tensor(inp)
-        if x is not None:
-            if x is last[0] and x._version == last[1]:
-                p.fed_by = last[2]
-            entry = kept.get(id(x))
-            if entry is not None and entry[0]() is x and entry[1] == x._version:
-                p.in_slot = entry[2]
-            else:
-                p.in_slot = add(x.detach().clone(), full=False)
-                kept[id(x)] = (ref(x), x._version, p.in_slot)
-            p.in_numel = x.numel()
-        if key in stack:
-            stack[key].append(p)
+    def begin(target: _Target, inp: tuple[Any, ...]) -> _Pending:
+        """A call of ``target`` starts, with positional arguments ``inp``."""
+        target.calls += 1
+        p = _Pending(target, target.calls)
+        if inp and type(inp[0]) is tensor_type:  # the common case: (x,)
+            x = inp[0] if inp[0].is_floating_point() else None
         else:
-            stack[key] = [p]
+            x = _first_tensor(inp)
+        if x is not None:
+            if x is last[0] and x._version == last[1]:  # a chain: the last output, unchanged
+                p.fed_by, p.in_slot = last[2], last[3]
+            else:
+                entry = kept.get(id(x))
+                if entry is not None and entry[0]() is x and entry[1] == x._version:
+                    p.in_slot = entry[2]
+                else:
+                    p.in_slot = add(x.detach().clone(), full=False)
+                    kept[id(x)] = (ref(x), x._version, p.in_slot)
+                p.in_numel = x.numel()
+        return p
 
-    def hook(module: nn.Module, inp: tuple[Any, ...], out: Any) -> None:
-        pending = stack.get(id(module))
-        if not pending:
-            return
-        p = pending.pop()
-        y = _first_tensor(out)
-        p.index = len(done)
+    def end(p: _Pending, out: Any) -> None:
+        """The call ``p`` returned ``out``."""
+        if type(out) is tensor_type:
+            y = out if out.is_floating_point() else None
+        else:
+            y = _first_tensor(out)
+        p.index = index = len(done)
         done.append(p)
         if y is None:
             return
         p.shape = tuple(y.shape)
-        p.out_slot = add(y.detach().clone(), full=True, zeros=p.activation)
+        # store.add(y.detach().clone(), full=True, zeros=p.activation), inlined; the copy is
+        # taken with gradients off, which costs less than detaching first
+        p.out_slot = slot = len(kept_tensors)
+        enabled = grad_enabled()
+        set_grad_enabled(False)
+        try:
+            kept_tensors.append(y.clone())
+        finally:
+            set_grad_enabled(enabled)
+        kept_full.append(True)
+        kept_zeros.append(p.activation)
         version = y._version
-        kept[id(y)] = (ref(y), version, p.out_slot)
-        last[0], last[1], last[2] = y, version, p.index
+        kept[id(y)] = (ref(y), version, slot)
+        last[0], last[1], last[2], last[3] = y, version, index, slot
         if y.requires_grad:
-            edges.append(get_gradient_edge(y))
+            node: Any = y.grad_fn
+            if node is None or isinstance(node, python_node):
+                # a leaf, or a custom Function's output (whose edge needs an ownership token)
+                edges.append(get_gradient_edge(y))
+            else:  # what get_gradient_edge returns, without its checks
+                edges.append(GradientEdge(node, y.output_nr))
             edge_owners.append(p)
 
-    handles = []
+    if wrap:
+        # each recorded module's forward wrapped in place (its instance attribute, removed
+        # afterwards): module calls keep torch's fast path, which any hook turns off
+        def recording(target: _Target, forward: Callable[..., Any]) -> Callable[..., Any]:
+            def recorded(*args: Any, **kwargs: Any) -> Any:
+                p = begin(target, args)
+                out = forward(*args, **kwargs)
+                end(p, out)
+                return out
+
+            return recorded
+
+        def install() -> None:
+            for t in targets:
+                t.module.__dict__["forward"] = recording(t, t.module.forward)
+
+        def uninstall() -> None:
+            for t in targets:
+                t.module.__dict__.pop("forward", None)
+
+    else:  # two global hooks cost far less than two per module (registering and removing them)
+        info = {id(t.module): t for t in targets}
+        stack: dict[int, list[_Pending]] = {}
+
+        def pre_hook(module: nn.Module, inp: tuple[Any, ...]) -> None:
+            key = id(module)
+            target = info.get(key)
+            if target is None:  # a container, or a module of another model (hooks are global)
+                return
+            p = begin(target, inp)
+            if key in stack:
+                stack[key].append(p)
+            else:
+                stack[key] = [p]
+
+        def hook(module: nn.Module, inp: tuple[Any, ...], out: Any) -> None:
+            pending = stack.get(id(module))
+            if pending:
+                end(pending.pop(), out)
+
+        handles: list[Any] = []
+
+        def install() -> None:
+            handles.append(register_module_forward_pre_hook(pre_hook))
+            handles.append(register_module_forward_hook(hook))
+
+        def uninstall() -> None:
+            for h in handles:
+                h.remove()
+
     input_slots: list[int] = []
     grad_slots: list[int] = []
     try:
-        # two global hooks cost far less than two per module (registering and removing them)
-        handles.append(register_module_forward_pre_hook(pre_hook))
-        handles.append(register_module_forward_hook(hook))
+        install()
         with torch.enable_grad():
             leaves = tuple(
                 a.detach().requires_grad_(True) if a.is_floating_point() else a for a in args
@@ -770,9 +897,54 @@ def _run(
                     if g is not None:
                         p.bwd_slot = store.add(g, full=False)
     finally:
-        for h in handles:
-            h.remove()
+        uninstall()
     return done, loss_ok, input_slots, grad_slots
+
+
+def _can_wrap(targets: list[_Target], modules: list[nn.Module]) -> bool:
+    """Whether the probe may record by wrapping each target's ``forward`` (instance attribute)
+    rather than with global module hooks, and see the same: no module hooks that run before
+    ours would or that replace a target's input (global forward or backward hooks; a target's
+    own forward pre-hooks or backward hooks), no ``forward`` of a target's own already, no call
+    path other than ``nn.Module``'s, and no ``nn.DataParallel`` (its replicas copy instance
+    attributes)."""
+    tm = _torch_module
+    if (
+        tm._global_forward_pre_hooks
+        or tm._global_forward_hooks
+        or tm._global_backward_hooks
+        or tm._global_backward_pre_hooks
+    ):
+        return False
+    known = _PLAIN_CALL
+    for m in modules:
+        cls = type(m)
+        plain = known.get(cls)
+        if plain is None:
+            if len(known) > 4096:  # (types made on the fly, e.g. by parametrizations)
+                known.clear()
+            plain = known[cls] = (
+                cls.__call__ is nn.Module.__call__
+                and cls._call_impl is nn.Module._call_impl
+                and not issubclass(cls, (torch.jit.ScriptModule, nn.DataParallel))
+            )
+        if not plain:
+            return False
+    for t in targets:
+        m = t.module
+        if (
+            m._forward_pre_hooks
+            or m._backward_hooks
+            or m._backward_pre_hooks
+            or m.__dict__.get("_compiled_call_impl") is not None  # (torch >= 2.2 has it)
+            or "forward" in m.__dict__
+        ):
+            return False
+    return True
+
+
+# whether a module type is called through nn.Module's own __call__ (see _can_wrap)
+_PLAIN_CALL: dict[type[nn.Module], bool] = {}
 
 
 def _default_loss(out: Any) -> torch.Tensor:
@@ -852,11 +1024,11 @@ def _weight_norms(
         return None, []
     with torch.no_grad():
         norms = torch._foreach_norm(tensors)
-    if len({(t.dtype, t.device) for t in norms}) == 1:
-        stacked = torch.stack(norms).to(device=dev, dtype=torch.float64)
-    else:
+    try:  # (mixed floating types promote to the widest, exactly; float64 is wider still)
+        stacked = torch.stack(norms)
+    except RuntimeError:  # norms on several devices
         stacked = torch.stack([t.to(device=dev, dtype=torch.float64) for t in norms])
-    return stacked, slots
+    return stacked.to(device=dev, dtype=torch.float64), slots
 
 
 def _activation_maps(
@@ -933,8 +1105,9 @@ def _assemble(
             for t in (targets[k // 2],)
         ]
         wb[w_slots] = w_host**2 / np.array(sizes, dtype=np.float64)
-        position = {id(t): k for k, t in enumerate(targets)}
-        rows = [position[id(p.target)] for p in done]
+        for k, t in enumerate(targets):
+            t.position = k
+        rows = [p.target.position for p in done]
         stats[:, _W_SQ : _B_SQ + 1] = wb.reshape(-1, 2)[rows]
 
     def sq_sum(slots: list[int]) -> float:
@@ -1107,26 +1280,27 @@ def _layer_records(
     has_fwd_l = (has_pred & (pred >= 0)).tolist()
     has_factor_l = has_factor.tolist()
     f_l, b_l, cos_l = fwd_rms.tolist(), bwd_rms.tolist(), stats[:, _OUT_COS].tolist()
+    new = _new_record  # LayerRecord(...) with its fields in order, positionally
     return [
-        LayerRecord(
-            index=i,
-            name=p.target.name,
-            kind=p.target.kind,
-            call=p.call,
-            called=True,
-            shape=p.shape,
-            forward_rms=f_l[i],
-            backward_rms=b_l[i],
-            input_rms=input_rms_l[i],
-            forward_mean=mean_l[i],
-            forward_gain=fwd_gain[i],
-            backward_gain=bwd_gain[i],
-            layer_factor=layer_factor[i],
-            predicted_layer_factor=p_layer[i] if has_pred_l[i] else None,
-            predicted_forward_gain=p_fwd[i] if has_fwd_l[i] else None,
-            predicted_backward_gain=p_back[i] if has_factor_l[i] else None,
-            zero_fraction=zero_l[i],
-            correlation=cos_l[i],
+        new(
+            i,  # index
+            p.target.name,
+            p.target.kind,
+            p.call,
+            True,  # called
+            p.shape,
+            f_l[i],  # forward_rms
+            b_l[i],  # backward_rms
+            input_rms_l[i],
+            mean_l[i],  # forward_mean
+            fwd_gain[i],
+            bwd_gain[i],
+            layer_factor[i],
+            p_layer[i] if has_pred_l[i] else None,  # predicted_layer_factor
+            p_fwd[i] if has_fwd_l[i] else None,  # predicted_forward_gain
+            p_back[i] if has_factor_l[i] else None,  # predicted_backward_gain
+            zero_l[i],  # zero_fraction
+            cos_l[i],  # correlation
         )
         for i, p in enumerate(done)
     ]
