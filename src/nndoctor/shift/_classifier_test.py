@@ -28,6 +28,7 @@ from nndoctor.shift._common import (
     check_alpha,
     column_names,
     display_names,
+    infinite_values_error,
     is_categorical,
     smallest_pvalue,
     warn_small,
@@ -132,11 +133,7 @@ def _numeric_column(s: pd.Series, name: str, column: Any) -> npt.NDArray[np.floa
     values = np.asarray(s.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
     n_inf = int(np.count_nonzero(np.isinf(values)))
     if n_inf:
-        raise DataValidationError(
-            f"column {column!r} of {name} holds {n_inf} infinite value(s); infinity is not a "
-            "missing value (NaN, None and NA are): replace it with NaN or clip it to a finite "
-            "value first"
-        )
+        raise infinite_values_error(n_inf, name, column)
     return values
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "check_alpha",
     "column_names",
     "display_names",
+    "infinite_values_error",
     "is_categorical",
     "limit_threads",
     "smallest_pvalue",
@@ -270,3 +271,12 @@ def aligned_frames(
             )
         return fx, fy[list(fx.columns)]
     return fx, fy.set_axis(fx.columns, axis=1)
+
+
+def infinite_values_error(count: int, name: str, column: Any) -> DataValidationError:
+    """The error for infinite values in a column: infinity is not a missing value."""
+    return DataValidationError(
+        f"column {column!r} of {name} holds {count} infinite value(s); infinity is not a "
+        "missing value (NaN, None and NA are): replace it with NaN to count it as missing, "
+        "or clip it to a finite value first"
+    )

@@ -36,6 +36,7 @@ from nndoctor.shift._common import (
     as_frame,
     check_alpha,
     display_names,
+    infinite_values_error,
     is_categorical,
     smallest_pvalue,
     warn_small,
@@ -604,11 +605,7 @@ def _numeric_values(
     n_missing = int(np.count_nonzero(nan))
     n_inf = int(np.count_nonzero(np.isinf(vals)))
     if n_inf:
-        raise DataValidationError(
-            f"column {column!r} of {name} holds {n_inf} infinite value(s); infinity is not a "
-            "missing value (NaN, None and NA are): replace it with NaN to count it as missing, "
-            "or clip it to a finite value first"
-        )
+        raise infinite_values_error(n_inf, name, column)
     if n_missing and missing == "raise":
         raise _missing_error(n_missing, name, column)
     return (vals[~nan] if n_missing else vals), n_missing
