@@ -143,10 +143,8 @@ def check_no_nonfinite(count: int, *, name: str) -> None:
         )
 
 
-def check_same_features(
-    a: npt.NDArray[Any], b: npt.NDArray[Any], *, names: tuple[str, str] = ("source", "target")
-) -> None:
-    """Raise when two 2-D arrays do not have the same number of columns.
+def check_same_features(a: Any, b: Any, *, names: tuple[str, str] = ("source", "target")) -> None:
+    """Raise when two 2-D tables (arrays, tensors, frames) do not have the same number of columns.
 
     Examples
     --------

@@ -21,6 +21,7 @@ from nndoctor._results import ResultMixin
 from nndoctor._validation import (
     check_matrix,
     check_no_nonfinite,
+    check_same_features,
     check_table_shape,
     check_unit_interval,
 )
@@ -37,7 +38,9 @@ __all__ = [
     "infinite_values_error",
     "is_categorical",
     "limit_threads",
+    "same_order",
     "smallest_pvalue",
+    "smallest_pvalues",
     "warn_small",
 ]
 
@@ -57,6 +60,11 @@ def smallest_pvalue(p: float) -> float:
     if np.isnan(p):
         return float("nan")
     return float(min(1.0, max(p, _TINY)))
+
+
+def smallest_pvalues(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """:func:`smallest_pvalue` elementwise (NaN stays NaN)."""
+    return np.clip(p, _TINY, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +162,7 @@ def _tensor_or_array(data: Any, name: str) -> torch.Tensor:
     return torch.from_numpy(arr)
 
 
-def _same_order(X: pd.DataFrame, Y: pd.DataFrame, names: tuple[str, str]) -> pd.DataFrame:
+def same_order(X: pd.DataFrame, Y: pd.DataFrame, names: tuple[str, str]) -> pd.DataFrame:
     """``Y`` with ``X``'s columns in ``X``'s order (two frames are matched by column name)."""
     if list(Y.columns) == list(X.columns):
         return Y
@@ -177,14 +185,10 @@ def as_float_tensors(
     tensor keeps the work on the GPU); NumPy arrays and pandas frames go to the CPU.
     """
     if isinstance(X, pd.DataFrame) and isinstance(Y, pd.DataFrame):
-        Y = _same_order(X, Y, names)
+        Y = same_order(X, Y, names)
     x = _tensor_or_array(X, names[0])
     y = _tensor_or_array(Y, names[1])
-    if x.shape[1] != y.shape[1]:
-        raise DataValidationError(
-            f"{names[1]} has {y.shape[1]} features but {names[0]} has {x.shape[1]}; "
-            "pass tables with the same columns"
-        )
+    check_same_features(x, y, names=names)
     device = x.device if isinstance(X, torch.Tensor) else y.device
     return x.to(device), y.to(device)
 
@@ -258,11 +262,7 @@ def aligned_frames(
     fy = as_frame(Y, b)
     if fx.shape[1] == 0:
         raise DataValidationError(f"{a} has no columns; pass at least one feature")
-    if fx.shape[1] != fy.shape[1]:
-        raise DataValidationError(
-            f"{b} has {fy.shape[1]} features but {a} has {fx.shape[1]}; pass tables with the "
-            "same columns"
-        )
+    check_same_features(fx, fy, names=names)
     if isinstance(X, pd.DataFrame) and isinstance(Y, pd.DataFrame):
         missing = [c for c in fx.columns if c not in fy.columns]
         if missing:

@@ -27,6 +27,7 @@ from nndoctor.shift._common import (
     as_frame,
     check_alpha,
     display_names,
+    same_order,
     warn_small,
 )
 from nndoctor.shift._mmd import _nan_result, mmd_test
@@ -197,20 +198,7 @@ def compare_samples(
                 )
         src = src.drop(columns=[label])
         tgt = tgt.drop(columns=[label])
-    only_source = [c for c in src.columns if c not in tgt.columns]
-    extra = [c for c in tgt.columns if c not in src.columns]
-    if only_source or extra:
-        if names is None:
-            raise DataValidationError(
-                f"source and target columns differ (only in source: {only_source[:5]}, only in "
-                f"target: {extra[:5]}); pass tables with the same columns"
-            )
-        raise DataValidationError(
-            f"{given[0]} and {given[1]} have different columns (only in {given[0]}: "
-            f"{only_source[:5]}, only in {given[1]}: {extra[:5]}); pass tables with the same "
-            "columns"
-        )
-    tgt = tgt[list(src.columns)]
+    tgt = same_order(src, tgt, given)
     numeric = [c for c in src.columns if pd.api.types.is_numeric_dtype(src[c])
                and not pd.api.types.is_bool_dtype(src[c])]  # fmt: skip
     if method == "auto":

@@ -39,6 +39,7 @@ from nndoctor.shift._common import (
     infinite_values_error,
     is_categorical,
     smallest_pvalue,
+    smallest_pvalues,
     warn_small,
 )
 
@@ -574,7 +575,7 @@ def missing_rate_pvalues(
     for i in np.flatnonzero(fisher):
         table = np.array([[a[i], m - a[i]], [c[i], n - c[i]]], dtype=np.int64)
         pvalue[i] = float(stats.fisher_exact(table).pvalue)
-    pvalue = np.clip(pvalue, float(np.finfo(np.float64).tiny), 1.0)
+    pvalue = smallest_pvalues(pvalue)
     return chi2, pvalue, fisher
 
 

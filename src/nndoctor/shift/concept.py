@@ -21,7 +21,6 @@ makes the tests valid.
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +40,7 @@ from nndoctor._validation import (
     check_weights,
 )
 from nndoctor.exceptions import DataValidationError, SmallSampleWarning
+from nndoctor.shift._common import smallest_pvalue
 from nndoctor.shift._logistic import fit_logistic, logit, sandwich_cov
 
 __all__ = [
@@ -58,7 +58,6 @@ MIN_TARGET_LABELS = 5
 """Fewer labeled target rows than this: the tests warn and return NaN."""
 MIN_SOURCE_ROWS = 10
 """Fewer labeled source rows than this: the tests warn and return NaN."""
-_TINY = sys.float_info.min  # normal tails underflow to 0; a p-value is reported as >= this
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,7 +377,7 @@ def accuracy_gap_test(
     gap = observed - predicted + 0.5 / n_t
     if se > 0:
         z = gap / se
-        pvalue = max(float(stats.norm.cdf(z)), _TINY)
+        pvalue = smallest_pvalue(float(stats.norm.cdf(z)))  # tails underflow to 0
     else:
         z = 0.0 if observed >= predicted else -math.inf
         pvalue = 1.0 if observed >= predicted else 0.0
@@ -489,7 +488,7 @@ def conditional_shift_test(
     coef = float(beta[-1])
     if se > 0 and math.isfinite(se):
         z = coef / se
-        pvalue = max(float(2.0 * stats.norm.sf(abs(z))), _TINY)
+        pvalue = smallest_pvalue(float(2.0 * stats.norm.sf(abs(z))))
     else:
         z, pvalue = 0.0, 1.0
     return ConditionalShiftResult(

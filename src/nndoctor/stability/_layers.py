@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_flatten
 
 from nndoctor.stability.theory import Activation, activation_of
 
@@ -22,6 +23,7 @@ __all__ = [
     "model_device",
     "param",
     "preserve_state",
+    "tensors_in",
     "weight_layers",
 ]
 
@@ -189,3 +191,14 @@ def preserve_state(model: nn.Module, modules: list[nn.Module] | None = None) -> 
         for p, flag in flags:
             if p.requires_grad != flag:
                 p.requires_grad_(flag)
+
+
+def tensors_in(obj: Any) -> list[torch.Tensor]:
+    """The tensors inside a module's output (or any nest of tuples, lists, dicts), in order.
+
+    Examples
+    --------
+    >>> [tuple(t.shape) for t in tensors_in({"a": torch.zeros(2), "b": (1, torch.ones(3))})]
+    [(2,), (3,)]
+    """
+    return [t for t in tree_flatten(obj)[0] if isinstance(t, torch.Tensor)]

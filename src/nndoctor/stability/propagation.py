@@ -54,6 +54,7 @@ from nndoctor.stability._layers import (
     inputs_tuple,
     model_device,
     preserve_state,
+    tensors_in,
 )
 from nndoctor.stability.theory import Activation, activation_of
 
@@ -318,16 +319,6 @@ def _first_tensor(obj: Any) -> torch.Tensor | None:
             if t is not None:
                 return t
     return None
-
-
-def _all_tensors(obj: Any) -> list[torch.Tensor]:
-    if isinstance(obj, torch.Tensor):
-        return [obj] if obj.is_floating_point() else []
-    if isinstance(obj, tuple | list):
-        return [t for item in obj for t in _all_tensors(item)]
-    if isinstance(obj, dict):
-        return [t for item in obj.values() for t in _all_tensors(item)]
-    return []
 
 
 class _Store:
@@ -948,7 +939,7 @@ _PLAIN_CALL: dict[type[nn.Module], bool] = {}
 
 
 def _default_loss(out: Any) -> torch.Tensor:
-    tensors = _all_tensors(out)
+    tensors = [t for t in tensors_in(out) if t.is_floating_point()]
     if not tensors:
         raise InvalidParameterError(
             "the model's output holds no floating tensor to build the default loss from; "

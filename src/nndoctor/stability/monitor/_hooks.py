@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_flatten
 
+from nndoctor.stability._layers import tensors_in
 from nndoctor.stability.monitor._quantities import (
     ActivationKind,
     activation_kind,
@@ -218,10 +218,8 @@ class Collector:
     def _root_post(self, module: nn.Module, args: Any, output: Any) -> None:
         if not (module.training and torch.is_grad_enabled()):
             return
-        if isinstance(output, torch.Tensor):  # the common case, without a pytree walk
-            outs = [output]
-        else:
-            outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+        # the common case (one tensor) without a pytree walk
+        outs = [output] if isinstance(output, torch.Tensor) else tensors_in(output)
         grads: list[torch.Tensor | None] = [None] * len(outs)
         self.last_grad_output = grads
         for i, t in enumerate(outs):

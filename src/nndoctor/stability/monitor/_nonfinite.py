@@ -27,9 +27,9 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from nndoctor._results import ResultMixin
+from nndoctor.stability._layers import tensors_in
 
 __all__ = ["NonFiniteLocation", "locate_nonfinite"]
 
@@ -137,10 +137,6 @@ def _frame_source(skip_extra: tuple[str, ...] = ()) -> str:
     return "<unknown>"
 
 
-def _tensors(obj: Any) -> list[torch.Tensor]:
-    return [t for t in tree_flatten(obj)[0] if isinstance(t, torch.Tensor)]
-
-
 def _nonfinite(t: torch.Tensor) -> bool:
     if not (t.is_floating_point() or t.is_complex()) or t.numel() == 0:
         return False
@@ -208,7 +204,7 @@ class _DispatchChecker(TorchDispatchMode):  # type: ignore[no-untyped-call]  # u
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         out = func(*args, **(kwargs or {}))
-        if self.tracker.found is None and any(_nonfinite(t) for t in _tensors(out)):
+        if self.tracker.found is None and any(_nonfinite(t) for t in tensors_in(out)):
             self.tracker.report(str(func))
         return out
 
@@ -241,7 +237,7 @@ class _FunctionTagger(TorchFunctionMode):
         if tracker.phase != "forward":
             return out
         tag: _Tag | None = None
-        for t in _tensors(out):
+        for t in tensors_in(out):
             node = t.grad_fn
             if node is None or id(node) in tracker.tagged:
                 continue
@@ -373,12 +369,12 @@ def rerun_batch(
 
     The caller saves and restores parameters, gradients, buffers and random state.
     """
-    if any(_nonfinite(t) for t in _tensors((args, kwargs))):
+    if any(_nonfinite(t) for t in tensors_in((args, kwargs))):
         return NonFiniteLocation("input", None, "", type(model).__name__, "<batch>")
     with checking(model, prefix=prefix) as tracker:
         out = model(*args, **kwargs)
         if tracker.found is None and grad_output is not None:
-            outs = _tensors(out)
+            outs = tensors_in(out)
             grads = [g for g in grad_output if g is not None]
             if any(_nonfinite(g) for g in grads):
                 tracker.found = NonFiniteLocation("loss", None, "(loss)", "loss", "<loss function>")
