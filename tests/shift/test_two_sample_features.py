@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -153,3 +155,31 @@ def test_bad_input() -> None:
         res = ks_test(np.zeros((1, 2)), np.ones((4, 2)))
     assert np.isnan(res.pvalue)
     assert not res.drift_detected
+
+
+@pytest.mark.parametrize(("m", "n"), [(5, 5), (7, 7), (30, 30), (60, 60)])
+def test_ks_exact_pvalue_of_smallest_gap_is_one_and_silent(m: int, n: int) -> None:
+    """D = 1/n between two samples of n: the exact p-value is 1. scipy's recursion rounds it to
+    1 + 2e-16, warns "Exact calculation unsuccessful" and falls back to the asymptotic law; ours
+    neither warns nor leaves the exact law (the Hypothesis example that made CI flaky)."""
+    x = np.arange(m, dtype=float) * 2.0
+    y = x + 1.0  # interleaved: the ECDFs never differ by more than 1/n
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f = ks_test(x[:, None], y[:, None], n_bootstrap=0).features[0]
+    assert f.statistic == pytest.approx(1.0 / n)
+    assert f.pvalue == pytest.approx(1.0, abs=1e-12)
+
+
+def test_ks_pvalue_matches_scipy_where_scipy_is_exact() -> None:
+    """Away from that rounding, the p-value is scipy's exact one, to the last digits."""
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        m, n = (int(v) for v in rng.integers(2, 80, size=2))
+        x, y = rng.normal(size=m), rng.normal(0.3, 1.0, size=n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            ref = stats.ks_2samp(x, y, method="exact")
+        f = ks_test(x[:, None], y[:, None], n_bootstrap=0).features[0]
+        assert f.statistic == pytest.approx(float(ref.statistic), abs=1e-12)
+        assert f.pvalue == pytest.approx(float(ref.pvalue), rel=1e-9)

@@ -362,11 +362,7 @@ def _numeric_column(
     values = pooled[last]
     diff = np.abs(cx_all / m - (np.flatnonzero(last) + 1 - cx_all) / n)
     d = float(diff.max())
-    if max(m, n) <= KS_EXACT_MAX_N:
-        pvalue = float(_ks_2samp(xs, ys).pvalue)
-    else:
-        pvalue = float(stats.kstwo.sf(d, round(m * n / (m + n))))
-    pvalue = smallest_pvalue(pvalue)
+    pvalue = smallest_pvalue(_ks_2samp(xs, ys, statistic=d).pvalue)
     w1 = float(np.dot(diff[:-1], np.diff(values)))
     scale = float(np.std(xs))
     w1_std = w1 / scale if scale > 0 else (0.0 if w1 == 0 else float("inf"))
@@ -442,13 +438,51 @@ def _sorted_quantiles(
     return np.asarray(xs[lo] * (1 - frac) + xs[hi] * frac, dtype=np.float64)
 
 
-def _ks_2samp(xs: npt.NDArray[np.float64], ys: npt.NDArray[np.float64]) -> Any:
-    """scipy's two-sample KS test on 1-D arrays (its NaN/axis wrapper skipped: inputs are clean)."""
-    fast: Callable[..., Any] = stats.ks_2samp  # `_no_deco` is private, not in the stubs
-    try:
-        return fast(xs, ys, method="auto", _no_deco=True)
-    except TypeError:  # a scipy without the private fast path
-        return stats.ks_2samp(xs, ys, method="auto")
+@dataclass(frozen=True, slots=True)
+class _KSResult:
+    """Statistic and p-value of a two-sample KS test (what the callers read of scipy's result)."""
+
+    statistic: float
+    pvalue: float
+
+
+def _ks_2samp(
+    xs: npt.NDArray[np.float64], ys: npt.NDArray[np.float64], statistic: float | None = None
+) -> _KSResult:
+    """Two-sided two-sample KS test on sorted 1-D arrays, exact up to ``KS_EXACT_MAX_N`` per side.
+
+    As :func:`scipy.stats.ks_2samp` with ``method="auto"``, except where scipy's exact recursion
+    rounds a probability to just above 1 (for instance ``D = 1/n`` with ``n = m = 5``, where the
+    exact p-value is 1): scipy then warns "Exact calculation unsuccessful" and switches to the
+    asymptotic law, which is far from exact there. Here that rounding is clipped to 1. Where the
+    recursion over- or underflows, the asymptotic Kolmogorov law is used, as scipy does.
+    ``statistic`` is D where the caller has it already.
+    """
+    m, n = xs.size, ys.size
+    d = _ks_statistic_sorted(xs, ys) if statistic is None else statistic
+    if max(m, n) <= KS_EXACT_MAX_N:
+        attempt = getattr(stats._stats_py, "_attempt_exact_2kssamp", None)
+        if attempt is None:  # a scipy without the private helper: its public test
+            res = stats.ks_2samp(xs, ys, method="auto")
+            return _KSResult(float(res.statistic), float(res.pvalue))
+        ok, _, prob = attempt(m, n, math.gcd(m, n), d, "two-sided")
+        if ok:
+            return _KSResult(d, float(prob))
+        if np.isfinite(prob) and 1.0 < prob <= 1.0 + _KS_ROUNDING:
+            return _KSResult(d, 1.0)
+    return _KSResult(d, float(stats.kstwo.sf(d, round(m * n / (m + n)))))
+
+
+def _ks_statistic_sorted(xs: npt.NDArray[np.float64], ys: npt.NDArray[np.float64]) -> float:
+    """sup |F_x - F_y| of two sorted samples, from both empirical CDFs at every pooled value."""
+    pooled = np.concatenate((xs, ys))
+    cdf_x = np.searchsorted(xs, pooled, side="right") / xs.size
+    cdf_y = np.searchsorted(ys, pooled, side="right") / ys.size
+    return float(np.max(np.abs(cdf_x - cdf_y)))
+
+
+#: How far above 1 an exact KS probability may round before it is no longer read as 1.
+_KS_ROUNDING = 1e-9
 
 
 def _psi(p: npt.NDArray[np.float64], q: npt.NDArray[np.float64]) -> Any:
