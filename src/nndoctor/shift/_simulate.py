@@ -24,7 +24,16 @@ import numpy.typing as npt
 
 from nndoctor._validation import check_choice, check_random_state
 
-__all__ = ["KINDS", "ShiftCase", "make_shift", "make_stream", "sample_classes"]
+__all__ = [
+    "KINDS",
+    "RIVER_STREAMS",
+    "DriftStream",
+    "ShiftCase",
+    "make_river_stream",
+    "make_shift",
+    "make_stream",
+    "sample_classes",
+]
 
 KINDS = ("none", "covariate", "label", "concept", "mixed")
 
@@ -155,3 +164,115 @@ def make_stream(
             y = np.where(y == 0, 1, np.where(y == 1, 0, y))
         batches.append((X, y))
     return reference, batches
+
+
+RIVER_STREAMS = ("sea", "agrawal", "label", "covariate", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class DriftStream:
+    """A stream whose distribution changes at a known row, with data to train and to refer to.
+
+    ``train`` fits the model, ``reference`` (drawn like ``train``, not used to fit) is what the
+    monitor is fitted on, ``X``/``y`` is the stream; its rows from ``change_at`` on follow the
+    changed distribution. ``kind`` is the truth: ``"concept"``, ``"label"``, ``"covariate"`` or
+    ``"none"``.
+    """
+
+    name: str
+    kind: str
+    train: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]
+    reference: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]
+    X: npt.NDArray[np.float64]
+    y: npt.NDArray[np.int64]
+    change_at: int
+
+
+def _take(dataset: Any, n: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    rows = list(dataset.take(n))
+    keys = list(rows[0][0])
+    X = np.array([[float(x[k]) for k in keys] for x, _ in rows], dtype=np.float64)
+    y = np.array([int(bool(label)) for _, label in rows], dtype=np.int64)
+    return X, y
+
+
+def make_river_stream(
+    name: str,
+    *,
+    n_train: int = 1000,
+    n_reference: int = 1000,
+    n_stream: int = 3000,
+    change_at: int = 1500,
+    before: int = 0,
+    after: int | None = None,
+    noise: float = 0.1,
+    random_state: int = 0,
+) -> DriftStream:
+    """River's synthetic streams (and two built from SEA's) with a change at a known row.
+
+    * ``"sea"`` — river's SEA (Street & Kim 2001) with class noise ``noise``: the threshold of
+      ``x0 + x1`` switches from variant ``before`` to ``after`` (default 2) at ``change_at``. P(x)
+      is fixed; P(y | x), and with it P(y), change — concept shift.
+    * ``"agrawal"`` — river's Agrawal (Agrawal et al. 1993): the classification function switches
+      from ``before`` to ``after`` (default 2). Concept shift.
+    * ``"label"`` — pure label shift: SEA (variant ``before``) rows drawn class by class, so
+      P(x | y) is SEA's; the share of class 1 moves from SEA's own (about 0.64 with noise 0.1) to
+      ``after / 10`` (default 0.3) at ``change_at``.
+    * ``"covariate"`` — SEA (variant ``before``) rows kept with probability ``x0 / 10`` after the
+      change: P(x) moves (and P(y) with it), P(y | x) is SEA's throughout.
+    * ``"none"`` — SEA (variant ``before``) throughout.
+
+    River's generators are seeded from ``random_state`` (two seeds: before and after).
+
+    Examples
+    --------
+    >>> s = make_river_stream("label", n_stream=400, change_at=200, random_state=0)
+    >>> s.X.shape, s.kind, bool(s.y[:200].mean() > s.y[200:].mean())
+    ((400, 3), 'label', True)
+    """
+    from river.datasets import synth
+
+    check_choice(name, RIVER_STREAMS, name="stream")
+    seed = 2 * int(random_state)
+    n_pre = n_train + n_reference + change_at
+    n_post = n_stream - change_at
+    if name == "agrawal":
+        fn_after = 2 if after is None else after
+        X0, y0 = _take(synth.Agrawal(classification_function=before, seed=seed), n_pre)
+        X1, y1 = _take(synth.Agrawal(classification_function=fn_after, seed=seed + 1), n_post)
+        kind = "concept"
+    elif name == "sea":
+        v_after = 2 if after is None else after
+        X0, y0 = _take(synth.SEA(variant=before, noise=noise, seed=seed), n_pre)
+        X1, y1 = _take(synth.SEA(variant=v_after, noise=noise, seed=seed + 1), n_post)
+        kind = "concept"
+    else:
+        X0, y0 = _take(synth.SEA(variant=before, noise=noise, seed=seed), n_pre)
+        pool_X, pool_y = _take(synth.SEA(variant=before, noise=noise, seed=seed + 1), 4 * n_post)
+        rng = np.random.default_rng(seed + 1)
+        if name == "label":
+            share = (3 if after is None else after) / 10
+            want = (rng.random(n_post) < share).astype(np.int64)
+            idx = np.empty(n_post, dtype=np.int64)
+            for k in (0, 1):
+                rows = np.flatnonzero(pool_y == k)[: int((want == k).sum())]
+                idx[want == k] = rows
+            kind = "label"
+        elif name == "covariate":
+            keep = np.flatnonzero(rng.random(pool_y.size) < pool_X[:, 0] / 10.0)
+            idx = keep[:n_post]
+            kind = "covariate"
+        else:
+            idx = np.arange(n_post)
+            kind = "none"
+        X1, y1 = pool_X[idx], pool_y[idx]
+    a, b = n_train, n_train + n_reference
+    return DriftStream(
+        name=name,
+        kind=kind,
+        train=(X0[:a], y0[:a]),
+        reference=(X0[a:b], y0[a:b]),
+        X=np.vstack([X0[b:], X1]),
+        y=np.concatenate([y0[b:], y1]),
+        change_at=change_at,
+    )

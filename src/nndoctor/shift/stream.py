@@ -14,12 +14,27 @@ class probabilities) and, when they arrive, the labels — and watches three kin
   (:math:`\\gamma_t = 1/H` over a horizon of H batches) or ``"pi2"``
   (:math:`\\gamma_t = 6 / (\\pi^2 t^2)`, any horizon).
 
-Then it says **what kind** of change happened: only the error rate moved → concept shift; the
-label distribution moved → label shift; inputs or predictions moved without the labels →
-covariate shift; inputs moved and the error rose without a label change → mixed.
+Then it says **what kind** of change happened, from the evidence that separates the kinds:
+
+* P(y) moved while the inputs and the model's predictions held → **concept** shift: since
+  :math:`P(y) = \\int P(y\\mid x)\\,dP(x)`, a label distribution can only move over a fixed P(x) if
+  P(y | x) moved (river's SEA and Agrawal streams look like this);
+* P(y) moved and the inputs moved *the way a new class mix predicts* → **label** shift. The check:
+  under label shift P(x | y) is fixed, so the model's per-class error rate P(ŷ = y | y = k) (the
+  invariance black-box shift estimation rests on, Lipton et al. 2018) and each feature's
+  class-conditional law P(x_j | y = k) (univariate KS tests, as in Rabanser et al. 2019) match
+  the reference on the change's labeled rows; all these tests together, Bonferroni-corrected,
+  at ``alpha``. A rise of the error rate that this check explains comes from the class mix;
+* the inputs moved, and with the labels only in a way the class mix does not explain (or not at
+  all), while the error rate held → **covariate** shift; the inputs moved and the error rate rose
+  without a label-shift explanation → **mixed**; only the error rate rose → **concept**.
 
 The detectors are river's (Bifet & Gavaldà 2007; Gama et al. 2004; Baena-García et al. 2006;
 Page 1954; Raab et al. 2020; Frías-Blanco et al. 2015); this module only wires and votes.
+
+References: Z. Lipton, Y.-X. Wang, A. Smola, "Detecting and correcting for label shift with
+black box predictors", ICML 2018; S. Rabanser, S. Günnemann, Z. Lipton, "Failing loudly: an
+empirical study of methods for detecting dataset shift", NeurIPS 2019.
 """
 
 from __future__ import annotations
@@ -44,6 +59,7 @@ from nndoctor._validation import (
     to_numpy,
 )
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
+from nndoctor.shift._univariate import _ks_2samp
 
 __all__ = [
     "DETECTORS",
@@ -143,7 +159,14 @@ class ChangePoint(ResultMixin):
     signals : tuple of str
         The signals that fired in the group.
     reason : str
-        Why this kind.
+        Why this kind: the evidence, in words.
+    consistency_pvalue : float
+        p-value of the label-shift check on the change's labeled rows (the model's per-class
+        error rates and each feature's class-conditional law against the reference,
+        Bonferroni over all those tests; see the module notes). NaN when it did not run: the
+        labels had not moved, or no labeled rows with features or predictions came after it.
+    consistency_rows : int
+        Labeled rows that check used (0 when it did not run).
     """
 
     batch: int
@@ -152,6 +175,8 @@ class ChangePoint(ResultMixin):
     kind: SignalKind
     signals: tuple[str, ...]
     reason: str
+    consistency_pvalue: float = float("nan")
+    consistency_rows: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +341,14 @@ class ShiftMonitor:
         self.reference_labels_ = (
             None if labels is None else self._classes(labels, "reference labels", n)
         )
+        self._ref_sorted_X = (
+            None
+            if self.reference_X_ is None
+            else np.ascontiguousarray(np.sort(self.reference_X_, axis=0).T)
+        )
+        self._ref_classes = _reference_by_class(
+            self.reference_X_, self.reference_predictions_, self.reference_labels_
+        )
         self._reset_state()
         return self
 
@@ -329,6 +362,7 @@ class ShiftMonitor:
         self._batch_times: list[str | None] = []
         self._batch_start: list[int] = []
         self._rejecting: dict[str, bool] = {}
+        self._windows: list[_Window] = []
         self.n_batches_ = 0
         self.n_samples_ = 0
         self._spend_index = 0
@@ -440,7 +474,7 @@ class ShiftMonitor:
         # batch tests, each at its share of the spent level
         tests: list[tuple[str, str, float, float]] = []
         if Xb is not None and self.reference_X_ is not None:
-            tests.append(("features", "ks", *self._ks(self.reference_X_, Xb)))
+            tests.append(("features", "ks", *self._ks(Xb)))
         if pred is not None and self.reference_predictions_ is not None:
             tests.append(("predictions", "chi2", *_chi2(self.reference_predictions_, pred)))
         if lab is not None and lab.size and self.reference_labels_ is not None:
@@ -456,6 +490,7 @@ class ShiftMonitor:
                     self._rejecting[signal] = True
 
         self._events.extend(new)
+        self._record_window(batch, new, Xb, pred, lab, known)
         self._batch_times.append(t_label)
         self._batch_start.append(start)
         self.n_batches_ += 1
@@ -504,17 +539,45 @@ class ShiftMonitor:
                     out.append(ChangeEvent(batch, start + i, t_label, sig, "adwin", nan, nan, nan))
         return out
 
-    @staticmethod
-    def _ks(
-        ref: npt.NDArray[np.floating[Any]], X: npt.NDArray[np.floating[Any]]
-    ) -> tuple[float, float]:
-        if X.shape[0] < 2:
+    def _record_window(
+        self,
+        batch: int,
+        new: list[ChangeEvent],
+        Xb: npt.NDArray[np.floating[Any]] | None,
+        pred: npt.NDArray[np.int64] | None,
+        lab: npt.NDArray[np.int64] | None,
+        known: npt.NDArray[np.bool_] | None,
+    ) -> None:
+        """Keep the labeled rows of the batches a change groups (for the label-shift check)."""
+        last = self._windows[-1] if self._windows else None
+        if last is not None and batch - last.start > self.group_window:
+            last.close(self._ref_classes)  # its check is final: keep the outcome, not the rows
+            last = None
+        if last is None and any(self._declares(e) for e in new):
+            last = _Window(batch)
+            self._windows.append(last)
+        if last is None:
+            return
+        window = last  # the open window this batch belongs to
+        window.inputs_watched |= (Xb is not None and self.reference_X_ is not None) or (
+            pred is not None and (self.prediction_rates or self.reference_predictions_ is not None)
+        )
+        if lab is None or not lab.size:
+            return
+        window.y.append(lab)
+        if Xb is not None:
+            window.X.append(Xb if known is None else Xb[known])
+        if pred is not None:
+            window.pred.append(pred if known is None else pred[known])
+
+    def _ks(self, X: npt.NDArray[np.floating[Any]]) -> tuple[float, float]:
+        """Per-feature KS against the reference; the smallest p-value, Bonferroni over features."""
+        if X.shape[0] < 2 or self._ref_sorted_X is None:
             return float("nan"), 1.0
-        res = stats.ks_2samp(ref, X, axis=0)
-        pvals = np.atleast_1d(np.asarray(res.pvalue, dtype=np.float64))
-        stat = np.atleast_1d(np.asarray(res.statistic, dtype=np.float64))
-        j = int(np.argmin(pvals))
-        return float(stat[j]), float(min(1.0, pvals[j] * pvals.size))
+        cols = np.sort(X, axis=0).T
+        res = [_ks_2samp(ref, col) for ref, col in zip(self._ref_sorted_X, cols, strict=True)]
+        worst = min(res, key=lambda r: r.pvalue)
+        return worst.statistic, min(1.0, worst.pvalue * len(res))
 
     # ------------------------------------------------------------------ results
 
@@ -527,28 +590,52 @@ class ShiftMonitor:
         self._check_fitted()
         return bool(self._declared_events())
 
+    def _declares(self, event: ChangeEvent) -> bool:
+        """Whether an event declares a change: the error vote, rate ADWINs, rejected batch tests."""
+        return event.signal != "error_rate" or event.detector == "vote" or self.min_votes == 1
+
     def _declared_events(self) -> list[ChangeEvent]:
-        """Events that declare a change: the error vote, rate ADWINs and rejected batch tests."""
-        return [
-            e
-            for e in self._events
-            if e.signal != "error_rate" or e.detector == "vote" or self.min_votes == 1
-        ]
+        """Events that declare a change, in time order."""
+        return [e for e in self._events if self._declares(e)]
 
     def report(self) -> MonitorReport:
         """Summarise the stream so far: declared changes with their kind, every event and test."""
         self._check_fitted()
         declared = self._declared_events()
+        windows = {w.start: w for w in self._windows}
         changes: list[ChangePoint] = []
+        labels_moved = False
         i = 0
         while i < len(declared):
             first = declared[i]
             group = [e for e in declared[i:] if e.batch - first.batch <= self.group_window]
             i += len(group)
             signals = tuple(dict.fromkeys(_family(e.signal) for e in group))
-            kind, reason = _kind_of(set(signals))
+            labels_moved |= "labels" in signals
+            window = windows.get(first.batch)
+            check = (
+                window.consistency(self._ref_classes)
+                if labels_moved and window is not None
+                else None
+            )
+            kind, reason = _kind_of(
+                set(signals),
+                labels_moved=labels_moved,
+                inputs_watched=window is not None and window.inputs_watched,
+                check=check,
+                alpha=float(self.alpha),
+            )
             changes.append(
-                ChangePoint(first.batch, first.sample, first.time, kind, signals, reason)
+                ChangePoint(
+                    first.batch,
+                    first.sample,
+                    first.time,
+                    kind,
+                    signals,
+                    reason,
+                    float("nan") if check is None else check.pvalue,
+                    0 if check is None else check.n_rows,
+                )
             )
         return MonitorReport(
             drift_detected=bool(changes),
@@ -571,11 +658,68 @@ def _family(signal: str) -> str:
     return "predictions" if signal.startswith("prediction_rate") else signal
 
 
-def _kind_of(signals: set[str]) -> tuple[SignalKind, str]:
+def _kind_of(
+    signals: set[str],
+    *,
+    labels_moved: bool,
+    inputs_watched: bool,
+    check: _Consistency | None,
+    alpha: float,
+) -> tuple[SignalKind, str]:
+    """Name the kind of a change from its signals and the label-shift check (module notes).
+
+    ``labels_moved``: the labels' test has rejected in this change or before it (it is latched).
+    ``check`` is ``None`` when the label-shift check did not run.
+    """
     inputs = signals & {"features", "predictions"}
+    error = "error_rate" in signals
+    if labels_moved and check is not None:
+        held = check.pvalue > alpha
+        verdict = (
+            f"the label-shift check held on {check.n_rows} labeled rows ({check.n_tests} tests "
+            f"of P(x | y) and the per-class error rates, Bonferroni p = {check.pvalue:.2g})"
+            if held
+            else f"the label-shift check failed on {check.n_rows} labeled rows: {check.worst}, "
+            f"Bonferroni p = {check.pvalue:.2g} over {check.n_tests} tests"
+        )
+    else:
+        held, verdict = False, ""
+    if labels_moved and inputs and check is None:
+        return "label", (
+            "P(y) moved and the inputs moved; whether P(x | y) held could not be checked "
+            "(no labeled rows with features or predictions against a labeled reference)"
+        )
+    if labels_moved and inputs:
+        if held:
+            rose = "; the error rate rose with the new class mix" if error else ""
+            return "label", f"P(y) moved and the inputs moved with it; {verdict}{rose}"
+        if error:
+            return "mixed", (
+                f"the inputs moved and the error rate rose; {verdict}: the class mix does not "
+                "explain it, so P(x | y) moved and P(y | x) may have too"
+            )
+        return "covariate", (
+            f"the inputs moved and P(y) with them, not as a class-mix change ({verdict}); the "
+            "error rate held, so P(y | x) did"
+        )
     if "labels" in signals:
-        return "label", "the distribution of the labels changed"
-    if inputs and "error_rate" in signals:
+        if not inputs_watched:
+            return "label", (
+                "P(y) moved; neither features nor predictions are watched, so label and concept "
+                "shift cannot be told apart"
+            )
+        rose = " and the error rate rose" if error else ""
+        return "concept", (
+            f"P(y) moved while the inputs and the model's predictions held{rose}: over a fixed "
+            "P(x), P(y) moves only if P(y | x) does" + (f"; {verdict}" if verdict else "")
+        )
+    if labels_moved and error and not inputs and held:
+        return (
+            "label",
+            f"the error rate rose after P(y) had moved, and {verdict}: the new class mix "
+            "explains it",
+        )
+    if inputs and error:
         return "mixed", (
             "the inputs moved and the error rate rose; the rise may come from the new inputs "
             "(covariate) or from changed answers (concept)"
@@ -595,3 +739,124 @@ def _chi2(ref: npt.NDArray[np.int64], new: npt.NDArray[np.int64]) -> tuple[float
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
     stat = float(np.sum((table - expected) ** 2 / expected))
     return stat, float(stats.chi2.sf(stat, table.shape[1] - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class _ReferenceClass:
+    """The reference rows of one class: sorted feature columns and the model's hits."""
+
+    n_rows: int
+    sorted_X: npt.NDArray[np.floating[Any]] | None  # (d, n_rows)
+    n_correct: int | None
+
+
+def _reference_by_class(
+    X: npt.NDArray[np.floating[Any]] | None,
+    pred: npt.NDArray[np.int64] | None,
+    labels: npt.NDArray[np.int64] | None,
+) -> dict[int, _ReferenceClass]:
+    """Per-class reference summaries the label-shift check compares against."""
+    if labels is None:
+        return {}
+    out: dict[int, _ReferenceClass] = {}
+    for k in np.unique(labels).tolist():
+        rows = labels == k
+        out[int(k)] = _ReferenceClass(
+            n_rows=int(rows.sum()),
+            sorted_X=None if X is None else np.ascontiguousarray(np.sort(X[rows], axis=0).T),
+            n_correct=None if pred is None else int((pred[rows] == k).sum()),
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Consistency:
+    """The label-shift check's outcome: Bonferroni p-value, rows, tests, the worst test."""
+
+    pvalue: float
+    n_rows: int
+    n_tests: int
+    worst: str
+
+
+class _Window:
+    """The labeled rows of the batches one change groups, for its label-shift check."""
+
+    __slots__ = ("X", "_cache", "closed", "inputs_watched", "pred", "start", "y")
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.inputs_watched = False
+        self.closed = False
+        self.X: list[npt.NDArray[np.floating[Any]]] = []
+        self.pred: list[npt.NDArray[np.int64]] = []
+        self.y: list[npt.NDArray[np.int64]] = []
+        self._cache: tuple[int, _Consistency | None] | None = None
+
+    def close(self, reference: dict[int, _ReferenceClass]) -> None:
+        """Run the check a last time and let go of the rows."""
+        if not self.closed:
+            self.consistency(reference)
+            self.closed = True
+            self.X, self.pred, self.y = [], [], []
+
+    def consistency(self, reference: dict[int, _ReferenceClass]) -> _Consistency | None:
+        """The label-shift check on the rows so far (cached until a batch adds rows)."""
+        if self.closed and self._cache is not None:
+            return self._cache[1]
+        if self._cache is None or self._cache[0] != len(self.y):
+            y = np.concatenate(self.y) if self.y else np.zeros(0, dtype=np.int64)
+            X = np.vstack(self.X) if self.X and len(self.X) == len(self.y) else None
+            pred = (
+                np.concatenate(self.pred) if self.pred and len(self.pred) == len(self.y) else None
+            )
+            self._cache = (len(self.y), _label_consistency(reference, X, pred, y))
+        return self._cache[1]
+
+
+def _label_consistency(
+    reference: dict[int, _ReferenceClass],
+    X: npt.NDArray[np.floating[Any]] | None,
+    pred: npt.NDArray[np.int64] | None,
+    y: npt.NDArray[np.int64],
+) -> _Consistency | None:
+    """Test what label shift keeps fixed: P(ŷ = y | y = k) and every P(x_j | y = k).
+
+    Under label shift P(x | y) is the reference's, so for each class k seen in both, the model's
+    hit rate on class k (Fisher's exact test of the 2x2 table reference/window × right/wrong;
+    Lipton et al. 2018) and each feature's law (two-sample KS; Rabanser et al. 2019) match. The
+    p-value is the smallest of all, times their number (Bonferroni). ``None`` when no test ran.
+    """
+    tests: list[tuple[float, str]] = []
+    for k in np.unique(y).tolist():
+        ref = reference.get(int(k))
+        if ref is None:
+            continue  # a class the reference never saw: nothing to compare
+        rows = y == k
+        n = int(rows.sum())
+        if pred is not None and ref.n_correct is not None:
+            hits = int((pred[rows] == k).sum())
+            table = np.array([[ref.n_correct, ref.n_rows - ref.n_correct], [hits, n - hits]])
+            p = float(stats.fisher_exact(table).pvalue)
+            tests.append(
+                (
+                    p,
+                    f"the model is right on {hits / n:.2f} of class {k} against "
+                    f"{ref.n_correct / ref.n_rows:.2f} in the reference (Fisher p = {p:.2g})",
+                )
+            )
+        if X is not None and ref.sorted_X is not None:
+            cols = np.sort(X[rows], axis=0).T
+            for j, (ref_col, col) in enumerate(zip(ref.sorted_X, cols, strict=True)):
+                res = _ks_2samp(ref_col, col)
+                tests.append(
+                    (
+                        res.pvalue,
+                        f"P(x{j} | y = {k}) moved (KS D = {res.statistic:.2f}, "
+                        f"p = {res.pvalue:.2g})",
+                    )
+                )
+    if not tests:
+        return None
+    p_min, worst = min(tests, key=lambda t: t[0])
+    return _Consistency(min(1.0, p_min * len(tests)), int(y.size), len(tests), worst)
