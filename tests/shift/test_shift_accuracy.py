@@ -252,17 +252,19 @@ def test_expected_auc_is_the_auc_when_the_labels_are_certain() -> None:
 
 def test_confidence_based_intervals_cover_at_the_nominal_rate() -> None:
     """Over 60 seeds of a calibrated problem whose target moved, the 95 % intervals hold the
-    realized metric about 95 % of the time (binomial sd at 60 trials: 0.028)."""
+    realized metric about 95 % of the time (binomial sd at 60 trials: 0.028). The reference
+    (1,000 rows) is smaller than the target (2,000), so the calibration's own error matters:
+    intervals from the target's Bernoulli noise alone held only 60-67 % here."""
     hits = {"accuracy": 0, "f1": 0, "roc_auc": 0}
     n_seeds = 60
     for seed in range(n_seeds):
         rng = np.random.default_rng(100 + seed)
-        x = rng.normal(0.0, 1.0, 2000)
+        x = rng.normal(0.0, 1.0, 1000)
         p = np.round(1 / (1 + np.exp(-2.0 * x)), 2)
-        y = (rng.random(2000) < p).astype(int)
-        xt = rng.normal(0.5, 1.0, 1000)
+        y = (rng.random(1000) < p).astype(int)
+        xt = rng.normal(0.5, 1.0, 2000)
         pt = np.round(1 / (1 + np.exp(-2.0 * xt)), 2)
-        yt = (rng.random(1000) < pt).astype(int)
+        yt = (rng.random(2000) < pt).astype(int)
         est = estimate_accuracy(
             p, y, pt, method="confidence-based", threshold=0.65, n_bootstrap=200,
             random_state=seed,
