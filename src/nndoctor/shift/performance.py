@@ -23,7 +23,7 @@ probability compared with ``threshold``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, overload
 
@@ -61,6 +61,7 @@ AccuracyMethod = Literal[
 ]
 _METHODS = tuple(sorted(get_args(AccuracyMethod)))
 BINARY_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+_Draw = Callable[[np.random.Generator, int], FloatArray]  # draws of per-row event probabilities
 _DRAWS_PER_BATCH = 2_000_000  # simulated rows held in memory at once (draws x target rows)
 
 ASSUMPTIONS: dict[str, str] = {
@@ -393,7 +394,7 @@ def _interp_draws(values: FloatArray, lo: IntArray, w: FloatArray) -> FloatArray
 def _simulate(
     prob: _Problem,
     p_event: FloatArray,
-    draw_p: Any,
+    draw_p: _Draw | None,
     metrics: Sequence[str],
     rng: np.random.Generator,
 ) -> dict[str, tuple[float, float]]:
@@ -443,7 +444,7 @@ def _with_metrics(
     prob: _Problem,
     method: str,
     p_event: FloatArray,
-    draw_p: Any,
+    draw_p: _Draw | None,
     details: dict[str, Any],
     interval: str,
     rng: np.random.Generator,
