@@ -98,6 +98,9 @@ def test_covariate_recommendation_estimates_the_effect() -> None:
     case = make_shift("covariate", random_state=5)
     d = diagnose(case.source_X, case.source_y, case.target_X, random_state=5)
     assert d.kind == "covariate"
+    # no label shift: the target accuracy is the confidence-based (CBPE) estimate
+    assert d.estimation_method == "confidence-based"
+    assert 0.0 < d.estimated_target_accuracy < 1.0
     assert "β(x)" in d.recommendation.treatment
     assert np.isfinite(d.recommendation.accuracy_after)
     assert d.importance_weights.ess_ratio > 0.1

@@ -166,9 +166,11 @@ def _label_sections(result: LabelShiftResult, *, figures: bool = False) -> list[
 
 
 def _estimate_row(est: AccuracyEstimate) -> dict[str, Any]:
+    has_ci = np.isfinite(est.ci_low) and np.isfinite(est.ci_high)
     return {
         "method": est.method,
         "estimated accuracy": f"{est.accuracy:.3f}",
+        "interval": f"[{est.ci_low:.3f}, {est.ci_high:.3f}]" if has_ci else "-",
         "source accuracy": f"{est.source_accuracy:.3f}",
         "assumes": est.assumption,
     }
@@ -199,7 +201,13 @@ def _accuracies_section(result: AccuracyEstimates, *, figures: bool = False) -> 
         else "No estimate could be made."
     )
     rows = tuple(_estimate_row(e) for e in result.estimates) + tuple(
-        {"method": m, "estimated accuracy": "-", "source accuracy": "-", "assumes": why}
+        {
+            "method": m,
+            "estimated accuracy": "-",
+            "interval": "-",
+            "source accuracy": "-",
+            "assumes": why,
+        }
         for m, why in result.skipped.items()
     )
     return [Section("Estimated target accuracy", status, verdict, rows, (), to_jsonable(result))]

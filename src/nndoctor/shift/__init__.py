@@ -28,7 +28,12 @@ from nndoctor.shift.covariate import (
 )
 from nndoctor.shift.diagnose import Evidence, Recommendation, ShiftDiagnosis, diagnose
 from nndoctor.shift.label import LabelShiftEstimator, LabelShiftResult
-from nndoctor.shift.performance import AccuracyEstimate, AccuracyEstimates, estimate_accuracy
+from nndoctor.shift.performance import (
+    AccuracyEstimate,
+    AccuracyEstimates,
+    MetricEstimate,
+    estimate_accuracy,
+)
 from nndoctor.shift.stream import (
     BatchTest,
     ChangeEvent,
@@ -75,6 +80,7 @@ __all__ = [
     "ImportanceWeightsResult",
     "LabelShiftEstimator",
     "LabelShiftResult",
+    "MetricEstimate",
     "MissingnessTest",
     "MonitorReport",
     "Recommendation",

@@ -159,8 +159,9 @@ class ShiftDiagnosis(ResultMixin):
     source_accuracy : float
         Accuracy on the held-out source check set.
     estimated_target_accuracy : float
-        Estimated without target labels under the diagnosed kind (calibrated confidence for
-        "none", importance-weighted for "covariate", label-shift-adjusted for "label").
+        Estimated without target labels under the diagnosed kind (confidence-based, i.e.
+        isotonic-calibrated expected accuracy, for "none" and "covariate"; label-shift-adjusted
+        for "label").
     estimation_method : str
         Which estimator gave ``estimated_target_accuracy``.
     observed_target_accuracy : float
@@ -715,14 +716,11 @@ def diagnose(
         estimated = float(np.mean(P_adj[np.arange(P_t.shape[0]), P_t.argmax(axis=1)]))
         method_used = "label-shift (prior-corrected calibrated posteriors)"
     else:
-        if base == "covariate" and beta_check is not None:
-            acc_est = estimate_accuracy(
-                P_check, ys[check], P_t, method="importance-weighted", source_weights=beta_check
-            )
-        else:
-            acc_est = estimate_accuracy(
-                P_check, ys[check], P_t, method="calibrated-confidence", random_state=seed
-            )
+        # no label shift: the confidence-based estimate (isotonic calibration on the check
+        # set, expected accuracy of the model's predictions), right under covariate shift too
+        acc_est = estimate_accuracy(
+            P_check, ys[check], P_t, method="confidence-based", n_bootstrap=0, random_state=seed
+        )
         estimated = float(acc_est.accuracy)
         method_used = str(acc_est.method)
 

@@ -1,21 +1,29 @@
-r"""How accurate is the model on the target, when the target has no labels?
+r"""How well does the model do on the target, when the target has no labels?
 
-Four estimators, each valid under a different assumption, which every result states:
+Five estimators, each valid under a different assumption, which every result states:
 
+* ``"confidence-based"`` — confidence-based performance estimation (CBPE, NannyML): calibrate
+  the model's scores on the labeled held-out source set by isotonic regression, then take the
+  expected confusion matrix of the model's own predictions on the target. Gives accuracy and,
+  for binary problems, precision, recall, F1 and ROC AUC, each with an interval.
 * ``"atc"`` — average thresholded confidence (Garg et al., 2022): pick the score threshold
   :math:`t` at which the share of held-out source rows scoring above it equals the source
   accuracy; the estimate is the share of target rows scoring above :math:`t`.
-* ``"calibrated-confidence"`` — the mean top-class probability on the target after temperature
-  scaling on the held-out source set (Guo et al., 2017; "average confidence").
+* ``"calibrated-confidence"`` — the mean probability of the predicted class on the target after
+  temperature scaling on the held-out source set (Guo et al., 2017; "average confidence").
 * ``"importance-weighted"`` — the source accuracy reweighted by importance weights
   :math:`\beta(x)` (covariate shift).
 * ``"label-shift"`` — the source per-class accuracies reweighted by the label-shift weights
   :math:`w(y)` (label shift).
+
+Every estimator estimates the accuracy of the predictions the model really makes: the argmax by
+default, or the labels passed as ``source_pred`` / ``target_pred``, or (binary) the class-1
+probability compared with ``threshold``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, overload
 
@@ -25,9 +33,13 @@ import numpy.typing as npt
 from nndoctor._results import ResultMixin
 from nndoctor._validation import (
     check_choice,
+    check_int,
+    check_labels,
     check_matrix,
     check_probabilities,
     check_random_state,
+    check_unit_interval,
+    to_numpy,
 )
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
 from nndoctor.shift.covariate import ImportanceWeighter, effective_sample_size
@@ -40,11 +52,17 @@ from nndoctor.shift.label import (
     _log,
 )
 
-__all__ = ["AccuracyEstimate", "AccuracyEstimates", "estimate_accuracy"]
+__all__ = ["AccuracyEstimate", "AccuracyEstimates", "MetricEstimate", "estimate_accuracy"]
 
 FloatArray = npt.NDArray[np.float64]
-AccuracyMethod = Literal["atc", "calibrated-confidence", "importance-weighted", "label-shift"]
+IntArray = npt.NDArray[np.int64]
+AccuracyMethod = Literal[
+    "atc", "calibrated-confidence", "confidence-based", "importance-weighted", "label-shift"
+]
 _METHODS = tuple(sorted(get_args(AccuracyMethod)))
+BINARY_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+_Draw = Callable[[np.random.Generator, int], FloatArray]  # draws of per-row event probabilities
+_DRAWS_PER_BATCH = 2_000_000  # simulated rows held in memory at once (draws x target rows)
 
 ASSUMPTIONS: dict[str, str] = {
     "atc": (
@@ -55,6 +73,11 @@ ASSUMPTIONS: dict[str, str] = {
     "calibrated-confidence": (
         "the model, temperature-scaled on the held-out source set, stays calibrated on the "
         "target (fails under most shifts that add unfamiliar inputs)"
+    ),
+    "confidence-based": (
+        "no concept shift: the probability of the label given the model's score, calibrated "
+        "on the held-out source set, is the same on the target (holds under covariate shift "
+        "within the source's support; fails under concept shift and under label shift)"
     ),
     "importance-weighted": (
         "covariate shift: P(y | x) is unchanged and the source covers the target's support "
@@ -68,13 +91,37 @@ ASSUMPTIONS: dict[str, str] = {
 
 
 @dataclass(frozen=True, slots=True)
+class MetricEstimate(ResultMixin):
+    """One estimated metric of the model's predictions on the target, with its interval.
+
+    Attributes
+    ----------
+    name : str
+        ``"accuracy"``, ``"precision"``, ``"recall"``, ``"f1"`` or ``"roc_auc"``.
+    value : float
+        Estimated value on the target.
+    ci_low, ci_high : float
+        Interval for the value the target's (unseen) labels would give; NaN where the method
+        has none.
+    source_value : float
+        The value on the held-out source set, from its labels.
+    """
+
+    name: str
+    value: float
+    ci_low: float
+    ci_high: float
+    source_value: float
+
+
+@dataclass(frozen=True, slots=True)
 class AccuracyEstimate(ResultMixin):
     """An estimate of the target accuracy without target labels.
 
     Attributes
     ----------
     accuracy : float
-        Estimated target accuracy.
+        Estimated target accuracy of the model's predictions.
     method : str
         Estimator used.
     assumption : str
@@ -82,7 +129,22 @@ class AccuracyEstimate(ResultMixin):
     source_accuracy : float
         Accuracy on the held-out source set (the reference).
     details : dict
-        Method-specific numbers (threshold, temperature, ESS, weights).
+        Method-specific numbers (threshold, temperature, ESS, weights, calibration).
+    ci_low, ci_high : float
+        Interval for the accuracy the target's labels would give (NaN where the method has
+        none); ``interval`` says how it was made.
+    metrics : dict of str to MetricEstimate
+        Every metric the method estimates, ``"accuracy"`` included; for binary problems
+        ``confidence-based`` and ``calibrated-confidence`` add precision, recall, F1 and ROC AUC
+        (class 1 is the positive class).
+    confidence : float
+        Nominal coverage of the intervals.
+    interval : str
+        How the intervals were made ("" where there are none).
+    n_target : int
+        Target rows.
+    predictions : str
+        Which predictions are scored: ``"argmax"``, ``"given"`` or ``"threshold 0.65"``.
     """
 
     accuracy: float
@@ -90,6 +152,13 @@ class AccuracyEstimate(ResultMixin):
     assumption: str
     source_accuracy: float
     details: dict[str, Any] = field(default_factory=dict)
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+    metrics: dict[str, MetricEstimate] = field(default_factory=dict)
+    confidence: float = 0.95
+    interval: str = ""
+    n_target: int = 0
+    predictions: str = "argmax"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,57 +190,360 @@ class AccuracyEstimates(ResultMixin):
         raise KeyError(f"no estimate for {method!r}; have {[e.method for e in self.estimates]}")
 
 
+# --------------------------------------------------------------------------------------------
+# shared pieces
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    """The validated inputs every estimator reads."""
+
+    Ps: FloatArray
+    ys: IntArray
+    Pt: FloatArray
+    pred_s: IntArray
+    pred_t: IntArray
+    correct: FloatArray
+    predictions: str
+    confidence: float
+    n_bootstrap: int
+
+    @property
+    def binary(self) -> bool:
+        return bool(self.Ps.shape[1] == 2)
+
+
 def _neg_entropy(P: FloatArray) -> FloatArray:
     return np.asarray(np.sum(P * np.log(np.maximum(P, 1e-300)), axis=1), dtype=np.float64)
 
 
-def _atc(Ps: FloatArray, correct: FloatArray, Pt: FloatArray, score: str) -> AccuracyEstimate:
-    acc_s = float(correct.mean())
+def _binary_counts(y: FloatArray, pred: IntArray) -> tuple[Any, Any, Any, Any]:
+    """(TP, FP, FN, TN) of predictions ``pred`` against labels ``y`` (last axis: rows).
+
+    ``y`` may hold probabilities (then the counts are expected counts) and may carry leading
+    axes (one row of counts per draw).
+    """
+    pos = pred == 1
+    tp = np.sum(y * pos, axis=-1)
+    fn = np.sum(y * ~pos, axis=-1)
+    n_pos = int(pos.sum())
+    n = pred.size
+    return tp, n_pos - tp, fn, (n - n_pos) - fn
+
+
+def _ratio(num: Any, den: Any) -> Any:
+    """num / den, NaN where den = 0."""
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    out = np.full(np.broadcast(num, den).shape, np.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def _metrics_from_counts(tp: Any, fp: Any, fn: Any, tn: Any) -> dict[str, Any]:
+    n = tp + fp + fn + tn
+    return {
+        "accuracy": _ratio(tp + tn, n),
+        "precision": _ratio(tp, tp + fp),
+        "recall": _ratio(tp, tp + fn),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+    }
+
+
+def _tie_ranks(score: FloatArray) -> FloatArray:
+    """Ranks 1..n of ``score``, ties given their average rank."""
+    order = np.argsort(score, kind="stable")
+    s = score[order]
+    first = np.r_[True, s[1:] != s[:-1]]
+    group = np.cumsum(first) - 1
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], s.size]
+    avg = (starts + ends + 1) / 2.0  # mean of ranks starts+1 .. ends
+    ranks = np.empty(score.size)
+    ranks[order] = avg[group]
+    return ranks
+
+
+def _auc(score: FloatArray, y: FloatArray) -> float:
+    """ROC AUC of ``score`` for 0/1 labels ``y`` (Mann-Whitney, ties count 1/2)."""
+    n1 = float(y.sum())
+    n0 = y.size - n1
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    return float((np.dot(_tie_ranks(score), y) - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def _expected_auc(score: FloatArray, p: FloatArray) -> float:
+    r"""Expected ROC AUC when row :math:`i` is positive with probability :math:`p_i`.
+
+    The ratio of expectations :math:`\sum_{i \ne j} p_i (1 - p_j) K(s_i, s_j) /
+    \sum_{i \ne j} p_i (1 - p_j)`, :math:`K = 1` for :math:`s_i > s_j`, ``1/2`` for a tie.
+    """
+    order = np.argsort(score, kind="stable")
+    s, q = score[order], p[order]
+    neg = 1.0 - q
+    first = np.r_[True, s[1:] != s[:-1]]
+    group = np.cumsum(first) - 1
+    neg_in_group = np.bincount(group, weights=neg)
+    below = np.r_[0.0, np.cumsum(neg_in_group)[:-1]]  # negatives' mass strictly below
+    num = float(np.sum(q * (below[group] + 0.5 * (neg_in_group[group] - neg))))
+    den = float(q.sum() * neg.sum() - np.sum(q * neg))
+    return num / den if den > 0 else float("nan")
+
+
+def _metric(name: str, value: float, low: float, high: float, source: float) -> MetricEstimate:
+    return MetricEstimate(name, float(value), float(low), float(high), float(source))
+
+
+def _source_metrics(prob: _Problem) -> dict[str, float]:
+    """Realized metrics on the held-out source set (binary: all five)."""
+    out = {"accuracy": float(prob.correct.mean())}
+    if prob.binary:
+        y = prob.ys.astype(np.float64)
+        counts = _binary_counts(y, prob.pred_s)
+        out.update({k: float(v) for k, v in _metrics_from_counts(*counts).items()})
+        out["roc_auc"] = _auc(prob.Ps[:, 1], y)
+    return out
+
+
+def _accuracy_only(
+    prob: _Problem, method: str, acc: float, details: dict[str, Any],
+    low: float = float("nan"), high: float = float("nan"), interval: str = "",
+) -> AccuracyEstimate:  # fmt: skip
+    src = float(prob.correct.mean())
+    return AccuracyEstimate(
+        float(acc), method, ASSUMPTIONS[method], src, details, float(low), float(high),
+        {"accuracy": _metric("accuracy", acc, low, high, src)}, prob.confidence, interval,
+        int(prob.Pt.shape[0]), prob.predictions,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# isotonic calibration (the confidence-based estimator)
+
+
+@dataclass(frozen=True, slots=True)
+class _Isotonic:
+    """A monotone map score -> P(event) fitted by isotonic regression (pool adjacent violators).
+
+    ``knots``: the distinct source scores (ascending); ``values``: the fitted probability at
+    each; ``block``: which pooled block each knot belongs to; ``events`` / ``counts``: each
+    block's number of events and of rows. Between knots the map is linear, outside it is flat.
+    """
+
+    knots: FloatArray
+    values: FloatArray
+    block: IntArray
+    events: FloatArray
+    counts: FloatArray
+
+    @classmethod
+    def fit(cls, score: FloatArray, event: FloatArray) -> _Isotonic:
+        """Fit on source scores and 0/1 events; tied scores are pooled first."""
+        from sklearn.isotonic import isotonic_regression
+
+        knots, inverse = np.unique(score, return_inverse=True)
+        counts = np.bincount(inverse).astype(np.float64)
+        events = np.bincount(inverse, weights=event)
+        values = np.asarray(
+            isotonic_regression(events / counts, sample_weight=counts, y_min=0.0, y_max=1.0),
+            dtype=np.float64,
+        )
+        block = np.cumsum(np.r_[True, values[1:] != values[:-1]]) - 1
+        return cls(
+            knots,
+            values,
+            block.astype(np.int64),
+            np.asarray(np.bincount(block, weights=events), dtype=np.float64),
+            np.asarray(np.bincount(block, weights=counts), dtype=np.float64),
+        )
+
+    def locate(self, score: FloatArray) -> tuple[IntArray, FloatArray]:
+        """Left knot and interpolation weight of each score (for vectorized draws)."""
+        m = self.knots.size
+        if m == 1:
+            return np.zeros(score.size, dtype=np.int64), np.zeros(score.size)
+        lo = np.clip(np.searchsorted(self.knots, score, side="right") - 1, 0, m - 2)
+        gap = self.knots[lo + 1] - self.knots[lo]
+        w = np.clip((score - self.knots[lo]) / gap, 0.0, 1.0)
+        return lo.astype(np.int64), w
+
+    def predict(self, score: FloatArray) -> FloatArray:
+        return np.asarray(np.interp(score, self.knots, self.values), dtype=np.float64)
+
+    def draw_values(self, rng: np.random.Generator, n: int) -> FloatArray:
+        """``n`` draws of the knot values from each block's Jeffreys posterior (shape n, knots).
+
+        Block :math:`b` with :math:`e_b` events in :math:`n_b` rows draws
+        :math:`\\mathrm{Beta}(e_b + 1/2,\\ n_b - e_b + 1/2)`: the calibration's own sampling
+        error, independent across blocks (it ignores that the blocks were chosen from the data).
+        """
+        a = self.events + 0.5
+        b = self.counts - self.events + 0.5
+        draws = rng.beta(a, b, size=(n, a.size))
+        return np.asarray(draws[:, self.block], dtype=np.float64)
+
+
+def _interp_draws(values: FloatArray, lo: IntArray, w: FloatArray) -> FloatArray:
+    """Row-wise ``np.interp`` for each draw of the knot values (shape draws, rows)."""
+    if values.shape[1] == 1:
+        return np.repeat(values, lo.size, axis=1)
+    return np.asarray(values[:, lo] * (1.0 - w) + values[:, lo + 1] * w, dtype=np.float64)
+
+
+def _simulate(
+    prob: _Problem,
+    p_event: FloatArray,
+    draw_p: _Draw | None,
+    metrics: Sequence[str],
+    rng: np.random.Generator,
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of each metric over simulated target labels.
+
+    Each draw takes event probabilities from ``draw_p(rng, n)`` (the calibration's uncertainty;
+    ``None``: ``p_event`` itself), then Bernoulli events for every target row, and computes the
+    realized metric. Binary: the event is "label 1"; multiclass: "the prediction is right".
+    """
+    B = prob.n_bootstrap
+    if B == 0:
+        return {m: (float("nan"), float("nan")) for m in metrics}
+    n = p_event.size
+    per = max(1, min(B, _DRAWS_PER_BATCH // max(n, 1)))
+    ranks = _tie_ranks(prob.Pt[:, 1]) if "roc_auc" in metrics else None
+    values: dict[str, list[FloatArray]] = {m: [] for m in metrics}
+    done = 0
+    while done < B:
+        b = min(per, B - done)
+        p = np.broadcast_to(p_event, (b, n)) if draw_p is None else draw_p(rng, b)
+        y = (rng.random((b, n)) < p).astype(np.float64)
+        if prob.binary:
+            got = _metrics_from_counts(*_binary_counts(y, prob.pred_t))
+            if ranks is not None:
+                n1 = y.sum(axis=1)
+                n0 = n - n1
+                got["roc_auc"] = _ratio(y @ ranks - n1 * (n1 + 1) / 2, n1 * n0)
+        else:
+            got = {"accuracy": y.mean(axis=1)}
+        for m in metrics:
+            values[m].append(np.asarray(got[m], dtype=np.float64))
+        done += b
+    tail = 100 * (1 - prob.confidence) / 2
+    out = {}
+    for m in metrics:
+        v = np.concatenate(values[m])
+        v = v[np.isfinite(v)]
+        if v.size < 0.9 * B:
+            out[m] = (float("nan"), float("nan"))
+        else:
+            lo, hi = np.percentile(v, [tail, 100 - tail])
+            out[m] = (float(lo), float(hi))
+    return out
+
+
+def _with_metrics(
+    prob: _Problem,
+    method: str,
+    p_event: FloatArray,
+    draw_p: _Draw | None,
+    details: dict[str, Any],
+    interval: str,
+    rng: np.random.Generator,
+) -> AccuracyEstimate:
+    """An estimate from per-row event probabilities on the target (see :func:`_simulate`)."""
+    source = _source_metrics(prob)
+    if prob.binary:
+        point = {
+            k: float(v)
+            for k, v in _metrics_from_counts(*_binary_counts(p_event, prob.pred_t)).items()
+        }
+        point["roc_auc"] = _expected_auc(prob.Pt[:, 1], p_event)
+    else:
+        point = {"accuracy": float(p_event.mean())}
+    names = [m for m in BINARY_METRICS if m in point]
+    ci = _simulate(prob, p_event, draw_p, names, rng)
+    metrics = {m: _metric(m, point[m], *ci[m], source[m]) for m in names}
+    acc = metrics["accuracy"]
+    return AccuracyEstimate(
+        acc.value, method, ASSUMPTIONS[method], source["accuracy"], details, acc.ci_low,
+        acc.ci_high, metrics, prob.confidence, interval if prob.n_bootstrap else "",
+        int(prob.Pt.shape[0]), prob.predictions,
+    )  # fmt: skip
+
+
+def _confidence_based(prob: _Problem, rng: np.random.Generator) -> AccuracyEstimate:
+    """CBPE: isotonic calibration on the source, expected confusion matrix on the target."""
+    if prob.binary:
+        s_src, s_tgt = prob.Ps[:, 1], prob.Pt[:, 1]
+        event = prob.ys.astype(np.float64)  # calibrate P(y = 1 | score)
+    else:
+        rows_s = np.arange(prob.Ps.shape[0])
+        s_src = prob.Ps[rows_s, prob.pred_s]  # the predicted class's probability
+        s_tgt = prob.Pt[np.arange(prob.Pt.shape[0]), prob.pred_t]
+        event = prob.correct  # calibrate P(prediction right | its probability)
+    iso = _Isotonic.fit(s_src, event)
+    p = iso.predict(s_tgt)
+    lo, w = iso.locate(s_tgt)
+
+    def draw(rng: np.random.Generator, n: int) -> FloatArray:
+        return _interp_draws(iso.draw_values(rng, n), lo, w)
+
+    details = {
+        "calibration": "isotonic",
+        "calibrated_event": "label 1" if prob.binary else "prediction correct",
+        "n_blocks": int(iso.counts.size),
+        "calibration_brier_source": float(np.mean((iso.predict(s_src) - event) ** 2)),
+    }
+    interval = (
+        f"{prob.n_bootstrap} simulated label sets: calibration drawn from each isotonic "
+        "block's Beta posterior, then a Bernoulli label per target row; percentile interval"
+    )
+    return _with_metrics(prob, "confidence-based", p, draw, details, interval, rng)
+
+
+def _atc(prob: _Problem, score: str) -> AccuracyEstimate:
+    Ps, Pt = prob.Ps, prob.Pt
+    acc_s = float(prob.correct.mean())
     s_src = _neg_entropy(Ps) if score == "negative-entropy" else Ps.max(axis=1)
     s_tgt = _neg_entropy(Pt) if score == "negative-entropy" else Pt.max(axis=1)
     # threshold t with mean(s_src > t) = acc_s
     t = float(np.quantile(s_src, 1.0 - acc_s)) if acc_s < 1 else float(np.min(s_src) - 1.0)
-    return AccuracyEstimate(
-        float(np.mean(s_tgt > t)),
-        "atc",
-        ASSUMPTIONS["atc"],
-        acc_s,
-        {"threshold": t, "score": score},
+    return _accuracy_only(prob, "atc", float(np.mean(s_tgt > t)), {"threshold": t, "score": score})
+
+
+def _calibrated_confidence(prob: _Problem, rng: np.random.Generator) -> AccuracyEstimate:
+    theta = _fit_scaling(_log(prob.Ps), prob.ys, bias=False)
+    Pcal = _apply_scaling(_log(prob.Pt), theta)
+    p = Pcal[:, 1] if prob.binary else Pcal[np.arange(Pcal.shape[0]), prob.pred_t]
+    interval = (
+        f"{prob.n_bootstrap} simulated label sets, a Bernoulli label per target row from the "
+        "temperature-scaled probabilities (the temperature's own error is not included); "
+        "percentile interval"
     )
+    details = {"temperature": float(np.exp(-theta[0]))}
+    return _with_metrics(prob, "calibrated-confidence", p, None, details, interval, rng)
 
 
-def _calibrated_confidence(
-    Ps: FloatArray, ys: npt.NDArray[np.int64], correct: FloatArray, Pt: FloatArray
-) -> AccuracyEstimate:
-    theta = _fit_scaling(_log(Ps), ys, bias=False)
-    conf = _apply_scaling(_log(Pt), theta).max(axis=1)
-    return AccuracyEstimate(
-        float(conf.mean()),
-        "calibrated-confidence",
-        ASSUMPTIONS["calibrated-confidence"],
-        float(correct.mean()),
-        {"temperature": float(np.exp(-theta[0]))},
-    )
-
-
-def _importance_weighted(correct: FloatArray, weights: FloatArray) -> AccuracyEstimate:
+def _importance_weighted(prob: _Problem, weights: FloatArray) -> AccuracyEstimate:
+    correct = prob.correct
     ess = effective_sample_size(weights)
     acc = float(np.sum(weights * correct) / np.sum(weights))
     # delta-method standard error of a ratio estimator
     se = float(np.sqrt(np.sum((weights * (correct - acc)) ** 2)) / np.sum(weights))
-    return AccuracyEstimate(
-        acc,
-        "importance-weighted",
-        ASSUMPTIONS["importance-weighted"],
-        float(correct.mean()),
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + prob.confidence / 2))
+    return _accuracy_only(
+        prob, "importance-weighted", acc,
         {"effective_sample_size": ess, "standard_error": se},
-    )
+        max(0.0, acc - z * se), min(1.0, acc + z * se),
+        "normal interval from the delta-method standard error of the weighted mean "
+        "(weights taken as fixed)",
+    )  # fmt: skip
 
 
-def _label_shift(
-    Ps: FloatArray, ys: npt.NDArray[np.int64], correct: FloatArray, result: LabelShiftResult
-) -> AccuracyEstimate:
-    k = Ps.shape[1]
+def _label_shift(prob: _Problem, result: LabelShiftResult) -> AccuracyEstimate:
+    k = prob.Ps.shape[1]
+    ys, correct = prob.ys, prob.correct
     if result.weights.size != k:
         raise DataValidationError(
             f"label_shift has {result.weights.size} classes but the probabilities have {k}; "
@@ -181,17 +553,90 @@ def _label_shift(
     freq = np.bincount(ys, minlength=k) / ys.size
     q = result.weights * freq
     acc = float(np.sum(q * per_class) / np.sum(q))
-    return AccuracyEstimate(
-        acc,
+    return _accuracy_only(
+        prob,
         "label-shift",
-        ASSUMPTIONS["label-shift"],
-        float(correct.mean()),
+        acc,
         {
             "per_class_accuracy": per_class,
             "label_weights": result.weights,
             "label_method": result.method,
         },
     )
+
+
+# --------------------------------------------------------------------------------------------
+# input checks
+
+
+def _as_probs(probs: Any, *, name: str, n_classes: int | None = None) -> FloatArray:
+    """Probabilities as (n, k); a 1-D array is the class-1 probability of a binary model."""
+    arr = to_numpy(probs, name=name)
+    if arr.ndim == 1:
+        p = check_matrix(arr, name=name)[:, 0]
+        if np.any(p < -1e-4) or np.any(p > 1 + 1e-4):
+            raise DataValidationError(
+                f"{name} holds values outside [0, 1]; pass the class-1 probabilities"
+            )
+        p = np.clip(p, 0.0, 1.0)
+        arr = np.c_[1.0 - p, p]
+    return check_probabilities(arr, name=name, n_classes=n_classes)
+
+
+def _check_pred(pred: Any, *, name: str, n_rows: int, n_classes: int) -> IntArray:
+    y = check_labels(pred, name=name, n_rows=n_rows)
+    if y.dtype.kind == "f":
+        if not np.all(y == np.round(y)):
+            raise DataValidationError(
+                f"{name} hold non-integer values; pass predicted class indices 0 .. {n_classes - 1}"
+            )
+    elif y.dtype.kind not in "iub":
+        raise DataValidationError(
+            f"{name} have dtype {y.dtype}; pass predicted class indices 0 .. {n_classes - 1} in "
+            "the order of the probability columns"
+        )
+    y = y.astype(np.int64)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise DataValidationError(
+            f"{name} range from {y.min()} to {y.max()} but the probabilities have {n_classes} "
+            f"columns; pass predicted class indices 0 .. {n_classes - 1}"
+        )
+    return y
+
+
+def _predictions(
+    Ps: FloatArray, Pt: FloatArray, source_pred: Any, target_pred: Any, threshold: Any
+) -> tuple[IntArray, IntArray, str]:
+    k = Ps.shape[1]
+    if (source_pred is None) != (target_pred is None):
+        raise InvalidParameterError(
+            "pass both source_pred and target_pred (the model's predicted labels on the "
+            "held-out source rows and on the target rows), or neither"
+        )
+    if threshold is not None:
+        if source_pred is not None:
+            raise InvalidParameterError(
+                "pass either threshold or source_pred/target_pred, not both; the threshold "
+                "makes the predictions from the class-1 probabilities"
+            )
+        if k != 2:
+            raise InvalidParameterError(
+                f"threshold applies to binary problems; the probabilities have {k} classes. "
+                "Pass source_pred and target_pred instead"
+            )
+        t = check_unit_interval(threshold, name="threshold")
+        pred_s = (Ps[:, 1] >= t).astype(np.int64)
+        pred_t = (Pt[:, 1] >= t).astype(np.int64)
+        return pred_s, pred_t, f"threshold {t:g}"
+    if source_pred is not None:
+        pred_s = _check_pred(source_pred, name="source_pred", n_rows=Ps.shape[0], n_classes=k)
+        pred_t = _check_pred(target_pred, name="target_pred", n_rows=Pt.shape[0], n_classes=k)
+        return pred_s, pred_t, "given"
+    return Ps.argmax(axis=1), Pt.argmax(axis=1), "argmax"
+
+
+# --------------------------------------------------------------------------------------------
+# the public function
 
 
 @overload
@@ -201,11 +646,16 @@ def estimate_accuracy(
     target_probs: Any,
     *,
     method: AccuracyMethod,
+    source_pred: Any = ...,
+    target_pred: Any = ...,
+    threshold: float | None = ...,
     source_weights: Any = ...,
     source_X: Any = ...,
     target_X: Any = ...,
     label_shift: LabelShiftResult | LabelShiftEstimator | None = ...,
     score: Literal["negative-entropy", "max-confidence"] = ...,
+    confidence: float = ...,
+    n_bootstrap: int = ...,
     random_state: Any = ...,
 ) -> AccuracyEstimate: ...
 
@@ -217,11 +667,16 @@ def estimate_accuracy(
     target_probs: Any,
     *,
     method: Literal["all"] | Sequence[str] = ...,
+    source_pred: Any = ...,
+    target_pred: Any = ...,
+    threshold: float | None = ...,
     source_weights: Any = ...,
     source_X: Any = ...,
     target_X: Any = ...,
     label_shift: LabelShiftResult | LabelShiftEstimator | None = ...,
     score: Literal["negative-entropy", "max-confidence"] = ...,
+    confidence: float = ...,
+    n_bootstrap: int = ...,
     random_state: Any = ...,
 ) -> AccuracyEstimates: ...
 
@@ -232,28 +687,43 @@ def estimate_accuracy(
     target_probs: Any,
     *,
     method: str | Sequence[str] = "all",
+    source_pred: Any = None,
+    target_pred: Any = None,
+    threshold: float | None = None,
     source_weights: Any = None,
     source_X: Any = None,
     target_X: Any = None,
     label_shift: LabelShiftResult | LabelShiftEstimator | None = None,
     score: Literal["negative-entropy", "max-confidence"] = "negative-entropy",
+    confidence: float = 0.95,
+    n_bootstrap: int = 200,
     random_state: Any = None,
 ) -> AccuracyEstimate | AccuracyEstimates:
-    r"""Estimate a model's accuracy on unlabeled target data.
+    r"""Estimate a model's accuracy (and, binary, precision, recall, F1, ROC AUC) without labels.
 
     Parameters
     ----------
-    source_probs : array-like of shape (n_source, n_classes)
-        Predicted probabilities on a held-out labeled source set.
+    source_probs : array-like of shape (n_source, n_classes) or (n_source,)
+        Predicted probabilities on a held-out labeled source set (the reference); a 1-D array
+        is the class-1 probability of a binary model.
     source_labels : array-like of shape (n_source,)
         Its labels (integers ``0 .. n_classes - 1``).
-    target_probs : array-like of shape (n_target, n_classes)
+    target_probs : array-like of shape (n_target, n_classes) or (n_target,)
         Predicted probabilities on the target rows.
     method : str or sequence of str
-        One of ``"atc"``, ``"calibrated-confidence"``, ``"importance-weighted"``,
-        ``"label-shift"`` (returns one :class:`AccuracyEstimate`), or ``"all"`` / a list
-        (returns :class:`AccuracyEstimates`; with ``"all"``, an estimator whose inputs are
-        missing is listed in ``skipped``).
+        One of ``"confidence-based"``, ``"atc"``, ``"calibrated-confidence"``,
+        ``"importance-weighted"``, ``"label-shift"`` (returns one :class:`AccuracyEstimate`),
+        or ``"all"`` / a list (returns :class:`AccuracyEstimates`; with ``"all"``, an estimator
+        whose inputs are missing is listed in ``skipped``). ``"confidence-based"`` is the one
+        to trust unless the target's class proportions moved (:func:`~nndoctor.shift.diagnose`
+        uses it unless it diagnoses label shift).
+    source_pred, target_pred : array-like of shape (n_source,) and (n_target,), optional
+        The model's predicted labels on the held-out source rows and on the target rows, when
+        they are not the argmax of the probabilities; the estimate is the accuracy of these
+        predictions. Pass both or neither.
+    threshold : float, optional
+        Binary problems: the model predicts class 1 when its class-1 probability is
+        ``>= threshold`` (instead of the argmax, i.e. 0.5).
     source_weights : array-like of shape (n_source,), optional
         Importance weights :math:`\beta` of the held-out source rows.
     source_X, target_X : array-like, optional
@@ -265,8 +735,13 @@ def estimate_accuracy(
         log-probabilities or logits pass its :class:`LabelShiftResult` instead.
     score : {"negative-entropy", "max-confidence"}
         ATC's confidence score.
+    confidence : float
+        Nominal coverage of the intervals (default 0.95).
+    n_bootstrap : int
+        Simulated label sets behind the intervals of ``confidence-based`` and
+        ``calibrated-confidence`` (0: no intervals, NaN).
     random_state : int, Generator or None
-        Seed for the estimators fitted here.
+        Seed for the estimators fitted here and for the simulated label sets.
 
     Returns
     -------
@@ -274,7 +749,31 @@ def estimate_accuracy(
 
     Notes
     -----
-    With :math:`c_i = 1[\hat y_i = y_i]` on the held-out source set:
+    **Confidence-based** (after NannyML's "Confidence-based Performance Estimation", CBPE,
+    https://nannyml.readthedocs.io/en/stable/how_it_works/performance_estimation.html).
+    Isotonic regression fitted on the held-out source set maps the model's score to a
+    calibrated probability :math:`\hat p(s)` — for binary problems of class 1 given the
+    class-1 probability, otherwise of "the prediction is right" given the predicted class's
+    probability. Isotonic regression pools tied scores and needs no parametric form, so
+    probabilities rounded to 0.01 or saturated at exactly 0 and 1 calibrate as well as any
+    (temperature scaling cannot fit those). With :math:`p_j = \hat p(s_j)` on the target and
+    predictions :math:`\hat y_j`, the expected confusion matrix is
+
+    .. math::
+        \mathrm{TP} = \sum_{\hat y_j = 1} p_j,\quad \mathrm{FP} = \sum_{\hat y_j = 1} (1 - p_j),
+        \quad \mathrm{FN} = \sum_{\hat y_j = 0} p_j,\quad \mathrm{TN} = \sum_{\hat y_j = 0}
+        (1 - p_j)
+
+    and accuracy, precision, recall and F1 follow from it; ROC AUC is the expected share of
+    correctly ordered (positive, negative) pairs of the model's scores,
+    :math:`\sum_{i \ne j} p_i (1 - p_j) K(s_i, s_j) / \sum_{i \ne j} p_i (1 - p_j)`. The
+    interval is for the value the target's labels would give: each of ``n_bootstrap`` draws
+    takes every isotonic block's probability from its Beta posterior (the calibration's
+    error, from the size of the held-out set) and then a Bernoulli label per target row (the
+    sampling error of the target itself, Σ p(1 - p)); the interval is the draws' percentiles.
+    NannyML instead reports the spread of the metric over reference chunks of the same size.
+
+    **The others**, with :math:`c_i = 1[\hat y_i = y_i]` on the held-out source set:
 
     .. math::
         \text{ATC} = \frac1{n_t}\sum_j 1[s(x_j) > t],\quad
@@ -284,14 +783,19 @@ def estimate_accuracy(
 
     where :math:`s` is the negative entropy :math:`\sum_k p_k \log p_k` (or the top
     probability), :math:`\mathrm{acc}_y` the source accuracy on class :math:`y` and
-    :math:`q(y) = w(y)\,p(y)`.
+    :math:`q(y) = w(y)\,p(y)`. ``calibrated-confidence`` is the mean temperature-scaled
+    probability of the predicted class (binary: the expected confusion matrix as above, from
+    the temperature-scaled probabilities). Each result's ``assumption`` says when it is right;
+    only ``label-shift`` is right under label shift, and none under concept shift.
 
     References
     ----------
-    Garg et al. (2022), "Leveraging unlabeled data to predict out-of-distribution performance",
-    ICLR. Guo et al. (2017), "On calibration of modern neural networks", ICML. Sugiyama,
-    Krauledat & Müller (2007), "Covariate shift adaptation by importance weighted cross
-    validation", JMLR 8. Lipton et al. (2018), ICML.
+    NannyML, "Confidence-based Performance Estimation (CBPE)", NannyML documentation (2022-).
+    Zadrozny & Elkan (2002), "Transforming classifier scores into accurate multiclass
+    probability estimates", KDD. Garg et al. (2022), "Leveraging unlabeled data to predict
+    out-of-distribution performance", ICLR. Guo et al. (2017), "On calibration of modern
+    neural networks", ICML. Sugiyama, Krauledat & Müller (2007), "Covariate shift adaptation by
+    importance weighted cross validation", JMLR 8. Lipton et al. (2018), ICML.
 
     Examples
     --------
@@ -304,18 +808,69 @@ def estimate_accuracy(
     >>> Ps = probs(500, 3.0)
     >>> ys = np.array([rng.choice(3, p=p) for p in Ps])  # a calibrated model
     >>> Pt = probs(500, 1.0)  # less confident on the target
-    >>> res = estimate_accuracy(Ps, ys, Pt, method="atc")
-    >>> res.method, bool(res.accuracy < res.source_accuracy)
-    ('atc', True)
+    >>> res = estimate_accuracy(Ps, ys, Pt, method="confidence-based", random_state=0)
+    >>> res.method, bool(res.accuracy < res.source_accuracy), bool(res.ci_low < res.ci_high)
+    ('confidence-based', True, True)
     >>> [e.method for e in estimate_accuracy(Ps, ys, Pt, random_state=0)]
-    ['atc', 'calibrated-confidence', 'label-shift']
+    ['atc', 'calibrated-confidence', 'confidence-based', 'label-shift']
+
+    A binary model that predicts class 1 at probability 0.65, given as class-1 probabilities:
+
+    >>> p_s, p_t = rng.random(2000), rng.random(2000) ** 0.7
+    >>> y_s = (rng.random(2000) < p_s).astype(int)
+    >>> est = estimate_accuracy(p_s, y_s, p_t, method="confidence-based", threshold=0.65,
+    ...                         random_state=0)
+    >>> sorted(est.metrics), est.predictions
+    (['accuracy', 'f1', 'precision', 'recall', 'roc_auc'], 'threshold 0.65')
     """
-    Ps = check_probabilities(source_probs, name="source_probs")
+    Ps = _as_probs(source_probs, name="source_probs")
     k = Ps.shape[1]
     ys = _check_class_labels(source_labels, n_rows=Ps.shape[0], n_classes=k)
-    Pt = check_probabilities(target_probs, name="target_probs", n_classes=k)
+    Pt = _as_probs(target_probs, name="target_probs", n_classes=k)
     check_choice(score, ("max-confidence", "negative-entropy"), name="score")
+    confidence = check_unit_interval(confidence, name="confidence")
+    n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=0)
+    methods = _check_methods(method)
     single = isinstance(method, str) and method != "all"
+    if label_shift is not None and not isinstance(
+        label_shift, LabelShiftResult | LabelShiftEstimator
+    ):
+        raise InvalidParameterError(
+            "label_shift must be a LabelShiftResult or a LabelShiftEstimator, got "
+            f"{type(label_shift).__name__}; pass LabelShiftEstimator().fit(...).estimate(...)"
+        )
+    rng = check_random_state(random_state)  # validated up front, whichever methods use it
+    pred_s, pred_t, predictions = _predictions(Ps, Pt, source_pred, target_pred, threshold)
+    explicit = not (isinstance(method, str) and method == "all")
+    correct = (pred_s == ys).astype(np.float64)
+    prob = _Problem(Ps, ys, Pt, pred_s, pred_t, correct, predictions, confidence, n_bootstrap)
+    out: list[AccuracyEstimate] = []
+    skipped: dict[str, str] = {}
+    for m in methods:
+        if m == "confidence-based":
+            out.append(_confidence_based(prob, rng))
+        elif m == "atc":
+            out.append(_atc(prob, score))
+        elif m == "calibrated-confidence":
+            out.append(_calibrated_confidence(prob, rng))
+        elif m == "label-shift":
+            res = _label_shift_result(label_shift, Ps, ys, Pt, random_state)
+            out.append(_label_shift(prob, res))
+        else:
+            weights = _source_weights(source_weights, source_X, target_X, Ps.shape[0], random_state)
+            if weights is None:
+                reason = "needs source_weights, or source_X and target_X to fit them"
+                if explicit:
+                    raise InvalidParameterError(f"method 'importance-weighted' {reason}")
+                skipped[m] = reason
+                continue
+            out.append(_importance_weighted(prob, weights))
+    if single:
+        return out[0]
+    return AccuracyEstimates(tuple(out), float(correct.mean()), skipped)
+
+
+def _check_methods(method: str | Sequence[str]) -> list[str]:
     if isinstance(method, str):
         methods = list(_METHODS) if method == "all" else [method]
     else:
@@ -326,50 +881,28 @@ def estimate_accuracy(
         )
     for m in methods:
         check_choice(m, _METHODS, name="method")
-    if label_shift is not None and not isinstance(
-        label_shift, LabelShiftResult | LabelShiftEstimator
-    ):
+    return methods
+
+
+def _label_shift_result(
+    label_shift: LabelShiftResult | LabelShiftEstimator | None,
+    Ps: FloatArray,
+    ys: IntArray,
+    Pt: FloatArray,
+    random_state: Any,
+) -> LabelShiftResult:
+    if isinstance(label_shift, LabelShiftResult):
+        return label_shift
+    est = label_shift or LabelShiftEstimator(n_bootstrap=0, random_state=random_state)
+    if est.inputs != "probs":
         raise InvalidParameterError(
-            "label_shift must be a LabelShiftResult or a LabelShiftEstimator, got "
-            f"{type(label_shift).__name__}; pass LabelShiftEstimator().fit(...).estimate(...)"
+            f"label_shift is a LabelShiftEstimator with inputs={est.inputs!r}, but "
+            "estimate_accuracy passes it probabilities; pass its result instead: "
+            "label_shift=est.estimate(target_log_probs)"
         )
-    check_random_state(random_state)  # validated up front, whichever methods use it
-    explicit = not (isinstance(method, str) and method == "all")
-    correct = (Ps.argmax(axis=1) == ys).astype(np.float64)
-    out: list[AccuracyEstimate] = []
-    skipped: dict[str, str] = {}
-    for m in methods:
-        if m == "atc":
-            out.append(_atc(Ps, correct, Pt, score))
-        elif m == "calibrated-confidence":
-            out.append(_calibrated_confidence(Ps, ys, correct, Pt))
-        elif m == "label-shift":
-            if isinstance(label_shift, LabelShiftResult):
-                res = label_shift
-            else:
-                est = label_shift or LabelShiftEstimator(n_bootstrap=0, random_state=random_state)
-                if est.inputs != "probs":
-                    raise InvalidParameterError(
-                        f"label_shift is a LabelShiftEstimator with inputs={est.inputs!r}, but "
-                        "estimate_accuracy passes it probabilities; pass its result instead: "
-                        "label_shift=est.estimate(target_log_probs)"
-                    )
-                if not hasattr(est, "n_classes_"):
-                    est.fit(Ps, ys)
-                res = est.estimate(Pt)
-            out.append(_label_shift(Ps, ys, correct, res))
-        else:
-            weights = _source_weights(source_weights, source_X, target_X, Ps.shape[0], random_state)
-            if weights is None:
-                reason = "needs source_weights, or source_X and target_X to fit them"
-                if explicit:
-                    raise InvalidParameterError(f"method 'importance-weighted' {reason}")
-                skipped[m] = reason
-                continue
-            out.append(_importance_weighted(correct, weights))
-    if single:
-        return out[0]
-    return AccuracyEstimates(tuple(out), float(correct.mean()), skipped)
+    if not hasattr(est, "n_classes_"):
+        est.fit(Ps, ys)
+    return est.estimate(Pt)
 
 
 def _source_weights(
