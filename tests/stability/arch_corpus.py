@@ -413,9 +413,9 @@ def _vgg_features(widths: list[int], batch_norm: bool) -> nn.Sequential:
 def build_vgg(variant: str = "healthy", seed: int = 0) -> Case:
     """A VGG-style CNN: 8 3x3 convolutions (16-32 channels, a max-pool every 2), then a linear
     classifier, on 32x32 images; SGD 0.01 with momentum 0.9. ``"healthy"``: BatchNorm after
-    every convolution (PyTorch's default init); ``"no_bn"``: no BatchNorm, He (Kaiming normal)
-    init, as torchvision's VGG, also healthy; ``"no_bn_default"``: no BatchNorm at PyTorch's
-    default init, whose second moment shrinks ~6x per ReLU layer (vanishing)."""
+    every convolution (PyTorch's default init); ``"no_bn"``: no BatchNorm, He (Kaiming normal,
+    fan-in) init, also healthy; ``"no_bn_default"``: no BatchNorm at PyTorch's default init,
+    whose second moment shrinks ~6x per ReLU layer (vanishing)."""
     _check_variant(variant, ("healthy", "no_bn", "no_bn_default"), "build_vgg")
     widths = [16, 16, 32, 32, 32, 32, 32, 32]
     with _seeded(seed) as gen:
@@ -424,7 +424,7 @@ def build_vgg(variant: str = "healthy", seed: int = 0) -> Case:
         if variant == "no_bn":
             for m in model.modules():
                 if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                     nn.init.zeros_(m.bias)  # type: ignore[arg-type]
         x = _images(gen)
         targets = _labels(gen)
