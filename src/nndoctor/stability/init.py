@@ -984,15 +984,14 @@ def _layer_advice(scheme: str, fwd: float, bwd: float, act: Activation, *, edge:
     def within(f: float, tol: float) -> bool:
         return 1 / tol <= f <= tol
 
-    if edge == "last" and within(fwd, _EDGE_TOL):
+    keeps_f = 1 - _FACTOR_TOL <= fwd <= 1 + _FACTOR_TOL
+    keeps_b = 1 - _FACTOR_TOL <= bwd <= 1 + _FACTOR_TOL
+    f_ok = keeps_f or (within(fwd, _EDGE_TOL) and (edge == "last" or keeps_b))
+    b_ok = keeps_b or (within(bwd, _EDGE_TOL) and (edge in ("first", "last") or keeps_f))
+    if f_ok:
         fwd = 1.0
-    if edge in ("first", "last") and within(bwd, _EDGE_TOL):
+    if b_ok:
         bwd = 1.0
-    preserved = 1 - _FACTOR_TOL <= fwd <= 1 + _FACTOR_TOL
-    if preserved and within(bwd, _EDGE_TOL):
-        bwd = 1.0
-    elif 1 - _FACTOR_TOL <= bwd <= 1 + _FACTOR_TOL and within(fwd, _EDGE_TOL):
-        fwd = 1.0
     if fwd < 1 - _FACTOR_TOL:
         return f"signal shrinks x{fwd:.2f} per layer in second moment; use {_suggest(act)}"
     if fwd > 1 + _FACTOR_TOL:

@@ -596,8 +596,9 @@ def probe(
     :math:`\mathbb E[\gamma^2] + \mathbb E[\beta^2]` (training mode).
 
     The default loss is :math:`L = \langle G, y\rangle = \sum_i G_i y_i` with :math:`y` the
-    model's main output (see ``inputs`` below) and :math:`G` a tensor of its shape with
-    independent standard normal entries drawn from ``generator``: the backward pass then starts
+    model's main output (see ``loss_fn`` below) and :math:`G` a tensor of its shape with
+    independent standard normal entries drawn from ``generator``, scaled to unit RMS (so the
+    last layer's gradient has RMS 1, as with the sum): the backward pass then starts
     from the random cotangent :math:`G`, and since :math:`\mathbb E_G\lVert J^\top
     G\rVert^2 = \lVert J\rVert_F^2` for any Jacobian :math:`J`, the backward gain estimates the
     RMS singular value of the input-output Jacobian, the quantity that mean-field analyses of
@@ -991,8 +992,8 @@ _PLAIN_CALL: dict[type[nn.Module], bool] = {}
 class _RandomProjection:
     r"""The probe's default loss :math:`\langle G, y\rangle`: the main output :math:`y` (see
     :func:`main_output`) against a standard normal cotangent :math:`G` of its shape, drawn in
-    float32 on the CPU from ``generator`` (default seeded with 0) and then moved to the output's
-    device and type."""
+    float32 on the CPU from ``generator`` (default seeded with 0), scaled to unit RMS (as the
+    all-ones cotangent of a sum has), and then moved to the output's device and type."""
 
     __slots__ = ("generator",)
 
@@ -1008,6 +1009,8 @@ class _RandomProjection:
             )
         gen = self.generator if self.generator is not None else torch.Generator().manual_seed(0)
         g = torch.randn(y.shape, generator=gen, dtype=torch.float32)
+        if g.numel():  # unit RMS, as the all-ones cotangent had (a scalar output: +-1)
+            g /= g.square().mean().sqrt().clamp_min(torch.finfo(torch.float32).tiny)
         return torch.sum(y * g.to(device=y.device, dtype=y.dtype))
 
 
