@@ -152,7 +152,11 @@ def _tokens(gen: torch.Generator, batch: int = BATCH) -> torch.Tensor:
 
 
 def _images(gen: torch.Generator, batch: int = BATCH) -> torch.Tensor:
-    return torch.randn(batch, 3, IMAGE, IMAGE, generator=gen)
+    """Smooth random images (4x4 noise upsampled, plus a little pixel noise): white-noise
+    images all look alike once pooled, which real images do not."""
+    coarse = torch.randn(batch, 3, 4, 4, generator=gen)
+    smooth = F.interpolate(coarse, size=(IMAGE, IMAGE), mode="bilinear", align_corners=False)
+    return smooth + 0.1 * torch.randn(batch, 3, IMAGE, IMAGE, generator=gen)
 
 
 def _labels(gen: torch.Generator, batch: int = BATCH) -> torch.Tensor:
@@ -465,13 +469,13 @@ class _ResNet(nn.Module):
 
 def build_resnet(variant: str = "healthy", seed: int = 0) -> Case:
     """A small ResNet (stem + basic blocks of 16 channels, BatchNorm, He init as torchvision),
-    on 32x32 images; SGD 0.01 with momentum 0.9. ``"healthy"``: 4 blocks; ``"no_norm"``: 16
+    on 32x32 images; SGD 0.01 with momentum 0.9. ``"healthy"``: 4 blocks; ``"no_norm"``: 20
     blocks without BatchNorm, He init: each unnormalized residual branch adds as much variance
     as the stream holds, doubling it per block (exploding)."""
     _check_variant(variant, ("healthy", "no_norm"), "build_resnet")
     norm = variant == "healthy"
     with _seeded(seed) as gen:
-        model = _ResNet(16, 4 if norm else 16, norm)
+        model = _ResNet(16, 4 if norm else 20, norm)
         for m in model.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -52,7 +52,6 @@ from torch import nn
 from nndoctor._results import ResultMixin
 from nndoctor._validation import (
     check_choice,
-    check_inputs,
     check_int,
     check_module,
     check_number,
@@ -69,12 +68,13 @@ from nndoctor.exceptions import (
 from nndoctor.stability._layers import (
     NORM_TYPES,
     WEIGHT_TYPES,
+    check_call_inputs,
     fans,
     following_activations,
-    inputs_tuple,
     model_device,
     param,
     preserve_state,
+    split_inputs,
     weight_layers,
 )
 from nndoctor.stability.theory import (
@@ -352,7 +352,7 @@ def _pytorch_default(model: nn.Module, generator: torch.Generator | None) -> Non
 
 def lsuv_(
     model: nn.Module,
-    inputs: torch.Tensor | Sequence[torch.Tensor],
+    inputs: torch.Tensor | Sequence[torch.Tensor] | Mapping[str, Any],
     *,
     tol: float = 0.05,
     max_iter: int = 10,
@@ -408,10 +408,12 @@ def lsuv_(
     target_variance = check_number(
         target_variance, name="target_variance", minimum=0.0, exclusive_minimum=True
     )
-    args = inputs_tuple(inputs)
-    check_inputs(args)
+    args, kwargs = split_inputs(inputs)
+    check_call_inputs(args, kwargs)
     device = model_device(model)
     args = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
+    kwargs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+    shown = args or tuple(kwargs.values())
     init_(model, "orthogonal", gain=1.0, generator=generator)
     unconverged = []
     too_small: list[str] = []
@@ -430,8 +432,8 @@ def lsuv_(
                 ok = False
                 for _ in range(max_iter):
                     captured.clear()
-                    with forward_errors(model, args):
-                        model(*args)
+                    with forward_errors(model, shown):
+                        model(*args, **kwargs)
                     if not captured:
                         break
                     if captured[0].numel() < 2:  # one value has no variance

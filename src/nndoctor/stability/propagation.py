@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import math
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
@@ -562,7 +562,7 @@ def _activation_of(module: nn.Module) -> Activation | None:
 
 def probe(
     model: nn.Module,
-    inputs: torch.Tensor | Sequence[torch.Tensor],
+    inputs: torch.Tensor | Sequence[torch.Tensor] | Mapping[str, Any],
     *,
     loss_fn: Callable[[Any], torch.Tensor] | None = None,
     dtype: torch.dtype | None = None,
