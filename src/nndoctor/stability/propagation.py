@@ -648,8 +648,9 @@ def probe(
     generator : torch.Generator, optional
         CPU generator for the default loss's cotangent :math:`G` (drawn in float32 on the CPU,
         then moved to the output's device and type, so a seed gives the same :math:`G`
-        everywhere); default a generator seeded with 0, so that the same model and batch give
-        the same report. Unused with ``loss_fn``.
+        everywhere; an output of more than 2**22 entries on an accelerator gets it drawn there,
+        from a seed drawn from ``generator``); default a generator seeded with 0, so that the
+        same model and batch give the same report. Unused with ``loss_fn``.
 
     Returns
     -------
@@ -1008,10 +1009,20 @@ class _RandomProjection:
                 "pass loss_fn= that maps the output to a scalar"
             )
         gen = self.generator if self.generator is not None else torch.Generator().manual_seed(0)
-        g = torch.randn(y.shape, generator=gen, dtype=torch.float32)
+        if y.is_cpu or y.numel() <= _CPU_COTANGENT_NUMEL:
+            g = torch.randn(y.shape, generator=gen, dtype=torch.float32)
+        else:  # (a large output, e.g. an LM's logits: drawn on its device, seeded from gen)
+            seed = int(torch.randint(0, 2**62, (), generator=gen))
+            device_gen = torch.Generator(device=y.device).manual_seed(seed)
+            g = torch.randn(y.shape, generator=device_gen, dtype=torch.float32, device=y.device)
         if g.numel():  # unit RMS, as the all-ones cotangent had (a scalar output: +-1)
             g /= g.square().mean().sqrt().clamp_min(torch.finfo(torch.float32).tiny)
         return torch.sum(y * g.to(device=y.device, dtype=y.dtype))
+
+
+# outputs up to this many entries get their cotangent drawn on the CPU (the same on every
+# device); larger ones on their own device (no host-to-device copy; the same on that device)
+_CPU_COTANGENT_NUMEL = 2**22
 
 
 def _host_stats(
