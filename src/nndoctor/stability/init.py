@@ -651,6 +651,25 @@ def audit_init(model: nn.Module, *, alpha: float = 0.001, random_state: int = 0)
     :math:`\sigma_w^2\,\mathbb E[\phi(z)^2]` forward and
     :math:`n_\text{out}\operatorname{Var}(W)\,\mathbb E[\phi'(z)^2]` backward.
 
+    Weight-bearing layers: Linear, Bilinear and convolutions; Hugging Face's ``Conv1D``
+    (weight stored (in, out)); ``nn.MultiheadAttention``'s input projection (the packed
+    (3E, E) matrix, as PyTorch draws it); each weight of ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``
+    (fan-in per gate; PyTorch's default there is :math:`U(\pm 1/\sqrt{\text{hidden}})`);
+    embeddings (PyTorch's default N(0, 1)). Normalization layers are listed in ``norms``, not
+    audited. When no fan-based law fits, a fixed :math:`\mathcal N(0, \sigma^2)` with
+    :math:`\sigma` the weights' RMS to one (then two) significant digits is tested, and
+    reported as ``"normal(std=0.02)"`` (BERT's and GPT-2's init).
+
+    The end-to-end product is a prediction only for a plain chain of layers. Where the model
+    normalizes, attends, recurs, or holds custom blocks below its root (which may add residual
+    connections), ``chain`` is False, ``forward_gain`` and ``backward_gain`` are NaN, the
+    recommendation says so and defers to :func:`~nndoctor.stability.probe`, and a layer is
+    flagged only for tied weights or :math:`n_\text{in}\operatorname{Var}(W) > 4`
+    (pre-activations over twice the input's RMS: saturated attention logits and gates). In
+    a chain, the last layer's factors and the first layer's backward factor, which do not
+    compound with depth, count only beyond 100x either way, and a layer that preserves one
+    direction keeps its place when the other factor is within that band (He et al., 2015).
+
     Parameters
     ----------
     model : nn.Module
