@@ -250,3 +250,16 @@ def test_corpus_trains_a_few_steps_with_its_optimizer() -> None:
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < losses[0]
+
+
+def test_probe_of_a_hugging_face_batch_is_the_same_through_hooks_and_wrappers() -> None:
+    # a target with a hook of its own sends the probe down its global-hook path
+    case = build("bert")
+    wrapped = _probe(case)
+    query = case.model.bert.encoder.layer[0].attention.self.query
+    handle = query.register_forward_pre_hook(lambda _m, _i: None)
+    try:
+        hooked = _probe(case)
+    finally:
+        handle.remove()
+    assert hooked.to_dict() == wrapped.to_dict()
