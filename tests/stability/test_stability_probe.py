@@ -237,7 +237,7 @@ def test_outputs_overwritten_in_place_are_measured_as_produced() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), _InPlaceBlock())
     x = torch.randn(6, 3, 5, 5)
-    r = probe(model, x)
+    r = probe(model, x, loss_fn=lambda y: y.sum())
     bn_module = model[1].bn
     assert bn_module.track_running_stats is True
     assert int(bn_module.num_batches_tracked) == 0

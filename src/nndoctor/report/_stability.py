@@ -254,12 +254,16 @@ def _recommend_sections(result: InitRecommendation, *, figures: bool = False) ->
             ),
         )
     applied = "applied to the model" if result.applied else "not applied (pass apply=True)"
+    if result.scheme == "current":  # a healthy model keeps its own initialization
+        applied = "nothing to apply"
     verdict = (
         f"Best scheme: {result.scheme} ({applied}). Before: {result.before.verdict}, forward "
         f"gain {_g(result.before.forward_gain)}, backward gain "
         f"{_g(result.before.backward_gain)}. After: {result.after.verdict}, forward gain "
         f"{_g(result.after.forward_gain)}, backward gain {_g(result.after.backward_gain)}."
     )
+    if result.message:
+        verdict = f"{result.message} {verdict}"
     status: Status = "ok" if result.after.verdict == "healthy" else "warning"
     return [
         Section(

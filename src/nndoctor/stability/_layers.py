@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
+from nndoctor._validation import check_finite_tensor, check_inputs
+from nndoctor.exceptions import DataValidationError
 from nndoctor.stability.theory import Activation, activation_of
 
 __all__ = [
     "CONV_TYPES",
     "NORM_TYPES",
     "WEIGHT_TYPES",
+    "check_call_inputs",
     "fans",
+    "first_batch_tensor",
     "following_activations",
     "inputs_tuple",
+    "main_output",
     "model_device",
     "param",
     "preserve_state",
+    "split_inputs",
     "tensors_in",
     "weight_layers",
 ]
@@ -133,6 +139,71 @@ def model_device(model: nn.Module) -> torch.device:
 def inputs_tuple(inputs: Any) -> tuple[Any, ...]:
     """Inputs as the positional arguments of ``model(*args)``."""
     return tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
+
+
+def split_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Inputs as ``(args, kwargs)`` of ``model(*args, **kwargs)``: a mapping (a Hugging Face
+    batch such as ``{"input_ids": ..., "attention_mask": ...}``) is passed as keyword
+    arguments, a tuple or list as positional ones, anything else as the one positional one."""
+    if isinstance(inputs, Mapping):
+        return (), dict(inputs)
+    return inputs_tuple(inputs), {}
+
+
+def check_call_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Raise unless the positional inputs are finite batch tensors, or (keyword inputs) at
+    least one keyword value is a tensor and every tensor among them is a finite batch."""
+    if not kwargs:
+        check_inputs(args)
+        return
+    tensors = {k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise DataValidationError(
+            f"inputs is a mapping with no tensor (keys: {', '.join(map(str, kwargs))}); pass "
+            "the batch as a dict of tensors, e.g. {'input_ids': ids, 'attention_mask': mask}"
+        )
+    for key, t in tensors.items():
+        if t.dim() == 0 or t.shape[0] == 0:
+            raise DataValidationError(
+                f"inputs[{key!r}] has shape {tuple(t.shape)}; pass a batch with at least one "
+                "sample along the first dimension"
+            )
+        check_finite_tensor(t, name=f"inputs[{key!r}]")
+
+
+def first_batch_tensor(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+    """The first tensor among the inputs (positional first), whose first dim is the batch."""
+    for v in (*args, *kwargs.values()):
+        if isinstance(v, torch.Tensor):
+            return v
+    raise DataValidationError("inputs hold no tensor; pass a batch tensor (first dim = samples)")
+
+
+def main_output(out: Any) -> torch.Tensor | None:
+    """The tensor a model's output is about: the output itself; a Hugging Face
+    ``ModelOutput``'s ``logits`` (else ``last_hidden_state``, else its first floating tensor);
+    the first element of a tuple or list (the convention of ``nn.LSTM``'s ``(output, state)``
+    and of ``return_dict=False``), or its first floating tensor. None when it holds no
+    floating tensor.
+
+    Examples
+    --------
+    >>> out = (torch.ones(2, 3), (torch.zeros(1, 2, 3), torch.zeros(1, 2, 3)))
+    >>> tuple(main_output(out).shape)
+    (2, 3)
+    """
+    if isinstance(out, torch.Tensor):
+        return out if out.is_floating_point() else None
+    if isinstance(out, Mapping) or hasattr(out, "logits"):
+        for key in ("logits", "last_hidden_state"):
+            value = out.get(key) if isinstance(out, Mapping) else getattr(out, key, None)
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                return value
+    if isinstance(out, tuple | list) and out:
+        first = main_output(out[0])
+        if first is not None:
+            return first
+    return next((t for t in tensors_in(out) if t.is_floating_point()), None)
 
 
 @contextlib.contextmanager

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -52,7 +52,6 @@ from torch import nn
 from nndoctor._results import ResultMixin
 from nndoctor._validation import (
     check_choice,
-    check_inputs,
     check_int,
     check_module,
     check_number,
@@ -69,12 +68,13 @@ from nndoctor.exceptions import (
 from nndoctor.stability._layers import (
     NORM_TYPES,
     WEIGHT_TYPES,
+    check_call_inputs,
     fans,
     following_activations,
-    inputs_tuple,
     model_device,
     param,
     preserve_state,
+    split_inputs,
     weight_layers,
 )
 from nndoctor.stability.theory import (
@@ -352,7 +352,7 @@ def _pytorch_default(model: nn.Module, generator: torch.Generator | None) -> Non
 
 def lsuv_(
     model: nn.Module,
-    inputs: torch.Tensor | Sequence[torch.Tensor],
+    inputs: torch.Tensor | Sequence[torch.Tensor] | Mapping[str, Any],
     *,
     tol: float = 0.05,
     max_iter: int = 10,
@@ -408,10 +408,12 @@ def lsuv_(
     target_variance = check_number(
         target_variance, name="target_variance", minimum=0.0, exclusive_minimum=True
     )
-    args = inputs_tuple(inputs)
-    check_inputs(args)
+    args, kwargs = split_inputs(inputs)
+    check_call_inputs(args, kwargs)
     device = model_device(model)
     args = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
+    kwargs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+    shown = args or tuple(kwargs.values())
     init_(model, "orthogonal", gain=1.0, generator=generator)
     unconverged = []
     too_small: list[str] = []
@@ -430,8 +432,8 @@ def lsuv_(
                 ok = False
                 for _ in range(max_iter):
                     captured.clear()
-                    with forward_errors(model, args):
-                        model(*args)
+                    with forward_errors(model, shown):
+                        model(*args, **kwargs)
                     if not captured:
                         break
                     if captured[0].numel() < 2:  # one value has no variance
@@ -535,6 +537,16 @@ class InitAudit(ResultMixin):
     recommendation : str
     alpha : float
         Level of the KS tests.
+    chain : bool
+        Whether the end-to-end reading applies: the weight layers form a plain chain (no
+        normalization, attention, recurrence or nested custom blocks that may hold residual
+        connections). When False, ``forward_gain`` and ``backward_gain`` are NaN and the
+        recommendation says why and defers to :func:`~nndoctor.stability.probe`.
+    structure : str
+        What the audit found about the wiring (e.g. ``"4 LayerNorm, attention"``); ``"chain"``
+        for a plain chain.
+    norms : tuple of str
+        The normalization layers (reported, not audited as weight matrices).
     """
 
     layers: tuple[LayerInitAudit, ...]
@@ -543,6 +555,14 @@ class InitAudit(ResultMixin):
     mean_field: MeanFieldSummary | None
     recommendation: str
     alpha: float
+    chain: bool = True
+    structure: str = "chain"
+    norms: tuple[str, ...] = ()
+
+    @property
+    def flagged_layers(self) -> tuple[LayerInitAudit, ...]:
+        """The layers whose recommendation is not to keep their initialization."""
+        return tuple(la for la in self.layers if not la.recommendation.endswith("keep"))
 
 
 def _candidates(fan_in: int, fan_out: int, act: Activation) -> list[tuple[str, str, float]]:
@@ -565,7 +585,11 @@ def _fit_scheme(
     act: Activation,
     alpha: float,
     rng: np.random.Generator,
+    extra: tuple[tuple[str, str, float], ...] = (),
+    candidates: bool = True,
 ) -> tuple[str, float, tuple[str, ...]]:
+    """The law ``w`` looks drawn from: exact checks, then KS against the fan-based candidates
+    (when ``candidates``) and ``extra`` (name, family, std) laws, then N(0, sigma)."""
     from scipy import stats
 
     flat = w.detach().to(torch.float64).cpu().reshape(-1).numpy()
@@ -582,7 +606,14 @@ def _fit_scheme(
             return "orthogonal", math.nan, ("orthogonal",)
     sample = flat if flat.size <= 20_000 else rng.choice(flat, 20_000, replace=False)
     results = []
-    for name, family, std in _candidates(fan_in, fan_out, act):
+    for name, family, std in _candidates(fan_in, fan_out, act) if candidates else []:
+        if family == "uniform":
+            b = math.sqrt(3.0) * std
+            p = float(stats.kstest(sample, stats.uniform(loc=-b, scale=2 * b).cdf).pvalue)
+        else:
+            p = float(stats.kstest(sample, stats.norm(scale=std).cdf).pvalue)
+        results.append((name, p))
+    for name, family, std in extra:
         if family == "uniform":
             b = math.sqrt(3.0) * std
             p = float(stats.kstest(sample, stats.uniform(loc=-b, scale=2 * b).cdf).pvalue)
@@ -590,8 +621,19 @@ def _fit_scheme(
             p = float(stats.kstest(sample, stats.norm(scale=std).cdf).pvalue)
         results.append((name, p))
     consistent = tuple(n for n, p in results if p >= alpha)
-    best, p_best = max(results, key=lambda r: r[1])
+    best, p_best = max(results, key=lambda r: r[1]) if results else ("unknown", 0.0)
     if p_best < alpha:
+        # a fixed-sigma law, as transformers draw from: N(0, sigma) with sigma the sample's
+        # standard deviation to two significant digits (BERT's and GPT-2's N(0, 0.02))
+        # (one significant digit first: the round numbers configs hold, then two)
+        rms = float(np.sqrt(np.mean(sample**2)))
+        for digits in ("1", "2"):
+            sigma = float(f"{rms:.{digits}g}")
+            if sigma > 0:
+                p = float(stats.kstest(sample, stats.norm(scale=sigma).cdf).pvalue)
+                if p >= alpha:
+                    name = f"normal(std={sigma:g})"
+                    return name, p, (name,)
         return "unknown", p_best, ()
     return best, p_best, consistent
 
@@ -608,6 +650,25 @@ def audit_init(model: nn.Module, *, alpha: float = 0.001, random_state: int = 0)
     second-moment factor per layer is
     :math:`\sigma_w^2\,\mathbb E[\phi(z)^2]` forward and
     :math:`n_\text{out}\operatorname{Var}(W)\,\mathbb E[\phi'(z)^2]` backward.
+
+    Weight-bearing layers: Linear, Bilinear and convolutions; Hugging Face's ``Conv1D``
+    (weight stored (in, out)); ``nn.MultiheadAttention``'s input projection (the packed
+    (3E, E) matrix, as PyTorch draws it); each weight of ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``
+    (fan-in per gate; PyTorch's default there is :math:`U(\pm 1/\sqrt{\text{hidden}})`);
+    embeddings (PyTorch's default N(0, 1)). Normalization layers are listed in ``norms``, not
+    audited. When no fan-based law fits, a fixed :math:`\mathcal N(0, \sigma^2)` with
+    :math:`\sigma` the weights' RMS to one (then two) significant digits is tested, and
+    reported as ``"normal(std=0.02)"`` (BERT's and GPT-2's init).
+
+    The end-to-end product is a prediction only for a plain chain of layers. Where the model
+    normalizes, attends, recurs, or holds custom blocks below its root (which may add residual
+    connections), ``chain`` is False, ``forward_gain`` and ``backward_gain`` are NaN, the
+    recommendation says so and defers to :func:`~nndoctor.stability.probe`, and a layer is
+    flagged only for tied weights or :math:`n_\text{in}\operatorname{Var}(W) > 4`
+    (pre-activations over twice the input's RMS: saturated attention logits and gates). In
+    a chain, the last layer's factors and the first layer's backward factor, which do not
+    compound with depth, count only beyond 100x either way, and a layer that preserves one
+    direction keeps its place when the other factor is within that band (He et al., 2015).
 
     Parameters
     ----------
@@ -633,52 +694,270 @@ def audit_init(model: nn.Module, *, alpha: float = 0.001, random_state: int = 0)
     check_module(model)
     alpha = check_unit_interval(alpha, name="alpha")
     rng = check_random_state(random_state)
-    acts = following_activations(model)
+    units = _weight_units(model)
+    norms = tuple(name for name, m in model.named_modules() if _is_norm(m))
+    structure = _structure(model, norms)
+    chain = structure == "chain"
     layers = []
-    for name, module in weight_layers(model):
-        w = param(module).detach()
-        fan_in, fan_out = fans(module)
-        act = acts.get(name, Activation("identity"))
-        scheme, pvalue, consistent = _fit_scheme(w, fan_in, fan_out, act, alpha, rng)
+    for u in units:
+        w = u.weight
+        scheme, pvalue, consistent = _fit_scheme(
+            w, u.fan_in, u.fan_out, u.act, alpha, rng, u.extra, candidates=u.candidates
+        )
         wv = float(w.to(torch.float64).var()) if w.numel() > 1 else 0.0
-        bias = getattr(module, "bias", None)
+        bias = u.bias
         bv = (
             float(bias.detach().to(torch.float64).var())
             if isinstance(bias, torch.Tensor) and bias.numel() > 1
             else 0.0
         )
-        fwd = fan_in * wv * float(act.second_moment(1.0))
-        bwd = fan_out * wv * float(act.derivative_second_moment(1.0))
+        if u.role == "embedding":  # a lookup: its output's second moment is E[W^2]
+            fwd = float(w.to(torch.float64).square().mean())
+            bwd = 1.0
+        else:
+            fwd = u.fan_in * wv * float(u.act.second_moment(1.0))
+            bwd = u.fan_out * wv * float(u.act.derivative_second_moment(1.0))
+        if chain:
+            advice = _layer_advice(scheme, fwd, bwd, u.act, edge=_edge(u, units))
+            if u.role == "embedding" and scheme not in ("zeros", "constant"):
+                advice = "embedding (a lookup, not a layer of the chain): keep"
+        else:
+            advice = _layer_advice_structured(scheme, u, u.fan_in * wv, structure)
         layers.append(
             LayerInitAudit(
-                name=name,
-                kind=type(module).__name__,
+                name=u.name,
+                kind=u.kind,
                 shape=tuple(w.shape),
-                fan_in=fan_in,
-                fan_out=fan_out,
+                fan_in=u.fan_in,
+                fan_out=u.fan_out,
                 weight_mean=float(w.to(torch.float64).mean()),
                 weight_var=wv,
-                fan_in_var=fan_in * wv,
+                fan_in_var=u.fan_in * wv,
                 bias_var=bv,
                 scheme=scheme,
                 pvalue=pvalue,
                 consistent_with=consistent,
-                activation=act.name,
+                activation=u.act_name,
                 forward_factor=fwd,
                 backward_factor=bwd,
-                recommendation=_layer_advice(scheme, fwd, bwd, act),
+                recommendation=advice,
             )
         )
-    fg = math.sqrt(math.prod(la.forward_factor for la in layers)) if layers else math.nan
-    bg = math.sqrt(math.prod(la.backward_factor for la in layers)) if layers else math.nan
-    summary = _mean_field(layers)
+    in_chain = [la for la, u in zip(layers, units, strict=True) if u.role != "embedding"]
+    if chain and in_chain:
+        fg = math.sqrt(math.prod(la.forward_factor for la in in_chain))
+        bg = math.sqrt(math.prod(la.backward_factor for la in in_chain))
+    else:
+        fg = bg = math.nan
+    summary = _mean_field(in_chain) if chain else None
+    advice = _overall_advice(layers, summary) if chain else _structured_advice(layers, structure)
     return InitAudit(
         layers=tuple(layers),
         forward_gain=fg,
         backward_gain=bg,
         mean_field=summary,
-        recommendation=_overall_advice(layers, summary),
+        recommendation=advice,
         alpha=alpha,
+        chain=chain,
+        structure=structure,
+        norms=norms,
+    )
+
+
+class _Unit:
+    """One weight matrix the audit reads: where it is, its fans, the activation after it."""
+
+    __slots__ = (
+        "act", "act_name", "bias", "candidates", "extra", "fan_in", "fan_out", "kind", "name",
+        "role", "weight",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        name: str,
+        module: nn.Module,
+        weight: torch.Tensor,
+        fan_in: int,
+        fan_out: int,
+        act: Activation,
+        *,
+        role: str = "layer",
+        bias: torch.Tensor | None = None,
+        act_name: str | None = None,
+        extra: tuple[tuple[str, str, float], ...] = (),
+        candidates: bool = True,
+    ) -> None:
+        self.name = name
+        self.kind = type(module).__name__
+        self.weight = weight.detach()
+        self.fan_in = int(fan_in)
+        self.fan_out = int(fan_out)
+        self.act = act
+        self.act_name = act_name or act.name
+        self.role = role
+        self.bias = bias
+        self.extra = extra
+        self.candidates = candidates
+
+
+_GATES = {"LSTM": 4, "GRU": 3}
+
+
+def _is_hf_conv1d(module: nn.Module) -> bool:
+    """Hugging Face's ``Conv1D`` (GPT-2): a linear layer whose weight is stored (in, out)."""
+    w = module._parameters.get("weight")
+    return (
+        type(module).__name__ == "Conv1D"
+        and isinstance(w, torch.Tensor)
+        and w.dim() == 2
+        and getattr(module, "nf", None) == w.shape[1]
+    )
+
+
+def _is_norm(module: nn.Module) -> bool:
+    """A normalization layer: PyTorch's, or one named like one (``LlamaRMSNorm``,
+    ``T5LayerNorm``, ...)."""
+    if isinstance(module, NORM_TYPES):
+        return True
+    name = type(module).__name__
+    return name.endswith(("LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm")) or name in (
+        "LayerNorm",
+        "RMSNorm",
+    )
+
+
+def _weight_units(model: nn.Module) -> list[_Unit]:
+    """Every weight matrix of the model, in registration order: linear, bilinear and
+    convolution layers; Hugging Face ``Conv1D`` ((in, out) weights); the input projections of
+    ``nn.MultiheadAttention``; each weight of ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` (fan-in per
+    gate); embeddings. Normalization layers are not among them."""
+    acts = following_activations(model)
+    units: list[_Unit] = []
+    identity = Activation("identity")
+    for name, m in model.named_modules():
+        if isinstance(m, WEIGHT_TYPES):
+            fan_in, fan_out = fans(m)
+            units.append(
+                _Unit(name, m, param(m), fan_in, fan_out, acts.get(name, identity),
+                      bias=getattr(m, "bias", None))
+            )  # fmt: skip
+        elif _is_hf_conv1d(m):
+            w = param(m)
+            units.append(
+                _Unit(name, m, w.t(), w.shape[0], w.shape[1], identity,
+                      bias=getattr(m, "bias", None))
+            )  # fmt: skip
+        elif isinstance(m, nn.MultiheadAttention):
+            for attr in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"):
+                proj = getattr(m, attr, None)
+                if isinstance(proj, torch.Tensor):
+                    # PyTorch draws the packed (3E, E) matrix at once: Xavier with those fans
+                    units.append(
+                        _Unit(f"{name}.{attr}", m, proj, proj.shape[1], proj.shape[0], identity,
+                              act_name="identity (attention)")
+                    )  # fmt: skip
+        elif isinstance(m, nn.RNNBase):
+            gates = _GATES.get(m.mode, 1)
+            hidden = int(m.hidden_size)
+            nonlin = "tanh" if m.mode != "RNN_RELU" else "relu"
+            bound = 1.0 / math.sqrt(hidden)  # PyTorch's RNN default: U(+-1/sqrt(hidden)) for all
+            extra = (("pytorch_default", "uniform", bound / math.sqrt(3.0)),)
+            for wname, w in m.named_parameters(recurse=False):
+                if not wname.startswith("weight") or w.dim() != 2:
+                    continue
+                units.append(
+                    _Unit(f"{name}.{wname}", m, w, w.shape[1], w.shape[0] // gates,
+                          Activation(nonlin), role="recurrent", extra=extra, candidates=False,
+                          act_name=f"{nonlin} (gates)" if gates > 1 else nonlin)
+                )  # fmt: skip
+        elif isinstance(m, nn.Embedding):
+            w = param(m)
+            units.append(
+                _Unit(name, m, w, 1, w.shape[1], identity, role="embedding",
+                      extra=(("pytorch_default", "normal", 1.0),), candidates=False)
+            )  # fmt: skip
+    return units
+
+
+def _structure(model: nn.Module, norms: tuple[str, ...]) -> str:
+    """``"chain"`` when the weight layers form a plain chain, else what breaks it."""
+    parts = []
+    if norms:
+        kinds: dict[str, int] = {}
+        for name, m in model.named_modules():
+            if name in norms:
+                kinds[type(m).__name__] = kinds.get(type(m).__name__, 0) + 1
+        parts.append(", ".join(f"{n} {k}" for k, n in kinds.items()))
+    modules = list(model.modules())
+    if any(
+        isinstance(m, nn.MultiheadAttention) or "Attention" in type(m).__name__ for m in modules
+    ):
+        parts.append("attention")
+    if any(isinstance(m, nn.RNNBase) for m in modules):
+        parts.append("recurrent layers")
+    if not parts and _nested_blocks(model):
+        parts.append("custom blocks (possibly residual)")
+    return "; ".join(parts) if parts else "chain"
+
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+def _nested_blocks(model: nn.Module) -> bool:
+    """Whether a module with its own ``forward`` sits below the root and holds weight
+    layers: a block (such as a residual block) whose wiring the audit cannot see."""
+    for name, m in model.named_modules():
+        if not name or isinstance(m, (_CONTAINERS, WEIGHT_TYPES)):
+            continue
+        if any(True for _ in m.children()) and any(
+            isinstance(c, WEIGHT_TYPES) for c in m.modules()
+        ):
+            return True
+    return False
+
+
+_SATURATING = 4.0
+
+
+def _layer_advice_structured(scheme: str, u: _Unit, fan_in_var: float, structure: str) -> str:
+    """One line for a layer of a network that is not a plain chain: only a tie or a scale far
+    above variance-preserving is a fault there (normalization and residual connections set the
+    signal's scale; the probe measures it)."""
+    if scheme in ("zeros", "constant") and u.role != "embedding":
+        return (
+            "all weights equal: every unit computes the same thing and the tie never breaks; "
+            "draw random weights"
+        )
+    if u.role != "embedding" and fan_in_var > _SATURATING:
+        what = {
+            "recurrent": "the gates saturate (sigmoid/tanh pre-activations of RMS "
+            f"~{math.sqrt(fan_in_var):.2g}x their input's)",
+        }.get(
+            u.role,
+            f"pre-activations come out ~{math.sqrt(fan_in_var):.2g}x the input's RMS "
+            "(attention logits and gates saturate; normalization hides the scale, not the fault)",
+        )
+        return (
+            f"n_in Var(W) = {fan_in_var:.3g}, far above variance-preserving (1): {what}; "
+            "re-initialize with the architecture's own scheme"
+        )
+    return f"{scheme} in a network with {structure}: keep"
+
+
+def _structured_advice(layers: list[LayerInitAudit], structure: str) -> str:
+    bad = [la for la in layers if not la.recommendation.endswith("keep")]
+    head = (
+        f"Not a plain chain ({structure}): a product of per-layer factors does not give the "
+        "end-to-end gain, so the audit reports none; probe(model, inputs) measures it."
+    )
+    if not bad:
+        return (
+            f"{head} No layer is tied or drawn far above a variance-preserving scale: keep the "
+            "current initialization."
+        )
+    worst = max(bad, key=lambda la: la.fan_in_var)
+    return (
+        f"{head} {len(bad)} of {len(layers)} weight layers: {worst.name}: {worst.recommendation}."
     )
 
 
@@ -695,12 +974,45 @@ def _suggest(act: Activation) -> str:
     return "init_(model, 'orthogonal')"
 
 
-def _layer_advice(scheme: str, fwd: float, bwd: float, act: Activation) -> str:
+def _edge(u: _Unit, units: list[_Unit]) -> str:
+    """``"first"`` / ``"last"`` for the first and last layer of a chain, else ``""``."""
+    layers = [v for v in units if v.role != "embedding"]
+    if layers and u is layers[-1] and len(layers) > 1:
+        return "last"
+    if layers and u is layers[0]:
+        return "first"
+    return ""
+
+
+# a factor that does not compound (the last layer's, the first layer's backward one) is only
+# reported outside [1/_EDGE_TOL, _EDGE_TOL] (the probe's thresholds, in second moment)
+_EDGE_TOL = 100.0
+
+
+def _layer_advice(scheme: str, fwd: float, bwd: float, act: Activation, *, edge: str = "") -> str:
+    """One line for a layer of a chain. The last layer's forward factor (the scale of the
+    output) and the first layer's backward factor (the gradient with respect to the input,
+    which no weight needs) do not compound with depth: only extreme values of them count. A
+    layer that preserves one direction keeps its place when the other factor is within
+    ``[1/_EDGE_TOL, _EDGE_TOL]``: He et al. (2015, Sec. 2.2) show that either condition
+    suffices, the other's product over the layers telescoping to a ratio of widths."""
     if scheme in ("zeros", "constant"):
         return (
             "all weights equal: every unit computes the same thing and the tie never breaks; "
             f"draw random weights, e.g. {_suggest(act)}"
         )
+
+    def within(f: float, tol: float) -> bool:
+        return 1 / tol <= f <= tol
+
+    keeps_f = 1 - _FACTOR_TOL <= fwd <= 1 + _FACTOR_TOL
+    keeps_b = 1 - _FACTOR_TOL <= bwd <= 1 + _FACTOR_TOL
+    f_ok = keeps_f or (within(fwd, _EDGE_TOL) and (edge == "last" or keeps_b))
+    b_ok = keeps_b or (within(bwd, _EDGE_TOL) and (edge in ("first", "last") or keeps_f))
+    if f_ok:
+        fwd = 1.0
+    if b_ok:
+        bwd = 1.0
     if fwd < 1 - _FACTOR_TOL:
         return f"signal shrinks x{fwd:.2f} per layer in second moment; use {_suggest(act)}"
     if fwd > 1 + _FACTOR_TOL:

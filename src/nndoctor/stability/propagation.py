@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import math
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
@@ -39,7 +39,6 @@ from torch.nn.modules.module import (
 from nndoctor._results import ResultMixin
 from nndoctor._validation import (
     check_callable,
-    check_inputs,
     check_module,
     check_number,
     forward_errors,
@@ -50,11 +49,12 @@ from nndoctor.stability._layers import (
     CONV_TYPES,
     NORM_TYPES,
     backward_fan,
+    check_call_inputs,
     fans,
-    inputs_tuple,
+    main_output,
     model_device,
     preserve_state,
-    tensors_in,
+    split_inputs,
 )
 from nndoctor.stability.theory import Activation, activation_of
 
@@ -562,19 +562,21 @@ def _activation_of(module: nn.Module) -> Activation | None:
 
 def probe(
     model: nn.Module,
-    inputs: torch.Tensor | Sequence[torch.Tensor],
+    inputs: torch.Tensor | Sequence[torch.Tensor] | Mapping[str, Any],
     *,
     loss_fn: Callable[[Any], torch.Tensor] | None = None,
     dtype: torch.dtype | None = None,
     vanishing_gain: float = 1e-2,
     exploding_gain: float = 1e2,
     collapse_correlation: float = 0.99,
+    generator: torch.Generator | None = None,
 ) -> PropagationReport:
     r"""Measure how a model propagates a batch forward and its gradient backward, layer by layer.
 
     One forward pass records, for every module that owns parameters and every elementwise
-    activation, the output's second moment; one backward pass of ``loss_fn(output)`` (the sum of
-    the outputs when None) records the gradient's (taken with ``torch.autograd.grad`` with
+    activation, the output's second moment; one backward pass of ``loss_fn(output)`` (by
+    default a random projection of the output, below) records the gradient's (taken with
+    ``torch.autograd.grad`` with
     respect to the inputs — or the parameters, for integer inputs — and to every module output
     at once, so no ``.grad`` is written and no weight gradient is computed; an output the loss
     does not depend on gets NaN backward statistics). Theory predicts each module's output from
@@ -592,6 +594,19 @@ def probe(
     :math:`\mathbb E[g_h^2] = \mathbb E_z[\phi'(\sqrt q z)^2]\,\mathbb E[g_y^2]`
     (Glorot & Bengio, 2010; He et al., 2015; Poole et al., 2016). Norms predict
     :math:`\mathbb E[\gamma^2] + \mathbb E[\beta^2]` (training mode).
+
+    The default loss is :math:`L = \langle G, y\rangle = \sum_i G_i y_i` with :math:`y` the
+    model's main output (see ``loss_fn`` below) and :math:`G` a tensor of its shape with
+    independent standard normal entries drawn from ``generator``, scaled to unit RMS (so the
+    last layer's gradient has RMS 1, as with the sum): the backward pass then starts
+    from the random cotangent :math:`G`, and since :math:`\mathbb E_G\lVert J^\top
+    G\rVert^2 = \lVert J\rVert_F^2` for any Jacobian :math:`J`, the backward gain estimates the
+    RMS singular value of the input-output Jacobian, the quantity that mean-field analyses of
+    gradients track (Schoenholz et al., 2017, who propagate a random error signal independent
+    of the forward weights; Pennington et al., 2017, on the Jacobian's spectrum). A fixed
+    cotangent such as the all-ones of :math:`\sum_i y_i` probes one direction only, and one
+    that a final normalization removes exactly: a LayerNorm's Jacobian annihilates the constant
+    vector, so a healthy encoder ending in a LayerNorm would read a backward gain of ~1e-8.
 
     The verdict rule: non-finite values are ``"exploding"``; a signal that is exactly zero from
     some layer on is ``"vanishing"``; otherwise with :math:`G_f` = ``forward_gain`` and
@@ -613,11 +628,15 @@ def probe(
         The network; left exactly as it was (parameters, ``.grad``, train/eval mode,
         ``requires_grad``, buffers, hooks), also when its forward raises. It runs in its current
         mode (training mode applies dropout and batch statistics).
-    inputs : Tensor or sequence of Tensor
-        A batch (first dimension: samples); a sequence is passed as positional arguments. Moved
-        to the model's device.
+    inputs : Tensor, sequence of Tensor or mapping of str to Tensor
+        A batch (first dimension: samples); a sequence is passed as positional arguments, a
+        mapping (a Hugging Face batch such as ``{"input_ids": ..., "attention_mask": ...}``)
+        as keyword arguments. Moved to the model's device.
     loss_fn : callable, optional
-        Maps the model's output to a scalar loss; default the sum of all outputs.
+        Maps the model's output to a scalar loss; default :math:`\langle G, y\rangle` with
+        :math:`y` the main output: the output itself if it is a tensor, a ``ModelOutput``'s
+        ``logits`` (else ``last_hidden_state``), the first element of a tuple (as in
+        ``nn.LSTM``'s ``(output, state)``).
     dtype : torch.dtype, optional
         Probe a copy of the model converted to this type (``torch.float64`` measures deep
         chains exactly); default the model's own.
@@ -626,6 +645,12 @@ def probe(
     collapse_correlation : float
         A mean cosine similarity between samples above this at the output (and not at the input)
         is reported as a correlation collapse: the network maps every input alike.
+    generator : torch.Generator, optional
+        CPU generator for the default loss's cotangent :math:`G` (drawn in float32 on the CPU,
+        then moved to the output's device and type, so a seed gives the same :math:`G`
+        everywhere; an output of more than 2**22 entries on an accelerator gets it drawn there,
+        from a seed drawn from ``generator``); default a generator seeded with 0, so that the
+        same model and batch give the same report. Unused with ``loss_fn``.
 
     Returns
     -------
@@ -648,10 +673,21 @@ def probe(
     ('vanishing', '1.0737e-21', '1.0737e-21')
     >>> r.layers[0].name, r.layers[0].predicted_forward_gain
     ('0', 0.2...)
+
+    References
+    ----------
+    S. S. Schoenholz, J. Gilmer, S. Ganguli, J. Sohl-Dickstein, "Deep information
+    propagation", ICLR 2017. J. Pennington, S. S. Schoenholz, S. Ganguli, "Resurrecting the
+    sigmoid in deep learning through dynamical isometry", NeurIPS 2017.
     """
     check_module(model)
-    args = inputs_tuple(inputs)
-    check_inputs(args)
+    args, kwargs = split_inputs(inputs)
+    check_call_inputs(args, kwargs)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise InvalidParameterError(
+            f"generator must be a torch.Generator, got {type(generator).__name__}; pass "
+            "torch.Generator().manual_seed(0)"
+        )
     if loss_fn is not None:
         check_callable(loss_fn, name="loss_fn", expected="the model's output -> a scalar tensor")
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
@@ -677,17 +713,28 @@ def probe(
         a.to(device=device, dtype=run_dtype) if a.is_floating_point() else a.to(device)
         for a in args
     )
+    if kwargs:
+        kwargs = {
+            k: (
+                (v.to(device=device, dtype=run_dtype) if v.is_floating_point() else v.to(device))
+                if isinstance(v, torch.Tensor)
+                else v
+            )
+            for k, v in kwargs.items()
+        }
+    if loss_fn is None:
+        loss_fn = _RandomProjection(generator)
     targets, modules = _records_for(work)
     store = _Store()
     with preserve_state(work, modules):
         pendings, loss_ok, input_slots, grad_slots = _run(
-            work, args, targets, loss_fn, store, wrap=_can_wrap(targets, modules)
+            work, args, targets, loss_fn, store, wrap=_can_wrap(targets, modules), kwargs=kwargs
         )
     return _assemble(
         work,
         targets,
         pendings,
-        args,
+        args + tuple(v for v in kwargs.values() if isinstance(v, torch.Tensor)),
         store,
         input_slots,
         grad_slots,
@@ -707,6 +754,7 @@ def _run(
     store: _Store,
     *,
     wrap: bool,
+    kwargs: dict[str, Any] | None = None,
 ) -> tuple[list[_Pending], bool, list[int], list[int]]:
     """The two passes. Hooks only keep tensors in ``store`` (a copy of each forward output,
     since a later in-place operation may overwrite it) and the gradient edge of each output;
@@ -787,7 +835,8 @@ def _run(
         # afterwards): module calls keep torch's fast path, which any hook turns off
         def recording(target: _Target, forward: Callable[..., Any]) -> Callable[..., Any]:
             def recorded(*args: Any, **kwargs: Any) -> Any:
-                p = begin(target, args)
+                # (a module called with keyword arguments only: its first tensor among them)
+                p = begin(target, args if args or not kwargs else tuple(kwargs.values()))
                 out = forward(*args, **kwargs)
                 end(p, out)
                 return out
@@ -840,20 +889,26 @@ def _run(
             leaves = tuple(
                 a.detach().requires_grad_(True) if a.is_floating_point() else a for a in args
             )
-            for a in leaves:
-                if a.is_floating_point():
+            kw_leaves = {
+                k: v.detach().requires_grad_(True)
+                if isinstance(v, torch.Tensor) and v.is_floating_point()
+                else v
+                for k, v in (kwargs or {}).items()
+            }
+            for a in (*leaves, *kw_leaves.values()):
+                if isinstance(a, torch.Tensor) and a.is_floating_point():
                     # a leaf that requires grad cannot be modified in place: no copy needed
                     input_slots.append(store.add(a.detach(), full=False))
                     kept[id(a)] = (ref(a), a._version, input_slots[-1])
-            with forward_errors(work, args):
-                out = work(*leaves)
+            with forward_errors(work, args or tuple(kw_leaves.values())):
+                out = work(*leaves, **kw_leaves)
             kept.clear()
             last[0] = None
-            if loss_fn is None:
-                loss = _default_loss(out)
+            if isinstance(loss_fn, _RandomProjection):
+                loss = loss_fn(out)
             else:
                 try:
-                    loss = loss_fn(out)
+                    loss = loss_fn(out)  # type: ignore[misc]
                 except NNDoctorError:
                     raise
                 except Exception as err:  # the user's function: reported, typed
@@ -870,13 +925,14 @@ def _run(
                 )
             # gradients with respect to the inputs reach every module output downstream of
             # them without computing weight gradients; integer inputs fall back to parameters
-            wrt = [a for a in leaves if isinstance(a, torch.Tensor) and a.requires_grad]
+            all_leaves = (*leaves, *kw_leaves.values())
+            wrt = [a for a in all_leaves if isinstance(a, torch.Tensor) and a.requires_grad]
+            n_leaf = len(wrt)
             if not wrt:
                 wrt = [p for p in work.parameters() if p.requires_grad]
             loss_ok = bool(loss.requires_grad and wrt)
             if loss_ok:
                 grads = torch.autograd.grad(loss.reshape(()), [*wrt, *edges], allow_unused=True)
-                n_leaf = sum(1 for a in leaves if isinstance(a, torch.Tensor) and a.requires_grad)
                 for g in grads[:n_leaf]:
                     if g is not None:
                         grad_slots.append(store.add(g, full=False))
@@ -934,17 +990,39 @@ def _can_wrap(targets: list[_Target], modules: list[nn.Module]) -> bool:
 _PLAIN_CALL: dict[type[nn.Module], bool] = {}
 
 
-def _default_loss(out: Any) -> torch.Tensor:
-    tensors = [t for t in tensors_in(out) if t.is_floating_point()]
-    if not tensors:
-        raise InvalidParameterError(
-            "the model's output holds no floating tensor to build the default loss from; "
-            "pass loss_fn= that maps the output to a scalar"
-        )
-    total = tensors[0].sum()
-    for t in tensors[1:]:
-        total = total + t.sum()
-    return total
+class _RandomProjection:
+    r"""The probe's default loss :math:`\langle G, y\rangle`: the main output :math:`y` (see
+    :func:`main_output`) against a standard normal cotangent :math:`G` of its shape, drawn in
+    float32 on the CPU from ``generator`` (default seeded with 0), scaled to unit RMS (as the
+    all-ones cotangent of a sum has), and then moved to the output's device and type."""
+
+    __slots__ = ("generator",)
+
+    def __init__(self, generator: torch.Generator | None) -> None:
+        self.generator = generator
+
+    def __call__(self, out: Any) -> torch.Tensor:
+        y = main_output(out)
+        if y is None:
+            raise InvalidParameterError(
+                "the model's output holds no floating tensor to build the default loss from; "
+                "pass loss_fn= that maps the output to a scalar"
+            )
+        gen = self.generator if self.generator is not None else torch.Generator().manual_seed(0)
+        if y.is_cpu or y.numel() <= _CPU_COTANGENT_NUMEL:
+            g = torch.randn(y.shape, generator=gen, dtype=torch.float32)
+        else:  # (a large output, e.g. an LM's logits: drawn on its device, seeded from gen)
+            seed = int(torch.randint(0, 2**62, (), generator=gen))
+            device_gen = torch.Generator(device=y.device).manual_seed(seed)
+            g = torch.randn(y.shape, generator=device_gen, dtype=torch.float32, device=y.device)
+        if g.numel():  # unit RMS, as the all-ones cotangent had (a scalar output: +-1)
+            g /= g.square().mean().sqrt().clamp_min(torch.finfo(torch.float32).tiny)
+        return torch.sum(y * g.to(device=y.device, dtype=y.dtype))
+
+
+# outputs up to this many entries get their cotangent drawn on the CPU (the same on every
+# device); larger ones on their own device (no host-to-device copy; the same on that device)
+_CPU_COTANGENT_NUMEL = 2**22
 
 
 def _host_stats(
@@ -1155,7 +1233,7 @@ def _assemble(
     verdict, onset, direction = _verdict(
         records, forward_gain, backward_gain, findings, vanishing_gain, exploding_gain
     )
-    batch = int(args[0].shape[0])
+    batch = int(args[0].shape[0]) if args else 0
     return PropagationReport(
         layers=tuple(records),
         input_rms=input_rms,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from nndoctor._results import ResultMixin
 from nndoctor._validation import check_choice, check_int, check_module, check_number
 from nndoctor.exceptions import InvalidParameterError
 from nndoctor.stability._layers import following_activations
-from nndoctor.stability.init import SCHEMES, init_, lsuv_
+from nndoctor.stability.init import SCHEMES, audit_init, init_, lsuv_
 from nndoctor.stability.propagation import PropagationReport, probe
 
 __all__ = ["CandidateScore", "InitRecommendation", "recommend_init"]
@@ -44,15 +44,20 @@ class InitRecommendation(ResultMixin):
     Attributes
     ----------
     scheme : str
-        The winner (``"lsuv"`` for the data-dependent one).
+        The winner (``"lsuv"`` for the data-dependent one), or ``"current"`` when the model
+        is already healthy and keeps its own initialization.
     before, after : PropagationReport
-        Probes of the model as it was and with the winning scheme: per-layer gains before/after.
+        Probes of the model as it was and with the winning scheme: per-layer gains before/after
+        (``after`` is ``before`` when the current initialization is kept).
     candidates : tuple of CandidateScore
-        Every scheme tried, best first.
+        Every scheme tried, best first (tried and measured also when the current
+        initialization is kept).
     applied : bool
         Whether the winning weights were copied into the model.
     improvement : float
-        ``before`` score minus ``after`` score (in decades of gain).
+        ``before`` score minus ``after`` score (in decades of gain; 0 when kept).
+    message : str
+        One sentence: what to do, and why.
     """
 
     scheme: str
@@ -61,6 +66,7 @@ class InitRecommendation(ResultMixin):
     candidates: tuple[CandidateScore, ...]
     applied: bool
     improvement: float
+    message: str = ""
 
 
 def _score(report: PropagationReport, collapse_penalty: float) -> tuple[float, float]:
@@ -87,7 +93,7 @@ def _default_schemes(model: nn.Module) -> tuple[str, ...]:
 
 def recommend_init(
     model: nn.Module,
-    inputs: torch.Tensor | Sequence[torch.Tensor],
+    inputs: torch.Tensor | Sequence[torch.Tensor] | Mapping[str, Any],
     *,
     schemes: Sequence[str] | None = None,
     loss_fn: Callable[[Any], torch.Tensor] | None = None,
@@ -106,7 +112,12 @@ def recommend_init(
             [\text{output correlation collapses}],
 
     the number of decades the signal and the gradient lose or gain end to end. The lowest
-    score wins (ties: the order tried). Defaults: for ReLU-like activations Kaiming
+    score wins (ties: the order tried). A model the probe already reads ``"healthy"``, and in
+    which :func:`~nndoctor.stability.audit_init` flags no layer, keeps its initialization
+    (``scheme="current"``; ``apply`` then changes nothing): an architecture's own scheme
+    (BERT's N(0, 0.02), GPT-2's scaled residual projections) is deliberate, and a healthy
+    probe gives no reason to replace it; the
+    alternatives are still tried and reported. Defaults: for ReLU-like activations Kaiming
     normal/uniform, Xavier uniform, orthogonal, critical and LSUV; for tanh/sigmoid critical,
     Xavier, orthogonal, LeCun and LSUV.
 
@@ -114,8 +125,9 @@ def recommend_init(
     ----------
     model : nn.Module
         Left unchanged unless ``apply`` is true.
-    inputs : Tensor or sequence of Tensor
-        A representative batch.
+    inputs : Tensor, sequence of Tensor or mapping of str to Tensor
+        A representative batch (a mapping is passed as keyword arguments, as :func:`probe`
+        does).
     schemes : sequence of str, optional
         Names from :data:`~nndoctor.stability.SCHEMES` and/or ``"lsuv"``.
     loss_fn : callable, optional
@@ -181,15 +193,43 @@ def recommend_init(
         )
     ranked = sorted(enumerate(tried), key=lambda t: (t[1][0].score, t[0]))
     best_score, best_report, best_model = ranked[0][1]
+    before_score, _ = _score(before, collapse_penalty)
+    candidates = tuple(t[1][0] for t in ranked)
+    flagged = audit_init(model).flagged_layers
+    if before.verdict == "healthy" and not flagged:
+        return InitRecommendation(
+            scheme="current",
+            before=before,
+            after=before,
+            candidates=candidates,
+            applied=False,
+            improvement=0.0,
+            message=(
+                "Keep the current initialization: the probe reads it healthy (signal "
+                f"x{before.forward_gain:.3g}, gradient x{before.backward_gain:.3g} end to end; "
+                f"score {before_score:.3g}) and the audit finds no layer to fix. Best "
+                f"alternative tried: {best_score.scheme} (score {best_score.score:.3g}, "
+                f"{best_score.verdict})."
+            ),
+        )
+    why = (
+        f"the audit finds {len(flagged)} layer(s) to fix ({flagged[0].name}: "
+        f"{flagged[0].recommendation})"
+        if flagged and before.verdict == "healthy"
+        else f"the probe reads the current initialization {before.verdict}"
+    )
     if apply:
         with torch.no_grad():
             model.load_state_dict(best_model.state_dict())
-    before_score, _ = _score(before, collapse_penalty)
     return InitRecommendation(
         scheme=best_score.scheme,
         before=before,
         after=best_report,
-        candidates=tuple(t[1][0] for t in ranked),
+        candidates=candidates,
         applied=apply,
         improvement=before_score - best_score.score,
+        message=(
+            f"Re-initialize with {best_score.scheme}: {why} (score {before_score:.3g}); "
+            f"{best_score.scheme} reads {best_score.verdict} (score {best_score.score:.3g})."
+        ),
     )

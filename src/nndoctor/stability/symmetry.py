@@ -16,8 +16,9 @@ Goodfellow, Bengio & Courville (2016), *Deep Learning*, §8.4 ("break symmetry")
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,15 +26,16 @@ import torch
 from torch import nn
 
 from nndoctor._results import ResultMixin
-from nndoctor._validation import check_inputs, check_module, check_number, forward_errors
+from nndoctor._validation import check_module, check_number, forward_errors
 from nndoctor.stability._layers import (
     CONV_TYPES,
     NORM_TYPES,
+    check_call_inputs,
     following_activations,
-    inputs_tuple,
     model_device,
     param,
     preserve_state,
+    split_inputs,
 )
 from nndoctor.stability.theory import Activation, activation_of
 
@@ -155,25 +157,78 @@ def tie_groups(rows: npt.NDArray[np.float64], *, atol: float, rtol: float) -> li
     return sorted(groups)
 
 
+def _is_hf_conv1d(m: nn.Module) -> bool:
+    """Hugging Face's ``Conv1D`` (GPT-2): a linear layer whose weight is stored (in, out)."""
+    w = m._parameters.get("weight")
+    return (
+        type(m).__name__ == "Conv1D"
+        and isinstance(w, torch.Tensor)
+        and w.dim() == 2
+        and getattr(m, "nf", None) == w.shape[1]
+    )
+
+
 def _dense_or_conv(m: nn.Module) -> bool:
-    return isinstance(m, nn.Linear) or isinstance(m, CONV_TYPES)  # noqa: SIM101
+    return isinstance(
+        m, (nn.Linear, *CONV_TYPES, nn.RNNBase, nn.MultiheadAttention)
+    ) or _is_hf_conv1d(m)
+
+
+_GATES = {"LSTM": 4, "GRU": 3}
+
+
+def _f64(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to(torch.float64).cpu()
 
 
 def _incoming(module: nn.Module) -> npt.NDArray[np.float64]:
-    w = param(module).detach().to(torch.float64).cpu()
-    rows = w.reshape(w.shape[0], -1)
+    """One row per unit: every weight and bias that feeds it. A recurrent layer's unit j
+    gets its rows of every gate (``j, j + H, ...``) of every weight of the layer; an
+    ``nn.MultiheadAttention``'s units are the rows of its packed input projection."""
+    if isinstance(module, nn.RNNBase):
+        gates = _GATES.get(module.mode, 1)
+        hidden = int(module.hidden_size)
+        parts = []
+        for _, t in module.named_parameters(recurse=False):
+            if t.dim() == 0 or t.shape[0] != gates * hidden:  # (an LSTM's projection weights)
+                continue
+            x = _f64(t).reshape(gates, hidden, -1)  # (gates, units, fan) -> (units, gates * fan)
+            parts.append(x.transpose(0, 1).reshape(hidden, -1))
+        rnn_rows: npt.NDArray[np.float64] = torch.cat(parts, dim=1).numpy()
+        return rnn_rows
+    if isinstance(module, nn.MultiheadAttention):
+        packed = module.in_proj_weight
+        proj = (
+            _f64(packed)
+            if isinstance(packed, torch.Tensor)
+            else torch.cat(
+                [_f64(module.q_proj_weight), _f64(module.k_proj_weight), _f64(module.v_proj_weight)]
+            )
+        )
+        bias = module.in_proj_bias
+        if isinstance(bias, torch.Tensor):
+            proj = torch.cat([proj, _f64(bias).reshape(-1, 1)], dim=1)
+        mha_rows: npt.NDArray[np.float64] = proj.numpy()
+        return mha_rows
+    w = _f64(param(module))
+    rows = w.T if _is_hf_conv1d(module) else w.reshape(w.shape[0], -1)
     b = getattr(module, "bias", None)
     if isinstance(b, torch.Tensor):
-        rows = torch.cat([rows, b.detach().to(torch.float64).cpu().reshape(-1, 1)], dim=1)
-    out: npt.NDArray[np.float64] = rows.numpy()
+        rows = torch.cat([rows, _f64(b).reshape(-1, 1)], dim=1)
+    out: npt.NDArray[np.float64] = rows.contiguous().numpy()
     return out
 
 
 def _outgoing(module: nn.Module, units: int) -> npt.NDArray[np.float64] | None:
     """Columns of the next layer's weight, one row per unit of the previous layer."""
+    if isinstance(module, nn.RNNBase | nn.MultiheadAttention):
+        return None
     w = param(module).detach().to(torch.float64).cpu()
     if isinstance(module, nn.Linear) and w.shape[1] == units:
         out: npt.NDArray[np.float64] = w.T.contiguous().numpy()
+        return out
+    if _is_hf_conv1d(module) and w.shape[0] == units:
+        out = w.contiguous().numpy()
         return out
     groups = getattr(module, "groups", 1)
     if isinstance(module, CONV_TYPES) and groups == 1 and w.shape[1] == units:
@@ -208,39 +263,48 @@ def _between_ok(
 
 def _with_inputs(
     model: nn.Module,
-    inputs: torch.Tensor | Sequence[torch.Tensor],
+    inputs: torch.Tensor | Sequence[torch.Tensor] | Mapping[str, Any],
     layers: list[tuple[str, nn.Module]],
     acts: dict[str, Activation],
     atol: float,
     rtol: float,
 ) -> dict[str, tuple[tuple[tuple[int, ...], ...], int, int, int]]:
-    args = inputs_tuple(inputs)
-    check_inputs(args)
+    args, kwargs = split_inputs(inputs)
+    check_call_inputs(args, kwargs)
     device = model_device(model)
     args = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
+    kwargs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
     captured: dict[str, torch.Tensor] = {}
+    channel_axis: dict[str, bool] = {n: isinstance(m, CONV_TYPES) for n, m in layers}
     handles = []
 
     def make_hook(name: str):  # type: ignore[no-untyped-def]
         def hook(_m: nn.Module, _i: object, out: object) -> None:
-            if isinstance(out, torch.Tensor) and name not in captured:
-                captured[name] = out.detach()
+            y = out[0] if isinstance(out, tuple) and out else out  # (LSTM: (output, state))
+            if isinstance(y, torch.Tensor) and name not in captured:
+                captured[name] = y.detach()
 
         return hook
 
     try:
         for name, m in layers:
+            if isinstance(m, nn.MultiheadAttention):  # its output is out_proj's, not its units
+                continue
             handles.append(m.register_forward_hook(make_hook(name)))
-        with preserve_state(model), torch.no_grad(), forward_errors(model, args):
-            model(*args)
+        with (
+            preserve_state(model),
+            torch.no_grad(),
+            forward_errors(model, args or tuple(kwargs.values())),
+        ):
+            model(*args, **kwargs)
     finally:
         for h in handles:
             h.remove()
     result = {}
     rng = np.random.default_rng(0)
     for name, y in captured.items():
-        units = y.shape[1] if y.dim() >= 2 else 1
-        cols = y.transpose(0, 1).reshape(units, -1).to(torch.float64).cpu().numpy()
+        cols = _unit_columns(y, channels=channel_axis.get(name, False))
+        units = cols.shape[0]
         if cols.shape[1] > _MAX_ROWS:
             cols = cols[:, np.sort(rng.choice(cols.shape[1], _MAX_ROWS, replace=False))]
         a = acts.get(name, Activation("identity")).phi(cols)
@@ -252,14 +316,32 @@ def _with_inputs(
     return result
 
 
+def _unit_columns(y: torch.Tensor, *, channels: bool) -> npt.NDArray[np.float64]:
+    """The (units x observations) matrix of a layer's output: units are the channel axis (1)
+    of a convolution's output and the last (feature) axis of any other layer's, so the batch
+    and sequence or spatial positions of a (batch, sequence, hidden) output are observations,
+    never units."""
+    if y.dim() < 2:
+        flat: npt.NDArray[np.float64] = _f64(y).reshape(1, -1).numpy()
+        return flat
+    axis = 1 if channels else y.dim() - 1
+    units = y.shape[axis]
+    cols: npt.NDArray[np.float64] = _f64(y.movedim(axis, 0).reshape(units, -1)).numpy()
+    return cols
+
+
 def find_symmetric_units(
     model: nn.Module,
-    inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
+    inputs: torch.Tensor | Sequence[torch.Tensor] | Mapping[str, Any] | None = None,
     *,
     atol: float = 1e-6,
     rtol: float = 1e-5,
 ) -> SymmetryReport:
-    r"""Find tied units in every Linear and Conv layer, and whether the tie is permanent.
+    r"""Find tied units in every weight layer, and whether the tie is permanent.
+
+    Weight layers: Linear and Conv; Hugging Face ``Conv1D`` (weights stored (in, out)); LSTM,
+    GRU and RNN layers (a unit's incoming weights are its rows in every gate of every weight);
+    ``nn.MultiheadAttention`` (the rows of its packed input projection).
 
     Two units are tied when their incoming weight rows and biases agree within
     :math:`\text{atol} + \text{rtol}\cdot\max|W|` (max-abs distance). A layer's tie is
@@ -271,13 +353,18 @@ def find_symmetric_units(
 
     With ``inputs``, one forward pass (no gradient; the model is left as it was) also gives,
     per layer, groups of identical activation columns, the rank of the activation matrix
-    (samples × units; convolution channels use every position, subsampled to 4,096) and the
-    number of dead units.
+    (observations × units, subsampled to 4,096 observations) and the number of dead units
+    (0 on every observation; not counted as tied to each other). Units are the channel axis of
+    a convolution's output and the last (feature) axis of any other layer's output: the batch
+    and the sequence or spatial positions are observations, so a (batch, sequence, hidden)
+    output has ``hidden`` units.
 
     Parameters
     ----------
     model : nn.Module
-    inputs : Tensor or sequence of Tensor, optional
+    inputs : Tensor, sequence of Tensor or mapping of str to Tensor, optional
+        A batch; a sequence is passed as positional arguments, a mapping (a Hugging Face
+        batch) as keyword arguments.
     atol, rtol : float
         Equality tolerances.
 
@@ -355,11 +442,13 @@ def find_symmetric_units(
 def _verdict(layers: list[SymmetryLayer]) -> str:
     tied = [la for la in layers if la.effective_units < la.units]
     if not tied:
+        # dead units (0 on every sample) are one group of equal columns: counted as dead,
+        # not as a collapse of distinct units
         act = [
             la
             for la in layers
             if la.effective_activation_units is not None
-            and la.effective_activation_units < la.units
+            and la.effective_activation_units + max((la.dead_units or 0) - 1, 0) < la.units
         ]
         if act:
             la = act[0]
