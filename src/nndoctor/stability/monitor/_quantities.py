@@ -256,8 +256,7 @@ def _attention_rows(module: nn.MultiheadAttention) -> list[torch.Tensor]:
         weights = [w for w in (_tensor(module, n) for n in names) if w is not None]
     bias = _tensor(module, "in_proj_bias")
     return [
-        _rows(w, None if bias is None else bias[i * e : (i + 1) * e])
-        for i, w in enumerate(weights)
+        _rows(w, None if bias is None else bias[i * e : (i + 1) * e]) for i, w in enumerate(weights)
     ]
 
 
