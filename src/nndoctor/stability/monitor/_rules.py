@@ -77,13 +77,29 @@ class MonitorThresholds(ResultMixin):
 
     The backward signal of layer :math:`l` is the root mean square of the gradient of the loss
     with respect to the layer's *output*, :math:`\delta_l = \sqrt{\overline{(\partial L/\partial
-    y_l)^2}}`. Along the forward order of the parametrized layers :math:`1..D`, the depth ratio of
-    layer :math:`l` compares per-sample norms, :math:`\rho_l = \delta_l \sqrt{n_l} / (\delta_D
-    \sqrt{n_D})` with :math:`n_l` the entries per sample of the layer's output: a norm-preserving
-    layer keeps :math:`\delta_l \sqrt{n_l}` whatever its output's shape, while :math:`\delta_l`
-    alone falls wherever the gradient is spread over more entries (early feature maps). In a
-    network that propagates gradients well, :math:`\rho_l \approx 1`; with per-layer backward
-    gain :math:`\chi`, :math:`\rho_1 \approx \chi^{D-1}` (Schoenholz et al., 2017).
+    y_l)^2}}`. The depth rule compares like with like: layers are grouped by *role*, their type
+    and their module path with every number replaced by ``*``
+    (:func:`~nndoctor.stability.monitor._quantities.layer_role`: ``Linear:*`` for every
+    ``Linear`` of a ``Sequential``, ``Linear:encoder.layer.*.attention.self.query`` for the
+    query projection of every transformer block, ``Conv2d:layer*.*.conv*`` for the convolutions
+    of a ResNet's blocks). A query projection is never compared with the logits, nor a
+    LayerNorm or an embedding with a matrix multiplication: their backward signals differ for
+    reasons that are not depth (a query's gradient is small while attention is near uniform).
+    Within a role, in forward order :math:`1..D`, the depth ratio of layer :math:`l` compares
+    per-sample norms with the deepest layer of the role, :math:`\rho_l = \delta_l \sqrt{n_l} /
+    (\delta_D \sqrt{n_D})` with :math:`n_l` the entries per sample of the layer's output: a
+    norm-preserving layer keeps :math:`\delta_l \sqrt{n_l}` whatever its output's shape, while
+    :math:`\delta_l` alone falls wherever the gradient is spread over more entries (early
+    feature maps). In a network that propagates gradients well, :math:`\rho_l \approx 1`;
+    with per-layer backward gain :math:`\chi`, :math:`\rho_1 \approx \chi^{D-1}`
+    (Schoenholz et al., 2017). A layer with no other layer of its role is not judged by it
+    (the absolute rule still is).
+
+    A depth condition is reported once it has held for ``depth_patience`` ticks in a row, dated
+    from the first of them, so that a transient of the first steps (a ratio that recovers
+    within a few updates) is not read as a depth problem; a run that ends while the condition
+    still holds reports it when the monitor closes, so a run shorter than the patience still
+    gets its evidence.
 
     Attributes
     ----------
@@ -101,7 +117,7 @@ class MonitorThresholds(ResultMixin):
         Exploding (error) above this (default 1e5).
     spike_factor : float
         Exploding (spike) when a layer's gradient norm exceeds this many times its running median
-        (default 10).
+        and the median of its last ``spike_recent`` ticks (default 10).
     spike_window : int
         Number of past ticks in the running median (default 50; the median is refreshed every
         5 ticks).
@@ -134,6 +150,13 @@ class MonitorThresholds(ResultMixin):
     clip_factor : float
         ``clip="auto"`` clips the total gradient norm at this many times its running median
         (default 5).
+    depth_patience : int
+        Ticks in a row that a depth condition (vanishing or exploding within a role) must hold
+        before it is reported (default 3); see above.
+    spike_recent : int
+        A spike must also exceed ``spike_factor`` times the median of the last this many ticks
+        (default 5): gradients that grow steadily while a model learns (an embedding's, 20x in
+        30 steps of an LSTM language model) leave a 50-tick median behind, but not this one.
 
     Examples
     --------
