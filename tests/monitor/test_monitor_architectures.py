@@ -344,3 +344,31 @@ def test_spike_rule_ignores_steady_growth_but_catches_a_jump() -> None:
     jump = tick(41, 20 * 1.15**40)
     assert [(f.check, f.step) for f in jump] == [("exploding", 41)]
     assert "the last 5 ticks" in jump[0].message
+
+
+@pytest.mark.parametrize("family", ["gpt2", "lstm_lm", "transformer_preln"])
+def test_monitored_run_is_bitwise_identical_on_real_architectures(family: str) -> None:
+    # dropout draws from the global generator: both runs start from the same seed
+    plain = build(family)
+    plain_losses = _run_plain(plain, 4)
+    watched = build(family)
+    _, watched_losses = _run(watched, 4)
+    assert plain_losses == watched_losses
+    for (name, p), q in zip(
+        plain.model.named_parameters(), watched.model.parameters(), strict=True
+    ):
+        assert torch.equal(p, q), name
+
+
+def _run_plain(case: Case, steps: int) -> list[float]:
+    """As :func:`_run`, without a monitor."""
+    torch.manual_seed(0)
+    opt = case.optimizer(case.model.parameters())
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        loss = case.loss(call(case.model, case.inputs), case.targets)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses
