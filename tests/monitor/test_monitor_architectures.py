@@ -372,3 +372,17 @@ def _run_plain(case: Case, steps: int) -> list[float]:
         opt.step()
         losses.append(float(loss.detach()))
     return losses
+
+
+def test_clipping_counts_a_tied_weight_once() -> None:
+    # GPT-2's head shares its weight with the token embedding: both layers hold it
+    case = build("gpt2")
+    opt = case.optimizer(case.model.parameters())
+    with Monitor(case.model, clip=0.5) as mon:
+        mon.watch(opt)
+        opt.zero_grad(set_to_none=True)
+        case.loss(call(case.model, case.inputs), case.targets).backward()
+        mon.clip_gradients()
+        unique = {id(p): p for p in case.model.parameters()}.values()
+        total = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in unique]))
+    assert float(total) == pytest.approx(0.5, rel=1e-5)

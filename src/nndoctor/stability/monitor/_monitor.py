@@ -543,9 +543,9 @@ class Monitor:
             max_norm = float(self.clip)
         grads, _ = self._grads()
         if grads:
-            torch.nn.utils.clip_grad_norm_(
-                [p for p in self._params if p.grad is not None], max_norm, foreach=True
-            )
+            # a weight shared by two layers (GPT-2's tied embedding and head) counts once
+            unique = {id(p): p for p in self._params if p.grad is not None}
+            torch.nn.utils.clip_grad_norm_(list(unique.values()), max_norm, foreach=True)
         self._clipped_at = max_norm
         return max_norm
 
