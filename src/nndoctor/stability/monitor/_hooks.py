@@ -28,12 +28,28 @@ from nndoctor.stability.monitor._quantities import (
     ActivationKind,
     activation_kind,
     activation_moments,
+    layer_role,
     unit_maxima,
 )
 
 __all__ = ["Collector"]
 
-_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.BatchNorm2d)
+# layers whose output's units are its channels (dimension 1); others put them last
+_CONV = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.GroupNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+)
 
 
 class Collector:
@@ -78,11 +94,13 @@ class Collector:
         self.params: list[torch.Tensor] = []
         self.param_layer: list[int] = []
         self.acts: dict[str, ActivationKind] = {}
+        self.roles: dict[str, str] = {}
         for name, module in model.named_modules():
             own = [p for p in module.parameters(recurse=False) if p.requires_grad]
             if own:
                 self.layer_types[name] = type(module).__name__
                 self.layer_modules[name] = module
+                self.roles[name] = layer_role(name, module)
                 for p in own:
                     self.params.append(p)
                     self.param_layer.append(len(self.layers))
@@ -145,13 +163,12 @@ class Collector:
             if name not in self._order_set:
                 self._order_set.add(name)
                 self.order.append(name)
-            if (
-                not rerun
-                and self.backward
-                and isinstance(output, torch.Tensor)
-                and output.requires_grad
-            ):
-                output.register_hook(grad_hook)  # type: ignore[no-untyped-call]
+            if rerun or not self.backward:
+                return
+            # recurrent layers and nn.MultiheadAttention return a tuple: the output comes first
+            out = output[0] if isinstance(output, tuple | list) and output else output
+            if isinstance(out, torch.Tensor) and out.requires_grad:
+                out.register_hook(grad_hook)  # type: ignore[no-untyped-call]
 
         return hook
 

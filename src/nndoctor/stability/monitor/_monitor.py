@@ -31,7 +31,7 @@ from nndoctor.stability.monitor._log import (
 )
 from nndoctor.stability.monitor._nonfinite import NonFiniteLocation, rerun_batch
 from nndoctor.stability.monitor._plan import TickMeta, TickPlan
-from nndoctor.stability.monitor._quantities import TickQuantities, effective_units
+from nndoctor.stability.monitor._quantities import TickQuantities, layer_effective_units
 from nndoctor.stability.monitor._rules import (
     Finding,
     MonitorThresholds,
@@ -341,6 +341,9 @@ class Monitor:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._open and (pending is None or pending.exception() is None):
+            # depth conditions that held to the end of a run shorter than their patience
+            self._publish(self._engine.flush())
         if self._collector is not None:
             self._collector.remove()
         for h in self._opt_handles:
@@ -540,9 +543,9 @@ class Monitor:
             max_norm = float(self.clip)
         grads, _ = self._grads()
         if grads:
-            torch.nn.utils.clip_grad_norm_(
-                [p for p in self._params if p.grad is not None], max_norm, foreach=True
-            )
+            # a weight shared by two layers (GPT-2's tied embedding and head) counts once
+            unique = {id(p): p for p in self._params if p.grad is not None}
+            torch.nn.utils.clip_grad_norm_(list(unique.values()), max_norm, foreach=True)
         self._clipped_at = max_norm
         return max_norm
 
@@ -660,6 +663,7 @@ class Monitor:
             pre_vec = None  # the records changed after the optimizer step
         act_names, bwd_names = plan.act_names, plan.bwd_names
         sym_names: list[str] = []
+        sym_units: dict[str, int] = {}
         with torch.no_grad():
             # per-tensor norms of gradients, weights and updates: one fused foreach_norm;
             # the per-layer sums of squares are formed on the host from the transferred norms
@@ -746,16 +750,16 @@ class Monitor:
                 if isinstance(scale_now, torch.Tensor):
                     add("scaler_skipped", (scale_now < self._scale_used).float())
             if self.symmetry_every and self._ticks % self.symmetry_every == 0:
-                sym_names = [n for n in col.layers if _weight(col.layer_modules[n]) is not None]
-                if sym_names:
-                    effs = [
-                        effective_units(
-                            _weight(col.layer_modules[n]),  # type: ignore[arg-type]  # not None
-                            _bias(col.layer_modules[n]),
-                            self.thresholds.symmetry_tolerance,
-                        )
-                        for n in sym_names
-                    ]
+                effs: list[torch.Tensor] = []
+                for n in col.layers:
+                    counted = layer_effective_units(
+                        col.layer_modules[n], self.thresholds.symmetry_tolerance
+                    )
+                    if counted is not None:
+                        sym_names.append(n)
+                        effs.append(counted[0])
+                        sym_units[n] = counted[1]
+                if effs:
                     add("sym", torch.stack(effs))
             self._ticks += 1
             if zero_d:
@@ -805,9 +809,7 @@ class Monitor:
         )
         if sym_names:
             meta.act_units = dict(plan.act_units)
-            for name in sym_names:
-                weight = _weight(col.layer_modules[name])
-                meta.act_units[name] = int(weight.shape[0]) if weight is not None else 0
+            meta.act_units.update(sym_units)
         # a sum of finite values is finite unless it overflows: then check one by one
         clean = not self._skipped_by_guard and (
             math.isfinite(sum(host)) or all(math.isfinite(v) for v in host)
@@ -836,6 +838,7 @@ class Monitor:
 
         q = TickQuantities(step=step, order=meta.order)
         q.feeds = meta.feeds
+        q.roles = col.roles
         raw_norms = seg("gnorms") + seg("norms")
         if raw_norms:
             sq = [0.0] * (3 * n_layers)
@@ -1055,13 +1058,3 @@ class Monitor:
         records = [header, *self._records, *self._all_findings_records]
         records += [nonfinite_record(loc) for loc in self.nonfinite]
         return build_log(records)
-
-
-def _weight(module: nn.Module) -> torch.Tensor | None:
-    w = getattr(module, "weight", None)
-    return w if isinstance(w, torch.Tensor) and w.dim() >= 2 else None
-
-
-def _bias(module: nn.Module) -> torch.Tensor | None:
-    b = getattr(module, "bias", None)
-    return b if isinstance(b, torch.Tensor) else None

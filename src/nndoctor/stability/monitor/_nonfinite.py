@@ -6,9 +6,27 @@ Two interposers run together while the batch is re-run:
   ``x / y``), where outputs already carry their autograd node; it tags each node with the
   call's name, the module being run and the source line, through a node pre-hook;
 * a ``TorchDispatchMode`` sees every ATen operator (``aten.log.default``), forward and backward,
-  and checks its outputs. The first operator whose output holds a NaN or an infinity is reported
-  with the module path (a stack kept by forward hooks) and the source line; in the backward
-  pass, with the autograd node running and the forward call and module it belongs to.
+  and checks its inputs and outputs.
+
+Not every non-finite value is a fault. Real code makes some on purpose: a causal mask filled
+with ``-inf`` (``masked_fill``, ``torch.full``, the math path of scaled-dot-product attention)
+that a later softmax turns into exact zeros; and some ops allocate uninitialized memory
+(``empty_like`` under dropout) that may hold stale NaN until it is overwritten. So the checker
+follows where non-finite values come from instead of naming the first op that shows one:
+
+* outputs of allocation ops (``empty``, ``empty_like``, ...) are not values: never checked;
+* an op whose inputs (tensors it reads and scalar arguments) are all finite but whose output is
+  not *creates* a non-finite value: an arithmetic origin (``log(0)``, ``0/0``, an overflow);
+* an op that brings in a non-finite constant (a ``-inf`` fill value, a scalar ``inf``, a buffer
+  or literal tensor that already holds one) creates a constant origin;
+* an op whose non-finite inputs give a non-finite output passes their origins on; one whose
+  output is finite absorbs them (softmax over a masked row with some finite entries).
+
+When the forward pass ends, the non-finite values that reached the model's outputs (or, in the
+backward pass, the parameters' gradients) are traced to their origins, and the one reported is,
+in this order, one never absorbed anywhere, an arithmetic one, the earliest. It is reported with
+the module path (a stack kept by forward hooks) and the source line where it was created; in the
+backward pass, with the autograd node running and the forward call and module it belongs to.
 
 This is a diagnostic path: it synchronizes once per operator and is used only after a
 non-finite value was seen (or when a user calls :func:`locate_nonfinite`).
@@ -16,9 +34,10 @@ non-finite value was seen (or when a user calls :func:`locate_nonfinite`).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -27,6 +46,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.weak import WeakTensorKeyDictionary
 
 from nndoctor._results import ResultMixin
 from nndoctor.stability._layers import tensors_in
@@ -153,6 +174,51 @@ class _Tag:
     source: str
 
 
+# ops whose output is allocated, not computed: its content is whatever the memory held
+_UNINITIALIZED = frozenset(
+    {"empty", "empty_like", "empty_strided", "empty_permuted", "new_empty", "new_empty_strided"}
+)
+# ops that do not read the values of their first argument (only its shape, dtype, device), or
+# overwrite it without reading it
+_SHAPE_ONLY = frozenset(
+    {
+        "zeros_like",
+        "ones_like",
+        "full_like",
+        "rand_like",
+        "randn_like",
+        "randint_like",
+        "new_zeros",
+        "new_ones",
+        "new_full",
+        "fill_",
+        "zero_",
+        "copy_",
+        "bernoulli_",
+        "uniform_",
+        "normal_",
+        "random_",
+        "exponential_",
+        "geometric_",
+        "cauchy_",
+        "log_normal_",
+    }
+)
+
+
+@dataclass(slots=True)
+class _Origin:
+    """An op that created non-finite values, and what became of them."""
+
+    index: int
+    location: NonFiniteLocation
+    arithmetic: bool  # from finite inputs (a fault) rather than from a non-finite constant
+    absorbed: bool = False  # some op turned values from here into finite ones
+
+    def rank(self) -> tuple[bool, bool, int]:
+        return (self.absorbed, not self.arithmetic, self.index)
+
+
 @dataclass(slots=True)
 class _Tracker:
     modules: list[tuple[str, str]] = field(default_factory=lambda: [("", "(outside)")])
@@ -162,16 +228,21 @@ class _Tracker:
     found: NonFiniteLocation | None = None
     tagged: set[int] = field(default_factory=set)
     handles: list[Any] = field(default_factory=list)
+    origins: list[_Origin] = field(default_factory=list)
+    # non-finite tensors: id -> (the tensor, kept alive so that the id stays its own, and the
+    # origins of its non-finite values); every change made during the run passes through
+    # `outputs`, which updates both maps
+    tainted: dict[int, tuple[torch.Tensor, frozenset[int]]] = field(default_factory=dict)
+    finite: Any = field(default_factory=WeakTensorKeyDictionary)  # tensor -> True
 
     def current(self) -> tuple[str, str]:
         return self.modules[-1]
 
-    def report(self, op: str) -> None:
-        if self.found is not None:
-            return
+    def locate(self, op: str) -> NonFiniteLocation:
+        """Where op ``op`` runs now: module and source line (forward) or node (backward)."""
         if self.phase == "backward":
             tag = self.tag
-            self.found = NonFiniteLocation(
+            return NonFiniteLocation(
                 phase="backward",
                 op=op,
                 module=tag.module if tag else "",
@@ -180,15 +251,152 @@ class _Tracker:
                 backward_node=self.node,
                 forward_op=tag.forward_op if tag else None,
             )
+        module, module_type = self.current()
+        return NonFiniteLocation(
+            phase="forward",
+            op=op,
+            module=module,
+            module_type=module_type,
+            source=_frame_source(),
+        )
+
+    # ------------------------------------------------------------------ taint
+    def state(self, t: torch.Tensor) -> frozenset[int] | None:
+        """``None`` when ``t`` is finite; else the origins of its non-finite values (an empty
+        set for a tensor that came from outside the run: a buffer, a literal)."""
+        if not (t.is_floating_point() or t.is_complex()):
+            return None
+        entry = self.tainted.get(id(t))
+        if entry is not None and entry[0] is t:
+            return entry[1]
+        if t in self.finite:
+            return None
+        if _nonfinite(t):
+            self.tainted[id(t)] = (t, frozenset())
+            return frozenset()
+        self.finite[t] = True
+        return None
+
+    def set_state(self, t: torch.Tensor, origins: frozenset[int] | None) -> None:
+        if origins is None:
+            self.tainted.pop(id(t), None)
+            self.finite[t] = True
         else:
-            module, module_type = self.current()
-            self.found = NonFiniteLocation(
-                phase="forward",
-                op=op,
-                module=module,
-                module_type=module_type,
-                source=_frame_source(),
-            )
+            self.finite.pop(t, None)
+            self.tainted[id(t)] = (t, origins)
+
+    def new_origin(self, op: str, *, arithmetic: bool) -> int:
+        index = len(self.origins)
+        self.origins.append(_Origin(index, self.locate(op), arithmetic))
+        return index
+
+    def inputs(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Inputs:
+        """Before an op runs: the origins of its non-finite inputs (what it reads)."""
+        base = getattr(getattr(func, "overloadpacket", None), "__name__", "")
+        pre = _Inputs(base)
+        schema = getattr(func, "_schema", None)
+        if schema is not None and schema.is_mutable:  # arguments written in place
+            for arg, value in zip(schema.arguments, args, strict=False):
+                info = arg.alias_info
+                if info is not None and info.is_write:
+                    pre.written += tensors_in(value)
+            pre.written += tensors_in(kwargs.get("out"))
+        if base in _UNINITIALIZED:
+            return pre
+        read = args[1:] if base in _SHAPE_ONLY else args
+        flat, _ = tree_flatten((read, {k: v for k, v in kwargs.items() if k != "out"}))
+        for a in flat:
+            if isinstance(a, torch.Tensor):
+                st = self.state(a)
+                if st is None:
+                    continue
+                if st:
+                    pre.inherited |= st
+                else:
+                    pre.outside.append(a)
+            elif isinstance(a, float | complex) and not _finite_number(a):
+                pre.constant = True
+        return pre
+
+    def outputs(self, func: Any, pre: _Inputs, out: Any) -> None:
+        """After the op: check its output, and where it is non-finite, where that came from."""
+        outs = [
+            t for t in [*tensors_in(out), *pre.written] if t.is_floating_point() or t.is_complex()
+        ]
+        if not outs:
+            return
+        if pre.base in _UNINITIALIZED:  # memory, not values: whatever it holds is no result
+            for t in outs:
+                self.set_state(t, None)
+            return
+        # an in-place op returns the tensor it wrote: check it once
+        outs = list({id(t): t for t in outs}.values())
+        bad = [t for t in outs if _nonfinite(t)]
+        if not bad:
+            for t in outs:
+                self.set_state(t, None)
+            for i in pre.inherited:  # values from these origins were consumed safely here
+                self.origins[i].absorbed = True
+            return
+        origins = set(pre.inherited)
+        if pre.constant or pre.outside:
+            # a non-finite constant enters here: a fill value, a scalar, a buffer
+            created = self.new_origin(str(func), arithmetic=False)
+            origins.add(created)
+            for t in pre.outside:
+                if all(t is not b for b in bad):
+                    self.set_state(t, frozenset({created}))
+        elif not pre.inherited:  # finite inputs, non-finite output: this op created it
+            origins.add(self.new_origin(str(func), arithmetic=True))
+        taint = frozenset(origins)
+        for t in outs:
+            self.set_state(t, taint if any(t is b for b in bad) else None)
+
+    def resolve(self, sinks: Iterable[torch.Tensor]) -> bool:
+        """Name the origin of the non-finite values among ``sinks``; whether there were any."""
+        if self.found is not None:
+            return True
+        reached: set[int] = set()
+        nonfinite = False
+        for t in sinks:
+            st = self.state(t)
+            if st is not None:
+                nonfinite = True
+                reached |= st
+        if not nonfinite:
+            return False
+        if reached:
+            best = min((self.origins[i] for i in reached), key=_Origin.rank)
+            self.found = best.location
+        else:
+            self.finish()
+        return True
+
+    def finish(self) -> None:
+        """Without a non-finite output: the first op that made non-finite values from finite
+        inputs and whose values were never consumed safely, if any."""
+        if self.found is not None:
+            return
+        made = [o for o in self.origins if o.arithmetic and not o.absorbed]
+        if made:
+            self.found = made[0].location
+
+
+@dataclass(slots=True)
+class _Inputs:
+    """What an op read, seen before it ran."""
+
+    base: str
+    written: list[torch.Tensor] = field(default_factory=list)
+    inherited: set[int] = field(default_factory=set)
+    outside: list[torch.Tensor] = field(default_factory=list)
+    constant: bool = False
+
+
+def _finite_number(value: float | complex) -> bool:
+    if isinstance(value, complex):
+        return math.isfinite(value.real) and math.isfinite(value.imag)
+    return math.isfinite(value)
 
 
 class _DispatchChecker(TorchDispatchMode):  # type: ignore[no-untyped-call]  # untyped base
@@ -203,9 +411,13 @@ class _DispatchChecker(TorchDispatchMode):  # type: ignore[no-untyped-call]  # u
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        out = func(*args, **(kwargs or {}))
-        if self.tracker.found is None and any(_nonfinite(t) for t in tensors_in(out)):
-            self.tracker.report(str(func))
+        kwargs = kwargs or {}
+        tracker = self.tracker
+        if tracker.found is not None:
+            return func(*args, **kwargs)
+        pre = tracker.inputs(func, args, kwargs)  # before: an in-place op changes its input
+        out = func(*args, **kwargs)
+        tracker.outputs(func, pre, out)
         return out
 
 
@@ -317,9 +529,12 @@ def locate_nonfinite(
 ) -> NonFiniteLocation | None:
     """Run ``fn`` (a forward pass and loss) and its backward pass; find the first non-finite value.
 
-    Every ATen operator's output is checked (one synchronization per operator: a diagnostic,
-    not something to leave on). With ``model``, module paths are named; without it, the module
-    is ``""``.
+    Every ATen operator's inputs and output are checked (a synchronization per operator: a
+    diagnostic, not something to leave on), and the non-finite values that reach the result
+    (or, in the backward pass, the gradients) are traced back to the op that made them from
+    finite inputs; ``-inf`` masks that a later op consumes safely and uninitialized buffers
+    are not faults (see the module's docstring for the rule). With ``model``, module paths are
+    named; without it, the module is ``""``.
 
     Parameters
     ----------
@@ -335,7 +550,9 @@ def locate_nonfinite(
     Returns
     -------
     NonFiniteLocation or None
-        ``None`` when every value stayed finite.
+        ``None`` when no non-finite value reached the result or the gradients and every
+        non-finite value made along the way was consumed safely (``torch.where(p > 0,
+        torch.log(p), 0)``, a causal mask under a softmax).
 
     Examples
     --------
@@ -347,14 +564,36 @@ def locate_nonfinite(
     with checking(model) as tracker:
         out = fn()
         if (
-            tracker.found is None
+            not tracker.resolve(tensors_in(out))
             and backward
             and isinstance(out, torch.Tensor)
             and out.requires_grad
         ):
+            leaves = _leaves(out)
+            if model is not None:
+                leaves += [p for p in model.parameters() if p.requires_grad]
             tracker.phase = "backward"
             out.sum().backward()  # type: ignore[no-untyped-call]  # torch leaves it untyped
+            tracker.resolve(t.grad for t in leaves if t.grad is not None)
+        tracker.finish()
     return tracker.found
+
+
+def _leaves(out: torch.Tensor) -> list[torch.Tensor]:
+    """The leaf tensors whose ``.grad`` a backward pass from ``out`` fills."""
+    found: list[torch.Tensor] = []
+    seen: set[int] = set()
+    stack = [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        variable = getattr(node, "variable", None)
+        if isinstance(variable, torch.Tensor):
+            found.append(variable)
+        stack.extend(fn for fn, _ in node.next_functions)
+    return found
 
 
 def rerun_batch(
@@ -373,7 +612,7 @@ def rerun_batch(
         return NonFiniteLocation("input", None, "", type(model).__name__, "<batch>")
     with checking(model, prefix=prefix) as tracker:
         out = model(*args, **kwargs)
-        if tracker.found is None and grad_output is not None:
+        if not tracker.resolve(tensors_in(out)) and grad_output is not None:
             outs = tensors_in(out)
             grads = [g for g in grad_output if g is not None]
             if any(_nonfinite(g) for g in grads):
@@ -387,9 +626,11 @@ def rerun_batch(
             if tracker.found is None and pairs and params:
                 tracker.phase = "backward"
                 # autograd.grad leaves .grad alone and runs no AccumulateGrad hook (DDP's)
-                torch.autograd.grad(
+                param_grads = torch.autograd.grad(
                     [o for o, _ in pairs], params, [g for _, g in pairs], allow_unused=True
                 )
+                tracker.resolve(g for g in param_grads if g is not None)
+        tracker.finish()
     if tracker.found is None:
         return NonFiniteLocation("forward", None, "", "", "<not reproduced>", reproduced=False)
     return tracker.found

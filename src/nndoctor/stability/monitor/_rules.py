@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Literal, get_args
 
 import numpy as np
@@ -77,13 +77,29 @@ class MonitorThresholds(ResultMixin):
 
     The backward signal of layer :math:`l` is the root mean square of the gradient of the loss
     with respect to the layer's *output*, :math:`\delta_l = \sqrt{\overline{(\partial L/\partial
-    y_l)^2}}`. Along the forward order of the parametrized layers :math:`1..D`, the depth ratio of
-    layer :math:`l` compares per-sample norms, :math:`\rho_l = \delta_l \sqrt{n_l} / (\delta_D
-    \sqrt{n_D})` with :math:`n_l` the entries per sample of the layer's output: a norm-preserving
-    layer keeps :math:`\delta_l \sqrt{n_l}` whatever its output's shape, while :math:`\delta_l`
-    alone falls wherever the gradient is spread over more entries (early feature maps). In a
-    network that propagates gradients well, :math:`\rho_l \approx 1`; with per-layer backward
-    gain :math:`\chi`, :math:`\rho_1 \approx \chi^{D-1}` (Schoenholz et al., 2017).
+    y_l)^2}}`. The depth rule compares like with like: layers are grouped by *role*, their type
+    and their module path with every number replaced by ``*``
+    (:func:`~nndoctor.stability.monitor._quantities.layer_role`: ``Linear:*`` for every
+    ``Linear`` of a ``Sequential``, ``Linear:encoder.layer.*.attention.self.query`` for the
+    query projection of every transformer block, ``Conv2d:layer*.*.conv*`` for the convolutions
+    of a ResNet's blocks). A query projection is never compared with the logits, nor a
+    LayerNorm or an embedding with a matrix multiplication: their backward signals differ for
+    reasons that are not depth (a query's gradient is small while attention is near uniform).
+    Within a role, in forward order :math:`1..D`, the depth ratio of layer :math:`l` compares
+    per-sample norms with the deepest layer of the role, :math:`\rho_l = \delta_l \sqrt{n_l} /
+    (\delta_D \sqrt{n_D})` with :math:`n_l` the entries per sample of the layer's output: a
+    norm-preserving layer keeps :math:`\delta_l \sqrt{n_l}` whatever its output's shape, while
+    :math:`\delta_l` alone falls wherever the gradient is spread over more entries (early
+    feature maps). In a network that propagates gradients well, :math:`\rho_l \approx 1`;
+    with per-layer backward gain :math:`\chi`, :math:`\rho_1 \approx \chi^{D-1}`
+    (Schoenholz et al., 2017). A layer with no other layer of its role is not judged by it
+    (the absolute rule still is).
+
+    A depth condition is reported once it has held for ``depth_patience`` ticks in a row, dated
+    from the first of them, so that a transient of the first steps (a ratio that recovers
+    within a few updates) is not read as a depth problem; a run that ends while the condition
+    still holds reports it when the monitor closes, so a run shorter than the patience still
+    gets its evidence.
 
     Attributes
     ----------
@@ -101,7 +117,7 @@ class MonitorThresholds(ResultMixin):
         Exploding (error) above this (default 1e5).
     spike_factor : float
         Exploding (spike) when a layer's gradient norm exceeds this many times its running median
-        (default 10).
+        and the median of its last ``spike_recent`` ticks (default 10).
     spike_window : int
         Number of past ticks in the running median (default 50; the median is refreshed every
         5 ticks).
@@ -134,6 +150,13 @@ class MonitorThresholds(ResultMixin):
     clip_factor : float
         ``clip="auto"`` clips the total gradient norm at this many times its running median
         (default 5).
+    depth_patience : int
+        Ticks in a row that a depth condition (vanishing or exploding within a role) must hold
+        before it is reported (default 3); see above.
+    spike_recent : int
+        A spike must also exceed ``spike_factor`` times the median of the last this many ticks
+        (default 5): gradients that grow steadily while a model learns (an embedding's, 20x in
+        30 steps of an LSTM language model) leave a 50-tick median behind, but not this one.
 
     Examples
     --------
@@ -163,6 +186,8 @@ class MonitorThresholds(ResultMixin):
     symmetry_fraction: float = 0.5
     symmetry_tolerance: float = 1e-6
     clip_factor: float = 5.0
+    depth_patience: int = 3
+    spike_recent: int = 5
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -188,7 +213,9 @@ class MonitorThresholds(ResultMixin):
 
 
 _MEDIAN_REFRESH = 5
-_INT_FIELDS = frozenset({"spike_window", "spike_min_history", "patience"})
+_INT_FIELDS = frozenset(
+    {"spike_window", "spike_min_history", "spike_recent", "patience", "depth_patience"}
+)
 
 
 @dataclass(slots=True)
@@ -217,6 +244,9 @@ class RuleEngine:
     _history_layers: tuple[str, ...] = ()
     _n_history: int = 0
     _median: list[float] | None = None
+    #: depth conditions seen but not yet persistent, by (check, role)
+    pending: dict[tuple[str, str], Finding] = field(default_factory=dict)
+    _depth_streaks: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ helpers
     def _emit(self, out: list[Finding], finding: Finding) -> None:
@@ -266,66 +296,100 @@ class RuleEngine:
         return out
 
     def _depth(self, q: TickQuantities, out: list[Finding]) -> None:
-        t = self.thresholds
         # an exactly-zero signal means no gradient reaches the layer at all (dead units upstream
         # or an unused layer): the dead-units and update-ratio rules speak to that
-        names = [
-            n
-            for n in q.order
-            if math.isfinite(q.backward_rms.get(n, math.nan)) and q.backward_rms[n] > 0
-        ]
-        if len(names) < 2:
-            return
-        last = q.backward_rms[names[-1]]
-        if not last > 0:
-            return
+        groups: dict[str, list[str]] = {}
+        for n in q.order:
+            v = q.backward_rms.get(n, math.nan)
+            if math.isfinite(v) and v > 0:
+                groups.setdefault(q.roles.get(n, ""), []).append(n)
+        for role, names in groups.items():
+            if len(names) >= 2:
+                self._depth_group(q, role, names, out)
+
+    def _depth_group(
+        self, q: TickQuantities, role: str, names: list[str], out: list[Finding]
+    ) -> None:
+        """The depth rule within one role: each layer against the deepest layer of its role."""
+        t = self.thresholds
         # compare per-sample gradient norms, ||dL/dy_l|| per row = RMS_l * sqrt(entries per
         # row): a norm-preserving layer keeps it whatever its output's shape, while the RMS per
         # entry falls with the number of entries (a 160-px ResNet's early maps have 2,500x more
         # entries per sample than its logits: a healthy network would read as "vanishing")
         widths = [math.sqrt(q.backward_width.get(n, 1)) for n in names]
-        last = last * widths[-1]
+        last = q.backward_rms[names[-1]] * widths[-1]
         ratios = [q.backward_rms[n] * w / last for n, w in zip(names, widths, strict=True)]
         lo = min(range(len(ratios)), key=lambda i: ratios[i])
         hi = max(range(len(ratios)), key=lambda i: ratios[i])
+        kind, _, pattern = role.partition(":")
+        compared = (
+            f"that at {names[-1]}, the last of the {len(names)} layers of the same role "
+            f"({kind} {pattern or '(root)'}) in forward order"
+        )
+        vanishing = None
         if ratios[lo] < t.vanishing_depth_ratio:
             error = ratios[lo] < t.vanishing_depth_ratio_error
-            self._emit(
-                out,
-                Finding(
-                    "vanishing",
-                    "error" if error else "warning",
-                    names[lo],
-                    q.step,
-                    ratios[lo],
-                    t.vanishing_depth_ratio_error if error else t.vanishing_depth_ratio,
-                    f"the backward signal (per-sample gradient norm) at {names[lo]} is "
-                    f"{ratios[lo]:.2g} times that at the last layer {names[-1]} ({len(names)} "
-                    "layers): gradients vanish with depth",
-                    "re-initialize with a scheme matched to the activation (kaiming_normal for "
-                    "ReLU, xavier_normal or 'critical' for tanh), add normalization "
-                    "(BatchNorm/LayerNorm) or residual connections, or prefer ReLU over sigmoid",
-                ),
+            vanishing = Finding(
+                "vanishing",
+                "error" if error else "warning",
+                names[lo],
+                q.step,
+                ratios[lo],
+                t.vanishing_depth_ratio_error if error else t.vanishing_depth_ratio,
+                f"the backward signal (per-sample norm of dL/dy) at {names[lo]} is "
+                f"{ratios[lo]:.2g} times {compared}: gradients vanish with depth",
+                "re-initialize with a scheme matched to the activation (kaiming_normal for "
+                "ReLU, xavier_normal or 'critical' for tanh), add normalization "
+                "(BatchNorm/LayerNorm) or residual connections, or prefer ReLU over sigmoid",
             )
+        self._persist(("vanishing", role), vanishing, q.step, out)
+        exploding = None
         if ratios[hi] > t.exploding_depth_ratio:
             error = ratios[hi] > t.exploding_depth_ratio_error
-            self._emit(
-                out,
-                Finding(
-                    "exploding",
-                    "error" if error else "warning",
-                    names[hi],
-                    q.step,
-                    ratios[hi],
-                    t.exploding_depth_ratio_error if error else t.exploding_depth_ratio,
-                    f"the backward signal (per-sample gradient norm) at {names[hi]} is "
-                    f"{ratios[hi]:.3g} times that at the last layer {names[-1]}: gradients grow "
-                    "with depth",
-                    "re-initialize with a smaller gain (kaiming_normal for ReLU gives "
-                    "fan_in·Var(W)=2), add normalization, and clip the gradient norm "
-                    "(Monitor(clip='auto'))",
-                ),
+            exploding = Finding(
+                "exploding",
+                "error" if error else "warning",
+                names[hi],
+                q.step,
+                ratios[hi],
+                t.exploding_depth_ratio_error if error else t.exploding_depth_ratio,
+                f"the backward signal (per-sample norm of dL/dy) at {names[hi]} is "
+                f"{ratios[hi]:.3g} times {compared}: gradients grow with depth",
+                "re-initialize with a smaller gain (kaiming_normal for ReLU gives "
+                "fan_in·Var(W)=2), add normalization, and clip the gradient norm "
+                "(Monitor(clip='auto'))",
             )
+        self._persist(("exploding", role), exploding, q.step, out)
+
+    def _persist(
+        self, key: tuple[str, str], finding: Finding | None, step: int, out: list[Finding]
+    ) -> None:
+        """Report a depth condition once it held ``depth_patience`` ticks in a row.
+
+        The finding is dated from the first tick of the run of ticks; until then it waits in
+        :attr:`pending`, which :meth:`flush` reports when the run ends while it still holds.
+        """
+        if finding is None:
+            self._depth_streaks.pop(key, None)
+            self.pending.pop(key, None)
+            return
+        start, count = self._depth_streaks.get(key, (step, 0))
+        self._depth_streaks[key] = (start, count + 1)
+        dated = replace(finding, step=start)
+        if count + 1 >= self.thresholds.depth_patience:
+            self.pending.pop(key, None)
+            self._emit(out, dated)
+        else:
+            self.pending[key] = dated
+
+    def flush(self) -> list[Finding]:
+        """At the end of a run: the depth conditions that still held but had not yet persisted."""
+        out: list[Finding] = []
+        for finding in self.pending.values():
+            self._emit(out, finding)
+        self.pending.clear()
+        self._depth_streaks.clear()
+        return out
 
     def _absolute(self, q: TickQuantities, out: list[Finding]) -> None:
         t = self.thresholds
@@ -369,11 +433,18 @@ class RuleEngine:
         medians = self._median
         if medians is not None and self._n_history >= t.spike_min_history:
             # plain floats: NumPy's per-call overhead exceeds the work for a few layers
-            for name, value, med in zip(layers, values, medians, strict=True):
+            for i, (name, value, med) in enumerate(zip(layers, values, medians, strict=True)):
                 if not med > 0:
                     continue
                 f = value / med
                 if math.isfinite(f) and f > t.spike_factor:
+                    # a jump, not a trend: gradients that grow steadily while a model learns
+                    # leave the window's median behind but not the median of the last ticks
+                    recent = self._recent_median(self._history, i)
+                    if recent > med:
+                        med, f = recent, value / recent
+                    if not f > t.spike_factor:
+                        continue
                     clip_at = t.clip_factor * self.total_norm_median()
                     self._emit(
                         out,
@@ -385,7 +456,8 @@ class RuleEngine:
                             f,
                             t.spike_factor,
                             f"the gradient norm of {name} jumped to {f:.3g} times its running "
-                            f"median ({med:.3g})",
+                            f"median ({med:.3g}, the larger of the medians over the last "
+                            f"{t.spike_window} and the last {t.spike_recent} ticks)",
                             f"clip the total gradient norm at {clip_at:.3g} ({t.clip_factor:g}× "
                             "its running median; Monitor(clip='auto') does this) or lower the "
                             "learning rate",
@@ -396,6 +468,13 @@ class RuleEngine:
             v if math.isfinite(v) else _finite(v) for v in values
         ]
         self._n_history += 1
+
+    def _recent_median(self, history: npt.NDArray[np.float64], layer: int) -> float:
+        """Median gradient norm of one layer over the last ``spike_recent`` ticks."""
+        window = history.shape[1]
+        k = min(self.thresholds.spike_recent, self._n_history, window)
+        cols = [(self._n_history - 1 - j) % window for j in range(k)]
+        return float(np.median(history[layer, cols]))
 
     def _activations(self, q: TickQuantities, out: list[Finding]) -> None:
         t = self.thresholds
