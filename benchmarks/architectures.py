@@ -155,9 +155,10 @@ comes from that run. Columns:
   says so and defers to the probe), and how many layers it flags;
 * **symmetry**: `find_symmetric_units(model, inputs)`;
 * **monitor**: the findings of `nndoctor.Monitor` over a short training run with the
-  architecture's usual optimizer, as the monitor reports them today (false alarms included:
-  its depth rules are being reworked for these architectures), with the loss's first and last
-  values.
+  architecture's usual optimizer, every warning and error as the monitor reports it (a
+  healthy row should read "none"), with the loss's first and last values. Huge weights in a
+  normalized network are not the monitor's to see (no activation module saturates where a
+  LayerNorm rescales; LSTM gates and softmax are not modules): the audit flags them.
 """
 
 
