@@ -147,7 +147,7 @@ def checkup(
     With no options it uses the built-in digits data and a deep MLP at PyTorch's default init.
     With --model (and --input-shape) and/or --source/--target/--label it checks yours.
     """
-    from nndoctor._io import load_table_pair
+    from nndoctor._checkup_inputs import check_user_inputs
     from nndoctor._validation import check_choice
     from nndoctor.checkup import CheckupContext, Stage, run_checkup
 
@@ -160,16 +160,22 @@ def checkup(
         raise InvalidParameterError("--weights are loaded into --model; pass --model too")
     if label is not None and source is None:
         raise InvalidParameterError("--label names a column of --source/--target; pass those too")
-    if source is not None and target is not None:  # before any stage spends time
-        load_table_pair(source, target, label=label)
+    shape = None if input_shape is None else parse_shape(input_shape)
+    data = None
+    if model is not None or source is not None:  # every check before any stage spends time
+        data = check_user_inputs(
+            source=source, target=target, label=label, model_spec=model, weights=weights,
+            input_shape=shape, random_state=seed,
+        )  # fmt: skip
     context = CheckupContext(
         random_state=seed,
         model_spec=model,
         source=source,
         target=target,
         label=label,
-        input_shape=None if input_shape is None else parse_shape(input_shape),
+        input_shape=shape if data is None else data.input_shape,
         weights=weights,
+        data=data,
     )
     with staged_progress() as add_bar:
 
