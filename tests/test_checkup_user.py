@@ -6,6 +6,7 @@ evidence, the same seed giving the same bytes.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -64,10 +65,12 @@ def d(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _args(d: Path, *extra: str, source: str = "s.csv", target: str = "t.csv") -> list[str]:
+def _args(
+    d: Path, *extra: str, source: str = "s.csv", target: str = "t.csv", out: str = "out"
+) -> list[str]:
     return [
         "checkup", "--source", str(d / source), "--target", str(d / target),
-        "--label", "diagnosis", "--report", str(d / "out" / "r.html"), *extra,
+        "--label", "diagnosis", "--report", str(d / out / "r.html"), *extra,
     ]  # fmt: skip
 
 
@@ -95,7 +98,8 @@ def test_inputs_are_checked_before_any_work(
     d: Path, extra: tuple[str, ...], source: str, target: str, code: int, words: tuple[str, ...]
 ) -> None:
     extra = tuple(e.replace("{d}", str(d)) for e in extra)
-    result = runner.invoke(app, [*_args(d, *extra, source=source, target=target), "--json"])
+    args = _args(d, *extra, source=source, target=target, out="bad")
+    result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == code, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -103,7 +107,7 @@ def test_inputs_are_checked_before_any_work(
     for word in words:
         assert word in lines[0]
     assert result.stdout == ""
-    assert not (d / "out").exists()
+    assert not (d / "bad").exists()
 
 
 def test_conv1d_gets_rows_in_its_input_shape(d: Path) -> None:
@@ -162,6 +166,18 @@ def test_tables_only_judge_no_demo_network(data_only: object) -> None:
     assert "digits" not in json.dumps(stages)
 
 
+def test_user_run_has_one_verdict_everywhere(d: Path, data_only: object) -> None:
+    from _checkup_helpers import check_one_verdict
+
+    page = (d / "out" / "r.html").read_text()
+    check_one_verdict(data_only.stdout, page)  # type: ignore[attr-defined]
+    # the user's column names, never x0, x1, ...
+    assert not re.search(r"\bx\d+\b", re.sub(r"x\d+\.\d+", "", page)), re.findall(
+        r".{40}\bx\d+\b.{40}", page
+    )
+    assert "area" in page
+
+
 def test_model_only_judges_no_demo_data(d: Path) -> None:
     from nndoctor.checkup import CheckupContext, default_stages, run_checkup
 
@@ -188,7 +204,7 @@ def test_a_one_row_target_is_insufficient_data_not_ok(d: Path) -> None:
 
 
 def test_one_row_target_fails_with_fail_on_warning(d: Path) -> None:
-    args = _args(d, "--json", "--fail-on", "warning", target="t1.csv")
+    args = _args(d, "--json", "--fail-on", "warning", target="t1.csv", out="one-row")
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
     rows = [r for s in json.loads(result.stdout)["stages"] for r in s["summary"]]
@@ -199,7 +215,8 @@ def test_one_row_target_fails_with_fail_on_warning(d: Path) -> None:
 
 def test_same_seed_gives_the_same_bytes(d: Path) -> None:
     """The user's factory is called under --seed: two runs print byte-identical JSON."""
-    args = _args(d, "--model", f"{d}/m.py:mlp", "--json", "--seed", "3")
+    args = _args(d, "--model", f"{d}/m.py:mlp", "--input-shape", "4", "--json", "--seed", "3")
+    args[args.index("--report") + 1] = str(d / "seeded" / "r.html")
     first, second = runner.invoke(app, args), runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert first.stdout == second.stdout

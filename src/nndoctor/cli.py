@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 import typer.core
+import typer.main
 
 from nndoctor import __version__
 from nndoctor._cli._common import (
@@ -61,7 +62,25 @@ class _Group(typer.core.TyperGroup):
 
     An ``OSError`` (a file that cannot be read or written, a full disk) is the user's environment,
     not a bug: it too becomes one line and exit code 2.
+
+    The modules that add commands to the ``shift`` and ``scenario`` sub-apps (pandas, torch,
+    SciPy behind them) are imported only when that sub-app is invoked: ``--version`` and
+    ``--help`` list the sub-apps from their own light modules.
     """
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else None
+        if name in _COMMAND_MODULES:
+            for module in _COMMAND_MODULES[name]:
+                importlib.import_module(f"nndoctor._cli.{module}")
+            info = next(g for g in app.registered_groups if g.name == name)
+            self.commands[name] = typer.main.get_group_from_info(
+                info,
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                suggest_commands=app.suggest_commands,
+                rich_markup_mode=app.rich_markup_mode,
+            )
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -191,20 +210,16 @@ def checkup(
         raise typer.Exit(EXIT_FINDING)
 
 
-# Sub-apps. Modules that add commands to a sub-app are imported for their side effect.
+# Sub-apps. Modules that add commands to a sub-app are imported for their side effect, when
+# the sub-app is invoked (_Group.resolve_command).
 app.add_typer(shift_app, name="shift")
 app.add_typer(scenario_app, name="scenario")
 app.add_typer(stability_app, name="stability")
 app.add_typer(monitor_app, name="monitor")
-_COMMAND_MODULES = (
-    "scenario_numerics",
-    "scenario_shift",
-    "shift_diagnose",
-    "shift_tests",
-    "shift_weights",
-)
-for _module in _COMMAND_MODULES:
-    importlib.import_module(f"nndoctor._cli.{_module}")
+_COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "scenario": ("scenario_numerics", "scenario_shift"),
+    "shift": ("shift_diagnose", "shift_tests", "shift_weights"),
+}
 
 
 def main(argv: list[str] | None = None) -> None:
