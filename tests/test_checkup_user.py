@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,15 @@ def d(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tgt.assign(diagnosis=tgt["diagnosis"].where(tgt.index > 3, "cyst")).to_csv(
         root / "t_unseen.csv", index=False
     )
+    pool = _table(rng, 240)
+    cov = pool[pool["texture"] > pool["texture"].median()]  # selected on an input: covariate
+    rescale = {"area": 1e-3, "radius": 1e4, "texture": -2.0, "smooth": 1e3}
+    for name, frame, first_id in (("s", src, 5000), ("t_cov", cov, 9000)):
+        ids = np.arange(len(frame)) + first_id  # later rows, later ids: a perfect domain feature
+        frame.assign(id=ids).to_csv(root / f"{name}_id.csv", index=False)
+        frame.assign(**{c: frame[c] * k + 7 for c, k in rescale.items()}).to_csv(
+            root / f"{name}_rescaled.csv", index=False
+        )
     rare = src.copy()
     rare.loc[rare.index[:3], "diagnosis"] = "rare"
     rare.to_csv(root / "s_rare.csv", index=False)
@@ -229,3 +239,32 @@ def test_same_seed_gives_the_same_bytes(d: Path) -> None:
         ctx = CheckupContext(random_state=seed, model_spec=f"{d}/m.py:mlp", input_shape=(4,))
         gains.add(run_checkup(stages=[stability], context=ctx).stages[0].results[0].forward_gain)
     assert len(gains) == 2
+
+
+def _shift_rows(d: Path, source: str, target: str) -> list[Any]:
+    from nndoctor.checkup import CheckupContext, default_stages, run_checkup
+
+    stages = [s for s in default_stages() if s.name == "shift"]
+    ctx = CheckupContext(source=str(d / source), target=str(d / target), label="diagnosis")
+    return list(run_checkup(stages=stages, context=ctx).summary)
+
+
+def test_shift_verdict_ignores_units_and_identifiers(d: Path) -> None:
+    """A target selected on an input is covariate shift, whatever the columns' units (raw areas
+    made the diagnosis say "label shift"), and an id column is left out with a note (it was a
+    feature, "the most telling" one)."""
+    (with_id,) = _shift_rows(d, "s_id.csv", "t_cov_id.csv")
+    (rescaled,) = _shift_rows(d, "s_rescaled.csv", "t_cov_rescaled.csv")
+    assert (with_id.finding, with_id.severity) == ("covariate shift", "warning")
+    assert (rescaled.finding, rescaled.severity) == (with_id.finding, with_id.severity)
+    assert "id left out as identifier" in with_id.evidence
+    assert "most telling features: id" not in with_id.evidence
+    assert with_id.evidence.split("; id left out")[0] == rescaled.evidence
+
+
+def test_exclude_and_include_name_existing_columns(d: Path) -> None:
+    args = _args(d, "--exclude", "aera", source="s_id.csv", target="t_cov_id.csv", out="bad")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "--exclude 'aera'" in result.stderr
+    assert "did you mean 'area'?" in result.stderr

@@ -16,6 +16,7 @@ thousands looks "exploding" and "dead" whatever its initialization.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "MIN_TARGET_ROWS",
     "UserData",
     "check_user_inputs",
+    "identifier_columns",
     "load_user_model",
     "seed_everything",
     "with_user_data",
@@ -42,6 +44,15 @@ MIN_ROWS_PER_CLASS = 4
 MIN_TARGET_ROWS = 10
 """Fewer target rows: the shift tests have no power; the verdict is "insufficient data"."""
 _CHECK_BATCH = 8  # rows of the source run through the model before any stage
+_ID_WORDS = frozenset({"id", "uuid", "guid", "key", "index", "idx"})
+
+
+def _named_like_an_id(name: str) -> bool:
+    """``id``, ``customer_id``, ``CustomerID``, ``row-index``: first or last word an id word."""
+    words = re.findall(r"[A-Z]{2,}(?![a-z])|[A-Z]?[a-z]+|\d+", name)
+    words = [w.lower() for w in words]
+    return bool(words) and (words[0] in _ID_WORDS or words[-1] in _ID_WORDS)
+
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -94,6 +105,22 @@ class UserData:
     scale: FloatArray
     input_shape: tuple[int, ...] | None
     frames: tuple[Any, Any]
+    excluded: tuple[str, ...] = ()
+    identifiers: tuple[str, ...] = ()
+
+    @property
+    def column_note(self) -> str:
+        """Which columns were left out and why (empty when none)."""
+        parts = []
+        if self.identifiers:
+            parts.append(
+                f"{', '.join(self.identifiers)} left out as identifier(s) (a different value in "
+                "every row; --include COL uses one)"
+            )
+        other = [c for c in self.excluded if c not in self.identifiers]
+        if other:
+            parts.append(f"{', '.join(other)} left out (--exclude)")
+        return "; ".join(parts)
 
     @property
     def names(self) -> tuple[str, str]:
@@ -123,6 +150,35 @@ def _label_kind(values: Any) -> str:
     if len(known) == 0 or pd.api.types.is_numeric_dtype(known):
         return "numbers"
     return "text"
+
+
+def identifier_columns(frame: Any, label: str | None = None) -> list[str]:
+    """Columns that identify rows rather than describe them: a different value in every row and
+    either text, datetimes, an integer range with step 1, or an integer column named like an
+    identifier (``id``, ``customer_id``, ``uuid``, ``index``, ``key``, ``row``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> identifier_columns(pd.DataFrame({"id": [7, 3, 9], "x": [0.1, 0.2, 0.3], "y": [0, 1, 0]}))
+    ['id']
+    """
+    import pandas as pd
+
+    out = []
+    for c in frame.columns:
+        values = frame[c]
+        if c == label or len(values) < 2 or values.nunique(dropna=False) < len(values):
+            continue
+        if pd.api.types.is_datetime64_any_dtype(values):
+            out.append(str(c))
+        elif pd.api.types.is_integer_dtype(values):
+            steps = np.diff(np.sort(values.to_numpy()))
+            if _named_like_an_id(str(c)) or bool(np.all(steps == 1)):
+                out.append(str(c))
+        elif not pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            out.append(str(c))
+    return out
 
 
 def _check_labels(src: Any, tgt: Any, label: str, names: tuple[str, str]) -> tuple[Any, ...]:
@@ -265,6 +321,8 @@ def check_user_inputs(
     weights: str | None = None,
     input_shape: tuple[int, ...] | None = None,
     random_state: int = 0,
+    exclude: tuple[str, ...] = (),
+    include: tuple[str, ...] = (),
 ) -> UserData | None:
     """Read the user's tables and check them against each other and against the model.
 
@@ -293,8 +351,24 @@ def check_user_inputs(
         raise InvalidParameterError(
             "--source/--target need --label, the column the model predicts; pass --label NAME"
         )
+    from nndoctor._io import suggest_column
+
     src, tgt = load_table_pair(source, target, label=label)
     names = (f"the source table ({source})", f"the target table ({target})")
+    for option, cols in (("--exclude", exclude), ("--include", include)):
+        for col in cols:
+            if col not in src.columns:
+                raise InvalidParameterError(
+                    f"{option} {col!r} is not a column of {names[0]}; {suggest_column(col, src)}"
+                )
+            if col == label:
+                raise InvalidParameterError(
+                    f"{option} {col!r} is the label column; name a feature column"
+                )
+    identifiers = tuple(c for c in identifier_columns(src, label) if c not in include)
+    dropped = tuple(dict.fromkeys([*exclude, *identifiers]))
+    src = src.drop(columns=list(dropped))
+    tgt = tgt.drop(columns=[c for c in dropped if c in tgt.columns])
     _check_rows(len(src), names)
     y_source, y_target, classes = _check_labels(src, tgt, label, names)
     import pandas as pd
@@ -325,6 +399,7 @@ def check_user_inputs(
         source=str(source), target=str(target), label=label, features=tuple(numeric),
         text_features=text, X_source=Xs, X_target=Xt, y_source=y_source, y_target=y_target,
         classes=classes, mean=mean, scale=scale, input_shape=input_shape, frames=(src, tgt),
+        excluded=dropped, identifiers=identifiers,
     )  # fmt: skip
     if model_spec is not None:
         model = load_user_model(model_spec, weights=weights, seed=random_state)
@@ -351,5 +426,6 @@ def with_user_data(ctx: Any) -> Any:
     data = check_user_inputs(
         source=ctx.source, target=ctx.target, label=ctx.label, model_spec=ctx.model_spec,
         weights=ctx.weights, input_shape=ctx.input_shape, random_state=ctx.random_state,
+        exclude=ctx.exclude, include=ctx.include,
     )  # fmt: skip
     return replace(ctx, data=data, input_shape=None if data is None else data.input_shape)

@@ -117,6 +117,8 @@ def _scaling_note(ctx: CheckupContext) -> str:
         note += f", {data.n_missing} missing value(s) at the mean"
     if data.text_features:
         note += f"; text column(s) {', '.join(data.text_features[:3])} not fed to the model"
+    if data.column_note:
+        note += f"; {data.column_note}"
     return note
 
 

@@ -97,13 +97,17 @@ def insufficient_data_row(stage: str, n_target: int, source: str, target: str) -
 
 
 def user_feature_frames(data: Any) -> tuple[Any, Any]:
-    """The two tables' feature columns as frames with the user's column names: numbers as
-    they are, text one-hot encoded with the categories of both tables (so the columns agree)."""
+    """The two tables' feature columns as frames with the user's column names: numbers
+    standardized with the source's mean and standard deviation (the diagnosis's classifiers
+    then judge the same whatever the columns' units), text one-hot encoded with the categories
+    of both tables (so the columns agree)."""
     import pandas as pd
 
     src, tgt = data.frames
     columns = [c for c in src.columns if c != data.label]
     pooled = pd.concat([src[columns], tgt[columns]], ignore_index=True)
+    numeric = list(data.features)
+    pooled[numeric] = (pooled[numeric].astype(np.float64) - data.mean) / data.scale
     text = [c for c in columns if not pd.api.types.is_numeric_dtype(pooled[c])]
     if text:
         pooled = pd.get_dummies(pooled, columns=text, dtype=float)
@@ -151,7 +155,7 @@ def _user_stage(ctx: CheckupContext) -> StageOutcome:
     row = SummaryRow(
         stage="shift",
         finding=f"{d.kind} shift" if d.kind != "none" else "no shift detected",
-        evidence=_evidence_text(d),
+        evidence=_evidence_text(d) + (f"; {data.column_note}" if data.column_note else ""),
         treatment=d.recommendation.treatment,
         effect=d.recommendation.estimated_effect,
         severity=sev,

@@ -81,6 +81,10 @@ class CheckupContext:
     label: str | None = None
     input_shape: tuple[int, ...] | None = None
     weights: str | None = None
+    #: feature columns to leave out, and identifier-like columns to keep (``--exclude``,
+    #: ``--include``)
+    exclude: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
     data: UserData | None = None
 
     @property
@@ -188,6 +192,7 @@ def run_checkup(
         data = check_user_inputs(
             source=ctx.source, target=ctx.target, label=ctx.label, model_spec=ctx.model_spec,
             weights=ctx.weights, input_shape=ctx.input_shape, random_state=ctx.random_state,
+            exclude=ctx.exclude, include=ctx.include,
         )  # fmt: skip
         shape = ctx.input_shape if data is None else data.input_shape
         ctx = replace(ctx, data=data, input_shape=shape)

@@ -147,6 +147,18 @@ def checkup(
         str | None,
         typer.Option(help="Trained weights for --model: a state dict saved with torch.save."),
     ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="A column to leave out of the features (repeatable)."),
+    ] = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include",
+            help="Keep a column that looks like an identifier (a different value in every row) "
+            "as a feature (repeatable); such columns are left out by default.",
+        ),
+    ] = None,
     json_out: JsonOption = False,
     report: Annotated[
         Path,
@@ -184,7 +196,8 @@ def checkup(
     if model is not None or source is not None:  # every check before any stage spends time
         data = check_user_inputs(
             source=source, target=target, label=label, model_spec=model, weights=weights,
-            input_shape=shape, random_state=seed,
+            input_shape=shape, random_state=seed, exclude=tuple(exclude or ()),
+            include=tuple(include or ()),
         )  # fmt: skip
     context = CheckupContext(
         random_state=seed,
@@ -194,6 +207,8 @@ def checkup(
         label=label,
         input_shape=shape if data is None else data.input_shape,
         weights=weights,
+        exclude=tuple(exclude or ()),
+        include=tuple(include or ()),
         data=data,
     )
     with staged_progress() as add_bar:
