@@ -185,7 +185,9 @@ def test_user_run_has_one_verdict_everywhere(d: Path, data_only: object) -> None
     assert not re.search(r"\bx\d+\b", re.sub(r"x\d+\.\d+", "", page)), re.findall(
         r".{40}\bx\d+\b.{40}", page
     )
-    assert "area" in page
+    telling = re.search(r"most telling features: ([\w, ]+)", page)
+    assert telling is not None
+    assert set(telling.group(1).split(", ")) <= set(FEATURES)
 
 
 def test_model_only_judges_no_demo_data(d: Path) -> None:
