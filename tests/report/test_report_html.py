@@ -147,3 +147,24 @@ def test_probe_figure_puts_theory_and_measurement_on_one_axis() -> None:
         for measured, theory in pairs:
             assert 0.75 < theory / measured < 1.33, (kind, measured, theory)
     assert curves["backward gain (measured)"] == [r.backward_gain for r in report.called_layers]
+
+
+def test_terminal_tables_fold_long_values_instead_of_cutting_them() -> None:
+    """A value wider than its column wraps onto the next lines (it was cut with "…" when the
+    output was piped at 80 columns)."""
+    import io
+
+    from rich.console import Console
+
+    from nndoctor.report import print_sections
+
+    name = "the_source_table_users_2024_final_v3.csv:customer_lifetime_value"
+    out = io.StringIO()
+    console = Console(file=out, width=40, no_color=True)
+    print_sections([Section("Demo", "info", "", ({"column": name, "value": "1"},))], console)
+    text = out.getvalue()
+    assert "…" not in text
+    cells = "".join(
+        line.split("│")[1].strip() for line in text.splitlines() if line.count("│") >= 3
+    )
+    assert name in cells
