@@ -141,7 +141,11 @@ def checkup(
     label: Annotated[str | None, typer.Option(help="Name of the label column.")] = None,
     input_shape: Annotated[
         str | None,
-        typer.Option("--input-shape", help="One input's shape for --model, e.g. 64 or 3,32,32."),
+        typer.Option(
+            "--input-shape",
+            help="One input's shape for --model, e.g. 64 or 3,32,32 (1,30 for a Conv1d on 30 "
+            "columns); with tables it defaults to the number of feature columns.",
+        ),
     ] = None,
     weights: Annotated[
         str | None,
@@ -176,7 +180,9 @@ def checkup(
     """Run the whole tour: on the embedded default, or on your model and data.
 
     With no options it uses the built-in digits data and a deep MLP at PyTorch's default init.
-    With --model (and --input-shape) and/or --source/--target/--label it checks yours.
+    With --model (and --input-shape) and/or --source/--target/--label it checks yours, and only
+    yours: your files are checked against each other and the model first, and your model is
+    trained on the source's columns standardized with the source's mean and standard deviation.
     """
     from nndoctor._checkup_inputs import check_user_inputs
     from nndoctor._validation import check_choice
