@@ -59,6 +59,7 @@ def d(tmp_path_factory: pytest.TempPathFactory) -> Path:
         frame.assign(**{c: frame[c] * k + 7 for c, k in rescale.items()}).to_csv(
             root / f"{name}_rescaled.csv", index=False
         )
+    src.assign(area=src["area"].where(src.index > 4)).to_csv(root / "s_nan.csv", index=False)
     rare = src.copy()
     rare.loc[rare.index[:3], "diagnosis"] = "rare"
     rare.to_csv(root / "s_rare.csv", index=False)
@@ -98,6 +99,8 @@ BAD: list[tuple[str, tuple[str, ...], str, str, int, tuple[str, ...]]] = [
     ("unseen class", (), "s.csv", "t_unseen.csv", 3, ("'cyst'", "t_unseen.csv", "'diagnosis'")),
     ("too few rows of a class", (), "s_rare.csv", "t.csv", 3,
      ("'rare' (3)", "s_rare.csv", "'diagnosis'")),
+    ("missing feature values", (), "s_nan.csv", "t.csv", 3,
+     ("'area'", "s_nan.csv", "5 missing")),
 ]  # fmt: skip
 
 

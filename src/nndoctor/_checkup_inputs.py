@@ -127,14 +127,9 @@ class UserData:
         """What messages call the tables: "the source table (s.csv)", "the target table (…)"."""
         return (f"the source table ({self.source})", f"the target table ({self.target})")
 
-    @property
-    def n_missing(self) -> int:
-        """Missing feature values in the source (filled with the source's mean for the model)."""
-        return int(np.isnan(self.X_source).sum())
-
     def model_inputs(self, X: FloatArray) -> Any:
-        """Rows of ``X`` standardized with the source's statistics, missing values at the mean
-        (0), reshaped to ``(rows, *input_shape)``, as a float32 tensor."""
+        """Rows of ``X`` standardized with the source's statistics, reshaped to
+        ``(rows, *input_shape)``, as a float32 tensor."""
         import torch
 
         z = (X - self.mean) / self.scale
@@ -390,6 +385,13 @@ def check_user_inputs(
             raise DataValidationError(
                 f"column {col!r} of {name} holds {int(bad[:, numeric.index(col)].sum())} "
                 "infinite value(s); replace them (or drop the column from both tables)"
+            )
+        if np.isnan(X).any():  # the weighting and the diagnosis need complete rows
+            col = numeric[int(np.argwhere(np.isnan(X))[0, 1])]
+            raise DataValidationError(
+                f"column {col!r} of {name} has {int(np.isnan(X[:, numeric.index(col)]).sum())} "
+                "missing value(s); the checkup needs complete feature rows: drop or impute them "
+                "(or --exclude the column; `nndoctor shift test` tests missing values)"
             )
     mean = np.nanmean(Xs, axis=0) if Xs.size else np.zeros(0)
     mean = np.where(np.isnan(mean), 0.0, mean)

@@ -113,8 +113,6 @@ def _scaling_note(ctx: CheckupContext) -> str:
         f"trained on {len(data.features)} columns of {data.source} standardized with the "
         "source's mean and standard deviation"
     )
-    if data.n_missing:
-        note += f", {data.n_missing} missing value(s) at the mean"
     if data.text_features:
         note += f"; text column(s) {', '.join(data.text_features[:3])} not fed to the model"
     if data.column_note:
