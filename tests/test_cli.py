@@ -60,6 +60,25 @@ def test_checkup_report(checkup_run: tuple[Result, Path]) -> None:
     assert "default init: Training monitor: findings" in titles
 
 
+def test_checkup_has_one_verdict_everywhere(checkup_run: tuple[Result, Path]) -> None:
+    """Summary, header counts, badges and sections agree (the header counted 4 errors where
+    the summary had 1; soda_regions was an error in its sections and a warning in the summary;
+    the stream said "no change" under a summary that says drift was caught)."""
+    from _checkup_helpers import check_one_verdict
+
+    result, out = checkup_run
+    page = out.read_text()
+    rows = check_one_verdict(result.stdout, page)
+    stream = next(r for r in rows if r["finding"].startswith("drifting_stream:"))
+    assert "caught at t =" in stream["finding"]
+    adapt = re.search(r'data-status="(\w+)">\s*<h2>drifting_stream: Adaptation to drift', page)
+    assert adapt is not None
+    assert adapt.group(1) == stream["severity"]
+    for title in re.findall(r"<h2>(drifting_stream: [^<]*)</h2>", page):
+        if "Stream monitor" in title or "Monitor events" in title:
+            assert "since the last retraining" in title
+
+
 def test_checkup_writes_default_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["checkup", "--input-shape", "0"])
@@ -137,3 +156,41 @@ def test_checkup_user_model_with_wrong_head_is_a_usage_error(tmp_path: Path) -> 
     assert result.exit_code == 2
     assert "3-way head" in result.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_version_and_help_import_nothing_heavy() -> None:
+    """``--version`` and ``--help`` load no torch, NumPy, pandas, SciPy, scikit-learn or
+    matplotlib (they took ~5 s: cli.py imported every command's dependencies)."""
+    code = (
+        "import sys\n"
+        "from nndoctor.cli import app\n"
+        "for args in (['--version'], ['--help'], ['stability', '--help']):\n"
+        "    try:\n"
+        "        app(args, prog_name='nndoctor')\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = ('torch', 'numpy', 'pandas', 'scipy', 'sklearn', 'matplotlib')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr.strip() == "[]", out.stderr
+    assert "shift" in out.stdout  # the lazily loaded sub-apps are listed
+    result = runner.invoke(app, ["shift", "--help"])
+    assert result.exit_code == 0
+    assert "diagnose" in result.stdout  # and their commands are there when asked for
+
+
+def test_a_missing_label_names_the_closest_column(tmp_path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({f"feature_{i}": range(50) for i in range(12)}).assign(
+        Diagnosis=["a", "b"] * 25
+    )
+    frame.to_csv(tmp_path / "s.csv", index=False)
+    args = ["checkup", "--source", str(tmp_path / "s.csv"), "--target", str(tmp_path / "s.csv")]
+    result = runner.invoke(app, [*args, "--label", "diagnosis"])
+    assert result.exit_code == 2
+    assert "did you mean 'Diagnosis'?" in result.stderr
+    result = runner.invoke(app, [*args, "--label", "y"])
+    assert "'Diagnosis'" in result.stderr  # the only column that looks like a label
+    assert "feature_3" not in result.stderr

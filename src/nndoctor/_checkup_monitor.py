@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 
 from nndoctor.checkup import CheckupContext, Severity, StageOutcome, SummaryRow
-from nndoctor.exceptions import DataValidationError, InvalidParameterError
+from nndoctor.exceptions import InvalidParameterError
 
 __all__ = ["MONITOR_STAGE_STEPS", "monitor_stage"]
 
@@ -35,40 +35,28 @@ def _kaiming_(model: nn.Module) -> nn.Module:
 
 
 def _user_data(ctx: CheckupContext) -> tuple[Any, ...]:
-    """The user's source table as standardized train/test tensors with labels 0..K-1."""
+    """The user's source rows as train/test tensors of the model's input shape, standardized
+    with the source's mean and standard deviation, and labels 0..K-1."""
     import numpy as np
     import torch
 
-    from nndoctor._io import load_table
-    from nndoctor._validation import check_matrix
-
-    if ctx.source is None or ctx.label is None:
-        raise InvalidParameterError("internal: the user's monitor run needs --source and --label")
-    table = load_table(ctx.source)
-    if ctx.label not in table.columns:
-        raise DataValidationError(
-            f"--label {ctx.label!r} is not a column of {ctx.source}; columns: "
-            f"{', '.join(map(str, table.columns))}"
-        )
-    X = check_matrix(table.drop(columns=[ctx.label]).select_dtypes("number"), name="source")
-    _, y = np.unique(table[ctx.label].to_numpy(), return_inverse=True)
+    data = ctx.data
+    if data is None:
+        raise InvalidParameterError("internal: the user's monitor run needs the checked tables")
     rng = np.random.default_rng(ctx.random_state)
-    order = rng.permutation(len(y))
-    cut = int(0.7 * len(y))
+    order = rng.permutation(data.y_source.size)
+    cut = int(0.7 * order.size)
     tr, te = order[:cut], order[cut:]
-    return (
-        torch.from_numpy(X[tr].astype(np.float32)),
-        torch.from_numpy(X[te].astype(np.float32)),
-        torch.from_numpy(y[tr].astype(np.int64)),
-        torch.from_numpy(y[te].astype(np.int64)),
-    )
+    X = data.X_source
+    y = torch.from_numpy(data.y_source)
+    return data.model_inputs(X[tr]), data.model_inputs(X[te]), y[tr], y[te]
 
 
 def _user_monitor_stage(ctx: CheckupContext) -> StageOutcome:
-    from nndoctor._io import load_model
+    from nndoctor._checkup_inputs import load_user_model
     from nndoctor.stability.monitor._demo import train_digits
 
-    if ctx.model_spec is None or ctx.source is None or ctx.label is None:
+    if ctx.model_spec is None or ctx.data is None:
         missing = "--model" if ctx.model_spec is None else "--source and --label"
         row = SummaryRow(
             stage="monitor",
@@ -81,7 +69,7 @@ def _user_monitor_stage(ctx: CheckupContext) -> StageOutcome:
         )
         return StageOutcome("monitor", "Training monitor", (row,), ())
     ctx.progress(0.0, f"training {ctx.model_spec} under the monitor")
-    model = load_model(ctx.model_spec, weights=ctx.weights)
+    model = load_user_model(ctx.model_spec, weights=ctx.weights, seed=ctx.random_state)
     run = train_digits(
         model,
         steps=MONITOR_STAGE_STEPS,
@@ -89,11 +77,12 @@ def _user_monitor_stage(ctx: CheckupContext) -> StageOutcome:
         data=_user_data(ctx),
         progress=ctx.progress,
     )
+    scaled = _scaling_note(ctx)
     rows = [
         SummaryRow(
             stage="monitor",
             finding=f"{f.check} at layer {f.layer}, step {f.step}",
-            evidence=f.message,
+            evidence=f"{f.message} ({scaled})",
             treatment=f.remedy,
             effect="-",
             severity=f.severity,
@@ -105,7 +94,7 @@ def _user_monitor_stage(ctx: CheckupContext) -> StageOutcome:
             stage="monitor",
             finding=f"{run.steps} training steps of {ctx.model_spec} without a warning",
             evidence=f"loss {run.first_loss:.3g} → {run.last_loss:.3g}; held-out accuracy "
-            f"{run.test_accuracy:.0%}",
+            f"{run.test_accuracy:.0%} ({scaled})",
             treatment="none needed",
             effect="-",
             severity="ok",
@@ -113,6 +102,22 @@ def _user_monitor_stage(ctx: CheckupContext) -> StageOutcome:
     ]
     ctx.progress(1.0, "done")
     return StageOutcome("monitor", "Training monitor", tuple(rows), (run.log,))
+
+
+def _scaling_note(ctx: CheckupContext) -> str:
+    """How the model's inputs were prepared, for the evidence column."""
+    data = ctx.data
+    if data is None:
+        return ""
+    note = (
+        f"trained on {len(data.features)} columns of {data.source} standardized with the "
+        "source's mean and standard deviation"
+    )
+    if data.text_features:
+        note += f"; text column(s) {', '.join(data.text_features[:3])} not fed to the model"
+    if data.column_note:
+        note += f"; {data.column_note}"
+    return note
 
 
 def monitor_stage(ctx: CheckupContext) -> StageOutcome:
@@ -125,11 +130,12 @@ def monitor_stage(ctx: CheckupContext) -> StageOutcome:
     >>> MONITOR_STAGE_STEPS
     60
     """
+    from nndoctor._checkup_inputs import with_user_data
     from nndoctor.scenarios import digits_mlp
     from nndoctor.stability.monitor._demo import train_digits
 
     if ctx.user_mode:
-        return _user_monitor_stage(ctx)
+        return _user_monitor_stage(with_user_data(ctx))
     seed = ctx.random_state
     ctx.progress(0.0, "training the default MLP under the monitor")
     run = train_digits(

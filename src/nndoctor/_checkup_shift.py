@@ -67,34 +67,95 @@ def _evidence_text(d: Any) -> str:
     return "; ".join(parts)
 
 
+def _no_tables(stage: str, title: str, what: str) -> StageOutcome:
+    """The user gave a model and no tables: nothing to compare (the demo data are not theirs)."""
+    row = SummaryRow(
+        stage=stage,
+        finding=f"no {what}: no tables given",
+        evidence="no --source/--target given",
+        treatment="pass --source, --target and --label to compare your training and deployment "
+        "data",
+        effect="-",
+        severity="info",
+    )
+    return StageOutcome(stage, title, (row,), ())
+
+
+def insufficient_data_row(stage: str, n_target: int, source: str, target: str) -> SummaryRow:
+    """The verdict when the target is too small to test: a warning, never "no shift"."""
+    from nndoctor._checkup_inputs import MIN_TARGET_ROWS
+
+    return SummaryRow(
+        stage=stage,
+        finding="insufficient data: the shift could not be tested",
+        evidence=f"{target} has {n_target} row(s); the tests need at least {MIN_TARGET_ROWS} "
+        f"(and {source} its labeled rows)",
+        treatment=f"collect at least {MIN_TARGET_ROWS} deployment rows and run the checkup again",
+        effect="-",
+        severity="warning",
+    )
+
+
+def user_feature_frames(data: Any) -> tuple[Any, Any]:
+    """The two tables' feature columns as frames with the user's column names: numbers
+    standardized with the source's mean and standard deviation (the diagnosis's classifiers
+    then judge the same whatever the columns' units), text one-hot encoded with the categories
+    of both tables (so the columns agree)."""
+    import pandas as pd
+
+    src, tgt = data.frames
+    columns = [c for c in src.columns if c != data.label]
+    pooled = pd.concat([src[columns], tgt[columns]], ignore_index=True)
+    numeric = list(data.features)
+    pooled[numeric] = (pooled[numeric].astype(np.float64) - data.mean) / data.scale
+    text = [c for c in columns if not pd.api.types.is_numeric_dtype(pooled[c])]
+    if text:
+        pooled = pd.get_dummies(pooled, columns=text, dtype=float)
+    pooled = pooled.astype(np.float64)
+    pooled.columns = [str(c) for c in pooled.columns]
+    return pooled.iloc[: len(src)].reset_index(drop=True), pooled.iloc[len(src) :].reset_index(
+        drop=True
+    )
+
+
+def _untestable(d: Any) -> bool:
+    """True when no detection test produced a p-value (NaN everywhere): no evidence either way."""
+    return bool(d.evidence) and all(not math.isfinite(e.pvalue) for e in d.evidence)
+
+
 def _user_stage(ctx: CheckupContext) -> StageOutcome:
-    from nndoctor._cli._common import table_names
-    from nndoctor._cli.shift_diagnose import _features
-    from nndoctor._io import load_model, load_table_pair
+    from nndoctor._checkup_inputs import MIN_TARGET_ROWS, load_user_model
     from nndoctor.shift import diagnose
 
-    if ctx.source is None or ctx.target is None or ctx.label is None:
-        raise ValueError("internal: the user stage needs source, target and label")
+    data = ctx.data
+    if data is None:
+        return _no_tables("shift", "Distribution shift", "shift diagnosis")
+    n_target = data.X_target.shape[0]
+    if n_target < MIN_TARGET_ROWS:
+        row = insufficient_data_row("shift", n_target, data.source, data.target)
+        return StageOutcome("shift", "Distribution shift", (row,), ())
     ctx.progress(0.0, "reading the tables")
-    src, tgt = load_table_pair(ctx.source, ctx.target, label=ctx.label)
-    (Xs, Xt), _ = _features([src, tgt], [ctx.label])
-    yt = tgt[ctx.label].to_numpy() if ctx.label in tgt.columns else None
+    Xs, Xt = user_feature_frames(data)
+    yt = np.where(data.y_target < 0, np.nan, data.y_target.astype(np.float64))
     # A factory builds an untrained network: its outputs say nothing about the data, so the
-    # user's network is used only with trained --weights; otherwise diagnose fits its default
-    # classifier on a split of the source.
-    model = (
-        load_model(ctx.model_spec, weights=ctx.weights) if ctx.model_spec and ctx.weights else None
-    )
+    # user's network is used only with trained --weights (on the numeric columns it takes);
+    # otherwise diagnose fits its default classifier on a split of the source.
+    model = None
+    if ctx.model_spec and ctx.weights and (ctx.input_shape is None or len(ctx.input_shape) == 1):
+        model = load_user_model(ctx.model_spec, weights=ctx.weights, seed=ctx.random_state)
+        Xs, Xt = Xs[list(data.features)], Xt[list(data.features)]
     d = diagnose(
-        Xs, src[ctx.label].to_numpy(), Xt, yt, model=model, random_state=ctx.random_state,
-        progress=lambda f, t: ctx.progress(0.1 + 0.9 * f, t),
-        names=table_names(ctx.source, ctx.target),
+        Xs, data.y_source, Xt, yt, model=model, random_state=ctx.random_state,
+        progress=lambda f, t: ctx.progress(0.1 + 0.9 * f, t), names=data.names,
     )  # fmt: skip
+    if _untestable(d):
+        row = insufficient_data_row("shift", n_target, data.source, data.target)
+        return StageOutcome("shift", "Distribution shift", (row,), (d,))
     sev: Severity = "info" if d.kind == "none" else "warning"
     row = SummaryRow(
         stage="shift",
         finding=f"{d.kind} shift" if d.kind != "none" else "no shift detected",
-        evidence=_evidence_text(d),
+        evidence=_evidence_text(d) + (f"; {data.column_note}" if data.column_note else ""),
         treatment=d.recommendation.treatment,
         effect=d.recommendation.estimated_effect,
         severity=sev,
@@ -115,8 +176,10 @@ def shift_stage(ctx: CheckupContext) -> StageOutcome:
 
 
 def _shift_stage(ctx: CheckupContext) -> StageOutcome:
-    if ctx.source is not None and ctx.target is not None and ctx.label is not None:
-        return _user_stage(ctx)
+    if ctx.user_mode:
+        from nndoctor._checkup_inputs import with_user_data
+
+        return _user_stage(with_user_data(ctx))
     from sklearn.linear_model import LogisticRegression
 
     from nndoctor.scenarios import cartoon_digits, drifting_stream, flu_season, soda_regions

@@ -17,21 +17,26 @@ __all__ = ["SHIFT_CORRECTION_STAGE"]
 
 _BOOST = 10.0  # digits 0-2 are this many times as common in the embedded deployment
 _N_BOOTSTRAP = 50
+NEAR_ONE_ESS = 0.95
+"""ESS / n_source above this: the weights stay near 1, little covariate shift to correct."""
 
 
 def _user_tables(ctx: CheckupContext) -> StageOutcome:
-    from nndoctor._io import load_table_pair
+    from nndoctor._checkup_inputs import MIN_TARGET_ROWS
+    from nndoctor._checkup_shift import _no_tables, insufficient_data_row, user_feature_frames
     from nndoctor.shift import ImportanceWeighter
 
+    data = ctx.data
+    if data is None:
+        return _no_tables("shift-correction", "Shift correction", "shift correction")
+    n_target = data.X_target.shape[0]
+    if n_target < MIN_TARGET_ROWS:
+        row = insufficient_data_row("shift-correction", n_target, data.source, data.target)
+        return StageOutcome("shift-correction", "Shift correction", (row,), ())
     ctx.progress(0.1, "reading tables")
-    src, tgt = load_table_pair(str(ctx.source), str(ctx.target), label=ctx.label)
-    drop = [ctx.label] if ctx.label else []
-    Xs = src.drop(columns=[c for c in drop if c in src.columns]).select_dtypes("number")
-    Xt = tgt.drop(columns=[c for c in drop if c in tgt.columns])[list(Xs.columns)]
+    Xs, Xt = user_feature_frames(data)
     ctx.progress(0.3, "fitting importance weights")
-    iw = ImportanceWeighter(random_state=ctx.random_state, warn=False).fit(
-        Xs.to_numpy(dtype=np.float64), Xt.to_numpy(dtype=np.float64)
-    )
+    iw = ImportanceWeighter(random_state=ctx.random_state, warn=False).fit(Xs, Xt)
     summary = iw.summary()
     ctx.progress(1.0, "done")
     row = SummaryRow(
@@ -39,6 +44,8 @@ def _user_tables(ctx: CheckupContext) -> StageOutcome:
         finding=(
             "source and target barely overlap: weighting cannot correct this shift"
             if summary.low_overlap
+            else "importance weights stay near 1: little covariate shift to correct"
+            if summary.ess_ratio >= NEAR_ONE_ESS
             else "importance weights can correct the covariate shift"
         ),
         evidence=(
@@ -48,6 +55,8 @@ def _user_tables(ctx: CheckupContext) -> StageOutcome:
         treatment=(
             "collect labeled target data"
             if summary.low_overlap
+            else "none needed"
+            if summary.ess_ratio >= NEAR_ONE_ESS
             else "nndoctor shift weights --source … --target … --out weighted.csv; train with it"
         ),
         effect="-",
@@ -103,8 +112,10 @@ def _embedded(ctx: CheckupContext) -> StageOutcome:
 
 
 def _stage(ctx: CheckupContext) -> StageOutcome:
-    if ctx.source is not None and ctx.target is not None:
-        return _user_tables(ctx)
+    if ctx.user_mode:
+        from nndoctor._checkup_inputs import with_user_data
+
+        return _user_tables(with_user_data(ctx))
     return _embedded(ctx)
 
 

@@ -20,21 +20,32 @@ def stability_stage(ctx: CheckupContext) -> StageOutcome:
     :func:`~nndoctor.stability.recommend_init` with ``apply=True``; the summary rows carry the
     before/after gains (tested in ``tests/stability/test_stability_recommend_cli.py``).
     """
+    from nndoctor._checkup_inputs import with_user_data
     from nndoctor.scenarios import digits_data, digits_mlp
     from nndoctor.stability import audit_init, find_symmetric_units, probe, recommend_init
 
+    ctx = with_user_data(ctx)
     gen = torch.Generator().manual_seed(ctx.random_state)
+    if ctx.user_mode and ctx.model_spec is None:
+        return _no_model(ctx)
     if ctx.model_spec is not None:
-        from nndoctor._io import load_model
+        from nndoctor._checkup_inputs import load_user_model
         from nndoctor.exceptions import InvalidParameterError
 
         ctx.progress(0.0, f"loading {ctx.model_spec}")
-        if ctx.input_shape is None:
+        model = load_user_model(ctx.model_spec, weights=None, seed=ctx.random_state)
+        if ctx.data is not None:  # real rows, standardized as the monitor stage trains on them
+            source_rows = ctx.data.X_source
+            pick = torch.randperm(source_rows.shape[0], generator=gen)[:_BATCH].numpy()
+            x = ctx.data.model_inputs(source_rows[pick])
+            inputs = f"{x.shape[0]} rows of {ctx.data.source}, standardized"
+        elif ctx.input_shape is not None:
+            x = torch.randn((_BATCH, *ctx.input_shape), generator=gen)
+            inputs = f"{_BATCH} standard normal inputs of shape {ctx.input_shape}"
+        else:
             raise InvalidParameterError(
                 "checking a user model needs the shape of one input sample; pass --input-shape"
             )
-        model = load_model(ctx.model_spec)
-        x = torch.randn((_BATCH, *ctx.input_shape), generator=gen)
         name = ctx.model_spec
     else:
         ctx.progress(0.0, "loading the digits MLP")
@@ -43,6 +54,7 @@ def stability_stage(ctx: CheckupContext) -> StageOutcome:
         x = torch.from_numpy(data.X_train)[idx]
         model = digits_mlp(seed=ctx.random_state)
         name = "the default digits MLP (8 ReLU layers at PyTorch's default init)"
+        inputs = ""
     ctx.progress(0.1, "probing at PyTorch's default init")
     before = probe(model, x)
     ctx.progress(0.25, "auditing the initialization")
@@ -70,7 +82,8 @@ def stability_stage(ctx: CheckupContext) -> StageOutcome:
         SummaryRow(
             stage="stability",
             finding=f"signal {before.verdict} through {name}",
-            evidence=f"forward gain {before.forward_gain:.3g}, backward gain "
+            evidence=(f"on {inputs}: " if inputs else "")
+            + f"forward gain {before.forward_gain:.3g}, backward gain "
             f"{before.backward_gain:.3g}"
             + (f", trouble from layer {before.onset_layer!r}" if before.onset_layer else "")
             + theory,
@@ -111,6 +124,20 @@ def stability_stage(ctx: CheckupContext) -> StageOutcome:
         (before, audit, symmetry, rec),
         ("default init", "", "", ""),
     )
+
+
+def _no_model(ctx: CheckupContext) -> StageOutcome:
+    """The user gave tables and no model: no network to probe (the demo network is not theirs)."""
+    ctx.progress(1.0, "no --model given")
+    row = SummaryRow(
+        stage="stability",
+        finding="no model to check",
+        evidence="no --model given",
+        treatment="pass --model file.py:factory to probe your network's initialization",
+        effect="-",
+        severity="info",
+    )
+    return StageOutcome("stability", "Stability at initialization", (row,), ())
 
 
 def _median_factor(report: object) -> float:

@@ -227,11 +227,39 @@ def load_table_pair(
     names = [f"the source table ({source})", f"the target table ({target})"]
     if label is not None and label not in src.columns:  # a name the user typed: usage error
         raise InvalidParameterError(
-            f"label column {label!r} is not in {names[0]} (columns: "
-            f"{', '.join(map(str, list(src.columns)[:8]))}); pass an existing column"
+            f"label column {label!r} is not in {names[0]}; {suggest_column(label, src)}"
         )
     check_same_columns([src, tgt], names, drop=() if label is None else (label,))
     return src, tgt
+
+
+_MAX_LABEL_VALUES = 20  # a column with at most this many distinct values may be a label
+
+
+def suggest_column(name: str, frame: pd.DataFrame) -> str:
+    """What to tell a user whose column ``name`` is not in ``frame``: the closest names (case
+    and spelling), else the columns that look like labels (few distinct values).
+
+    Examples
+    --------
+    >>> suggest_column("Diagnosis", pd.DataFrame({"x": [1.0, 2.0], "diagnosis": ["a", "b"]}))
+    "did you mean 'diagnosis'? pass an existing column"
+    """
+    import difflib
+
+    columns = [str(c) for c in frame.columns]
+    folded = {c.casefold(): c for c in columns}
+    close = [folded[name.casefold()]] if name.casefold() in folded else []
+    close += [
+        c for c in difflib.get_close_matches(name, columns, n=3, cutoff=0.6) if c not in close
+    ]
+    if close:
+        return f"did you mean {' or '.join(map(repr, close))}? pass an existing column"
+    few = [c for c in frame.columns if frame[c].nunique(dropna=True) <= _MAX_LABEL_VALUES]
+    shown = [str(c) for c in few[:5]] if few else columns[:5]
+    what = "columns with few distinct values" if few else "its columns"
+    more = f" (of {len(columns)})" if len(shown) < len(columns) else ""
+    return f"{what}{more}: {', '.join(map(repr, shown))}; pass an existing column"
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

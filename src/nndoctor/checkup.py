@@ -14,11 +14,14 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from nndoctor._environment import environment_report
 from nndoctor._results import ResultMixin
+
+if TYPE_CHECKING:
+    from nndoctor._checkup_inputs import UserData
 
 __all__ = [
     "ENVIRONMENT_STAGE",
@@ -66,7 +69,8 @@ class CheckupContext:
     """What a stage is given: the seed, a progress callback, and the user's inputs if any.
 
     ``model_spec``, ``source``, ``target``, ``label`` and ``input_shape`` are ``None`` for the
-    embedded default.
+    embedded default. ``data`` holds the user's tables once :func:`run_checkup` has read and
+    checked them (:func:`nndoctor._checkup_inputs.check_user_inputs`), before any stage runs.
     """
 
     random_state: int = 0
@@ -77,6 +81,11 @@ class CheckupContext:
     label: str | None = None
     input_shape: tuple[int, ...] | None = None
     weights: str | None = None
+    #: feature columns to leave out, and identifier-like columns to keep (``--exclude``,
+    #: ``--include``)
+    exclude: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    data: UserData | None = None
 
     @property
     def user_mode(self) -> bool:
@@ -176,19 +185,20 @@ def run_checkup(
     -------
     CheckupResult
     """
+    from nndoctor._checkup_inputs import check_user_inputs, seed_everything
+
     ctx = context or CheckupContext()
+    if ctx.user_mode and ctx.data is None:  # every check before any stage spends time
+        data = check_user_inputs(
+            source=ctx.source, target=ctx.target, label=ctx.label, model_spec=ctx.model_spec,
+            weights=ctx.weights, input_shape=ctx.input_shape, random_state=ctx.random_state,
+            exclude=ctx.exclude, include=ctx.include,
+        )  # fmt: skip
+        shape = ctx.input_shape if data is None else data.input_shape
+        ctx = replace(ctx, data=data, input_shape=shape)
     outcomes = []
     for stage in stages if stages is not None else default_stages():
         progress = on_stage(stage) if on_stage is not None else ctx.progress
-        stage_ctx = CheckupContext(
-            random_state=ctx.random_state,
-            progress=progress,
-            model_spec=ctx.model_spec,
-            source=ctx.source,
-            target=ctx.target,
-            label=ctx.label,
-            input_shape=ctx.input_shape,
-            weights=ctx.weights,
-        )
-        outcomes.append(stage.run(stage_ctx))
+        seed_everything(ctx.random_state)  # whatever a stage draws from the global generators
+        outcomes.append(stage.run(replace(ctx, progress=progress)))
     return CheckupResult(tuple(outcomes))

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 import typer.core
+import typer.main
 
 from nndoctor import __version__
 from nndoctor._cli._common import (
@@ -61,7 +62,25 @@ class _Group(typer.core.TyperGroup):
 
     An ``OSError`` (a file that cannot be read or written, a full disk) is the user's environment,
     not a bug: it too becomes one line and exit code 2.
+
+    The modules that add commands to the ``shift`` and ``scenario`` sub-apps (pandas, torch,
+    SciPy behind them) are imported only when that sub-app is invoked: ``--version`` and
+    ``--help`` list the sub-apps from their own light modules.
     """
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else None
+        if name in _COMMAND_MODULES:
+            for module in _COMMAND_MODULES[name]:
+                importlib.import_module(f"nndoctor._cli.{module}")
+            info = next(g for g in app.registered_groups if g.name == name)
+            self.commands[name] = typer.main.get_group_from_info(
+                info,
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                suggest_commands=app.suggest_commands,
+                rich_markup_mode=app.rich_markup_mode,
+            )
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -122,11 +141,27 @@ def checkup(
     label: Annotated[str | None, typer.Option(help="Name of the label column.")] = None,
     input_shape: Annotated[
         str | None,
-        typer.Option("--input-shape", help="One input's shape for --model, e.g. 64 or 3,32,32."),
+        typer.Option(
+            "--input-shape",
+            help="One input's shape for --model, e.g. 64 or 3,32,32 (1,30 for a Conv1d on 30 "
+            "columns); with tables it defaults to the number of feature columns.",
+        ),
     ] = None,
     weights: Annotated[
         str | None,
         typer.Option(help="Trained weights for --model: a state dict saved with torch.save."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="A column to leave out of the features (repeatable)."),
+    ] = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include",
+            help="Keep a column that looks like an identifier (a different value in every row) "
+            "as a feature (repeatable); such columns are left out by default.",
+        ),
     ] = None,
     json_out: JsonOption = False,
     report: Annotated[
@@ -145,9 +180,11 @@ def checkup(
     """Run the whole tour: on the embedded default, or on your model and data.
 
     With no options it uses the built-in digits data and a deep MLP at PyTorch's default init.
-    With --model (and --input-shape) and/or --source/--target/--label it checks yours.
+    With --model (and --input-shape) and/or --source/--target/--label it checks yours, and only
+    yours: your files are checked against each other and the model first, and your model is
+    trained on the source's columns standardized with the source's mean and standard deviation.
     """
-    from nndoctor._io import load_table_pair
+    from nndoctor._checkup_inputs import check_user_inputs
     from nndoctor._validation import check_choice
     from nndoctor.checkup import CheckupContext, Stage, run_checkup
 
@@ -160,16 +197,25 @@ def checkup(
         raise InvalidParameterError("--weights are loaded into --model; pass --model too")
     if label is not None and source is None:
         raise InvalidParameterError("--label names a column of --source/--target; pass those too")
-    if source is not None and target is not None:  # before any stage spends time
-        load_table_pair(source, target, label=label)
+    shape = None if input_shape is None else parse_shape(input_shape)
+    data = None
+    if model is not None or source is not None:  # every check before any stage spends time
+        data = check_user_inputs(
+            source=source, target=target, label=label, model_spec=model, weights=weights,
+            input_shape=shape, random_state=seed, exclude=tuple(exclude or ()),
+            include=tuple(include or ()),
+        )  # fmt: skip
     context = CheckupContext(
         random_state=seed,
         model_spec=model,
         source=source,
         target=target,
         label=label,
-        input_shape=None if input_shape is None else parse_shape(input_shape),
+        input_shape=shape if data is None else data.input_shape,
         weights=weights,
+        exclude=tuple(exclude or ()),
+        include=tuple(include or ()),
+        data=data,
     )
     with staged_progress() as add_bar:
 
@@ -185,20 +231,16 @@ def checkup(
         raise typer.Exit(EXIT_FINDING)
 
 
-# Sub-apps. Modules that add commands to a sub-app are imported for their side effect.
+# Sub-apps. Modules that add commands to a sub-app are imported for their side effect, when
+# the sub-app is invoked (_Group.resolve_command).
 app.add_typer(shift_app, name="shift")
 app.add_typer(scenario_app, name="scenario")
 app.add_typer(stability_app, name="stability")
 app.add_typer(monitor_app, name="monitor")
-_COMMAND_MODULES = (
-    "scenario_numerics",
-    "scenario_shift",
-    "shift_diagnose",
-    "shift_tests",
-    "shift_weights",
-)
-for _module in _COMMAND_MODULES:
-    importlib.import_module(f"nndoctor._cli.{_module}")
+_COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "scenario": ("scenario_numerics", "scenario_shift"),
+    "shift": ("shift_diagnose", "shift_tests", "shift_weights"),
+}
 
 
 def main(argv: list[str] | None = None) -> None:

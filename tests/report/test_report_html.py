@@ -114,3 +114,57 @@ def test_long_tables_show_their_head_and_the_rest_on_demand() -> None:
     assert page.count("<td>f39</td>") == 1  # only in the full one
     short = render_html("t", [Section("s", "info", "", rows[:5])])
     assert "rows</summary>" not in short
+
+
+def test_probe_figure_puts_theory_and_measurement_on_one_axis() -> None:
+    """The "Signal through the layers" curves are the table's gains: where theory and the
+    measurement agree in the table they agree in the plot (the predicted backward *gain* was
+    drawn on the *RMS* axis, 2.5-6x away from the measured RMS)."""
+    import torch
+    from torch import nn
+
+    from nndoctor.report._stability import probe_series
+    from nndoctor.stability import init_, probe
+
+    layers: list[nn.Module] = []
+    for _ in range(3):
+        layers += [nn.Linear(64, 64), nn.ReLU()]
+    model = nn.Sequential(*layers, nn.Linear(64, 10))
+    init_(model, "kaiming_normal", generator=torch.Generator().manual_seed(0))
+    report = probe(model, torch.randn(512, 64, generator=torch.Generator().manual_seed(1)))
+    curves = {label: values for label, values, _ in probe_series(report)}
+    for kind in ("forward", "backward"):
+        measured_curve, theory_curve = (
+            curves[f"{kind} gain (measured)"],
+            curves[f"{kind} gain (theory)"],
+        )
+        pairs = [
+            (m, t)
+            for m, t in zip(measured_curve, theory_curve, strict=True)
+            if t is not None and m is not None
+        ]
+        assert len(pairs) >= 5
+        for measured, theory in pairs:
+            assert 0.75 < theory / measured < 1.33, (kind, measured, theory)
+    assert curves["backward gain (measured)"] == [r.backward_gain for r in report.called_layers]
+
+
+def test_terminal_tables_fold_long_values_instead_of_cutting_them() -> None:
+    """A value wider than its column wraps onto the next lines (it was cut with "…" when the
+    output was piped at 80 columns)."""
+    import io
+
+    from rich.console import Console
+
+    from nndoctor.report import print_sections
+
+    name = "the_source_table_users_2024_final_v3.csv:customer_lifetime_value"
+    out = io.StringIO()
+    console = Console(file=out, width=40, no_color=True)
+    print_sections([Section("Demo", "info", "", ({"column": name, "value": "1"},))], console)
+    text = out.getvalue()
+    assert "…" not in text
+    cells = "".join(
+        line.split("│")[1].strip() for line in text.splitlines() if line.count("│") >= 3
+    )
+    assert name in cells

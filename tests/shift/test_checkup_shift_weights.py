@@ -32,7 +32,9 @@ def test_embedded_stage_finds_the_label_shift_and_reports_the_effect() -> None:
 def test_stage_on_user_tables(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     src, tgt = tmp_path / "s.csv", tmp_path / "t.csv"
-    pd.DataFrame(rng.normal(size=(200, 2)), columns=["a", "b"]).assign(y=0).to_csv(src, index=False)
+    pd.DataFrame(rng.normal(size=(200, 2)), columns=["a", "b"]).assign(y=np.arange(200) % 2).to_csv(
+        src, index=False
+    )
     pd.DataFrame(rng.normal(4, 1, size=(100, 2)), columns=["a", "b"]).to_csv(tgt, index=False)
     ctx = CheckupContext(source=str(src), target=str(tgt), label="y")
     (row,) = run_checkup(stages=[SHIFT_CORRECTION_STAGE], context=ctx).summary

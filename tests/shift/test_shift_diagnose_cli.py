@@ -147,7 +147,9 @@ def test_checkup_stage_scores_every_scenario() -> None:
     assert soda.diagnosis_without_labels.startswith("none")
     assert soda.diagnosis_with_labels == "concept"
     assert all(row.stage == "shift" for row in out.summary)
-    assert to_sections(table)[0].status == "ok"
+    # as in the summary: every scenario has a shift, diagnosed right: a warning, not "ok"
+    assert {row.severity for row in out.summary} == {"warning"}
+    assert to_sections(table)[0].status == "warning"
 
 
 def test_checkup_stage_on_user_tables(soda_files: tuple[Path, Path, str]) -> None:

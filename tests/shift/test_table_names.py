@@ -161,4 +161,4 @@ def test_checkup_shift_stage_names_the_files(tmp_path: Path) -> None:
     ctx = CheckupContext(source=str(s), target=str(t), label="y")
     with pytest.raises(DataValidationError) as err:
         shift_stage(ctx)
-    assert f"the target table ({t}) holds 60 NaN or infinite" in str(err.value)
+    assert f"column 'a' of the target table ({t}) holds 60 infinite" in str(err.value)

@@ -120,3 +120,31 @@ def test_checkup_stage_on_a_user_model(tmp_path: Path) -> None:
     outcome = stability_stage(ctx)
     assert "deep.py:make" in outcome.summary[0].finding
     assert outcome.results[3].after.verdict == "healthy"
+
+
+def test_cli_recommend_speaks_cli_and_applies(tmp_path: Path) -> None:
+    """The CLI tells its users about --apply (it said "pass apply=True"), and --apply FILE
+    saves weights that fix the model when loaded with --weights."""
+    spec = tmp_path / "net.py"
+    spec.write_text(
+        "import torch\nfrom torch import nn\n"
+        "def make():\n"
+        "    torch.manual_seed(0)\n"
+        "    layers = []\n"
+        "    for _ in range(6):\n"
+        "        layers += [nn.Linear(16, 16), nn.ReLU()]\n"
+        "    return nn.Sequential(*layers, nn.Linear(16, 3))\n"
+    )
+    base = ["stability", "recommend", "--model", f"{spec}:make", "--input-shape", "16"]
+    out = runner.invoke(app, base)
+    assert out.exit_code == 0, out.output
+    assert "apply=True" not in out.stdout.replace("apply=True in Python", "")
+    assert "--apply" in out.stdout
+    saved = tmp_path / "fixed.pt"
+    out = runner.invoke(app, [*base, "--apply", str(saved), "--json"])
+    assert out.exit_code == 0, out.output
+    after = json.loads(out.stdout)["after"]
+    probe_args = ["stability", "probe", "--model", f"{spec}:make", "--input-shape", "16"]
+    fixed = runner.invoke(app, [*probe_args, "--weights", str(saved), "--json"])
+    assert fixed.exit_code == 0, fixed.output
+    assert json.loads(fixed.stdout)["verdict"] == after["verdict"] == "healthy"

@@ -1,4 +1,8 @@
-"""What every command shares: the ``--json`` and ``--report`` options, output, progress bars."""
+"""What every command shares: the ``--json`` and ``--report`` options, output, progress bars.
+
+Importing this module is cheap (typer only): rich, the renderers and NumPy load when a command
+prints, so ``nndoctor --version`` and ``--help`` answer at once.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,14 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from nndoctor._results import dumps
 from nndoctor.exceptions import InvalidParameterError
-from nndoctor.report import print_sections, stderr_console, to_sections, write_html
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 __all__ = [
     "JsonOption",
@@ -86,6 +90,9 @@ def emit(
     ``max_sections`` limits the terminal to the first sections (the checkup prints its summary
     and leaves the details to the report); JSON and the report always hold everything.
     """
+    from nndoctor._results import dumps
+    from nndoctor.report import print_sections, stderr_console, to_sections, write_html
+
     if report is not None:
         with progress_bar("writing report") as advance:
             sections = to_sections(result, figures=True)
@@ -130,6 +137,10 @@ Advance = Callable[[float, str], None]
 
 
 def _progress() -> Progress:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from nndoctor.report import stderr_console
+
     console = stderr_console()
     return Progress(
         TextColumn("[bold]{task.description:<28}"),

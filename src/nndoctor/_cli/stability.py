@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -10,7 +11,14 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-from nndoctor._cli._common import JsonOption, ReportOption, emit, parse_shape, progress_bar
+from nndoctor._cli._common import (
+    JsonOption,
+    ReportOption,
+    check_output_path,
+    emit,
+    parse_shape,
+    progress_bar,
+)
 from nndoctor.exceptions import InvalidParameterError
 
 __all__ = ["stability_app"]
@@ -161,14 +169,33 @@ def recommend_cmd(
     batch: BatchOption = 64,
     init: InitOption = None,
     seed: SeedOption = 0,
+    apply: Annotated[
+        Path | None,
+        typer.Option(
+            "--apply",
+            help="Apply the best scheme and save the model's weights to this file (a state "
+            "dict; load it with --weights).",
+            callback=check_output_path,
+        ),
+    ] = None,
     json_out: JsonOption = False,
     report: ReportOption = None,
 ) -> None:
     """Try the schemes that suit the model's activations, re-probe each, report the best."""
+    import torch
+
+    from nndoctor._io import writing
+    from nndoctor.report import stderr_console
     from nndoctor.stability import recommend_init
 
     with progress_bar("trying schemes") as advance:
         net, x = _setup(model, weights, input_shape, batch, init, seed)
         advance(0.1, "probing candidates")
-        result = recommend_init(net, x, random_state=seed)
+        result = recommend_init(net, x, apply=apply is not None, random_state=seed)
+    if apply is not None:
+        with writing(apply) as tmp:
+            torch.save(net.state_dict(), tmp)
+        stderr_console().print(
+            f"{result.scheme} applied; weights written to {apply} (load them with --weights)"
+        )
     emit(result, json_out=json_out, report=report, title="nndoctor stability recommend")

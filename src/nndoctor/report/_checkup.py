@@ -1,23 +1,47 @@
-"""Sections for :class:`nndoctor.checkup.CheckupResult`: a summary table, then each stage."""
+"""Sections for :class:`nndoctor.checkup.CheckupResult`: a summary table, then each stage.
+
+One verdict everywhere: a stage's summary rows are the checkup's verdict, and the sections of the
+results behind them are never more alarming than their row (a correctly diagnosed scenario is a
+warning in the summary, so its diagnosis is not an error below it).
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from nndoctor.checkup import CheckupResult
+from nndoctor.checkup import CheckupResult, Severity, StageOutcome
 from nndoctor.report._section import Section, to_sections
 
 __all__: list[str] = []
+
+_RANK = {"ok": 0, "info": 0, "warning": 1, "error": 2}
+
+
+def _cap(stage: StageOutcome, label: str) -> Severity:
+    """The verdict a result's sections may not exceed: the summary row that names the result's
+    label ("soda_regions: concept shift ..."), else the stage's most severe row."""
+    if label:
+        for row in stage.summary:
+            if row.finding.startswith(f"{label}:"):
+                return row.severity
+    worst: Severity = "ok"
+    for row in stage.summary:
+        if _RANK[row.severity] > _RANK[worst]:
+            worst = row.severity
+    return worst
 
 
 @to_sections.register
 def _checkup_sections(result: CheckupResult, *, figures: bool = False) -> list[Section]:
     worst = result.worst_severity()
-    n_issues = sum(row.severity in ("warning", "error") for row in result.summary)
+    n_err = sum(row.severity == "error" for row in result.summary)
+    n_warn = sum(row.severity == "warning" for row in result.summary)
+    n_issues = n_err + n_warn
     verdict = (
         "No problem found."
         if n_issues == 0
-        else f"{n_issues} finding(s) need attention; each has a treatment and its measured effect."
+        else f"{n_issues} finding(s) need attention ({n_err} error(s), {n_warn} warning(s)); "
+        "each has a treatment and its measured effect."
     )
     summary = Section(
         "Checkup summary",
@@ -39,6 +63,11 @@ def _checkup_sections(result: CheckupResult, *, figures: bool = False) -> list[S
     for stage in result.stages:
         for i, item in enumerate(stage.results):
             label = stage.labels[i] if i < len(stage.labels) else ""
+            cap = _cap(stage, label)
             for s in to_sections(item, figures=figures):
-                sections.append(replace(s, title=f"{label}: {s.title}") if label else s)
+                status = s.status
+                if _RANK[status] > _RANK[cap]:
+                    status = cap
+                title = f"{label}: {s.title}" if label else s.title
+                sections.append(replace(s, title=title, status=status))
     return sections

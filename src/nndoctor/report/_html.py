@@ -78,7 +78,7 @@ details pre { background: var(--soft); padding: .5rem; overflow: auto; max-heigh
 <p class="meta">nndoctor {{ version }} · generated {{ generated }} ·
 {{ sections|length }} section(s)</p>
 <p class="counts">{% for status, n in counts %}
-<span class="status-{{ status }}">{{ n }} {{ status }}</span>{% endfor %}</p>
+<span class="status-{{ status }}">{{ n }} {{ status }}</span>{% endfor %}{{ counted }}</p>
 </header>
 <nav aria-label="sections"><ol>
 {% for s in sections %}<li><a href="#s{{ loop.index }}">{{ s.title }}</a>
@@ -123,6 +123,16 @@ def _script_safe(text: str) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def _counted(sections: Sequence[Section]) -> tuple[list[str], str]:
+    """What the header counts: the findings of a report that opens with a summary of findings
+    (a table with a ``severity`` column, e.g. the checkup's), so the header and the summary
+    agree; otherwise the sections."""
+    first = sections[0].table if sections else ()
+    if first and all("severity" in row for row in first):
+        return [str(row["severity"]) for row in first], " finding(s) in the summary"
+    return [s.status for s in sections], " section(s)"
+
+
 def render_html(title: str, sections: Sequence[Section]) -> str:
     """Render sections as one self-contained HTML page (every user string escaped).
 
@@ -160,13 +170,15 @@ def render_html(title: str, sections: Sequence[Section]) -> str:
         for s in sections
     ]
     order = ("error", "warning", "info", "ok")
-    counts = [(st, n) for st in order if (n := sum(s.status == st for s in sections))]
+    statuses, counted = _counted(sections)
+    counts = [(st, n) for st in order if (n := statuses.count(st))]
     return template.render(
         title=title,
         version=__version__,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         csp=_CSP,
         counts=counts,
+        counted=counted,
         sections=list(sections),
         long_table=_LONG_TABLE,
         short_table=_SHORT_TABLE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -62,14 +63,15 @@ def _diagnosis_sections(result: ShiftDiagnosis, *, figures: bool = False) -> lis
     )
     verdict = f"Kind: {result.kind}. {result.explanation}"
     main = Section("Shift diagnosis", status, verdict, evidence, payload=to_jsonable(result))
+    # one table of two columns: how to apply the treatment, then the accuracies it is judged by
     acc_rows = (
-        {"accuracy": "source (held-out check set)", "value": _f(result.source_accuracy)},
+        {"what": "accuracy, source (held-out check set)", "value": _f(result.source_accuracy)},
         {
-            "accuracy": f"target, estimated without labels ({result.estimation_method})",
+            "what": f"accuracy, target, estimated without labels ({result.estimation_method})",
             "value": _f(result.estimated_target_accuracy),
         },
         {
-            "accuracy": f"target, observed on {result.n_target_labels} labeled rows",
+            "what": f"accuracy, target, observed on {result.n_target_labels} labeled rows",
             "value": _f(result.observed_target_accuracy),
         },
     )
@@ -78,7 +80,7 @@ def _diagnosis_sections(result: ShiftDiagnosis, *, figures: bool = False) -> lis
         "Recommended treatment",
         status,
         f"{rec.treatment}. Estimated effect: {rec.estimated_effect}.",
-        ({"how": rec.how}, *acc_rows),
+        ({"what": "how to apply it", "value": rec.how}, *acc_rows),
     )
     lw = result.label_weights
     classes = result.classes or tuple(str(k) for k in range(len(lw.weights)))
@@ -282,8 +284,15 @@ def _monitor_sections(result: MonitorReport, *, figures: bool = False) -> list[S
 
 @to_sections.register
 def _adaptation_sections(result: AdaptationResult, *, figures: bool = False) -> list[Section]:
-    status: Status = "ok" if result.recovery > 0 or not result.detection_batches else "warning"
-    verdict = (
+    status: Status = "warning" if result.detection_batches else "ok"
+    caught = (
+        f"{len(result.changes)} change(s) declared, the first at batch "
+        f"{result.detection_batches[0]} ({result.changes[0].kind if result.changes else '?'}); "
+        f"retrained after batch(es) {', '.join(map(str, result.retrain_batches)) or '-'}. "
+        if result.detection_batches
+        else "No change declared. "
+    )
+    verdict = caught + (
         f"Accuracy {_f(result.accuracy_before)} before the change; after retraining "
         f"({result.strategy}) {_f(result.accuracy_after)} vs {_f(result.baseline_accuracy_after)}"
         f" without: recovery {_f(result.recovery)}"
@@ -309,14 +318,29 @@ def _adaptation_sections(result: AdaptationResult, *, figures: bool = False) -> 
         ax.legend()
         figs = (Figure("Recovery", figure_to_png_base64(fig), "accuracy with and without"),)
     sections = [Section("Adaptation to drift", status, verdict, rows, figs, to_jsonable(result))]
-    sections.extend(_monitor_sections(result.monitor, figures=False))
+    if result.retrain_batches:  # the monitor restarts after each retraining: say so
+        since = f" since the last retraining (after batch {result.retrain_batches[-1]})"
+        monitor, events = _monitor_sections(result.monitor, figures=False)
+        if not result.monitor.drift_detected:
+            monitor = replace(
+                monitor, verdict=f"No further change in {result.monitor.n_samples} rows "
+                f"({result.monitor.n_batches} batches){since}."
+            )  # fmt: skip
+        sections += [
+            replace(monitor, title="Stream monitor" + since),
+            replace(events, title="Monitor events" + since),
+        ]
+    else:
+        sections.extend(_monitor_sections(result.monitor, figures=False))
     return sections
 
 
 @to_sections.register
 def _scenario_table_sections(result: ShiftScenarioTable, *, figures: bool = False) -> list[Section]:
     n_right = sum(r.right for r in result.rows)
-    status: Status = "ok" if n_right == len(result.rows) else "error"
+    # as in the checkup's summary: a shift diagnosed right is a warning, a wrong one an error
+    shifted = any(not r.truth.startswith("none") for r in result.rows)
+    status: Status = "error" if n_right < len(result.rows) else "warning" if shifted else "ok"
     verdict = (
         f"{n_right} of {len(result.rows)} scenarios diagnosed right (with {result.n_target_labels} "
         "labeled target rows). Without labels concept shift stays invisible: soda_regions looks "

@@ -50,32 +50,26 @@ def _rms_figure(
 
 
 def probe_figure(report: PropagationReport, title: str = "Signal through the layers") -> Figure:
-    """Per-layer forward and backward RMS against depth, measured and predicted, log scale."""
+    """Per-layer forward and backward gains against depth, measured and predicted, log scale.
+
+    The same quantities as the table's "fwd gain"/"theory" and "bwd gain"/"theory " columns:
+    the forward gain is relative to the model's input (RMS), the backward gain to the last
+    layer's gradient (norm), so measured and predicted points sit on one axis.
+    """
+    return _rms_figure(
+        probe_series(report), title, "gain (forward: RMS / input RMS; backward: norm / last's)"
+    )
+
+
+def probe_series(report: PropagationReport) -> list[tuple[str, Sequence[float | None], str]]:
+    """The curves of :func:`probe_figure`: (label, value per called layer, line style)."""
     layers = report.called_layers
-    ref_b = layers[-1].backward_rms if layers else math.nan
-    series: list[tuple[str, Sequence[float | None], str]] = [
-        ("forward RMS (measured)", [r.forward_rms for r in layers], "-o"),
-        (
-            "forward RMS (theory)",
-            [
-                None
-                if r.predicted_forward_gain is None
-                else r.predicted_forward_gain * report.input_rms
-                for r in layers
-            ],
-            "x",
-        ),
-        ("backward RMS (measured)", [r.backward_rms for r in layers], "-s"),
-        (
-            "backward RMS (theory)",
-            [
-                None if r.predicted_backward_gain is None else r.predicted_backward_gain * ref_b
-                for r in layers
-            ],
-            "+",
-        ),
+    return [
+        ("forward gain (measured)", [r.forward_gain for r in layers], "-o"),
+        ("forward gain (theory)", [r.predicted_forward_gain for r in layers], "x"),
+        ("backward gain (measured)", [r.backward_gain for r in layers], "-s"),
+        ("backward gain (theory)", [r.predicted_backward_gain for r in layers], "+"),
     ]
-    return _rms_figure(series, title, "RMS")
 
 
 _VERDICT_STATUS: dict[str, Status] = {"healthy": "ok", "vanishing": "error", "exploding": "error"}
@@ -253,7 +247,12 @@ def _recommend_sections(result: InitRecommendation, *, figures: bool = False) ->
                 "gain",
             ),
         )
-    applied = "applied to the model" if result.applied else "not applied (pass apply=True)"
+    applied = (
+        "applied to the model"
+        if result.applied
+        else "not applied: --apply FILE.pt on the command line saves the fixed weights, "
+        "apply=True in Python fixes the model"
+    )
     if result.scheme == "current":  # a healthy model keeps its own initialization
         applied = "nothing to apply"
     verdict = (

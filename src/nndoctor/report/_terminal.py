@@ -46,7 +46,9 @@ def print_sections(sections: Sequence[Section], console: Console | None = None) 
         if section.table:
             table = Table(show_header=True, header_style="bold")
             for key in section.table[0]:
-                table.add_column(str(key))
+                # fold a value too long for its column onto the next lines: never cut it with
+                # "…" (a narrow terminal, or a pipe at 80 columns, lost file and column names)
+                table.add_column(str(key), overflow="fold")
             for row in section.table:
                 table.add_row(*(str(v) for v in row.values()))
             console.print(table)
