@@ -16,10 +16,12 @@ from nndoctor.exceptions import InvalidParameterError
 from nndoctor.report import print_sections, stderr_console, to_sections, write_html
 
 __all__ = [
+    "FailOnOption",
     "JsonOption",
     "ReportOption",
     "check_output_path",
     "emit",
+    "exit_on_finding",
     "parse_shape",
     "progress_bar",
     "staged_progress",
@@ -71,6 +73,43 @@ ReportOption = Annotated[
         callback=check_output_path,
     ),
 ]
+
+
+FAIL_ON = ("never", "warning", "error")
+_SEVERITY = ("ok", "info", "warning", "error")
+
+
+def _check_fail_on(value: str) -> str:
+    """``--fail-on``'s callback: refuse an unknown level before any work (exit code 2)."""
+    from nndoctor._validation import check_choice
+
+    check_choice(value, FAIL_ON, name="--fail-on")
+    return value
+
+
+FailOnOption = Annotated[
+    str,
+    typer.Option(
+        "--fail-on",
+        help="Exit 1 on a finding this severe: never|warning|error (insufficient data is a "
+        "warning).",
+        callback=_check_fail_on,
+    ),
+]
+
+
+def exit_on_finding(result: Any, fail_on: str) -> None:
+    """Exit with code 1 when ``result`` holds a finding at least as severe as ``fail_on``.
+
+    The severity is the worst status of the result's report sections (what the table shows:
+    drift and insufficient data are warnings), as ``nndoctor checkup --fail-on`` judges its
+    summary.
+    """
+    if fail_on == "never":
+        return
+    worst = max((_SEVERITY.index(s.status) for s in to_sections(result, figures=False)), default=0)
+    if worst >= _SEVERITY.index(fail_on):
+        raise typer.Exit(1)
 
 
 def emit(

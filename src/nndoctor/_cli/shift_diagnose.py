@@ -9,7 +9,15 @@ import numpy as np
 import numpy.typing as npt
 import typer
 
-from nndoctor._cli._common import JsonOption, ReportOption, emit, progress_bar, table_names
+from nndoctor._cli._common import (
+    FailOnOption,
+    JsonOption,
+    ReportOption,
+    emit,
+    exit_on_finding,
+    progress_bar,
+    table_names,
+)
 from nndoctor._cli.shift import shift_app
 
 __all__ = ["shift_diagnose_cmd", "shift_stream_cmd"]
@@ -78,6 +86,7 @@ def shift_diagnose_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     json_out: JsonOption = False,
     report: ReportOption = None,
+    fail_on: FailOnOption = "never",
 ) -> None:
     """Say which shift separates TARGET from SOURCE (covariate, label, concept), with the
     evidence and the treatment. Target labels, where present, enable the concept tests."""
@@ -106,6 +115,7 @@ def shift_diagnose_cmd(
             names=table_names(source, target),
         )
     emit(result, json_out=json_out, report=report, title="nndoctor shift diagnose")
+    exit_on_finding(result, fail_on)
 
 
 @shift_app.command("stream")
@@ -141,6 +151,7 @@ def shift_stream_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     json_out: JsonOption = False,
     report: ReportOption = None,
+    fail_on: FailOnOption = "never",
 ) -> None:
     """Replay FILE in time order through a ShiftMonitor: when did it change, and how?"""
     from nndoctor._io import load_table
@@ -210,4 +221,6 @@ def shift_stream_cmd(
             lab = None if y_codes is None else y_codes[a:b]  # NaN: not labeled yet
             monitor.update(X[a:b], predictions=pred[a:b], labels=lab, time=times[a])
             advance((i + 1) / len(starts), f"batch {i + 1}/{len(starts)}")
-    emit(monitor.report(), json_out=json_out, report=report, title="nndoctor shift stream")
+    monitor_report = monitor.report()
+    emit(monitor_report, json_out=json_out, report=report, title="nndoctor shift stream")
+    exit_on_finding(monitor_report, fail_on)

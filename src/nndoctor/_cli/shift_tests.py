@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from nndoctor._cli._common import JsonOption, ReportOption, emit, progress_bar, table_names
+from nndoctor._cli._common import (
+    FailOnOption,
+    JsonOption,
+    ReportOption,
+    emit,
+    exit_on_finding,
+    progress_bar,
+    table_names,
+)
 from nndoctor._cli.shift import shift_app
 
 __all__ = ["shift_test_cmd"]
@@ -51,6 +59,7 @@ def shift_test_cmd(
     ] = "test",
     json_out: JsonOption = False,
     report: ReportOption = None,
+    fail_on: FailOnOption = "never",
 ) -> None:
     """Test whether TARGET still looks like SOURCE (per feature, MMD, classifier, model outputs)."""
     from nndoctor._io import load_model, load_table_pair
@@ -79,3 +88,4 @@ def shift_test_cmd(
             names=table_names(source, target),
         )
     emit(result, json_out=json_out, report=report, title="nndoctor shift test")
+    exit_on_finding(result, fail_on)

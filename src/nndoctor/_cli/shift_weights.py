@@ -11,10 +11,12 @@ import pandas as pd
 import typer
 
 from nndoctor._cli._common import (
+    FailOnOption,
     JsonOption,
     ReportOption,
     check_output_path,
     emit,
+    exit_on_finding,
     progress_bar,
     table_names,
 )
@@ -82,6 +84,7 @@ def weights_cmd(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     json_out: JsonOption = False,
     report: ReportOption = None,
+    fail_on: FailOnOption = "never",
 ) -> None:
     """Importance weights p_target(x)/p_source(x) for every source row, written as a column."""
     from nndoctor.shift import ImportanceWeighter
@@ -121,7 +124,9 @@ def weights_cmd(
             err=True,
         )
     typer.echo(f"weights written to {out} (column {column!r})", err=True)
-    emit(weighter.summary(), json_out=json_out, report=report, title="nndoctor shift weights")
+    summary = weighter.summary()
+    emit(summary, json_out=json_out, report=report, title="nndoctor shift weights")
+    exit_on_finding(summary, fail_on)
 
 
 @shift_app.command("labels")
@@ -160,6 +165,7 @@ def labels_cmd(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     json_out: JsonOption = False,
     report: ReportOption = None,
+    fail_on: FailOnOption = "never",
 ) -> None:
     """Label shift: source vs estimated target class proportions, weights w(y) and intervals.
 
@@ -215,3 +221,4 @@ def labels_cmd(
     if adjusted_out is not None:
         typer.echo(f"prior-corrected probabilities written to {adjusted_out}", err=True)
     emit(result, json_out=json_out, report=report, title="nndoctor shift labels")
+    exit_on_finding(result, fail_on)

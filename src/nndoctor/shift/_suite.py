@@ -68,6 +68,12 @@ class ShiftTestReport(ResultMixin):
     samples : dict
         For the report's plots: up to 2,000 values per side of the most-drifted numeric
         features, ``{name: {"source": [...], "target": [...]}}``.
+    untested : tuple of str
+        What could not be tested (a NaN p-value: too few rows, a column with fewer than two
+        observed values), e.g. ``("mmd", "column 'b'")``.
+    insufficient_data : bool
+        No test found drift and something could not be tested: the verdict is "insufficient
+        data", never "no change" (a NaN p-value is no evidence of no shift).
     """
 
     methods: tuple[str, ...]
@@ -80,6 +86,22 @@ class ShiftTestReport(ResultMixin):
     classifier: ClassifierTestResult | None = None
     bbsd: BBSDResult | None = None
     samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    untested: tuple[str, ...] = ()
+    insufficient_data: bool = False
+
+
+def _untested(results: dict[str, Any]) -> tuple[str, ...]:
+    """The tests (and per-feature columns) whose p-value is NaN: they could not run."""
+    short = {"features": "per-feature", "mmd": "mmd", "classifier": "c2st", "bbsd": "bbsd"}
+    out: list[str] = []
+    for key, res in results.items():
+        if not np.isfinite(float(res.pvalue)):
+            out.append(short[key])  # the whole test: its columns need no listing
+        elif key == "features":
+            out.extend(
+                f"column {f.name!r}" for f in res.features if not np.isfinite(float(f.pvalue))
+            )
+    return tuple(out)
 
 
 def _model_probs(
@@ -273,6 +295,7 @@ def compare_samples(
             if pair["source"] and pair["target"]:
                 samples[name] = pair
     drift = any(r.drift_detected for r in results.values())
+    untested = _untested(results)
     short = {"features": "features", "mmd": "mmd", "classifier": "c2st", "bbsd": "bbsd"}
     return ShiftTestReport(
         methods=tuple(short[k] for k in results),
@@ -281,6 +304,8 @@ def compare_samples(
         n_target=int(tgt.shape[0]),
         label=label,
         samples=samples,
+        untested=untested,
+        insufficient_data=bool(untested) and not drift,
         **results,
     )
 

@@ -65,9 +65,11 @@ from nndoctor.shift.concept import (
 
 __all__ = ["KINDS", "Evidence", "Recommendation", "ShiftDiagnosis", "diagnose"]
 
-ShiftKind = Literal["none", "covariate", "label", "concept", "mixed"]
-KINDS: tuple[str, ...] = ("none", "covariate", "label", "concept", "mixed")
-"""The kinds a diagnosis can return."""
+ShiftKind = Literal["none", "covariate", "label", "concept", "mixed", "insufficient"]
+KINDS: tuple[str, ...] = ("none", "covariate", "label", "concept", "mixed", "insufficient")
+"""The kinds a diagnosis can return. ``"insufficient"``: a test the decision needs could not run
+(too few target or source rows, or too few check rows left for the label-shift consistency test);
+it is a warning, never a green "none"."""
 
 MIN_SOURCE_ROWS = 40
 """Fewer labeled source rows: the diagnosis cannot split them into train, calibration, check."""
@@ -144,16 +146,18 @@ class ShiftDiagnosis(ResultMixin):
 
     Attributes
     ----------
-    kind : {"none", "covariate", "label", "concept", "mixed"}
-        The diagnosis.
+    kind : {"none", "covariate", "label", "concept", "mixed", "insufficient"}
+        The diagnosis; ``"insufficient"`` when a test it needs could not run (too few rows):
+        no evidence either way, reported as a warning.
     explanation : str
         Why, in one or two sentences.
     evidence : tuple of Evidence
         The tests, their statistics and p-values.
     concept_ruled_out : bool
         False without target labels: concept shift is invisible to unlabeled data.
-    label_weights : LabelShiftResult
-        Estimated w(y) = q(y)/p(y) with intervals.
+    label_weights : LabelShiftResult or None
+        Estimated w(y) = q(y)/p(y) with intervals (None when the tables were too small to
+        fit anything: ``kind == "insufficient"``).
     importance_weights : ImportanceWeightsResult or None
         Summary of β(x) (ESS, domain AUC, overlap flag) when a shift was detected.
     source_accuracy : float
@@ -204,8 +208,8 @@ class ShiftDiagnosis(ResultMixin):
 
     @property
     def shift_detected(self) -> bool:
-        """Whether any kind of shift was found."""
-        return self.kind != "none"
+        """Whether a shift was found (False for ``"none"`` and ``"insufficient"``)."""
+        return self.kind not in ("none", "insufficient")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -491,13 +495,11 @@ def diagnose(
     n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=2)
     weight_intervals = check_int(weight_intervals, name="weight_intervals", minimum=0)
     a, b = display_names(names, ("source_X", "target_X"))
-    Xs: FloatArray = np.asarray(
-        check_matrix(source_X, name=a, min_rows=MIN_SOURCE_ROWS), dtype=np.float64
-    )
-    Xt: FloatArray = np.asarray(
-        check_matrix(target_X, name=b, min_rows=MIN_TARGET_ROWS), dtype=np.float64
-    )
+    Xs: FloatArray = np.asarray(check_matrix(source_X, name=a, min_rows=1), dtype=np.float64)
+    Xt: FloatArray = np.asarray(check_matrix(target_X, name=b, min_rows=1), dtype=np.float64)
     check_same_features(Xs, Xt, names=("source", "target") if names is None else (a, b))
+    if Xs.shape[0] < MIN_SOURCE_ROWS or Xt.shape[0] < MIN_TARGET_ROWS:
+        return _too_few_rows(Xs.shape[0], Xt.shape[0], (a, b), alpha, model)
     ys, yt, labeled, classes = _encode_labels(
         source_y, target_y, Xs.shape[0], Xt.shape[0], names=(a, b),
         labels=("source_y", "target_y") if names is None
@@ -602,6 +604,7 @@ def diagnose(
     iw_summary: Any = None
     beta_check: FloatArray | None = None
     weighter: Any = None
+    untestable_consistency = False
     if detected:
         say(0.55, "label-shift consistency test")
         keep = rng.random(check.size) < w[ys[check]] / max(float(w.max()), 1e-12)
@@ -612,8 +615,9 @@ def diagnose(
                 importance="none", random_state=seed,
             )  # fmt: skip
             cons_p, cons_stat = float(cons.pvalue), float(cons.statistic)
-        else:
-            cons_p, cons_stat = 0.0, float("nan")
+        else:  # too few rows kept to test: no evidence either way
+            cons_p, cons_stat = float("nan"), float("nan")
+            untestable_consistency = True
         consistent = cons_p > consistency_alpha
         evidence.append(
             Evidence(
@@ -626,7 +630,9 @@ def diagnose(
                 not consistent,
                 f"{kept.size} of {check.size} check rows kept; "
                 + (
-                    "label shift explains the shift"
+                    "too few to test: label and covariate shift cannot be told apart"
+                    if untestable_consistency
+                    else "label shift explains the shift"
                     if consistent
                     else "P(x | y) changed as well: label shift alone does not explain it"
                 ),
@@ -710,6 +716,8 @@ def diagnose(
         )
 
     kind: ShiftKind = ("concept" if base == "none" else "mixed") if concept else base
+    if untestable_consistency and not concept:
+        kind = "insufficient"
 
     # accuracy estimate without labels, under the diagnosed shift ----------------------
     say(0.85, "estimating the target accuracy")
@@ -746,6 +754,8 @@ def diagnose(
         refit=(refit_template, Xs, ys, train, check),
         decomp=decomp,
     )
+    if kind == "insufficient":
+        rec = _more_data_recommendation(estimated)
     explanation = _explain(kind, base, detected, concept, use_labels)
     if untestable:
         explanation += (
@@ -801,8 +811,63 @@ def _explain(kind: str, base: str, detected: bool, concept: bool, use_labels: bo
             f"The inputs moved ({base} shift) and, beyond that, the labeled target rows "
             "disagree with the model: P(y | x) changed as well."
         ),
+        "insufficient": (
+            "Insufficient data: the inputs or outputs moved, but too few source check rows are "
+            "left after re-weighting by w(y) to test whether label shift explains it, so label "
+            "and covariate shift cannot be told apart; pass more labeled source rows."
+        ),
     }[kind]
     return text + ("" if use_labels else no_labels)
+
+
+def _more_data_recommendation(estimated: float) -> Recommendation:
+    return Recommendation(
+        "more data",
+        "Collect more rows before acting: the tests could not run on so few",
+        f"pass at least {MIN_SOURCE_ROWS} labeled source rows and {MIN_TARGET_ROWS} target "
+        "rows (a few hundred of each for useful power), then rerun",
+        "unknown",
+        estimated,
+        float("nan"),
+    )
+
+
+def _too_few_rows(
+    n_source: int, n_target: int, names: tuple[str, str], alpha: float, model: Any
+) -> ShiftDiagnosis:
+    """The diagnosis of tables too small to test: kind ``"insufficient"``, with a warning."""
+    from nndoctor.shift._common import warn_small
+
+    what = (
+        f"{names[0]} has {n_source} row(s), fewer than the {MIN_SOURCE_ROWS} the diagnosis "
+        "splits into train, calibration and check sets"
+        if n_source < MIN_SOURCE_ROWS
+        else f"{names[1]} has {n_target} row(s), fewer than the {MIN_TARGET_ROWS} the "
+        "detection tests need"
+    )
+    warn_small(f"{what}; the diagnosis is 'insufficient' (no evidence either way)")
+    nan = float("nan")
+    return ShiftDiagnosis(
+        kind="insufficient",
+        explanation=f"Insufficient data: {what}, so no test could run; pass more rows.",
+        evidence=(),
+        concept_ruled_out=False,
+        label_weights=None,
+        importance_weights=None,
+        source_accuracy=nan,
+        estimated_target_accuracy=nan,
+        estimation_method="none (too few rows)",
+        observed_target_accuracy=nan,
+        accuracy_gap=None,
+        conditional=None,
+        decomposition=None,
+        recommendation=_more_data_recommendation(nan),
+        n_source=n_source,
+        n_target=n_target,
+        n_target_labels=0,
+        alpha=alpha,
+        model="default logistic regression" if model is None else type(model).__name__,
+    )
 
 
 def _recommend(

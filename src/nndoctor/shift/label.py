@@ -44,6 +44,7 @@ from nndoctor.exceptions import (
     IllConditionedWarning,
     InvalidParameterError,
     NNDoctorError,
+    SmallSampleWarning,
 )
 
 __all__ = ["LabelShiftEstimator", "LabelShiftResult"]
@@ -54,6 +55,8 @@ LabelMethod = Literal["em-bcts", "em", "bbse-hard", "bbse-soft", "rlls"]
 LabelInputs = Literal["probs", "log_probs", "logits"]
 _METHODS = tuple(sorted(get_args(LabelMethod)))
 _INPUTS = tuple(sorted(get_args(LabelInputs)))
+MIN_TARGET_ROWS = 10
+"""Fewer target rows: the estimated target proportions are flagged ``insufficient_data``."""
 _LOG_PROBS_ATOL = 1e-4  # log-probability rows must have |logsumexp| below this
 # candidate floors c for log-scale inputs: z <- max(z, max_k z_k - c), chosen by held-out NLL
 _LOG_FLOOR = 1e-12  # probabilities are floored here before taking logs (performance.py)
@@ -106,6 +109,10 @@ class LabelShiftResult(ResultMixin):
     class_names : tuple of str
         Names of the classes, in column order, for display (empty: the class indices). Set it
         with ``dataclasses.replace(result, class_names=...)``; the estimator works on indices.
+    insufficient_data : bool
+        Fewer than ``MIN_TARGET_ROWS`` target rows: the estimate is no evidence of a label
+        shift (a :class:`~nndoctor.exceptions.SmallSampleWarning` says so), and the intervals,
+        which a bootstrap over so few rows would make falsely narrow, are NaN.
     """
 
     weights: FloatArray
@@ -126,6 +133,7 @@ class LabelShiftResult(ResultMixin):
     clipped_classes: tuple[int, ...] = ()
     temperature: float = float("nan")
     class_names: tuple[str, ...] = ()
+    insufficient_data: bool = False
 
     def class_name(self, c: int) -> str:
         """The display name of class ``c`` (its index when no names were given)."""
@@ -742,7 +750,17 @@ class LabelShiftEstimator:
             )
         k = self.n_classes_
         ci = np.full((4, k), np.nan)
-        if self.n_bootstrap > 0:
+        n_target = int(T.probs.shape[0])
+        few = n_target < MIN_TARGET_ROWS
+        if few:
+            warnings.warn(
+                f"target_probs has {n_target} row(s), fewer than {MIN_TARGET_ROWS}: the "
+                "estimated target proportions are no evidence of a label shift (no intervals); "
+                "pass more target rows",
+                SmallSampleWarning,
+                stacklevel=2,
+            )
+        elif self.n_bootstrap > 0:
             ci = self._bootstrap(T)
         result = LabelShiftResult(
             weights=est.weights,
@@ -762,6 +780,7 @@ class LabelShiftEstimator:
             n_iter=est.n_iter,
             clipped_classes=est.clipped,
             temperature=self.temperature_,
+            insufficient_data=few,
         )
         self.result_ = result
         return result
