@@ -103,7 +103,7 @@ CASES: list[tuple[str, str, int, tuple[str, ...]]] = [
     ("columns differ", "shift test --source {d}/s.csv --target {d}/other.csv", 3,
      ("other.csv", "'a'")),
     ("weights columns differ", "shift weights --source {d}/s.csv --target {d}/other.csv "
-     "--out {d}/w.csv", 3, ("other.csv", "'z'")),
+     "--out {d}/w.csv", 3, ("other.csv", "'a'")),
     # checkup checks the user's tables before any stage (was: KeyError / ValueError)
     # a column named on the command line that the table lacks is a usage error, everywhere
     ("checkup label missing", "checkup --source {d}/s.csv --target {d}/t.csv --label zz", 2,

@@ -16,12 +16,16 @@ from nndoctor.exceptions import InvalidParameterError
 from nndoctor.report import print_sections, stderr_console, to_sections, write_html
 
 __all__ = [
+    "ExcludeOption",
     "FailOnOption",
+    "IncludeOption",
     "JsonOption",
     "ReportOption",
     "check_output_path",
     "emit",
     "exit_on_finding",
+    "note",
+    "parse_columns",
     "parse_shape",
     "progress_bar",
     "staged_progress",
@@ -110,6 +114,42 @@ def exit_on_finding(result: Any, fail_on: str) -> None:
     worst = max((_SEVERITY.index(s.status) for s in to_sections(result, figures=False)), default=0)
     if worst >= _SEVERITY.index(fail_on):
         raise typer.Exit(1)
+
+
+ExcludeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude",
+        help="Column(s) to leave out of the features (repeatable, or comma-separated).",
+    ),
+]
+IncludeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--include",
+        help="Keep column(s) that are left out by default: identifiers (unique on every row) "
+        "and dates (repeatable, or comma-separated).",
+    ),
+]
+
+
+def parse_columns(values: list[str] | None) -> list[str]:
+    """The columns of a repeatable, comma-separated option (``--exclude id,ts --exclude x``).
+
+    Examples
+    --------
+    >>> parse_columns(["id, ts", "x"])
+    ['id', 'ts', 'x']
+    """
+    out: list[str] = []
+    for value in values or []:
+        out.extend(part.strip() for part in value.split(",") if part.strip())
+    return list(dict.fromkeys(out))
+
+
+def note(text: str) -> None:
+    """A note for the user on stderr (what was left out, capped, assumed)."""
+    typer.echo(f"nndoctor: note: {text}", err=True)
 
 
 def emit(
