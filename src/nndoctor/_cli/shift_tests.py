@@ -71,8 +71,10 @@ def shift_test_cmd(
     from nndoctor._io import load_model, load_table_pair, select_features
     from nndoctor._validation import check_choice
     from nndoctor.shift import compare_samples
+    from nndoctor.shift._mmd import check_permutations
 
     check_choice(method, ("auto", "bbsd", "c2st", "chi2", "ks", "mmd"), name="--method")
+    check_permutations(permutations, name="--permutations")
     check_choice(correction, ("bonferroni", "fdr_bh", "holm", "none"), name="--correction")
     check_choice(missing, ("category", "drop", "raise", "test"), name="--missing")
     # the same columns, numbers vs text agree; identifiers and dates left out (with a note)

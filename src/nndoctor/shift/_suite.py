@@ -30,7 +30,7 @@ from nndoctor.shift._common import (
     same_order,
     warn_small,
 )
-from nndoctor.shift._mmd import _nan_result, mmd_test
+from nndoctor.shift._mmd import _nan_result, check_permutations, mmd_test
 from nndoctor.shift._univariate import (
     _MISSING_POLICIES,
     Correction,
@@ -199,6 +199,7 @@ def compare_samples(
     check_choice(method, _SUITE_METHODS, name="method")
     check_choice(missing, _MISSING_POLICIES, name="missing")
     alpha = check_alpha(alpha)
+    check_permutations(n_permutations)  # before any work: a million at most, memory bounded
     rng = check_random_state(random_state)
     if progress is not None:
         check_callable(progress, name="progress", expected="progress(fraction, text)")
@@ -265,6 +266,7 @@ def compare_samples(
                 _complete(src, kept, missing), _complete(tgt, kept, missing),
                 (src.shape[0], tgt.shape[0]), left_out,
                 n_permutations=n_permutations, alpha=alpha, seed=seed, names=passed,
+                progress=_share(tick, i / len(todo), 1 / len(todo), "mmd"),
             )  # fmt: skip
         elif what == "c2st":
             results["classifier"] = classifier_test(
@@ -310,6 +312,17 @@ def compare_samples(
     )
 
 
+def _share(
+    tick: Callable[[float, str], None], start: float, width: float, what: str
+) -> Callable[[float, str], None]:
+    """A progress callback for one test: its fraction mapped into its share of the bar."""
+
+    def advance(fraction: float, text: str) -> None:
+        tick(start + width * fraction, f"{what}: {text}")
+
+    return advance
+
+
 def _complete(frame: pd.DataFrame, columns: list[str], missing: str) -> pd.DataFrame:
     """The rows of ``frame[columns]`` with no missing value (all rows with ``"raise"``)."""
     part = frame[columns]
@@ -350,6 +363,7 @@ def _mmd_complete_rows(
     alpha: float,
     seed: int,
     names: tuple[str, str] | None = None,
+    progress: Callable[[float, str], None] | None = None,
 ) -> TwoSampleResult:
     """MMD on the complete rows; what was left out goes into ``details``."""
     m, n = src.shape[0], tgt.shape[0]
@@ -362,7 +376,7 @@ def _mmd_complete_rows(
         res = _nan_result("mmd-permutation", m, n, alpha, n_permutations)
     else:
         res = mmd_test(src, tgt, standardize=True, n_permutations=n_permutations, alpha=alpha,
-                       random_state=seed, names=names)  # fmt: skip
+                       random_state=seed, names=names, progress=progress)  # fmt: skip
     extra: dict[str, Any] = {}
     if (m, n) != rows:
         extra["complete_rows"] = f"{m}/{rows[0]} and {n}/{rows[1]}"
