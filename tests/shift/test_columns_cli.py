@@ -127,3 +127,18 @@ def test_missing_label_error_names_the_closest_column(wine: tuple[str, str]) -> 
     assert out == ""
     assert "did you mean 'cultivar'?" in err
     assert "17 columns" in err
+
+
+def test_piped_tables_wrap_instead_of_truncating(
+    wine: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Piped (not a terminal, no COLUMNS) the table was squeezed into 80 columns and long names
+    cut to "nonflavanoid_phe…"; now it is wide and a long word folds, whole."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    s, t = wine
+    code, out, err = _run("shift", "test", "--source", s, "--target", t, "--label", "cultivar",
+                          "--method", "ks")  # fmt: skip
+    assert code == 0, err
+    assert "…" not in out
+    assert "nonflavanoid_phenols" in out
+    assert max(len(line) for line in out.splitlines()) > 80

@@ -44,7 +44,7 @@ DEFAULT_BLOCK_BYTES = 256 * 2**20
 MAX_PERMUTATIONS = 1_000_000
 #: Upper bound, in bytes, of the split-indicator columns held at once (the permutations are
 #: evaluated in chunks of columns, so memory does not grow with B).
-INDICATOR_BYTES = 256 * 2**20
+INDICATOR_BYTES = 64 * 2**20
 #: How many pooled points the median heuristic looks at (a random subsample above this).
 MEDIAN_SUBSAMPLE = 1_000
 _KERNELS = tuple(sorted(get_args(Kernel)))
@@ -375,7 +375,7 @@ def mmd_test(
     progress : callable, optional
         ``progress(fraction, text)`` after each chunk of permutations (the command line draws
         a bar). The permutations are evaluated in chunks of split-indicator columns of at most
-        256 MiB, so memory does not grow with ``n_permutations``; more than
+        64 MiB, so memory does not grow with ``n_permutations``; more than
         ``MAX_PERMUTATIONS`` (1,000,000) is refused.
     random_state : None, int or numpy Generator
         Seed of the permutations (and of the median subsample and the block assignment).
