@@ -142,3 +142,24 @@ def test_piped_tables_wrap_instead_of_truncating(
     assert "…" not in out
     assert "nonflavanoid_phenols" in out
     assert max(len(line) for line in out.splitlines()) > 80
+
+
+@pytest.mark.parametrize(("source_labels", "target_labels"), [("int", "text"), ("text", "int")])
+def test_text_labels_against_integer_labels_are_one_line_errors(
+    tmp_path: Path, source_labels: str, target_labels: str
+) -> None:
+    """Integer labels in one table and text labels in the other were a raw traceback."""
+    rng = np.random.default_rng(0)
+    names = np.array(["benign", "malignant"])
+    for side, kind, n in (("s", source_labels, 120), ("t", target_labels, 60)):
+        y = rng.integers(0, 2, n)
+        pd.DataFrame(rng.normal(size=(n, 2)), columns=["a", "b"]).assign(
+            y=names[y] if kind == "text" else y
+        ).to_csv(tmp_path / f"{side}.csv", index=False)
+    code, out, err = _run("shift", "diagnose", "--source", str(tmp_path / "s.csv"),
+                          "--target", str(tmp_path / "t.csv"), "--label", "y")  # fmt: skip
+    assert code == 3, err
+    assert out == ""
+    assert err.startswith("nndoctor: error: the label column of the target table")
+    assert "pass the same label values in both tables" in err
+    assert len(err.strip().splitlines()) == 1

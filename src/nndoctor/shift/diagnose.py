@@ -279,9 +279,24 @@ def _encode_labels(
             if not np.all(np.equal(np.mod(known, 1), 0)):
                 raise DataValidationError(f"{lt} holds non-integer labels; {ls} does not")
             known = known.astype(ys_raw.dtype)
-        elif known.dtype.kind == "O":
-            known = known.astype(ys_raw.dtype)
-        idx = np.clip(np.searchsorted(classes, known), 0, classes.size - 1)
+        elif known.dtype.kind == "O" or (known.dtype.kind in "US") != (classes.dtype.kind in "US"):
+            try:
+                known = known.astype(ys_raw.dtype)
+            except (TypeError, ValueError):  # text labels against numbers (or the reverse)
+                example = next(iter(known), "")
+                raise DataValidationError(
+                    f"{lt} holds '{example}', which is not a label of {ls} (its labels are "
+                    f"{', '.join(map(str, classes[:5]))}); pass the same label values in both "
+                    "tables (numbers in both, or the same names)"
+                ) from None
+        try:
+            idx = np.clip(np.searchsorted(classes, known), 0, classes.size - 1)
+        except TypeError:  # numbers against text labels: they cannot even be compared
+            raise DataValidationError(
+                f"{lt} holds '{next(iter(known), '')}', which is not a label of {ls} (its "
+                f"labels are {', '.join(map(str, classes[:5]))}); pass the same label values in "
+                "both tables (numbers in both, or the same names)"
+            ) from None
         unseen = classes[idx] != known
         if unseen.any():
             new = sorted({str(v) for v in known[unseen]})[:5]
