@@ -122,3 +122,20 @@ def test_label_shift_one_target_row_is_insufficient(tables: Path) -> None:
     assert code == 0
     assert json.loads(out)["insufficient_data"] is True
     assert _run(*base, "--fail-on", "warning")[0] == 1
+
+
+def test_untestable_label_consistency_is_insufficient_not_covariate() -> None:
+    """Too few check rows survive the w(y) thinning to run the consistency test: that was
+    counted as a rejection (p = 0, "covariate"); it is no evidence either way."""
+    rng = np.random.default_rng(0)
+    ys = np.r_[np.zeros(6, int), np.ones(40, int)]
+    Xs = rng.normal(size=(46, 2)) + np.where(ys[:, None] == 0, -2.0, 2.0)
+    Xt = rng.normal(size=(60, 2)) - 2.0  # the target is all the rare class
+    d = diagnose(Xs, ys, Xt, random_state=0)
+    consistency = d.evidence[2]
+    assert consistency.name == "label_consistency"
+    assert np.isnan(consistency.pvalue)
+    assert "too few to test" in consistency.detail
+    assert d.kind == "insufficient"
+    assert d.recommendation.action == "more data"
+    assert to_sections(d)[0].status == "warning"

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from nndoctor._io import column_hint
 from nndoctor._results import ResultMixin
 from nndoctor._validation import (
     check_callable,
@@ -216,8 +217,8 @@ def compare_samples(
         for name, frame in zip(given, (src, tgt), strict=True):
             if label not in frame.columns:
                 raise InvalidParameterError(
-                    f"label column {label!r} is not in {name}; its columns are "
-                    f"{list(frame.columns)[:10]}"
+                    f"label column {label!r} is not in {name}; "
+                    f"{column_hint(label, frame.columns)}; pass an existing column"
                 )
         src = src.drop(columns=[label])
         tgt = tgt.drop(columns=[label])
