@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from nndoctor._io import MAX_CATEGORIES, select_features
 from nndoctor.cli import app
 
 runner = CliRunner()
@@ -110,6 +109,8 @@ def test_weights_leave_the_label_out(tmp_path: Path) -> None:
 
 
 def test_high_cardinality_text_is_capped() -> None:
+    from nndoctor._io import MAX_CATEGORIES, select_features
+
     rng = np.random.default_rng(0)
     shops = np.array([f"shop {i}" for i in range(400)])
     frame = pd.DataFrame({"shop": shops[rng.integers(0, 400, 2000)], "x": rng.normal(size=2000)})
