@@ -62,6 +62,7 @@ from nndoctor.shift.concept import (
     conditional_shift_test,
     decompose_accuracy_drop,
 )
+from nndoctor.shift.label import MAX_BOOTSTRAP
 
 __all__ = ["KINDS", "Evidence", "Recommendation", "ShiftDiagnosis", "diagnose"]
 
@@ -509,6 +510,12 @@ def diagnose(
     n_splits = check_int(n_splits, name="n_splits", minimum=2)
     n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=2)
     weight_intervals = check_int(weight_intervals, name="weight_intervals", minimum=0)
+    if weight_intervals > MAX_BOOTSTRAP:
+        raise InvalidParameterError(
+            f"weight_intervals = {weight_intervals} is more than the maximum of "
+            f"{MAX_BOOTSTRAP:,} bootstrap replicates (each refits the calibration); pass at most "
+            "that many (100 to 1,000 is usual)"
+        )
     a, b = display_names(names, ("source_X", "target_X"))
     Xs: FloatArray = np.asarray(check_matrix(source_X, name=a, min_rows=1), dtype=np.float64)
     Xt: FloatArray = np.asarray(check_matrix(target_X, name=b, min_rows=1), dtype=np.float64)

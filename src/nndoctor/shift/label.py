@@ -57,6 +57,8 @@ _METHODS = tuple(sorted(get_args(LabelMethod)))
 _INPUTS = tuple(sorted(get_args(LabelInputs)))
 MIN_TARGET_ROWS = 10
 """Fewer target rows: the estimated target proportions are flagged ``insufficient_data``."""
+MAX_BOOTSTRAP = 100_000
+"""The most bootstrap replicates an interval takes (more is refused, with the reason)."""
 _LOG_PROBS_ATOL = 1e-4  # log-probability rows must have |logsumexp| below this
 # candidate floors c for log-scale inputs: z <- max(z, max_k z_k - c), chosen by held-out NLL
 _LOG_FLOOR = 1e-12  # probabilities are floored here before taking logs (performance.py)
@@ -568,7 +570,13 @@ class LabelShiftEstimator:
     def _check_params(self) -> None:
         check_choice(self.method, _METHODS, name="method")
         check_choice(self.inputs, _INPUTS, name="inputs")
-        check_int(self.n_bootstrap, name="n_bootstrap", minimum=0)
+        if check_int(self.n_bootstrap, name="n_bootstrap", minimum=0) > MAX_BOOTSTRAP:
+            raise InvalidParameterError(
+                f"n_bootstrap = {self.n_bootstrap} is more than the maximum of {MAX_BOOTSTRAP:,}: "
+                "each replicate refits the estimator (about a millisecond each, kept in memory), "
+                "and 1,000 already put the 95% interval's ends within a few percent of their "
+                "width; pass at most that many"
+            )
         check_unit_interval(self.confidence, name="confidence")
         check_int(self.max_iter, name="max_iter", minimum=1)
         for name in ("tol", "max_condition", "rlls_coefficient"):
