@@ -115,7 +115,7 @@ CASES: list[tuple[str, str, int, tuple[str, ...]]] = [
     # numeric options
     ("alpha 0", "shift test --source {d}/s.csv --target {d}/t.csv --alpha 0", 2, ("alpha",)),
     ("permutations 0", "shift test --source {d}/s.csv --target {d}/t.csv --method mmd "
-     "--permutations 0", 2, ("n_permutations",)),
+     "--permutations 0", 2, ("--permutations",)),
     ("clip -1", "shift weights --source {d}/s.csv --target {d}/t.csv --out {d}/w.csv --clip -1",
      2, ("clip",)),
     ("deep-chain weight nan", "scenario deep-chain --weight nan", 2, ("weight",)),  # was: NaN
