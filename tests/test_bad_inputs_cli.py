@@ -103,7 +103,7 @@ CASES: list[tuple[str, str, int, tuple[str, ...]]] = [
     ("columns differ", "shift test --source {d}/s.csv --target {d}/other.csv", 3,
      ("other.csv", "'a'")),
     ("weights columns differ", "shift weights --source {d}/s.csv --target {d}/other.csv "
-     "--out {d}/w.csv", 3, ("other.csv", "'z'")),
+     "--out {d}/w.csv", 3, ("other.csv", "'a'")),
     # checkup checks the user's tables before any stage (was: KeyError / ValueError)
     # a column named on the command line that the table lacks is a usage error, everywhere
     ("checkup label missing", "checkup --source {d}/s.csv --target {d}/t.csv --label zz", 2,
@@ -115,7 +115,7 @@ CASES: list[tuple[str, str, int, tuple[str, ...]]] = [
     # numeric options
     ("alpha 0", "shift test --source {d}/s.csv --target {d}/t.csv --alpha 0", 2, ("alpha",)),
     ("permutations 0", "shift test --source {d}/s.csv --target {d}/t.csv --method mmd "
-     "--permutations 0", 2, ("n_permutations",)),
+     "--permutations 0", 2, ("--permutations",)),
     ("clip -1", "shift weights --source {d}/s.csv --target {d}/t.csv --out {d}/w.csv --clip -1",
      2, ("clip",)),
     ("deep-chain weight nan", "scenario deep-chain --weight nan", 2, ("weight",)),  # was: NaN

@@ -9,11 +9,12 @@ Parquet.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,13 @@ from torch import nn
 from nndoctor.exceptions import DataValidationError, InvalidParameterError, MissingDependencyError
 
 __all__ = [
+    "MAX_CATEGORIES",
     "check_same_columns",
+    "column_hint",
     "load_model",
     "load_table",
     "load_table_pair",
+    "select_features",
     "write_text_atomic",
     "writing",
 ]
@@ -217,18 +221,52 @@ def check_same_columns(
     return [str(c) for c in columns]
 
 
+def column_hint(name: str, columns: Iterable[Any]) -> str:
+    """What to say about a column name the table lacks: the closest names, and how many
+    columns there are (never an arbitrary handful of them).
+
+    Examples
+    --------
+    >>> column_hint("Target", ["mean radius", "target", "id"])
+    "did you mean 'target'? (3 columns: 'mean radius', 'target', 'id')"
+    """
+    cols = [str(c) for c in columns]
+    lower = {c.lower(): c for c in cols}
+    close = [lower[name.lower()]] if name.lower() in lower else []
+    close += [c for c in difflib.get_close_matches(name, cols, n=3, cutoff=0.5) if c not in close]
+    shown = ", ".join(repr(c) for c in cols[:12]) + (", ..." if len(cols) > 12 else "")
+    listing = f"{len(cols)} columns: {shown}"
+    if close:
+        return f"did you mean {' or '.join(repr(c) for c in close[:3])}? ({listing})"
+    return f"({listing})"
+
+
 def load_table_pair(
-    source: str | Path, target: str | Path, *, label: str | None = None
+    source: str | Path,
+    target: str | Path,
+    *,
+    label: str | None = None,
+    exclude: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read a source and a target table and check that they can be compared: the label column
-    (when named) is in the source, and the feature columns agree (see
-    :func:`check_same_columns`)."""
+    (when named) and the ``exclude`` columns are in the source, and the other columns agree (see
+    :func:`check_same_columns`). The ``exclude`` columns are dropped from both tables."""
     src, tgt = load_table(source), load_table(target)
     names = [f"the source table ({source})", f"the target table ({target})"]
     if label is not None and label not in src.columns:  # a name the user typed: usage error
         raise InvalidParameterError(
-            f"label column {label!r} is not in {names[0]}; {suggest_column(label, src)}"
+            f"label column {label!r} is not in {names[0]}; {column_hint(label, src.columns)}; "
+            "pass an existing column with --label"
         )
+    unknown = [c for c in exclude if c not in src.columns]
+    if unknown:
+        raise InvalidParameterError(
+            f"--exclude column {unknown[0]!r} is not in {names[0]}; "
+            f"{column_hint(unknown[0], src.columns)}"
+        )
+    if exclude:
+        src = src.drop(columns=list(exclude))
+        tgt = tgt.drop(columns=[c for c in exclude if c in tgt.columns])
     check_same_columns([src, tgt], names, drop=() if label is None else (label,))
     return src, tgt
 
@@ -237,29 +275,131 @@ _MAX_LABEL_VALUES = 20  # a column with at most this many distinct values may be
 
 
 def suggest_column(name: str, frame: pd.DataFrame) -> str:
-    """What to tell a user whose column ``name`` is not in ``frame``: the closest names (case
-    and spelling), else the columns that look like labels (few distinct values).
+    """What to tell a user whose column ``name`` (a label, say) is not in ``frame``: the closest
+    names (:func:`column_hint`), else the columns that look like labels (few distinct values).
 
     Examples
     --------
     >>> suggest_column("Diagnosis", pd.DataFrame({"x": [1.0, 2.0], "diagnosis": ["a", "b"]}))
-    "did you mean 'diagnosis'? pass an existing column"
+    "did you mean 'diagnosis'? (2 columns: 'x', 'diagnosis'); pass an existing column"
     """
-    import difflib
+    hint = column_hint(name, frame.columns)
+    if hint.startswith("did you mean"):
+        return f"{hint}; pass an existing column"
+    few = [str(c) for c in frame.columns if frame[c].nunique(dropna=True) <= _MAX_LABEL_VALUES]
+    if not few:
+        return f"{hint}; pass an existing column"
+    shown = ", ".join(map(repr, few[:5])) + (", ..." if len(few) > 5 else "")
+    return (
+        f"columns with few distinct values (of {frame.shape[1]}): {shown}; pass an existing column"
+    )
 
-    columns = [str(c) for c in frame.columns]
-    folded = {c.casefold(): c for c in columns}
-    close = [folded[name.casefold()]] if name.casefold() in folded else []
-    close += [
-        c for c in difflib.get_close_matches(name, columns, n=3, cutoff=0.6) if c not in close
-    ]
-    if close:
-        return f"did you mean {' or '.join(map(repr, close))}? pass an existing column"
-    few = [c for c in frame.columns if frame[c].nunique(dropna=True) <= _MAX_LABEL_VALUES]
-    shown = [str(c) for c in few[:5]] if few else columns[:5]
-    what = "columns with few distinct values" if few else "its columns"
-    more = f" (of {len(columns)})" if len(shown) < len(columns) else ""
-    return f"{what}{more}: {', '.join(map(repr, shown))}; pass an existing column"
+
+MAX_CATEGORIES = 50
+"""A text column with more distinct values keeps its most frequent ones; the rest become
+``"other"`` (one-hot encoding a unique-per-row text column would make one column per row)."""
+MIN_ID_ROWS = 20
+"""Fewer rows: a column unique per row is not called an identifier (it may be chance)."""
+
+
+def _is_datetime(values: pd.Series) -> bool:
+    """A datetime column, or text that reads as dates or times (``2024-01-31``, ``12:30``)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return True
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return False
+    observed = values.dropna().astype(str).head(200)
+    if observed.empty or not observed.str.contains(r"\d[-/:.]\d", regex=True).all():
+        return False
+    import warnings
+
+    with warnings.catch_warnings():  # pandas warns when it guesses a format per element
+        warnings.simplefilter("ignore", UserWarning)
+        parsed = pd.to_datetime(observed, errors="coerce", format="mixed")
+    return bool(parsed.notna().all())
+
+
+def _is_identifier(values: pd.Series) -> bool:
+    """Integers or text, unique on every row: a row identifier, not a feature."""
+    if len(values) < MIN_ID_ROWS or values.isna().any():
+        return False
+    kind = values.dtype.kind
+    if kind not in "iuOSU" and not isinstance(values.dtype, pd.StringDtype):
+        return False
+    return bool(values.nunique() == len(values))
+
+
+def select_features(
+    frames: Sequence[pd.DataFrame],
+    *,
+    label: str | None = None,
+    include: Sequence[str] = (),
+    max_categories: int = MAX_CATEGORIES,
+) -> tuple[list[pd.DataFrame], list[str], list[str]]:
+    """The feature columns of tables to compare: identifier-like columns (integers or text
+    unique on every row of the pooled tables) and datetime columns are left out unless named in
+    ``include``; a text column with more than ``max_categories`` distinct values keeps the
+    most frequent ones and calls the rest ``"other"``.
+
+    Returns the tables (feature columns, plus ``label`` where present), the feature names and
+    the notes that say what was left out or capped (the command line prints them).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"id": range(30), "x": [0.5, 1.5] * 15, "y": [0, 1] * 15})
+    >>> (s,), features, notes = select_features([t], label="y")
+    >>> features, list(s.columns)
+    (['x'], ['x', 'y'])
+    >>> notes[0].split(";")[0]
+    "column 'id' looks like a row identifier (unique on every row)"
+    """
+    unknown = [c for c in include if c not in frames[0].columns]
+    if unknown:
+        raise InvalidParameterError(
+            f"--include column {unknown[0]!r} is not in the table; "
+            f"{column_hint(unknown[0], frames[0].columns)}"
+        )
+    pooled = pd.concat([f.drop(columns=[label], errors="ignore") for f in frames],
+                       ignore_index=True)  # fmt: skip
+    notes: list[str] = []
+    features: list[str] = []
+    capped: dict[str, list[Any]] = {}
+    for c in pooled.columns:
+        col = pooled[c]
+        if c not in include and _is_datetime(col):
+            notes.append(
+                f"column {str(c)!r} holds dates or times; left out of the features (pass "
+                f"--include {c} to keep it)"
+            )
+            continue
+        if c not in include and _is_identifier(col):
+            notes.append(
+                f"column {str(c)!r} looks like a row identifier (unique on every row); left out "
+                f"of the features (pass --include {c} to keep it)"
+            )
+            continue
+        features.append(str(c))
+        if not pd.api.types.is_numeric_dtype(col) and col.nunique() > max_categories:
+            counts = col.astype(str).where(col.notna()).value_counts()
+            capped[str(c)] = list(counts.index[:max_categories])
+            notes.append(
+                f"column {str(c)!r} has {col.nunique()} distinct values; its "
+                f"{max_categories} most frequent are kept and the others become 'other'"
+            )
+    if not features:
+        raise DataValidationError(
+            "no feature columns are left after leaving out identifiers and dates "
+            f"({'; '.join(notes)[:300]}); pass --include COLUMN to keep one"
+        )
+    keep = features + ([label] if label is not None else [])
+    out = []
+    for f in frames:
+        part = f[[c for c in keep if c in f.columns]].copy()
+        for c, top in capped.items():
+            text = part[c].astype(str).where(part[c].notna())
+            part[c] = text.where(text.isin(top) | text.isna(), "other")
+        out.append(part)
+    return out, features, notes
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

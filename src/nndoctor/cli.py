@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,6 +33,7 @@ from nndoctor.exceptions import (
     InvalidParameterError,
     MissingDependencyError,
     NNDoctorError,
+    NNDoctorWarning,
 )
 
 __all__ = ["app", "exit_code_for", "main"]
@@ -55,6 +57,25 @@ def exit_code_for(error: BaseException) -> int:
     if isinstance(error, InvalidParameterError | MissingDependencyError | OSError):
         return EXIT_USAGE
     return EXIT_DATA
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """nndoctor's own warnings as one line on stderr (``nndoctor: warning: ...``), without the
+    source file and line that Python's default format shows; other warnings unchanged."""
+    if issubclass(category, NNDoctorWarning):
+        typer.echo(f"nndoctor: warning: {' '.join(str(message).split())}", err=True)
+    else:
+        _DEFAULT_SHOWWARNING(message, category, filename, lineno, file, line)
+
+
+_DEFAULT_SHOWWARNING = warnings.showwarning
 
 
 class _Group(typer.core.TyperGroup):
@@ -84,7 +105,9 @@ class _Group(typer.core.TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except (NNDoctorError, OSError) as err:
             debug = bool((ctx.obj or {}).get("debug")) or bool(os.environ.get("NNDOCTOR_DEBUG"))
             if debug:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from nndoctor.exceptions import DataValidationError, InvalidParameterError
+from nndoctor.exceptions import DataValidationError, InvalidParameterError, SmallSampleWarning
 from nndoctor.shift import ShiftDiagnosis, diagnose
 from nndoctor.shift._simulate import make_shift
 
@@ -162,5 +162,6 @@ def test_bad_input() -> None:
         diagnose(Xs, ys, Xt, model=42)
     with pytest.raises(InvalidParameterError, match="alpha"):
         diagnose(Xs, ys, Xt, alpha=1.5)
-    with pytest.raises(DataValidationError, match="row"):
-        diagnose(Xs[:20], ys[:20], Xt)
+    # too few source rows is not bad input but no evidence: kind "insufficient", with a warning
+    with pytest.warns(SmallSampleWarning, match="20 row"):
+        assert diagnose(Xs[:20], ys[:20], Xt).kind == "insufficient"

@@ -218,7 +218,7 @@ def test_singular_confusion_matrix_falls_back_with_a_warning() -> None:
     P2 = np.array([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4], [0.1, 0.9]])
     est2 = LabelShiftEstimator("bbse-soft", n_bootstrap=0, max_condition=1.0).fit(P2, [0, 1, 0, 1])
     with pytest.warns(IllConditionedWarning, match="ill-conditioned"):
-        est2.estimate(P2)
+        est2.estimate(np.tile(P2, (3, 1)))  # 12 rows: enough not to be flagged as too few
 
 
 def test_bad_input_is_a_typed_error() -> None:
@@ -392,3 +392,17 @@ def test_estimate_accuracy_refuses_a_log_probs_estimator_but_takes_its_result() 
     res = est.estimate(np.log(P))
     out = estimate_accuracy(P, y, P, method="label-shift", label_shift=res)
     assert 0.0 <= out.accuracy <= 1.0
+
+
+def test_bootstrap_replicates_over_the_maximum_are_refused() -> None:
+    """``--n-bootstrap 10000000`` ran for hours, holding every replicate; now a typed error
+    names the limit and the reason (likewise ``diagnose(weight_intervals=...)``)."""
+    from nndoctor.shift import diagnose
+    from nndoctor.shift.label import MAX_BOOTSTRAP
+
+    P = np.array([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4], [0.1, 0.9]])
+    with pytest.raises(InvalidParameterError, match="maximum of 100,000"):
+        LabelShiftEstimator(n_bootstrap=MAX_BOOTSTRAP + 1).fit(P, [0, 1, 0, 1])
+    with pytest.raises(InvalidParameterError, match=r"weight_intervals .* maximum"):
+        diagnose(np.zeros((50, 2)), np.arange(50) % 2, np.zeros((20, 2)),
+                 weight_intervals=MAX_BOOTSTRAP + 1)  # fmt: skip

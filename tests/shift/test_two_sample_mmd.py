@@ -220,3 +220,45 @@ def test_constant_data_gives_pvalue_one() -> None:
     res = mmd_test(np.ones((10, 2)), np.ones((8, 2)), n_permutations=50, random_state=0)
     assert res.statistic == pytest.approx(0.0, abs=1e-12)
     assert res.pvalue == 1.0
+
+
+def test_permutations_over_the_maximum_are_refused_with_the_reason() -> None:
+    from nndoctor.shift._mmd import MAX_PERMUTATIONS
+
+    X = np.zeros((10, 2))
+    with pytest.raises(InvalidParameterError, match=r"maximum of 1,000,000.*steps of 1/"):
+        mmd_test(X, X + 1, n_permutations=MAX_PERMUTATIONS + 1)
+
+
+def test_permutations_are_evaluated_in_memory_bounded_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The split-indicator matrix is built a chunk of columns at a time (it was N x (B + 1) at
+    once: 45 GB for 10^7 permutations of a few hundred rows); the p-value agrees with one pass
+    to Monte-Carlo error, and progress is reported per chunk."""
+    from nndoctor.shift import _mmd
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(30, 2)), rng.normal(size=(30, 2)) + np.array([0.4, 0.0])
+    one = mmd_test(X, Y, n_permutations=3000, random_state=0)
+    widths: list[int] = []
+    real = _mmd._indicators
+
+    def spy(N: int, m: int, B: int, g: np.random.Generator, device: torch.device) -> torch.Tensor:
+        A = real(N, m, B, g, device)
+        widths.append(A.shape[1])
+        return A
+
+    monkeypatch.setattr(_mmd, "INDICATOR_BYTES", 8 * 60 * 200)  # 200 columns of 60 rows
+    monkeypatch.setattr(_mmd, "_indicators", spy)
+    seen: list[float] = []
+    res = mmd_test(X, Y, n_permutations=3000, random_state=0,
+                   progress=lambda f, text: seen.append(f))  # fmt: skip
+    assert max(widths) <= 201
+    assert len(widths) == 15
+    assert res.statistic == pytest.approx(one.statistic, rel=1e-12)
+    assert res.null_distribution is not None
+    assert res.null_distribution.shape == (3000,)
+    assert abs(res.pvalue - one.pvalue) < 4 * np.sqrt(one.pvalue * (1 - one.pvalue) / 3000) + 1e-3
+    assert seen == sorted(seen)
+    assert seen[-1] == 1.0

@@ -20,10 +20,16 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
 __all__ = [
+    "ExcludeOption",
+    "FailOnOption",
+    "IncludeOption",
     "JsonOption",
     "ReportOption",
     "check_output_path",
     "emit",
+    "exit_on_finding",
+    "note",
+    "parse_columns",
     "parse_shape",
     "progress_bar",
     "staged_progress",
@@ -75,6 +81,81 @@ ReportOption = Annotated[
         callback=check_output_path,
     ),
 ]
+
+
+FAIL_ON = ("never", "warning", "error")
+_SEVERITY = ("ok", "info", "warning", "error")
+
+
+def _check_fail_on(value: str) -> str:
+    """``--fail-on``'s callback: refuse an unknown level before any work (exit code 2)."""
+    from nndoctor._validation import check_choice
+
+    check_choice(value, FAIL_ON, name="--fail-on")
+    return value
+
+
+FailOnOption = Annotated[
+    str,
+    typer.Option(
+        "--fail-on",
+        help="Exit 1 on a finding this severe: never|warning|error (insufficient data is a "
+        "warning).",
+        callback=_check_fail_on,
+    ),
+]
+
+
+def exit_on_finding(result: Any, fail_on: str) -> None:
+    """Exit with code 1 when ``result`` holds a finding at least as severe as ``fail_on``.
+
+    The severity is the worst status of the result's report sections (what the table shows:
+    drift and insufficient data are warnings), as ``nndoctor checkup --fail-on`` judges its
+    summary.
+    """
+    if fail_on == "never":
+        return
+    from nndoctor.report import to_sections  # lazily: --help and --version import no report
+
+    worst = max((_SEVERITY.index(s.status) for s in to_sections(result, figures=False)), default=0)
+    if worst >= _SEVERITY.index(fail_on):
+        raise typer.Exit(1)
+
+
+ExcludeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude",
+        help="Column(s) to leave out of the features (repeatable, or comma-separated).",
+    ),
+]
+IncludeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--include",
+        help="Keep column(s) that are left out by default: identifiers (unique on every row) "
+        "and dates (repeatable, or comma-separated).",
+    ),
+]
+
+
+def parse_columns(values: list[str] | None) -> list[str]:
+    """The columns of a repeatable, comma-separated option (``--exclude id,ts --exclude x``).
+
+    Examples
+    --------
+    >>> parse_columns(["id, ts", "x"])
+    ['id', 'ts', 'x']
+    """
+    out: list[str] = []
+    for value in values or []:
+        out.extend(part.strip() for part in value.split(",") if part.strip())
+    return list(dict.fromkeys(out))
+
+
+def note(text: str) -> None:
+    """A note for the user on stderr (what was left out, capped, assumed)."""
+    typer.echo(f"nndoctor: note: {text}", err=True)
 
 
 def emit(

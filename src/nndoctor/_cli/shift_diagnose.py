@@ -9,7 +9,19 @@ import numpy as np
 import numpy.typing as npt
 import typer
 
-from nndoctor._cli._common import JsonOption, ReportOption, emit, progress_bar, table_names
+from nndoctor._cli._common import (
+    ExcludeOption,
+    FailOnOption,
+    IncludeOption,
+    JsonOption,
+    ReportOption,
+    emit,
+    exit_on_finding,
+    note,
+    parse_columns,
+    progress_bar,
+    table_names,
+)
 from nndoctor._cli.shift import shift_app
 
 __all__ = ["shift_diagnose_cmd", "shift_stream_cmd"]
@@ -44,12 +56,12 @@ def _features(
 
 def _column(frame: Any, name: str, what: str) -> Any:
     """The column an option names; a name the table lacks is a usage error (exit code 2)."""
+    from nndoctor._io import column_hint
     from nndoctor.exceptions import InvalidParameterError
 
     if name not in frame.columns:
         raise InvalidParameterError(
-            f"{what} column {name!r} is not in the table (columns: "
-            f"{', '.join(map(str, list(frame.columns)[:8]))}); pass an existing column"
+            f"{what} column {name!r} is not in the table; {column_hint(name, frame.columns)}"
         )
     return frame[name]
 
@@ -76,15 +88,21 @@ def shift_diagnose_cmd(
         int, typer.Option("--weight-intervals", help="Bootstrap replicates for w(y) intervals.")
     ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    exclude: ExcludeOption = None,
+    include: IncludeOption = None,
     json_out: JsonOption = False,
     report: ReportOption = None,
+    fail_on: FailOnOption = "never",
 ) -> None:
     """Say which shift separates TARGET from SOURCE (covariate, label, concept), with the
     evidence and the treatment. Target labels, where present, enable the concept tests."""
-    from nndoctor._io import load_model, load_table_pair
+    from nndoctor._io import load_model, load_table_pair, select_features
     from nndoctor.shift import diagnose
 
-    src, tgt = load_table_pair(source, target, label=label)
+    src, tgt = load_table_pair(source, target, label=label, exclude=parse_columns(exclude))
+    (src, tgt), _, notes = select_features([src, tgt], label=label, include=parse_columns(include))
+    for text in notes:
+        note(text)
     ys = _column(src, label, "--label")
     yt = tgt[label] if label in tgt.columns else None
     import pandas as pd
@@ -106,6 +124,7 @@ def shift_diagnose_cmd(
             names=table_names(source, target),
         )
     emit(result, json_out=json_out, report=report, title="nndoctor shift diagnose")
+    exit_on_finding(result, fail_on)
 
 
 @shift_app.command("stream")
@@ -139,11 +158,13 @@ def shift_stream_cmd(
         float, typer.Option("--alpha", help="Family-wise level of the batch tests.")
     ] = 0.05,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    exclude: ExcludeOption = None,
     json_out: JsonOption = False,
     report: ReportOption = None,
+    fail_on: FailOnOption = "never",
 ) -> None:
     """Replay FILE in time order through a ShiftMonitor: when did it change, and how?"""
-    from nndoctor._io import load_table
+    from nndoctor._io import load_table, select_features
     from nndoctor._validation import check_int
     from nndoctor.exceptions import DataValidationError
     from nndoctor.shift import ShiftMonitor
@@ -163,7 +184,13 @@ def shift_stream_cmd(
             f"--reference-rows {n_ref} leaves no rows to monitor in a table of {n}; pass fewer"
         )
     drop = [time_column] + [c for c in (label, prediction_column) if c is not None]
-    (X,), _ = _features([table], drop)
+    for name in parse_columns(exclude):
+        _column(table, name, "--exclude")
+    left_out = {*drop, *parse_columns(exclude)}
+    (feats,), _, notes = select_features([table[[c for c in table.columns if c not in left_out]]])
+    for text in notes:
+        note(text)
+    (X,), _ = _features([feats], [])
     classes: npt.NDArray[Any] | None = None
     y_codes: npt.NDArray[np.float64] | None = None
     if label is not None:
@@ -210,4 +237,6 @@ def shift_stream_cmd(
             lab = None if y_codes is None else y_codes[a:b]  # NaN: not labeled yet
             monitor.update(X[a:b], predictions=pred[a:b], labels=lab, time=times[a])
             advance((i + 1) / len(starts), f"batch {i + 1}/{len(starts)}")
-    emit(monitor.report(), json_out=json_out, report=report, title="nndoctor shift stream")
+    monitor_report = monitor.report()
+    emit(monitor_report, json_out=json_out, report=report, title="nndoctor shift stream")
+    exit_on_finding(monitor_report, fail_on)

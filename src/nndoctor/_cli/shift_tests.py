@@ -7,7 +7,19 @@ from typing import Annotated
 
 import typer
 
-from nndoctor._cli._common import JsonOption, ReportOption, emit, progress_bar, table_names
+from nndoctor._cli._common import (
+    ExcludeOption,
+    FailOnOption,
+    IncludeOption,
+    JsonOption,
+    ReportOption,
+    emit,
+    exit_on_finding,
+    note,
+    parse_columns,
+    progress_bar,
+    table_names,
+)
 from nndoctor._cli.shift import shift_app
 
 __all__ = ["shift_test_cmd"]
@@ -49,18 +61,27 @@ def shift_test_cmd(
             "missing is a category), raise (an error).",
         ),
     ] = "test",
+    exclude: ExcludeOption = None,
+    include: IncludeOption = None,
     json_out: JsonOption = False,
     report: ReportOption = None,
+    fail_on: FailOnOption = "never",
 ) -> None:
     """Test whether TARGET still looks like SOURCE (per feature, MMD, classifier, model outputs)."""
-    from nndoctor._io import load_model, load_table_pair
+    from nndoctor._io import load_model, load_table_pair, select_features
     from nndoctor._validation import check_choice
     from nndoctor.shift import compare_samples
+    from nndoctor.shift._mmd import check_permutations
 
     check_choice(method, ("auto", "bbsd", "c2st", "chi2", "ks", "mmd"), name="--method")
+    check_permutations(permutations, name="--permutations")
     check_choice(correction, ("bonferroni", "fdr_bh", "holm", "none"), name="--correction")
     check_choice(missing, ("category", "drop", "raise", "test"), name="--missing")
-    src, tgt = load_table_pair(source, target)  # the same columns, numbers vs text agree
+    # the same columns, numbers vs text agree; identifiers and dates left out (with a note)
+    src, tgt = load_table_pair(source, target, label=label, exclude=parse_columns(exclude))
+    (src, tgt), _, notes = select_features([src, tgt], label=label, include=parse_columns(include))
+    for text in notes:
+        note(text)
     net = load_model(model, weights=weights) if model is not None else None
     with progress_bar("shift tests") as advance:
         result = compare_samples(
@@ -79,3 +100,4 @@ def shift_test_cmd(
             names=table_names(source, target),
         )
     emit(result, json_out=json_out, report=report, title="nndoctor shift test")
+    exit_on_finding(result, fail_on)

@@ -11,10 +11,16 @@ import pandas as pd
 import typer
 
 from nndoctor._cli._common import (
+    ExcludeOption,
+    FailOnOption,
+    IncludeOption,
     JsonOption,
     ReportOption,
     check_output_path,
     emit,
+    exit_on_finding,
+    note,
+    parse_columns,
     progress_bar,
     table_names,
 )
@@ -24,24 +30,6 @@ from nndoctor._validation import check_choice
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
 
 __all__ = ["labels_cmd", "weights_cmd"]
-
-
-def _numeric(
-    frame: pd.DataFrame, *, name: str, drop: list[str], must_have: bool = False
-) -> pd.DataFrame:
-    """The feature columns (all but ``drop``); ``must_have``: each dropped column must exist."""
-    missing = [c for c in drop if c not in frame.columns]
-    if missing and must_have:
-        raise InvalidParameterError(
-            f"column(s) {missing} are not in {name}; its columns are {list(frame.columns)[:20]}"
-        )
-    kept = frame.drop(columns=[c for c in drop if c in frame.columns])
-    text = [c for c in kept.columns if not pd.api.types.is_numeric_dtype(kept[c])]
-    if text:
-        raise DataValidationError(
-            f"{name} has non-numeric column(s) {text[:10]}; encode them or pass --exclude"
-        )
-    return kept
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:
@@ -70,10 +58,12 @@ def weights_cmd(
     method: Annotated[
         str, typer.Option(help="classifier | ulsif | kliep | kmm (KMM: moment matching).")
     ] = "classifier",
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option("--exclude", help="Column to leave out of the features (repeatable)."),
+    label: Annotated[
+        str | None,
+        typer.Option("--label", help="Label column: left out of the features (kept in --out)."),
     ] = None,
+    exclude: ExcludeOption = None,
+    include: IncludeOption = None,
     column: Annotated[str, typer.Option(help="Name of the weights column.")] = "weight",
     clip: Annotated[float | None, typer.Option(help="Upper clip on the weights.")] = None,
     classifier: Annotated[
@@ -82,24 +72,26 @@ def weights_cmd(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     json_out: JsonOption = False,
     report: ReportOption = None,
+    fail_on: FailOnOption = "never",
 ) -> None:
     """Importance weights p_target(x)/p_source(x) for every source row, written as a column."""
+    from nndoctor._cli.shift_diagnose import _features
+    from nndoctor._io import load_table_pair, select_features
     from nndoctor.shift import ImportanceWeighter
 
     check_choice(method, ("classifier", "kliep", "kmm", "ulsif"), name="--method")
-    drop = list(exclude or [])
     names = table_names(source, target)
     with progress_bar("importance weights") as advance:
         advance(0.05, "reading tables")
         src_frame = load_table(source)
-        Xs = _numeric(src_frame, name=names[0], drop=drop, must_have=True)
-        Xt = _numeric(load_table(target), name=names[1], drop=drop)
-        if list(Xs.columns) != list(Xt.columns):
-            only = sorted(set(Xs.columns) ^ set(Xt.columns))
-            raise DataValidationError(
-                f"{names[0]} and {names[1]} have different feature columns ({only[:10]}); pass "
-                "tables with the same columns or --exclude the extra ones"
-            )
+        src, tgt = load_table_pair(source, target, label=label, exclude=parse_columns(exclude))
+        (src, tgt), _, notes = select_features(
+            [src, tgt], label=label, include=parse_columns(include)
+        )
+        for text in notes:
+            note(text)
+        drop = [label] if label is not None else []
+        (Xs, Xt), _ = _features([src, tgt.drop(columns=drop, errors="ignore")], drop)
         if column in src_frame.columns:
             raise InvalidParameterError(
                 f"the source table already has a column {column!r}; choose another --column"
@@ -111,7 +103,7 @@ def weights_cmd(
             random_state=seed,
             classifier=classifier,
             warn=False,
-        ).fit(Xs.to_numpy(dtype=np.float64), Xt.to_numpy(dtype=np.float64), names=names)
+        ).fit(Xs, Xt, names=names)
         advance(0.9, "writing weights")
         _write_table(src_frame.assign(**{column: weighter.weights_}), out)
     if weighter.low_overlap_:
@@ -121,7 +113,9 @@ def weights_cmd(
             err=True,
         )
     typer.echo(f"weights written to {out} (column {column!r})", err=True)
-    emit(weighter.summary(), json_out=json_out, report=report, title="nndoctor shift weights")
+    summary = weighter.summary()
+    emit(summary, json_out=json_out, report=report, title="nndoctor shift weights")
+    exit_on_finding(summary, fail_on)
 
 
 @shift_app.command("labels")
@@ -158,8 +152,10 @@ def labels_cmd(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    exclude: ExcludeOption = None,
     json_out: JsonOption = False,
     report: ReportOption = None,
+    fail_on: FailOnOption = "never",
 ) -> None:
     """Label shift: source vs estimated target class proportions, weights w(y) and intervals.
 
@@ -167,6 +163,7 @@ def labels_cmd(
     --source-probs except --label, in order; labels are class indices 0..K-1 in that order, or
     the column names themselves.
     """
+    from nndoctor._io import column_hint, select_features
     from nndoctor.shift import LabelShiftEstimator
 
     check_choice(method, ("bbse-hard", "bbse-soft", "em", "em-bcts", "rlls"), name="--method")
@@ -176,10 +173,23 @@ def labels_cmd(
         src = load_table(source_probs)
         if label not in src.columns:
             raise InvalidParameterError(
-                f"--label {label!r} is not a column of {source_probs}; its columns are "
-                f"{list(src.columns)[:20]}"
+                f"--label {label!r} is not a column of {source_probs}; "
+                f"{column_hint(label, src.columns)}"
             )
-        prob_cols = [c for c in src.columns if c != label]
+        left_out = parse_columns(exclude)
+        for name in left_out:
+            if name not in src.columns:
+                raise InvalidParameterError(
+                    f"--exclude column {name!r} is not in {source_probs}; "
+                    f"{column_hint(name, src.columns)}"
+                )
+        # identifiers (a row id exported with the probabilities) and dates are no classes
+        _, kept, notes = select_features(
+            [src.drop(columns=left_out)], label=label, max_categories=10**9
+        )
+        for text in notes:
+            note(text)
+        prob_cols = [c for c in src.columns if c in kept]
         tgt = load_table(target_probs)
         missing = [c for c in prob_cols if c not in tgt.columns]
         if missing:
@@ -215,3 +225,4 @@ def labels_cmd(
     if adjusted_out is not None:
         typer.echo(f"prior-corrected probabilities written to {adjusted_out}", err=True)
     emit(result, json_out=json_out, report=report, title="nndoctor shift labels")
+    exit_on_finding(result, fail_on)

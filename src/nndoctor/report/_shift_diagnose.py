@@ -25,6 +25,7 @@ _STATUS: dict[str, Status] = {
     "label": "warning",
     "concept": "error",
     "mixed": "error",
+    "insufficient": "warning",
 }
 
 
@@ -83,6 +84,8 @@ def _diagnosis_sections(result: ShiftDiagnosis, *, figures: bool = False) -> lis
         ({"what": "how to apply it", "value": rec.how}, *acc_rows),
     )
     lw = result.label_weights
+    if lw is None:  # too few rows to fit anything
+        return [main, treat]
     classes = result.classes or tuple(str(k) for k in range(len(lw.weights)))
     weight_rows = tuple(
         {

@@ -30,8 +30,16 @@ def _p(p: float) -> str:
 
 def _status(drift: bool, pvalue: float) -> Status:
     if not math.isfinite(pvalue):
-        return "info"
+        return "warning"  # the test could not run: insufficient data, never a green "ok"
     return "warning" if drift else "ok"
+
+
+def _outcome(drift: bool, pvalue: float) -> str:
+    if drift:
+        return "the distributions differ."
+    if not math.isfinite(pvalue):
+        return "insufficient data: the test could not run (too few rows)."
+    return "no evidence of a change."
 
 
 def _null_figure(result: TwoSampleResult) -> Figure | None:
@@ -58,7 +66,7 @@ def _two_sample_sections(result: TwoSampleResult, *, figures: bool = False) -> l
     verdict = (
         f"{result.method}: MMD² = {result.statistic:.3g}, p = {_p(result.pvalue)} "
         f"({result.n_source} vs {result.n_target} rows) — "
-        + ("the distributions differ." if result.drift_detected else "no evidence of a change.")
+        + _outcome(result.drift_detected, result.pvalue)
     )
     rows: list[dict[str, Any]] = [
         {"quantity": "statistic", "value": f"{result.statistic:.4g}"},
@@ -97,7 +105,9 @@ def _drift_label(f: FeatureDrift) -> str:
     if f.drifted:
         return "DRIFT"
     negligible = f.negligible or (f.missingness is not None and f.missingness.negligible)
-    return "negligible" if negligible else "-"
+    if negligible:
+        return "negligible"
+    return "untested" if not math.isfinite(f.pvalue) else "-"
 
 
 def _missing_cells(f: FeatureDrift, policy: str) -> dict[str, str]:
@@ -167,6 +177,13 @@ def _feature_sections(result: FeatureTestResult, *, figures: bool = False) -> li
     )
     if neg:
         verdict += f" {neg} significant change(s) fall below min_effect = {result.min_effect:g}."
+    untested = [f.name for f in result.features if not math.isfinite(f.pvalue)]
+    if untested:
+        shown = ", ".join(untested[:5]) + (", ..." if len(untested) > 5 else "")
+        verdict += (
+            f" Insufficient data: {len(untested)} feature(s) could not be tested (fewer than 2 "
+            f"observed values per table): {shown}."
+        )
     if result.has_missing:
         verdict += _missing_verdict(result)
     if n > MAX_FEATURE_ROWS:
@@ -174,7 +191,7 @@ def _feature_sections(result: FeatureTestResult, *, figures: bool = False) -> li
     return [
         Section(
             "Per-feature drift (sorted by effect size)",
-            _status(result.drift_detected, result.pvalue),
+            _status(result.drift_detected, result.pvalue if not untested else math.nan),
             verdict,
             _feature_rows(result),
             payload=to_jsonable(result),
@@ -263,24 +280,39 @@ def _suite_sections(result: ShiftTestReport, *, figures: bool = False) -> list[S
                     "test": name,
                     "statistic": f"{part.statistic:.4g}",
                     "p-value": _p(part.pvalue),
-                    "drift": "DRIFT" if part.drift_detected else "-",
+                    "drift": "DRIFT"
+                    if part.drift_detected
+                    else ("untested" if not math.isfinite(part.pvalue) else "-"),
                 }
             )
-    verdict = f"{result.n_source} source vs {result.n_target} target rows: " + (
-        "the target distribution differs from the source."
-        if result.drift_detected
-        else "no test found a change."
-    )
+    head = f"{result.n_source} source vs {result.n_target} target rows: "
+    untested = ", ".join(result.untested[:6]) + (", ..." if len(result.untested) > 6 else "")
+    if result.drift_detected:
+        verdict = head + "the target distribution differs from the source."
+        if result.untested:
+            verdict += f" Not tested (too little data): {untested}."
+    elif result.insufficient_data:
+        verdict = (
+            f"INSUFFICIENT DATA. {head}no test found a change, but {untested} could not be "
+            "tested (too few rows or observed values), so this is no evidence of no shift; "
+            "pass more rows"
+        )
+    else:
+        verdict = head + "no test found a change."
     figs: tuple[Figure, ...] = ()
     if figures and result.samples:
         figs = tuple(_distribution_figure(k, v) for k, v in result.samples.items())
     summary = Section(
         "Shift tests",
-        "warning" if result.drift_detected else "ok",
+        "warning" if result.drift_detected or result.insufficient_data else "ok",
         verdict,
         tuple(rows),
         figs,
-        payload={"methods": list(result.methods), "drift_detected": result.drift_detected},
+        payload={
+            "methods": list(result.methods),
+            "drift_detected": result.drift_detected,
+            "insufficient_data": result.insufficient_data,
+        },
     )
     out = [summary]
     for part in parts:

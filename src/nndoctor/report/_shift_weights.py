@@ -127,9 +127,16 @@ def _label_sections(result: LabelShiftResult, *, figures: bool = False) -> list[
         else []
     )
     ill = bool(np.isfinite(result.condition_number) and result.condition_number > 100)
-    status: Status = "warning" if (excluded or ill) else "info"
+    status: Status = "warning" if (excluded or ill or result.insufficient_data) else "info"
     verdict = (
-        f"Estimated class proportions moved by {tv:.3f} (total variation) from the source."
+        (
+            f"INSUFFICIENT DATA: {result.n_target} target row(s) are too few to estimate the "
+            "target class proportions; the numbers below are no evidence of a label shift. "
+            "Pass more target rows. "
+            if result.insufficient_data
+            else ""
+        )
+        + f"Estimated class proportions moved by {tv:.3f} (total variation) from the source."
         + (
             f" Classes {excluded} have w = 1 outside their {100 * result.confidence:.0f}% "
             "interval: a real label shift; train with these weights or adjust predictions "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -11,12 +12,19 @@ from nndoctor.report._section import Section, check_sections
 
 __all__ = ["print_sections", "stderr_console", "stdout_console"]
 
+#: Width of the tables when stdout is not a terminal (piped to a file or another program) and
+#: ``COLUMNS`` is not set: rich would otherwise assume 80 columns and squeeze the tables.
+PIPE_WIDTH = 160
+
 _STYLE = {"ok": "green", "info": "cyan", "warning": "yellow", "error": "bold red"}
 
 
 def stdout_console() -> Console:
-    """The console for results (stdout)."""
-    return Console(soft_wrap=False)
+    """The console for results (stdout); 160 columns wide when piped (``COLUMNS`` overrides)."""
+    console = Console(soft_wrap=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = PIPE_WIDTH
+    return console
 
 
 def stderr_console() -> Console:

@@ -440,7 +440,7 @@ def _cross_fit(
         fold_p[k] = _mann_whitney_greater(pos, neg)
         if importance == "none":
             continue
-        own = _model_importance(est, sd) if importance == "auto" else None
+        own = _model_importance(est, sd, Z[train]) if importance == "auto" else None
         if own is not None:
             kind = "model"
             importances += own / n_splits
@@ -501,7 +501,18 @@ def _scores(est: Any, Z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     )
 
 
-def _model_importance(est: Any, sd: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
+def _model_importance(
+    est: Any, sd: npt.NDArray[np.float64], Z: npt.NDArray[np.float64] | None = None
+) -> npt.NDArray[np.float64] | None:
+    """The model's own importances: ``feature_importances_``, or ``|coef_|`` times the standard
+    deviation of what the coefficients multiply (for a pipeline such as StandardScaler +
+    LogisticRegression: the last step's coefficients times the spread of its input, so a
+    standardizing step gives the coefficients themselves)."""
+    steps = getattr(est, "steps", None)
+    if steps and Z is not None and len(steps) > 1 and hasattr(steps[-1][1], "coef_"):
+        inner = np.asarray(est[:-1].transform(Z), dtype=np.float64)
+        if inner.shape[1] == sd.size:  # one coefficient per input column
+            return _model_importance(steps[-1][1], _observed_sd(inner))
     fi = getattr(est, "feature_importances_", None)
     if fi is not None:
         return np.asarray(fi, dtype=np.float64)

@@ -27,13 +27,13 @@ from nndoctor.shift._common import (
 from nndoctor.shift._mmd import (
     DEFAULT_BLOCK_BYTES,
     LINEAR_TIME_THRESHOLD,
-    _indicators,
+    _chunked_permutation_statistics,
     _kernel_from_sqdist,
     _nan_result,
     _permutation_result,
-    _permutation_statistics,
     _resolve_bandwidth,
     _sqdist,
+    check_permutations,
     mmd_test,
 )
 from nndoctor.shift._univariate import FeatureTestResult, chi2_test, feature_test, ks_test
@@ -211,7 +211,7 @@ class ShiftDetector:
         _, y = as_float_tensors(ref, X, names=("X_ref", "X"))
         y = ((y.to(ref.device) - self._center) / self._scale).to(ref.device)
         m, n = ref.shape[0], y.shape[0]
-        B = int(self._opts.get("n_permutations", 1000))
+        B = check_permutations(self._opts.get("n_permutations", 1000))
         if min(m, n) < 2:
             warn_small(
                 f"the MMD needs at least 2 rows per sample, got {m} and {n}; the result is NaN"
@@ -228,14 +228,14 @@ class ShiftDetector:
                 random_state=self._rng,
             )
         z = torch.cat((ref, y), 0)
-        A = _indicators(m + n, m, B, self._rng, z.device)
-        values = _permutation_statistics(
+        values = _chunked_permutation_statistics(
             z,
             m,
-            A,
+            B,
             self._kernel,
             self.bandwidth_,
             int(self._opts.get("max_block_bytes", DEFAULT_BLOCK_BYTES)),
+            self._rng,
             k_xx=self._kxx,
         )
         return _permutation_result(

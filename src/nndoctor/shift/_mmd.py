@@ -8,6 +8,7 @@ pooled kernel matrix is never held whole.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -27,7 +28,7 @@ from nndoctor.shift._common import (
     warn_small,
 )
 
-__all__ = ["LINEAR_TIME_THRESHOLD", "median_bandwidth", "mmd_test"]
+__all__ = ["LINEAR_TIME_THRESHOLD", "MAX_PERMUTATIONS", "median_bandwidth", "mmd_test"]
 
 Kernel = Literal["rbf", "laplacian"]
 MMDMethod = Literal["auto", "permutation", "block"]
@@ -37,6 +38,13 @@ MMDMethod = Literal["auto", "permutation", "block"]
 LINEAR_TIME_THRESHOLD = 50_000
 #: Upper bound, in bytes, of one block of kernel rows held in memory at once.
 DEFAULT_BLOCK_BYTES = 256 * 2**20
+#: The most permutations a permutation test takes. A permutation p-value moves in steps of
+#: 1/(B + 1): a million permutations resolve it to 1e-6, far below any level a decision uses,
+#: and more would only cost time (the work grows as N²·B).
+MAX_PERMUTATIONS = 1_000_000
+#: Upper bound, in bytes, of the split-indicator columns held at once (the permutations are
+#: evaluated in chunks of columns, so memory does not grow with B).
+INDICATOR_BYTES = 64 * 2**20
 #: How many pooled points the median heuristic looks at (a random subsample above this).
 MEDIAN_SUBSAMPLE = 1_000
 _KERNELS = tuple(sorted(get_args(Kernel)))
@@ -147,6 +155,61 @@ def _indicators(
         idx = torch.from_numpy(np.ascontiguousarray(perms.T)).to(device)
         A[:, 1 + start : 1 + stop].scatter_(0, idx, 1.0)
     return A
+
+
+def check_permutations(n_permutations: Any, name: str = "n_permutations") -> int:
+    """``n_permutations`` as an int in ``[1, MAX_PERMUTATIONS]``; more is refused, with why.
+
+    Examples
+    --------
+    >>> check_permutations(10**7)
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.InvalidParameterError: n_permutations = 10000000 is more than ...
+    """
+    B = check_int(n_permutations, name=name, minimum=1)
+    if B > MAX_PERMUTATIONS:
+        raise InvalidParameterError(
+            f"{name} = {B} is more than the maximum of {MAX_PERMUTATIONS:,}: a permutation "
+            f"p-value moves in steps of 1/(B + 1), so {MAX_PERMUTATIONS:,} already resolve it to "
+            "1e-6, and the work grows with B; pass at most that many (1000 is usually enough)"
+        )
+    return B
+
+
+def _chunked_permutation_statistics(
+    z: torch.Tensor,
+    m: int,
+    n_permutations: int,
+    kernel: str,
+    bandwidth: float,
+    block_bytes: int,
+    rng: np.random.Generator,
+    *,
+    k_xx: torch.Tensor | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> torch.Tensor:
+    """The observed statistic and ``n_permutations`` permuted ones, the splits generated and
+    evaluated in chunks of columns of at most ``INDICATOR_BYTES`` (memory bounded in B).
+
+    The chunk is a multiple of the indicator generator's own chunk, so that the random splits
+    are those of a single pass whenever one chunk holds them all."""
+    N = z.shape[0]
+    per = max(1, INDICATOR_BYTES // (8 * N))
+    base = max(1, (64 * 2**20) // (8 * N))  # _indicators draws its splits in chunks of this
+    chunk = per if per < base else per - per % base
+    out: list[torch.Tensor] = []
+    done = 0
+    while done < n_permutations:
+        size = min(chunk, n_permutations - done)
+        A = _indicators(N, m, size, rng, z.device)
+        if done:
+            A = A[:, 1:]  # the observed split is column 0 of the first chunk only
+        out.append(_permutation_statistics(z, m, A, kernel, bandwidth, block_bytes, k_xx=k_xx))
+        done += size
+        if progress is not None:
+            progress(done / n_permutations, f"{done:,} of {n_permutations:,} permutations")
+    return torch.cat(out)
 
 
 def _permutation_statistics(
@@ -261,6 +324,7 @@ def mmd_test(
     max_block_bytes: int = DEFAULT_BLOCK_BYTES,
     random_state: Any = None,
     names: tuple[str, str] | None = None,
+    progress: Callable[[float, str], None] | None = None,
 ) -> TwoSampleResult:
     """Kernel two-sample test with the maximum mean discrepancy (MMD).
 
@@ -308,6 +372,11 @@ def mmd_test(
         Rows per block for the block test.
     max_block_bytes : int
         Memory bound of one block of kernel rows.
+    progress : callable, optional
+        ``progress(fraction, text)`` after each chunk of permutations (the command line draws
+        a bar). The permutations are evaluated in chunks of split-indicator columns of at most
+        64 MiB, so memory does not grow with ``n_permutations``; more than
+        ``MAX_PERMUTATIONS`` (1,000,000) is refused.
     random_state : None, int or numpy Generator
         Seed of the permutations (and of the median subsample and the block assignment).
     names : (str, str), optional
@@ -347,7 +416,7 @@ def mmd_test(
     alpha = check_alpha(alpha)
     max_block_bytes = check_int(max_block_bytes, name="max_block_bytes", minimum=1024)
     # both checked whichever test "auto" picks, so that a bad value is never silently ignored
-    check_int(n_permutations, name="n_permutations", minimum=1)
+    check_permutations(n_permutations)
     if block_size is not None:
         check_int(block_size, name="block_size", minimum=2)
     rng = check_random_state(random_state)
@@ -362,7 +431,7 @@ def mmd_test(
         sd = z.std(0, keepdim=True)
         z = z / torch.where(sd > 0, sd, torch.ones_like(sd))
     if use == "permutation":
-        B = check_int(n_permutations, name="n_permutations", minimum=1)
+        B = check_permutations(n_permutations)
         if min(m, n) < 2:
             warn_small(
                 f"the permutation MMD needs at least 2 rows per sample, got {m} and {n}; "
@@ -371,8 +440,9 @@ def mmd_test(
             return _nan_result("mmd-permutation", m, n, alpha, B)
         with limit_threads(float(m + n) ** 2 * (B + 1 + z.shape[1]), z.device):
             bw, bw_rule = _resolve_bandwidth(bandwidth, z, rng)
-            A = _indicators(m + n, m, B, rng, z.device)
-            values = _permutation_statistics(z, m, A, kernel, bw, max_block_bytes)
+            values = _chunked_permutation_statistics(
+                z, m, B, kernel, bw, max_block_bytes, rng, progress=progress
+            )
         return _permutation_result(values.cpu().numpy(), m, n, alpha, kernel, bw, bw_rule)
     bs = block_size if block_size is not None else default_block_size(min(m, n))
     bs = check_int(bs, name="block_size", minimum=2)

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from nndoctor._io import column_hint
 from nndoctor._results import ResultMixin
 from nndoctor._validation import (
     check_callable,
@@ -30,7 +31,7 @@ from nndoctor.shift._common import (
     same_order,
     warn_small,
 )
-from nndoctor.shift._mmd import _nan_result, mmd_test
+from nndoctor.shift._mmd import _nan_result, check_permutations, mmd_test
 from nndoctor.shift._univariate import (
     _MISSING_POLICIES,
     Correction,
@@ -68,6 +69,12 @@ class ShiftTestReport(ResultMixin):
     samples : dict
         For the report's plots: up to 2,000 values per side of the most-drifted numeric
         features, ``{name: {"source": [...], "target": [...]}}``.
+    untested : tuple of str
+        What could not be tested (a NaN p-value: too few rows, a column with fewer than two
+        observed values), e.g. ``("mmd", "column 'b'")``.
+    insufficient_data : bool
+        No test found drift and something could not be tested: the verdict is "insufficient
+        data", never "no change" (a NaN p-value is no evidence of no shift).
     """
 
     methods: tuple[str, ...]
@@ -80,6 +87,22 @@ class ShiftTestReport(ResultMixin):
     classifier: ClassifierTestResult | None = None
     bbsd: BBSDResult | None = None
     samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    untested: tuple[str, ...] = ()
+    insufficient_data: bool = False
+
+
+def _untested(results: dict[str, Any]) -> tuple[str, ...]:
+    """The tests (and per-feature columns) whose p-value is NaN: they could not run."""
+    short = {"features": "per-feature", "mmd": "mmd", "classifier": "c2st", "bbsd": "bbsd"}
+    out: list[str] = []
+    for key, res in results.items():
+        if not np.isfinite(float(res.pvalue)):
+            out.append(short[key])  # the whole test: its columns need no listing
+        elif key == "features":
+            out.extend(
+                f"column {f.name!r}" for f in res.features if not np.isfinite(float(f.pvalue))
+            )
+    return tuple(out)
 
 
 def _model_probs(
@@ -177,6 +200,7 @@ def compare_samples(
     check_choice(method, _SUITE_METHODS, name="method")
     check_choice(missing, _MISSING_POLICIES, name="missing")
     alpha = check_alpha(alpha)
+    check_permutations(n_permutations)  # before any work: a million at most, memory bounded
     rng = check_random_state(random_state)
     if progress is not None:
         check_callable(progress, name="progress", expected="progress(fraction, text)")
@@ -193,8 +217,8 @@ def compare_samples(
         for name, frame in zip(given, (src, tgt), strict=True):
             if label not in frame.columns:
                 raise InvalidParameterError(
-                    f"label column {label!r} is not in {name}; its columns are "
-                    f"{list(frame.columns)[:10]}"
+                    f"label column {label!r} is not in {name}; "
+                    f"{column_hint(label, frame.columns)}; pass an existing column"
                 )
         src = src.drop(columns=[label])
         tgt = tgt.drop(columns=[label])
@@ -243,6 +267,7 @@ def compare_samples(
                 _complete(src, kept, missing), _complete(tgt, kept, missing),
                 (src.shape[0], tgt.shape[0]), left_out,
                 n_permutations=n_permutations, alpha=alpha, seed=seed, names=passed,
+                progress=_share(tick, i / len(todo), 1 / len(todo), "mmd"),
             )  # fmt: skip
         elif what == "c2st":
             results["classifier"] = classifier_test(
@@ -273,6 +298,7 @@ def compare_samples(
             if pair["source"] and pair["target"]:
                 samples[name] = pair
     drift = any(r.drift_detected for r in results.values())
+    untested = _untested(results)
     short = {"features": "features", "mmd": "mmd", "classifier": "c2st", "bbsd": "bbsd"}
     return ShiftTestReport(
         methods=tuple(short[k] for k in results),
@@ -281,8 +307,21 @@ def compare_samples(
         n_target=int(tgt.shape[0]),
         label=label,
         samples=samples,
+        untested=untested,
+        insufficient_data=bool(untested) and not drift,
         **results,
     )
+
+
+def _share(
+    tick: Callable[[float, str], None], start: float, width: float, what: str
+) -> Callable[[float, str], None]:
+    """A progress callback for one test: its fraction mapped into its share of the bar."""
+
+    def advance(fraction: float, text: str) -> None:
+        tick(start + width * fraction, f"{what}: {text}")
+
+    return advance
 
 
 def _complete(frame: pd.DataFrame, columns: list[str], missing: str) -> pd.DataFrame:
@@ -325,6 +364,7 @@ def _mmd_complete_rows(
     alpha: float,
     seed: int,
     names: tuple[str, str] | None = None,
+    progress: Callable[[float, str], None] | None = None,
 ) -> TwoSampleResult:
     """MMD on the complete rows; what was left out goes into ``details``."""
     m, n = src.shape[0], tgt.shape[0]
@@ -337,7 +377,7 @@ def _mmd_complete_rows(
         res = _nan_result("mmd-permutation", m, n, alpha, n_permutations)
     else:
         res = mmd_test(src, tgt, standardize=True, n_permutations=n_permutations, alpha=alpha,
-                       random_state=seed, names=names)  # fmt: skip
+                       random_state=seed, names=names, progress=progress)  # fmt: skip
     extra: dict[str, Any] = {}
     if (m, n) != rows:
         extra["complete_rows"] = f"{m}/{rows[0]} and {n}/{rows[1]}"

@@ -62,12 +62,15 @@ from nndoctor.shift.concept import (
     conditional_shift_test,
     decompose_accuracy_drop,
 )
+from nndoctor.shift.label import MAX_BOOTSTRAP
 
 __all__ = ["KINDS", "Evidence", "Recommendation", "ShiftDiagnosis", "diagnose"]
 
-ShiftKind = Literal["none", "covariate", "label", "concept", "mixed"]
-KINDS: tuple[str, ...] = ("none", "covariate", "label", "concept", "mixed")
-"""The kinds a diagnosis can return."""
+ShiftKind = Literal["none", "covariate", "label", "concept", "mixed", "insufficient"]
+KINDS: tuple[str, ...] = ("none", "covariate", "label", "concept", "mixed", "insufficient")
+"""The kinds a diagnosis can return. ``"insufficient"``: a test the decision needs could not run
+(too few target or source rows, or too few check rows left for the label-shift consistency test);
+it is a warning, never a green "none"."""
 
 MIN_SOURCE_ROWS = 40
 """Fewer labeled source rows: the diagnosis cannot split them into train, calibration, check."""
@@ -144,16 +147,18 @@ class ShiftDiagnosis(ResultMixin):
 
     Attributes
     ----------
-    kind : {"none", "covariate", "label", "concept", "mixed"}
-        The diagnosis.
+    kind : {"none", "covariate", "label", "concept", "mixed", "insufficient"}
+        The diagnosis; ``"insufficient"`` when a test it needs could not run (too few rows):
+        no evidence either way, reported as a warning.
     explanation : str
         Why, in one or two sentences.
     evidence : tuple of Evidence
         The tests, their statistics and p-values.
     concept_ruled_out : bool
         False without target labels: concept shift is invisible to unlabeled data.
-    label_weights : LabelShiftResult
-        Estimated w(y) = q(y)/p(y) with intervals.
+    label_weights : LabelShiftResult or None
+        Estimated w(y) = q(y)/p(y) with intervals (None when the tables were too small to
+        fit anything: ``kind == "insufficient"``).
     importance_weights : ImportanceWeightsResult or None
         Summary of β(x) (ESS, domain AUC, overlap flag) when a shift was detected.
     source_accuracy : float
@@ -205,8 +210,8 @@ class ShiftDiagnosis(ResultMixin):
 
     @property
     def shift_detected(self) -> bool:
-        """Whether any kind of shift was found."""
-        return self.kind != "none"
+        """Whether a shift was found (False for ``"none"`` and ``"insufficient"``)."""
+        return self.kind not in ("none", "insufficient")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -221,9 +226,14 @@ def _default_classifier(seed: int) -> Any:
 
 
 def _domain_classifier(seed: int) -> Any:
+    """The domain classifier of the detection and consistency tests: a logistic regression on
+    features standardized with each training fold's mean and standard deviation, so that its
+    verdict does not depend on the columns' units (an area in mm² or in m² tells the same)."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    return LogisticRegression(max_iter=300, random_state=seed)
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed))
 
 
 def _encode_labels(
@@ -271,9 +281,24 @@ def _encode_labels(
             if not np.all(np.equal(np.mod(known, 1), 0)):
                 raise DataValidationError(f"{lt} holds non-integer labels; {ls} does not")
             known = known.astype(ys_raw.dtype)
-        elif known.dtype.kind == "O":
-            known = known.astype(ys_raw.dtype)
-        idx = np.clip(np.searchsorted(classes, known), 0, classes.size - 1)
+        elif known.dtype.kind == "O" or (known.dtype.kind in "US") != (classes.dtype.kind in "US"):
+            try:
+                known = known.astype(ys_raw.dtype)
+            except (TypeError, ValueError):  # text labels against numbers (or the reverse)
+                example = next(iter(known), "")
+                raise DataValidationError(
+                    f"{lt} holds '{example}', which is not a label of {ls} (its labels are "
+                    f"{', '.join(map(str, classes[:5]))}); pass the same label values in both "
+                    "tables (numbers in both, or the same names)"
+                ) from None
+        try:
+            idx = np.clip(np.searchsorted(classes, known), 0, classes.size - 1)
+        except TypeError:  # numbers against text labels: they cannot even be compared
+            raise DataValidationError(
+                f"{lt} holds '{next(iter(known), '')}', which is not a label of {ls} (its "
+                f"labels are {', '.join(map(str, classes[:5]))}); pass the same label values in "
+                "both tables (numbers in both, or the same names)"
+            ) from None
         unseen = classes[idx] != known
         if unseen.any():
             new = sorted({str(v) for v in known[unseen]})[:5]
@@ -486,14 +511,18 @@ def diagnose(
     n_splits = check_int(n_splits, name="n_splits", minimum=2)
     n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=2)
     weight_intervals = check_int(weight_intervals, name="weight_intervals", minimum=0)
+    if weight_intervals > MAX_BOOTSTRAP:
+        raise InvalidParameterError(
+            f"weight_intervals = {weight_intervals} is more than the maximum of "
+            f"{MAX_BOOTSTRAP:,} bootstrap replicates (each refits the calibration); pass at most "
+            "that many (100 to 1,000 is usual)"
+        )
     a, b = display_names(names, ("source_X", "target_X"))
-    Xs: FloatArray = np.asarray(
-        check_matrix(source_X, name=a, min_rows=MIN_SOURCE_ROWS), dtype=np.float64
-    )
-    Xt: FloatArray = np.asarray(
-        check_matrix(target_X, name=b, min_rows=MIN_TARGET_ROWS), dtype=np.float64
-    )
+    Xs: FloatArray = np.asarray(check_matrix(source_X, name=a, min_rows=1), dtype=np.float64)
+    Xt: FloatArray = np.asarray(check_matrix(target_X, name=b, min_rows=1), dtype=np.float64)
     check_same_features(Xs, Xt, names=("source", "target") if names is None else (a, b))
+    if Xs.shape[0] < MIN_SOURCE_ROWS or Xt.shape[0] < MIN_TARGET_ROWS:
+        return _too_few_rows(Xs.shape[0], Xt.shape[0], (a, b), alpha, model)
     ys, yt, labeled, classes = _encode_labels(
         source_y, target_y, Xs.shape[0], Xt.shape[0], names=(a, b),
         labels=("source_y", "target_y") if names is None
@@ -598,6 +627,7 @@ def diagnose(
     iw_summary: Any = None
     beta_check: FloatArray | None = None
     weighter: Any = None
+    untestable_consistency = False
     if detected:
         say(0.55, "label-shift consistency test")
         keep = rng.random(check.size) < w[ys[check]] / max(float(w.max()), 1e-12)
@@ -608,8 +638,9 @@ def diagnose(
                 importance="none", random_state=seed,
             )  # fmt: skip
             cons_p, cons_stat = float(cons.pvalue), float(cons.statistic)
-        else:
-            cons_p, cons_stat = 0.0, float("nan")
+        else:  # too few rows kept to test: no evidence either way
+            cons_p, cons_stat = float("nan"), float("nan")
+            untestable_consistency = True
         consistent = cons_p > consistency_alpha
         evidence.append(
             Evidence(
@@ -622,7 +653,9 @@ def diagnose(
                 not consistent,
                 f"{kept.size} of {check.size} check rows kept; "
                 + (
-                    "label shift explains the shift"
+                    "too few to test: label and covariate shift cannot be told apart"
+                    if untestable_consistency
+                    else "label shift explains the shift"
                     if consistent
                     else "P(x | y) changed as well: label shift alone does not explain it"
                 ),
@@ -706,6 +739,8 @@ def diagnose(
         )
 
     kind: ShiftKind = ("concept" if base == "none" else "mixed") if concept else base
+    if untestable_consistency and not concept:
+        kind = "insufficient"
 
     # accuracy estimate without labels, under the diagnosed shift ----------------------
     say(0.85, "estimating the target accuracy")
@@ -739,6 +774,8 @@ def diagnose(
         refit=(refit_template, Xs, ys, train, check),
         decomp=decomp,
     )
+    if kind == "insufficient":
+        rec = _more_data_recommendation(estimated)
     explanation = _explain(kind, base, detected, concept, use_labels)
     if untestable:
         explanation += (
@@ -794,8 +831,63 @@ def _explain(kind: str, base: str, detected: bool, concept: bool, use_labels: bo
             f"The inputs moved ({base} shift) and, beyond that, the labeled target rows "
             "disagree with the model: P(y | x) changed as well."
         ),
+        "insufficient": (
+            "Insufficient data: the inputs or outputs moved, but too few source check rows are "
+            "left after re-weighting by w(y) to test whether label shift explains it, so label "
+            "and covariate shift cannot be told apart; pass more labeled source rows."
+        ),
     }[kind]
     return text + ("" if use_labels else no_labels)
+
+
+def _more_data_recommendation(estimated: float) -> Recommendation:
+    return Recommendation(
+        "more data",
+        "Collect more rows before acting: the tests could not run on so few",
+        f"pass at least {MIN_SOURCE_ROWS} labeled source rows and {MIN_TARGET_ROWS} target "
+        "rows (a few hundred of each for useful power), then rerun",
+        "unknown",
+        estimated,
+        float("nan"),
+    )
+
+
+def _too_few_rows(
+    n_source: int, n_target: int, names: tuple[str, str], alpha: float, model: Any
+) -> ShiftDiagnosis:
+    """The diagnosis of tables too small to test: kind ``"insufficient"``, with a warning."""
+    from nndoctor.shift._common import warn_small
+
+    what = (
+        f"{names[0]} has {n_source} row(s), fewer than the {MIN_SOURCE_ROWS} the diagnosis "
+        "splits into train, calibration and check sets"
+        if n_source < MIN_SOURCE_ROWS
+        else f"{names[1]} has {n_target} row(s), fewer than the {MIN_TARGET_ROWS} the "
+        "detection tests need"
+    )
+    warn_small(f"{what}; the diagnosis is 'insufficient' (no evidence either way)")
+    nan = float("nan")
+    return ShiftDiagnosis(
+        kind="insufficient",
+        explanation=f"Insufficient data: {what}, so no test could run; pass more rows.",
+        evidence=(),
+        concept_ruled_out=False,
+        label_weights=None,
+        importance_weights=None,
+        source_accuracy=nan,
+        estimated_target_accuracy=nan,
+        estimation_method="none (too few rows)",
+        observed_target_accuracy=nan,
+        accuracy_gap=None,
+        conditional=None,
+        decomposition=None,
+        recommendation=_more_data_recommendation(nan),
+        n_source=n_source,
+        n_target=n_target,
+        n_target_labels=0,
+        alpha=alpha,
+        model="default logistic regression" if model is None else type(model).__name__,
+    )
 
 
 def _recommend(

@@ -44,6 +44,7 @@ from nndoctor.exceptions import (
     IllConditionedWarning,
     InvalidParameterError,
     NNDoctorError,
+    SmallSampleWarning,
 )
 
 __all__ = ["LabelShiftEstimator", "LabelShiftResult"]
@@ -54,6 +55,10 @@ LabelMethod = Literal["em-bcts", "em", "bbse-hard", "bbse-soft", "rlls"]
 LabelInputs = Literal["probs", "log_probs", "logits"]
 _METHODS = tuple(sorted(get_args(LabelMethod)))
 _INPUTS = tuple(sorted(get_args(LabelInputs)))
+MIN_TARGET_ROWS = 10
+"""Fewer target rows: the estimated target proportions are flagged ``insufficient_data``."""
+MAX_BOOTSTRAP = 100_000
+"""The most bootstrap replicates an interval takes (more is refused, with the reason)."""
 _LOG_PROBS_ATOL = 1e-4  # log-probability rows must have |logsumexp| below this
 # candidate floors c for log-scale inputs: z <- max(z, max_k z_k - c), chosen by held-out NLL
 _LOG_FLOOR = 1e-12  # probabilities are floored here before taking logs (performance.py)
@@ -106,6 +111,10 @@ class LabelShiftResult(ResultMixin):
     class_names : tuple of str
         Names of the classes, in column order, for display (empty: the class indices). Set it
         with ``dataclasses.replace(result, class_names=...)``; the estimator works on indices.
+    insufficient_data : bool
+        Fewer than ``MIN_TARGET_ROWS`` target rows: the estimate is no evidence of a label
+        shift (a :class:`~nndoctor.exceptions.SmallSampleWarning` says so), and the intervals,
+        which a bootstrap over so few rows would make falsely narrow, are NaN.
     """
 
     weights: FloatArray
@@ -126,6 +135,7 @@ class LabelShiftResult(ResultMixin):
     clipped_classes: tuple[int, ...] = ()
     temperature: float = float("nan")
     class_names: tuple[str, ...] = ()
+    insufficient_data: bool = False
 
     def class_name(self, c: int) -> str:
         """The display name of class ``c`` (its index when no names were given)."""
@@ -560,7 +570,13 @@ class LabelShiftEstimator:
     def _check_params(self) -> None:
         check_choice(self.method, _METHODS, name="method")
         check_choice(self.inputs, _INPUTS, name="inputs")
-        check_int(self.n_bootstrap, name="n_bootstrap", minimum=0)
+        if check_int(self.n_bootstrap, name="n_bootstrap", minimum=0) > MAX_BOOTSTRAP:
+            raise InvalidParameterError(
+                f"n_bootstrap = {self.n_bootstrap} is more than the maximum of {MAX_BOOTSTRAP:,}: "
+                "each replicate refits the estimator (about a millisecond each, kept in memory), "
+                "and 1,000 already put the 95% interval's ends within a few percent of their "
+                "width; pass at most that many"
+            )
         check_unit_interval(self.confidence, name="confidence")
         check_int(self.max_iter, name="max_iter", minimum=1)
         for name in ("tol", "max_condition", "rlls_coefficient"):
@@ -742,7 +758,17 @@ class LabelShiftEstimator:
             )
         k = self.n_classes_
         ci = np.full((4, k), np.nan)
-        if self.n_bootstrap > 0:
+        n_target = int(T.probs.shape[0])
+        few = n_target < MIN_TARGET_ROWS
+        if few:
+            warnings.warn(
+                f"target_probs has {n_target} row(s), fewer than {MIN_TARGET_ROWS}: the "
+                "estimated target proportions are no evidence of a label shift (no intervals); "
+                "pass more target rows",
+                SmallSampleWarning,
+                stacklevel=2,
+            )
+        elif self.n_bootstrap > 0:
             ci = self._bootstrap(T)
         result = LabelShiftResult(
             weights=est.weights,
@@ -762,6 +788,7 @@ class LabelShiftEstimator:
             n_iter=est.n_iter,
             clipped_classes=est.clipped,
             temperature=self.temperature_,
+            insufficient_data=few,
         )
         self.result_ = result
         return result

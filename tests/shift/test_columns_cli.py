@@ -1,0 +1,166 @@
+"""Which columns are features (issue 14, item 6): ``--exclude`` and ``--include`` on every shift
+command, identifiers and dates left out by default with a note, high-cardinality text capped,
+the label never a feature of ``shift weights``, and a missing-label error that helps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from nndoctor.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def wine(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A random (i.i.d.) split of scikit-learn's wine table, as a user exports it: sequential
+    row ids, a timestamp per row, a free-text column and text labels."""
+    from sklearn.datasets import load_wine
+
+    data = load_wine(as_frame=True)
+    df = data.data.rename(columns=lambda c: c.replace("/", "_"))
+    df.insert(0, "id", np.arange(1000, 1000 + len(df)))
+    df["ts"] = pd.date_range("2024-01-01", periods=len(df), freq="37min").astype(str)
+    df["note"] = [f"visit {i}" for i in range(len(df))]
+    df["cultivar"] = np.array(["barolo", "grignolino", "barbera"])[data.target]
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(df))
+    # the ids and times are in split order: source the first rows, target the later ones
+    src, tgt = df.iloc[np.sort(idx[:100])].copy(), df.iloc[np.sort(idx[100:])].copy()
+    src["id"], tgt["id"] = np.arange(100), np.arange(100, 100 + len(tgt))
+    d = tmp_path_factory.mktemp("wine")
+    src.to_csv(d / "s.csv", index=False)
+    tgt.to_csv(d / "t.csv", index=False)
+    return str(d / "s.csv"), str(d / "t.csv")
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    res = runner.invoke(app, list(args))
+    return res.exit_code, res.stdout, res.stderr
+
+
+def test_identifiers_and_dates_are_left_out_with_a_note(wine: tuple[str, str]) -> None:
+    s, t = wine
+    code, out, err = _run("shift", "test", "--source", s, "--target", t, "--label", "cultivar",
+                          "--method", "ks", "--json")  # fmt: skip
+    assert code == 0, err
+    tested = {f["name"] for f in json.loads(out)["features"]["features"]}
+    assert {"id", "ts", "note", "cultivar"}.isdisjoint(tested)
+    assert "alcohol" in tested
+    for column in ("id", "ts", "note"):
+        assert f"column '{column}'" in err
+    assert "--include" in err
+    # forced back in, and explicit exclusions (repeatable and comma-separated)
+    code, out, err = _run("shift", "test", "--source", s, "--target", t, "--label", "cultivar",
+                          "--method", "ks", "--json", "--include", "id",
+                          "--exclude", "alcohol,malic_acid", "--exclude", "ash")  # fmt: skip
+    assert code == 0, err
+    tested = {f["name"] for f in json.loads(out)["features"]["features"]}
+    assert "id" in tested
+    assert {"alcohol", "malic_acid", "ash"}.isdisjoint(tested)
+
+
+def test_sequential_ids_no_longer_make_an_iid_split_a_shift(wine: tuple[str, str]) -> None:
+    """The id column told source from target perfectly (AUC 1: "the most telling feature");
+    left out, the i.i.d. split is diagnosed as no shift."""
+    s, t = wine
+    code, out, err = _run("shift", "diagnose", "--source", s, "--target", t,
+                          "--label", "cultivar", "--json")  # fmt: skip
+    assert code == 0, err
+    payload = json.loads(out)
+    assert payload["kind"] == "none"
+    assert "id" not in payload["evidence"][0]["detail"].split(": ")[-1].split(", ")
+
+
+def test_every_shift_command_takes_exclude(wine: tuple[str, str], tmp_path: Path) -> None:
+    s, t = wine
+    for args in (
+        ["test", "--method", "ks"],
+        ["diagnose", "--label", "cultivar"],
+        ["weights", "--label", "cultivar", "--out", str(tmp_path / "w.csv")],
+    ):
+        code, _, err = _run("shift", *args, "--source", s, "--target", t,
+                            "--exclude", "not_a_column")  # fmt: skip
+        assert code == 2, err
+        assert "not_a_column" in err
+
+
+def test_weights_leave_the_label_out(tmp_path: Path) -> None:
+    """Pure label shift with features independent of the label: with the label column as a
+    feature the weights collapse; left out (--label), they stay near 1."""
+    rng = np.random.default_rng(0)
+    for name, rate, n in (("s", 0.2, 400), ("t", 0.8, 400)):
+        pd.DataFrame(rng.normal(size=(n, 2)), columns=["a", "b"]).assign(
+            y=(rng.random(n) < rate).astype(int)
+        ).to_csv(tmp_path / f"{name}.csv", index=False)
+    code, out, err = _run("shift", "weights", "--source", str(tmp_path / "s.csv"),
+                          "--target", str(tmp_path / "t.csv"), "--label", "y",
+                          "--out", str(tmp_path / "w.csv"), "--json")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["ess_ratio"] > 0.9
+    written = pd.read_csv(tmp_path / "w.csv")
+    assert list(written.columns) == ["a", "b", "y", "weight"]
+
+
+def test_high_cardinality_text_is_capped() -> None:
+    from nndoctor._io import MAX_CATEGORIES, select_features
+
+    rng = np.random.default_rng(0)
+    shops = np.array([f"shop {i}" for i in range(400)])
+    frame = pd.DataFrame({"shop": shops[rng.integers(0, 400, 2000)], "x": rng.normal(size=2000)})
+    (out,), features, notes = select_features([frame])
+    assert features == ["shop", "x"]
+    assert out["shop"].nunique() == MAX_CATEGORIES + 1  # the most frequent, and "other"
+    assert (out["shop"] == "other").any()
+    assert any(n.startswith("column 'shop' has 39") for n in notes), notes
+
+
+def test_missing_label_error_names_the_closest_column(wine: tuple[str, str]) -> None:
+    s, t = wine
+    code, out, err = _run("shift", "diagnose", "--source", s, "--target", t, "--label", "Cultivar")
+    assert code == 2
+    assert out == ""
+    assert "did you mean 'cultivar'?" in err
+    assert "17 columns" in err
+
+
+def test_piped_tables_wrap_instead_of_truncating(
+    wine: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Piped (not a terminal, no COLUMNS) the table was squeezed into 80 columns and long names
+    cut to "nonflavanoid_phe…"; now it is wide and a long word folds, whole."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    s, t = wine
+    code, out, err = _run("shift", "test", "--source", s, "--target", t, "--label", "cultivar",
+                          "--method", "ks")  # fmt: skip
+    assert code == 0, err
+    assert "…" not in out
+    assert "nonflavanoid_phenols" in out
+    assert max(len(line) for line in out.splitlines()) > 80
+
+
+@pytest.mark.parametrize(("source_labels", "target_labels"), [("int", "text"), ("text", "int")])
+def test_text_labels_against_integer_labels_are_one_line_errors(
+    tmp_path: Path, source_labels: str, target_labels: str
+) -> None:
+    """Integer labels in one table and text labels in the other were a raw traceback."""
+    rng = np.random.default_rng(0)
+    names = np.array(["benign", "malignant"])
+    for side, kind, n in (("s", source_labels, 120), ("t", target_labels, 60)):
+        y = rng.integers(0, 2, n)
+        pd.DataFrame(rng.normal(size=(n, 2)), columns=["a", "b"]).assign(
+            y=names[y] if kind == "text" else y
+        ).to_csv(tmp_path / f"{side}.csv", index=False)
+    code, out, err = _run("shift", "diagnose", "--source", str(tmp_path / "s.csv"),
+                          "--target", str(tmp_path / "t.csv"), "--label", "y")  # fmt: skip
+    assert code == 3, err
+    assert out == ""
+    assert err.startswith("nndoctor: error: the label column of the target table")
+    assert "pass the same label values in both tables" in err
+    assert len(err.strip().splitlines()) == 1

@@ -1,0 +1,150 @@
+"""Verdicts that do not depend on the columns' units (issue 14, item 1).
+
+Every default model nndoctor fits on the user's features standardizes them first, so a column in
+mm² and the same column in m² give the same diagnosis, weights and p-values; and no library
+warning (scikit-learn's ConvergenceWarning on unscaled inputs) reaches the user.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from nndoctor.cli import app
+from nndoctor.exceptions import NNDoctorWarning
+from nndoctor.shift import ImportanceWeighter, classifier_test, diagnose, feature_test
+
+runner = CliRunner()
+COLUMNS = ["mean_radius", "mean_texture", "mean_area", "mean_smoothness", "area_error",
+           "worst_area"]  # fmt: skip
+
+
+def _breast_cancer_shift() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The issue's case: a table cut from scikit-learn's breast-cancer data (areas in the
+    thousands, smoothness around 0.1), target rows selected on one input (covariate shift)."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True)
+    X = data.data.rename(columns=lambda c: c.replace(" ", "_"))[COLUMNS]
+    table = X.assign(diagnosis=data.target.to_numpy())
+    rng = np.random.default_rng(2)
+    idx = rng.permutation(len(table))
+    src_rows, rest = idx[:300], idx[300:]
+    v = X["mean_smoothness"].to_numpy()[rest]
+    z = (v - np.median(v)) / v.std()
+    keep = rest[rng.random(rest.size) < 1 / (1 + np.exp(-3 * z))]
+    return table.iloc[src_rows].reset_index(drop=True), table.iloc[keep].reset_index(drop=True)
+
+
+def _standardized(src: pd.DataFrame, tgt: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    pooled = pd.concat([src, tgt])[COLUMNS]
+    mu, sd = pooled.mean(), pooled.std()
+    return (
+        src.assign(**((src[COLUMNS] - mu) / sd)),
+        tgt.assign(**((tgt[COLUMNS] - mu) / sd)),
+    )
+
+
+def test_diagnose_cli_same_kind_raw_and_standardized_and_no_library_warning(
+    tmp_path: Path,
+) -> None:
+    """Raw columns said "label" (an unscaled logistic domain classifier that did not converge),
+    standardized ones "covariate"; both must say covariate, with nothing from scikit-learn on
+    stderr."""
+    raw = _breast_cancer_shift()
+    kinds = []
+    for name, (src, tgt) in {"raw": raw, "std": _standardized(*raw)}.items():
+        src.to_csv(tmp_path / f"s_{name}.csv", index=False)
+        tgt.to_csv(tmp_path / f"t_{name}.csv", index=False)
+        res = runner.invoke(
+            app,
+            ["shift", "diagnose", "--source", str(tmp_path / f"s_{name}.csv"),
+             "--target", str(tmp_path / f"t_{name}.csv"), "--label", "diagnosis", "--json"],
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        assert "Warning" not in res.stderr, res.stderr
+        kinds.append(json.loads(res.stdout)["kind"])
+    assert kinds == ["covariate", "covariate"]
+
+
+def test_diagnose_library_raises_no_foreign_warning() -> None:
+    src, tgt = _breast_cancer_shift()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        d = diagnose(src[COLUMNS], src["diagnosis"], tgt[COLUMNS], random_state=0)
+    foreign = [w for w in caught if not issubclass(w.category, NNDoctorWarning)]
+    assert not foreign, [str(w.message)[:80] for w in foreign]
+    assert d.kind == "covariate"
+
+
+def _shifted(seed: int) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    Xs = rng.normal(size=(160, 3))
+    ys = (Xs[:, 0] + 0.5 * rng.normal(size=160) > 0).astype(int)
+    Xt = rng.normal(size=(90, 3)) + np.array([0.8, 0.0, 0.0])  # covariate shift on x0
+    cols = ["a", "b", "c"]
+    return pd.DataFrame(Xs, columns=cols), ys, pd.DataFrame(Xt, columns=cols)
+
+
+def _rescale(frame: pd.DataFrame, scales: list[float], shifts: list[float]) -> pd.DataFrame:
+    return frame * np.asarray(scales) + np.asarray(shifts)
+
+
+positive_scale = st.floats(1e-3, 1e4)
+offset = st.floats(-1e4, 1e4)
+
+
+@settings(max_examples=3, deadline=None)
+@given(
+    scales=st.lists(positive_scale, min_size=3, max_size=3),
+    shifts=st.lists(offset, min_size=3, max_size=3),
+)
+def test_diagnosis_weights_and_pvalues_invariant_under_affine_rescaling(
+    scales: list[float], shifts: list[float]
+) -> None:
+    """Per-column positive affine rescaling of both tables changes nothing: the diagnosis's
+    kind and evidence, the importance weights (classifier and kernel methods) and the per-feature
+    p-values."""
+    Xs, ys, Xt = _shifted(0)
+    Xs2, Xt2 = _rescale(Xs, scales, shifts), _rescale(Xt, scales, shifts)
+
+    d1 = diagnose(Xs, ys, Xt, random_state=0, n_bootstrap=20)
+    d2 = diagnose(Xs2, ys, Xt2, random_state=0, n_bootstrap=20)
+    assert d1.kind == d2.kind
+    for e1, e2 in zip(d1.evidence, d2.evidence, strict=True):
+        assert e1.pvalue == pytest.approx(e2.pvalue, rel=1e-6, abs=1e-9), e1.name
+
+    for method in ("classifier", "ulsif"):
+        w1 = ImportanceWeighter(method, random_state=0, warn=False).fit(Xs, Xt).weights_
+        w2 = ImportanceWeighter(method, random_state=0, warn=False).fit(Xs2, Xt2).weights_
+        np.testing.assert_allclose(w1, w2, rtol=1e-5, atol=1e-8, err_msg=method)
+
+    f1 = feature_test(Xs, Xt, random_state=0)
+    f2 = feature_test(Xs2, Xt2, random_state=0)
+    np.testing.assert_allclose(
+        [f.pvalue for f in f1.features], [f.pvalue for f in f2.features], rtol=1e-9
+    )
+
+
+def test_c2st_and_kliep_kmm_invariant_under_extreme_units() -> None:
+    """The classifier test's default model and the other kernel weights, under one rescaling
+    spanning seven orders of magnitude (the property test above draws the rest)."""
+    Xs, _, Xt = _shifted(1)
+    scales, shifts = [1e-3, 1.0, 1e4], [5e3, -2.0, 0.0]
+    Xs2, Xt2 = _rescale(Xs, scales, shifts), _rescale(Xt, scales, shifts)
+    c1 = classifier_test(Xs, Xt, n_splits=3, random_state=0)
+    c2 = classifier_test(Xs2, Xt2, n_splits=3, random_state=0)
+    assert c1.pvalue == pytest.approx(c2.pvalue, rel=1e-9)
+    assert list(c1.feature_importances) == list(c2.feature_importances)
+    for method in ("kliep", "kmm"):
+        w1 = ImportanceWeighter(method, random_state=0, warn=False).fit(Xs, Xt).weights_
+        w2 = ImportanceWeighter(method, random_state=0, warn=False).fit(Xs2, Xt2).weights_
+        np.testing.assert_allclose(w1, w2, rtol=1e-5, atol=1e-8, err_msg=method)
