@@ -110,3 +110,27 @@ class ResultMixin:
     def to_json(self, *, indent: int | None = 2) -> str:
         """Return the result as strict JSON text."""
         return dumps(self.to_dict(), indent=indent)
+
+    # The two methods below import the report package inside the call, not at module level:
+    # this module is the foundation every layer imports, and the report (jinja2, matplotlib)
+    # sits on top of it. A result in a notebook pulls the renderer in on first display.
+    def _repr_html_(self) -> str:
+        """The notebook view: the report's sections (verdict, table, plot) as escaped HTML.
+
+        Never raises: on a rendering error it warns and shows the escaped plain ``repr``.
+        """
+        from nndoctor.report._notebook import display_html
+
+        return display_html(self)
+
+    def plot(self) -> Any:
+        """Return the matplotlib ``Figure`` of the result's main picture (as in its report).
+
+        Raises
+        ------
+        InvalidParameterError
+            When this kind of result has no plot in its report.
+        """
+        from nndoctor.report._notebook import result_figure
+
+        return result_figure(self)
