@@ -121,7 +121,16 @@ def test_every_result_renders_inert_html(name: str) -> None:
             assert _esc(s.verdict) in out
     n_figures = sum(len(s.figures) for s in sections)
     assert out.count('src="data:image/png;base64,') == n_figures
-    assert len(repr(result).splitlines()) >= 1
+    text = repr(result)  # the terminal's repr: one short line
+    assert "\n" not in text
+    assert len(text) <= 300
+    assert text.startswith((f"<{type(result).__name__} ", f"{type(result).__name__}("))
+
+
+def test_short_repr_leads_with_the_headline() -> None:
+    text = repr(RESULTS["diagnosis"]())
+    assert text.startswith("<ShiftDiagnosis kind='label' ")
+    assert "fields)>" in text  # says that more is there
 
 
 def _esc(text: str) -> str:
