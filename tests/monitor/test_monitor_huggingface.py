@@ -53,6 +53,11 @@ class Recorder(TrainerCallback):
 
 
 def tiny_bert() -> BertForSequenceClassification:
+    """A 2-layer BERT; no dropout and eager attention (see the note below)."""
+    # Without these the monitor's re-run (before the non-finite localization of the arch-monitor
+    # branch) could blame an allocation: dropout's empty_like mask, or SDPA's buffers, may hold
+    # NaN bits before they are filled. The fault must be the injected one, not uninitialized
+    # memory.
     torch.manual_seed(0)
     config = BertConfig(
         hidden_size=32,
@@ -60,6 +65,9 @@ def tiny_bert() -> BertForSequenceClassification:
         num_attention_heads=2,
         intermediate_size=64,
         vocab_size=100,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        attn_implementation="eager",
     )
     return BertForSequenceClassification(config)
 
@@ -153,3 +161,15 @@ def test_model_without_trainable_parameters_is_refused(tmp_path: Path) -> None:
 def test_add_to_needs_a_trainer() -> None:
     with pytest.raises(InvalidParameterError, match=r"transformers\.Trainer"):
         MonitorCallback().add_to(object())
+
+
+def test_without_transformers_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    from nndoctor.exceptions import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers fails
+    monkeypatch.delitem(sys.modules, "nndoctor.stability.monitor.huggingface")
+    with pytest.raises(MissingDependencyError, match=r"nndoctor\[transformers\]"):
+        importlib.import_module("nndoctor.stability.monitor.huggingface")
