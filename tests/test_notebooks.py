@@ -25,9 +25,8 @@ SRC = str(Path(__file__).parents[1] / "src")
 
 
 def _execute(path: Path, cwd: Path) -> Any:
+    """Run the notebook on a fresh kernel (the caller puts this checkout's src on PYTHONPATH)."""
     nb = nbformat.read(path, as_version=4)
-    env_path = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH", "")) if p)
-    os.environ["PYTHONPATH"] = env_path  # the kernel imports this checkout's nndoctor
     client = NotebookClient(
         nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
     )
@@ -95,9 +94,13 @@ def test_there_are_the_three_notebooks() -> None:
 
 
 @pytest.mark.browser
-def test_notebooks_execute_and_render(tmp_path: Path) -> None:
+def test_notebooks_execute_and_render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if find_chromium() is None:
         pytest.fail("Chromium not found; install it with `make browser`")
+    # the kernel (a child process) imports this checkout's nndoctor
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH", "")) if p)
+    )
     executed = []
     shown = 0
     for path in NOTEBOOKS:
@@ -116,3 +119,17 @@ def test_notebooks_execute_and_render(tmp_path: Path) -> None:
     assert info["results"] == shown
     assert info["images"]  # the results' plots are there
     assert all(i["complete"] and i["width"] > 0 for i in info["images"])
+
+
+def test_a_result_without_html_fails_the_check() -> None:
+    """Negative control: a displayed result with only a plain-text view is caught."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("d")])
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output(
+            "execute_result", data={"text/plain": "<ShiftDiagnosis kind='label'>"}, execution_count=1
+        )
+    ]
+    with pytest.raises(AssertionError, match="without HTML"):
+        _check_outputs(nb, "x.ipynb")
+    nb.cells[0].outputs[0].data["text/html"] = '<div class="nndoctor-result">ok</div>'
+    assert _check_outputs(nb, "x.ipynb") == 1
