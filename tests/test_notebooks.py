@@ -126,7 +126,9 @@ def test_a_result_without_html_fails_the_check() -> None:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("d")])
     nb.cells[0].outputs = [
         nbformat.v4.new_output(
-            "execute_result", data={"text/plain": "<ShiftDiagnosis kind='label'>"}, execution_count=1
+            "execute_result",
+            data={"text/plain": "<ShiftDiagnosis kind='label'>"},
+            execution_count=1,
         )
     ]
     with pytest.raises(AssertionError, match="without HTML"):
