@@ -173,3 +173,13 @@ def test_without_transformers_the_error_names_the_extra(monkeypatch: pytest.Monk
     monkeypatch.delitem(sys.modules, "nndoctor.stability.monitor.huggingface")
     with pytest.raises(MissingDependencyError, match=r"nndoctor\[transformers\]"):
         importlib.import_module("nndoctor.stability.monitor.huggingface")
+
+
+def test_the_lightning_options_reach_the_monitor(tmp_path: Path) -> None:
+    """every, log_dir and tensorboard, as the Lightning callback takes them."""
+    cb = MonitorCallback(every=2, log_dir=tmp_path / "mon", tensorboard=True, on_nonfinite="warn")
+    trainer = make_trainer(tiny_bert(), tmp_path / "out", [cb])
+    trainer.train()
+    assert read_log(tmp_path / "mon").steps.tolist() == [2, 4, 6]
+    assert any((tmp_path / "mon" / "tensorboard").iterdir())
+    assert not (tmp_path / "out" / "nndoctor").exists()  # the given log_dir wins
