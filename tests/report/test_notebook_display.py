@@ -182,5 +182,6 @@ def test_monitor_shows_its_findings_so_far() -> None:
             opt.step()
             monitor.step(loss)
     out = monitor._repr_html_()
+    assert "Monitor (step 3)" in out
     assert "dead_units" in out
     assert "<script" not in out

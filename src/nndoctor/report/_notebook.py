@@ -105,7 +105,12 @@ def monitor_html(monitor: Any) -> str:
 
     Its findings so far, as the report renders :meth:`Monitor.summary`; never raises.
     """
-    return _safely(monitor, lambda: result_html(monitor.summary()))
+    return _safely(
+        monitor,
+        lambda: render_fragment(
+            f"Monitor (step {monitor.step_count})", to_sections(monitor.summary(), figures=True)
+        ),
+    )
 
 
 def _safely(result: Any, render: Any) -> str:
