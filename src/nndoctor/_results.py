@@ -86,6 +86,42 @@ def dumps(obj: Any, *, indent: int | None = 2) -> str:
     return json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
 
 
+_REPR_FULL = 120  # characters: a dataclass repr up to this long is shown whole
+_REPR_FIELDS = 6  # scalar fields shown in the short repr
+_REPR_TEXT = 32  # characters of a string field shown in the short repr
+
+
+def _result_repr(self: Any) -> str:
+    """The dataclass repr when it is short, else one line ``<Name field=value ...>``.
+
+    The one line shows the first scalar fields (numbers, flags, short strings; ``None`` is left
+    out) and counts the others; ``to_dict()`` and the notebook view have everything.
+    """
+    fields = [f for f in dataclasses.fields(self) if f.repr]
+    name = type(self).__name__
+    full = f"{name}({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in fields)})"
+    if len(full) <= _REPR_FULL and "\n" not in full:
+        return full
+    shown: list[str] = []
+    for f in fields:
+        value = getattr(self, f.name)
+        if isinstance(value, bool | int | float | np.bool_ | np.integer | np.floating):
+            text = f"{value:.4g}" if isinstance(value, float | np.floating) else str(value)
+        elif isinstance(value, enum.Enum):
+            text = repr(value.value)
+        elif isinstance(value, str):
+            one = value.replace("\n", " ")
+            text = repr(one if len(one) <= _REPR_TEXT else one[: _REPR_TEXT - 1] + "…")
+        else:
+            continue
+        shown.append(f"{f.name}={text}")
+        if len(shown) == _REPR_FIELDS:
+            break
+    more = len(fields) - len(shown)
+    tail = f" (+{more} fields)" if more else ""
+    return f"<{name} {' '.join(shown)}{tail}>" if shown else f"<{name}{tail}>"
+
+
 class ResultMixin:
     """Adds ``to_dict()`` and ``to_json()`` to a frozen result dataclass.
 
@@ -102,6 +138,13 @@ class ResultMixin:
 
     __slots__ = ()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # nndoctor's results get the short terminal repr; a __repr__ in the class body (ours or
+        # the class's own) also keeps @dataclass from generating its long one
+        if cls.__module__.startswith("nndoctor.") and "__repr__" not in cls.__dict__:
+            cls.__repr__ = _result_repr  # type: ignore[method-assign]
+
     def to_dict(self) -> dict[str, Any]:
         """Return the result as a dict of plain JSON types."""
         fields = dataclasses.fields(self)  # type: ignore[arg-type]  # subclasses are dataclasses
@@ -110,3 +153,27 @@ class ResultMixin:
     def to_json(self, *, indent: int | None = 2) -> str:
         """Return the result as strict JSON text."""
         return dumps(self.to_dict(), indent=indent)
+
+    # The two methods below import the report package inside the call, not at module level:
+    # this module is the foundation every layer imports, and the report (jinja2, matplotlib)
+    # sits on top of it. A result in a notebook pulls the renderer in on first display.
+    def _repr_html_(self) -> str:
+        """The notebook view: the report's sections (verdict, table, plot) as escaped HTML.
+
+        Never raises: on a rendering error it warns and shows the escaped plain ``repr``.
+        """
+        from nndoctor.report._notebook import display_html
+
+        return display_html(self)
+
+    def plot(self) -> Any:
+        """Return the matplotlib ``Figure`` of the result's main picture (as in its report).
+
+        Raises
+        ------
+        InvalidParameterError
+            When this kind of result has no plot in its report.
+        """
+        from nndoctor.report._notebook import result_figure
+
+        return result_figure(self)

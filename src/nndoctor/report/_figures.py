@@ -3,13 +3,38 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from nndoctor._validation import check_number
 from nndoctor.exceptions import InvalidParameterError
 
-__all__ = ["figure_to_png_base64", "new_figure"]
+__all__ = ["capture_figures", "figure_to_png_base64", "new_figure"]
+
+# figures drawn while capture_figures() is active (for result.plot()); None when not capturing
+_CAPTURED: ContextVar[list[Any] | None] = ContextVar("nndoctor_captured_figures", default=None)
+
+
+@contextlib.contextmanager
+def capture_figures() -> Iterator[list[Any]]:
+    """Collect, in order, the figures :func:`new_figure` makes inside the ``with`` block.
+
+    Examples
+    --------
+    >>> with capture_figures() as figs:
+    ...     fig, ax = new_figure()
+    >>> figs == [fig]
+    True
+    """
+    figures: list[Any] = []
+    token = _CAPTURED.set(figures)
+    try:
+        yield figures
+    finally:
+        _CAPTURED.reset(token)
 
 
 def new_figure(*, width: float = 6.4, height: float = 3.6) -> tuple[Any, Any]:
@@ -29,6 +54,9 @@ def new_figure(*, width: float = 6.4, height: float = 3.6) -> tuple[Any, Any]:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
+    captured = _CAPTURED.get()
+    if captured is not None:
+        captured.append(fig)
     return fig, ax
 
 

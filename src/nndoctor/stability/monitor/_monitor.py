@@ -1058,3 +1058,9 @@ class Monitor:
         records = [header, *self._records, *self._all_findings_records]
         records += [nonfinite_record(loc) for loc in self.nonfinite]
         return build_log(records)
+
+    def _repr_html_(self) -> str:
+        """The notebook view: the findings so far, as the report renders :meth:`summary`."""
+        from nndoctor.report._notebook import monitor_html  # the report sits above the monitor
+
+        return monitor_html(self)
