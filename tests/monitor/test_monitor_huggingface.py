@@ -105,14 +105,10 @@ def test_healthy_run_writes_the_log_under_output_dir(tmp_path: Path) -> None:
     assert cb.monitor is not None
     assert cb.monitor.n_hooks == 0  # closed on train end
     assert cb.monitor.step_count == 6
-    # no error but the depth rule's reading of BERT's query/key at initialization (their
-    # gradients are ~1e-6 of the head's), which the role-aware depth rule of the arch-monitor
-    # branch no longer reports: with it this run has no finding at all
-    errors = [(f.check, f.layer) for f in cb.findings if f.severity == "error"]
-    assert all(
-        check == "vanishing" and layer.endswith(("attention.self.query", "attention.self.key"))
-        for check, layer in errors
-    ), errors
+    # a healthy BERT: no warning and no error (the depth rule compares layers of one role, so
+    # the query/key gradients, ~1e-6 of the head's at initialization, are not read as vanishing)
+    alarms = [(f.check, f.layer) for f in cb.findings if f.severity in ("warning", "error")]
+    assert alarms == []
     log = read_log(tmp_path / "nndoctor")  # the default: under the Trainer's output_dir
     assert log.steps.tolist() == [1, 2, 3, 4, 5, 6]
     assert bool(torch.isfinite(torch.as_tensor(log.loss)).all())  # outputs.loss was recorded
