@@ -15,7 +15,6 @@ thousands looks "exploding" and "dead" whatever its initialization.
 
 from __future__ import annotations
 
-import random
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from nndoctor._io import seed_everything
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
 
 __all__ = [
@@ -57,29 +57,11 @@ def _named_like_an_id(name: str) -> bool:
 FloatArray = npt.NDArray[np.float64]
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global generators (the user's factory draws from them).
-
-    Examples
-    --------
-    >>> import torch
-    >>> seed_everything(3); a = torch.rand(1)
-    >>> seed_everything(3); bool(torch.rand(1) == a)
-    True
-    """
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002  # the global state a user's factory may use
-    torch.manual_seed(seed)
-
-
 def load_user_model(spec: str, *, weights: str | None, seed: int) -> Any:
     """Build the user's model under ``seed``: the same seed gives the same initial weights."""
     from nndoctor._io import load_model
 
-    seed_everything(seed)
-    return load_model(spec, weights=weights)
+    return load_model(spec, weights=weights, seed=seed)
 
 
 @dataclass(frozen=True, slots=True)

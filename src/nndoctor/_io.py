@@ -13,11 +13,13 @@ import difflib
 import importlib
 import importlib.util
 import os
+import random
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -31,6 +33,7 @@ __all__ = [
     "load_model",
     "load_table",
     "load_table_pair",
+    "seed_everything",
     "select_features",
     "write_text_atomic",
     "writing",
@@ -75,7 +78,23 @@ def _load_factory(spec: str) -> Any:
     return getattr(module, attr)
 
 
-def load_model(spec: str, *, weights: str | Path | None = None) -> nn.Module:
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (a user's factory draws from them).
+
+    Examples
+    --------
+    >>> seed_everything(3); a = torch.rand(1)
+    >>> seed_everything(3); bool(torch.rand(1) == a)
+    True
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002  # the global state a user's factory may use
+    torch.manual_seed(seed)
+
+
+def load_model(
+    spec: str, *, weights: str | Path | None = None, seed: int | None = None
+) -> nn.Module:
     """Build (and optionally load weights into) the model named by ``spec``.
 
     Parameters
@@ -84,6 +103,10 @@ def load_model(spec: str, *, weights: str | Path | None = None) -> nn.Module:
         ``file.py:factory`` or ``module:factory``; the factory is called with no arguments.
     weights : path, optional
         A state dict saved with ``torch.save``; loaded with ``weights_only=True``.
+    seed : int, optional
+        Seed the global generators (:func:`seed_everything`) right before the factory is
+        called, so that the same seed builds the same initial weights (the command line passes
+        its ``--seed``).
 
     Examples
     --------
@@ -92,6 +115,8 @@ def load_model(spec: str, *, weights: str | Path | None = None) -> nn.Module:
     'Identity'
     """
     factory = _load_factory(spec)
+    if seed is not None:
+        seed_everything(seed)
     try:
         model = factory() if callable(factory) else factory
     except Exception as err:  # the user's factory: any error it raises is reported, typed

@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from nndoctor._cli._common import JsonOption, ReportOption, emit, progress_bar
+from nndoctor._cli._common import (
+    FailOnOption,
+    JsonOption,
+    ReportOption,
+    emit,
+    exit_on_finding,
+    progress_bar,
+)
 
 __all__ = ["monitor_app"]
 
@@ -22,6 +29,7 @@ def summarize(
     log: Annotated[Path, typer.Argument(help="monitor.jsonl, or the Monitor's log_dir.")],
     json_out: JsonOption = False,
     report: ReportOption = None,
+    fail_on: FailOnOption = "never",
 ) -> None:
     """Render a monitor log: findings, per-layer table, gradient-norm plots (in --report)."""
     from nndoctor.stability.monitor import read_log
@@ -30,6 +38,7 @@ def summarize(
         result = read_log(log)
         advance(1.0, f"{result.n_ticks} ticks")
     emit(result, json_out=json_out, report=report, title="nndoctor monitor")
+    exit_on_finding(result, fail_on)
 
 
 @monitor_app.command("run")
@@ -49,13 +58,14 @@ def run(
     ] = 10,
     json_out: JsonOption = False,
     report: ReportOption = None,
+    fail_on: FailOnOption = "never",
 ) -> None:
     """Train a model (the default digits MLP if none) on the digits under the monitor."""
     from nndoctor._io import load_model
     from nndoctor.scenarios import digits_mlp
     from nndoctor.stability.monitor._demo import train_digits
 
-    net = load_model(model) if model is not None else digits_mlp(seed=seed)
+    net = load_model(model, seed=seed) if model is not None else digits_mlp(seed=seed)
     with progress_bar("monitored training") as advance:
         result = train_digits(
             net,
@@ -69,3 +79,4 @@ def run(
             update_every=update_every,
         )
     emit(result.log, json_out=json_out, report=report, title="nndoctor monitor run")
+    exit_on_finding(result.log, fail_on)

@@ -109,7 +109,7 @@ def shift_diagnose_cmd(
 
     (Xs_arr, Xt_arr), names = _features([src, tgt], [label])
     Xs, Xt = pd.DataFrame(Xs_arr, columns=names), pd.DataFrame(Xt_arr, columns=names)
-    net = load_model(model, weights=weights) if model is not None else None
+    net = load_model(model, weights=weights, seed=seed) if model is not None else None
     with progress_bar("shift diagnosis") as advance:
         result = diagnose(
             Xs,

@@ -82,7 +82,7 @@ def shift_test_cmd(
     (src, tgt), _, notes = select_features([src, tgt], label=label, include=parse_columns(include))
     for text in notes:
         note(text)
-    net = load_model(model, weights=weights) if model is not None else None
+    net = load_model(model, weights=weights, seed=seed) if model is not None else None
     with progress_bar("shift tests") as advance:
         result = compare_samples(
             src,

@@ -12,10 +12,12 @@ if TYPE_CHECKING:
     from torch import nn
 
 from nndoctor._cli._common import (
+    FailOnOption,
     JsonOption,
     ReportOption,
     check_output_path,
     emit,
+    exit_on_finding,
     parse_shape,
     progress_bar,
 )
@@ -73,7 +75,7 @@ def _setup(
 
     if batch < 1:
         raise InvalidParameterError(f"--batch must be >= 1, got {batch}")
-    model = load_model(model_spec, weights=weights) if model_spec else digits_mlp()
+    model = load_model(model_spec, weights=weights, seed=seed) if model_spec else digits_mlp()
     gen = torch.Generator().manual_seed(seed)
     if init is not None:
         init_(model, init, generator=gen)
@@ -107,6 +109,7 @@ def probe_cmd(
     seed: SeedOption = 0,
     json_out: JsonOption = False,
     report: ReportOption = None,
+    fail_on: FailOnOption = "never",
 ) -> None:
     """One forward and backward pass: per-layer RMS beside theory, and a verdict."""
     from nndoctor.stability import probe
@@ -116,6 +119,7 @@ def probe_cmd(
         advance(0.3, "forward and backward")
         result = probe(net, x, dtype=_dtype(dtype))
     emit(result, json_out=json_out, report=report, title="nndoctor stability probe")
+    exit_on_finding(result, fail_on)
 
 
 @stability_app.command("audit")
@@ -126,6 +130,7 @@ def audit_cmd(
     seed: SeedOption = 0,
     json_out: JsonOption = False,
     report: ReportOption = None,
+    fail_on: FailOnOption = "never",
 ) -> None:
     """Which scheme each layer's weights look drawn from, and what that implies."""
     from nndoctor.stability import audit_init
@@ -135,6 +140,7 @@ def audit_cmd(
         advance(0.2, "KS tests")
         result = audit_init(net)
     emit(result, json_out=json_out, report=report, title="nndoctor stability audit")
+    exit_on_finding(result, fail_on)
 
 
 @stability_app.command("symmetry")
@@ -150,6 +156,7 @@ def symmetry_cmd(
     ] = True,
     json_out: JsonOption = False,
     report: ReportOption = None,
+    fail_on: FailOnOption = "never",
 ) -> None:
     """Tied units per layer, effective width, and whether the tie is permanent."""
     from nndoctor.stability import find_symmetric_units
@@ -159,6 +166,7 @@ def symmetry_cmd(
         advance(0.3, "comparing units")
         result = find_symmetric_units(net, x if with_inputs else None)
     emit(result, json_out=json_out, report=report, title="nndoctor stability symmetry")
+    exit_on_finding(result, fail_on)
 
 
 @stability_app.command("recommend")
@@ -180,6 +188,7 @@ def recommend_cmd(
     ] = None,
     json_out: JsonOption = False,
     report: ReportOption = None,
+    fail_on: FailOnOption = "never",
 ) -> None:
     """Try the schemes that suit the model's activations, re-probe each, report the best."""
     import torch
@@ -199,3 +208,4 @@ def recommend_cmd(
             f"{result.scheme} applied; weights written to {apply} (load them with --weights)"
         )
     emit(result, json_out=json_out, report=report, title="nndoctor stability recommend")
+    exit_on_finding(result, fail_on)
