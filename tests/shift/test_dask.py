@@ -164,3 +164,55 @@ def test_local_cluster_gives_the_synchronous_answer():
         # distance may differ between runs, each within its stated bound of the exact one
         assert abs(g.statistic - e.statistic) <= g.statistic_error
         assert abs(w.statistic - e.statistic) <= w.statistic_error
+
+
+def _write_parquet(tmp_path, src: pd.DataFrame, tgt: pd.DataFrame) -> tuple[str, str]:
+    for name, frame in (("src", src), ("tgt", tgt)):
+        (tmp_path / name).mkdir()
+        for i, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
+            frame.iloc[part].to_parquet(tmp_path / name / f"part{i}.parquet")
+    return str(tmp_path / "src" / "*.parquet"), str(tmp_path / "tgt")
+
+
+def test_cli_engine_dask_reads_parquet_globs_and_directories(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from nndoctor.cli import app
+
+    src, tgt = _tables(5, n=600)
+    glob_src, dir_tgt = _write_parquet(tmp_path, src, tgt)
+    args = ["shift", "test", "--source", glob_src, "--target", dir_tgt, "--json", "--seed", "1"]
+    out = CliRunner().invoke(app, [*args, "--engine", "dask"])
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.stdout)
+    want = feature_test(src, tgt, random_state=1)
+    assert got["methods"] == ["features"]
+    assert (got["n_source"], got["n_target"]) == (600, 600)
+    city = got["features"]["features"][1]
+    assert city["statistic"] == want.features[1].statistic
+    assert city["pvalue"] == want.features[1].pvalue
+    assert got["features"]["engine"] == "dask"
+
+
+def test_cli_engine_dask_empty_glob_is_a_usage_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from nndoctor.cli import app
+
+    src, tgt = _tables(5, n=60)
+    _, dir_tgt = _write_parquet(tmp_path, src, tgt)
+    empty = str(tmp_path / "nothing" / "*.parquet")
+    args = ["shift", "test", "--source", empty, "--target", dir_tgt, "--engine", "dask"]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 2
+    assert "matches no Parquet file" in out.stderr
+    assert out.stdout == ""
+    # --scheduler without --engine dask, and a test that does not run on Dask, are refused
+    out = CliRunner().invoke(app, [*args[:-2], "--scheduler", "tcp://127.0.0.1:1"])
+    assert out.exit_code == 2
+    assert "--engine dask" in out.stderr
+    out = CliRunner().invoke(app, [*args, "--method", "mmd"])
+    assert out.exit_code == 2
+    assert "does not run on Dask yet" in out.stderr

@@ -49,6 +49,22 @@ def shift_test_cmd(
             "missing is a category), raise (an error).",
         ),
     ] = "test",
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="in-memory (default): load both tables; dask: read Parquet files, directories "
+            "or globs lazily with Dask (per-feature tests only; pip install 'nndoctor[dask]').",
+        ),
+    ] = "in-memory",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="With --engine dask: address of a running Dask scheduler (default: "
+            "$DASK_SCHEDULER_ADDRESS, else Dask's local threads).",
+        ),
+    ] = None,
     json_out: JsonOption = False,
     report: ReportOption = None,
 ) -> None:
@@ -60,6 +76,16 @@ def shift_test_cmd(
     check_choice(method, ("auto", "bbsd", "c2st", "chi2", "ks", "mmd"), name="--method")
     check_choice(correction, ("bonferroni", "fdr_bh", "holm", "none"), name="--correction")
     check_choice(missing, ("category", "drop", "raise", "test"), name="--missing")
+    check_choice(engine, ("dask", "in-memory"), name="--engine")
+    if engine == "dask" or scheduler is not None:
+        from nndoctor.shift._dask import cli_shift_test
+
+        dask_result = cli_shift_test(engine, source, target, scheduler=scheduler, method=method,
+                                     label=label, model=model, alpha=alpha, correction=correction,
+                                     min_effect=min_effect, seed=seed, missing=missing,
+                                     names=table_names(source, target))  # fmt: skip
+        emit(dask_result, json_out=json_out, report=report, title="nndoctor shift test")
+        return
     src, tgt = load_table_pair(source, target)  # the same columns, numbers vs text agree
     net = load_model(model, weights=weights) if model is not None else None
     with progress_bar("shift tests") as advance:
