@@ -216,3 +216,46 @@ def test_cli_engine_dask_empty_glob_is_a_usage_error(tmp_path):
     out = CliRunner().invoke(app, [*args, "--method", "mmd"])
     assert out.exit_code == 2
     assert "does not run on Dask yet" in out.stderr
+
+
+@pytest.mark.slow  # a process LocalCluster: about 10 s on the shared 2-core machine
+def test_a_killed_worker_is_retried_and_the_answer_holds():
+    import os
+    import signal
+    import threading
+    import time
+
+    from distributed import Client, LocalCluster
+
+    def slow(part: pd.DataFrame) -> pd.DataFrame:  # nested: cloudpickle ships it by value
+        time.sleep(0.15)
+        return part
+
+    src, tgt = _tables(6, n=3000)
+    dx = dd.from_pandas(src, npartitions=8).map_partitions(slow, meta=src.iloc[:0])
+    dy = dd.from_pandas(tgt, npartitions=8).map_partitions(slow, meta=tgt.iloc[:0])
+    exact = feature_test(src, tgt, random_state=0)
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        before = set(client.run(os.getpid).values())
+        victim = next(iter(before))
+        killed_at: list[float] = []
+
+        def kill() -> None:
+            os.kill(victim, signal.SIGKILL)
+            killed_at.append(time.monotonic())
+
+        killer = threading.Timer(0.6, kill)
+        killer.start()
+        got = shift_dask.feature_test(dx, dy, kinds=None, random_state=0, sketch_k=64)
+        finished_at = time.monotonic()
+        killer.join()
+    assert killed_at[0] < finished_at  # the worker was killed while the computation ran
+    assert got.features[1] == exact.features[1]
+    for g, e in zip(got.features, exact.features, strict=True):
+        assert g.missingness == e.missingness
+        assert abs(g.statistic - e.statistic) <= g.statistic_error
