@@ -156,6 +156,7 @@ def test_local_cluster_gives_the_synchronous_answer():
         Client(cluster),
     ):
         got = shift_dask.feature_test(dx, dy, kinds=None, random_state=0, sketch_k=64)
+        assert {"summarize", "merge"} <= set(cluster.scheduler.task_prefixes)
     # counts are exact: the chi-squared column and every missing-rate test are identical
     assert got.features[1] == want.features[1]
     for g, w, e in zip(got.features, want.features, exact.features, strict=True):
@@ -259,3 +260,53 @@ def test_a_killed_worker_is_retried_and_the_answer_holds():
     for g, e in zip(got.features, exact.features, strict=True):
         assert g.missingness == e.missingness
         assert abs(g.statistic - e.statistic) <= g.statistic_error
+
+
+def test_compare_samples_on_dask_runs_the_feature_tests_and_refuses_the_others():
+    from nndoctor.exceptions import InvalidParameterError
+    from nndoctor.shift import compare_samples
+
+    src, tgt = _tables(7, n=800)
+    src["y"] = np.arange(800) % 2
+    tgt["y"] = np.arange(800) % 2
+    dx = dd.from_pandas(src, npartitions=3)
+    rep = compare_samples(dx, tgt, label="y", random_state=0)
+    want = compare_samples(src, tgt, label="y", method="ks", random_state=0)
+    assert rep.methods == ("features",)
+    assert (rep.n_source, rep.n_target) == (800, 800)
+    assert [f.name for f in rep.features.features] == ["a", "city", "b"]
+    assert (
+        rep.features.features[1].missingness
+        == feature_test(src.drop(columns="y"), tgt.drop(columns="y"), random_state=0)
+        .features[1]
+        .missingness
+    )
+    assert want.methods == ("features",)
+    for method in ("mmd", "c2st", "bbsd"):
+        with pytest.raises(InvalidParameterError, match="does not run on Dask yet"):
+            compare_samples(dx, tgt, method=method)
+
+
+def test_cli_scheduler_address_runs_on_that_cluster(tmp_path):
+    import json
+
+    from distributed import LocalCluster
+    from typer.testing import CliRunner
+
+    from nndoctor.cli import app
+
+    src, tgt = _tables(8, n=600)
+    glob_src, dir_tgt = _write_parquet(tmp_path, src, tgt)
+    args = ["shift", "test", "--source", glob_src, "--target", dir_tgt, "--json"]
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        out = CliRunner().invoke(
+            app, [*args, "--engine", "dask", "--scheduler", cluster.scheduler_address]
+        )
+        ran = set(cluster.scheduler.task_prefixes)
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.stdout)
+    want = feature_test(src, tgt, random_state=0)
+    assert got["features"]["features"][1]["statistic"] == want.features[1].statistic
+    assert {"summarize", "merge"} <= ran  # the partition summaries ran on that cluster

@@ -62,6 +62,7 @@ __all__ = [
     "SKETCH_K",
     "cli_shift_test",
     "compare_parquet",
+    "compare_samples",
     "feature_test",
     "is_dask",
     "read_parquet",
@@ -508,13 +509,26 @@ def read_parquet(spec: str, name: str) -> Any:
     return dd.read_parquet(spec)
 
 
-def compare_parquet(
-    source: str,
-    target: str,
+def _check_supported(method: str, model: Any) -> None:
+    """Refuse the tests that do not run on Dask yet."""
+    if method not in ("auto", "ks", "chi2"):
+        raise InvalidParameterError(
+            f"method {method!r} does not run on Dask yet; choose auto, ks or chi2 with "
+            "--engine dask, or --engine in-memory"
+        )
+    if model is not None:
+        raise InvalidParameterError(
+            "a model (BBSD) does not run on Dask yet; leave --model out, or use --engine in-memory"
+        )
+
+
+def compare_samples(
+    source: Any,
+    target: Any,
     *,
     method: str = "auto",
     label: str | None = None,
-    scheduler: str | None = None,
+    model: Any = None,
     alpha: float = 0.05,
     correction: Any = "holm",
     min_effect: float | None = None,
@@ -522,46 +536,32 @@ def compare_parquet(
     missing: Any = "test",
     names: tuple[str, str] | None = None,
 ) -> ShiftTestReport:
-    """``nndoctor shift test --engine dask``: the per-feature tests on two Parquet datasets.
+    """:func:`nndoctor.shift.compare_samples` on Dask collections: the per-feature tests only.
 
-    The tables are read lazily with ``dask.dataframe.read_parquet`` and tested with
-    :func:`feature_test` (``method`` ``"auto"``), the KS tests (``"ks"``) or the χ² tests
-    (``"chi2"``); MMD, the classifier test and BBSD do not run on Dask yet. ``scheduler`` (or
-    the ``DASK_SCHEDULER_ADDRESS`` environment variable) is the address of a running Dask
-    scheduler; without one Dask's default local scheduler (threads) runs the work.
+    ``method`` ``"auto"`` runs :func:`feature_test` (on Dask it does **not** add the MMD test,
+    which is not mergeable yet; the report's ``methods`` is ``("features",)``), ``"ks"`` the KS
+    tests, ``"chi2"`` the χ² tests; ``"mmd"``, ``"c2st"``, ``"bbsd"`` and a ``model`` are
+    refused with :class:`~nndoctor.exceptions.InvalidParameterError`. Only the partition
+    summaries of :func:`feature_test` travel to the client.
     """
     from nndoctor.shift._suite import ShiftTestReport
 
-    if method not in ("auto", "ks", "chi2"):
-        raise InvalidParameterError(
-            f"method {method!r} does not run on Dask yet; choose auto, ks or chi2 with "
-            "--engine dask, or --engine in-memory"
-        )
-    a, b = display_names(names)
-    src, tgt = read_parquet(source, a), read_parquet(target, b)
+    _check_supported(method, model)
+    require_dask()
+    a, b = display_names(names, ("the source table", "the target table"))
+    src, tgt = _as_dask_frame(source, a), _as_dask_frame(target, b)
     if label is not None:
-        if label not in src.columns:
-            raise InvalidParameterError(
-                f"label column {label!r} is not in {a} (columns: "
-                f"{', '.join(map(str, list(src.columns)[:8]))}); pass an existing column"
-            )
-        src = src.drop(columns=[label])
-        tgt = tgt.drop(columns=[label]) if label in tgt.columns else tgt
+        for nm, frame in ((a, src), (b, tgt)):
+            if label not in frame.columns:
+                raise InvalidParameterError(
+                    f"label column {label!r} is not in {nm}; its columns are "
+                    f"{[str(c) for c in frame.columns][:10]}"
+                )
+        src, tgt = src.drop(columns=[label]), tgt.drop(columns=[label])
     kinds = {"auto": None, "ks": "numeric", "chi2": "categorical"}[method]
-    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
-
-    def run() -> tuple[FeatureTestResult, int, int]:
-        return _feature_test_rows(src, tgt, kinds=kinds, correction=correction, alpha=alpha,
-                                  min_effect=min_effect, random_state=random_state,
-                                  missing=missing, names=(a, b))  # fmt: skip
-
-    if address is None:
-        res, m, n = run()
-    else:
-        from distributed import Client
-
-        with Client(address):  # type: ignore[no-untyped-call]
-            res, m, n = run()
+    res, m, n = _feature_test_rows(src, tgt, kinds=kinds, correction=correction, alpha=alpha,
+                                   min_effect=min_effect, random_state=random_state,
+                                   missing=missing, names=(a, b))  # fmt: skip
     return ShiftTestReport(
         methods=("features",),
         drift_detected=res.drift_detected,
@@ -570,6 +570,33 @@ def compare_parquet(
         label=label,
         features=res,
     )
+
+
+def compare_parquet(
+    source: str,
+    target: str,
+    *,
+    scheduler: str | None = None,
+    names: tuple[str, str] | None = None,
+    **options: Any,
+) -> ShiftTestReport:
+    """``nndoctor shift test --engine dask``: :func:`compare_samples` on two Parquet datasets.
+
+    The tables are read lazily with ``dask.dataframe.read_parquet`` (a file, a directory or a
+    glob; :func:`read_parquet`). ``scheduler`` (or the ``DASK_SCHEDULER_ADDRESS`` environment
+    variable) is the address of a running Dask scheduler; without one Dask's default local
+    scheduler (threads) runs the work. ``options`` go to :func:`compare_samples`.
+    """
+    _check_supported(options.get("method", "auto"), options.get("model"))
+    a, b = display_names(names, ("the source table", "the target table"))
+    src, tgt = read_parquet(source, a), read_parquet(target, b)
+    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    if address is None:
+        return compare_samples(src, tgt, names=(a, b), **options)
+    from distributed import Client
+
+    with Client(address):  # type: ignore[no-untyped-call]
+        return compare_samples(src, tgt, names=(a, b), **options)
 
 
 def cli_shift_test(
@@ -593,12 +620,7 @@ def cli_shift_test(
         raise InvalidParameterError(
             "--scheduler needs --engine dask; pass --engine dask, or leave --scheduler out"
         )
-    if model is not None:
-        raise InvalidParameterError(
-            "--model (BBSD) does not run with --engine dask yet; leave --model out, or use "
-            "--engine in-memory"
-        )
-    return compare_parquet(str(source), str(target), method=method, label=label,
-                           scheduler=scheduler, alpha=alpha, correction=correction,
-                           min_effect=min_effect, random_state=seed, missing=missing,
-                           names=names)  # fmt: skip
+    return compare_parquet(str(source), str(target), scheduler=scheduler, names=names,
+                           method=method, label=label, model=model, alpha=alpha,
+                           correction=correction, min_effect=min_effect, random_state=seed,
+                           missing=missing)  # fmt: skip
