@@ -310,3 +310,24 @@ def test_cli_scheduler_address_runs_on_that_cluster(tmp_path):
     want = feature_test(src, tgt, random_state=0)
     assert got["features"]["features"][1]["statistic"] == want.features[1].statistic
     assert {"summarize", "merge"} <= ran  # the partition summaries ran on that cluster
+
+
+def test_cli_engine_dask_names_the_file_and_column_whose_schema_differs(tmp_path):
+    from typer.testing import CliRunner
+
+    from nndoctor.cli import app
+
+    src, tgt = _tables(9, n=300)
+    glob_src, dir_tgt = _write_parquet(tmp_path, src, tgt)
+    bad = src.iloc[:50].assign(b=["text"] * 50)
+    bad.to_parquet(tmp_path / "src" / "part9.parquet")
+    args = ["shift", "test", "--source", glob_src, "--target", dir_tgt, "--engine", "dask"]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 3  # bad data
+    assert "column 'b' holds text in file" in out.stderr
+    assert "part9.parquet" in out.stderr
+    bad.drop(columns="b").to_parquet(tmp_path / "src" / "part9.parquet")
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 3
+    assert "part9.parquet" in out.stderr
+    assert "missing: ['b']" in out.stderr

@@ -487,7 +487,11 @@ def read_parquet(spec: str, name: str) -> Any:
 
     A local path that matches no Parquet file raises
     :class:`~nndoctor.exceptions.InvalidParameterError` naming it (a file the user named that
-    does not exist); remote URLs (``s3://...``) go to Dask as they are.
+    does not exist). The local files' schemas are read from their footers (no rows) and
+    compared: a file whose columns, or the kind of a column's type (number, text, boolean,
+    time), differ from the first file's raises
+    :class:`~nndoctor.exceptions.DataValidationError` naming the file and the column. Remote
+    URLs (``s3://...``) go to Dask as they are, unchecked.
     """
     require_dask()
     import dask.dataframe as dd
@@ -495,18 +499,75 @@ def read_parquet(spec: str, name: str) -> Any:
     if "://" not in spec:
         path = Path(spec)
         if glob.has_magic(spec):
-            found = bool(glob.glob(spec, recursive=True))
+            files = sorted(Path(f) for f in glob.glob(spec, recursive=True))
         elif path.is_dir():
-            found = any(path.rglob("*.parquet"))
+            files = sorted(path.rglob("*.parquet"))
         else:
-            found = path.is_file()
-        if not found:
+            files = [path] if path.is_file() else []
+        if not files:
             raise InvalidParameterError(
                 f"{name}: {spec!r} matches no Parquet file; pass a Parquet file, a directory "
                 "holding .parquet files or a glob such as 'data/train/*.parquet' (quoted, so "
                 "that the shell does not expand it)"
             )
+        _check_schemas(files, name)
     return dd.read_parquet(spec)
+
+
+def _type_kind(arrow_type: Any) -> str:
+    """The kind of an Arrow type that decides the test: number, text, boolean, time or other."""
+    import pyarrow as pa
+
+    t = pa.types
+    if t.is_null(arrow_type):
+        return "null"
+    if t.is_boolean(arrow_type):
+        return "boolean"
+    if t.is_integer(arrow_type) or t.is_floating(arrow_type) or t.is_decimal(arrow_type):
+        return "number"
+    if t.is_string(arrow_type) or t.is_large_string(arrow_type) or t.is_dictionary(arrow_type):
+        return "text"
+    if t.is_temporal(arrow_type):
+        return "time"
+    return str(arrow_type)
+
+
+def _check_schemas(files: list[Path], name: str) -> None:
+    """Every file has the first file's columns, each of the same kind (footers only)."""
+    import pyarrow.parquet as pq
+
+    def columns(f: Path) -> dict[str, str]:
+        try:
+            schema = pq.read_schema(f)
+        except (OSError, ValueError) as err:
+            raise DataValidationError(
+                f"{name}: {str(f)!r} cannot be read as Parquet ({err}); remove it from the "
+                "dataset or rewrite it"
+            ) from err
+        return {
+            field.name: _type_kind(field.type)
+            for field in schema
+            if not field.name.startswith("__index_level_")
+        }
+
+    first = columns(files[0])
+    for f in files[1:]:
+        cols = columns(f)
+        if cols.keys() != first.keys():
+            miss = sorted(first.keys() - cols.keys())[:5]
+            extra = sorted(cols.keys() - first.keys())[:5]
+            raise DataValidationError(
+                f"{name}: file {str(f)!r} has different columns from {str(files[0])!r} "
+                f"(missing: {miss}; extra: {extra}); every file of a dataset needs the same "
+                "columns"
+            )
+        for col, kind in cols.items():
+            if "null" not in (kind, first[col]) and kind != first[col]:
+                raise DataValidationError(
+                    f"{name}: column {col!r} holds {kind} in file {str(f)!r} but "
+                    f"{first[col]} in {str(files[0])!r}; every file of a dataset needs the same "
+                    "kind of values in a column (cast it when writing)"
+                )
 
 
 def _check_supported(method: str, model: Any) -> None:
