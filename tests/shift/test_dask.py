@@ -305,6 +305,17 @@ def test_cli_scheduler_address_runs_on_that_cluster(tmp_path):
             app, [*args, "--engine", "dask", "--scheduler", cluster.scheduler_address]
         )
         ran = set(cluster.scheduler.task_prefixes)
+        # the same through the environment variable
+        env = {"DASK_SCHEDULER_ADDRESS": cluster.scheduler_address}
+        before = cluster.scheduler.transition_counter
+        by_env = CliRunner().invoke(app, [*args, "--engine", "dask"], env=env)
+        n_transitions = cluster.scheduler.transition_counter - before
+    assert by_env.exit_code == 0, by_env.output
+    assert (
+        json.loads(by_env.stdout)["features"]["features"][1]
+        == json.loads(out.stdout)["features"]["features"][1]
+    )
+    assert n_transitions > 0  # that run's tasks went through the cluster's scheduler too
     assert out.exit_code == 0, out.output
     got = json.loads(out.stdout)
     want = feature_test(src, tgt, random_state=0)
