@@ -342,3 +342,15 @@ def test_cli_engine_dask_names_the_file_and_column_whose_schema_differs(tmp_path
     assert out.exit_code == 3
     assert "part9.parquet" in out.stderr
     assert "missing: ['b']" in out.stderr
+
+
+def test_bad_values_in_a_partition_raise_the_in_memory_errors():
+    from nndoctor.exceptions import DataValidationError
+
+    src, tgt = _tables(10, n=300)
+    dx = dd.from_pandas(src, npartitions=3)
+    with pytest.raises(DataValidationError, match=r"column 'a' of X holds .* missing"):
+        feature_test(dx, tgt, missing="raise")
+    src.loc[250, "b"] = np.inf
+    with pytest.raises(DataValidationError, match="'b'"):
+        feature_test(dd.from_pandas(src, npartitions=3), tgt)
