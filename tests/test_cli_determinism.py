@@ -4,8 +4,6 @@ bytes (the user's factory is built under the seed too), and every command that j
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest

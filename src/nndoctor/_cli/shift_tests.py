@@ -21,6 +21,7 @@ from nndoctor._cli._common import (
     table_names,
 )
 from nndoctor._cli.shift import shift_app
+from nndoctor.exceptions import InvalidParameterError
 
 __all__ = ["shift_test_cmd"]
 
@@ -63,6 +64,22 @@ def shift_test_cmd(
     ] = "test",
     exclude: ExcludeOption = None,
     include: IncludeOption = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="in-memory (default): load both tables; dask: read Parquet files, directories "
+            "or globs lazily with Dask (per-feature tests only; pip install 'nndoctor[dask]').",
+        ),
+    ] = "in-memory",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="With --engine dask: address of a running Dask scheduler (default: "
+            "$DASK_SCHEDULER_ADDRESS, else Dask's local threads).",
+        ),
+    ] = None,
     json_out: JsonOption = False,
     report: ReportOption = None,
     fail_on: FailOnOption = "never",
@@ -77,6 +94,22 @@ def shift_test_cmd(
     check_permutations(permutations, name="--permutations")
     check_choice(correction, ("bonferroni", "fdr_bh", "holm", "none"), name="--correction")
     check_choice(missing, ("category", "drop", "raise", "test"), name="--missing")
+    check_choice(engine, ("dask", "in-memory"), name="--engine")
+    if engine == "dask" or scheduler is not None:
+        from nndoctor.shift._dask import cli_shift_test
+
+        if exclude or include:
+            raise InvalidParameterError(
+                "--exclude and --include are not supported with --engine dask yet; select the "
+                "columns when writing the Parquet files, or use --engine in-memory"
+            )
+        dask_result = cli_shift_test(engine, source, target, scheduler=scheduler, method=method,
+                                     label=label, model=model, alpha=alpha, correction=correction,
+                                     min_effect=min_effect, seed=seed, missing=missing,
+                                     names=table_names(source, target))  # fmt: skip
+        emit(dask_result, json_out=json_out, report=report, title="nndoctor shift test")
+        exit_on_finding(dask_result, fail_on)
+        return
     # the same columns, numbers vs text agree; identifiers and dates left out (with a note)
     src, tgt = load_table_pair(source, target, label=label, exclude=parse_columns(exclude))
     (src, tgt), _, notes = select_features([src, tgt], label=label, include=parse_columns(include))

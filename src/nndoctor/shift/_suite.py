@@ -199,6 +199,13 @@ def compare_samples(
     """
     check_choice(method, _SUITE_METHODS, name="method")
     check_choice(missing, _MISSING_POLICIES, name="missing")
+    from nndoctor.shift import _dask
+
+    if _dask.is_dask(source) or _dask.is_dask(target):  # per-feature tests only (see _dask)
+        return _dask.compare_samples(source, target, method=method, label=label, model=model,
+                                     alpha=alpha, correction=correction, min_effect=min_effect,
+                                     random_state=random_state, missing=missing,
+                                     names=names)  # fmt: skip
     alpha = check_alpha(alpha)
     check_permutations(n_permutations)  # before any work: a million at most, memory bounded
     rng = check_random_state(random_state)

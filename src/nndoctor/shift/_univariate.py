@@ -183,6 +183,11 @@ class FeatureDrift(ResultMixin):
     missingness : MissingnessTest or None
         The column's missing fractions and the test of their change; ``None`` when the column
         has no missing value in either sample.
+    statistic_error : float
+        How far ``statistic`` may lie from the exact statistic on the same data: 0 where it is
+        exact (in memory, and every χ²); on Dask the KS distance comes from two KLL sketches
+        and this is the sum of their normalized rank errors (the p-value is then computed at
+        ``max(0, statistic - statistic_error)``, so it is conservative).
     """
 
     name: str
@@ -201,6 +206,7 @@ class FeatureDrift(ResultMixin):
     n_source: int
     n_target: int
     missingness: MissingnessTest | None = None
+    statistic_error: float = 0.0
 
     @property
     def distribution_drifted(self) -> bool:
@@ -239,6 +245,9 @@ class FeatureTestResult(ResultMixin):
         Level of the effect-size intervals.
     missing : {"test", "drop", "category", "raise"}
         How missing values were handled.
+    engine : {"in-memory", "dask"}
+        Where the statistics were computed; with ``"dask"`` see each feature's
+        ``statistic_error``.
     """
 
     statistic: float
@@ -252,6 +261,7 @@ class FeatureTestResult(ResultMixin):
     n_drifted: int
     confidence: float
     missing: str = "test"
+    engine: str = "in-memory"
 
     @property
     def has_missing(self) -> bool:
@@ -517,10 +527,22 @@ def _categorical_column(
     n_bootstrap: int,
     confidence: float,
 ) -> tuple[float, float, dict[str, float], dict[str, tuple[float, float]]]:
-    m, n = x.size, y.size
+    m = x.size
     cats, codes = np.unique(np.concatenate((x, y)).astype(str), return_inverse=True)
     cx = np.bincount(codes[:m], minlength=cats.size).astype(np.float64)
     cy = np.bincount(codes[m:], minlength=cats.size).astype(np.float64)
+    return _categorical_counts(cx, cy, rng, n_bootstrap, confidence)
+
+
+def _categorical_counts(
+    cx: npt.NDArray[np.float64],
+    cy: npt.NDArray[np.float64],
+    rng: np.random.Generator,
+    n_bootstrap: int,
+    confidence: float,
+) -> tuple[float, float, dict[str, float], dict[str, tuple[float, float]]]:
+    """The χ² test and effects from the counts per category (sorted as text) in X and Y."""
+    m, n = int(cx.sum()), int(cy.sum())
     N = m + n
     cx, cy = merge_rare(cx, cy)
     level = 1.0 - confidence
@@ -785,6 +807,28 @@ def _run(
             f"{names[0]} or {names[1]}; their distribution test is NaN (the test of their "
             "missing rate still runs)"
         )
+    return _assemble(raw, n_miss, n_used, rate_tested, m, n, alpha_f, correction, min_effect,
+                     float(confidence), str(missing))  # fmt: skip
+
+
+def _assemble(
+    raw: list[_Column],
+    n_miss: npt.NDArray[np.int64],
+    n_used: npt.NDArray[np.int64],
+    rate_tested: npt.NDArray[np.bool_],
+    m: int,
+    n: int,
+    alpha_f: float,
+    correction: Any,
+    min_effect: float | None,
+    confidence: float,
+    missing: str,
+    *,
+    errors: Sequence[float] | None = None,
+    engine: str = "in-memory",
+) -> FeatureTestResult:
+    """The result from each column's test, missing counts and sizes (one correction for all)."""
+    cols = [r[0] for r in raw]
     chi2_miss = np.full(len(cols), np.nan)
     p_miss = np.full(len(cols), np.nan)
     fisher = np.zeros(len(cols), dtype=bool)
@@ -837,6 +881,7 @@ def _run(
                 n_source=int(n_used[j, 0]),
                 n_target=int(n_used[j, 1]),
                 missingness=miss_record,
+                statistic_error=0.0 if errors is None else float(errors[j]),
             )
         )
     tests = sorted({f.test for f in features})
@@ -855,6 +900,7 @@ def _run(
         n_drifted=n_drifted,
         confidence=float(confidence),
         missing=str(missing),
+        engine=engine,
     )
 
 
@@ -992,6 +1038,13 @@ def ks_test(
     >>> round(res.features[0].effect, 3)
     0.22
     """
+    from nndoctor.shift import _dask
+
+    if _dask.is_dask(X) or _dask.is_dask(Y):  # per-partition statistics, merged (see _dask)
+        return _dask.feature_test(X, Y, kinds="numeric", correction=correction, alpha=alpha,
+                                  min_effect=min_effect, confidence=confidence,
+                                  n_bootstrap=n_bootstrap, random_state=random_state,
+                                  missing=missing, names=names)  # fmt: skip
     return _run(
         X,
         Y,
@@ -1069,6 +1122,13 @@ def chi2_test(
     >>> res.drift_detected, res.pvalue < 1e-4
     (True, True)
     """
+    from nndoctor.shift import _dask
+
+    if _dask.is_dask(X) or _dask.is_dask(Y):  # per-partition statistics, merged (see _dask)
+        return _dask.feature_test(X, Y, kinds="categorical", correction=correction, alpha=alpha,
+                                  min_effect=min_effect, confidence=confidence,
+                                  n_bootstrap=n_bootstrap, random_state=random_state,
+                                  missing=missing, names=names)  # fmt: skip
     return _run(
         X,
         Y,
@@ -1142,6 +1202,14 @@ def feature_test(
     >>> f.drifted, f.distribution_drifted, f.missingness.test, f"{f.missingness.pvalue:.1e}"
     (True, False, 'chi2', '2.8e-08')
     """
+    from nndoctor.shift import _dask
+
+    if _dask.is_dask(X) or _dask.is_dask(Y):  # per-partition statistics, merged (see _dask)
+        return _dask.feature_test(X, Y, kinds=None, categorical=categorical,
+                                  correction=correction, alpha=alpha, min_effect=min_effect,
+                                  confidence=confidence, n_bootstrap=n_bootstrap,
+                                  random_state=random_state, missing=missing,
+                                  names=names)  # fmt: skip
     a, b = display_names(names)
     fx = as_frame(X, a)
     fy = as_frame(Y, b)

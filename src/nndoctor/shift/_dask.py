@@ -1,0 +1,687 @@
+"""Per-feature shift tests on Dask collections: statistics per partition, merged on the client.
+
+:func:`nndoctor.shift.ks_test`, :func:`~nndoctor.shift.chi2_test` and
+:func:`~nndoctor.shift.feature_test` hand a ``dask.dataframe.DataFrame`` or ``dask.array.Array``
+to :func:`feature_test` here. Each partition is reduced to a bounded summary; summaries are
+merged in a tree by Dask (``dask.delayed``, eight at a time), so the rows never travel to the
+client. Per column and table the summary holds:
+
+- the row count and the column's missing count (two integers): **exact**;
+- categorical columns: the count of every category (one integer per distinct value, so its
+  size is the column's cardinality): **exact**, the χ² test equals the in-memory one to the
+  last digit;
+- numeric columns: a KLL quantile sketch of the observed values (Apache DataSketches'
+  ``kll_doubles_sketch`` with ``k = SKETCH_K``; about ``3 k`` retained values, some 50 KB, at
+  any row count), plus count, mean and sum of squared deviations (Chan's merge) for the
+  standard deviation. The KS distance, Wasserstein distance and PSI come from the two
+  sketches: **approximate**, with the bound below.
+
+The KS bound: a KLL sketch's rank estimate is within its normalized rank error ``ε`` of the
+true rank (DataSketches states this for a rank query with 99% confidence;
+``get_normalized_rank_error(False)``, 0 while the sketch still holds every value). Both
+empirical CDFs move by at most ``ε_x`` and ``ε_y``, so ``|D_sketch - D| <= ε_x + ε_y``,
+reported as ``FeatureDrift.statistic_error``. The p-value is the KS p-value at
+``max(0, D_sketch - ε_x - ε_y)``: never smaller than the exact test's, so the test rejects no
+more often than the exact one at any level.
+
+Not deterministic: KLL compaction draws random bits that the Python binding of DataSketches
+does not let us seed, so two runs on the same data may give KS distances (and p-values) that
+differ, each within ``statistic_error`` of the exact one. Counts, χ² tests and missing-rate
+tests are the same on every run and every scheduler.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import stats
+
+from nndoctor._validation import check_choice, check_int, check_random_state
+from nndoctor.exceptions import DataValidationError, InvalidParameterError, MissingDependencyError
+from nndoctor.shift._common import (
+    check_alpha,
+    display_names,
+    is_categorical,
+    smallest_pvalue,
+    warn_small,
+)
+
+if TYPE_CHECKING:
+    from nndoctor.shift._suite import ShiftTestReport
+    from nndoctor.shift._univariate import FeatureTestResult
+
+__all__ = [
+    "SKETCH_K",
+    "cli_shift_test",
+    "compare_parquet",
+    "compare_samples",
+    "feature_test",
+    "is_dask",
+    "read_parquet",
+    "require_dask",
+]
+
+#: KLL parameter k: normalized rank error about 0.14% per sketch (single-rank queries).
+SKETCH_K = 2000
+#: Summaries merged per node of the reduction tree.
+SPLIT_EVERY = 8
+DASK_EXTRA = "pip install 'nndoctor[dask]'"
+
+
+def is_dask(x: Any) -> bool:
+    """True for a Dask collection (checked without importing Dask)."""
+    return type(x).__module__.startswith("dask")
+
+
+def require_dask() -> None:
+    """Import Dask, ``distributed`` and DataSketches, or raise naming the extra to install."""
+    try:
+        import dask.array
+        import dask.dataframe  # noqa: F401
+        import datasketches  # noqa: F401
+    except ImportError as err:
+        raise MissingDependencyError(
+            f"a Dask input needs dask[dataframe] and datasketches ({err}); install them with "
+            f"{DASK_EXTRA}, or pass pandas/NumPy data"
+        ) from err
+
+
+# --------------------------------------------------------------------------------------------
+# per-partition summaries (these run on the workers)
+
+#: One column's summary: (kind, n_missing, payload). Numeric payload: (sketch bytes, count,
+#: mean, M2); categorical payload: {category text: count}.
+_ColSummary = tuple[str, int, Any]
+
+
+def _summarize(
+    part: Any, cols: list[str], kinds: list[str], name: str, missing: str, k: int
+) -> tuple[int, list[_ColSummary]]:
+    """The summary of one partition: its row count and one bounded summary per column."""
+    from datasketches import kll_doubles_sketch
+
+    from nndoctor.shift._univariate import _categorical_values, _numeric_values
+
+    frame = part if isinstance(part, pd.DataFrame) else pd.DataFrame(np.asarray(part), columns=cols)
+    out: list[_ColSummary] = []
+    for col, kind in zip(cols, kinds, strict=True):
+        s = frame[col]
+        if kind == "numeric":
+            vals, n_miss = _numeric_values(s, name, col, missing)
+            sketch = kll_doubles_sketch(k)
+            if vals.size:
+                sketch.update(np.array(vals, dtype=np.float64, order="C", copy=True))
+            mean = float(vals.mean()) if vals.size else 0.0
+            m2 = float(np.sum((vals - mean) ** 2)) if vals.size else 0.0
+            out.append(("numeric", n_miss, (sketch.serialize(), int(vals.size), mean, m2)))
+        else:
+            text, n_miss = _categorical_values(s, name, col, missing)
+            cats, counts = np.unique(text.astype(str), return_counts=True)
+            out.append(
+                ("categorical", n_miss, dict(zip(cats.tolist(), counts.tolist(), strict=True)))
+            )
+    return len(frame), out
+
+
+def _merge(*parts: tuple[int, list[_ColSummary]]) -> tuple[int, list[_ColSummary]]:
+    """Merge partition summaries: counts add, sketches merge, moments combine (Chan et al.)."""
+    from datasketches import kll_doubles_sketch
+
+    rows = sum(p[0] for p in parts)
+    merged: list[_ColSummary] = []
+    for j, (kind, _, _) in enumerate(parts[0][1]):
+        n_miss = sum(p[1][j][1] for p in parts)
+        if kind == "numeric":
+            sketch = kll_doubles_sketch.deserialize(parts[0][1][j][2][0])
+            _, cnt, mean, m2 = parts[0][1][j][2]
+            for p in parts[1:]:
+                blob, c2, mean2, m2b = p[1][j][2]
+                sketch.merge(kll_doubles_sketch.deserialize(blob))
+                if c2:
+                    total = cnt + c2
+                    delta = mean2 - mean
+                    m2 = m2 + m2b + delta * delta * cnt * c2 / total
+                    mean = mean + delta * c2 / total
+                    cnt = total
+            merged.append((kind, n_miss, (sketch.serialize(), cnt, mean, m2)))
+        else:
+            counts: dict[str, int] = {}
+            for p in parts:
+                for cat, c in p[1][j][2].items():
+                    counts[cat] = counts.get(cat, 0) + c
+            merged.append((kind, n_miss, counts))
+    return rows, merged
+
+
+def _tree(leaves: list[Any]) -> Any:
+    """Reduce delayed summaries in a tree, ``SPLIT_EVERY`` at a time."""
+    from dask.delayed import delayed
+
+    level = leaves
+    while len(level) > 1:
+        level = [
+            delayed(_merge)(*level[i : i + SPLIT_EVERY]) for i in range(0, len(level), SPLIT_EVERY)
+        ]
+    return level[0]
+
+
+# --------------------------------------------------------------------------------------------
+# the client side
+
+
+def _as_dask_frame(data: Any, name: str) -> Any:
+    """A ``dask.dataframe.DataFrame`` for a Dask frame, Dask array or in-memory table."""
+    import dask.array as da
+    import dask.dataframe as dd
+
+    from nndoctor.shift._common import as_frame
+
+    if isinstance(data, dd.DataFrame):
+        return data
+    if isinstance(data, da.Array):
+        if data.ndim != 2:
+            raise DataValidationError(
+                f"{name} is a Dask array with {data.ndim} dimension(s); pass a 2-D array "
+                "(rows are samples, columns are features)"
+            )
+        cols = [f"x{j}" for j in range(data.shape[1])]
+        whole_rows = data.rechunk({1: -1})  # type: ignore[no-untyped-call]
+        return dd.from_dask_array(whole_rows, columns=cols)
+    if isinstance(data, dd.Series):
+        return data.to_frame()
+    return dd.from_pandas(as_frame(data, name), npartitions=1)  # type: ignore[no-untyped-call]
+
+
+def _aligned(X: Any, Y: Any, names: tuple[str, str]) -> tuple[Any, Any, list[str]]:
+    a, b = names
+    dx, dy = _as_dask_frame(X, a), _as_dask_frame(Y, b)
+    cols = [str(c) for c in dx.columns]
+    if not cols:
+        raise DataValidationError(f"{a} has no columns; pass at least one feature")
+    other = [str(c) for c in dy.columns]
+    if sorted(cols) != sorted(other):
+        miss = sorted(set(cols) - set(other))[:5]
+        extra = sorted(set(other) - set(cols))[:5]
+        raise DataValidationError(
+            f"{b} has columns {other[:10]} but {a} has {cols[:10]} (missing from {b}: {miss}; "
+            f"not in {a}: {extra}); pass tables with the same columns"
+        )
+    dx = dx.rename(columns={c: str(c) for c in dx.columns})
+    dy = dy.rename(columns={c: str(c) for c in dy.columns})[cols]
+    return dx, dy, cols
+
+
+def _kinds(
+    dx: Any, dy: Any, cols: list[str], kinds: str | None, categorical: Sequence[str] | None, a: str
+) -> list[str]:
+    if isinstance(kinds, str):
+        return [kinds] * len(cols)
+    if isinstance(categorical, str):
+        raise InvalidParameterError(
+            f"categorical must be a list of column names, got the string {categorical!r}; "
+            f"pass [{categorical!r}]"
+        )
+    cat = set(categorical or ())
+    unknown = sorted(cat - set(cols))
+    if unknown:
+        raise InvalidParameterError(
+            f"categorical names column(s) {unknown} that {a} does not have; pass names from "
+            f"{cols[:10]}"
+        )
+    mx, my = dx._meta, dy._meta
+    return [
+        "categorical" if c in cat or is_categorical(mx[c]) or is_categorical(my[c]) else "numeric"
+        for c in cols
+    ]
+
+
+def _weighted_cdf(blob: bytes) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float]:
+    """A KLL sketch's retained values (sorted), their cumulative weights, and its rank error."""
+    from datasketches import kll_doubles_sketch
+
+    sketch = kll_doubles_sketch.deserialize(blob)
+    pairs = np.array(list(sketch), dtype=np.float64).reshape(-1, 2)
+    order = np.argsort(pairs[:, 0], kind="stable")
+    eps = sketch.normalized_rank_error(False) if sketch.is_estimation_mode() else 0.0
+    return pairs[order, 0], np.cumsum(pairs[order, 1]), float(eps)
+
+
+def _ks_pvalue(d: float, m: int, n: int) -> float:
+    """The two-sided KS p-value of distance ``d`` for sizes ``m`` and ``n`` (as in memory)."""
+    from nndoctor.shift._univariate import KS_EXACT_MAX_N, _ks_2samp
+
+    if max(m, n) <= KS_EXACT_MAX_N:  # exact recursion: only the sizes are read
+        return _ks_2samp(np.zeros(m), np.zeros(n), statistic=d).pvalue
+    return float(stats.kstwo.sf(d, round(m * n / (m + n))))
+
+
+def _numeric_from_sketches(
+    sx: tuple[bytes, int, float, float], sy: tuple[bytes, int, float, float], confidence: float
+) -> tuple[float, float, dict[str, float], dict[str, tuple[float, float]], float]:
+    """KS (conservative p-value), Wasserstein, PSI and the KS interval from two sketches."""
+    from nndoctor.shift._univariate import PSI_BINS, _psi
+
+    vx, wx, ex = _weighted_cdf(sx[0])
+    vy, wy, ey = _weighted_cdf(sy[0])
+    m, n = sx[1], sy[1]
+    grid = np.unique(np.concatenate((vx, vy)))
+    fx = np.concatenate(([0.0], wx))[np.searchsorted(vx, grid, side="right")] / wx[-1]
+    fy = np.concatenate(([0.0], wy))[np.searchsorted(vy, grid, side="right")] / wy[-1]
+    diff = np.abs(fx - fy)
+    d = float(diff.max())
+    err = ex + ey
+    pvalue = smallest_pvalue(_ks_pvalue(max(0.0, d - err), m, n))
+    w1 = float(np.dot(diff[:-1], np.diff(grid)))
+    scale = math.sqrt(sx[3] / m) if m else 0.0
+    w1_std = w1 / scale if scale > 0 else (0.0 if w1 == 0 else float("inf"))
+    # PSI on the source's deciles, read from the source sketch
+    ranks = wx / wx[-1]
+    idx = np.minimum(np.searchsorted(ranks, np.linspace(0, 1, PSI_BINS + 1)[1:-1]), vx.size - 1)
+    edges = np.unique(vx[idx])
+    cdf_x = np.concatenate(([0.0], wx))[np.searchsorted(vx, edges, side="right")] / wx[-1]
+    cdf_y = np.concatenate(([0.0], wy))[np.searchsorted(vy, edges, side="right")] / wy[-1]
+    px = np.diff(np.concatenate(([0.0], cdf_x, [1.0])))
+    py = np.diff(np.concatenate(([0.0], cdf_y, [1.0])))
+    psi = float(_psi(px, py))
+    level = 1.0 - confidence
+    dkw = math.sqrt(math.log(4.0 / level) / (2 * m)) + math.sqrt(math.log(4.0 / level) / (2 * n))
+    nan2 = (math.nan, math.nan)
+    cis = {
+        "ks": (max(0.0, d - dkw - err), min(1.0, d + dkw + err)),
+        "psi": nan2,
+        "wasserstein": nan2,
+        "wasserstein_std": nan2,
+    }
+    effects = {"ks": d, "wasserstein": w1, "wasserstein_std": w1_std, "psi": psi}
+    return d, pvalue, effects, cis, err
+
+
+def feature_test(
+    X: Any,
+    Y: Any,
+    *,
+    kinds: str | None,
+    categorical: Sequence[str] | None = None,
+    correction: Any = "holm",
+    alpha: Any = 0.05,
+    min_effect: float | None = None,
+    confidence: float = 0.95,
+    n_bootstrap: int = 200,
+    random_state: Any = None,
+    missing: Any = "test",
+    names: tuple[str, str] | None = None,
+    sketch_k: int = SKETCH_K,
+) -> FeatureTestResult:
+    """Per-feature tests on Dask collections; the same result type as in memory.
+
+    ``kinds`` is ``"numeric"`` (:func:`ks_test`), ``"categorical"`` (:func:`chi2_test`) or
+    ``None`` (:func:`feature_test`: from the dtypes and ``categorical``). One pass over each
+    table computes the partition summaries (module docstring: what travels and how big);
+    the client then runs the tests. χ² tests, missing counts and missing-rate tests are exact
+    and equal to the in-memory result (the same seeds, so the same bootstrap intervals); the
+    KS distance comes from KLL sketches with ``statistic_error = ε_x + ε_y`` and the
+    conservative p-value at ``max(0, D - ε_x - ε_y)``:
+
+    .. math:: p = P_{KS}\\big(D' \\ge \\max(0, \\hat D - \\varepsilon_x - \\varepsilon_y)\\big)
+              \\ge P_{KS}(D' \\ge D) \\quad\\text{whenever } |\\hat D - D| \\le
+              \\varepsilon_x + \\varepsilon_y.
+
+    The Wasserstein and PSI values are read from the sketches too; their bootstrap intervals
+    are not computed on Dask (NaN), the KS interval is the DKW interval widened by the
+    sketch error.
+
+    References
+    ----------
+    Karnin, Z., Lang, K., Liberty, E. (2016). Optimal quantile approximation in streams.
+    FOCS. Apache DataSketches, KLL sketch (https://datasketches.apache.org).
+
+    Examples
+    --------
+    >>> import dask, numpy as np, pandas as pd, dask.dataframe as dd
+    >>> from nndoctor.shift import feature_test
+    >>> rng = np.random.default_rng(0)
+    >>> src = dd.from_pandas(pd.DataFrame({"a": rng.normal(size=400)}), npartitions=4)
+    >>> tgt = dd.from_pandas(pd.DataFrame({"a": rng.normal(1, 1, 400)}), npartitions=4)
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     res = feature_test(src, tgt, random_state=0)
+    >>> res.engine, res.features[0].drifted, res.features[0].statistic_error
+    ('dask', True, 0.0)
+    """
+    return _feature_test_rows(
+        X,
+        Y,
+        kinds=kinds,
+        categorical=categorical,
+        correction=correction,
+        alpha=alpha,
+        min_effect=min_effect,
+        confidence=confidence,
+        n_bootstrap=n_bootstrap,
+        random_state=random_state,
+        missing=missing,
+        names=names,
+        sketch_k=sketch_k,
+    )[0]
+
+
+def _feature_test_rows(
+    X: Any,
+    Y: Any,
+    *,
+    kinds: str | None,
+    categorical: Sequence[str] | None = None,
+    correction: Any = "holm",
+    alpha: Any = 0.05,
+    min_effect: float | None = None,
+    confidence: float = 0.95,
+    n_bootstrap: int = 200,
+    random_state: Any = None,
+    missing: Any = "test",
+    names: tuple[str, str] | None = None,
+    sketch_k: int = SKETCH_K,
+) -> tuple[FeatureTestResult, int, int]:
+    """:func:`feature_test` and the row counts of the two tables."""
+    from nndoctor.shift._univariate import (
+        _CORRECTIONS,
+        _MISSING_POLICIES,
+        _assemble,
+        _categorical_counts,
+    )
+
+    require_dask()
+    from dask.base import compute
+    from dask.delayed import delayed
+
+    check_choice(correction, _CORRECTIONS, name="correction")
+    check_choice(missing, _MISSING_POLICIES, name="missing")
+    alpha_f = check_alpha(alpha)
+    if not (isinstance(confidence, float | int) and 0.0 < float(confidence) < 1.0):
+        raise InvalidParameterError(f"confidence must lie in (0, 1), got {confidence!r}")
+    n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=0)
+    k = check_int(sketch_k, name="sketch_k", minimum=8)
+    if min_effect is not None and (
+        isinstance(min_effect, bool)
+        or not isinstance(min_effect, int | float)
+        or not 0.0 <= float(min_effect) <= 1.0
+    ):
+        raise InvalidParameterError(
+            f"min_effect must be a number in [0, 1] (a KS distance or Cramér's V), got "
+            f"{min_effect!r}"
+        )
+    rng = check_random_state(random_state)
+    a, b = display_names(names)
+    dx, dy, cols = _aligned(X, Y, (a, b))
+    kind_list = _kinds(dx, dy, cols, kinds, categorical, a)
+    trees = [
+        _tree(
+            [
+                delayed(_summarize)(p, cols, kind_list, nm, str(missing), k)
+                for p in frame.to_delayed()
+            ]
+        )
+        for frame, nm in ((dx, a), (dy, b))
+    ]
+    (m, sum_x), (n, sum_y) = compute(*trees)  # type: ignore[no-untyped-call]
+    for nm, rows in ((a, m), (b, n)):
+        if rows == 0:
+            raise DataValidationError(f"{nm} has 0 rows; pass at least 1 row per sample")
+    # the same seeds as in memory, so categorical columns get the same bootstrap draws
+    seeds = rng.integers(0, 2**63 - 1, size=len(cols))
+    n_miss = np.array([[sx[1], sy[1]] for sx, sy in zip(sum_x, sum_y, strict=True)], np.int64)
+    n_used = np.zeros((len(cols), 2), dtype=np.int64)
+    rate_tested = np.zeros(len(cols), dtype=bool)
+    raw: list[tuple[str, str, float, float, dict[str, float], dict[str, tuple[float, float]]]] = []
+    errors: list[float] = []
+    thin: list[str] = []
+    for j, col in enumerate(cols):
+        kind = kind_list[j]
+        px, py = sum_x[j][2], sum_y[j][2]
+        if kind == "numeric":
+            n_used[j] = (px[1], py[1])
+        else:
+            n_used[j] = (sum(px.values()), sum(py.values()))
+        rate_tested[j] = n_miss[j].any() and (
+            missing == "test" or (missing == "category" and kind == "numeric")
+        )
+        err = 0.0
+        if min(n_used[j]) < 2:
+            thin.append(f"{col!r} ({n_used[j, 0]} and {n_used[j, 1]})")
+            raw.append((col, kind, math.nan, math.nan, {}, {}))
+        elif kind == "numeric":
+            stat, p, eff, cis, err = _numeric_from_sketches(px, py, float(confidence))
+            raw.append((col, kind, stat, p, eff, cis))
+        else:
+            cats = sorted(set(px) | set(py))
+            cx = np.array([px.get(c, 0) for c in cats], dtype=np.float64)
+            cy = np.array([py.get(c, 0) for c in cats], dtype=np.float64)
+            gen = np.random.default_rng(int(seeds[j]))
+            stat, p, eff, cis = _categorical_counts(cx, cy, gen, n_bootstrap, float(confidence))
+            raw.append((col, kind, stat, p, eff, cis))
+        errors.append(err)
+    if thin:
+        warn_small(
+            f"column(s) {', '.join(thin[:5])} have fewer than 2 observed (non-missing) values in "
+            f"{a} or {b}; their distribution test is NaN (the test of their missing rate still "
+            "runs)"
+        )
+    result = _assemble(raw, n_miss, n_used, rate_tested, int(m), int(n), alpha_f, correction,
+                     min_effect, float(confidence), str(missing), errors=errors,
+                     engine="dask")  # fmt: skip
+    return result, int(m), int(n)
+
+
+# --------------------------------------------------------------------------------------------
+# Parquet datasets (the command line's --engine dask)
+
+
+def read_parquet(spec: str, name: str) -> Any:
+    """A lazy Dask frame over a Parquet file, a directory of them or a glob.
+
+    A local path that matches no Parquet file raises
+    :class:`~nndoctor.exceptions.InvalidParameterError` naming it (a file the user named that
+    does not exist). The local files' schemas are read from their footers (no rows) and
+    compared: a file whose columns, or the kind of a column's type (number, text, boolean,
+    time), differ from the first file's raises
+    :class:`~nndoctor.exceptions.DataValidationError` naming the file and the column. Remote
+    URLs (``s3://...``) go to Dask as they are, unchecked.
+    """
+    require_dask()
+    import dask.dataframe as dd
+
+    if "://" not in spec:
+        path = Path(spec)
+        if glob.has_magic(spec):
+            files = sorted(Path(f) for f in glob.glob(spec, recursive=True))
+        elif path.is_dir():
+            files = sorted(path.rglob("*.parquet"))
+        else:
+            files = [path] if path.is_file() else []
+        if not files:
+            raise InvalidParameterError(
+                f"{name}: {spec!r} matches no Parquet file; pass a Parquet file, a directory "
+                "holding .parquet files or a glob such as 'data/train/*.parquet' (quoted, so "
+                "that the shell does not expand it)"
+            )
+        _check_schemas(files, name)
+    return dd.read_parquet(spec)
+
+
+def _type_kind(arrow_type: Any) -> str:
+    """The kind of an Arrow type that decides the test: number, text, boolean, time or other."""
+    import pyarrow as pa
+
+    t = pa.types
+    if t.is_null(arrow_type):
+        return "null"
+    if t.is_boolean(arrow_type):
+        return "boolean"
+    if t.is_integer(arrow_type) or t.is_floating(arrow_type) or t.is_decimal(arrow_type):
+        return "number"
+    if t.is_string(arrow_type) or t.is_large_string(arrow_type) or t.is_dictionary(arrow_type):
+        return "text"
+    if t.is_temporal(arrow_type):
+        return "time"
+    return str(arrow_type)
+
+
+def _check_schemas(files: list[Path], name: str) -> None:
+    """Every file has the first file's columns, each of the same kind (footers only)."""
+    import pyarrow.parquet as pq
+
+    def columns(f: Path) -> dict[str, str]:
+        try:
+            schema = pq.read_schema(f)
+        except (OSError, ValueError) as err:
+            raise DataValidationError(
+                f"{name}: {str(f)!r} cannot be read as Parquet ({err}); remove it from the "
+                "dataset or rewrite it"
+            ) from err
+        return {
+            field.name: _type_kind(field.type)
+            for field in schema
+            if not field.name.startswith("__index_level_")
+        }
+
+    first = columns(files[0])
+    for f in files[1:]:
+        cols = columns(f)
+        if cols.keys() != first.keys():
+            miss = sorted(first.keys() - cols.keys())[:5]
+            extra = sorted(cols.keys() - first.keys())[:5]
+            raise DataValidationError(
+                f"{name}: file {str(f)!r} has different columns from {str(files[0])!r} "
+                f"(missing: {miss}; extra: {extra}); every file of a dataset needs the same "
+                "columns"
+            )
+        for col, kind in cols.items():
+            if "null" not in (kind, first[col]) and kind != first[col]:
+                raise DataValidationError(
+                    f"{name}: column {col!r} holds {kind} in file {str(f)!r} but "
+                    f"{first[col]} in {str(files[0])!r}; every file of a dataset needs the same "
+                    "kind of values in a column (cast it when writing)"
+                )
+
+
+def _check_supported(method: str, model: Any) -> None:
+    """Refuse the tests that do not run on Dask yet."""
+    if method not in ("auto", "ks", "chi2"):
+        raise InvalidParameterError(
+            f"method {method!r} does not run on Dask yet; choose auto, ks or chi2 with "
+            "--engine dask, or --engine in-memory"
+        )
+    if model is not None:
+        raise InvalidParameterError(
+            "a model (BBSD) does not run on Dask yet; leave --model out, or use --engine in-memory"
+        )
+
+
+def compare_samples(
+    source: Any,
+    target: Any,
+    *,
+    method: str = "auto",
+    label: str | None = None,
+    model: Any = None,
+    alpha: float = 0.05,
+    correction: Any = "holm",
+    min_effect: float | None = None,
+    random_state: Any = None,
+    missing: Any = "test",
+    names: tuple[str, str] | None = None,
+) -> ShiftTestReport:
+    """:func:`nndoctor.shift.compare_samples` on Dask collections: the per-feature tests only.
+
+    ``method`` ``"auto"`` runs :func:`feature_test` (on Dask it does **not** add the MMD test,
+    which is not mergeable yet; the report's ``methods`` is ``("features",)``), ``"ks"`` the KS
+    tests, ``"chi2"`` the χ² tests; ``"mmd"``, ``"c2st"``, ``"bbsd"`` and a ``model`` are
+    refused with :class:`~nndoctor.exceptions.InvalidParameterError`. Only the partition
+    summaries of :func:`feature_test` travel to the client.
+    """
+    from nndoctor.shift._suite import ShiftTestReport
+
+    _check_supported(method, model)
+    require_dask()
+    a, b = display_names(names, ("the source table", "the target table"))
+    src, tgt = _as_dask_frame(source, a), _as_dask_frame(target, b)
+    if label is not None:
+        for nm, frame in ((a, src), (b, tgt)):
+            if label not in frame.columns:
+                raise InvalidParameterError(
+                    f"label column {label!r} is not in {nm}; its columns are "
+                    f"{[str(c) for c in frame.columns][:10]}"
+                )
+        src, tgt = src.drop(columns=[label]), tgt.drop(columns=[label])
+    kinds = {"auto": None, "ks": "numeric", "chi2": "categorical"}[method]
+    res, m, n = _feature_test_rows(src, tgt, kinds=kinds, correction=correction, alpha=alpha,
+                                   min_effect=min_effect, random_state=random_state,
+                                   missing=missing, names=(a, b))  # fmt: skip
+    return ShiftTestReport(
+        methods=("features",),
+        drift_detected=res.drift_detected,
+        n_source=m,
+        n_target=n,
+        label=label,
+        features=res,
+    )
+
+
+def compare_parquet(
+    source: str,
+    target: str,
+    *,
+    scheduler: str | None = None,
+    names: tuple[str, str] | None = None,
+    **options: Any,
+) -> ShiftTestReport:
+    """``nndoctor shift test --engine dask``: :func:`compare_samples` on two Parquet datasets.
+
+    The tables are read lazily with ``dask.dataframe.read_parquet`` (a file, a directory or a
+    glob; :func:`read_parquet`). ``scheduler`` (or the ``DASK_SCHEDULER_ADDRESS`` environment
+    variable) is the address of a running Dask scheduler; without one Dask's default local
+    scheduler (threads) runs the work. ``options`` go to :func:`compare_samples`.
+    """
+    _check_supported(options.get("method", "auto"), options.get("model"))
+    a, b = display_names(names, ("the source table", "the target table"))
+    src, tgt = read_parquet(source, a), read_parquet(target, b)
+    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    if address is None:
+        return compare_samples(src, tgt, names=(a, b), **options)
+    from distributed import Client
+
+    with Client(address):  # type: ignore[no-untyped-call]
+        return compare_samples(src, tgt, names=(a, b), **options)
+
+
+def cli_shift_test(
+    engine: str,
+    source: Path,
+    target: Path,
+    *,
+    scheduler: str | None,
+    method: str,
+    label: str | None,
+    model: str | None,
+    alpha: float,
+    correction: Any,
+    min_effect: float | None,
+    seed: int,
+    missing: Any,
+    names: tuple[str, str],
+) -> ShiftTestReport:
+    """The command line's ``--engine dask`` branch (options that do not apply are refused)."""
+    if engine != "dask":
+        raise InvalidParameterError(
+            "--scheduler needs --engine dask; pass --engine dask, or leave --scheduler out"
+        )
+    return compare_parquet(str(source), str(target), scheduler=scheduler, names=names,
+                           method=method, label=label, model=model, alpha=alpha,
+                           correction=correction, min_effect=min_effect, random_state=seed,
+                           missing=missing)  # fmt: skip
