@@ -15,7 +15,6 @@ thousands looks "exploding" and "dead" whatever its initialization.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,15 +43,6 @@ MIN_ROWS_PER_CLASS = 4
 MIN_TARGET_ROWS = 10
 """Fewer target rows: the shift tests have no power; the verdict is "insufficient data"."""
 _CHECK_BATCH = 8  # rows of the source run through the model before any stage
-_ID_WORDS = frozenset({"id", "uuid", "guid", "key", "index", "idx"})
-
-
-def _named_like_an_id(name: str) -> bool:
-    """``id``, ``customer_id``, ``CustomerID``, ``row-index``: first or last word an id word."""
-    words = re.findall(r"[A-Z]{2,}(?![a-z])|[A-Z]?[a-z]+|\d+", name)
-    words = [w.lower() for w in words]
-    return bool(words) and (words[0] in _ID_WORDS or words[-1] in _ID_WORDS)
-
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -130,32 +120,24 @@ def _label_kind(values: Any) -> str:
 
 
 def identifier_columns(frame: Any, label: str | None = None) -> list[str]:
-    """Columns that identify rows rather than describe them: a different value in every row and
-    either text, datetimes, an integer range with step 1, or an integer column named like an
-    identifier (``id``, ``customer_id``, ``uuid``, ``index``, ``key``, ``row``).
+    """Columns that identify rows rather than describe them: integers or text different on every
+    row, and dates or times — the same rule as the shift commands (:func:`nndoctor._io.
+    select_features`), so a column the checkup leaves out is one ``shift test`` leaves out too.
 
     Examples
     --------
     >>> import pandas as pd
-    >>> identifier_columns(pd.DataFrame({"id": [7, 3, 9], "x": [0.1, 0.2, 0.3], "y": [0, 1, 0]}))
+    >>> t = pd.DataFrame({"id": range(30), "x": [0.1, 0.2, 0.3] * 10, "y": [0, 1, 0] * 10})
+    >>> identifier_columns(t, "y")
     ['id']
     """
-    import pandas as pd
+    from nndoctor._io import is_datetime_column, is_identifier_column
 
-    out = []
-    for c in frame.columns:
-        values = frame[c]
-        if c == label or len(values) < 2 or values.nunique(dropna=False) < len(values):
-            continue
-        if pd.api.types.is_datetime64_any_dtype(values):
-            out.append(str(c))
-        elif pd.api.types.is_integer_dtype(values):
-            steps = np.diff(np.sort(values.to_numpy()))
-            if _named_like_an_id(str(c)) or bool(np.all(steps == 1)):
-                out.append(str(c))
-        elif not pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            out.append(str(c))
-    return out
+    return [
+        str(c)
+        for c in frame.columns
+        if c != label and (is_identifier_column(frame[c]) or is_datetime_column(frame[c]))
+    ]
 
 
 def _check_labels(src: Any, tgt: Any, label: str, names: tuple[str, str]) -> tuple[Any, ...]:

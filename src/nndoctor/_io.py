@@ -30,6 +30,8 @@ __all__ = [
     "MAX_CATEGORIES",
     "check_same_columns",
     "column_hint",
+    "is_datetime_column",
+    "is_identifier_column",
     "load_model",
     "load_table",
     "load_table_pair",
@@ -280,8 +282,8 @@ def load_table_pair(
     names = [f"the source table ({source})", f"the target table ({target})"]
     if label is not None and label not in src.columns:  # a name the user typed: usage error
         raise InvalidParameterError(
-            f"label column {label!r} is not in {names[0]}; {column_hint(label, src.columns)}; "
-            "pass an existing column with --label"
+            f"label column {label!r} is not in {names[0]}; {suggest_column(label, src)} "
+            "with --label"
         )
     unknown = [c for c in exclude if c not in src.columns]
     if unknown:
@@ -327,7 +329,7 @@ MIN_ID_ROWS = 20
 """Fewer rows: a column unique per row is not called an identifier (it may be chance)."""
 
 
-def _is_datetime(values: pd.Series) -> bool:
+def is_datetime_column(values: pd.Series) -> bool:
     """A datetime column, or text that reads as dates or times (``2024-01-31``, ``12:30``)."""
     if pd.api.types.is_datetime64_any_dtype(values):
         return True
@@ -344,7 +346,7 @@ def _is_datetime(values: pd.Series) -> bool:
     return bool(parsed.notna().all())
 
 
-def _is_identifier(values: pd.Series) -> bool:
+def is_identifier_column(values: pd.Series) -> bool:
     """Integers or text, unique on every row: a row identifier, not a feature."""
     if len(values) < MIN_ID_ROWS or values.isna().any():
         return False
@@ -391,13 +393,13 @@ def select_features(
     capped: dict[str, list[Any]] = {}
     for c in pooled.columns:
         col = pooled[c]
-        if c not in include and _is_datetime(col):
+        if c not in include and is_datetime_column(col):
             notes.append(
                 f"column {str(c)!r} holds dates or times; left out of the features (pass "
                 f"--include {c} to keep it)"
             )
             continue
-        if c not in include and _is_identifier(col):
+        if c not in include and is_identifier_column(col):
             notes.append(
                 f"column {str(c)!r} looks like a row identifier (unique on every row); left out "
                 f"of the features (pass --include {c} to keep it)"
