@@ -126,6 +126,8 @@ def tick_record(
     }
     if q.loss is not None:
         record["loss"] = _num(q.loss)
+    if q.update_estimated:
+        record["update_ratio_estimated"] = True
     if clipped_at is not None:
         record["clipped_at"] = _num(clipped_at)
     return record

@@ -41,6 +41,10 @@ from nndoctor.stability.monitor._rules import (
 
 __all__ = ["Monitor"]
 
+#: coordinates per parameter read by the update-ratio estimate of every tick
+SUBSET_SIZE = 256
+SUBSET_SEED = 20_240_515
+
 OnNonFinite = Literal["raise", "warn", "skip"]
 Quantity = Literal["grad_norm", "weight_norm", "update_ratio", "backward", "activations"]
 DEFAULT_QUANTITIES: tuple[Quantity, ...] = (
@@ -278,6 +282,13 @@ class Monitor:
         self._last_act_counts: dict[str, int] = {}
         self._open = False
         self._pending_error: NonFiniteError | None = None
+        # the update-ratio estimate of every tick: a fixed random subset of each parameter's
+        # coordinates, gathered before the step (see _gather_subset)
+        self._sub_index: list[torch.Tensor | None] = []
+        self._sub_layer: torch.Tensor | None = None  # layer of each gathered coordinate
+        self._sub_scale: torch.Tensor | None = None  # numel / k of its parameter
+        self._sub_prev: torch.Tensor | None = None
+        self._sub_step = -1  # the step whose pre-step weights _sub_prev holds
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> Monitor:
@@ -316,8 +327,11 @@ class Monitor:
         self._param_ids = {id(p) for p in self._params}
         if self._on_cpu:
             self._global_handle = register_optimizer_step_pre_hook(self._before_optimizer_step)
+        if "update_ratio" in self.quantities:
+            self._build_subset()
         if self._collector.active:
             self._maybe_snapshot(self.step_count + 1)
+            self._gather_subset(self.step_count + 1)
         if self.log_dir is not None and self._rank == 0:
             self._writer = JsonlWriter(self.log_dir)
             self._writer.write(
@@ -441,6 +455,53 @@ class Monitor:
             else:
                 torch._foreach_copy_(self._snapshot, [p.detach() for p in self._params])
         self._snapshot_step = valid_for
+
+    def _build_subset(self) -> None:
+        """Choose, once, the coordinates of each parameter that the update-ratio estimate reads.
+
+        Up to :data:`SUBSET_SIZE` coordinates per parameter, drawn uniformly with a fixed seed
+        (a parameter with fewer coordinates is read whole); each gathered coordinate carries the
+        layer it belongs to and the factor ``numel / k`` that makes its squared change an
+        unbiased estimate of its parameter's share of :math:`\\|\\Delta w_l\\|^2`.
+        """
+        gen = torch.Generator().manual_seed(SUBSET_SEED)
+        col = self._require_collector()
+        index: list[torch.Tensor | None] = []
+        layer: list[torch.Tensor] = []
+        scale: list[torch.Tensor] = []
+        for p, li in zip(self._params, col.param_layer, strict=True):
+            n = p.numel()
+            k = min(n, SUBSET_SIZE)
+            index.append(
+                None
+                if k == n
+                else torch.randint(0, n, (k,), generator=gen).sort().values.to(p.device)
+            )
+            layer.append(torch.full((k,), li, dtype=torch.long))
+            scale.append(torch.full((k,), n / k if k else 0.0, dtype=torch.float32))
+        self._sub_index = index
+        if self._params:
+            self._sub_layer = torch.cat(layer).to(self._device)
+            self._sub_scale = torch.cat(scale).to(self._device)
+
+    def _subset(self) -> torch.Tensor:
+        """The sampled coordinates of every parameter, as one float32 vector."""
+        with torch.no_grad():
+            parts = [
+                (p.reshape(-1) if i is None else p.reshape(-1).index_select(0, i))
+                for p, i in zip(self._params, self._sub_index, strict=True)
+            ]
+            out = torch.cat(parts) if len(parts) > 1 else parts[0].clone()
+            if out.device != self._device:
+                out = out.to(self._device)
+            return out if out.dtype == torch.float32 else out.float()
+
+    def _gather_subset(self, valid_for: int) -> None:
+        """Before the optimizer step of step ``valid_for``: gather the sampled coordinates."""
+        if self._sub_layer is None or self._sub_step == valid_for:
+            return
+        self._sub_prev = self._subset()
+        self._sub_step = valid_for
 
     def _wants_update(self) -> bool:
         """Whether the next tick measures the update ratio (the first, then every k-th)."""
@@ -602,6 +663,7 @@ class Monitor:
         col.active = nxt
         if nxt:
             self._maybe_snapshot(step + 1)
+            self._gather_subset(step + 1)
         return new
 
     def _plan(
@@ -701,6 +763,21 @@ class Monitor:
                 norms += torch._foreach_norm(tensors)
             if norms:
                 add0("norms", norms)
+            prev = self._sub_prev if self._sub_step == step and not want_delta else None
+            want_estimate = prev is not None
+            if prev is not None and self._sub_layer is not None and self._sub_scale is not None:
+                # the estimated update: squared change of the sampled coordinates, scaled to
+                # the parameter's size and summed per layer; the weights gathered now are the
+                # weights before the next step
+                now = self._subset()
+                change = now - prev
+                change.mul_(change).mul_(self._sub_scale)
+                add(
+                    "est",
+                    change.new_zeros(n_layers).index_add_(0, self._sub_layer, change),
+                )
+                self._sub_prev = now
+                self._sub_step = step + 1
             if plan.n_scalars and pre_vec is None:
                 # every per-record scalar (activation sums, norms, saturated counts; backward
                 # norms) in one vector: micro-batches and layers are summed on the host
@@ -794,6 +871,7 @@ class Monitor:
             norm_slots=slots,
             want_grad=want_grad,
             want_delta=want_delta,
+            want_estimate=want_estimate,
             act_names=act_names,
             act_n=plan.act_n,
             act_units=plan.act_units,
@@ -866,6 +944,13 @@ class Monitor:
                     for n, d, w in zip(col.layers, d_part, w_part, strict=True)
                     if n in meta.with_grad
                 }
+            elif meta.want_estimate:
+                q.update_ratio = {
+                    n: (math.sqrt(d) / w if w > 0 and d >= 0 else math.nan)
+                    for n, d, w in zip(col.layers, seg("est"), w_part, strict=True)
+                    if n in meta.with_grad
+                }
+                q.update_estimated = True
         plan = meta.plan
         scal = seg("scalars")
         if plan.square:
@@ -975,6 +1060,7 @@ class Monitor:
                     sum(int((~torch.isfinite(g)).sum()) for g in grads)
                 )
         loc = self._localize(step)
+        self._sub_step = -1  # the weights may have been restored: gather them again
         q.act_nonfinite = {k: float(v) for k, v in self._last_act_counts.items()}
         self.nonfinite.append(loc)
         if self._writer is not None:

@@ -224,6 +224,9 @@ class _Streak:
     count: int
 
 
+_ESTIMATED = " (estimated from a fixed random subset of 256 coordinates per tensor)"
+
+
 @dataclass(slots=True)
 class RuleEngine:
     """Stateful judge: running medians for spikes, streaks for patience, deduplication.
@@ -537,7 +540,8 @@ class RuleEngine:
                         start,
                         ratio,
                         t.update_ratio_high,
-                        f"each step changes the weights of {name} by {ratio:.2g} of their norm",
+                        f"each step changes the weights of {name} by {ratio:.2g} of their norm"
+                        + (_ESTIMATED if q.update_estimated else ""),
                         "lower the learning rate (a ratio near 1e-3 is typical) or clip gradients",
                     ),
                 )
@@ -553,7 +557,7 @@ class RuleEngine:
                         ratio,
                         t.update_ratio_low,
                         f"each step changes the weights of {name} by only {ratio:.2g} of their "
-                        "norm",
+                        "norm" + (_ESTIMATED if q.update_estimated else ""),
                         "raise the learning rate, or look for vanishing gradients",
                     ),
                 )
