@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
+import time
 
+import numpy as np
 import pytest
 import torch
 from _monitor_helpers import data, mlp
 from torch import nn
 
 from nndoctor import Monitor
+from nndoctor.exceptions import InvalidParameterError
+from nndoctor.stability.monitor._monitor import MAX_PERIOD
 
 
 def _run(
@@ -98,3 +102,72 @@ def test_the_estimated_update_ratio_tracks_the_exact_one(lr: float) -> None:
     assert errors[len(errors) // 2] < 0.1
     assert errors[-1] < 0.3
     assert all(math.isfinite(e) for e in est)
+
+
+def _timed_run(model: nn.Module, steps: int, sleep: float, **kwargs: object) -> Monitor:
+    X, y = data(d_in=8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with Monitor(model, **kwargs) as mon:  # type: ignore[arg-type]
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(X[:64]), y[:64])
+            loss.backward()
+            if sleep:
+                time.sleep(sleep)  # the user's own work: a long step
+            opt.step()
+            mon.step(loss)
+    return mon
+
+
+def test_a_long_step_is_measured_in_full_on_every_tick() -> None:
+    torch.manual_seed(0)
+    mon = _timed_run(mlp(1, 8, d_in=8), 12, 0.05)
+    acct = mon.overhead()
+    assert acct["period"]["activations"] == 1
+    assert acct["period"]["backward"] == 1
+    assert acct["within_budget"]
+    assert acct["overhead"] <= 0.05
+    # one light tick early on to learn what a detailed one costs; then every tick in full
+    assert acct["ticks"]["light"] <= 2
+    assert acct["ticks"]["detailed"] >= 10
+
+
+def test_a_tiny_step_is_sampled_and_the_accounting_says_what_it_costs() -> None:
+    torch.manual_seed(0)
+    mon = _timed_run(mlp(3, 8, d_in=8), 40, 0.0)
+    acct = mon.overhead()
+    # the hooks cost far more than 5 % of a sub-millisecond step: they are sampled
+    assert acct["period"]["activations"] > 1
+    assert acct["ticks"]["light"] > acct["ticks"]["detailed"]
+    # never sampled: the non-finite check, gradient norms and the (estimated) update ratio
+    assert acct["period"]["nonfinite"] == acct["period"]["update_ratio"] == 1
+    # the accounting is consistent: its overhead is what the chosen period costs, and it
+    # says so when even the cheapest schedule cannot keep the budget
+    assert acct["overhead"] == pytest.approx(mon._cost(acct["period"]["activations"]))
+    assert acct["within_budget"] == (acct["overhead"] <= 0.05)
+    if not acct["within_budget"]:
+        assert acct["period"]["activations"] == MAX_PERIOD
+    log = mon.summary()
+    assert log.sampling["period"]["activations"] == acct["period"]["activations"]
+    ticks = list(mon._records)
+    detailed = [r["sampling"]["detailed"] for r in ticks]
+    assert detailed.count(True) == acct["ticks"]["detailed"]
+    # the activation statistics are absent on light ticks, present on detailed ones
+    dead = log.series["dead_fraction"]["1"]
+    assert [not math.isnan(v) for v in dead] == detailed
+    # even at the longest period, the gap between two detailed ticks is at most MAX_PERIOD
+    gaps = np.diff([i for i, d in enumerate(detailed) if d])
+    assert gaps.max() <= MAX_PERIOD
+
+
+def test_budget_none_measures_everything_on_every_tick() -> None:
+    torch.manual_seed(0)
+    mon = _timed_run(mlp(3, 8, d_in=8), 10, 0.0, budget=None)
+    assert mon.overhead()["ticks"] == {"detailed": 10, "light": 0}
+    assert all(r["sampling"]["detailed"] for r in mon._records)
+
+
+@pytest.mark.parametrize("budget", [0, -1, True, "5%"])
+def test_a_bad_budget_says_what_to_pass(budget: object) -> None:
+    with pytest.raises(InvalidParameterError, match="budget must be None or a positive"):
+        Monitor(nn.Linear(2, 2), budget=budget)  # type: ignore[arg-type]

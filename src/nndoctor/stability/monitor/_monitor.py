@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import warnings
 import weakref
 from collections import deque
@@ -27,6 +28,7 @@ from nndoctor.stability.monitor._log import (
     finding_record,
     header_record,
     nonfinite_record,
+    sampling_record,
     tick_record,
 )
 from nndoctor.stability.monitor._nonfinite import NonFiniteLocation, rerun_batch
@@ -44,6 +46,10 @@ __all__ = ["Monitor"]
 #: coordinates per parameter read by the update-ratio estimate of every tick
 SUBSET_SIZE = 256
 SUBSET_SEED = 20_240_515
+#: with a budget, the activation and backward statistics are measured at least every
+#: MAX_PERIOD ticks, and on every tick while one of their rules has a condition pending
+MAX_PERIOD = 3
+_EMA = 0.1
 
 OnNonFinite = Literal["raise", "warn", "skip"]
 Quantity = Literal["grad_norm", "weight_norm", "update_ratio", "backward", "activations"]
@@ -194,6 +200,7 @@ class Monitor:
         tensorboard: bool = False,
         history: int = 100_000,
         background: bool = False,
+        budget: float | None = 0.05,
     ) -> None:
         root = check_module(model)
         inner = root
@@ -203,6 +210,14 @@ class Monitor:
         self.every = check_int(every, name="every", minimum=1)
         self.symmetry_every = check_int(symmetry_every, name="symmetry_every", minimum=0)
         self.update_every = check_int(update_every, name="update_every", minimum=1)
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0
+        ):
+            raise InvalidParameterError(
+                f"budget must be None or a positive fraction of the step time, got {budget!r}; "
+                "pass e.g. budget=0.05 (5 %) or budget=None to measure everything every tick"
+            )
+        self.budget = None if budget is None else float(budget)
         if rules is not None and not isinstance(rules, MonitorThresholds):
             raise InvalidParameterError(
                 f"rules must be a MonitorThresholds, got {type(rules).__name__}; pass "
@@ -289,6 +304,17 @@ class Monitor:
         self._sub_scale: torch.Tensor | None = None  # numel / k of its parameter
         self._sub_prev: torch.Tensor | None = None
         self._sub_step = -1  # the step whose pre-step weights _sub_prev holds
+        # the budget's accounting (seconds, exponential moving averages): the time between two
+        # ticks outside the monitor's own work, on detailed and on light ticks, and the
+        # monitor's own time on each
+        self._t_end: float | None = None
+        self._own = 0.0  # own time spent in the pre-step hook since the last tick
+        self._ema: dict[str, float] = {}
+        self._period = 1
+        self._since_detail = 0
+        self._counts = {"detailed": 0, "light": 0}
+        self._one_off = False  # this tick did rare work (the first tick, effective units)
+        self._last_overhead = math.nan
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> Monitor:
@@ -352,6 +378,8 @@ class Monitor:
     def close(self) -> None:
         """Remove every hook and close the logs (idempotent; ``with`` does it on exit)."""
         pending, self._pending = self._pending, None
+        if self._writer is not None:
+            self._writer.write(sampling_record(self.overhead()))
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -556,6 +584,14 @@ class Monitor:
         ):
             return
         self._pre_step = step
+        t0 = time.perf_counter()
+        try:
+            self._pre_check(step)
+        finally:
+            self._own += time.perf_counter() - t0
+
+    def _pre_check(self, step: int) -> None:
+        col = self._require_collector()
         grads, _ = self._grads()
         want_grad = "grad_norm" in self.quantities
         with torch.no_grad():
@@ -641,11 +677,21 @@ class Monitor:
         NonFiniteError
             With ``on_nonfinite="raise"``, when a non-finite value appeared.
         """
+        t0 = time.perf_counter()
         col = self._require_open()
         if loss is not None:
             self.record_loss(loss)
         self.step_count += 1
         step = self.step_count
+        detailed = col.active and col.detail
+        new: list[Finding] = []
+        try:
+            new = self._step(col, step)
+        finally:
+            self._account(t0, detailed, col.active)
+        return new
+
+    def _step(self, col: Collector, step: int) -> list[Finding]:
         new: list[Finding] = []
         if self._is_tick(step):
             if self.clip is not None and not self._clipped:
@@ -662,9 +708,122 @@ class Monitor:
         nxt = self._is_tick(step + 1)
         col.active = nxt
         if nxt:
+            col.detail = self._next_detailed()
             self._maybe_snapshot(step + 1)
             self._gather_subset(step + 1)
         return new
+
+    # ------------------------------------------------------------------ the budget
+    def _next_detailed(self) -> bool:
+        """Whether the next tick measures the activation and backward statistics."""
+        if self.budget is None or not self._ticks:
+            return True
+        self._since_detail += 1
+        pending = self._engine.has_pending()
+        if pending or self._since_detail >= self._period or self._counts["light"] == 0:
+            if self._counts["light"] == 0 and self._counts["detailed"] and not pending:
+                return False  # one light tick early on, to learn what a detailed one costs
+            self._since_detail = 0
+            return True
+        return False
+
+    def _account(self, t0: float, detailed: bool, ticked: bool) -> None:
+        """Time the step's own work and choose the period of the detailed ticks.
+
+        The monitor's own time is what it spends in :meth:`step` and in the pre-step hook;
+        the time between the end of one :meth:`step` and the start of the next, less the
+        pre-step hook, is the user's step plus the hooks' share. The hooks' cost is the
+        difference of that interval between detailed and light ticks. ``budget`` bounds the
+        monitor's cost per step, ``own_light + (hooks + own_detail - own_light) / period``, as a
+        fraction of the user's step (the interval on light ticks); the smallest period within
+        ``[1, MAX_PERIOD]`` that keeps it is chosen. No device synchronization is added: the
+        tick's one transfer already waits for the device.
+        """
+        t1 = time.perf_counter()
+        own = t1 - t0 + self._own
+        last, self._t_end, self._own = self._t_end, t1, 0.0
+        one_off, self._one_off = self._one_off, False
+        if not ticked:
+            return
+        kind = "detailed" if detailed else "light"
+        self._counts[kind] += 1
+        if last is None or one_off:  # not representative of a step's cost
+            return
+        between = t0 - last - (own - (t1 - t0))
+        ema = self._ema
+        for key, value in ((f"own_{kind}", own), (f"between_{kind}", between)):
+            old = ema.get(key)
+            ema[key] = value if old is None else old + _EMA * (value - old)
+        if "between_light" not in ema or "between_detailed" not in ema:
+            return
+        if self.budget is not None:
+            self._period = self._choose_period()
+        self._last_overhead = self._cost(self._period if self.budget is not None else 1)
+
+    def _cost(self, period: int) -> float:
+        """The monitor's cost per step at this period, as a fraction of the user's step."""
+        ema = self._ema
+        user = ema["between_light"]
+        hooks = max(ema["between_detailed"] - user, 0.0)
+        base = ema["own_light"]
+        cost = base + (hooks + ema["own_detailed"] - base) / period
+        return cost / user if user > 0 else math.nan
+
+    def _choose_period(self) -> int:
+        ema = self._ema
+        user = ema["between_light"]
+        base = ema["own_light"]
+        extra = max(ema["between_detailed"] - user, 0.0) + ema["own_detailed"] - base
+        allowed = (self.budget or 0.0) * user - base
+        if extra <= 0:
+            return 1
+        if allowed <= 0:
+            return MAX_PERIOD
+        return min(MAX_PERIOD, max(1, math.ceil(extra / allowed)))
+
+    def overhead(self) -> dict[str, Any]:
+        """The monitor's own accounting: how often each quantity is measured, and its cost.
+
+        Returns
+        -------
+        dict
+            ``period``: per quantity, every how many ticks it is measured now (1: every tick);
+            ``overhead``: the monitor's estimated cost per step as a fraction of the user's step
+            (NaN until a light and a detailed tick have been timed); ``own_s``: its own seconds
+            per tick on light and detailed ticks; ``step_s``: the user's step in seconds;
+            ``ticks``: how many ticks were detailed and light; ``budget``.
+        """
+        ema = self._ema
+        period = 1 if self.budget is None else self._period
+        user = ema.get("between_light", ema.get("between_detailed", math.nan))
+        if "between_light" in ema and "between_detailed" in ema:
+            overhead = self._cost(period)
+        else:
+            own = ema.get("own_detailed", ema.get("own_light", math.nan))
+            overhead = own / user if user > 0 else math.nan
+        sampled = {"activations": period, "backward": period}
+        periods: dict[str, int] = {
+            "grad_norm": 1,
+            "weight_norm": 1,
+            "update_ratio": 1,
+            "update_ratio_exact": self.update_every,
+            "nonfinite": 1,
+            "loss": 1,
+            **{k: v for k, v in sampled.items() if k in self.quantities},
+        }
+        if self.symmetry_every:
+            periods["effective_units"] = self.symmetry_every
+        if "update_ratio" not in self.quantities:
+            del periods["update_ratio"], periods["update_ratio_exact"]
+        return {
+            "budget": self.budget,
+            "period": periods,
+            "overhead": overhead,
+            "within_budget": self.budget is None or overhead <= self.budget,
+            "own_s": {k[4:]: v for k, v in ema.items() if k.startswith("own_")},
+            "step_s": user,
+            "ticks": dict(self._counts),
+        }
 
     def _plan(
         self,
@@ -838,6 +997,8 @@ class Monitor:
                         sym_units[n] = counted[1]
                 if effs:
                     add("sym", torch.stack(effs))
+                self._one_off = True
+            self._one_off = self._one_off or self._ticks == 0
             self._ticks += 1
             if zero_d:
                 head = torch.stack(zero_d)
@@ -884,6 +1045,11 @@ class Monitor:
             feeds=self._feeds_copy,
             clipped_at=self._clipped_at,
             clean=False,
+            sampling={
+                "detailed": col.detail,
+                "period": 1 if self.budget is None else self._period,
+                "overhead": None if math.isnan(self._last_overhead) else self._last_overhead,
+            },
         )
         if sym_names:
             meta.act_units = dict(plan.act_units)
@@ -1003,6 +1169,7 @@ class Monitor:
         if synchronous:
             self._skipped_by_guard = False
         record = tick_record(q, grad_norm_total=total, clipped_at=meta.clipped_at)
+        record["sampling"] = meta.sampling
         if scaler_skipped:
             record["scaler_skipped"] = True
         self._records.append(record)
@@ -1143,4 +1310,5 @@ class Monitor:
         )
         records = [header, *self._records, *self._all_findings_records]
         records += [nonfinite_record(loc) for loc in self.nonfinite]
+        records.append(sampling_record(self.overhead()))
         return build_log(records)

@@ -39,6 +39,7 @@ class TickMeta:
     feeds: dict[str, str]
     clipped_at: float | None
     clean: bool
+    sampling: dict[str, Any]
 
 
 @dataclass(slots=True)

@@ -260,6 +260,14 @@ class RuleEngine:
         self.reported[key] = level
         out.append(finding)
 
+    def has_pending(self) -> bool:
+        """Whether a condition of the activation or backward rules holds, not yet reported."""
+        if self.pending:
+            return True
+        return any(
+            k[0] in ("dead_units", "saturation") and k not in self.reported for k in self._streaks
+        )
+
     def _streak(self, key: tuple[str, str], holds: bool, step: int) -> int | None:
         """Update a streak; return its start step once it reached ``patience`` ticks."""
         if not holds:
