@@ -49,7 +49,7 @@ SUBSET_SEED = 20_240_515
 #: with a budget, the activation and backward statistics are measured at least every
 #: MAX_PERIOD ticks, and on every tick while one of their rules has a condition pending
 MAX_PERIOD = 3
-_EMA = 0.1
+_WINDOW = 15  # ticks of each kind whose median times the budget uses
 
 OnNonFinite = Literal["raise", "warn", "skip"]
 Quantity = Literal["grad_norm", "weight_norm", "update_ratio", "backward", "activations"]
@@ -304,12 +304,13 @@ class Monitor:
         self._sub_scale: torch.Tensor | None = None  # numel / k of its parameter
         self._sub_prev: torch.Tensor | None = None
         self._sub_step = -1  # the step whose pre-step weights _sub_prev holds
-        # the budget's accounting (seconds, exponential moving averages): the time between two
+        # the budget's accounting (seconds, medians over the last ticks): the time between two
         # ticks outside the monitor's own work, on detailed and on light ticks, and the
         # monitor's own time on each
         self._t_end: float | None = None
         self._own = 0.0  # own time spent in the pre-step hook since the last tick
-        self._ema: dict[str, float] = {}
+        self._samples: dict[str, deque[float]] = {}
+        self._ema: dict[str, float] = {}  # the medians of the samples (robust to preemption)
         self._period = 1
         self._since_detail = 0
         self._counts = {"detailed": 0, "light": 0}
@@ -752,8 +753,11 @@ class Monitor:
         between = t0 - last - (own - (t1 - t0))
         ema = self._ema
         for key, value in ((f"own_{kind}", own), (f"between_{kind}", between)):
-            old = ema.get(key)
-            ema[key] = value if old is None else old + _EMA * (value - old)
+            window = self._samples.get(key)
+            if window is None:
+                window = self._samples[key] = deque(maxlen=_WINDOW)
+            window.append(value)
+            ema[key] = sorted(window)[len(window) // 2]
         if "between_light" not in ema or "between_detailed" not in ema:
             return
         if self.budget is not None:
