@@ -182,6 +182,13 @@ def run(model: str, names: list[str], rounds: int, steps: int, batch: int) -> di
     medians = {r.name: statistics.median(r.times) for r in runners}
     for r in runners:
         if r.monitor is not None:
+            acct = r.monitor.overhead()
+            print(
+                f"{model} {r.name}: the monitor's own accounting: overhead "
+                f"{acct['overhead']:.3f}, period {acct['period'].get('activations')}, "
+                f"ticks {acct['ticks']}",
+                file=sys.stderr,
+            )
             r.monitor.close()
     return medians
 

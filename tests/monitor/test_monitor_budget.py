@@ -171,3 +171,11 @@ def test_budget_none_measures_everything_on_every_tick() -> None:
 def test_a_bad_budget_says_what_to_pass(budget: object) -> None:
     with pytest.raises(InvalidParameterError, match="budget must be None or a positive"):
         Monitor(nn.Linear(2, 2), budget=budget)  # type: ignore[arg-type]
+
+
+def test_with_every_the_accounting_counts_the_ticks_only() -> None:
+    torch.manual_seed(0)
+    mon = _timed_run(mlp(3, 8, d_in=8), 20, 0.0, every=5)
+    ticks = mon.overhead()["ticks"]
+    assert ticks["detailed"] + ticks["light"] == 4
+    assert ticks["detailed"] >= 1  # the first tick is always detailed

@@ -77,10 +77,12 @@ class Monitor:
     gradient norm :math:`\|g_l\|`, the weight norm :math:`\|w_l\|`, the backward signal
     :math:`\delta_l = \mathrm{RMS}(\partial L/\partial y_l)`; per activation module: mean,
     standard deviation, fraction of dead units (ReLU family: never positive over the batch),
-    saturated fraction (tanh, sigmoid), non-finite count; on the first tick and every
-    ``update_every`` ticks the update ratio
-    :math:`\|w_l^{(t)} - w_l^{(t-1)}\| / \|w_l^{(t)}\|` of that tick's optimizer step (exact:
-    the weights are copied at the end of the step before); and every ``symmetry_every`` ticks
+    saturated fraction (tanh, sigmoid), non-finite count; on every tick the update ratio
+    :math:`\|w_l^{(t)} - w_l^{(t-1)}\| / \|w_l^{(t)}\|` of that tick's optimizer step (exact on
+    the first tick and every ``update_every`` ticks, where the weights are copied at the end of
+    the step before; elsewhere estimated from a fixed random subset of 256 coordinates per
+    tensor, :math:`\widehat{\|\Delta w_l\|^2} = \sum (n/k) \|\Delta w_S\|^2`); and every
+    ``symmetry_every`` ticks
     the effective number of distinct units. One tensor per tick comes back to the host. The
     rules of :class:`MonitorThresholds` turn the quantities into :class:`Finding` objects.
 
@@ -131,13 +133,22 @@ class Monitor:
         (0 turns it off).
     update_every : int
         The update ratio is measured on the first tick and every ``update_every`` ticks
-        (default 10; 1: every tick). It needs a copy of all parameters at the end of the step
-        before, which is most of the monitor's memory traffic: sampling it keeps the default
-        cost low. Its rules count sampled ticks (``patience`` sampled ticks in a row).
+        (default 10; 1: every tick) exactly. It needs a copy of all parameters at the end of the
+        step before, which is most of the monitor's memory traffic; on the other ticks it is
+        estimated from a fixed random subset of each tensor's coordinates (the finding's
+        message says "estimated").
     tensorboard : bool
         Also write TensorBoard scalars under ``log_dir/tensorboard``.
     history : int
         Ticks kept in memory for :meth:`summary`.
+    budget : float or None
+        The monitor's own cost, as a fraction of the user's step, that it aims to keep
+        (default 0.05). It times its own work (``time.perf_counter``; no device
+        synchronization added) against the time between ticks and measures the activation and
+        backward statistics only every 1-3 ticks (:data:`MAX_PERIOD`), and on every tick while
+        one of their rules has a condition pending; the non-finite check, gradient and weight
+        norms, the loss and the (estimated) update ratio are measured on every tick. ``None``:
+        everything on every tick. :meth:`overhead` gives the accounting.
     background : bool
         Judge the ticks and write the log in a background thread, so that the training thread
         only launches the device reductions and makes the one transfer; a tick with a
@@ -684,12 +695,13 @@ class Monitor:
             self.record_loss(loss)
         self.step_count += 1
         step = self.step_count
-        detailed = col.active and col.detail
+        ticked = self._is_tick(step)
+        detailed = ticked and col.detail
         new: list[Finding] = []
         try:
             new = self._step(col, step)
         finally:
-            self._account(t0, detailed, col.active)
+            self._account(t0, detailed, ticked)
         return new
 
     def _step(self, col: Collector, step: int) -> list[Finding]:
@@ -795,7 +807,15 @@ class Monitor:
             ``overhead``: the monitor's estimated cost per step as a fraction of the user's step
             (NaN until a light and a detailed tick have been timed); ``own_s``: its own seconds
             per tick on light and detailed ticks; ``step_s``: the user's step in seconds;
-            ``ticks``: how many ticks were detailed and light; ``budget``.
+            ``ticks``: how many ticks were detailed and light; ``budget``; ``within_budget``.
+
+        Examples
+        --------
+        >>> from torch import nn
+        >>> from nndoctor import Monitor
+        >>> acct = Monitor(nn.Linear(2, 2)).overhead()
+        >>> acct["budget"], acct["period"]["nonfinite"], acct["period"]["activations"]
+        (0.05, 1, 1)
         """
         ema = self._ema
         period = 1 if self.budget is None else self._period
