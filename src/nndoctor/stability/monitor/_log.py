@@ -128,6 +128,8 @@ def tick_record(
         record["loss"] = _num(q.loss)
     if q.update_estimated:
         record["update_ratio_estimated"] = True
+    if q.weight_estimated:
+        record["weight_norm_estimated"] = True
     if clipped_at is not None:
         record["clipped_at"] = _num(clipped_at)
     return record

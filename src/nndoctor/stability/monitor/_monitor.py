@@ -929,8 +929,15 @@ class Monitor:
                     tensors += grads
                 slots += grad_layers
             params = self._params  # under no_grad: no detach needed
-            tensors += params
-            slots += self._weight_slots
+            prev = self._sub_prev if self._sub_step == step and not want_delta else None
+            want_estimate = prev is not None
+            # on a light tick (within a budget) the weight norms, like the update, are estimated
+            # from the sampled coordinates: the full pass over the weights is left to the
+            # detailed ticks
+            light_w = want_estimate and not col.detail and self._world == 1
+            if not light_w:
+                tensors += params
+                slots += self._weight_slots
             if want_delta:
                 snapshot = self._snapshot
                 if snapshot is not None:
@@ -946,8 +953,6 @@ class Monitor:
                 norms += torch._foreach_norm(tensors)
             if norms:
                 add0("norms", norms)
-            prev = self._sub_prev if self._sub_step == step and not want_delta else None
-            want_estimate = prev is not None
             if prev is not None and self._sub_layer is not None and self._sub_scale is not None:
                 # the estimated update: squared change of the sampled coordinates, scaled to
                 # the parameter's size and summed per layer; the weights gathered now are the
@@ -955,10 +960,14 @@ class Monitor:
                 now = self._subset()
                 change = now - prev
                 change.mul_(change).mul_(self._sub_scale)
-                add(
-                    "est",
-                    change.new_zeros(n_layers).index_add_(0, self._sub_layer, change),
-                )
+                if light_w:
+                    both = torch.stack([change, now * now * self._sub_scale])
+                    add("est", both.new_zeros(2, n_layers).index_add_(1, self._sub_layer, both))
+                else:
+                    add(
+                        "est",
+                        change.new_zeros(n_layers).index_add_(0, self._sub_layer, change),
+                    )
                 self._sub_prev = now
                 self._sub_step = step + 1
             if plan.n_scalars and pre_vec is None:
@@ -1116,6 +1125,11 @@ class Monitor:
             g_part = norms_host[:n_layers]
             w_part = norms_host[n_layers : 2 * n_layers]
             d_part = norms_host[2 * n_layers :]
+            est = seg("est")
+            if len(est) == 2 * n_layers:  # a light tick: the weight norms estimated too
+                w_part = [math.sqrt(v) if v >= 0 else math.nan for v in est[n_layers:]]
+                est = est[:n_layers]
+                q.weight_estimated = True
             if meta.want_grad:
                 q.grad_norm = {
                     n: (g if n in meta.with_grad else math.nan)
@@ -1137,7 +1151,7 @@ class Monitor:
             elif meta.want_estimate:
                 q.update_ratio = {
                     n: (math.sqrt(d) / w if w > 0 and d >= 0 else math.nan)
-                    for n, d, w in zip(col.layers, seg("est"), w_part, strict=True)
+                    for n, d, w in zip(col.layers, est, w_part, strict=True)
                     if n in meta.with_grad
                 }
                 q.update_estimated = True
