@@ -179,3 +179,35 @@ def test_with_every_the_accounting_counts_the_ticks_only() -> None:
     ticks = mon.overhead()["ticks"]
     assert ticks["detailed"] + ticks["light"] == 4
     assert ticks["detailed"] >= 1  # the first tick is always detailed
+
+
+@pytest.mark.parametrize("budget", [0.05, 1e-9])
+@pytest.mark.parametrize("fault", ["dead_units", "saturation"])
+def test_a_late_fault_of_a_sampled_quantity_is_reported_within_five_steps(
+    fault: str, budget: float
+) -> None:
+    """Onset at step 25, after the schedule has started sampling (1e-9: the longest period)."""
+    torch.manual_seed(0)
+    model = mlp(3, 16, act=nn.ReLU if fault == "dead_units" else nn.Tanh)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    X, y = data()
+    reported = None
+    with Monitor(model, budget=budget) as mon:
+        for step in range(1, 36):
+            if step == 25:
+                with torch.no_grad():
+                    if fault == "dead_units":
+                        model[2].bias.fill_(-100.0)  # every unit of ReLU "3" dead
+                    else:
+                        model[2].weight.mul_(100.0)  # tanh "3" on its flat ends
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(X[:64]), y[:64])
+            loss.backward()
+            opt.step()
+            found = [f for f in mon.step(loss) if f.check == fault and f.layer == "3"]
+            if found and reported is None:
+                reported = step
+        light = mon.overhead()["ticks"]["light"]
+    assert light >= 5  # the schedule was sampling
+    assert reported is not None
+    assert 25 <= reported <= 30
