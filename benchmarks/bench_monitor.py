@@ -5,9 +5,13 @@ runs each configuration for ``--steps`` steps, default 1, in a shuffled order, s
 load drifts hit all of them alike); the statistic is the median per-step time over all rounds:
 
 * ``baseline``: the plain training step;
-* ``nndoctor``: ``nndoctor.Monitor(model, log_dir=...)`` with the default quantities measured
-  every step (gradient, weight and update norms, backward signal, activation statistics) and a
-  JSONL line written per step;
+* ``nndoctor``: ``nndoctor.Monitor(model, log_dir=...)`` at its default budget (5 %: the
+  activation and backward statistics sampled as the monitor's own timing says; run with
+  ``--steps 20`` or more, so that the monitor times its own model's steps and not the other
+  configurations' steps between them) with the default quantities (gradient, weight and
+  update norms, backward signal, activation statistics) and a JSONL line written per step;
+* ``nndoctor-full``: the same with ``budget=None`` (everything on every tick; before the
+  budget, this was the default);
 * ``nndoctor-every10``: the same, measured every 10th step;
 * ``wandb-hist``: a wandb.watch-style hook: per parameter and per gradient, ``min().item()``,
   ``max().item()`` and a 64-bin ``torch.histc`` copied to the host, every step;
@@ -96,8 +100,11 @@ class Runner:
             from nndoctor import Monitor
 
             every = int(name.split("-every")[1]) if "-every" in name else 1
+            budget = None if name == "nndoctor-full" else 0.05
             self.tmp = tempfile.TemporaryDirectory()
-            self.monitor = Monitor(self.model, log_dir=self.tmp.name, every=every).open()
+            self.monitor = Monitor(
+                self.model, log_dir=self.tmp.name, every=every, budget=budget
+            ).open()
         if name == "wandb-hist":
             self.handles = [p.register_hook(self._hist_hook) for p in self.model.parameters()]
         self.sink: list[Any] = []
@@ -175,6 +182,13 @@ def run(model: str, names: list[str], rounds: int, steps: int, batch: int) -> di
     medians = {r.name: statistics.median(r.times) for r in runners}
     for r in runners:
         if r.monitor is not None:
+            acct = r.monitor.overhead()
+            print(
+                f"{model} {r.name}: the monitor's own accounting: overhead "
+                f"{acct['overhead']:.3f}, period {acct['period'].get('activations')}, "
+                f"ticks {acct['ticks']}",
+                file=sys.stderr,
+            )
             r.monitor.close()
     return medians
 

@@ -44,6 +44,26 @@ def test_monitored_run_is_bitwise_identical_to_unmonitored() -> None:
     assert mon.step_count == 12
 
 
+@pytest.mark.parametrize("budget", [0.05, 1e-9, None])
+def test_bitwise_identity_holds_under_sampling(budget: float | None) -> None:
+    """Light ticks (hooks off, estimated norms) change nothing either; 1e-9 forces sampling."""
+    torch.manual_seed(0)
+    a, b = _dropout_bn_net(), _dropout_bn_net()
+    b.load_state_dict(a.state_dict())
+    torch.manual_seed(1)
+    train(a, 16)
+    torch.manual_seed(1)
+    with Monitor(b, budget=budget) as mon:
+        train(b, 16, monitor=mon)
+    for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q)
+    light = mon.overhead()["ticks"]["light"]
+    if budget is None:
+        assert light == 0
+    if budget == 1e-9:
+        assert light >= 8
+
+
 def test_hooks_are_removed_when_the_loop_raises() -> None:
     model = mlp(2, 8)
     before = (sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()),)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from _monitor_helpers import data, he_, mlp, train
@@ -154,7 +155,8 @@ def test_healthy_cnn_with_global_pooling_is_not_called_vanishing() -> None:
             loss.backward()
             opt.step()
             mon.step(loss)
-    rms = {k: v[-1] for k, v in mon.summary().series["backward_rms"].items()}
+    # the last tick that measured it (within a budget, not every tick does)
+    rms = {k: v[~np.isnan(v)][-1] for k, v in mon.summary().series["backward_rms"].items()}
     assert rms["0"] / rms["8"] < MonitorThresholds().vanishing_depth_ratio  # per entry: tiny
     assert [f for f in mon.findings if f.check == "vanishing"] == []
 

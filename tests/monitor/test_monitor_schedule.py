@@ -154,10 +154,14 @@ def test_update_ratio_schedule_is_exact_on_its_sampled_ticks() -> None:
     log = mon.summary()
     assert log.steps.tolist() == [2, 4, 6, 8, 10, 12, 14]
     ratio = log.series["update_ratio"]["0"]
-    sampled = [i for i, r in enumerate(ratio) if not math.isnan(r)]
-    assert sampled == [0, 3, 6]  # the first tick, then every 3rd tick
-    for i in sampled:
-        assert ratio[i] == pytest.approx(expected[int(log.steps[i])], rel=1e-5)
+    assert not any(math.isnan(r) for r in ratio)  # known on every tick
+    ticks = list(mon._records)
+    exact = [i for i, rec in enumerate(ticks) if not rec.get("update_ratio_estimated")]
+    assert exact == [0, 3, 6]  # exact on the first tick, then every 3rd tick
+    for i, r in enumerate(ratio):
+        # elsewhere estimated from 256 of the layer's 272 coordinates
+        rel = 1e-5 if i in exact else 0.1
+        assert r == pytest.approx(expected[int(log.steps[i])], rel=rel)
     assert not any(math.isnan(v) for v in log.series["weight_norm"]["0"])  # every tick
 
 

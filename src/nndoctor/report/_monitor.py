@@ -146,6 +146,29 @@ def _monitor_log_sections(result: MonitorLog, *, figures: bool = False) -> list[
                 tuple(layer_rows),
             )
         )
+    sampling = result.sampling
+    if sampling.get("period"):
+        overhead = sampling.get("overhead")
+        budget = sampling.get("budget")
+        cost = f"{overhead:.1%}" if isinstance(overhead, int | float) else "not timed"
+        kept = "no limit (budget=None)" if budget is None else f"budget {budget:.0%}"
+        verdict = f"the monitor's own cost: {cost} of the step ({kept})"
+        if budget is not None and not sampling.get("within_budget", True):
+            verdict += "; over budget even at the longest period"
+        ticks = sampling.get("ticks", {})
+        verdict += f"; ticks detailed/light: {ticks.get('detailed', 0)}/{ticks.get('light', 0)}"
+        sections.append(
+            Section(
+                "Training monitor: sampling",
+                "info",
+                verdict,
+                tuple(
+                    {"quantity": name, "measured": "every tick" if k == 1 else f"every {k} ticks"}
+                    for name, k in sampling["period"].items()
+                ),
+                payload=sampling,
+            )
+        )
     if result.nonfinite:
         sections.append(
             Section(

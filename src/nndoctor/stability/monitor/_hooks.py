@@ -115,6 +115,8 @@ class Collector:
         self._last_layer: str | None = None
         self._conv_layers = {n for n, m in self.layer_modules.items() if isinstance(m, _CONV)}
         self.active = False
+        # the activation and backward hooks measure only on detailed ticks (the budget's choice)
+        self.detail = True
         self.reset()
         self.last_inputs: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self.last_grad_output: list[torch.Tensor | None] | None = None
@@ -163,7 +165,7 @@ class Collector:
             if name not in self._order_set:
                 self._order_set.add(name)
                 self.order.append(name)
-            if rerun or not self.backward:
+            if rerun or not (self.backward and self.detail):
                 return
             # recurrent layers and nn.MultiheadAttention return a tuple: the output comes first
             out = output[0] if isinstance(output, tuple | list) and output else output
@@ -198,7 +200,9 @@ class Collector:
             if not isinstance(output, torch.Tensor):
                 return
             counts = self.nonfinite_counts
-            if counts is None and not (self.active and module.training and torch.is_grad_enabled()):
+            if counts is None and not (
+                self.active and self.detail and module.training and torch.is_grad_enabled()
+            ):
                 return
             if counts is not None:  # diagnostic re-run only (syncs)
                 bad = int((~torch.isfinite(output.detach())).sum())

@@ -126,9 +126,21 @@ def tick_record(
     }
     if q.loss is not None:
         record["loss"] = _num(q.loss)
+    if q.update_estimated:
+        record["update_ratio_estimated"] = True
+    if q.weight_estimated:
+        record["weight_norm_estimated"] = True
     if clipped_at is not None:
         record["clipped_at"] = _num(clipped_at)
     return record
+
+
+def sampling_record(overhead: dict[str, Any]) -> dict[str, Any]:
+    """The JSONL record of the monitor's own accounting (:meth:`Monitor.overhead`)."""
+    rec: dict[str, Any] = {"kind": "sampling", "time": time.time()}
+    for key, value in overhead.items():
+        rec[key] = _num(value) if isinstance(value, float) else value
+    return rec
 
 
 def header_record(
@@ -185,6 +197,8 @@ class MonitorLog(ResultMixin):
     torn_lines: int = 0
     runs: int = 1
     thresholds: dict[str, Any] = field(default_factory=dict)
+    #: the monitor's own accounting at the end of the run (:meth:`Monitor.overhead`)
+    sampling: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_ticks(self) -> int:
@@ -199,6 +213,7 @@ def build_log(records: list[dict[str, Any]], *, torn_lines: int = 0) -> MonitorL
     thresholds: dict[str, Any] = {}
     runs = 0
     ticks: list[dict[str, Any]] = []
+    sampling: dict[str, Any] = {}
     findings: list[Finding] = []
     nonfinite: list[NonFiniteLocation] = []
     for rec in records:
@@ -228,6 +243,8 @@ def build_log(records: list[dict[str, Any]], *, torn_lines: int = 0) -> MonitorL
                     rec["remedy"],
                 )
             )
+        elif kind == "sampling":
+            sampling = {k: v for k, v in rec.items() if k not in ("kind", "time")}
         elif kind == "nonfinite":
             fields_ = {k: v for k, v in rec.items() if k != "kind"}
             nonfinite.append(NonFiniteLocation(**fields_))
@@ -255,6 +272,7 @@ def build_log(records: list[dict[str, Any]], *, torn_lines: int = 0) -> MonitorL
         torn_lines=torn_lines,
         runs=max(runs, 1 if n else 0),
         thresholds=thresholds,
+        sampling=sampling,
     )
 
 

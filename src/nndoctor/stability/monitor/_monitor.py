@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import warnings
 import weakref
 from collections import deque
@@ -27,6 +28,7 @@ from nndoctor.stability.monitor._log import (
     finding_record,
     header_record,
     nonfinite_record,
+    sampling_record,
     tick_record,
 )
 from nndoctor.stability.monitor._nonfinite import NonFiniteLocation, rerun_batch
@@ -40,6 +42,14 @@ from nndoctor.stability.monitor._rules import (
 )
 
 __all__ = ["Monitor"]
+
+#: coordinates per parameter read by the update-ratio estimate of every tick
+SUBSET_SIZE = 256
+SUBSET_SEED = 20_240_515
+#: with a budget, the activation and backward statistics are measured at least every
+#: MAX_PERIOD ticks, and on every tick while one of their rules has a condition pending
+MAX_PERIOD = 3
+_WINDOW = 15  # ticks of each kind whose median times the budget uses
 
 OnNonFinite = Literal["raise", "warn", "skip"]
 Quantity = Literal["grad_norm", "weight_norm", "update_ratio", "backward", "activations"]
@@ -67,10 +77,12 @@ class Monitor:
     gradient norm :math:`\|g_l\|`, the weight norm :math:`\|w_l\|`, the backward signal
     :math:`\delta_l = \mathrm{RMS}(\partial L/\partial y_l)`; per activation module: mean,
     standard deviation, fraction of dead units (ReLU family: never positive over the batch),
-    saturated fraction (tanh, sigmoid), non-finite count; on the first tick and every
-    ``update_every`` ticks the update ratio
-    :math:`\|w_l^{(t)} - w_l^{(t-1)}\| / \|w_l^{(t)}\|` of that tick's optimizer step (exact:
-    the weights are copied at the end of the step before); and every ``symmetry_every`` ticks
+    saturated fraction (tanh, sigmoid), non-finite count; on every tick the update ratio
+    :math:`\|w_l^{(t)} - w_l^{(t-1)}\| / \|w_l^{(t)}\|` of that tick's optimizer step (exact on
+    the first tick and every ``update_every`` ticks, where the weights are copied at the end of
+    the step before; elsewhere estimated from a fixed random subset of 256 coordinates per
+    tensor, :math:`\widehat{\|\Delta w_l\|^2} = \sum (n/k) \|\Delta w_S\|^2`); and every
+    ``symmetry_every`` ticks
     the effective number of distinct units. One tensor per tick comes back to the host. The
     rules of :class:`MonitorThresholds` turn the quantities into :class:`Finding` objects.
 
@@ -121,13 +133,22 @@ class Monitor:
         (0 turns it off).
     update_every : int
         The update ratio is measured on the first tick and every ``update_every`` ticks
-        (default 10; 1: every tick). It needs a copy of all parameters at the end of the step
-        before, which is most of the monitor's memory traffic: sampling it keeps the default
-        cost low. Its rules count sampled ticks (``patience`` sampled ticks in a row).
+        (default 10; 1: every tick) exactly. It needs a copy of all parameters at the end of the
+        step before, which is most of the monitor's memory traffic; on the other ticks it is
+        estimated from a fixed random subset of each tensor's coordinates (the finding's
+        message says "estimated").
     tensorboard : bool
         Also write TensorBoard scalars under ``log_dir/tensorboard``.
     history : int
         Ticks kept in memory for :meth:`summary`.
+    budget : float or None
+        The monitor's own cost, as a fraction of the user's step, that it aims to keep
+        (default 0.05). It times its own work (``time.perf_counter``; no device
+        synchronization added) against the time between ticks and measures the activation and
+        backward statistics only every 1-3 ticks (:data:`MAX_PERIOD`), and on every tick while
+        one of their rules has a condition pending; the non-finite check, gradient and weight
+        norms, the loss and the (estimated) update ratio are measured on every tick. ``None``:
+        everything on every tick. :meth:`overhead` gives the accounting.
     background : bool
         Judge the ticks and write the log in a background thread, so that the training thread
         only launches the device reductions and makes the one transfer; a tick with a
@@ -190,6 +211,7 @@ class Monitor:
         tensorboard: bool = False,
         history: int = 100_000,
         background: bool = False,
+        budget: float | None = 0.05,
     ) -> None:
         root = check_module(model)
         inner = root
@@ -199,6 +221,14 @@ class Monitor:
         self.every = check_int(every, name="every", minimum=1)
         self.symmetry_every = check_int(symmetry_every, name="symmetry_every", minimum=0)
         self.update_every = check_int(update_every, name="update_every", minimum=1)
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0
+        ):
+            raise InvalidParameterError(
+                f"budget must be None or a positive fraction of the step time, got {budget!r}; "
+                "pass e.g. budget=0.05 (5 %) or budget=None to measure everything every tick"
+            )
+        self.budget = None if budget is None else float(budget)
         if rules is not None and not isinstance(rules, MonitorThresholds):
             raise InvalidParameterError(
                 f"rules must be a MonitorThresholds, got {type(rules).__name__}; pass "
@@ -278,6 +308,25 @@ class Monitor:
         self._last_act_counts: dict[str, int] = {}
         self._open = False
         self._pending_error: NonFiniteError | None = None
+        # the update-ratio estimate of every tick: a fixed random subset of each parameter's
+        # coordinates, gathered before the step (see _gather_subset)
+        self._sub_index: list[torch.Tensor | None] = []
+        self._sub_layer: torch.Tensor | None = None  # layer of each gathered coordinate
+        self._sub_scale: torch.Tensor | None = None  # numel / k of its parameter
+        self._sub_prev: torch.Tensor | None = None
+        self._sub_step = -1  # the step whose pre-step weights _sub_prev holds
+        # the budget's accounting (seconds, medians over the last ticks): the time between two
+        # ticks outside the monitor's own work, on detailed and on light ticks, and the
+        # monitor's own time on each
+        self._t_end: float | None = None
+        self._own = 0.0  # own time spent in the pre-step hook since the last tick
+        self._samples: dict[str, deque[float]] = {}
+        self._ema: dict[str, float] = {}  # the medians of the samples (robust to preemption)
+        self._period = 1
+        self._since_detail = 0
+        self._counts = {"detailed": 0, "light": 0}
+        self._one_off = False  # this tick did rare work (the first tick, effective units)
+        self._last_overhead = math.nan
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> Monitor:
@@ -316,8 +365,11 @@ class Monitor:
         self._param_ids = {id(p) for p in self._params}
         if self._on_cpu:
             self._global_handle = register_optimizer_step_pre_hook(self._before_optimizer_step)
+        if "update_ratio" in self.quantities:
+            self._build_subset()
         if self._collector.active:
             self._maybe_snapshot(self.step_count + 1)
+            self._gather_subset(self.step_count + 1)
         if self.log_dir is not None and self._rank == 0:
             self._writer = JsonlWriter(self.log_dir)
             self._writer.write(
@@ -338,6 +390,8 @@ class Monitor:
     def close(self) -> None:
         """Remove every hook and close the logs (idempotent; ``with`` does it on exit)."""
         pending, self._pending = self._pending, None
+        if self._writer is not None:
+            self._writer.write(sampling_record(self.overhead()))
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -442,6 +496,53 @@ class Monitor:
                 torch._foreach_copy_(self._snapshot, [p.detach() for p in self._params])
         self._snapshot_step = valid_for
 
+    def _build_subset(self) -> None:
+        """Choose, once, the coordinates of each parameter that the update-ratio estimate reads.
+
+        Up to :data:`SUBSET_SIZE` coordinates per parameter, drawn uniformly with a fixed seed
+        (a parameter with fewer coordinates is read whole); each gathered coordinate carries the
+        layer it belongs to and the factor ``numel / k`` that makes its squared change an
+        unbiased estimate of its parameter's share of :math:`\\|\\Delta w_l\\|^2`.
+        """
+        gen = torch.Generator().manual_seed(SUBSET_SEED)
+        col = self._require_collector()
+        index: list[torch.Tensor | None] = []
+        layer: list[torch.Tensor] = []
+        scale: list[torch.Tensor] = []
+        for p, li in zip(self._params, col.param_layer, strict=True):
+            n = p.numel()
+            k = min(n, SUBSET_SIZE)
+            index.append(
+                None
+                if k == n
+                else torch.randint(0, n, (k,), generator=gen).sort().values.to(p.device)
+            )
+            layer.append(torch.full((k,), li, dtype=torch.long))
+            scale.append(torch.full((k,), n / k if k else 0.0, dtype=torch.float32))
+        self._sub_index = index
+        if self._params:
+            self._sub_layer = torch.cat(layer).to(self._device)
+            self._sub_scale = torch.cat(scale).to(self._device)
+
+    def _subset(self) -> torch.Tensor:
+        """The sampled coordinates of every parameter, as one float32 vector."""
+        with torch.no_grad():
+            parts = [
+                (p.reshape(-1) if i is None else p.reshape(-1).index_select(0, i))
+                for p, i in zip(self._params, self._sub_index, strict=True)
+            ]
+            out = torch.cat(parts) if len(parts) > 1 else parts[0].clone()
+            if out.device != self._device:
+                out = out.to(self._device)
+            return out if out.dtype == torch.float32 else out.float()
+
+    def _gather_subset(self, valid_for: int) -> None:
+        """Before the optimizer step of step ``valid_for``: gather the sampled coordinates."""
+        if self._sub_layer is None or self._sub_step == valid_for:
+            return
+        self._sub_prev = self._subset()
+        self._sub_step = valid_for
+
     def _wants_update(self) -> bool:
         """Whether the next tick measures the update ratio (the first, then every k-th)."""
         return "update_ratio" in self.quantities and self._ticks % self.update_every == 0
@@ -495,6 +596,14 @@ class Monitor:
         ):
             return
         self._pre_step = step
+        t0 = time.perf_counter()
+        try:
+            self._pre_check(step)
+        finally:
+            self._own += time.perf_counter() - t0
+
+    def _pre_check(self, step: int) -> None:
+        col = self._require_collector()
         grads, _ = self._grads()
         want_grad = "grad_norm" in self.quantities
         with torch.no_grad():
@@ -580,11 +689,22 @@ class Monitor:
         NonFiniteError
             With ``on_nonfinite="raise"``, when a non-finite value appeared.
         """
+        t0 = time.perf_counter()
         col = self._require_open()
         if loss is not None:
             self.record_loss(loss)
         self.step_count += 1
         step = self.step_count
+        ticked = self._is_tick(step)
+        detailed = ticked and col.detail
+        new: list[Finding] = []
+        try:
+            new = self._step(col, step)
+        finally:
+            self._account(t0, detailed, ticked)
+        return new
+
+    def _step(self, col: Collector, step: int) -> list[Finding]:
         new: list[Finding] = []
         if self._is_tick(step):
             if self.clip is not None and not self._clipped:
@@ -601,8 +721,133 @@ class Monitor:
         nxt = self._is_tick(step + 1)
         col.active = nxt
         if nxt:
+            col.detail = self._next_detailed()
             self._maybe_snapshot(step + 1)
+            self._gather_subset(step + 1)
         return new
+
+    # ------------------------------------------------------------------ the budget
+    def _next_detailed(self) -> bool:
+        """Whether the next tick measures the activation and backward statistics."""
+        if self.budget is None or not self._ticks:
+            return True
+        self._since_detail += 1
+        pending = self._engine.has_pending()
+        if pending or self._since_detail >= self._period or self._counts["light"] == 0:
+            if self._counts["light"] == 0 and self._counts["detailed"] and not pending:
+                return False  # one light tick early on, to learn what a detailed one costs
+            self._since_detail = 0
+            return True
+        return False
+
+    def _account(self, t0: float, detailed: bool, ticked: bool) -> None:
+        """Time the step's own work and choose the period of the detailed ticks.
+
+        The monitor's own time is what it spends in :meth:`step` and in the pre-step hook;
+        the time between the end of one :meth:`step` and the start of the next, less the
+        pre-step hook, is the user's step plus the hooks' share. The hooks' cost is the
+        difference of that interval between detailed and light ticks. ``budget`` bounds the
+        monitor's cost per step, ``own_light + (hooks + own_detail - own_light) / period``, as a
+        fraction of the user's step (the interval on light ticks); the smallest period within
+        ``[1, MAX_PERIOD]`` that keeps it is chosen. No device synchronization is added: the
+        tick's one transfer already waits for the device.
+        """
+        t1 = time.perf_counter()
+        own = t1 - t0 + self._own
+        last, self._t_end, self._own = self._t_end, t1, 0.0
+        one_off, self._one_off = self._one_off, False
+        if not ticked:
+            return
+        kind = "detailed" if detailed else "light"
+        self._counts[kind] += 1
+        if last is None or one_off:  # not representative of a step's cost
+            return
+        between = t0 - last - (own - (t1 - t0))
+        ema = self._ema
+        for key, value in ((f"own_{kind}", own), (f"between_{kind}", between)):
+            window = self._samples.get(key)
+            if window is None:
+                window = self._samples[key] = deque(maxlen=_WINDOW)
+            window.append(value)
+            ema[key] = sorted(window)[len(window) // 2]
+        if "between_light" not in ema or "between_detailed" not in ema:
+            return
+        if self.budget is not None:
+            self._period = self._choose_period()
+        self._last_overhead = self._cost(self._period if self.budget is not None else 1)
+
+    def _cost(self, period: int) -> float:
+        """The monitor's cost per step at this period, as a fraction of the user's step."""
+        ema = self._ema
+        user = ema["between_light"]
+        hooks = max(ema["between_detailed"] - user, 0.0)
+        base = ema["own_light"]
+        cost = base + (hooks + ema["own_detailed"] - base) / period
+        return cost / user if user > 0 else math.nan
+
+    def _choose_period(self) -> int:
+        ema = self._ema
+        user = ema["between_light"]
+        base = ema["own_light"]
+        extra = max(ema["between_detailed"] - user, 0.0) + ema["own_detailed"] - base
+        allowed = (self.budget or 0.0) * user - base
+        if extra <= 0:
+            return 1
+        if allowed <= 0:
+            return MAX_PERIOD
+        return min(MAX_PERIOD, max(1, math.ceil(extra / allowed)))
+
+    def overhead(self) -> dict[str, Any]:
+        """The monitor's own accounting: how often each quantity is measured, and its cost.
+
+        Returns
+        -------
+        dict
+            ``period``: per quantity, every how many ticks it is measured now (1: every tick);
+            ``overhead``: the monitor's estimated cost per step as a fraction of the user's step
+            (NaN until a light and a detailed tick have been timed); ``own_s``: its own seconds
+            per tick on light and detailed ticks; ``step_s``: the user's step in seconds;
+            ``ticks``: how many ticks were detailed and light; ``budget``; ``within_budget``.
+
+        Examples
+        --------
+        >>> from torch import nn
+        >>> from nndoctor import Monitor
+        >>> acct = Monitor(nn.Linear(2, 2)).overhead()
+        >>> acct["budget"], acct["period"]["nonfinite"], acct["period"]["activations"]
+        (0.05, 1, 1)
+        """
+        ema = self._ema
+        period = 1 if self.budget is None else self._period
+        user = ema.get("between_light", ema.get("between_detailed", math.nan))
+        if "between_light" in ema and "between_detailed" in ema:
+            overhead = self._cost(period)
+        else:
+            own = ema.get("own_detailed", ema.get("own_light", math.nan))
+            overhead = own / user if user > 0 else math.nan
+        sampled = {"activations": period, "backward": period}
+        periods: dict[str, int] = {
+            "grad_norm": 1,
+            "weight_norm": 1,
+            "update_ratio": 1,
+            "update_ratio_exact": self.update_every,
+            "nonfinite": 1,
+            "loss": 1,
+            **{k: v for k, v in sampled.items() if k in self.quantities},
+        }
+        if self.symmetry_every:
+            periods["effective_units"] = self.symmetry_every
+        if "update_ratio" not in self.quantities:
+            del periods["update_ratio"], periods["update_ratio_exact"]
+        return {
+            "budget": self.budget,
+            "period": periods,
+            "overhead": overhead,
+            "within_budget": self.budget is None or overhead <= self.budget,
+            "own_s": {k[4:]: v for k, v in ema.items() if k.startswith("own_")},
+            "step_s": user,
+            "ticks": dict(self._counts),
+        }
 
     def _plan(
         self,
@@ -684,8 +929,15 @@ class Monitor:
                     tensors += grads
                 slots += grad_layers
             params = self._params  # under no_grad: no detach needed
-            tensors += params
-            slots += self._weight_slots
+            prev = self._sub_prev if self._sub_step == step and not want_delta else None
+            want_estimate = prev is not None
+            # on a light tick (within a budget) the weight norms, like the update, are estimated
+            # from the sampled coordinates: the full pass over the weights is left to the
+            # detailed ticks
+            light_w = want_estimate and not col.detail and self._world == 1
+            if not light_w:
+                tensors += params
+                slots += self._weight_slots
             if want_delta:
                 snapshot = self._snapshot
                 if snapshot is not None:
@@ -701,6 +953,23 @@ class Monitor:
                 norms += torch._foreach_norm(tensors)
             if norms:
                 add0("norms", norms)
+            if prev is not None and self._sub_layer is not None and self._sub_scale is not None:
+                # the estimated update: squared change of the sampled coordinates, scaled to
+                # the parameter's size and summed per layer; the weights gathered now are the
+                # weights before the next step
+                now = self._subset()
+                change = now - prev
+                change.mul_(change).mul_(self._sub_scale)
+                if light_w:
+                    both = torch.stack([change, now * now * self._sub_scale])
+                    add("est", both.new_zeros(2, n_layers).index_add_(1, self._sub_layer, both))
+                else:
+                    add(
+                        "est",
+                        change.new_zeros(n_layers).index_add_(0, self._sub_layer, change),
+                    )
+                self._sub_prev = now
+                self._sub_step = step + 1
             if plan.n_scalars and pre_vec is None:
                 # every per-record scalar (activation sums, norms, saturated counts; backward
                 # norms) in one vector: micro-batches and layers are summed on the host
@@ -761,6 +1030,8 @@ class Monitor:
                         sym_units[n] = counted[1]
                 if effs:
                     add("sym", torch.stack(effs))
+                self._one_off = True
+            self._one_off = self._one_off or self._ticks == 0
             self._ticks += 1
             if zero_d:
                 head = torch.stack(zero_d)
@@ -794,6 +1065,7 @@ class Monitor:
             norm_slots=slots,
             want_grad=want_grad,
             want_delta=want_delta,
+            want_estimate=want_estimate,
             act_names=act_names,
             act_n=plan.act_n,
             act_units=plan.act_units,
@@ -806,6 +1078,11 @@ class Monitor:
             feeds=self._feeds_copy,
             clipped_at=self._clipped_at,
             clean=False,
+            sampling={
+                "detailed": col.detail,
+                "period": 1 if self.budget is None else self._period,
+                "overhead": None if math.isnan(self._last_overhead) else self._last_overhead,
+            },
         )
         if sym_names:
             meta.act_units = dict(plan.act_units)
@@ -848,6 +1125,11 @@ class Monitor:
             g_part = norms_host[:n_layers]
             w_part = norms_host[n_layers : 2 * n_layers]
             d_part = norms_host[2 * n_layers :]
+            est = seg("est")
+            if len(est) == 2 * n_layers:  # a light tick: the weight norms estimated too
+                w_part = [math.sqrt(v) if v >= 0 else math.nan for v in est[n_layers:]]
+                est = est[:n_layers]
+                q.weight_estimated = True
             if meta.want_grad:
                 q.grad_norm = {
                     n: (g if n in meta.with_grad else math.nan)
@@ -866,6 +1148,13 @@ class Monitor:
                     for n, d, w in zip(col.layers, d_part, w_part, strict=True)
                     if n in meta.with_grad
                 }
+            elif meta.want_estimate:
+                q.update_ratio = {
+                    n: (math.sqrt(d) / w if w > 0 and d >= 0 else math.nan)
+                    for n, d, w in zip(col.layers, est, w_part, strict=True)
+                    if n in meta.with_grad
+                }
+                q.update_estimated = True
         plan = meta.plan
         scal = seg("scalars")
         if plan.square:
@@ -918,6 +1207,7 @@ class Monitor:
         if synchronous:
             self._skipped_by_guard = False
         record = tick_record(q, grad_norm_total=total, clipped_at=meta.clipped_at)
+        record["sampling"] = meta.sampling
         if scaler_skipped:
             record["scaler_skipped"] = True
         self._records.append(record)
@@ -975,6 +1265,7 @@ class Monitor:
                     sum(int((~torch.isfinite(g)).sum()) for g in grads)
                 )
         loc = self._localize(step)
+        self._sub_step = -1  # the weights may have been restored: gather them again
         q.act_nonfinite = {k: float(v) for k, v in self._last_act_counts.items()}
         self.nonfinite.append(loc)
         if self._writer is not None:
@@ -1057,6 +1348,7 @@ class Monitor:
         )
         records = [header, *self._records, *self._all_findings_records]
         records += [nonfinite_record(loc) for loc in self.nonfinite]
+        records.append(sampling_record(self.overhead()))
         return build_log(records)
 
     def _repr_html_(self) -> str:

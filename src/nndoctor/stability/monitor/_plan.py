@@ -26,6 +26,7 @@ class TickMeta:
     norm_slots: list[int]
     want_grad: bool
     want_delta: bool
+    want_estimate: bool
     act_names: list[str]
     act_n: dict[str, int]
     act_units: dict[str, int]
@@ -38,6 +39,7 @@ class TickMeta:
     feeds: dict[str, str]
     clipped_at: float | None
     clean: bool
+    sampling: dict[str, Any]
 
 
 @dataclass(slots=True)

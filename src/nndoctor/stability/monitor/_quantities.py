@@ -380,6 +380,10 @@ class TickQuantities:
     grad_norm: dict[str, float] = field(default_factory=dict)
     weight_norm: dict[str, float] = field(default_factory=dict)
     update_ratio: dict[str, float] = field(default_factory=dict)
+    #: the update ratio is estimated from a fixed random subset of coordinates (not exact)
+    update_estimated: bool = False
+    #: the weight norms are estimated from the same subset (a light tick within a budget)
+    weight_estimated: bool = False
     backward_rms: dict[str, float] = field(default_factory=dict)
     #: entries per sample of each layer's output (what ``backward_rms`` averages over, per row)
     backward_width: dict[str, int] = field(default_factory=dict)

@@ -224,6 +224,9 @@ class _Streak:
     count: int
 
 
+_ESTIMATED = " (estimated from a fixed random subset of 256 coordinates per tensor)"
+
+
 @dataclass(slots=True)
 class RuleEngine:
     """Stateful judge: running medians for spikes, streaks for patience, deduplication.
@@ -256,6 +259,14 @@ class RuleEngine:
             return
         self.reported[key] = level
         out.append(finding)
+
+    def has_pending(self) -> bool:
+        """Whether a condition of the activation or backward rules holds, not yet reported."""
+        if self.pending:
+            return True
+        return any(
+            k[0] in ("dead_units", "saturation") and k not in self.reported for k in self._streaks
+        )
 
     def _streak(self, key: tuple[str, str], holds: bool, step: int) -> int | None:
         """Update a streak; return its start step once it reached ``patience`` ticks."""
@@ -537,7 +548,8 @@ class RuleEngine:
                         start,
                         ratio,
                         t.update_ratio_high,
-                        f"each step changes the weights of {name} by {ratio:.2g} of their norm",
+                        f"each step changes the weights of {name} by {ratio:.2g} of their norm"
+                        + (_ESTIMATED if q.update_estimated else ""),
                         "lower the learning rate (a ratio near 1e-3 is typical) or clip gradients",
                     ),
                 )
@@ -553,7 +565,7 @@ class RuleEngine:
                         ratio,
                         t.update_ratio_low,
                         f"each step changes the weights of {name} by only {ratio:.2g} of their "
-                        "norm",
+                        "norm" + (_ESTIMATED if q.update_estimated else ""),
                         "raise the learning rate, or look for vanishing gradients",
                     ),
                 )
