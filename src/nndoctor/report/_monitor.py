@@ -151,8 +151,10 @@ def _monitor_log_sections(result: MonitorLog, *, figures: bool = False) -> list[
         overhead = sampling.get("overhead")
         budget = sampling.get("budget")
         cost = f"{overhead:.1%}" if isinstance(overhead, int | float) else "not timed"
-        kept = "no limit (budget=None)" if budget is None else f"budget {budget:.0%}"
-        verdict = f"the monitor's own cost: {cost} of the step ({kept})"
+        if budget is None:
+            verdict = "every quantity measured on every tick (budget=None: no sampling, no timing)"
+        else:
+            verdict = f"the monitor's own cost: {cost} of the step (budget {budget:.0%})"
         if budget is not None and not sampling.get("within_budget", True):
             verdict += "; over budget even at the longest period"
         ticks = sampling.get("ticks", {})

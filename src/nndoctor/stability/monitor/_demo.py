@@ -44,13 +44,16 @@ def train_digits(
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     every: int = 1,
     update_every: int = 10,
+    budget: float | None = None,
 ) -> DigitsRun:
     """Train ``model`` (64 inputs, 10 outputs) on the digits with SGD under a :class:`Monitor`.
 
     A non-finite value stops the run (it is reported in the log, not raised). ``data`` replaces
     the digits with ``(X_train, X_test, y_train, y_test)`` tensors (integer class labels
-    0..K-1); the model must then have K outputs. ``every`` and ``update_every`` are passed to
-    the :class:`Monitor`.
+    0..K-1); the model must then have K outputs. ``every``, ``update_every`` and ``budget`` are
+    passed to the :class:`Monitor`; the default ``budget=None`` measures every quantity on every
+    tick, so that a diagnostic run (the checkup, ``nndoctor monitor run``) does not depend on
+    timing and the same seed gives the same findings.
 
     Examples
     --------
@@ -75,7 +78,9 @@ def train_digits(
     stopped: str | None = None
     model.train()
     done = 0
-    with Monitor(model, log_dir=log_dir, every=every, update_every=update_every) as monitor:
+    with Monitor(
+        model, log_dir=log_dir, every=every, update_every=update_every, budget=budget
+    ) as monitor:
         for i in range(steps):
             idx = torch.randint(0, X.shape[0], (batch_size,), generator=gen).to(device)
             opt.zero_grad(set_to_none=True)

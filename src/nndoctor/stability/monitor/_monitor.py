@@ -808,6 +808,8 @@ class Monitor:
             (NaN until a light and a detailed tick have been timed); ``own_s``: its own seconds
             per tick on light and detailed ticks; ``step_s``: the user's step in seconds;
             ``ticks``: how many ticks were detailed and light; ``budget``; ``within_budget``.
+            With ``budget=None`` nothing is sampled and the wall-clock entries (``overhead``,
+            ``own_s``, ``step_s``) are left out, so that the same seed gives the same log.
 
         Examples
         --------
@@ -839,6 +841,10 @@ class Monitor:
             periods["effective_units"] = self.symmetry_every
         if "update_ratio" not in self.quantities:
             del periods["update_ratio"], periods["update_ratio_exact"]
+        if self.budget is None:  # nothing is sampled, so no wall-clock reading is part of it:
+            # a run without a budget (the checkup's) gives the same log for the same seed
+            return {"budget": None, "period": periods, "within_budget": True,
+                    "ticks": dict(self._counts)}  # fmt: skip
         return {
             "budget": self.budget,
             "period": periods,
