@@ -32,6 +32,7 @@ __all__ = [
     "column_hint",
     "is_datetime_column",
     "is_identifier_column",
+    "load_batch",
     "load_model",
     "load_table",
     "load_table_pair",
@@ -134,6 +135,46 @@ def load_model(
     if weights is not None:
         _load_weights(model, Path(weights))
     return model
+
+
+def load_batch(path: str | Path) -> torch.Tensor | dict[str, torch.Tensor]:
+    """A batch saved with ``torch.save``: a tensor, or a dict of tensors (keyword arguments of
+    the model's forward, as a Hugging Face tokenizer returns them), read with
+    ``weights_only=True``.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "batch.pt")
+    >>> torch.save({"input_ids": torch.zeros(2, 5, dtype=torch.long)}, path)
+    >>> {k: tuple(v.shape) for k, v in load_batch(path).items()}
+    {'input_ids': (2, 5)}
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidParameterError(
+            f"inputs file {str(path)!r} does not exist (or is not a file); check the path"
+        )
+    try:
+        batch = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch's unpickler: any failure means the file is not a batch
+        raise DataValidationError(
+            f"{str(path)!r} could not be read as a saved batch ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:120]}); "
+            "save a tensor or a dict of tensors with torch.save"
+        ) from err
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if (
+        isinstance(batch, dict)
+        and batch
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in batch.items())
+    ):
+        return dict(batch)
+    raise DataValidationError(
+        f"{str(path)!r} holds a {type(batch).__name__}, not a tensor or a dict of tensors keyed "
+        "by argument name; save the batch itself (e.g. torch.save(dict(tokenizer(...)), path))"
+    )
 
 
 def _load_weights(model: nn.Module, path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -50,6 +50,15 @@ ShapeOption = Annotated[
     ),
 ]
 BatchOption = Annotated[int, typer.Option("--batch", help="Samples in the random batch.")]
+InputsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--inputs",
+        help="A batch saved with torch.save: a tensor, or a dict of tensors passed as keyword "
+        "arguments (a Hugging Face batch: input_ids, attention_mask, ...); read with "
+        "weights_only=True. Replaces the random --input-shape batch.",
+    ),
+]
 InitOption = Annotated[
     str | None, typer.Option("--init", help="Apply this scheme first (see `stability recommend`).")
 ]
@@ -66,7 +75,8 @@ def _setup(
     batch: int,
     init: str | None,
     seed: int,
-) -> tuple[nn.Module, torch.Tensor]:
+    inputs: str | None = None,
+) -> tuple[nn.Module, Any]:
     import torch
 
     from nndoctor._io import load_model
@@ -79,6 +89,14 @@ def _setup(
     gen = torch.Generator().manual_seed(seed)
     if init is not None:
         init_(model, init, generator=gen)
+    if inputs is not None:
+        from nndoctor._io import load_batch
+
+        if input_shape is not None:
+            raise InvalidParameterError(
+                "--inputs and --input-shape both give the batch; pass one of them"
+            )
+        return model, load_batch(inputs)
     if model_spec is None and input_shape is None:
         from nndoctor.scenarios import digits_data
 
@@ -103,6 +121,7 @@ def probe_cmd(
     model: ModelOption = None,
     weights: WeightsOption = None,
     input_shape: ShapeOption = None,
+    inputs: InputsOption = None,
     batch: BatchOption = 64,
     init: InitOption = None,
     dtype: DtypeOption = "float32",
@@ -115,7 +134,7 @@ def probe_cmd(
     from nndoctor.stability import probe
 
     with progress_bar("probing") as advance:
-        net, x = _setup(model, weights, input_shape, batch, init, seed)
+        net, x = _setup(model, weights, input_shape, batch, init, seed, inputs)
         advance(0.3, "forward and backward")
         result = probe(net, x, dtype=_dtype(dtype))
     emit(result, json_out=json_out, report=report, title="nndoctor stability probe")
@@ -148,6 +167,7 @@ def symmetry_cmd(
     model: ModelOption = None,
     weights: WeightsOption = None,
     input_shape: ShapeOption = None,
+    inputs: InputsOption = None,
     batch: BatchOption = 64,
     init: InitOption = None,
     seed: SeedOption = 0,
@@ -162,7 +182,7 @@ def symmetry_cmd(
     from nndoctor.stability import find_symmetric_units
 
     with progress_bar("looking for tied units") as advance:
-        net, x = _setup(model, weights, input_shape, batch, init, seed)
+        net, x = _setup(model, weights, input_shape, batch, init, seed, inputs)
         advance(0.3, "comparing units")
         result = find_symmetric_units(net, x if with_inputs else None)
     emit(result, json_out=json_out, report=report, title="nndoctor stability symmetry")
@@ -174,6 +194,7 @@ def recommend_cmd(
     model: ModelOption = None,
     weights: WeightsOption = None,
     input_shape: ShapeOption = None,
+    inputs: InputsOption = None,
     batch: BatchOption = 64,
     init: InitOption = None,
     seed: SeedOption = 0,
@@ -198,7 +219,7 @@ def recommend_cmd(
     from nndoctor.stability import recommend_init
 
     with progress_bar("trying schemes") as advance:
-        net, x = _setup(model, weights, input_shape, batch, init, seed)
+        net, x = _setup(model, weights, input_shape, batch, init, seed, inputs)
         advance(0.1, "probing candidates")
         result = recommend_init(net, x, apply=apply is not None, random_state=seed)
     if apply is not None:
