@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "stability"))
 
-from arch_corpus import CORPUS, build, call
+from arch_corpus import CORPUS, build, train_steps
 
 from nndoctor import Monitor
 
@@ -34,18 +34,11 @@ def main(steps: int, only: list[str]) -> None:
         case = build(family, variant)
         torch.manual_seed(0)  # dropout
         opt = case.optimizer(case.model.parameters())
-        losses = []
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # on_nonfinite="warn" on the diverging variants
             with Monitor(case.model, on_nonfinite="warn") as mon:
-                for _ in range(steps):
-                    opt.zero_grad(set_to_none=True)
-                    loss = case.loss(call(case.model, case.inputs), case.targets)
-                    loss.backward()
-                    opt.step()
-                    mon.step(loss)
-                    losses.append(float(loss.detach()))
+                losses = train_steps(case, steps, optimizer=opt, step_hook=mon.step)
         serious = [f for f in mon.findings if f.severity != "info"]
         print(
             f"{family}/{variant} [{expected}] loss {losses[0]:.3f} -> {losses[-1]:.3f} "

@@ -15,12 +15,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nndoctor._results import ResultMixin
 from nndoctor.checkup import CheckupContext, Severity, Stage, StageOutcome, SummaryRow
+
+if TYPE_CHECKING:
+    from nndoctor._checkup_inputs import UserData
 
 __all__ = ["SHIFT_STAGE", "ShiftScenarioRow", "ShiftScenarioTable", "shift_stage"]
 
@@ -96,6 +99,22 @@ def insufficient_data_row(stage: str, n_target: int, source: str, target: str) -
     )
 
 
+def user_tables(ctx: CheckupContext, stage: str, title: str, what: str) -> UserData | StageOutcome:
+    """The user's tables, or the stage's outcome when they cannot be tested: none given
+    (:func:`_no_tables`), or fewer than ``MIN_TARGET_ROWS`` target rows
+    (:func:`insufficient_data_row`)."""
+    from nndoctor._checkup_inputs import MIN_TARGET_ROWS
+
+    data = ctx.data
+    if data is None:
+        return _no_tables(stage, title, what)
+    n_target = data.X_target.shape[0]
+    if n_target < MIN_TARGET_ROWS:
+        row = insufficient_data_row(stage, n_target, data.source, data.target)
+        return StageOutcome(stage, title, (row,), ())
+    return data
+
+
 def user_feature_frames(data: Any) -> tuple[Any, Any]:
     """The two tables' feature columns as frames with the user's column names: numbers
     standardized with the source's mean and standard deviation (the diagnosis's classifiers
@@ -124,16 +143,12 @@ def _untestable(d: Any) -> bool:
 
 
 def _user_stage(ctx: CheckupContext) -> StageOutcome:
-    from nndoctor._checkup_inputs import MIN_TARGET_ROWS, load_user_model
+    from nndoctor._checkup_inputs import load_user_model
     from nndoctor.shift import diagnose
 
-    data = ctx.data
-    if data is None:
-        return _no_tables("shift", "Distribution shift", "shift diagnosis")
-    n_target = data.X_target.shape[0]
-    if n_target < MIN_TARGET_ROWS:
-        row = insufficient_data_row("shift", n_target, data.source, data.target)
-        return StageOutcome("shift", "Distribution shift", (row,), ())
+    data = user_tables(ctx, "shift", "Distribution shift", "shift diagnosis")
+    if isinstance(data, StageOutcome):
+        return data
     ctx.progress(0.0, "reading the tables")
     Xs, Xt = user_feature_frames(data)
     yt = np.where(data.y_target < 0, np.nan, data.y_target.astype(np.float64))
@@ -149,7 +164,7 @@ def _user_stage(ctx: CheckupContext) -> StageOutcome:
         progress=lambda f, t: ctx.progress(0.1 + 0.9 * f, t), names=data.names,
     )  # fmt: skip
     if _untestable(d):
-        row = insufficient_data_row("shift", n_target, data.source, data.target)
+        row = insufficient_data_row("shift", data.X_target.shape[0], data.source, data.target)
         return StageOutcome("shift", "Distribution shift", (row,), (d,))
     sev: Severity = "info" if d.kind == "none" else "warning"
     row = SummaryRow(

@@ -22,17 +22,12 @@ NEAR_ONE_ESS = 0.95
 
 
 def _user_tables(ctx: CheckupContext) -> StageOutcome:
-    from nndoctor._checkup_inputs import MIN_TARGET_ROWS
-    from nndoctor._checkup_shift import _no_tables, insufficient_data_row, user_feature_frames
+    from nndoctor._checkup_shift import user_feature_frames, user_tables
     from nndoctor.shift import ImportanceWeighter
 
-    data = ctx.data
-    if data is None:
-        return _no_tables("shift-correction", "Shift correction", "shift correction")
-    n_target = data.X_target.shape[0]
-    if n_target < MIN_TARGET_ROWS:
-        row = insufficient_data_row("shift-correction", n_target, data.source, data.target)
-        return StageOutcome("shift-correction", "Shift correction", (row,), ())
+    data = user_tables(ctx, "shift-correction", "Shift correction", "shift correction")
+    if isinstance(data, StageOutcome):
+        return data
     ctx.progress(0.1, "reading tables")
     Xs, Xt = user_feature_frames(data)
     ctx.progress(0.3, "fitting importance weights")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from arch_corpus import Case, build, call
+from arch_corpus import Case, build, call, train_steps
 from torch import nn
 
 from nndoctor import Monitor
@@ -44,15 +44,8 @@ def _run(
     opt = (
         optimizer(case.model) if optimizer is not None else case.optimizer(case.model.parameters())
     )
-    losses = []
     with Monitor(case.model, **options) as mon:
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            loss = case.loss(call(case.model, case.inputs), case.targets)
-            loss.backward()
-            opt.step()
-            mon.step(loss)
-            losses.append(float(loss.detach()))
+        losses = train_steps(case, steps, optimizer=opt, step_hook=mon.step)
     return mon, losses
 
 
@@ -363,15 +356,7 @@ def test_monitored_run_is_bitwise_identical_on_real_architectures(family: str) -
 def _run_plain(case: Case, steps: int) -> list[float]:
     """As :func:`_run`, without a monitor."""
     torch.manual_seed(0)
-    opt = case.optimizer(case.model.parameters())
-    losses = []
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        loss = case.loss(call(case.model, case.inputs), case.targets)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    return losses
+    return train_steps(case, steps)
 
 
 def test_clipping_counts_a_tied_weight_once() -> None:

@@ -112,11 +112,16 @@ def call(model: nn.Module, inputs: Any) -> Any:
 
 
 def train_steps(
-    case: Case, steps: int, *, step_hook: Callable[[], Any] | None = None
+    case: Case,
+    steps: int,
+    *,
+    step_hook: Callable[[torch.Tensor], Any] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> list[float]:
     """``steps`` optimizer steps of ``case`` on its own batch; the losses. ``step_hook`` (e.g.
-    a monitor's ``step``) runs after each ``optimizer.step()``."""
-    opt = case.optimizer(case.model.parameters())
+    a monitor's ``step``) runs with the loss after each ``optimizer.step()``; ``optimizer``
+    (default: ``case.optimizer`` over the model's parameters) makes the steps."""
+    opt = case.optimizer(case.model.parameters()) if optimizer is None else optimizer
     losses = []
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
@@ -124,7 +129,7 @@ def train_steps(
         loss.backward()
         opt.step()
         if step_hook is not None:
-            step_hook()
+            step_hook(loss)
         losses.append(float(loss.detach()))
     return losses
 

@@ -24,7 +24,9 @@ __all__ = [
     "FailOnOption",
     "IncludeOption",
     "JsonOption",
+    "ModelWeightsOption",
     "ReportOption",
+    "SeedOption",
     "check_output_path",
     "emit",
     "exit_on_finding",
@@ -80,6 +82,11 @@ ReportOption = Annotated[
         help="Also write a self-contained HTML report to this file.",
         callback=check_output_path,
     ),
+]
+
+SeedOption = Annotated[int, typer.Option("--seed", help="Random seed.")]
+ModelWeightsOption = Annotated[
+    Path | None, typer.Option("--weights", help="State dict for --model (weights_only).")
 ]
 
 

@@ -14,7 +14,9 @@ from nndoctor._cli._common import (
     FailOnOption,
     IncludeOption,
     JsonOption,
+    ModelWeightsOption,
     ReportOption,
+    SeedOption,
     emit,
     exit_on_finding,
     note,
@@ -80,14 +82,12 @@ def shift_diagnose_cmd(
             "--model", help="file.py:factory or module:factory (an nn.Module giving logits)."
         ),
     ] = None,
-    weights: Annotated[
-        Path | None, typer.Option("--weights", help="State dict for --model (weights_only).")
-    ] = None,
+    weights: ModelWeightsOption = None,
     alpha: Annotated[float, typer.Option("--alpha", help="Family-wise level.")] = 0.05,
     weight_intervals: Annotated[
         int, typer.Option("--weight-intervals", help="Bootstrap replicates for w(y) intervals.")
     ] = 0,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seed: SeedOption = 0,
     exclude: ExcludeOption = None,
     include: IncludeOption = None,
     json_out: JsonOption = False,
@@ -157,7 +157,7 @@ def shift_stream_cmd(
     alpha: Annotated[
         float, typer.Option("--alpha", help="Family-wise level of the batch tests.")
     ] = 0.05,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seed: SeedOption = 0,
     exclude: ExcludeOption = None,
     json_out: JsonOption = False,
     report: ReportOption = None,

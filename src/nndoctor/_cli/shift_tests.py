@@ -12,7 +12,9 @@ from nndoctor._cli._common import (
     FailOnOption,
     IncludeOption,
     JsonOption,
+    ModelWeightsOption,
     ReportOption,
+    SeedOption,
     emit,
     exit_on_finding,
     note,
@@ -37,9 +39,7 @@ def shift_test_cmd(
         str | None,
         typer.Option("--model", help="file.py:factory or module:factory; enables BBSD."),
     ] = None,
-    weights: Annotated[
-        Path | None, typer.Option("--weights", help="State dict for --model (weights_only).")
-    ] = None,
+    weights: ModelWeightsOption = None,
     method: Annotated[str, typer.Option("--method", help="auto|mmd|ks|chi2|c2st|bbsd.")] = "auto",
     alpha: Annotated[float, typer.Option("--alpha", help="Level of each test.")] = 0.05,
     correction: Annotated[
@@ -52,7 +52,7 @@ def shift_test_cmd(
     permutations: Annotated[
         int, typer.Option("--permutations", help="Permutations of the MMD test.")
     ] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seed: SeedOption = 0,
     missing: Annotated[
         str,
         typer.Option(

@@ -16,6 +16,7 @@ from nndoctor._cli._common import (
     IncludeOption,
     JsonOption,
     ReportOption,
+    SeedOption,
     check_output_path,
     emit,
     exit_on_finding,
@@ -69,7 +70,7 @@ def weights_cmd(
     classifier: Annotated[
         str, typer.Option(help="Domain classifier: logistic | quadratic.")
     ] = "logistic",
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: SeedOption = 0,
     json_out: JsonOption = False,
     report: ReportOption = None,
     fail_on: FailOnOption = "never",
@@ -151,7 +152,7 @@ def labels_cmd(
             callback=check_output_path,
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: SeedOption = 0,
     exclude: ExcludeOption = None,
     json_out: JsonOption = False,
     report: ReportOption = None,

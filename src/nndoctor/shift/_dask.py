@@ -44,14 +44,12 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from nndoctor._validation import check_choice, check_int, check_random_state
+from nndoctor._validation import check_int, check_random_state
 from nndoctor.exceptions import DataValidationError, InvalidParameterError, MissingDependencyError
 from nndoctor.shift._common import (
-    check_alpha,
     display_names,
     is_categorical,
     smallest_pvalue,
-    warn_small,
 )
 
 if TYPE_CHECKING:
@@ -263,6 +261,16 @@ def _ks_pvalue(d: float, m: int, n: int) -> float:
     return float(stats.kstwo.sf(d, round(m * n / (m + n))))
 
 
+def _cdf_at(
+    values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64], at: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """A sketch's CDF (sorted retained ``values``, cumulative ``weights``) at the points ``at``."""
+    cdf: npt.NDArray[np.float64] = (
+        np.concatenate(([0.0], weights))[np.searchsorted(values, at, side="right")] / weights[-1]
+    )
+    return cdf
+
+
 def _numeric_from_sketches(
     sx: tuple[bytes, int, float, float], sy: tuple[bytes, int, float, float], confidence: float
 ) -> tuple[float, float, dict[str, float], dict[str, tuple[float, float]], float]:
@@ -273,8 +281,7 @@ def _numeric_from_sketches(
     vy, wy, ey = _weighted_cdf(sy[0])
     m, n = sx[1], sy[1]
     grid = np.unique(np.concatenate((vx, vy)))
-    fx = np.concatenate(([0.0], wx))[np.searchsorted(vx, grid, side="right")] / wx[-1]
-    fy = np.concatenate(([0.0], wy))[np.searchsorted(vy, grid, side="right")] / wy[-1]
+    fx, fy = _cdf_at(vx, wx, grid), _cdf_at(vy, wy, grid)
     diff = np.abs(fx - fy)
     d = float(diff.max())
     err = ex + ey
@@ -286,8 +293,7 @@ def _numeric_from_sketches(
     ranks = wx / wx[-1]
     idx = np.minimum(np.searchsorted(ranks, np.linspace(0, 1, PSI_BINS + 1)[1:-1]), vx.size - 1)
     edges = np.unique(vx[idx])
-    cdf_x = np.concatenate(([0.0], wx))[np.searchsorted(vx, edges, side="right")] / wx[-1]
-    cdf_y = np.concatenate(([0.0], wy))[np.searchsorted(vy, edges, side="right")] / wy[-1]
+    cdf_x, cdf_y = _cdf_at(vx, wx, edges), _cdf_at(vy, wy, edges)
     px = np.diff(np.concatenate(([0.0], cdf_x, [1.0])))
     py = np.diff(np.concatenate(([0.0], cdf_y, [1.0])))
     psi = float(_psi(px, py))
@@ -304,25 +310,13 @@ def _numeric_from_sketches(
     return d, pvalue, effects, cis, err
 
 
-def feature_test(
-    X: Any,
-    Y: Any,
-    *,
-    kinds: str | None,
-    categorical: Sequence[str] | None = None,
-    correction: Any = "holm",
-    alpha: Any = 0.05,
-    min_effect: float | None = None,
-    confidence: float = 0.95,
-    n_bootstrap: int = 200,
-    random_state: Any = None,
-    missing: Any = "test",
-    names: tuple[str, str] | None = None,
-    sketch_k: int = SKETCH_K,
-) -> FeatureTestResult:
+def feature_test(X: Any, Y: Any, *, kinds: str | None, **options: Any) -> FeatureTestResult:
     """Per-feature tests on Dask collections; the same result type as in memory.
 
-    ``kinds`` is ``"numeric"`` (:func:`ks_test`), ``"categorical"`` (:func:`chi2_test`) or
+    ``options`` are those of :func:`_feature_test_rows` (``categorical``, ``correction``,
+    ``alpha``, ``min_effect``, ``confidence``, ``n_bootstrap``, ``random_state``, ``missing``,
+    ``names``, ``sketch_k``), with the in-memory functions' defaults. ``kinds`` is
+    ``"numeric"`` (:func:`ks_test`), ``"categorical"`` (:func:`chi2_test`) or
     ``None`` (:func:`feature_test`: from the dtypes and ``categorical``). One pass over each
     table computes the partition summaries (module docstring: what travels and how big);
     the client then runs the tests. χ² tests, missing counts and missing-rate tests are exact
@@ -355,21 +349,7 @@ def feature_test(
     >>> res.engine, res.features[0].drifted, res.features[0].statistic_error
     ('dask', True, 0.0)
     """
-    return _feature_test_rows(
-        X,
-        Y,
-        kinds=kinds,
-        categorical=categorical,
-        correction=correction,
-        alpha=alpha,
-        min_effect=min_effect,
-        confidence=confidence,
-        n_bootstrap=n_bootstrap,
-        random_state=random_state,
-        missing=missing,
-        names=names,
-        sketch_k=sketch_k,
-    )[0]
+    return _feature_test_rows(X, Y, kinds=kinds, **options)[0]
 
 
 def _feature_test_rows(
@@ -390,32 +370,21 @@ def _feature_test_rows(
 ) -> tuple[FeatureTestResult, int, int]:
     """:func:`feature_test` and the row counts of the two tables."""
     from nndoctor.shift._univariate import (
-        _CORRECTIONS,
-        _MISSING_POLICIES,
         _assemble,
         _categorical_counts,
+        _check_options,
+        _rate_tested,
+        _warn_thin,
     )
 
     require_dask()
     from dask.base import compute
     from dask.delayed import delayed
 
-    check_choice(correction, _CORRECTIONS, name="correction")
-    check_choice(missing, _MISSING_POLICIES, name="missing")
-    alpha_f = check_alpha(alpha)
-    if not (isinstance(confidence, float | int) and 0.0 < float(confidence) < 1.0):
-        raise InvalidParameterError(f"confidence must lie in (0, 1), got {confidence!r}")
-    n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=0)
+    alpha_f, n_bootstrap = _check_options(
+        correction, missing, alpha, confidence, n_bootstrap, min_effect
+    )
     k = check_int(sketch_k, name="sketch_k", minimum=8)
-    if min_effect is not None and (
-        isinstance(min_effect, bool)
-        or not isinstance(min_effect, int | float)
-        or not 0.0 <= float(min_effect) <= 1.0
-    ):
-        raise InvalidParameterError(
-            f"min_effect must be a number in [0, 1] (a KS distance or Cramér's V), got "
-            f"{min_effect!r}"
-        )
     rng = check_random_state(random_state)
     a, b = display_names(names)
     dx, dy, cols = _aligned(X, Y, (a, b))
@@ -448,9 +417,7 @@ def _feature_test_rows(
             n_used[j] = (px[1], py[1])
         else:
             n_used[j] = (sum(px.values()), sum(py.values()))
-        rate_tested[j] = n_miss[j].any() and (
-            missing == "test" or (missing == "category" and kind == "numeric")
-        )
+        rate_tested[j] = _rate_tested(n_miss[j], missing, kind)
         err = 0.0
         if min(n_used[j]) < 2:
             thin.append(f"{col!r} ({n_used[j, 0]} and {n_used[j, 1]})")
@@ -466,12 +433,7 @@ def _feature_test_rows(
             stat, p, eff, cis = _categorical_counts(cx, cy, gen, n_bootstrap, float(confidence))
             raw.append((col, kind, stat, p, eff, cis))
         errors.append(err)
-    if thin:
-        warn_small(
-            f"column(s) {', '.join(thin[:5])} have fewer than 2 observed (non-missing) values in "
-            f"{a} or {b}; their distribution test is NaN (the test of their missing rate still "
-            "runs)"
-        )
+    _warn_thin(thin, (a, b))
     result = _assemble(raw, n_miss, n_used, rate_tested, int(m), int(n), alpha_f, correction,
                      min_effect, float(confidence), str(missing), errors=errors,
                      engine="dask")  # fmt: skip

@@ -720,6 +720,50 @@ def _run_jobs(jobs: list[Callable[[], _Column]], *, work: float) -> list[_Column
         return list(pool.map(lambda job: job(), jobs))
 
 
+def _check_options(
+    correction: Any,
+    missing: Any,
+    alpha: Any,
+    confidence: Any,
+    n_bootstrap: Any,
+    min_effect: Any,
+) -> tuple[float, int]:
+    """Check the options shared by the in-memory and Dask paths: ``(alpha, n_bootstrap)``."""
+    check_choice(correction, _CORRECTIONS, name="correction")
+    check_choice(missing, _MISSING_POLICIES, name="missing")
+    alpha_f = check_alpha(alpha)
+    if not (isinstance(confidence, float | int) and 0.0 < float(confidence) < 1.0):
+        raise InvalidParameterError(f"confidence must lie in (0, 1), got {confidence!r}")
+    n_boot = check_int(n_bootstrap, name="n_bootstrap", minimum=0)
+    if min_effect is not None and (
+        isinstance(min_effect, bool)
+        or not isinstance(min_effect, int | float)
+        or not 0.0 <= float(min_effect) <= 1.0
+    ):
+        raise InvalidParameterError(
+            f"min_effect must be a number in [0, 1] (a KS distance or Cramér's V), got "
+            f"{min_effect!r}"
+        )
+    return alpha_f, n_boot
+
+
+def _rate_tested(n_miss: npt.NDArray[np.int64], missing: str, kind: str) -> bool:
+    """Whether a column's missing rate is tested: it has missing values and the policy asks."""
+    return bool(n_miss.any()) and (
+        missing == "test" or (missing == "category" and kind == "numeric")
+    )
+
+
+def _warn_thin(thin: list[str], names: tuple[str, str]) -> None:
+    """Warn about the columns with fewer than 2 observed values in a table (if any)."""
+    if thin:
+        warn_small(
+            f"column(s) {', '.join(thin[:5])} have fewer than 2 observed (non-missing) values in "
+            f"{names[0]} or {names[1]}; their distribution test is NaN (the test of their "
+            "missing rate still runs)"
+        )
+
+
 def _run(
     X: Any,
     Y: Any,
@@ -734,21 +778,9 @@ def _run(
     missing: Any = "test",
     names: tuple[str, str] = ("X", "Y"),
 ) -> FeatureTestResult:
-    check_choice(correction, _CORRECTIONS, name="correction")
-    check_choice(missing, _MISSING_POLICIES, name="missing")
-    alpha_f = check_alpha(alpha)
-    if not (isinstance(confidence, float | int) and 0.0 < float(confidence) < 1.0):
-        raise InvalidParameterError(f"confidence must lie in (0, 1), got {confidence!r}")
-    n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=0)
-    if min_effect is not None and (
-        isinstance(min_effect, bool)
-        or not isinstance(min_effect, int | float)
-        or not 0.0 <= float(min_effect) <= 1.0
-    ):
-        raise InvalidParameterError(
-            f"min_effect must be a number in [0, 1] (a KS distance or Cramér's V), got "
-            f"{min_effect!r}"
-        )
+    alpha_f, n_bootstrap = _check_options(
+        correction, missing, alpha, confidence, n_bootstrap, min_effect
+    )
     rng = check_random_state(random_state)
     fx, fy = aligned_frames(X, Y, names=names)
     for nm, f in zip(names, (fx, fy), strict=True):
@@ -787,9 +819,7 @@ def _run(
             fn = _categorical_column
             kind = "categorical"
         n_used[j] = (xv.size, yv.size)
-        rate_tested[j] = n_miss[j].any() and (
-            missing == "test" or (missing == "category" and kind == "numeric")
-        )
+        rate_tested[j] = _rate_tested(n_miss[j], missing, kind)
         col_small = small or min(xv.size, yv.size) < 2
         if col_small and not small:
             thin.append(f"{col!r} ({xv.size} and {yv.size})")
@@ -801,12 +831,7 @@ def _run(
         warn_small(
             f"per-feature tests need at least 2 rows per sample, got {m} and {n}; the result is NaN"
         )
-    if thin:
-        warn_small(
-            f"column(s) {', '.join(thin[:5])} have fewer than 2 observed (non-missing) values in "
-            f"{names[0]} or {names[1]}; their distribution test is NaN (the test of their "
-            "missing rate still runs)"
-        )
+    _warn_thin(thin, names)
     return _assemble(raw, n_miss, n_used, rate_tested, m, n, alpha_f, correction, min_effect,
                      float(confidence), str(missing))  # fmt: skip
 

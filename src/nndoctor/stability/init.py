@@ -606,14 +606,10 @@ def _fit_scheme(
             return "orthogonal", math.nan, ("orthogonal",)
     sample = flat if flat.size <= 20_000 else rng.choice(flat, 20_000, replace=False)
     results = []
-    for name, family, std in _candidates(fan_in, fan_out, act) if candidates else []:
-        if family == "uniform":
-            b = math.sqrt(3.0) * std
-            p = float(stats.kstest(sample, stats.uniform(loc=-b, scale=2 * b).cdf).pvalue)
-        else:
-            p = float(stats.kstest(sample, stats.norm(scale=std).cdf).pvalue)
-        results.append((name, p))
-    for name, family, std in extra:
+    for name, family, std in [
+        *(_candidates(fan_in, fan_out, act) if candidates else []),
+        *extra,
+    ]:
         if family == "uniform":
             b = math.sqrt(3.0) * std
             p = float(stats.kstest(sample, stats.uniform(loc=-b, scale=2 * b).cdf).pvalue)
