@@ -151,7 +151,7 @@ def test_local_cluster_gives_the_synchronous_answer():
     exact = feature_test(src, tgt, random_state=0)
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
         ) as cluster,
         Client(cluster),
     ):
@@ -238,7 +238,7 @@ def test_a_killed_worker_is_retried_and_the_answer_holds():
     exact = feature_test(src, tgt, random_state=0)
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -299,7 +299,7 @@ def test_cli_scheduler_address_runs_on_that_cluster(tmp_path):
     glob_src, dir_tgt = _write_parquet(tmp_path, src, tgt)
     args = ["shift", "test", "--source", glob_src, "--target", dir_tgt, "--json"]
     with LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
     ) as cluster:
         out = CliRunner().invoke(
             app, [*args, "--engine", "dask", "--scheduler", cluster.scheduler_address]
