@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nndoctor._checkup_shift_weights import SHIFT_CORRECTION_STAGE
 from nndoctor.checkup import CheckupContext, run_checkup
+from nndoctor.checkup._shift_weights import SHIFT_CORRECTION_STAGE
 from nndoctor.report import to_sections
 
 

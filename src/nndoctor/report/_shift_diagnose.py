@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from nndoctor._checkup_shift import ShiftScenarioTable
 from nndoctor._results import to_jsonable
+from nndoctor.checkup._shift import ShiftScenarioTable
 from nndoctor.report._figures import figure_to_png_base64, new_figure
 from nndoctor.report._section import Figure, Section, Status, to_sections
 from nndoctor.shift.adapt import AdaptationResult

@@ -22,7 +22,7 @@ NEAR_ONE_ESS = 0.95
 
 
 def _user_tables(ctx: CheckupContext) -> StageOutcome:
-    from nndoctor._checkup_shift import user_feature_frames, user_tables
+    from nndoctor.checkup._shift import user_feature_frames, user_tables
     from nndoctor.shift import ImportanceWeighter
 
     data = user_tables(ctx, "shift-correction", "Shift correction", "shift correction")
@@ -108,7 +108,7 @@ def _embedded(ctx: CheckupContext) -> StageOutcome:
 
 def _stage(ctx: CheckupContext) -> StageOutcome:
     if ctx.user_mode:
-        from nndoctor._checkup_inputs import with_user_data
+        from nndoctor.checkup._inputs import with_user_data
 
         return _user_tables(with_user_data(ctx))
     return _embedded(ctx)

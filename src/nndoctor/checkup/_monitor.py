@@ -53,7 +53,7 @@ def _user_data(ctx: CheckupContext) -> tuple[Any, ...]:
 
 
 def _user_monitor_stage(ctx: CheckupContext) -> StageOutcome:
-    from nndoctor._checkup_inputs import load_user_model
+    from nndoctor.checkup._inputs import load_user_model
     from nndoctor.stability.monitor._demo import train_digits
 
     if ctx.model_spec is None or ctx.data is None:
@@ -131,7 +131,7 @@ def monitor_stage(ctx: CheckupContext) -> StageOutcome:
     >>> MONITOR_STAGE_STEPS
     60
     """
-    from nndoctor._checkup_inputs import with_user_data
+    from nndoctor.checkup._inputs import with_user_data
     from nndoctor.scenarios import digits_mlp
     from nndoctor.stability.monitor._demo import train_digits
 

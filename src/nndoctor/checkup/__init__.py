@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from nndoctor._environment import environment_report
-from nndoctor._results import ResultMixin
+from nndoctor._environment import environment_report as _environment_report
+from nndoctor._results import ResultMixin as _ResultMixin
 
 if TYPE_CHECKING:
-    from nndoctor._checkup_inputs import UserData
+    from nndoctor.checkup._inputs import UserData
 
 __all__ = [
     "ENVIRONMENT_STAGE",
@@ -40,7 +40,7 @@ ProgressCallback = Callable[[float, str], None]
 
 
 @dataclass(frozen=True, slots=True)
-class SummaryRow(ResultMixin):
+class SummaryRow(_ResultMixin):
     """One line of the checkup's summary table."""
 
     stage: str
@@ -52,7 +52,7 @@ class SummaryRow(ResultMixin):
 
 
 @dataclass(frozen=True, slots=True)
-class StageOutcome(ResultMixin):
+class StageOutcome(_ResultMixin):
     """What one stage found: summary rows and the result objects behind them."""
 
     name: str
@@ -70,7 +70,7 @@ class CheckupContext:
 
     ``model_spec``, ``source``, ``target``, ``label`` and ``input_shape`` are ``None`` for the
     embedded default. ``data`` holds the user's tables once :func:`run_checkup` has read and
-    checked them (:func:`nndoctor._checkup_inputs.check_user_inputs`), before any stage runs.
+    checked them (:func:`nndoctor.checkup._inputs.check_user_inputs`), before any stage runs.
     """
 
     random_state: int = 0
@@ -103,7 +103,7 @@ class Stage:
 
 
 @dataclass(frozen=True, slots=True)
-class CheckupResult(ResultMixin):
+class CheckupResult(_ResultMixin):
     """Everything the checkup found, stage by stage."""
 
     stages: tuple[StageOutcome, ...]
@@ -124,7 +124,7 @@ class CheckupResult(ResultMixin):
 
 def _environment_stage(ctx: CheckupContext) -> StageOutcome:
     ctx.progress(0.0, "reading versions and float limits")
-    env = environment_report()
+    env = _environment_report()
     f32 = next(lim for lim in env.float_limits if lim.dtype == "float32")
     ctx.progress(1.0, "done")
     row = SummaryRow(
@@ -149,10 +149,10 @@ def default_stages() -> list[Stage]:
     >>> [s.name for s in default_stages()][0]
     'environment'
     """
-    from nndoctor._checkup_monitor import monitor_stage
-    from nndoctor._checkup_shift import SHIFT_STAGE  # the stage modules import this one
-    from nndoctor._checkup_shift_weights import SHIFT_CORRECTION_STAGE
-    from nndoctor._checkup_stability import STABILITY_STAGE
+    from nndoctor.checkup._monitor import monitor_stage
+    from nndoctor.checkup._shift import SHIFT_STAGE  # the stage modules import this one
+    from nndoctor.checkup._shift_weights import SHIFT_CORRECTION_STAGE
+    from nndoctor.checkup._stability import STABILITY_STAGE
 
     return [
         ENVIRONMENT_STAGE,
@@ -185,7 +185,7 @@ def run_checkup(
     -------
     CheckupResult
     """
-    from nndoctor._checkup_inputs import check_user_inputs, seed_everything
+    from nndoctor.checkup._inputs import check_user_inputs, seed_everything
 
     ctx = context or CheckupContext()
     if ctx.user_mode and ctx.data is None:  # every check before any stage spends time
