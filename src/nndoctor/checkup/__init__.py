@@ -14,131 +14,31 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import replace
 
-from nndoctor._environment import environment_report as _environment_report
-from nndoctor._results import ResultMixin as _ResultMixin
-
-if TYPE_CHECKING:
-    from nndoctor.checkup._inputs import UserData
+from nndoctor.checkup._environment import ENVIRONMENT_STAGE
+from nndoctor.checkup._types import (
+    CheckupContext,
+    CheckupResult,
+    ProgressCallback,
+    Severity,
+    Stage,
+    StageOutcome,
+    SummaryRow,
+)
 
 __all__ = [
     "ENVIRONMENT_STAGE",
     "CheckupContext",
     "CheckupResult",
+    "ProgressCallback",
+    "Severity",
     "Stage",
     "StageOutcome",
     "SummaryRow",
     "default_stages",
     "run_checkup",
 ]
-
-Severity = Literal["ok", "info", "warning", "error"]
-ProgressCallback = Callable[[float, str], None]
-"""Called with the fraction of the current stage done (0..1) and a short description."""
-
-
-@dataclass(frozen=True, slots=True)
-class SummaryRow(_ResultMixin):
-    """One line of the checkup's summary table."""
-
-    stage: str
-    finding: str
-    evidence: str
-    treatment: str
-    effect: str
-    severity: Severity
-
-
-@dataclass(frozen=True, slots=True)
-class StageOutcome(_ResultMixin):
-    """What one stage found: summary rows and the result objects behind them."""
-
-    name: str
-    title: str
-    summary: tuple[SummaryRow, ...]
-    results: tuple[Any, ...] = ()
-    #: one label per result ("" for none): what distinguishes results of the same type in the
-    #: report, e.g. "before the fix" or a scenario's name; it prefixes their section titles
-    labels: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class CheckupContext:
-    """What a stage is given: the seed, a progress callback, and the user's inputs if any.
-
-    ``model_spec``, ``source``, ``target``, ``label`` and ``input_shape`` are ``None`` for the
-    embedded default. ``data`` holds the user's tables once :func:`run_checkup` has read and
-    checked them (:func:`nndoctor.checkup._inputs.check_user_inputs`), before any stage runs.
-    """
-
-    random_state: int = 0
-    progress: ProgressCallback = field(default=lambda fraction, text: None)
-    model_spec: str | None = None
-    source: str | None = None
-    target: str | None = None
-    label: str | None = None
-    input_shape: tuple[int, ...] | None = None
-    weights: str | None = None
-    #: feature columns to leave out, and identifier-like columns to keep (``--exclude``,
-    #: ``--include``)
-    exclude: tuple[str, ...] = ()
-    include: tuple[str, ...] = ()
-    data: UserData | None = None
-
-    @property
-    def user_mode(self) -> bool:
-        """True when the user passed a model or tables (the embedded default is not used)."""
-        return self.model_spec is not None or self.source is not None
-
-
-@dataclass(frozen=True, slots=True)
-class Stage:
-    """A named step of the checkup."""
-
-    name: str
-    title: str
-    run: Callable[[CheckupContext], StageOutcome]
-
-
-@dataclass(frozen=True, slots=True)
-class CheckupResult(_ResultMixin):
-    """Everything the checkup found, stage by stage."""
-
-    stages: tuple[StageOutcome, ...]
-
-    @property
-    def summary(self) -> tuple[SummaryRow, ...]:
-        """All stages' summary rows, in order."""
-        return tuple(row for stage in self.stages for row in stage.summary)
-
-    def worst_severity(self) -> Severity:
-        """The most severe finding: ``"error"`` > ``"warning"`` > ``"info"`` > ``"ok"``."""
-        order: tuple[Severity, ...] = ("ok", "info", "warning", "error")
-        worst = 0
-        for row in self.summary:
-            worst = max(worst, order.index(row.severity))
-        return order[worst]
-
-
-def _environment_stage(ctx: CheckupContext) -> StageOutcome:
-    ctx.progress(0.0, "reading versions and float limits")
-    env = _environment_report()
-    f32 = next(lim for lim in env.float_limits if lim.dtype == "float32")
-    ctx.progress(1.0, "done")
-    row = SummaryRow(
-        stage="environment",
-        finding=f"torch {env.torch} on {env.device}, {env.threads} threads",
-        evidence=f"float32 max {f32.max:.3g}, smallest normal {f32.smallest_normal:.3g}",
-        treatment="none needed",
-        effect="-",
-        severity="info",
-    )
-    return StageOutcome("environment", "Environment", (row,), (env,))
-
-
-ENVIRONMENT_STAGE = Stage("environment", "Environment", _environment_stage)
 
 
 def default_stages() -> list[Stage]:
@@ -150,7 +50,7 @@ def default_stages() -> list[Stage]:
     'environment'
     """
     from nndoctor.checkup._monitor import monitor_stage
-    from nndoctor.checkup._shift import SHIFT_STAGE  # the stage modules import this one
+    from nndoctor.checkup._shift import SHIFT_STAGE
     from nndoctor.checkup._shift_weights import SHIFT_CORRECTION_STAGE
     from nndoctor.checkup._stability import STABILITY_STAGE
 

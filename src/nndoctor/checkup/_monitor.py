@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from nndoctor.checkup import CheckupContext, Severity, StageOutcome, SummaryRow
+from nndoctor.checkup._types import CheckupContext, Severity, StageOutcome, SummaryRow
 from nndoctor.exceptions import InvalidParameterError
 
 __all__ = ["MONITOR_STAGE_STEPS", "monitor_stage"]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nndoctor._results import ResultMixin
-from nndoctor.checkup import CheckupContext, Severity, Stage, StageOutcome, SummaryRow
+from nndoctor.checkup._types import CheckupContext, Severity, Stage, StageOutcome, SummaryRow
 
 if TYPE_CHECKING:
     from nndoctor.checkup._inputs import UserData

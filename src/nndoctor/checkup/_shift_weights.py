@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nndoctor.checkup import CheckupContext, Stage, StageOutcome, SummaryRow
+from nndoctor.checkup._types import CheckupContext, Stage, StageOutcome, SummaryRow
 
 __all__ = ["SHIFT_CORRECTION_STAGE"]
 

@@ -6,7 +6,7 @@ import itertools
 
 import torch
 
-from nndoctor.checkup import CheckupContext, Stage, StageOutcome, SummaryRow
+from nndoctor.checkup._types import CheckupContext, Stage, StageOutcome, SummaryRow
 
 __all__ = ["STABILITY_STAGE", "stability_stage"]
 
