@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from nndoctor.checkup import _report  # noqa: F401  (registers the checkup's sections)
 from nndoctor.checkup._environment import ENVIRONMENT_STAGE
 from nndoctor.checkup._types import (
     CheckupContext,

@@ -54,7 +54,7 @@ def _user_data(ctx: CheckupContext) -> tuple[Any, ...]:
 
 def _user_monitor_stage(ctx: CheckupContext) -> StageOutcome:
     from nndoctor.checkup._inputs import load_user_model
-    from nndoctor.stability.monitor._demo import train_digits
+    from nndoctor.scenarios._training import train_digits
 
     if ctx.model_spec is None or ctx.data is None:
         missing = "--model" if ctx.model_spec is None else "--source and --label"
@@ -133,7 +133,7 @@ def monitor_stage(ctx: CheckupContext) -> StageOutcome:
     """
     from nndoctor.checkup._inputs import with_user_data
     from nndoctor.scenarios import digits_mlp
-    from nndoctor.stability.monitor._demo import train_digits
+    from nndoctor.scenarios._training import train_digits
 
     if ctx.user_mode:
         return _user_monitor_stage(with_user_data(ctx))
