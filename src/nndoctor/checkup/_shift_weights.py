@@ -83,7 +83,9 @@ def _embedded(ctx: CheckupContext) -> StageOutcome:
     ctx.progress(0.8, "correcting predictions")
     before = float(np.mean(P_target.argmax(1) == y_target))
     after = float(np.mean(est.adjust(P_target).argmax(1) == y_target))
-    accuracy = estimate_accuracy(P_held, y_held, P_target, label_shift=result)
+    accuracy = estimate_accuracy(
+        P_held, y_held, P_target, label_shift=result, random_state=ctx.random_state
+    )
     true_q = np.bincount(y_target, minlength=10) / y_target.size
     moved = [c for c in range(10) if not result.ci_low[c] <= 1.0 <= result.ci_high[c]]
     ctx.progress(1.0, "done")
