@@ -41,6 +41,7 @@ browser:
 lint: $(VENV)/.stamp-dev
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+	$(VENV)/bin/lint-imports  # the layer contracts in pyproject.toml ([tool.importlinter])
 
 typecheck: $(VENV)/.stamp-dev
 	$(VENV)/bin/mypy

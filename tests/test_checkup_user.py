@@ -126,8 +126,8 @@ def test_inputs_are_checked_before_any_work(
 def test_conv1d_gets_rows_in_its_input_shape(d: Path) -> None:
     """A Conv1d model with --input-shape 1,4 is trained on rows reshaped to (batch, 1, 4)
     (it was fed (64, 4) and raised inside the monitor stage)."""
-    from nndoctor._checkup_monitor import monitor_stage
     from nndoctor.checkup import CheckupContext, Stage, run_checkup
+    from nndoctor.checkup._monitor import monitor_stage
 
     ctx = CheckupContext(
         model_spec=f"{d}/m.py:conv", source=str(d / "s.csv"), target=str(d / "t.csv"),
@@ -140,8 +140,8 @@ def test_conv1d_gets_rows_in_its_input_shape(d: Path) -> None:
 
 
 def _monitor_rows(d: Path, source: str) -> list[tuple[str, str]]:
-    from nndoctor._checkup_monitor import monitor_stage
     from nndoctor.checkup import CheckupContext, Stage, run_checkup
+    from nndoctor.checkup._monitor import monitor_stage
 
     ctx = CheckupContext(
         model_spec=f"{d}/m.py:mlp", source=str(d / source), target=str(d / "t.csv"),
@@ -238,7 +238,7 @@ def test_same_seed_gives_the_same_bytes(d: Path) -> None:
     # the seed reaches the factory: the same seed builds the same network, another another
     import torch
 
-    from nndoctor._checkup_inputs import load_user_model
+    from nndoctor.checkup._inputs import load_user_model
 
     def first_weight(seed: int) -> torch.Tensor:
         return load_user_model(f"{d}/m.py:mlp", weights=None, seed=seed)[0].weight

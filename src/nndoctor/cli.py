@@ -207,9 +207,9 @@ def checkup(
     yours: your files are checked against each other and the model first, and your model is
     trained on the source's columns standardized with the source's mean and standard deviation.
     """
-    from nndoctor._checkup_inputs import check_user_inputs
     from nndoctor._validation import check_choice
     from nndoctor.checkup import CheckupContext, Stage, run_checkup
+    from nndoctor.checkup._inputs import check_user_inputs
 
     check_choice(fail_on, ("never", "warning", "error"), name="--fail-on")
     if (source is None) != (target is None):

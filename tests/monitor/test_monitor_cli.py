@@ -92,9 +92,9 @@ def test_monitor_run_schedule_options() -> None:
 
 
 def test_checkup_stage_finds_and_treats_vanishing(monkeypatch: pytest.MonkeyPatch) -> None:
-    import nndoctor._checkup_monitor as stage_module
-    from nndoctor._checkup_monitor import monitor_stage
+    import nndoctor.checkup._monitor as stage_module
     from nndoctor.checkup import CheckupContext
+    from nndoctor.checkup._monitor import monitor_stage
 
     monkeypatch.setattr(stage_module, "MONITOR_STAGE_STEPS", 12)  # the full stage trains 60
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nndoctor._checkup_shift_weights import SHIFT_CORRECTION_STAGE
 from nndoctor.checkup import CheckupContext, run_checkup
+from nndoctor.checkup._shift_weights import SHIFT_CORRECTION_STAGE
 from nndoctor.report import to_sections
 
 
@@ -27,6 +27,16 @@ def test_embedded_stage_finds_the_label_shift_and_reports_the_effect() -> None:
     assert seen[-1] == 1.0
     titles = [s.title for s in to_sections(result)]
     assert any("Label shift" in t for t in titles)
+
+
+def test_embedded_stage_is_reproducible() -> None:
+    """Same seed, same JSON: the accuracy estimate's bootstrap interval is seeded too (it drew
+    fresh entropy, so two checkups disagreed in its ci_low / ci_high)."""
+    ctx = CheckupContext(random_state=0)
+    first, second = (
+        run_checkup(stages=[SHIFT_CORRECTION_STAGE], context=ctx).to_json() for _ in range(2)
+    )
+    assert first == second
 
 
 def test_stage_on_user_tables(tmp_path: Path) -> None:

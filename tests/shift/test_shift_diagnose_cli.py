@@ -134,8 +134,8 @@ def test_sections_render_with_figures() -> None:
 
 
 def test_checkup_stage_scores_every_scenario() -> None:
-    from nndoctor._checkup_shift import shift_stage
     from nndoctor.checkup import CheckupContext
+    from nndoctor.checkup._shift import shift_stage
 
     out = shift_stage(CheckupContext(random_state=0))
     table = out.results[0]
@@ -153,8 +153,8 @@ def test_checkup_stage_scores_every_scenario() -> None:
 
 
 def test_checkup_stage_on_user_tables(soda_files: tuple[Path, Path, str]) -> None:
-    from nndoctor._checkup_shift import shift_stage
     from nndoctor.checkup import CheckupContext
+    from nndoctor.checkup._shift import shift_stage
 
     s, t, label = soda_files
     out = shift_stage(CheckupContext(source=str(s), target=str(t), label=label))

@@ -151,8 +151,8 @@ def test_diagnose_names_the_label_column_of_each_file(tmp_path: Path) -> None:
 
 
 def test_checkup_shift_stage_names_the_files(tmp_path: Path) -> None:
-    from nndoctor._checkup_shift import shift_stage
     from nndoctor.checkup import CheckupContext
+    from nndoctor.checkup._shift import shift_stage
 
     src, tgt = _frames()
     s, t = tmp_path / "src.csv", tmp_path / "tgt.csv"

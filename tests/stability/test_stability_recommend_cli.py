@@ -92,8 +92,8 @@ def test_cli_symmetric_mlp() -> None:
 
 
 def test_checkup_stage_fixes_and_remeasures() -> None:
-    from nndoctor._checkup_stability import stability_stage
     from nndoctor.checkup import CheckupContext
+    from nndoctor.checkup._stability import stability_stage
 
     outcome = stability_stage(CheckupContext())
     first = outcome.summary[0]
@@ -106,8 +106,8 @@ def test_checkup_stage_fixes_and_remeasures() -> None:
 
 
 def test_checkup_stage_on_a_user_model(tmp_path: Path) -> None:
-    from nndoctor._checkup_stability import stability_stage
     from nndoctor.checkup import CheckupContext
+    from nndoctor.checkup._stability import stability_stage
 
     spec = tmp_path / "deep.py"
     spec.write_text(

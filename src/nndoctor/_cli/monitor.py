@@ -63,7 +63,7 @@ def run(
     """Train a model (the default digits MLP if none) on the digits under the monitor."""
     from nndoctor._io import load_model
     from nndoctor.scenarios import digits_mlp
-    from nndoctor.stability.monitor._demo import train_digits
+    from nndoctor.scenarios._training import train_digits
 
     net = load_model(model, seed=seed) if model is not None else digits_mlp(seed=seed)
     with progress_bar("monitored training") as advance:

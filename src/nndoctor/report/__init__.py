@@ -13,7 +13,6 @@ True
 from __future__ import annotations
 
 from nndoctor.report import (  # noqa: F401  (register sections)
-    _checkup,
     _environment,
     _monitor,
     _scenarios,

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from nndoctor._checkup_shift import ShiftScenarioTable
 from nndoctor._results import to_jsonable
 from nndoctor.report._figures import figure_to_png_base64, new_figure
 from nndoctor.report._section import Figure, Section, Status, to_sections
@@ -336,30 +335,3 @@ def _adaptation_sections(result: AdaptationResult, *, figures: bool = False) -> 
     else:
         sections.extend(_monitor_sections(result.monitor, figures=False))
     return sections
-
-
-@to_sections.register
-def _scenario_table_sections(result: ShiftScenarioTable, *, figures: bool = False) -> list[Section]:
-    n_right = sum(r.right for r in result.rows)
-    # as in the checkup's summary: a shift diagnosed right is a warning, a wrong one an error
-    shifted = any(not r.truth.startswith("none") for r in result.rows)
-    status: Status = "error" if n_right < len(result.rows) else "warning" if shifted else "ok"
-    verdict = (
-        f"{n_right} of {len(result.rows)} scenarios diagnosed right (with {result.n_target_labels} "
-        "labeled target rows). Without labels concept shift stays invisible: soda_regions looks "
-        "like no shift at all."
-    )
-    rows = tuple(
-        {
-            "scenario": r.scenario,
-            "truth": r.truth,
-            "without labels": r.diagnosis_without_labels,
-            "with labels": r.diagnosis_with_labels,
-            "right": "yes" if r.right else "NO",
-            "treatment": r.treatment,
-            "effect": r.effect,
-        }
-        for r in result.rows
-    )
-    return [Section("Shift scenarios: truth vs diagnosis", status, verdict, rows,
-                    payload=to_jsonable(result))]  # fmt: skip

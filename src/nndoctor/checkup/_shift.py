@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nndoctor._results import ResultMixin
-from nndoctor.checkup import CheckupContext, Severity, Stage, StageOutcome, SummaryRow
+from nndoctor.checkup._types import CheckupContext, Severity, Stage, StageOutcome, SummaryRow
 
 if TYPE_CHECKING:
-    from nndoctor._checkup_inputs import UserData
+    from nndoctor.checkup._inputs import UserData
 
 __all__ = ["SHIFT_STAGE", "ShiftScenarioRow", "ShiftScenarioTable", "shift_stage"]
 
@@ -86,7 +86,7 @@ def _no_tables(stage: str, title: str, what: str) -> StageOutcome:
 
 def insufficient_data_row(stage: str, n_target: int, source: str, target: str) -> SummaryRow:
     """The verdict when the target is too small to test: a warning, never "no shift"."""
-    from nndoctor._checkup_inputs import MIN_TARGET_ROWS
+    from nndoctor.checkup._inputs import MIN_TARGET_ROWS
 
     return SummaryRow(
         stage=stage,
@@ -103,7 +103,7 @@ def user_tables(ctx: CheckupContext, stage: str, title: str, what: str) -> UserD
     """The user's tables, or the stage's outcome when they cannot be tested: none given
     (:func:`_no_tables`), or fewer than ``MIN_TARGET_ROWS`` target rows
     (:func:`insufficient_data_row`)."""
-    from nndoctor._checkup_inputs import MIN_TARGET_ROWS
+    from nndoctor.checkup._inputs import MIN_TARGET_ROWS
 
     data = ctx.data
     if data is None:
@@ -143,7 +143,7 @@ def _untestable(d: Any) -> bool:
 
 
 def _user_stage(ctx: CheckupContext) -> StageOutcome:
-    from nndoctor._checkup_inputs import load_user_model
+    from nndoctor.checkup._inputs import load_user_model
     from nndoctor.shift import diagnose
 
     data = user_tables(ctx, "shift", "Distribution shift", "shift diagnosis")
@@ -192,7 +192,7 @@ def shift_stage(ctx: CheckupContext) -> StageOutcome:
 
 def _shift_stage(ctx: CheckupContext) -> StageOutcome:
     if ctx.user_mode:
-        from nndoctor._checkup_inputs import with_user_data
+        from nndoctor.checkup._inputs import with_user_data
 
         return _user_stage(with_user_data(ctx))
     from sklearn.linear_model import LogisticRegression

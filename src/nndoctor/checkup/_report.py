@@ -1,4 +1,6 @@
-"""Sections for :class:`nndoctor.checkup.CheckupResult`: a summary table, then each stage.
+"""Sections for the checkup's results: a summary table, then each stage (and the shift stage's
+table of scenarios). The checkup registers them with :func:`nndoctor.report.to_sections` when it
+is imported, so the report never imports the checkup (it sits below it).
 
 One verdict everywhere: a stage's summary rows are the checkup's verdict, and the sections of the
 results behind them are never more alarming than their row (a correctly diagnosed scenario is a
@@ -9,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from nndoctor.checkup import CheckupResult, Severity, StageOutcome
-from nndoctor.report._section import Section, to_sections
+from nndoctor._results import to_jsonable
+from nndoctor.checkup._shift import ShiftScenarioTable
+from nndoctor.checkup._types import CheckupResult, Severity, StageOutcome
+from nndoctor.report import Section, Status, to_sections
 
 __all__: list[str] = []
 
@@ -71,3 +75,30 @@ def _checkup_sections(result: CheckupResult, *, figures: bool = False) -> list[S
                 title = f"{label}: {s.title}" if label else s.title
                 sections.append(replace(s, title=title, status=status))
     return sections
+
+
+@to_sections.register
+def _scenario_table_sections(result: ShiftScenarioTable, *, figures: bool = False) -> list[Section]:
+    n_right = sum(r.right for r in result.rows)
+    # as in the checkup's summary: a shift diagnosed right is a warning, a wrong one an error
+    shifted = any(not r.truth.startswith("none") for r in result.rows)
+    status: Status = "error" if n_right < len(result.rows) else "warning" if shifted else "ok"
+    verdict = (
+        f"{n_right} of {len(result.rows)} scenarios diagnosed right (with {result.n_target_labels} "
+        "labeled target rows). Without labels concept shift stays invisible: soda_regions looks "
+        "like no shift at all."
+    )
+    rows = tuple(
+        {
+            "scenario": r.scenario,
+            "truth": r.truth,
+            "without labels": r.diagnosis_without_labels,
+            "with labels": r.diagnosis_with_labels,
+            "right": "yes" if r.right else "NO",
+            "treatment": r.treatment,
+            "effect": r.effect,
+        }
+        for r in result.rows
+    )
+    return [Section("Shift scenarios: truth vs diagnosis", status, verdict, rows,
+                    payload=to_jsonable(result))]  # fmt: skip

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from nndoctor.checkup import CheckupContext, Severity, StageOutcome, SummaryRow
+from nndoctor.checkup._types import CheckupContext, Severity, StageOutcome, SummaryRow
 from nndoctor.exceptions import InvalidParameterError
 
 __all__ = ["MONITOR_STAGE_STEPS", "monitor_stage"]
@@ -53,8 +53,8 @@ def _user_data(ctx: CheckupContext) -> tuple[Any, ...]:
 
 
 def _user_monitor_stage(ctx: CheckupContext) -> StageOutcome:
-    from nndoctor._checkup_inputs import load_user_model
-    from nndoctor.stability.monitor._demo import train_digits
+    from nndoctor.checkup._inputs import load_user_model
+    from nndoctor.scenarios._training import train_digits
 
     if ctx.model_spec is None or ctx.data is None:
         missing = "--model" if ctx.model_spec is None else "--source and --label"
@@ -131,9 +131,9 @@ def monitor_stage(ctx: CheckupContext) -> StageOutcome:
     >>> MONITOR_STAGE_STEPS
     60
     """
-    from nndoctor._checkup_inputs import with_user_data
+    from nndoctor.checkup._inputs import with_user_data
     from nndoctor.scenarios import digits_mlp
-    from nndoctor.stability.monitor._demo import train_digits
+    from nndoctor.scenarios._training import train_digits
 
     if ctx.user_mode:
         return _user_monitor_stage(with_user_data(ctx))

@@ -6,7 +6,7 @@ import itertools
 
 import torch
 
-from nndoctor.checkup import CheckupContext, Stage, StageOutcome, SummaryRow
+from nndoctor.checkup._types import CheckupContext, Stage, StageOutcome, SummaryRow
 
 __all__ = ["STABILITY_STAGE", "stability_stage"]
 
@@ -20,7 +20,7 @@ def stability_stage(ctx: CheckupContext) -> StageOutcome:
     :func:`~nndoctor.stability.recommend_init` with ``apply=True``; the summary rows carry the
     before/after gains (tested in ``tests/stability/test_stability_recommend_cli.py``).
     """
-    from nndoctor._checkup_inputs import with_user_data
+    from nndoctor.checkup._inputs import with_user_data
     from nndoctor.scenarios import digits_data, digits_mlp
     from nndoctor.stability import audit_init, find_symmetric_units, probe, recommend_init
 
@@ -29,7 +29,7 @@ def stability_stage(ctx: CheckupContext) -> StageOutcome:
     if ctx.user_mode and ctx.model_spec is None:
         return _no_model(ctx)
     if ctx.model_spec is not None:
-        from nndoctor._checkup_inputs import load_user_model
+        from nndoctor.checkup._inputs import load_user_model
         from nndoctor.exceptions import InvalidParameterError
 
         ctx.progress(0.0, f"loading {ctx.model_spec}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nndoctor.checkup import CheckupContext, Stage, StageOutcome, SummaryRow
+from nndoctor.checkup._types import CheckupContext, Stage, StageOutcome, SummaryRow
 
 __all__ = ["SHIFT_CORRECTION_STAGE"]
 
@@ -22,7 +22,7 @@ NEAR_ONE_ESS = 0.95
 
 
 def _user_tables(ctx: CheckupContext) -> StageOutcome:
-    from nndoctor._checkup_shift import user_feature_frames, user_tables
+    from nndoctor.checkup._shift import user_feature_frames, user_tables
     from nndoctor.shift import ImportanceWeighter
 
     data = user_tables(ctx, "shift-correction", "Shift correction", "shift correction")
@@ -83,7 +83,9 @@ def _embedded(ctx: CheckupContext) -> StageOutcome:
     ctx.progress(0.8, "correcting predictions")
     before = float(np.mean(P_target.argmax(1) == y_target))
     after = float(np.mean(est.adjust(P_target).argmax(1) == y_target))
-    accuracy = estimate_accuracy(P_held, y_held, P_target, label_shift=result)
+    accuracy = estimate_accuracy(
+        P_held, y_held, P_target, label_shift=result, random_state=ctx.random_state
+    )
     true_q = np.bincount(y_target, minlength=10) / y_target.size
     moved = [c for c in range(10) if not result.ci_low[c] <= 1.0 <= result.ci_high[c]]
     ctx.progress(1.0, "done")
@@ -108,7 +110,7 @@ def _embedded(ctx: CheckupContext) -> StageOutcome:
 
 def _stage(ctx: CheckupContext) -> StageOutcome:
     if ctx.user_mode:
-        from nndoctor._checkup_inputs import with_user_data
+        from nndoctor.checkup._inputs import with_user_data
 
         return _user_tables(with_user_data(ctx))
     return _embedded(ctx)
