@@ -217,93 +217,27 @@ def compare_samples(
     given = display_names(names, ("the source table", "the target table"))
     # the tests' own messages keep their defaults (X, Y) unless names were given
     passed = None if names is None else given
-    # new frames with string column names (the caller's frames are left untouched)
-    src = as_frame(source, "source" if names is None else given[0]).rename(columns=str)
-    tgt = as_frame(target, "target" if names is None else given[1]).rename(columns=str)
-    if label is not None:
-        for name, frame in zip(given, (src, tgt), strict=True):
-            if label not in frame.columns:
-                raise InvalidParameterError(
-                    f"label column {label!r} is not in {name}; "
-                    f"{column_hint(label, frame.columns)}; pass an existing column"
-                )
-        src = src.drop(columns=[label])
-        tgt = tgt.drop(columns=[label])
-    tgt = same_order(src, tgt, given)
+    src, tgt = _feature_tables(source, target, label, given, named=names is not None)
     numeric = [c for c in src.columns if pd.api.types.is_numeric_dtype(src[c])
                and not pd.api.types.is_bool_dtype(src[c])]  # fmt: skip
-    if method == "auto":
-        todo = ["features", "mmd"] if numeric else ["features"]
-        if model is not None:
-            todo.append("bbsd")
-    elif method in ("ks", "chi2"):
-        todo = ["features"]
-    else:
-        todo = [method]
-    if "bbsd" in todo and model is None:
-        raise InvalidParameterError(
-            "method 'bbsd' tests a model's outputs; pass a model (--model file.py:factory)"
-        )
+    todo = _plan(method, bool(numeric), model)
     # MMD and BBSD see whole rows: those with every numeric value present (unless asked to
     # raise); a column missing throughout one table (its missing-rate test flags it) is left out
     left_out: list[str] = []
     if missing != "raise":
         left_out = [c for c in numeric if src[c].isna().all() or tgt[c].isna().all()]
-    kept = [c for c in numeric if c not in left_out]
     results: dict[str, Any] = {}
     for i, what in enumerate(todo):
         tick(i / len(todo), f"running {what}")
         seed = int(rng.integers(2**31 - 1))
-        if what == "features":
-            if method == "chi2":
-                results["features"] = chi2_test(
-                    src, tgt, correction=correction, alpha=alpha, min_effect=min_effect,
-                    random_state=seed, missing=missing, names=passed,
-                )  # fmt: skip
-            else:
-                results["features"] = feature_test(
-                    src, tgt, correction=correction, alpha=alpha, min_effect=min_effect,
-                    random_state=seed, missing=missing, names=passed,
-                )  # fmt: skip
-        elif what == "mmd":
-            if not numeric:
-                raise DataValidationError(
-                    "MMD needs numeric columns and the tables have none; use --method chi2"
-                )
-            results["mmd"] = _mmd_complete_rows(
-                _complete(src, kept, missing), _complete(tgt, kept, missing),
-                (src.shape[0], tgt.shape[0]), left_out,
-                n_permutations=n_permutations, alpha=alpha, seed=seed, names=passed,
-                progress=_share(tick, i / len(todo), 1 / len(todo), "mmd"),
-            )  # fmt: skip
-        elif what == "c2st":
-            results["classifier"] = classifier_test(
-                *_c2st_rows(src, tgt, missing, given), alpha=alpha, random_state=seed,
-                names=passed,
-            )  # fmt: skip
-        elif model is not None:  # "bbsd" (a missing model was rejected above)
-            xs = _complete(src, numeric, missing).to_numpy(dtype=np.float64)
-            xt = _complete(tgt, numeric, missing).to_numpy(dtype=np.float64)
-            if min(xs.shape[0], xt.shape[0]) == 0:
-                raise DataValidationError(
-                    f"BBSD feeds whole rows to the model, and {xs.shape[0]} source and "
-                    f"{xt.shape[0]} target row(s) have every numeric column present; impute "
-                    "the missing values first, or leave --model out"
-                )
-            results["bbsd"] = bbsd_test(_model_probs(model, xs), _model_probs(model, xt),
-                                        alpha=alpha)  # fmt: skip
+        results.update(
+            _run_test(what, src, tgt, method=method, numeric=numeric, left_out=left_out,
+                      model=model, alpha=alpha, correction=correction, min_effect=min_effect,
+                      n_permutations=n_permutations, seed=seed, missing=missing, given=given,
+                      passed=passed, progress=_share(tick, i / len(todo), 1 / len(todo), what))
+        )  # fmt: skip
     tick(1.0, "done")
-    samples: dict[str, dict[str, list[float]]] = {}
-    feats = results.get("features")
-    if feats is not None:
-        top = [f.name for f in feats.ranked() if f.kind == "numeric"][:PLOT_FEATURES]
-        for name in top:
-            pair = {
-                "source": _subsample(src[name].to_numpy(np.float64, na_value=np.nan), rng),
-                "target": _subsample(tgt[name].to_numpy(np.float64, na_value=np.nan), rng),
-            }
-            if pair["source"] and pair["target"]:
-                samples[name] = pair
+    samples = _plot_samples(results.get("features"), src, tgt, rng)
     drift = any(r.drift_detected for r in results.values())
     untested = _untested(results)
     short = {"features": "features", "mmd": "mmd", "classifier": "c2st", "bbsd": "bbsd"}
@@ -318,6 +252,121 @@ def compare_samples(
         insufficient_data=bool(untested) and not drift,
         **results,
     )
+
+
+def _feature_tables(
+    source: Any, target: Any, label: str | None, given: tuple[str, str], *, named: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The features of both tables: string column names, no label, the source's column order."""
+    # new frames with string column names (the caller's frames are left untouched)
+    src = as_frame(source, given[0] if named else "source").rename(columns=str)
+    tgt = as_frame(target, given[1] if named else "target").rename(columns=str)
+    if label is not None:
+        for name, frame in zip(given, (src, tgt), strict=True):
+            if label not in frame.columns:
+                raise InvalidParameterError(
+                    f"label column {label!r} is not in {name}; "
+                    f"{column_hint(label, frame.columns)}; pass an existing column"
+                )
+        src = src.drop(columns=[label])
+        tgt = tgt.drop(columns=[label])
+    return src, same_order(src, tgt, given)
+
+
+def _plan(method: str, numeric: bool, model: nn.Module | None) -> list[str]:
+    """Which tests run, in order: ``"auto"`` picks those the columns and the model allow."""
+    if method == "auto":
+        todo = ["features", "mmd"] if numeric else ["features"]
+        if model is not None:
+            todo.append("bbsd")
+    elif method in ("ks", "chi2"):
+        todo = ["features"]
+    else:
+        todo = [method]
+    if "bbsd" in todo and model is None:
+        raise InvalidParameterError(
+            "method 'bbsd' tests a model's outputs; pass a model (--model file.py:factory)"
+        )
+    return todo
+
+
+def _run_test(
+    what: str,
+    src: pd.DataFrame,
+    tgt: pd.DataFrame,
+    *,
+    method: str,
+    numeric: list[str],
+    left_out: list[str],
+    model: nn.Module | None,
+    alpha: float,
+    correction: Correction,
+    min_effect: float | None,
+    n_permutations: int,
+    seed: int,
+    missing: MissingPolicy,
+    given: tuple[str, str],
+    passed: tuple[str, str] | None,
+    progress: Callable[[float, str], None],
+) -> dict[str, Any]:
+    """One test of the plan on the rows it can see, as ``{its result's name: result}``."""
+    if what == "features":
+        test = chi2_test if method == "chi2" else feature_test
+        return {
+            "features": test(
+                src, tgt, correction=correction, alpha=alpha, min_effect=min_effect,
+                random_state=seed, missing=missing, names=passed,
+            )
+        }  # fmt: skip
+    if what == "mmd":
+        if not numeric:
+            raise DataValidationError(
+                "MMD needs numeric columns and the tables have none; use --method chi2"
+            )
+        kept = [c for c in numeric if c not in left_out]
+        return {
+            "mmd": _mmd_complete_rows(
+                _complete(src, kept, missing), _complete(tgt, kept, missing),
+                (src.shape[0], tgt.shape[0]), left_out,
+                n_permutations=n_permutations, alpha=alpha, seed=seed, names=passed,
+                progress=progress,
+            )
+        }  # fmt: skip
+    if what == "c2st":
+        return {
+            "classifier": classifier_test(
+                *_c2st_rows(src, tgt, missing, given), alpha=alpha, random_state=seed,
+                names=passed,
+            )
+        }  # fmt: skip
+    if model is None:  # "bbsd" without a model was rejected by _plan
+        return {}
+    xs = _complete(src, numeric, missing).to_numpy(dtype=np.float64)
+    xt = _complete(tgt, numeric, missing).to_numpy(dtype=np.float64)
+    if min(xs.shape[0], xt.shape[0]) == 0:
+        raise DataValidationError(
+            f"BBSD feeds whole rows to the model, and {xs.shape[0]} source and "
+            f"{xt.shape[0]} target row(s) have every numeric column present; impute "
+            "the missing values first, or leave --model out"
+        )
+    return {"bbsd": bbsd_test(_model_probs(model, xs), _model_probs(model, xt), alpha=alpha)}
+
+
+def _plot_samples(
+    feats: FeatureTestResult | None, src: pd.DataFrame, tgt: pd.DataFrame, rng: np.random.Generator
+) -> dict[str, dict[str, list[float]]]:
+    """Which values the report plots: a subsample of each most-drifted numeric feature."""
+    samples: dict[str, dict[str, list[float]]] = {}
+    if feats is not None:
+        top = [f.name for f in feats.ranked() if f.kind == "numeric"][:PLOT_FEATURES]
+        for name in top:
+            pair = {
+                "source": _subsample(src[name].to_numpy(np.float64, na_value=np.nan), rng),
+                "target": _subsample(tgt[name].to_numpy(np.float64, na_value=np.nan), rng),
+            }
+            if pair["source"] and pair["target"]:
+                samples[name] = pair
+    return samples
 
 
 def _share(

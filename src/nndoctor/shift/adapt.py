@@ -179,70 +179,136 @@ def adapt_on_drift(
         )
     X_ref = check_matrix(reference[0], name="reference X", min_rows=2)
     y_ref = check_labels(reference[1], name="reference y", n_rows=X_ref.shape[0])
-    classes = np.unique(y_ref)
     model = clone(estimator).fit(X_ref, y_ref)
-    baseline = clone(estimator).fit(X_ref, y_ref)
+    run = _Replay(estimator, model, clone(estimator).fit(X_ref, y_ref), np.unique(y_ref),
+                  monitor if monitor is not None else ShiftMonitor(), strategy, window,
+                  min_labels)  # fmt: skip
+    run.monitor.fit(X_ref, predictions=run.encode(model.predict(X_ref)), labels=run.encode(y_ref))
+    for b, pair in enumerate(batches):
+        Xb, yb = _checked_batch(pair, b, X_ref)
+        pred = run.test(Xb, yb)
+        declared = run.watch(Xb, yb, pred, b)
+        run.train(Xb, yb, b, declared)
+    if not run.acc:
+        raise DataValidationError("batches is empty; pass at least one (X, y) batch to replay")
+    before_acc, after, base_after, frac, to_recover = _recovery(
+        run.acc, run.base_acc, run.detections, run.retrains, tolerance
+    )
+    return AdaptationResult(
+        strategy=strategy,
+        accuracy=tuple(run.acc),
+        baseline_accuracy=tuple(run.base_acc),
+        detection_batches=tuple(run.detections),
+        retrain_batches=tuple(run.retrains),
+        accuracy_before=before_acc,
+        accuracy_after=after,
+        baseline_accuracy_after=base_after,
+        recovery=after - base_after,
+        recovered_fraction=float(frac),
+        batches_to_recover=to_recover,
+        changes=tuple(run.changes),
+        monitor=run.monitor.report(),
+    )
 
-    def encode(y: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+
+def _checked_batch(
+    pair: Any, b: int, X_ref: npt.NDArray[np.floating[Any]]
+) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[Any]]:
+    """Batch ``b`` as features and labels, or an error naming it."""
+    Xb_raw, yb_raw = _check_pair(pair, f"batch {b}")
+    Xb = check_matrix(Xb_raw, name=f"batch {b} X", min_rows=1)
+    check_same_features(X_ref, Xb, names=("reference X", f"batch {b} X"))
+    yb = check_labels(yb_raw, name=f"batch {b} y", n_rows=Xb.shape[0])
+    return Xb, yb
+
+
+class _Replay:
+    """The prequential replay's state: the models, the monitor, the scores and the buffer."""
+
+    def __init__(
+        self, estimator: Any, model: Any, baseline: Any, classes: npt.NDArray[Any],
+        monitor: ShiftMonitor, strategy: str, window: int, min_labels: int,
+    ) -> None:  # fmt: skip
+        self.estimator = estimator
+        self.model = model
+        self.baseline = baseline
+        self.classes = classes
+        self.monitor = monitor
+        self.strategy = strategy
+        self.window = window
+        self.min_labels = min_labels
+        self.acc: list[float] = []
+        self.base_acc: list[float] = []
+        self.detections: list[int] = []
+        self.retrains: list[int] = []
+        self.changes: list[ChangePoint] = []
+        self.buffer_X: list[npt.NDArray[np.floating[Any]]] = []
+        self.buffer_y: list[npt.NDArray[Any]] = []
+        self.waiting = False
+        self.adapted = False
+
+    def encode(self, y: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+        """The class indices of ``y`` (unknown labels get the index past the last class)."""
+        classes = self.classes
         idx = np.searchsorted(classes, y)
         idx = np.clip(idx, 0, classes.size - 1)
         known = classes[idx] == y
         return np.where(known, idx, classes.size).astype(np.int64)
 
-    mon = monitor if monitor is not None else ShiftMonitor()
-    mon.fit(X_ref, predictions=encode(model.predict(X_ref)), labels=encode(y_ref))
+    def test(self, Xb: npt.NDArray[Any], yb: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """Test before training: the accuracy of the current and of the frozen model."""
+        pred: npt.NDArray[Any] = self.model.predict(Xb)
+        self.acc.append(float(np.mean(pred == yb)))
+        self.base_acc.append(float(np.mean(self.baseline.predict(Xb) == yb)))
+        return pred
 
-    acc: list[float] = []
-    base_acc: list[float] = []
-    detections: list[int] = []
-    retrains: list[int] = []
-    buffer_X: list[npt.NDArray[np.floating[Any]]] = []
-    buffer_y: list[npt.NDArray[Any]] = []
-    waiting = False
-    adapted = False
-    changes: list[ChangePoint] = []
-    for b, pair in enumerate(batches):
-        Xb_raw, yb_raw = _check_pair(pair, f"batch {b}")
-        Xb = check_matrix(Xb_raw, name=f"batch {b} X", min_rows=1)
-        check_same_features(X_ref, Xb, names=("reference X", f"batch {b} X"))
-        yb = check_labels(yb_raw, name=f"batch {b} y", n_rows=Xb.shape[0])
-        pred = model.predict(Xb)
-        acc.append(float(np.mean(pred == yb)))
-        base_acc.append(float(np.mean(baseline.predict(Xb) == yb)))
+    def watch(self, Xb: npt.NDArray[Any], yb: npt.NDArray[Any], pred: Any, b: int) -> bool:
+        """Whether the monitor declares a change at this batch (then a new window starts)."""
+        mon = self.monitor
         before = len(mon.report().changes)
-        mon.update(Xb, predictions=encode(pred), labels=encode(yb), time=b)
+        mon.update(Xb, predictions=self.encode(pred), labels=self.encode(yb), time=b)
         now = mon.report().changes
         declared = len(now) > before
         if declared:
-            changes.extend(now[before:])
-            detections.append(b)
-            waiting = True
-            buffer_X, buffer_y = [], []
-            if strategy == "update":
-                # the batch that revealed the change is the first of the new concept
-                model.partial_fit(Xb, yb)
-                retrains.append(b)
-                adapted = True
-                waiting = False
-                continue
-        if strategy == "update" and adapted:
-            model.partial_fit(Xb, yb)
-            continue
-        if waiting:
-            buffer_X.append(Xb)
-            buffer_y.append(yb)
-            n_new = sum(x.shape[0] for x in buffer_X)
-            if n_new >= min_labels:
-                Xw = np.vstack(buffer_X)[-window:]
-                yw = np.concatenate(buffer_y)[-window:]
-                if np.unique(yw).size >= 2:
-                    model = clone(estimator).fit(Xw, yw)
-                    mon.reset(Xw, predictions=encode(model.predict(Xw)), labels=encode(yw))
-                    retrains.append(b)
-                    waiting = False
+            self.changes.extend(now[before:])
+            self.detections.append(b)
+            self.waiting = True
+            self.buffer_X, self.buffer_y = [], []
+        return declared
 
-    if not acc:
-        raise DataValidationError("batches is empty; pass at least one (X, y) batch to replay")
+    def train(self, Xb: npt.NDArray[Any], yb: npt.NDArray[Any], b: int, declared: bool) -> None:
+        """Whether and how the batch trains the model: update, or retrain on a full window."""
+        from sklearn.base import clone
+
+        if self.strategy == "update" and (declared or self.adapted):
+            # the batch that revealed the change is the first of the new concept
+            self.model.partial_fit(Xb, yb)
+            if declared:
+                self.retrains.append(b)
+                self.adapted = True
+                self.waiting = False
+            return
+        if self.waiting:
+            self.buffer_X.append(Xb)
+            self.buffer_y.append(yb)
+            n_new = sum(x.shape[0] for x in self.buffer_X)
+            if n_new >= self.min_labels:
+                Xw = np.vstack(self.buffer_X)[-self.window :]
+                yw = np.concatenate(self.buffer_y)[-self.window :]
+                if np.unique(yw).size >= 2:
+                    self.model = clone(self.estimator).fit(Xw, yw)
+                    self.monitor.reset(
+                        Xw, predictions=self.encode(self.model.predict(Xw)), labels=self.encode(yw)
+                    )
+                    self.retrains.append(b)
+                    self.waiting = False
+
+
+def _recovery(
+    acc: list[float], base_acc: list[float], detections: list[int], retrains: list[int],
+    tolerance: float,
+) -> tuple[float, float, float, float, int | None]:  # fmt: skip
+    """How much adapting won back: accuracy before and after, share recovered, batches taken."""
     n = len(acc)
     first_det = detections[0] if detections else n
     first_fix = retrains[0] + 1 if retrains else n
@@ -257,18 +323,4 @@ def adapt_on_drift(
             if acc[b] >= before_acc - tolerance:
                 to_recover = b - first_det
                 break
-    return AdaptationResult(
-        strategy=strategy,
-        accuracy=tuple(acc),
-        baseline_accuracy=tuple(base_acc),
-        detection_batches=tuple(detections),
-        retrain_batches=tuple(retrains),
-        accuracy_before=before_acc,
-        accuracy_after=after,
-        baseline_accuracy_after=base_after,
-        recovery=after - base_after,
-        recovered_fraction=float(frac),
-        batches_to_recover=to_recover,
-        changes=tuple(changes),
-        monitor=mon.report(),
-    )
+    return before_acc, after, base_after, frac, to_recover

@@ -495,14 +495,6 @@ def diagnose(
     >>> d.recommendation.treatment
     'Re-weight the classes: prior-correct the predictions with the estimated w(y)'
     """
-    from nndoctor.shift import (
-        ImportanceWeighter,
-        LabelShiftEstimator,
-        bbsd_test,
-        classifier_test,
-        estimate_accuracy,
-    )
-
     if progress is not None:
         check_callable(progress, name="progress", expected="progress(fraction, text)")
     say: Progress = progress if progress is not None else (lambda fraction, text: None)
@@ -528,12 +520,95 @@ def diagnose(
         labels=("source_y", "target_y") if names is None
         else (f"the label column of {a}", f"the label column of {b}"),
     )  # fmt: skip
-    n_classes = classes.size
     rng = check_random_state(random_state)
     seed = int(rng.integers(2**31 - 1))
 
-    # 1. the model and the source splits ------------------------------------------------
     say(0.0, "fitting the model")
+    m = _fit_model(model, Xs, ys, classes, rng, seed)
+    probs_of = _Probabilities(m.fitted, classes.size)
+    P_cal, P_check, P_t = probs_of(Xs[m.cal]), probs_of(Xs[m.check]), probs_of(Xt)
+    n_lab = int(labeled.sum())
+    use_labels = n_lab >= MIN_TARGET_LABELS
+    level = alpha / 2.0 / 2.0  # detection gets alpha/2 (the concept tests the other half)
+    evidence = _detect(source_X, Xs, Xt, np.vstack([P_cal, P_check]), P_t, level, n_splits,
+                       seed, say)  # fmt: skip
+    detected = evidence[0].significant or evidence[1].significant
+
+    say(0.45, "estimating label-shift weights")
+    est, label_res = _label_weights(P_cal, ys[m.cal], P_t, weight_intervals, seed)
+
+    cons = _Consistency()
+    if detected:
+        cons = _label_consistency(Xs, Xt, ys, m, np.asarray(label_res.weights, dtype=np.float64),
+                                  consistency_alpha, n_splits, seed, rng, say)  # fmt: skip
+        evidence.extend(cons.evidence)
+    base = cons.base
+    low_overlap = bool(cons.iw_summary is not None and cons.iw_summary.low_overlap)
+    source_acc = float(np.mean(P_check.argmax(axis=1) == ys[m.check]))
+    ct = _Concept()
+    if use_labels:
+        say(0.75, "concept tests on the labeled target rows")
+        ct = _concept_tests(P_check, ys[m.check], P_t[labeled], yt[labeled], base, low_overlap,
+                           cons.beta_check, alpha / 4.0, n_bootstrap, seed)  # fmt: skip
+        evidence.extend(ct.evidence)
+
+    kind: ShiftKind = ("concept" if base == "none" else "mixed") if ct.concept else base
+    if cons.untestable and not ct.concept:
+        kind = "insufficient"
+    say(0.85, "estimating the target accuracy")
+    estimated, method_used = _estimate_target_accuracy(base, est, label_res, P_t, P_check,
+                                                       ys[m.check], seed)  # fmt: skip
+
+    say(0.9, "recommending a treatment")
+    rec = _recommend(kind, base, use_labels=use_labels, estimated=estimated, observed=ct.observed,
+                     est=est, label_res=label_res, P_t=P_t, iw_summary=cons.iw_summary,
+                     weighter=cons.weighter, refit=(m.refit_template, Xs, ys, m.train, m.check),
+                     decomp=ct.decomp)  # fmt: skip
+    if kind == "insufficient":
+        rec = _more_data_recommendation(estimated)
+    explanation = _explain(kind, base, detected, ct.concept, use_labels, ct.untestable)
+    say(1.0, "done")
+    return ShiftDiagnosis(
+        kind=kind,
+        explanation=explanation,
+        evidence=tuple(evidence),
+        concept_ruled_out=bool(use_labels and not ct.concept and not ct.untestable),
+        label_weights=label_res,
+        importance_weights=cons.iw_summary,
+        source_accuracy=source_acc,
+        estimated_target_accuracy=estimated,
+        estimation_method=method_used,
+        observed_target_accuracy=ct.observed,
+        accuracy_gap=ct.gap,
+        conditional=ct.cond,
+        decomposition=ct.decomp,
+        recommendation=rec,
+        n_source=int(Xs.shape[0]),
+        n_target=int(Xt.shape[0]),
+        n_target_labels=n_lab,
+        alpha=alpha,
+        model=m.name,
+        classes=tuple(str(c) for c in classes),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Model:
+    """Step 1's outcome: the model, its name, the template to refit, and the source splits."""
+
+    fitted: Any
+    name: str
+    refit_template: Any
+    train: IntArray
+    cal: IntArray
+    check: IntArray
+
+
+def _fit_model(
+    model: Any, Xs: FloatArray, ys: IntArray, classes: npt.NDArray[Any],
+    rng: np.random.Generator, seed: int,
+) -> _Model:  # fmt: skip
+    """Step 1: the model to diagnose (the user's, or fitted on half the source), the splits."""
     from sklearn.base import clone
 
     if model is None:
@@ -558,22 +633,23 @@ def diagnose(
             f"callable returning probabilities; got {type(model).__name__}"
         )
     for part, name in ((cal, "calibration"), (check, "check")):
-        missing = set(range(n_classes)) - set(np.unique(ys[part]).tolist())
+        missing = set(range(classes.size)) - set(np.unique(ys[part]).tolist())
         if missing:
             raise DataValidationError(
                 f"the source {name} split has no row of class(es) "
                 f"{', '.join(str(classes[m]) for m in sorted(missing))}; pass more labeled "
                 "source rows (at least 4 per class)"
             )
-    probs_of = _Probabilities(fitted, n_classes)
-    P_cal, P_check, P_t = probs_of(Xs[cal]), probs_of(Xs[check]), probs_of(Xt)
-    P_ref = np.vstack([P_cal, P_check])
-    n_lab = int(labeled.sum())
-    use_labels = n_lab >= MIN_TARGET_LABELS
-    detect_alpha = alpha / 2.0  # the other half is the concept tests' (used with labels)
-    level = detect_alpha / 2.0
+    return _Model(fitted, model_name, refit_template, train, cal, check)
 
-    # 2. detection ----------------------------------------------------------------------
+
+def _detect(
+    source_X: Any, Xs: FloatArray, Xt: FloatArray, P_ref: FloatArray, P_t: FloatArray,
+    level: float, n_splits: int, seed: int, say: Progress,
+) -> list[Evidence]:  # fmt: skip
+    """Step 2: whether the inputs (domain classifier) and the model's outputs (BBSD) moved."""
+    from nndoctor.shift import bbsd_test, classifier_test
+
     say(0.15, "testing the features (domain classifier)")
     columns = [str(c) for c in source_X.columns] if hasattr(source_X, "columns") else None
     if columns is not None and len(columns) == Xs.shape[1]:
@@ -590,7 +666,7 @@ def diagnose(
     say(0.35, "testing the model's outputs (BBSD)")
     outp = bbsd_test(P_ref, P_t)
     top = ", ".join(list(feat.feature_importances)[:3])
-    evidence = [
+    return [
         Evidence(
             "features",
             "Do the target inputs differ from the source inputs?",
@@ -613,202 +689,185 @@ def diagnose(
             f"{outp.source_counts.tolist()} vs target {outp.target_counts.tolist()}",
         ),
     ]
-    detected = evidence[0].significant or evidence[1].significant
 
-    # 3. label weights ------------------------------------------------------------------
-    say(0.45, "estimating label-shift weights")
+
+def _label_weights(
+    P_cal: FloatArray, y_cal: IntArray, P_t: FloatArray, weight_intervals: int, seed: int
+) -> tuple[Any, Any]:
+    """Step 3: the label-shift weights w(y) (EM-BCTS fitted on the calibration split)."""
+    from nndoctor.shift import LabelShiftEstimator
+
     est = LabelShiftEstimator("em-bcts", n_bootstrap=weight_intervals, random_state=seed)
-    est.fit(P_cal, ys[cal])
-    label_res = est.estimate(P_t)
-    w = np.asarray(label_res.weights, dtype=np.float64)
+    est.fit(P_cal, y_cal)
+    return est, est.estimate(P_t)
 
-    # 4. label-shift consistency ----------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _Consistency:
+    """Step 4's outcome (the defaults: nothing detected, so nothing tested)."""
+
     base: ShiftKind = "none"
+    evidence: tuple[Evidence, ...] = ()
+    untestable: bool = False
+    weighter: Any = None
     iw_summary: Any = None
     beta_check: FloatArray | None = None
-    weighter: Any = None
-    untestable_consistency = False
-    if detected:
-        say(0.55, "label-shift consistency test")
-        keep = rng.random(check.size) < w[ys[check]] / max(float(w.max()), 1e-12)
-        kept = check[keep]
-        if kept.size >= n_splits * 2:
-            cons = classifier_test(
-                Xs[kept], Xt, model=_domain_classifier(seed), n_splits=n_splits,
-                importance="none", random_state=seed,
-            )  # fmt: skip
-            cons_p, cons_stat = float(cons.pvalue), float(cons.statistic)
-        else:  # too few rows kept to test: no evidence either way
-            cons_p, cons_stat = float("nan"), float("nan")
-            untestable_consistency = True
-        consistent = cons_p > consistency_alpha
-        evidence.append(
-            Evidence(
-                "label_consistency",
-                "Does re-weighting the source by w(y) make it look like the target?",
-                "domain classifier on the w(y)-thinned check set",
-                cons_stat,
-                cons_p,
-                consistency_alpha,
-                not consistent,
-                f"{kept.size} of {check.size} check rows kept; "
-                + (
-                    "too few to test: label and covariate shift cannot be told apart"
-                    if untestable_consistency
-                    else "label shift explains the shift"
-                    if consistent
-                    else "P(x | y) changed as well: label shift alone does not explain it"
-                ),
-            )
-        )
-        base = "label" if consistent else "covariate"
-        say(0.65, "importance weights")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", LowOverlapWarning)
-            weighter = ImportanceWeighter(
-                "classifier", n_splits=n_splits, random_state=seed, warn=True
-            ).fit(Xs[np.concatenate([cal, train])] if train.size else Xs[cal], Xt)
-        for item in caught:
-            if not issubclass(item.category, LowOverlapWarning):
-                warnings.warn_explicit(
-                    item.message, item.category, item.filename, item.lineno
-                )  # pragma: no cover - re-raise anything else unchanged
-        iw_summary = weighter.summary()
-        beta_check = np.asarray(weighter.weights(Xs[check]), dtype=np.float64)
 
-    # 5. concept tests ------------------------------------------------------------------
+
+def _label_consistency(
+    Xs: FloatArray, Xt: FloatArray, ys: IntArray, m: _Model, w: FloatArray,
+    consistency_alpha: float, n_splits: int, seed: int, rng: np.random.Generator,
+    say: Progress,
+) -> _Consistency:  # fmt: skip
+    """Step 4: label shift (w(y) explains the shift) or covariate shift; and the weights β(x)."""
+    from nndoctor.shift import ImportanceWeighter, classifier_test
+
+    check, cal, train = m.check, m.cal, m.train
+    untestable_consistency = False
+    say(0.55, "label-shift consistency test")
+    keep = rng.random(check.size) < w[ys[check]] / max(float(w.max()), 1e-12)
+    kept = check[keep]
+    if kept.size >= n_splits * 2:
+        cons = classifier_test(
+            Xs[kept], Xt, model=_domain_classifier(seed), n_splits=n_splits,
+            importance="none", random_state=seed,
+        )  # fmt: skip
+        cons_p, cons_stat = float(cons.pvalue), float(cons.statistic)
+    else:  # too few rows kept to test: no evidence either way
+        cons_p, cons_stat = float("nan"), float("nan")
+        untestable_consistency = True
+    consistent = cons_p > consistency_alpha
+    evidence = Evidence(
+        "label_consistency",
+        "Does re-weighting the source by w(y) make it look like the target?",
+        "domain classifier on the w(y)-thinned check set",
+        cons_stat,
+        cons_p,
+        consistency_alpha,
+        not consistent,
+        f"{kept.size} of {check.size} check rows kept; "
+        + (
+            "too few to test: label and covariate shift cannot be told apart"
+            if untestable_consistency
+            else "label shift explains the shift"
+            if consistent
+            else "P(x | y) changed as well: label shift alone does not explain it"
+        ),
+    )
+    say(0.65, "importance weights")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LowOverlapWarning)
+        weighter = ImportanceWeighter(
+            "classifier", n_splits=n_splits, random_state=seed, warn=True
+        ).fit(Xs[np.concatenate([cal, train])] if train.size else Xs[cal], Xt)
+    for item in caught:
+        if not issubclass(item.category, LowOverlapWarning):
+            warnings.warn_explicit(
+                item.message, item.category, item.filename, item.lineno
+            )  # pragma: no cover - re-raise anything else unchanged
+    return _Consistency(
+        base="label" if consistent else "covariate",
+        evidence=(evidence,),
+        untestable=untestable_consistency,
+        weighter=weighter,
+        iw_summary=weighter.summary(),
+        beta_check=np.asarray(weighter.weights(Xs[check]), dtype=np.float64),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Concept:
+    """Step 5's outcome (the defaults: no target labels, so no concept test)."""
+
+    concept: bool = False
+    untestable: bool = False
+    observed: float = float("nan")
     gap: AccuracyGapResult | None = None
     cond: ConditionalShiftResult | None = None
     decomp: AccuracyDecomposition | None = None
-    concept = False
+    evidence: tuple[Evidence, ...] = ()
+
+
+def _concept_tests(
+    P_check: FloatArray, y_check: IntArray, P_tl: FloatArray, y_tl: IntArray, base: str,
+    low_overlap: bool, beta_check: FloatArray | None, c_level: float, n_bootstrap: int,
+    seed: int,
+) -> _Concept:  # fmt: skip
+    """Step 5: whether P(y | x) changed, on the labeled target rows, under steps 2-4's shift."""
+    observed = float(np.mean(P_tl.argmax(axis=1) == y_tl))
+    # under label shift P(x | y) is the invariant: condition on the class, no weights
+    given = "label" if base == "label" else "input"
+    w_h = beta_check if base == "covariate" else None
+    gap = accuracy_gap_test(
+        P_check, y_check, P_tl, y_tl, source_weights=w_h, given=given, alpha=c_level,
+        n_bootstrap=n_bootstrap, random_state=seed,
+    )  # fmt: skip
+    cond = conditional_shift_test(
+        P_check, y_check, P_tl, y_tl, source_weights=w_h, given=given, alpha=c_level
+    )
+    decomp = decompose_accuracy_drop(
+        P_check, y_check, P_tl, y_tl, source_weights=beta_check,
+        n_bootstrap=n_bootstrap, random_state=seed,
+    )  # fmt: skip
+    concept = gap.concept_shift_detected or cond.concept_shift_detected
     untestable = False
-    low_overlap = bool(iw_summary is not None and iw_summary.low_overlap)
-    correct_check = P_check.argmax(axis=1) == ys[check]
-    source_acc = float(np.mean(correct_check))
-    observed = float("nan")
-    if use_labels:
-        say(0.75, "concept tests on the labeled target rows")
-        P_tl, y_tl = P_t[labeled], yt[labeled]
-        observed = float(np.mean(P_tl.argmax(axis=1) == y_tl))
-        # under label shift P(x | y) is the invariant: condition on the class, no weights
-        given = "label" if base == "label" else "input"
-        w_h = beta_check if base == "covariate" else None
-        c_level = alpha / 4.0
-        gap = accuracy_gap_test(
-            P_check, ys[check], P_tl, y_tl, source_weights=w_h, given=given, alpha=c_level,
-            n_bootstrap=n_bootstrap, random_state=seed,
-        )  # fmt: skip
-        cond = conditional_shift_test(
-            P_check, ys[check], P_tl, y_tl, source_weights=w_h, given=given, alpha=c_level
-        )
-        decomp = decompose_accuracy_drop(
-            P_check, ys[check], P_tl, y_tl, source_weights=beta_check,
-            n_bootstrap=n_bootstrap, random_state=seed,
-        )  # fmt: skip
-        concept = gap.concept_shift_detected or cond.concept_shift_detected
-        if base == "covariate" and low_overlap:
-            # the model extrapolates where the source has no data: its calibration does not
-            # transfer, so an accuracy shortfall cannot be pinned on P(y | x)
-            untestable = concept
-            concept = False
-        hyp = {"none": "no shift", "label": "label shift", "covariate": "covariate shift"}[base]
-        evidence.append(
-            Evidence(
-                "accuracy_gap",
-                f"Is the target accuracy below its prediction under {hyp}?",
-                "observed vs predicted accuracy, margin from the estimator's uncertainty",
-                float(gap.statistic),
-                float(gap.pvalue),
-                c_level,
-                bool(gap.concept_shift_detected),
-                f"observed {gap.observed_accuracy:.3f} vs predicted "
-                f"{gap.predicted_accuracy:.3f} ± {gap.margin:.3f} on {n_lab} labeled rows",
-            )
-        )
-        evidence.append(
-            Evidence(
-                "conditional",
-                f"Does the label tell the domains apart beyond the input (under {hyp})?",
-                "domain logistic regression on p(y|x) given the input (or class), robust Wald test",
-                float(cond.statistic),
-                float(cond.pvalue),
-                c_level,
-                bool(cond.concept_shift_detected),
-                f"coefficient {cond.coefficient:.3f} ± {cond.standard_error:.3f}",
-            )
-        )
+    if base == "covariate" and low_overlap:
+        # the model extrapolates where the source has no data: its calibration does not
+        # transfer, so an accuracy shortfall cannot be pinned on P(y | x)
+        untestable = concept
+        concept = False
+    hyp = {"none": "no shift", "label": "label shift", "covariate": "covariate shift"}[base]
+    evidence = (
+        Evidence(
+            "accuracy_gap",
+            f"Is the target accuracy below its prediction under {hyp}?",
+            "observed vs predicted accuracy, margin from the estimator's uncertainty",
+            float(gap.statistic),
+            float(gap.pvalue),
+            c_level,
+            bool(gap.concept_shift_detected),
+            f"observed {gap.observed_accuracy:.3f} vs predicted "
+            f"{gap.predicted_accuracy:.3f} ± {gap.margin:.3f} on {y_tl.size} labeled rows",
+        ),
+        Evidence(
+            "conditional",
+            f"Does the label tell the domains apart beyond the input (under {hyp})?",
+            "domain logistic regression on p(y|x) given the input (or class), robust Wald test",
+            float(cond.statistic),
+            float(cond.pvalue),
+            c_level,
+            bool(cond.concept_shift_detected),
+            f"coefficient {cond.coefficient:.3f} ± {cond.standard_error:.3f}",
+        ),
+    )
+    return _Concept(bool(concept), untestable, observed, gap, cond, decomp, evidence)
 
-    kind: ShiftKind = ("concept" if base == "none" else "mixed") if concept else base
-    if untestable_consistency and not concept:
-        kind = "insufficient"
 
-    # accuracy estimate without labels, under the diagnosed shift ----------------------
-    say(0.85, "estimating the target accuracy")
+def _estimate_target_accuracy(
+    base: str, est: Any, label_res: Any, P_t: FloatArray, P_check: FloatArray,
+    y_check: IntArray, seed: int,
+) -> tuple[float, str]:  # fmt: skip
+    """The target accuracy without labels, by the estimator that fits the diagnosed shift."""
     if base == "label":
         # expected accuracy of the model's own predictions under the prior-corrected,
         # calibrated posteriors (the same numbers the recommendation's effect uses)
         P_adj = est.adjust(P_t, label_res)
         estimated = float(np.mean(P_adj[np.arange(P_t.shape[0]), P_t.argmax(axis=1)]))
-        method_used = "label-shift (prior-corrected calibrated posteriors)"
-    else:
-        # no label shift: the confidence-based estimate (isotonic calibration on the check
-        # set, expected accuracy of the model's predictions), right under covariate shift too
-        acc_est = estimate_accuracy(
-            P_check, ys[check], P_t, method="confidence-based", n_bootstrap=0, random_state=seed
-        )
-        estimated = float(acc_est.accuracy)
-        method_used = str(acc_est.method)
+        return estimated, "label-shift (prior-corrected calibrated posteriors)"
+    from nndoctor.shift import estimate_accuracy
 
-    say(0.9, "recommending a treatment")
-    rec = _recommend(
-        kind,
-        base,
-        use_labels=use_labels,
-        estimated=estimated,
-        observed=observed,
-        est=est,
-        label_res=label_res,
-        P_t=P_t,
-        iw_summary=iw_summary,
-        weighter=weighter,
-        refit=(refit_template, Xs, ys, train, check),
-        decomp=decomp,
+    # no label shift: the confidence-based estimate (isotonic calibration on the check
+    # set, expected accuracy of the model's predictions), right under covariate shift too
+    acc_est = estimate_accuracy(
+        P_check, y_check, P_t, method="confidence-based", n_bootstrap=0, random_state=seed
     )
-    if kind == "insufficient":
-        rec = _more_data_recommendation(estimated)
-    explanation = _explain(kind, base, detected, concept, use_labels)
-    if untestable:
-        explanation += (
-            " The labeled target rows are less accurate than the source predicts, but source and "
-            "target barely overlap, so the model extrapolates: that shortfall cannot be told "
-            "apart from concept shift."
-        )
-    say(1.0, "done")
-    return ShiftDiagnosis(
-        kind=kind,
-        explanation=explanation,
-        evidence=tuple(evidence),
-        concept_ruled_out=bool(use_labels and not concept and not untestable),
-        label_weights=label_res,
-        importance_weights=iw_summary,
-        source_accuracy=source_acc,
-        estimated_target_accuracy=estimated,
-        estimation_method=method_used,
-        observed_target_accuracy=observed,
-        accuracy_gap=gap,
-        conditional=cond,
-        decomposition=decomp,
-        recommendation=rec,
-        n_source=int(Xs.shape[0]),
-        n_target=int(Xt.shape[0]),
-        n_target_labels=n_lab,
-        alpha=alpha,
-        model=model_name,
-        classes=tuple(str(c) for c in classes),
-    )
+    return float(acc_est.accuracy), str(acc_est.method)
 
 
-def _explain(kind: str, base: str, detected: bool, concept: bool, use_labels: bool) -> str:
+def _explain(
+    kind: str, base: str, detected: bool, concept: bool, use_labels: bool, untestable: bool
+) -> str:
+    """The diagnosis in words: the kind, what it rests on, and what could not be ruled out."""
     no_labels = (
         " Without target labels concept shift (the same inputs meaning something else) cannot "
         "be ruled out: label a few hundred target rows and run again."
@@ -837,7 +896,12 @@ def _explain(kind: str, base: str, detected: bool, concept: bool, use_labels: bo
             "and covariate shift cannot be told apart; pass more labeled source rows."
         ),
     }[kind]
-    return text + ("" if use_labels else no_labels)
+    extrapolates = (
+        " The labeled target rows are less accurate than the source predicts, but source and "
+        "target barely overlap, so the model extrapolates: that shortfall cannot be told "
+        "apart from concept shift."
+    )
+    return text + ("" if use_labels else no_labels) + (extrapolates if untestable else "")
 
 
 def _more_data_recommendation(estimated: float) -> Recommendation:

@@ -68,6 +68,52 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
+class _Pack:
+    """One tick's device results, packed for the tick's single device-to-host transfer."""
+
+    __slots__ = ("cursor", "device", "offsets", "parts", "vec_offsets", "zero_d")
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        # 0-d results are stacked once, in front; vectors are concatenated after them
+        self.zero_d: list[torch.Tensor] = []
+        self.parts: list[torch.Tensor] = []
+        self.offsets: dict[str, tuple[int, int]] = {}
+        self.vec_offsets: dict[str, tuple[int, int]] = {}
+        self.cursor = 0
+
+    def add(self, key: str, tensor: torch.Tensor) -> None:
+        """Pack a tensor (flattened, float32, on the tick's device) under ``key``."""
+        t = tensor.reshape(-1)
+        if t.dtype != torch.float32:
+            t = t.float()
+        if t.device != self.device:
+            t = t.to(self.device)
+        self.parts.append(t)
+        self.vec_offsets[key] = (self.cursor, self.cursor + t.numel())
+        self.cursor += t.numel()
+
+    def add0(self, key: str, tensors: list[torch.Tensor]) -> None:
+        """Pack 0-d tensors under ``key`` (stacked in front at the transfer)."""
+        self.offsets[key] = (len(self.zero_d), len(self.zero_d) + len(tensors))
+        self.zero_d.extend(tensors)
+
+    def transfer(self) -> list[float] | None:
+        """The packed values on the host (one transfer) with final offsets; None if nothing."""
+        zero_d, parts = self.zero_d, self.parts
+        if zero_d:
+            head = torch.stack(zero_d)
+            if head.dtype != torch.float32:
+                head = head.float()
+            parts.insert(0, head)
+        if not parts:
+            return None
+        for key, (a, b) in self.vec_offsets.items():
+            self.offsets[key] = (a + len(zero_d), b + len(zero_d))
+        host: list[float] = (torch.cat(parts) if len(parts) > 1 else parts[0]).tolist()
+        return host
+
+
 class Monitor:
     r"""Watch a training loop: per-layer gradient and activation statistics, rules, first NaN.
 
@@ -875,184 +921,219 @@ class Monitor:
         return plan
 
     def _tick(self, step: int) -> list[Finding]:
+        """One tick: pack what is measured on the device, transfer it once, then judge it."""
         col = self._require_open()
-        n_layers = len(col.layers)
-        # 0-d results are stacked once, in front; vectors are concatenated after them
-        zero_d: list[torch.Tensor] = []
-        parts: list[torch.Tensor] = []
-        offsets: dict[str, tuple[int, int]] = {}
-        vec_offsets: dict[str, tuple[int, int]] = {}
-        cursor = 0
-        device = self._device
-
-        def add(key: str, tensor: torch.Tensor) -> None:
-            nonlocal cursor
-            t = tensor.reshape(-1)
-            if t.dtype != torch.float32:
-                t = t.float()
-            if t.device != device:
-                t = t.to(device)
-            parts.append(t)
-            vec_offsets[key] = (cursor, cursor + t.numel())
-            cursor += t.numel()
-
-        def add0(key: str, tensors: list[torch.Tensor]) -> None:
-            offsets[key] = (len(zero_d), len(zero_d) + len(tensors))
-            zero_d.extend(tensors)
-
+        pack = _Pack(self._device)
         grads, grad_layers = self._grads()
         want_grad = "grad_norm" in self.quantities and bool(grads)
         want_delta = self._wants_update() and self._snapshot_step == step
         pre_norms = self._pre_norms if self._pre_step == step else None
         pre_vec = self._pre_vec if self._pre_step == step else None
-        act_records = col.act_records
-        bwd_records = col.bwd_records
-        plan = self._plan(col, act_records, bwd_records, device)
+        plan = self._plan(col, col.act_records, col.bwd_records, self._device)
         if pre_vec is not None and (
             self._pre_layout != (len(grads), plan.n_scalars) or not want_grad
         ):
             pre_vec = None  # the records changed after the optimizer step
-        act_names, bwd_names = plan.act_names, plan.bwd_names
-        sym_names: list[str] = []
-        sym_units: dict[str, int] = {}
         with torch.no_grad():
-            # per-tensor norms of gradients, weights and updates: one fused foreach_norm;
-            # the per-layer sums of squares are formed on the host from the transferred norms
-            tensors: list[torch.Tensor] = []
-            slots: list[int] = []
-            norms: list[torch.Tensor] = []
-            if want_grad:
-                if pre_vec is not None:
-                    # gradient norms and per-record scalars, stacked before the optimizer step
-                    # (the same gradients: the optimizer reads them, it does not change them)
-                    add("gnorms", pre_vec)  # one part, two segments
-                    a, b = vec_offsets["gnorms"]
-                    vec_offsets["gnorms"] = (a, a + len(grads))
-                    vec_offsets["scalars"] = (a + len(grads), b)
-                elif pre_norms is not None and len(pre_norms) == len(grads):
-                    norms = list(pre_norms)
-                else:
-                    tensors += grads
-                slots += grad_layers
-            params = self._params  # under no_grad: no detach needed
-            prev = self._sub_prev if self._sub_step == step and not want_delta else None
-            want_estimate = prev is not None
-            # on a light tick (within a budget) the weight norms, like the update, are estimated
-            # from the sampled coordinates: the full pass over the weights is left to the
-            # detailed ticks
-            light_w = want_estimate and not col.detail and self._world == 1
-            if not light_w:
-                tensors += params
-                slots += self._weight_slots
-            if want_delta:
-                snapshot = self._snapshot
-                if snapshot is not None:
-                    # into a persistent scratch buffer: no fresh allocation per step (slow on
-                    # CPU), and the snapshot stays intact for a non-finite re-run
-                    if self._scratch is None:
-                        self._scratch = [torch.empty_like(t) for t in snapshot]
-                    for d, w, w0 in zip(self._scratch, params, snapshot, strict=True):
-                        torch.sub(w, w0, out=d)
-                    tensors += self._scratch
-                    slots += self._delta_slots
-            if tensors:
-                norms += torch._foreach_norm(tensors)
-            if norms:
-                add0("norms", norms)
-            if prev is not None and self._sub_layer is not None and self._sub_scale is not None:
-                # the estimated update: squared change of the sampled coordinates, scaled to
-                # the parameter's size and summed per layer; the weights gathered now are the
-                # weights before the next step
-                now = self._subset()
-                change = now - prev
-                change.mul_(change).mul_(self._sub_scale)
-                if light_w:
-                    both = torch.stack([change, now * now * self._sub_scale])
-                    add("est", both.new_zeros(2, n_layers).index_add_(1, self._sub_layer, both))
-                else:
-                    add(
-                        "est",
-                        change.new_zeros(n_layers).index_add_(0, self._sub_layer, change),
-                    )
-                self._sub_prev = now
-                self._sub_step = step + 1
-            if plan.n_scalars and pre_vec is None:
-                # every per-record scalar (activation sums, norms, saturated counts; backward
-                # norms) in one vector: micro-batches and layers are summed on the host
-                scalars = [t for rec in act_records for t in rec[1]] + [r[1] for r in bwd_records]
-                if self._world > 1:
-                    vec = torch.stack(scalars).float().pow(plan.exponents)  # squares add up
-                    torch.distributed.all_reduce(vec)
-                    add("scalars", vec)
-                else:
-                    add0("scalars", scalars)
-            if act_records:
-                maxima = torch.cat([rec[2] for rec in act_records])
-                if any(plan.act_rsum):  # the sums of the records that carry unit sums
-                    if plan.record_index is None:
-                        rsums = maxima.view(plan.n_records, -1).sum(1)
-                    else:
-                        rsums = maxima.new_zeros(plan.n_records).index_add_(
-                            0, plan.record_index, maxima
-                        )
-                    if self._world > 1:
-                        torch.distributed.all_reduce(rsums)
-                    add("rsums", rsums)
-                if plan.unit_index is not None:  # micro-batches: max over them per unit
-                    maxima = maxima.new_full((plan.n_units,), -math.inf).scatter_reduce_(
-                        0, plan.unit_index, maxima, "amax"
-                    )
-                if self._world > 1:
-                    torch.distributed.all_reduce(maxima, op=torch.distributed.ReduceOp.MAX)
-                dead_units = maxima <= 0
-                if plan.owner is None:  # every activation has the same number of units
-                    dead = dead_units.view(len(act_names), -1).sum(1, dtype=torch.float32)
-                else:
-                    dead = maxima.new_zeros(len(act_names)).index_add_(
-                        0, plan.owner, dead_units.float()
-                    )
-                add("dead", dead)
-            if bwd_records and self._scale_used is not None:
-                add("scale", self._scale_used)
-            if self._loss is not None:
-                loss = self._loss
-                if loss.device == device and loss.dim() == 0:
-                    add0("loss", [loss])
-                else:
-                    add("loss", loss)
-            if self.scaler is not None and self._scale_used is not None:
-                scale_now = getattr(self.scaler, "_scale", None)
-                if isinstance(scale_now, torch.Tensor):
-                    add("scaler_skipped", (scale_now < self._scale_used).float())
-            if self.symmetry_every and self._ticks % self.symmetry_every == 0:
-                effs: list[torch.Tensor] = []
-                for n in col.layers:
-                    counted = layer_effective_units(
-                        col.layer_modules[n], self.thresholds.symmetry_tolerance
-                    )
-                    if counted is not None:
-                        sym_names.append(n)
-                        effs.append(counted[0])
-                        sym_units[n] = counted[1]
-                if effs:
-                    add("sym", torch.stack(effs))
-                self._one_off = True
+            slots, prev, light_w = self._pack_norms(
+                pack, step, col, grads, grad_layers, want_grad, want_delta, pre_norms, pre_vec
+            )
+            self._pack_estimate(pack, step, prev, light_w, len(col.layers))
+            self._pack_records(pack, plan, col, pre_vec)
+            self._pack_extras(pack, col)
+            sym_names, sym_units = self._pack_symmetry(pack, col)
             self._one_off = self._one_off or self._ticks == 0
             self._ticks += 1
-            if zero_d:
-                head = torch.stack(zero_d)
-                if head.dtype != torch.float32:
-                    head = head.float()
-                parts.insert(0, head)
-            if not parts:
+            host = pack.transfer()  # the tick's one device-to-host transfer
+            if host is None:
                 return []
-            for key, (a, b) in vec_offsets.items():
-                offsets[key] = (a + len(zero_d), b + len(zero_d))
-            # the tick's one device-to-host transfer
-            host: list[float] = (torch.cat(parts) if len(parts) > 1 else parts[0]).tolist()
+        meta = self._tick_meta(
+            step, col, plan, pack.offsets, slots, len(grads), want_grad, want_delta,
+            prev is not None, sym_names, sym_units,
+        )  # fmt: skip
+        # a sum of finite values is finite unless it overflows: then check one by one
+        clean = not self._skipped_by_guard and (
+            math.isfinite(sum(host)) or all(math.isfinite(v) for v in host)
+        )
+        meta.clean = clean
+        if clean and self._pool is not None and self.scaler is None:
+            # judging, the record and the JSONL line happen off the training thread
+            self._check_worker()
+            self._pending = self._pool.submit(self._judge, host, meta)
+            return []
+        self._drain()
+        return self._judge(host, meta, synchronous=True)
 
+    def _pack_norms(
+        self,
+        pack: _Pack,
+        step: int,
+        col: Collector,
+        grads: list[torch.Tensor],
+        grad_layers: list[int],
+        want_grad: bool,
+        want_delta: bool,
+        pre_norms: list[torch.Tensor] | None,
+        pre_vec: torch.Tensor | None,
+    ) -> tuple[list[int], torch.Tensor | None, bool]:
+        """Which per-tensor norms (gradients, weights, updates) the tick measures exactly."""
+        # per-tensor norms of gradients, weights and updates: one fused foreach_norm;
+        # the per-layer sums of squares are formed on the host from the transferred norms
+        tensors: list[torch.Tensor] = []
+        slots: list[int] = []
+        norms: list[torch.Tensor] = []
+        if want_grad:
+            if pre_vec is not None:
+                # gradient norms and per-record scalars, stacked before the optimizer step
+                # (the same gradients: the optimizer reads them, it does not change them)
+                pack.add("gnorms", pre_vec)  # one part, two segments
+                a, b = pack.vec_offsets["gnorms"]
+                pack.vec_offsets["gnorms"] = (a, a + len(grads))
+                pack.vec_offsets["scalars"] = (a + len(grads), b)
+            elif pre_norms is not None and len(pre_norms) == len(grads):
+                norms = list(pre_norms)
+            else:
+                tensors += grads
+            slots += grad_layers
+        params = self._params  # under no_grad: no detach needed
+        prev = self._sub_prev if self._sub_step == step and not want_delta else None
+        # on a light tick (within a budget) the weight norms, like the update, are estimated
+        # from the sampled coordinates: the full pass over the weights is left to the
+        # detailed ticks
+        light_w = prev is not None and not col.detail and self._world == 1
+        if not light_w:
+            tensors += params
+            slots += self._weight_slots
+        if want_delta:
+            snapshot = self._snapshot
+            if snapshot is not None:
+                # into a persistent scratch buffer: no fresh allocation per step (slow on
+                # CPU), and the snapshot stays intact for a non-finite re-run
+                if self._scratch is None:
+                    self._scratch = [torch.empty_like(t) for t in snapshot]
+                for d, w, w0 in zip(self._scratch, params, snapshot, strict=True):
+                    torch.sub(w, w0, out=d)
+                tensors += self._scratch
+                slots += self._delta_slots
+        if tensors:
+            norms += torch._foreach_norm(tensors)
+        if norms:
+            pack.add0("norms", norms)
+        return slots, prev, light_w
+
+    def _pack_estimate(
+        self, pack: _Pack, step: int, prev: torch.Tensor | None, light_w: bool, n_layers: int
+    ) -> None:
+        """The update (and, on a light tick, the weights) estimated from sampled coordinates."""
+        sub_layer, sub_scale = self._sub_layer, self._sub_scale
+        if prev is None or sub_layer is None or sub_scale is None:
+            return
+        # the estimated update: squared change of the sampled coordinates, scaled to
+        # the parameter's size and summed per layer; the weights gathered now are the
+        # weights before the next step
+        now = self._subset()
+        change = now - prev
+        change.mul_(change).mul_(sub_scale)
+        if light_w:
+            both = torch.stack([change, now * now * sub_scale])
+            pack.add("est", both.new_zeros(2, n_layers).index_add_(1, sub_layer, both))
+        else:
+            pack.add("est", change.new_zeros(n_layers).index_add_(0, sub_layer, change))
+        self._sub_prev = now
+        self._sub_step = step + 1
+
+    def _pack_records(
+        self, pack: _Pack, plan: TickPlan, col: Collector, pre_vec: torch.Tensor | None
+    ) -> None:
+        """The hooks' per-record scalars, the activations' unit sums and their dead units."""
+        act_records, bwd_records = col.act_records, col.bwd_records
+        if plan.n_scalars and pre_vec is None:
+            # every per-record scalar (activation sums, norms, saturated counts; backward
+            # norms) in one vector: micro-batches and layers are summed on the host
+            scalars = [t for rec in act_records for t in rec[1]] + [r[1] for r in bwd_records]
+            if self._world > 1:
+                vec = torch.stack(scalars).float().pow(plan.exponents)  # squares add up
+                torch.distributed.all_reduce(vec)
+                pack.add("scalars", vec)
+            else:
+                pack.add0("scalars", scalars)
+        if not act_records:
+            return
+        maxima = torch.cat([rec[2] for rec in act_records])
+        if any(plan.act_rsum):  # the sums of the records that carry unit sums
+            if plan.record_index is None:
+                rsums = maxima.view(plan.n_records, -1).sum(1)
+            else:
+                rsums = maxima.new_zeros(plan.n_records).index_add_(0, plan.record_index, maxima)
+            if self._world > 1:
+                torch.distributed.all_reduce(rsums)
+            pack.add("rsums", rsums)
+        if plan.unit_index is not None:  # micro-batches: max over them per unit
+            maxima = maxima.new_full((plan.n_units,), -math.inf).scatter_reduce_(
+                0, plan.unit_index, maxima, "amax"
+            )
+        if self._world > 1:
+            torch.distributed.all_reduce(maxima, op=torch.distributed.ReduceOp.MAX)
+        dead_units = maxima <= 0
+        if plan.owner is None:  # every activation has the same number of units
+            dead = dead_units.view(len(plan.act_names), -1).sum(1, dtype=torch.float32)
+        else:
+            dead = maxima.new_zeros(len(plan.act_names)).index_add_(
+                0, plan.owner, dead_units.float()
+            )
+        pack.add("dead", dead)
+
+    def _pack_extras(self, pack: _Pack, col: Collector) -> None:
+        """The loss scale used, the loss, and whether the grad scaler skipped the step."""
+        if col.bwd_records and self._scale_used is not None:
+            pack.add("scale", self._scale_used)
+        if self._loss is not None:
+            loss = self._loss
+            if loss.device == pack.device and loss.dim() == 0:
+                pack.add0("loss", [loss])
+            else:
+                pack.add("loss", loss)
+        if self.scaler is not None and self._scale_used is not None:
+            scale_now = getattr(self.scaler, "_scale", None)
+            if isinstance(scale_now, torch.Tensor):
+                pack.add("scaler_skipped", (scale_now < self._scale_used).float())
+
+    def _pack_symmetry(self, pack: _Pack, col: Collector) -> tuple[list[str], dict[str, int]]:
+        """Whether this tick counts effective units (every ``symmetry_every`` ticks), and them."""
+        sym_names: list[str] = []
+        sym_units: dict[str, int] = {}
+        if self.symmetry_every and self._ticks % self.symmetry_every == 0:
+            effs: list[torch.Tensor] = []
+            for n in col.layers:
+                counted = layer_effective_units(
+                    col.layer_modules[n], self.thresholds.symmetry_tolerance
+                )
+                if counted is not None:
+                    sym_names.append(n)
+                    effs.append(counted[0])
+                    sym_units[n] = counted[1]
+            if effs:
+                pack.add("sym", torch.stack(effs))
+            self._one_off = True
+        return sym_names, sym_units
+
+    def _tick_meta(
+        self,
+        step: int,
+        col: Collector,
+        plan: TickPlan,
+        offsets: dict[str, tuple[int, int]],
+        slots: list[int],
+        n_grads: int,
+        want_grad: bool,
+        want_delta: bool,
+        want_estimate: bool,
+        sym_names: list[str],
+        sym_units: dict[str, int],
+    ) -> TickMeta:
+        """What the judge needs to read the transferred values: layout, names and layers."""
         with_grad = plan.all_layers
-        if want_grad and len(grads) != len(self._params):
+        if want_grad and n_grads != len(self._params):
             with_grad = frozenset(
                 col.layers[i]
                 for i, p in zip(col.param_layer, self._params, strict=True)
@@ -1067,15 +1148,15 @@ class Monitor:
             step=step,
             with_grad=with_grad,
             offsets=offsets,
-            n_layers=n_layers,
+            n_layers=len(col.layers),
             norm_slots=slots,
             want_grad=want_grad,
             want_delta=want_delta,
             want_estimate=want_estimate,
-            act_names=act_names,
+            act_names=plan.act_names,
             act_n=plan.act_n,
             act_units=plan.act_units,
-            bwd_names=bwd_names,
+            bwd_names=plan.bwd_names,
             bwd_n=plan.bwd_n,
             bwd_width=plan.bwd_width,
             plan=plan,
@@ -1093,18 +1174,7 @@ class Monitor:
         if sym_names:
             meta.act_units = dict(plan.act_units)
             meta.act_units.update(sym_units)
-        # a sum of finite values is finite unless it overflows: then check one by one
-        clean = not self._skipped_by_guard and (
-            math.isfinite(sum(host)) or all(math.isfinite(v) for v in host)
-        )
-        meta.clean = clean
-        if clean and self._pool is not None and self.scaler is None:
-            # judging, the record and the JSONL line happen off the training thread
-            self._check_worker()
-            self._pending = self._pool.submit(self._judge, host, meta)
-            return []
-        self._drain()
-        return self._judge(host, meta, synchronous=True)
+        return meta
 
     def _judge(
         self, host: list[float], meta: TickMeta, *, synchronous: bool = False
