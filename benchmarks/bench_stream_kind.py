@@ -35,9 +35,9 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
+from bench_stream import raw_alarms  # the river detector alone on the error stream
 from nndoctor.shift import ShiftMonitor
 from nndoctor.shift._simulate import DriftStream, make_river_stream
-from nndoctor.shift.stream import _make_detector
 
 N_TRAIN, N_REF, N_STREAM, CHANGE, BATCH = 2000, 2000, 10_000, 5000, 100
 DETECTORS = ("adwin", "ddm", "eddm", "hddm_a", "hddm_w", "page_hinkley", "kswin")
@@ -78,16 +78,6 @@ def run_monitor(stream: DriftStream, pred: np.ndarray, seed: int) -> list[Any]:
         b = a + BATCH
         mon.update(stream.X[a:b], predictions=pred[a:b], labels=stream.y[a:b], time=a)
     return list(mon.report().changes)
-
-
-def run_detector(name: str, errors: np.ndarray, seed: int) -> list[int]:
-    det = _make_detector(name, seed)
-    out = []
-    for i, e in enumerate(errors.tolist()):
-        det.update(e)
-        if det.drift_detected:
-            out.append(i)
-    return out
 
 
 def summary(alarms: list[list[int]], change: int | None) -> tuple[str, str]:
@@ -142,7 +132,7 @@ def main() -> None:
                     pvals.append(after[0].consistency_pvalue)
             for det in DETECTORS:
                 if det != "kswin" or seed < args.kswin_seeds:
-                    alarms[det].append(run_detector(det, errors, seed))
+                    alarms[det].append(raw_alarms(det, errors, seed))
         change = None if name == "none" else CHANGE
         cells = [summary(alarms[m], change) for m in methods]
         delay_rows.append(f"| {label} | " + " | ".join(c[0] for c in cells) + " |")
