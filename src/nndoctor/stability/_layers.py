@@ -18,12 +18,14 @@ from nndoctor.stability.theory import Activation, activation_of
 __all__ = [
     "CONV_TYPES",
     "NORM_TYPES",
+    "RNN_GATES",
     "WEIGHT_TYPES",
     "check_call_inputs",
     "fans",
     "first_batch_tensor",
     "following_activations",
     "inputs_tuple",
+    "is_hf_conv1d",
     "main_output",
     "model_device",
     "param",
@@ -51,6 +53,21 @@ NORM_TYPES: tuple[type[nn.Module], ...] = (
     nn.InstanceNorm3d,
     nn.RMSNorm,
 )
+
+
+# gates stacked in the rows of a recurrent layer's weights (``nn.RNNBase.mode``; plain RNN: 1)
+RNN_GATES: dict[str, int] = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+def is_hf_conv1d(module: nn.Module) -> bool:
+    """Hugging Face's ``Conv1D`` (GPT-2): a linear layer whose weight is stored (in, out)."""
+    w = module._parameters.get("weight")
+    return (
+        type(module).__name__ == "Conv1D"
+        and isinstance(w, torch.Tensor)
+        and w.dim() == 2
+        and getattr(module, "nf", None) == w.shape[1]
+    )
 
 
 def param(module: nn.Module, attr: str = "weight") -> torch.Tensor:

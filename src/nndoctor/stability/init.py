@@ -67,10 +67,12 @@ from nndoctor.exceptions import (
 )
 from nndoctor.stability._layers import (
     NORM_TYPES,
+    RNN_GATES,
     WEIGHT_TYPES,
     check_call_inputs,
     fans,
     following_activations,
+    is_hf_conv1d,
     model_device,
     param,
     preserve_state,
@@ -796,20 +798,6 @@ class _Unit:
         self.candidates = candidates
 
 
-_GATES = {"LSTM": 4, "GRU": 3}
-
-
-def _is_hf_conv1d(module: nn.Module) -> bool:
-    """Hugging Face's ``Conv1D`` (GPT-2): a linear layer whose weight is stored (in, out)."""
-    w = module._parameters.get("weight")
-    return (
-        type(module).__name__ == "Conv1D"
-        and isinstance(w, torch.Tensor)
-        and w.dim() == 2
-        and getattr(module, "nf", None) == w.shape[1]
-    )
-
-
 def _is_norm(module: nn.Module) -> bool:
     """A normalization layer: PyTorch's, or one named like one (``LlamaRMSNorm``,
     ``T5LayerNorm``, ...)."""
@@ -837,7 +825,7 @@ def _weight_units(model: nn.Module) -> list[_Unit]:
                 _Unit(name, m, param(m), fan_in, fan_out, acts.get(name, identity),
                       bias=getattr(m, "bias", None))
             )  # fmt: skip
-        elif _is_hf_conv1d(m):
+        elif is_hf_conv1d(m):
             w = param(m)
             units.append(
                 _Unit(name, m, w.t(), w.shape[0], w.shape[1], identity,
@@ -853,7 +841,7 @@ def _weight_units(model: nn.Module) -> list[_Unit]:
                               act_name="identity (attention)")
                     )  # fmt: skip
         elif isinstance(m, nn.RNNBase):
-            gates = _GATES.get(m.mode, 1)
+            gates = RNN_GATES.get(m.mode, 1)
             hidden = int(m.hidden_size)
             nonlin = "tanh" if m.mode != "RNN_RELU" else "relu"
             bound = 1.0 / math.sqrt(hidden)  # PyTorch's RNN default: U(+-1/sqrt(hidden)) for all

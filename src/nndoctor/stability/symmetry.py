@@ -30,8 +30,10 @@ from nndoctor._validation import check_module, check_number, forward_errors
 from nndoctor.stability._layers import (
     CONV_TYPES,
     NORM_TYPES,
+    RNN_GATES,
     check_call_inputs,
     following_activations,
+    is_hf_conv1d,
     model_device,
     param,
     preserve_state,
@@ -157,24 +159,10 @@ def tie_groups(rows: npt.NDArray[np.float64], *, atol: float, rtol: float) -> li
     return sorted(groups)
 
 
-def _is_hf_conv1d(m: nn.Module) -> bool:
-    """Hugging Face's ``Conv1D`` (GPT-2): a linear layer whose weight is stored (in, out)."""
-    w = m._parameters.get("weight")
-    return (
-        type(m).__name__ == "Conv1D"
-        and isinstance(w, torch.Tensor)
-        and w.dim() == 2
-        and getattr(m, "nf", None) == w.shape[1]
-    )
-
-
 def _dense_or_conv(m: nn.Module) -> bool:
     return isinstance(
         m, (nn.Linear, *CONV_TYPES, nn.RNNBase, nn.MultiheadAttention)
-    ) or _is_hf_conv1d(m)
-
-
-_GATES = {"LSTM": 4, "GRU": 3}
+    ) or is_hf_conv1d(m)
 
 
 def _f64(t: torch.Tensor) -> torch.Tensor:
@@ -186,7 +174,7 @@ def _incoming(module: nn.Module) -> npt.NDArray[np.float64]:
     gets its rows of every gate (``j, j + H, ...``) of every weight of the layer; an
     ``nn.MultiheadAttention``'s units are the rows of its packed input projection."""
     if isinstance(module, nn.RNNBase):
-        gates = _GATES.get(module.mode, 1)
+        gates = RNN_GATES.get(module.mode, 1)
         hidden = int(module.hidden_size)
         parts = []
         for _, t in module.named_parameters(recurse=False):
@@ -211,7 +199,7 @@ def _incoming(module: nn.Module) -> npt.NDArray[np.float64]:
         mha_rows: npt.NDArray[np.float64] = proj.numpy()
         return mha_rows
     w = _f64(param(module))
-    rows = w.T if _is_hf_conv1d(module) else w.reshape(w.shape[0], -1)
+    rows = w.T if is_hf_conv1d(module) else w.reshape(w.shape[0], -1)
     b = getattr(module, "bias", None)
     if isinstance(b, torch.Tensor):
         rows = torch.cat([rows, _f64(b).reshape(-1, 1)], dim=1)
@@ -227,7 +215,7 @@ def _outgoing(module: nn.Module, units: int) -> npt.NDArray[np.float64] | None:
     if isinstance(module, nn.Linear) and w.shape[1] == units:
         out: npt.NDArray[np.float64] = w.T.contiguous().numpy()
         return out
-    if _is_hf_conv1d(module) and w.shape[0] == units:
+    if is_hf_conv1d(module) and w.shape[0] == units:
         out = w.contiguous().numpy()
         return out
     groups = getattr(module, "groups", 1)

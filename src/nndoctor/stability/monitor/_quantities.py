@@ -17,6 +17,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from nndoctor.stability._layers import RNN_GATES
+
 __all__ = [
     "ActivationKind",
     "TickQuantities",
@@ -209,9 +211,6 @@ def effective_units(
     return (rows.shape[0] - tied.sum()).float()
 
 
-_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
-
-
 def _rows(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """Units as rows: (units, fan_in [+ 1]) from a weight whose first dimension is the unit."""
     rows = weight.detach().reshape(weight.shape[0], -1)
@@ -227,7 +226,7 @@ def _tensor(module: nn.Module, name: str) -> torch.Tensor | None:
 
 def _rnn_rows(module: nn.RNNBase) -> list[torch.Tensor]:
     """One (hidden units, all gates' incoming weights and biases) matrix per layer and direction."""
-    gates = _GATES.get(module.mode, 1)
+    gates = RNN_GATES.get(module.mode, 1)
     hidden = module.hidden_size
     out = []
     suffixes = [""] + (["_reverse"] if module.bidirectional else [])
