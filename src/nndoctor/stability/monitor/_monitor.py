@@ -367,7 +367,7 @@ class Monitor:
         self._t_end: float | None = None
         self._own = 0.0  # own time spent in the pre-step hook since the last tick
         self._samples: dict[str, deque[float]] = {}
-        self._ema: dict[str, float] = {}  # the medians of the samples (robust to preemption)
+        self._median: dict[str, float] = {}  # the medians of the samples (robust to preemption)
         self._period = 1
         self._since_detail = 0
         self._counts = {"detailed": 0, "light": 0}
@@ -809,14 +809,14 @@ class Monitor:
         if last is None or one_off:  # not representative of a step's cost
             return
         between = t0 - last - (own - (t1 - t0))
-        ema = self._ema
+        med = self._median
         for key, value in ((f"own_{kind}", own), (f"between_{kind}", between)):
             window = self._samples.get(key)
             if window is None:
                 window = self._samples[key] = deque(maxlen=_WINDOW)
             window.append(value)
-            ema[key] = sorted(window)[len(window) // 2]
-        if "between_light" not in ema or "between_detailed" not in ema:
+            med[key] = sorted(window)[len(window) // 2]
+        if "between_light" not in med or "between_detailed" not in med:
             return
         if self.budget is not None:
             self._period = self._choose_period()
@@ -824,18 +824,18 @@ class Monitor:
 
     def _cost(self, period: int) -> float:
         """The monitor's cost per step at this period, as a fraction of the user's step."""
-        ema = self._ema
-        user = ema["between_light"]
-        hooks = max(ema["between_detailed"] - user, 0.0)
-        base = ema["own_light"]
-        cost = base + (hooks + ema["own_detailed"] - base) / period
+        med = self._median
+        user = med["between_light"]
+        hooks = max(med["between_detailed"] - user, 0.0)
+        base = med["own_light"]
+        cost = base + (hooks + med["own_detailed"] - base) / period
         return cost / user if user > 0 else math.nan
 
     def _choose_period(self) -> int:
-        ema = self._ema
-        user = ema["between_light"]
-        base = ema["own_light"]
-        extra = max(ema["between_detailed"] - user, 0.0) + ema["own_detailed"] - base
+        med = self._median
+        user = med["between_light"]
+        base = med["own_light"]
+        extra = max(med["between_detailed"] - user, 0.0) + med["own_detailed"] - base
         allowed = (self.budget or 0.0) * user - base
         if extra <= 0:
             return 1
@@ -865,13 +865,13 @@ class Monitor:
         >>> acct["budget"], acct["period"]["nonfinite"], acct["period"]["activations"]
         (0.05, 1, 1)
         """
-        ema = self._ema
+        med = self._median
         period = 1 if self.budget is None else self._period
-        user = ema.get("between_light", ema.get("between_detailed", math.nan))
-        if "between_light" in ema and "between_detailed" in ema:
+        user = med.get("between_light", med.get("between_detailed", math.nan))
+        if "between_light" in med and "between_detailed" in med:
             overhead = self._cost(period)
         else:
-            own = ema.get("own_detailed", ema.get("own_light", math.nan))
+            own = med.get("own_detailed", med.get("own_light", math.nan))
             overhead = own / user if user > 0 else math.nan
         sampled = {"activations": period, "backward": period}
         periods: dict[str, int] = {
@@ -896,7 +896,7 @@ class Monitor:
             "period": periods,
             "overhead": overhead,
             "within_budget": self.budget is None or overhead <= self.budget,
-            "own_s": {k[4:]: v for k, v in ema.items() if k.startswith("own_")},
+            "own_s": {k[4:]: v for k, v in med.items() if k.startswith("own_")},
             "step_s": user,
             "ticks": dict(self._counts),
         }
