@@ -211,7 +211,7 @@ def _outgoing(module: nn.Module, units: int) -> npt.NDArray[np.float64] | None:
     """Columns of the next layer's weight, one row per unit of the previous layer."""
     if isinstance(module, nn.RNNBase | nn.MultiheadAttention):
         return None
-    w = param(module).detach().to(torch.float64).cpu()
+    w = _f64(param(module))
     if isinstance(module, nn.Linear) and w.shape[1] == units:
         out: npt.NDArray[np.float64] = w.T.contiguous().numpy()
         return out
@@ -243,7 +243,7 @@ def _between_ok(
                 if isinstance(p, torch.Tensor):
                     if p.numel() != units:
                         return False, []
-                    per_unit.append(p.detach().to(torch.float64).cpu().reshape(units, 1).numpy())
+                    per_unit.append(_f64(p).reshape(units, 1).numpy())
             continue
         return False, []
     return True, per_unit
