@@ -30,6 +30,7 @@ __all__ = [
     "check_output_path",
     "emit",
     "exit_on_finding",
+    "exit_on_severity",
     "note",
     "parse_columns",
     "parse_shape",
@@ -125,7 +126,18 @@ def exit_on_finding(result: Any, fail_on: str) -> None:
     from nndoctor.report import to_sections  # lazily: --help and --version import no report
 
     worst = max((_SEVERITY.index(s.status) for s in to_sections(result, figures=False)), default=0)
-    if worst >= _SEVERITY.index(fail_on):
+    exit_on_severity(_SEVERITY[worst], fail_on)
+
+
+def exit_on_severity(worst: str, fail_on: str) -> None:
+    """Exit with code 1 when the severity ``worst`` (ok|info|warning|error) is at least
+    ``fail_on`` (a ``--fail-on`` level; ``"never"`` never exits).
+
+    Examples
+    --------
+    >>> exit_on_severity("warning", "error")  # a warning is below --fail-on error: no exit
+    """
+    if fail_on != "never" and _SEVERITY.index(worst) >= _SEVERITY.index(fail_on):
         raise typer.Exit(1)
 
 
