@@ -17,6 +17,7 @@ import typer
 from nndoctor.exceptions import InvalidParameterError
 
 if TYPE_CHECKING:
+    import pandas as pd
     from rich.progress import Progress
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "parse_columns",
     "parse_shape",
     "progress_bar",
+    "read_feature_tables",
     "staged_progress",
     "table_names",
 ]
@@ -293,3 +295,24 @@ def table_names(source: Path | str, target: Path | str) -> tuple[str, str]:
     ('the source table (s.csv)', 'the target table (t.csv)')
     """
     return (f"the source table ({source})", f"the target table ({target})")
+
+
+def read_feature_tables(
+    source: Path,
+    target: Path,
+    *,
+    label: str | None,
+    exclude: list[str] | None,
+    include: list[str] | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The source and target tables of a ``shift`` command, ready to compare: read and checked
+    against each other (:func:`nndoctor._io.load_table_pair`, ``--exclude`` dropped), then
+    identifiers and dates left out unless ``--include`` keeps them
+    (:func:`nndoctor._io.select_features`), each column left out told on stderr."""
+    from nndoctor._io import load_table_pair, select_features
+
+    src, tgt = load_table_pair(source, target, label=label, exclude=parse_columns(exclude))
+    (src, tgt), _, notes = select_features([src, tgt], label=label, include=parse_columns(include))
+    for text in notes:
+        note(text)
+    return src, tgt
