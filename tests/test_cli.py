@@ -93,6 +93,18 @@ def test_checkup_needs_both_tables() -> None:
     assert "--source and --target" in result.stderr
 
 
+def test_probe_refuses_inputs_with_input_shape_before_loading_the_model() -> None:
+    """--inputs and --input-shape together are a usage error found before any work: the
+    model (here a file that does not exist) is not loaded first."""
+    result = runner.invoke(
+        app,
+        ["stability", "probe", "--model", "no-such-file.py:net", "--inputs", "b.pt",
+         "--input-shape", "4"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--inputs and --input-shape both give the batch" in result.stderr
+
+
 def test_usage_error_is_one_line_exit_2() -> None:
     result = runner.invoke(app, ["checkup", "--fail-on", "bogus"])
     assert result.exit_code == 2

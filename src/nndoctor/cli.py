@@ -19,9 +19,11 @@ import typer.main
 
 from nndoctor import __version__
 from nndoctor._cli._common import (
+    FailOnOption,
     JsonOption,
     check_output_path,
     emit,
+    exit_on_severity,
     parse_shape,
     staged_progress,
 )
@@ -196,9 +198,7 @@ def checkup(
         ),
     ] = Path("checkup-report/index.html"),
     seed: Annotated[int, typer.Option(help="Random seed for every stage.")] = 0,
-    fail_on: Annotated[
-        str, typer.Option("--fail-on", help="Exit 1 on a finding this severe: never|warning|error.")
-    ] = "never",
+    fail_on: FailOnOption = "never",
 ) -> None:
     """Run the whole tour: on the embedded default, or on your model and data.
 
@@ -207,11 +207,9 @@ def checkup(
     yours: your files are checked against each other and the model first, and your model is
     trained on the source's columns standardized with the source's mean and standard deviation.
     """
-    from nndoctor._validation import check_choice
     from nndoctor.checkup import CheckupContext, Stage, run_checkup
     from nndoctor.checkup._inputs import check_user_inputs
 
-    check_choice(fail_on, ("never", "warning", "error"), name="--fail-on")
     if (source is None) != (target is None):
         raise InvalidParameterError(
             "pass both --source and --target (the training-time and deployment-time tables)"
@@ -247,11 +245,7 @@ def checkup(
 
         result = run_checkup(context=context, on_stage=on_stage)
     emit(result, json_out=json_out, report=report, title="nndoctor checkup", max_sections=1)
-    worst = result.worst_severity()
-    if (fail_on == "warning" and worst in ("warning", "error")) or (
-        fail_on == "error" and worst == "error"
-    ):
-        raise typer.Exit(EXIT_FINDING)
+    exit_on_severity(result.worst_severity(), fail_on)
 
 
 # Sub-apps. Modules that add commands to a sub-app are imported for their side effect, when

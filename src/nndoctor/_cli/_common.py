@@ -17,6 +17,7 @@ import typer
 from nndoctor.exceptions import InvalidParameterError
 
 if TYPE_CHECKING:
+    import pandas as pd
     from rich.progress import Progress
 
 __all__ = [
@@ -30,10 +31,12 @@ __all__ = [
     "check_output_path",
     "emit",
     "exit_on_finding",
+    "exit_on_severity",
     "note",
     "parse_columns",
     "parse_shape",
     "progress_bar",
+    "read_feature_tables",
     "staged_progress",
     "table_names",
 ]
@@ -125,7 +128,18 @@ def exit_on_finding(result: Any, fail_on: str) -> None:
     from nndoctor.report import to_sections  # lazily: --help and --version import no report
 
     worst = max((_SEVERITY.index(s.status) for s in to_sections(result, figures=False)), default=0)
-    if worst >= _SEVERITY.index(fail_on):
+    exit_on_severity(_SEVERITY[worst], fail_on)
+
+
+def exit_on_severity(worst: str, fail_on: str) -> None:
+    """Exit with code 1 when the severity ``worst`` (ok|info|warning|error) is at least
+    ``fail_on`` (a ``--fail-on`` level; ``"never"`` never exits).
+
+    Examples
+    --------
+    >>> exit_on_severity("warning", "error")  # a warning is below --fail-on error: no exit
+    """
+    if fail_on != "never" and _SEVERITY.index(worst) >= _SEVERITY.index(fail_on):
         raise typer.Exit(1)
 
 
@@ -281,3 +295,24 @@ def table_names(source: Path | str, target: Path | str) -> tuple[str, str]:
     ('the source table (s.csv)', 'the target table (t.csv)')
     """
     return (f"the source table ({source})", f"the target table ({target})")
+
+
+def read_feature_tables(
+    source: Path,
+    target: Path,
+    *,
+    label: str | None,
+    exclude: list[str] | None,
+    include: list[str] | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The source and target tables of a ``shift`` command, ready to compare: read and checked
+    against each other (:func:`nndoctor._io.load_table_pair`, ``--exclude`` dropped), then
+    identifiers and dates left out unless ``--include`` keeps them
+    (:func:`nndoctor._io.select_features`), each column left out told on stderr."""
+    from nndoctor._io import load_table_pair, select_features
+
+    src, tgt = load_table_pair(source, target, label=label, exclude=parse_columns(exclude))
+    (src, tgt), _, notes = select_features([src, tgt], label=label, include=parse_columns(include))
+    for text in notes:
+        note(text)
+    return src, tgt

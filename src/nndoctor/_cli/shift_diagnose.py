@@ -22,6 +22,7 @@ from nndoctor._cli._common import (
     note,
     parse_columns,
     progress_bar,
+    read_feature_tables,
     table_names,
 )
 from nndoctor._cli.shift import shift_app
@@ -96,13 +97,10 @@ def shift_diagnose_cmd(
 ) -> None:
     """Say which shift separates TARGET from SOURCE (covariate, label, concept), with the
     evidence and the treatment. Target labels, where present, enable the concept tests."""
-    from nndoctor._io import load_model, load_table_pair, select_features
+    from nndoctor._io import load_model
     from nndoctor.shift import diagnose
 
-    src, tgt = load_table_pair(source, target, label=label, exclude=parse_columns(exclude))
-    (src, tgt), _, notes = select_features([src, tgt], label=label, include=parse_columns(include))
-    for text in notes:
-        note(text)
+    src, tgt = read_feature_tables(source, target, label=label, exclude=exclude, include=include)
     ys = _column(src, label, "--label")
     yt = tgt[label] if label in tgt.columns else None
     import pandas as pd

@@ -17,9 +17,8 @@ from nndoctor._cli._common import (
     SeedOption,
     emit,
     exit_on_finding,
-    note,
-    parse_columns,
     progress_bar,
+    read_feature_tables,
     table_names,
 )
 from nndoctor._cli.shift import shift_app
@@ -85,7 +84,7 @@ def shift_test_cmd(
     fail_on: FailOnOption = "never",
 ) -> None:
     """Test whether TARGET still looks like SOURCE (per feature, MMD, classifier, model outputs)."""
-    from nndoctor._io import load_model, load_table_pair, select_features
+    from nndoctor._io import load_model
     from nndoctor._validation import check_choice
     from nndoctor.shift import compare_samples
     from nndoctor.shift._mmd import check_permutations
@@ -111,10 +110,7 @@ def shift_test_cmd(
         exit_on_finding(dask_result, fail_on)
         return
     # the same columns, numbers vs text agree; identifiers and dates left out (with a note)
-    src, tgt = load_table_pair(source, target, label=label, exclude=parse_columns(exclude))
-    (src, tgt), _, notes = select_features([src, tgt], label=label, include=parse_columns(include))
-    for text in notes:
-        note(text)
+    src, tgt = read_feature_tables(source, target, label=label, exclude=exclude, include=include)
     net = load_model(model, weights=weights, seed=seed) if model is not None else None
     with progress_bar("shift tests") as advance:
         result = compare_samples(

@@ -23,6 +23,7 @@ from nndoctor._cli._common import (
     note,
     parse_columns,
     progress_bar,
+    read_feature_tables,
     table_names,
 )
 from nndoctor._cli.shift import shift_app
@@ -77,7 +78,6 @@ def weights_cmd(
 ) -> None:
     """Importance weights p_target(x)/p_source(x) for every source row, written as a column."""
     from nndoctor._cli.shift_diagnose import _features
-    from nndoctor._io import load_table_pair, select_features
     from nndoctor.shift import ImportanceWeighter
 
     check_choice(method, ("classifier", "kliep", "kmm", "ulsif"), name="--method")
@@ -85,12 +85,9 @@ def weights_cmd(
     with progress_bar("importance weights") as advance:
         advance(0.05, "reading tables")
         src_frame = load_table(source)
-        src, tgt = load_table_pair(source, target, label=label, exclude=parse_columns(exclude))
-        (src, tgt), _, notes = select_features(
-            [src, tgt], label=label, include=parse_columns(include)
+        src, tgt = read_feature_tables(
+            source, target, label=label, exclude=exclude, include=include
         )
-        for text in notes:
-            note(text)
         drop = [label] if label is not None else []
         (Xs, Xt), _ = _features([src, tgt.drop(columns=drop, errors="ignore")], drop)
         if column in src_frame.columns:

@@ -85,6 +85,10 @@ def _setup(
 
     if batch < 1:
         raise InvalidParameterError(f"--batch must be >= 1, got {batch}")
+    if inputs is not None and input_shape is not None:  # before the model is loaded
+        raise InvalidParameterError(
+            "--inputs and --input-shape both give the batch; pass one of them"
+        )
     model = load_model(model_spec, weights=weights, seed=seed) if model_spec else digits_mlp()
     gen = torch.Generator().manual_seed(seed)
     if init is not None:
@@ -92,10 +96,6 @@ def _setup(
     if inputs is not None:
         from nndoctor._io import load_batch
 
-        if input_shape is not None:
-            raise InvalidParameterError(
-                "--inputs and --input-shape both give the batch; pass one of them"
-            )
         return model, load_batch(inputs)
     if model_spec is None and input_shape is None:
         from nndoctor.scenarios import digits_data

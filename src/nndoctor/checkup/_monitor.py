@@ -109,8 +109,10 @@ def _scaling_note(ctx: CheckupContext) -> str:
     data = ctx.data
     if data is None:
         return ""
+    from nndoctor.scenarios._training import describe_optimizer
+
     note = (
-        f"trained by the checkup's SGD (lr 0.05, momentum 0.9, batch 64) on "
+        f"trained by the checkup's {describe_optimizer()} on "
         f"{len(data.features)} columns of {data.source} standardized with the source's mean "
         "and standard deviation"
     )

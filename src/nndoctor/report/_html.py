@@ -21,6 +21,20 @@ _LONG_TABLE = 25  # rows: a longer table shows its first _SHORT_TABLE rows, the 
 _SHORT_TABLE = 15
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
+
+def check_embeddable(sections: Sequence[Section]) -> Sequence[Section]:
+    """:func:`check_sections`, and every figure's PNG is base64 text (safe to embed in a page
+    or a notebook cell): what both HTML renderers check first."""
+    sections = check_sections(sections)
+    for s in sections:
+        for f in s.figures:
+            if not _BASE64.fullmatch(f.png_base64):
+                raise InvalidParameterError(
+                    f"figure {f.title!r} is not base64 text; encode it with figure_to_png_base64"
+                )
+    return sections
+
+
 # Nothing on the page may be fetched or run: the policy allows inline styles and data: images only.
 _CSP = (
     "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
@@ -155,12 +169,7 @@ def render_html(title: str, sections: Sequence[Section]) -> str:
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = env.from_string(_TEMPLATE)
-    for s in check_sections(sections):
-        for f in s.figures:
-            if not _BASE64.fullmatch(f.png_base64):
-                raise InvalidParameterError(
-                    f"figure {f.title!r} is not base64 text; encode it with figure_to_png_base64"
-                )
+    sections = check_embeddable(sections)
     texts = [
         dumps(
             s.payload

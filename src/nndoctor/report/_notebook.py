@@ -19,8 +19,8 @@ import jinja2
 
 from nndoctor.exceptions import InvalidParameterError, NNDoctorWarning
 from nndoctor.report._figures import capture_figures
-from nndoctor.report._html import _BASE64
-from nndoctor.report._section import Section, check_sections, to_sections
+from nndoctor.report._html import check_embeddable
+from nndoctor.report._section import Section, to_sections
 
 __all__ = ["display_html", "monitor_html", "render_fragment", "result_figure", "result_html"]
 
@@ -70,13 +70,7 @@ def render_fragment(kind: str, sections: Sequence[Section]) -> str:
     True
     """
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    sections = check_sections(sections)
-    for s in sections:
-        for f in s.figures:
-            if not _BASE64.fullmatch(f.png_base64):
-                raise InvalidParameterError(
-                    f"figure {f.title!r} is not base64 text; encode it with figure_to_png_base64"
-                )
+    sections = check_embeddable(sections)
     return env.from_string(_FRAGMENT).render(
         kind=kind,
         sections=list(sections),

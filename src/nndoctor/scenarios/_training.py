@@ -16,7 +16,25 @@ from nndoctor.stability.monitor._log import MonitorLog
 from nndoctor.stability.monitor._monitor import Monitor
 from nndoctor.stability.monitor._rules import Finding
 
-__all__ = ["DigitsRun", "train_digits"]
+__all__ = ["DigitsRun", "describe_optimizer", "train_digits"]
+
+LR = 0.05
+"""SGD learning rate of :func:`train_digits` (its default)."""
+MOMENTUM = 0.9
+"""SGD momentum of :func:`train_digits`."""
+BATCH_SIZE = 64
+"""Mini-batch size of :func:`train_digits` (its default)."""
+
+
+def describe_optimizer(*, lr: float = LR, batch_size: int = BATCH_SIZE) -> str:
+    """How :func:`train_digits` trains, in words (for a report's evidence).
+
+    Examples
+    --------
+    >>> describe_optimizer()
+    'SGD (lr 0.05, momentum 0.9, batch 64)'
+    """
+    return f"SGD (lr {lr:g}, momentum {MOMENTUM:g}, batch {batch_size})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +54,8 @@ def train_digits(
     model: nn.Module,
     *,
     steps: int = 60,
-    lr: float = 0.05,
-    batch_size: int = 64,
+    lr: float = LR,
+    batch_size: int = BATCH_SIZE,
     seed: int = 0,
     log_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[float, str], None] | None = None,
@@ -73,7 +91,7 @@ def train_digits(
     device = next(model.parameters()).device
     X, X_test, y, y_test = X.to(device), X_test.to(device), y.to(device), y_test.to(device)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM)
     losses: list[float] = []
     stopped: str | None = None
     model.train()
