@@ -107,7 +107,7 @@ def test_false_positive_rate_under_no_shift_at_most_alpha():
     rejected = 0
     seeds = range(100)
     # with k = 16 the p-value at the sketch's own D (not lowered by the bound) rejects in
-    # 29-43% of these seeds in three runs (the sketch is unseeded): the bound is what keeps the level
+    # 29-43% of these seeds (three runs; the sketch is unseeded): the bound keeps the level
     for seed in seeds:
         rng = np.random.default_rng(seed)
         x = da.from_array(rng.normal(size=(300, 1)), chunks=(150, 1))
