@@ -560,12 +560,14 @@ def diagnose(
                                                        ys[m.check], seed)  # fmt: skip
 
     say(0.9, "recommending a treatment")
-    rec = _recommend(kind, base, use_labels=use_labels, estimated=estimated, observed=ct.observed,
-                     est=est, label_res=label_res, P_t=P_t, iw_summary=cons.iw_summary,
-                     weighter=cons.weighter, refit=(m.refit_template, Xs, ys, m.train, m.check),
-                     decomp=ct.decomp)  # fmt: skip
-    if kind == "insufficient":
+    if kind == "insufficient":  # no treatment to weigh (and no weighted refit to pay for)
         rec = _more_data_recommendation(estimated)
+    else:
+        rec = _recommend(kind, base, use_labels=use_labels, estimated=estimated,
+                         observed=ct.observed, est=est, label_res=label_res, P_t=P_t,
+                         iw_summary=cons.iw_summary, weighter=cons.weighter,
+                         refit=(m.refit_template, Xs, ys, m.train, m.check),
+                         decomp=ct.decomp)  # fmt: skip
     explanation = _explain(kind, base, detected, ct.concept, use_labels, ct.untestable)
     say(1.0, "done")
     return ShiftDiagnosis(
