@@ -188,6 +188,50 @@ def check_labels(
     return arr
 
 
+def check_class_indices(
+    labels: Any,
+    *,
+    name: str,
+    n_rows: int,
+    n_classes: int,
+    what: str = "class indices",
+    dtype_hint: str = "",
+) -> npt.NDArray[np.int64]:
+    """Return labels as int64 class indices ``0 .. n_classes - 1`` (one per row).
+
+    Integral floats (``1.0``) are accepted; other floats, non-numeric dtypes and indices outside
+    the range of the probability columns raise. ``what`` names the indices in the messages
+    ("class indices", "predicted class indices"); ``dtype_hint`` is appended to the dtype error.
+
+    Examples
+    --------
+    >>> check_class_indices([0.0, 1.0, 2.0], name="y", n_rows=3, n_classes=3).tolist()
+    [0, 1, 2]
+    >>> check_class_indices([0, 3], name="y", n_rows=2, n_classes=3)
+    Traceback (most recent call last):
+    ...
+    nndoctor.exceptions.DataValidationError: y range from 0 to 3 but the probabilities have 3 ...
+    """
+    y = check_labels(labels, name=name, n_rows=n_rows)
+    if y.dtype.kind == "f":
+        if not np.all(y == np.round(y)):
+            raise DataValidationError(
+                f"{name} hold non-integer values; pass {what} 0 .. {n_classes - 1}"
+            )
+    elif y.dtype.kind not in "iub":
+        raise DataValidationError(
+            f"{name} have dtype {y.dtype}; pass {what} 0 .. {n_classes - 1} in the order of the "
+            f"probability columns{dtype_hint}"
+        )
+    y = y.astype(np.int64)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise DataValidationError(
+            f"{name} range from {y.min()} to {y.max()} but the probabilities have {n_classes} "
+            f"columns; pass {what} 0 .. {n_classes - 1}"
+        )
+    return y
+
+
 def check_probabilities(
     probs: Any, *, name: str = "probs", n_classes: int | None = None, atol: float = 1e-4
 ) -> npt.NDArray[np.float64]:

@@ -147,7 +147,7 @@ def _indicators(
     """Column 0: the observed split (first m rows are X); columns 1..B: random splits."""
     A = torch.zeros((N, n_permutations + 1), dtype=torch.float64, device=device)
     A[:m, 0] = 1.0
-    chunk = max(1, min(n_permutations, (64 * 2**20) // max(1, 8 * N)))
+    chunk = max(1, min(n_permutations, INDICATOR_BYTES // max(1, 8 * N)))
     base = np.arange(N, dtype=np.int64)
     for start in range(0, n_permutations, chunk):
         stop = min(n_permutations, start + chunk)
@@ -192,12 +192,10 @@ def _chunked_permutation_statistics(
     """The observed statistic and ``n_permutations`` permuted ones, the splits generated and
     evaluated in chunks of columns of at most ``INDICATOR_BYTES`` (memory bounded in B).
 
-    The chunk is a multiple of the indicator generator's own chunk, so that the random splits
-    are those of a single pass whenever one chunk holds them all."""
+    The chunk is :func:`_indicators`' own chunk (the same ``INDICATOR_BYTES``), so the random
+    splits are those of a single pass whenever one chunk holds them all."""
     N = z.shape[0]
-    per = max(1, INDICATOR_BYTES // (8 * N))
-    base = max(1, (64 * 2**20) // (8 * N))  # _indicators draws its splits in chunks of this
-    chunk = per if per < base else per - per % base
+    chunk = max(1, INDICATOR_BYTES // (8 * N))
     out: list[torch.Tensor] = []
     done = 0
     while done < n_permutations:

@@ -560,12 +560,15 @@ def diagnose(
                                                        ys[m.check], seed)  # fmt: skip
 
     say(0.9, "recommending a treatment")
-    rec = _recommend(kind, base, use_labels=use_labels, estimated=estimated, observed=ct.observed,
-                     est=est, label_res=label_res, P_t=P_t, iw_summary=cons.iw_summary,
-                     weighter=cons.weighter, refit=(m.refit_template, Xs, ys, m.train, m.check),
-                     decomp=ct.decomp)  # fmt: skip
-    if kind == "insufficient":
+    if kind == "insufficient":  # no treatment to weigh (and no weighted refit to pay for)
         rec = _more_data_recommendation(estimated)
+    else:
+        rec = _recommend(kind, base, use_labels=use_labels, estimated=estimated,
+                         observed=ct.observed, est=est, label_res=label_res, P_t=P_t,
+                         iw_summary=cons.iw_summary, weighter=cons.weighter,
+                         beta_check=cons.beta_check,
+                         refit=(m.refit_template, Xs, ys, m.train, m.check),
+                         decomp=ct.decomp)  # fmt: skip
     explanation = _explain(kind, base, detected, ct.concept, use_labels, ct.untestable)
     say(1.0, "done")
     return ShiftDiagnosis(
@@ -966,6 +969,7 @@ def _recommend(
     P_t: FloatArray,
     iw_summary: Any,
     weighter: Any,
+    beta_check: FloatArray | None,
     refit: tuple[Any, FloatArray, IntArray, IntArray, IntArray],
     decomp: AccuracyDecomposition | None,
 ) -> Recommendation:
@@ -1026,7 +1030,7 @@ def _recommend(
             nan,
         )
     after = nan
-    if template is not None and train.size and weighter is not None:
+    if template is not None and train.size and weighter is not None and beta_check is not None:
         from sklearn.base import clone
 
         beta_train = weighter.weights(Xs[train])
@@ -1036,8 +1040,7 @@ def _recommend(
             )
         except TypeError:
             reweighted = None
-        if reweighted is not None:
-            beta_check = weighter.weights(Xs[check])
+        if reweighted is not None:  # β on the check set: step 4's, not computed again
             correct = reweighted.predict_proba(Xs[check]).argmax(axis=1) == ys[check]
             after = float(np.sum(beta_check * correct) / np.sum(beta_check))
     effect = (

@@ -31,9 +31,9 @@ import numpy.typing as npt
 from nndoctor._results import ResultMixin
 from nndoctor._validation import (
     check_choice,
+    check_class_indices,
     check_fitted,
     check_int,
-    check_labels,
     check_matrix,
     check_probabilities,
     check_random_state,
@@ -862,24 +862,13 @@ def _stratified_resample(y: IntArray, rng: np.random.Generator) -> IntArray:
 
 def _check_class_labels(labels: Any, *, n_rows: int, n_classes: int) -> IntArray:
     """Labels must be integers 0..n_classes-1, each class present at least once."""
-    y = check_labels(labels, name="source_labels", n_rows=n_rows)
-    if y.dtype.kind == "f":
-        if not np.all(y == np.round(y)):
-            raise DataValidationError(
-                "source_labels hold non-integer values; pass class indices 0 .. n_classes - 1"
-            )
-        y = y.astype(np.int64)
-    if y.dtype.kind not in "iub":
-        raise DataValidationError(
-            f"source_labels have dtype {y.dtype}; pass class indices 0 .. {n_classes - 1} in the "
-            "order of the probability columns (encode names with sklearn's LabelEncoder)"
-        )
-    y = y.astype(np.int64)
-    if y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise DataValidationError(
-            f"source_labels range from {y.min()} to {y.max()} but the probabilities have "
-            f"{n_classes} columns; pass class indices 0 .. {n_classes - 1}"
-        )
+    y = check_class_indices(
+        labels,
+        name="source_labels",
+        n_rows=n_rows,
+        n_classes=n_classes,
+        dtype_hint=" (encode names with sklearn's LabelEncoder)",
+    )
     counts = np.bincount(y, minlength=n_classes)
     absent = np.flatnonzero(counts == 0)
     if absent.size:

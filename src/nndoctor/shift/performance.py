@@ -33,8 +33,8 @@ import numpy.typing as npt
 from nndoctor._results import ResultMixin
 from nndoctor._validation import (
     check_choice,
+    check_class_indices,
     check_int,
-    check_labels,
     check_matrix,
     check_probabilities,
     check_random_state,
@@ -583,27 +583,6 @@ def _as_probs(probs: Any, *, name: str, n_classes: int | None = None) -> FloatAr
     return check_probabilities(arr, name=name, n_classes=n_classes)
 
 
-def _check_pred(pred: Any, *, name: str, n_rows: int, n_classes: int) -> IntArray:
-    y = check_labels(pred, name=name, n_rows=n_rows)
-    if y.dtype.kind == "f":
-        if not np.all(y == np.round(y)):
-            raise DataValidationError(
-                f"{name} hold non-integer values; pass predicted class indices 0 .. {n_classes - 1}"
-            )
-    elif y.dtype.kind not in "iub":
-        raise DataValidationError(
-            f"{name} have dtype {y.dtype}; pass predicted class indices 0 .. {n_classes - 1} in "
-            "the order of the probability columns"
-        )
-    y = y.astype(np.int64)
-    if y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise DataValidationError(
-            f"{name} range from {y.min()} to {y.max()} but the probabilities have {n_classes} "
-            f"columns; pass predicted class indices 0 .. {n_classes - 1}"
-        )
-    return y
-
-
 def _predictions(
     Ps: FloatArray, Pt: FloatArray, source_pred: Any, target_pred: Any, threshold: Any
 ) -> tuple[IntArray, IntArray, str]:
@@ -629,8 +608,20 @@ def _predictions(
         pred_t = (Pt[:, 1] >= t).astype(np.int64)
         return pred_s, pred_t, f"threshold {t:g}"
     if source_pred is not None:
-        pred_s = _check_pred(source_pred, name="source_pred", n_rows=Ps.shape[0], n_classes=k)
-        pred_t = _check_pred(target_pred, name="target_pred", n_rows=Pt.shape[0], n_classes=k)
+        pred_s = check_class_indices(
+            source_pred,
+            name="source_pred",
+            n_rows=Ps.shape[0],
+            n_classes=k,
+            what="predicted class indices",
+        )
+        pred_t = check_class_indices(
+            target_pred,
+            name="target_pred",
+            n_rows=Pt.shape[0],
+            n_classes=k,
+            what="predicted class indices",
+        )
         return pred_s, pred_t, "given"
     return Ps.argmax(axis=1), Pt.argmax(axis=1), "argmax"
 
