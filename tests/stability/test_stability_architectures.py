@@ -263,3 +263,18 @@ def test_probe_of_a_hugging_face_batch_is_the_same_through_hooks_and_wrappers() 
     finally:
         handle.remove()
     assert hooked.to_dict() == wrapped.to_dict()
+
+
+def test_a_model_defined_norm_is_a_norm_to_every_tool() -> None:
+    """Llama's own ``LlamaRMSNorm`` (not a torch class) is read as a normalization by the probe
+    (theory predicts its output: it was a layer without theory), as the audit already did."""
+    case = build("llama")
+    report = probe(case.model, case.inputs)
+    norms = [r for r in report.layers if r.kind == "LlamaRMSNorm"]
+    assert len(norms) == 5
+    for r in norms:
+        assert r.predicted_forward_gain is not None
+        assert r.forward_gain == pytest.approx(r.predicted_forward_gain, rel=0.05)
+    assert set(audit_init(case.model).norms) == {
+        name for name, m in case.model.named_modules() if type(m).__name__ == "LlamaRMSNorm"
+    }

@@ -26,6 +26,7 @@ __all__ = [
     "following_activations",
     "inputs_tuple",
     "is_hf_conv1d",
+    "is_norm",
     "main_output",
     "model_device",
     "param",
@@ -53,6 +54,21 @@ NORM_TYPES: tuple[type[nn.Module], ...] = (
     nn.InstanceNorm3d,
     nn.RMSNorm,
 )
+
+
+def is_norm(module: nn.Module) -> bool:
+    """A normalization layer: PyTorch's (:data:`NORM_TYPES`), or one named like one
+    (``LlamaRMSNorm``, ``T5LayerNorm``, ...: models define their own).
+
+    Examples
+    --------
+    >>> class LlamaRMSNorm(nn.Module): ...
+    >>> is_norm(nn.LayerNorm(4)), is_norm(LlamaRMSNorm()), is_norm(nn.Linear(2, 2))
+    (True, True, False)
+    """
+    if isinstance(module, NORM_TYPES):
+        return True
+    return type(module).__name__.endswith(("LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm"))
 
 
 # gates stacked in the rows of a recurrent layer's weights (``nn.RNNBase.mode``; plain RNN: 1)

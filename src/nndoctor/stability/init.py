@@ -66,13 +66,13 @@ from nndoctor.exceptions import (
     SmallSampleWarning,
 )
 from nndoctor.stability._layers import (
-    NORM_TYPES,
     RNN_GATES,
     WEIGHT_TYPES,
     check_call_inputs,
     fans,
     following_activations,
     is_hf_conv1d,
+    is_norm,
     model_device,
     param,
     preserve_state,
@@ -256,7 +256,7 @@ def init_(
                 for w, fan_in, fan_out in weights:
                     _init_weight(w, fan_in, fan_out, scheme, act, options, generator)
                 _init_bias(module, scheme, options, generator)
-            elif isinstance(module, NORM_TYPES):
+            elif is_norm(module):
                 if isinstance(getattr(module, "weight", None), torch.Tensor):
                     param(module, "weight").fill_(1.0)
                 if isinstance(getattr(module, "bias", None), torch.Tensor):
@@ -693,7 +693,7 @@ def audit_init(model: nn.Module, *, alpha: float = 0.001, random_state: int = 0)
     alpha = check_unit_interval(alpha, name="alpha")
     rng = check_random_state(random_state)
     units = _weight_units(model)
-    norms = tuple(name for name, m in model.named_modules() if _is_norm(m))
+    norms = tuple(name for name, m in model.named_modules() if is_norm(m))
     structure = _structure(model, norms)
     chain = structure == "chain"
     layers = []
@@ -796,18 +796,6 @@ class _Unit:
         self.bias = bias
         self.extra = extra
         self.candidates = candidates
-
-
-def _is_norm(module: nn.Module) -> bool:
-    """A normalization layer: PyTorch's, or one named like one (``LlamaRMSNorm``,
-    ``T5LayerNorm``, ...)."""
-    if isinstance(module, NORM_TYPES):
-        return True
-    name = type(module).__name__
-    return name.endswith(("LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm")) or name in (
-        "LayerNorm",
-        "RMSNorm",
-    )
 
 
 def _weight_units(model: nn.Module) -> list[_Unit]:

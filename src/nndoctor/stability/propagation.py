@@ -47,10 +47,10 @@ from nndoctor.exceptions import InvalidParameterError, NNDoctorError
 from nndoctor.stability._layers import (
     CONV_T_TYPES,
     CONV_TYPES,
-    NORM_TYPES,
     backward_fan,
     check_call_inputs,
     fans,
+    is_norm,
     main_output,
     model_device,
     preserve_state,
@@ -267,7 +267,7 @@ class _Target:
             self.fan_in = fans(module)[0]
             if isinstance(module, (nn.Linear, *CONV_TYPES)):
                 self.back_fan = backward_fan(module)
-        elif isinstance(module, NORM_TYPES):
+        elif is_norm(module):
             bn_eval = isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.training
             self.theory = None if bn_eval else "norm"
         elif isinstance(module, nn.Embedding):

@@ -29,11 +29,11 @@ from nndoctor._results import ResultMixin
 from nndoctor._validation import check_module, check_number, forward_errors
 from nndoctor.stability._layers import (
     CONV_TYPES,
-    NORM_TYPES,
     RNN_GATES,
     check_call_inputs,
     following_activations,
     is_hf_conv1d,
+    is_norm,
     model_device,
     param,
     preserve_state,
@@ -237,7 +237,7 @@ def _between_ok(
             if m.p > 0:
                 return False, []
             continue
-        if isinstance(m, NORM_TYPES):
+        if is_norm(m):
             for attr in ("weight", "bias"):
                 p = getattr(m, attr, None)
                 if isinstance(p, torch.Tensor):
