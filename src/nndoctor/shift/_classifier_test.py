@@ -33,6 +33,7 @@ from nndoctor.shift._common import (
     smallest_pvalue,
     warn_small,
 )
+from nndoctor.shift._engines import DASK_SAMPLE_SIZE, dask_impl, is_dask
 
 __all__ = ["ClassifierTestResult", "classifier_test", "combine_pvalues_dependent"]
 
@@ -72,6 +73,10 @@ class ClassifierTestResult(ResultMixin):
     n_missing : (int, int)
         Missing (NaN) cells in the source and target samples; the classifier saw them as they
         are, so a change in where values are missing is part of what it tests.
+    sampled_from : (int, int) or None
+        The row counts of the source and target tables when the test ran on a random sample
+        of each (Dask inputs: ``n_source`` and ``n_target`` are then the sample sizes);
+        ``None`` when it saw every row.
     """
 
     statistic: float
@@ -90,6 +95,7 @@ class ClassifierTestResult(ResultMixin):
     drift_detected: bool
     model: str
     n_missing: tuple[int, int] = (0, 0)
+    sampled_from: tuple[int, int] | None = None
 
 
 def combine_pvalues_dependent(pvalues: Any, method: Combine = "bonferroni") -> float:
@@ -229,6 +235,7 @@ def classifier_test(
     alpha: float = 0.05,
     random_state: Any = None,
     names: tuple[str, str] | None = None,
+    sample_size: int = DASK_SAMPLE_SIZE,
 ) -> ClassifierTestResult:
     """Classifier two-sample test with cross-fitting and a fold-respecting p-value.
 
@@ -267,6 +274,11 @@ def classifier_test(
         Seeds the folds, the default model and the permutation importances.
     names : (str, str), optional
         What error messages call X and Y (default ``"X"`` and ``"Y"``).
+    sample_size : int
+        Dask inputs only (``dask.dataframe.DataFrame`` or ``dask.array.Array``): the test runs
+        on a random sample of about this many rows of each table, drawn reproducibly from
+        ``random_state`` where the data live; only the samples travel to the client (about
+        ``sample_size`` rows each), and ``sampled_from`` states the tables' row counts.
 
     Returns
     -------
@@ -312,6 +324,13 @@ def classifier_test(
     >>> res.drift_detected, max(res.feature_importances, key=res.feature_importances.get)
     (True, 'x1')
     """
+    check_int(sample_size, name="sample_size", minimum=2)
+    if is_dask(X) or is_dask(Y):  # a random sample of each table (see _dask_sample)
+        result: ClassifierTestResult = dask_impl("classifier_test")(
+            X, Y, model=model, n_splits=n_splits, combine=combine, importance=importance,
+            alpha=alpha, random_state=random_state, names=names,
+            sample_size=sample_size)  # fmt: skip
+        return result
     n_splits = check_int(n_splits, name="n_splits", minimum=2)
     check_choice(combine, ("bonferroni", "cauchy"), name="combine")
     check_choice(importance, ("auto", "none", "permutation"), name="importance")

@@ -132,4 +132,24 @@ def mmd_test(
     return rff_result(sum_x, sum_y, alpha, kernel, float(bw), rule, n_features, details)
 
 
-register_dask(mmd_test=mmd_test)
+def reference_bandwidth(
+    X_ref: Any, bandwidth: Any, standardize: bool, rng: np.random.Generator
+) -> tuple[float, str]:
+    """:class:`~nndoctor.shift.ShiftDetector`'s bandwidth for a Dask reference.
+
+    The median heuristic on a random sample of about ``BANDWIDTH_SAMPLE`` rows of the
+    reference (scaled by their standard deviations with ``standardize``); a number is
+    checked and kept. Only the sample travels to the client.
+    """
+    if not isinstance(bandwidth, str):
+        return _resolve_bandwidth(bandwidth, torch.zeros((0, 1), dtype=torch.float64), rng)
+    sample, _, _ = sample_rows(X_ref, BANDWIDTH_SAMPLE, rng, "X_ref")
+    z = check_matrix(sample, name="X_ref")
+    z = z - z.mean(0)
+    if standardize and z.shape[0] > 1:
+        sd = z.std(0, ddof=1)
+        z = z / np.where(sd > 0, sd, 1.0)
+    return _resolve_bandwidth(bandwidth, torch.from_numpy(np.ascontiguousarray(z)), rng)
+
+
+register_dask(mmd_test=mmd_test, mmd_reference_bandwidth=reference_bandwidth)

@@ -32,7 +32,7 @@ from nndoctor.shift._common import display_names
 from nndoctor.shift._dask import _as_dask_frame, require_dask
 from nndoctor.shift._engines import DASK_SAMPLE_SIZE, is_dask, register_dask
 
-__all__ = ["classifier_test", "diagnose", "sample_rows"]
+__all__ = ["classifier_test", "count_rows", "diagnose", "sample_rows"]
 
 #: The column that carries a table's labels through the sampling (dropped afterwards).
 _LABEL = "__nndoctor_label__"
@@ -185,4 +185,10 @@ def diagnose(
     return dataclasses.replace(res, sampled_from=(m, n))
 
 
-register_dask(classifier_test=classifier_test, diagnose=diagnose)
+def count_rows(data: Any, name: str) -> int:
+    """The row count of a Dask table (one integer per partition travels)."""
+    require_dask()
+    return int(_as_dask_frame(data, name).map_partitions(len).compute().sum())
+
+
+register_dask(classifier_test=classifier_test, diagnose=diagnose, count_rows=count_rows)
