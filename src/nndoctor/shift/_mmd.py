@@ -435,15 +435,9 @@ def mmd_test(
     >>> res.drift_detected
     True
     """
-    check_choice(kernel, _KERNELS, name="kernel")
-    check_choice(method, ("auto", "block", "permutation", "rff"), name="method")
-    alpha = check_alpha(alpha)
-    max_block_bytes = check_int(max_block_bytes, name="max_block_bytes", minimum=1024)
-    # all checked whichever test "auto" picks, so that a bad value is never silently ignored
-    check_permutations(n_permutations)
-    if block_size is not None:
-        check_int(block_size, name="block_size", minimum=2)
-    n_features = _check_features(n_features)
+    alpha, max_block_bytes, n_features = _check_options(
+        kernel, method, alpha, max_block_bytes, n_permutations, block_size, n_features
+    )
     if is_dask(X) or is_dask(Y):  # random features, merged across partitions (see _dask_mmd)
         result: TwoSampleResult = dask_impl("mmd_test")(
             X, Y, kernel=kernel, bandwidth=bandwidth, method=method, n_features=n_features,
@@ -453,30 +447,92 @@ def mmd_test(
     rng = check_random_state(random_state)
     x, y = as_float_tensors(X, Y, names=display_names(names))
     m, n = x.shape[0], y.shape[0]
-    use = method
-    if use == "auto":
-        use = "block" if m + n > LINEAR_TIME_THRESHOLD else "permutation"
+    use = _pick_method(method, m + n)
+    z = _pooled(x, y, standardize)
+    if use == "rff":
+        return _rff_in_memory(z, m, kernel, bandwidth, n_features, alpha, rng)
+    if use == "permutation":
+        B = check_permutations(n_permutations)
+        return _permutation_test(z, m, kernel, bandwidth, B, max_block_bytes, alpha, rng, progress)
+    return _block_test(z, m, kernel, bandwidth, block_size, max_block_bytes, alpha, rng)
+
+
+def _check_options(
+    kernel: Any,
+    method: Any,
+    alpha: Any,
+    max_block_bytes: Any,
+    n_permutations: Any,
+    block_size: Any,
+    n_features: Any,
+) -> tuple[float, int, int]:
+    """Check every option whichever test runs, so that a bad value is never silently ignored."""
+    check_choice(kernel, _KERNELS, name="kernel")
+    check_choice(method, ("auto", "block", "permutation", "rff"), name="method")
+    alpha = check_alpha(alpha)
+    max_block_bytes = check_int(max_block_bytes, name="max_block_bytes", minimum=1024)
+    check_permutations(n_permutations)
+    if block_size is not None:
+        check_int(block_size, name="block_size", minimum=2)
+    return alpha, max_block_bytes, _check_features(n_features)
+
+
+def _pick_method(method: str, pooled_rows: int) -> str:
+    """The test ``method`` names; ``"auto"``: permutation up to ``LINEAR_TIME_THRESHOLD`` rows."""
+    if method != "auto":
+        return method
+    return "block" if pooled_rows > LINEAR_TIME_THRESHOLD else "permutation"
+
+
+def _pooled(x: torch.Tensor, y: torch.Tensor, standardize: bool) -> torch.Tensor:
+    """The pooled rows, centred, and scaled by the pooled standard deviation if asked."""
     z = torch.cat((x, y), 0)
     z = z - z.mean(0, keepdim=True)
     if standardize:
         sd = z.std(0, keepdim=True)
         z = z / torch.where(sd > 0, sd, torch.ones_like(sd))
-    if use == "rff":
-        return _rff_in_memory(z, m, kernel, bandwidth, n_features, alpha, rng)
-    if use == "permutation":
-        B = check_permutations(n_permutations)
-        if min(m, n) < 2:
-            warn_small(
-                f"the permutation MMD needs at least 2 rows per sample, got {m} and {n}; "
-                "the result is NaN"
-            )
-            return _nan_result("mmd-permutation", m, n, alpha, B)
-        with limit_threads(float(m + n) ** 2 * (B + 1 + z.shape[1]), z.device):
-            bw, bw_rule = _resolve_bandwidth(bandwidth, z, rng)
-            values = _chunked_permutation_statistics(
-                z, m, B, kernel, bw, max_block_bytes, rng, progress=progress
-            )
-        return _permutation_result(values.cpu().numpy(), m, n, alpha, kernel, bw, bw_rule)
+    return z
+
+
+def _permutation_test(
+    z: torch.Tensor,
+    m: int,
+    kernel: str,
+    bandwidth: Any,
+    B: int,
+    max_block_bytes: int,
+    alpha: float,
+    rng: np.random.Generator,
+    progress: Callable[[float, str], None] | None,
+) -> TwoSampleResult:
+    """The permutation test on the pooled rows ``z`` (the first ``m`` are X); NaN below 2 rows."""
+    n = z.shape[0] - m
+    if min(m, n) < 2:
+        warn_small(
+            f"the permutation MMD needs at least 2 rows per sample, got {m} and {n}; "
+            "the result is NaN"
+        )
+        return _nan_result("mmd-permutation", m, n, alpha, B)
+    with limit_threads(float(m + n) ** 2 * (B + 1 + z.shape[1]), z.device):
+        bw, bw_rule = _resolve_bandwidth(bandwidth, z, rng)
+        values = _chunked_permutation_statistics(
+            z, m, B, kernel, bw, max_block_bytes, rng, progress=progress
+        )
+    return _permutation_result(values.cpu().numpy(), m, n, alpha, kernel, bw, bw_rule)
+
+
+def _block_test(
+    z: torch.Tensor,
+    m: int,
+    kernel: str,
+    bandwidth: Any,
+    block_size: int | None,
+    max_block_bytes: int,
+    alpha: float,
+    rng: np.random.Generator,
+) -> TwoSampleResult:
+    """The block test on the pooled rows ``z`` (the first ``m`` are X); NaN below 4 blocks."""
+    n = z.shape[0] - m
     bs = block_size if block_size is not None else default_block_size(min(m, n))
     bs = check_int(bs, name="block_size", minimum=2)
     if min(m, n) // bs < 4 or min(m, n) < 4:
@@ -489,7 +545,21 @@ def mmd_test(
     with limit_threads(work, z.device):
         bw, bw_rule = _resolve_bandwidth(bandwidth, z, rng)
         eta, bx, by = _block_statistics(z[:m], z[m:], kernel, bw, bs, rng, max_block_bytes)
-    eta_np = eta.cpu().numpy()
+    return _block_result(eta.cpu().numpy(), m, n, alpha, kernel, bw, bw_rule, (bx, by))
+
+
+def _block_result(
+    eta_np: npt.NDArray[np.float64],
+    m: int,
+    n: int,
+    alpha: float,
+    kernel: str,
+    bw: float,
+    bw_rule: str,
+    block_rows: tuple[int, int],
+) -> TwoSampleResult:
+    """The block statistics' mean against Student's t (one-sided) as the block test's result."""
+    bx, by = block_rows
     nb = eta_np.shape[0]
     mean = float(eta_np.mean())
     se = float(eta_np.std(ddof=1)) / math.sqrt(nb)
@@ -564,8 +634,9 @@ def rff_result(
     statistic, pvalue, numbers = _rff.hotelling(sx, sy)
     if not np.isfinite(pvalue):
         warn_small(
-            f"the random-feature MMD needs more rows than features: {m + n} rows for "
-            f"{numbers['rank']} feature directions; the p-value is NaN (pass fewer n_features)"
+            f"the random-feature MMD needs more rows than feature directions with a variance: "
+            f"{m + n} rows, {numbers['rank']} directions; the p-value is NaN (pass more rows or "
+            "fewer n_features; constant data have no direction at all)"
         )
     return TwoSampleResult(
         statistic=statistic,
