@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from nndoctor.exceptions import DataValidationError, MissingDependencyError
 from nndoctor.report import to_sections
 from nndoctor.scenarios import flu_season
-from nndoctor.shift import ShiftDetector, classifier_test, diagnose
+from nndoctor.shift import ShiftDetector, classifier_test, diagnose, mmd_test
 from nndoctor.shift._dask_sample import sample_rows
 
 
@@ -147,6 +147,11 @@ def test_without_the_extra_a_dask_input_names_it(monkeypatch):
     src, tgt = _frames(4, m=100, n=100)
     dx, dy = dd.from_pandas(src, npartitions=2), dd.from_pandas(tgt, npartitions=2)
     monkeypatch.setitem(sys.modules, "datasketches", None)
-    for call in (lambda: classifier_test(dx, dy), lambda: ShiftDetector("mmd").fit(dx)):
+    calls = (
+        lambda: classifier_test(dx, dy),
+        lambda: mmd_test(dx, dy),
+        lambda: ShiftDetector("mmd").fit(dx),
+    )
+    for call in calls:
         with pytest.raises(MissingDependencyError, match=r"nndoctor\[dask\]"):
             call()
