@@ -129,3 +129,116 @@ def test_bbsd_without_the_extra_names_it(monkeypatch):
     src = da.from_array(_probs(0, 100, [1, 1, 1]), chunks=50)
     with pytest.raises(MissingDependencyError, match=r"nndoctor\[dask\]"):
         bbsd_test(src, _probs(1, 100, [1, 1, 1]))
+
+
+# ---------------------------------------------------------------------------- label shift
+
+
+def _posteriors(prior: list[float], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Three Gaussian classes on a line and a slightly overconfident model's posteriors."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, size=n, p=prior)
+    x = rng.normal(1.5 * y, 1.0)
+    logits = -1.3 * (x[:, None] - 1.5 * np.arange(3)[None, :]) ** 2 / 2
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True), y
+
+
+def _dask_pair(P: np.ndarray, y: np.ndarray, parts: int) -> tuple[dd.DataFrame, dd.Series]:
+    frame = pd.DataFrame(P, columns=["p0", "p1", "p2"]).assign(label=y)
+    ddf = dd.from_pandas(frame, npartitions=parts)
+    return ddf[["p0", "p1", "p2"]], ddf["label"]
+
+
+@pytest.mark.parametrize("method", ["bbse-hard", "rlls", "em"])
+def test_label_shift_counts_methods_equal_in_memory_to_the_last_digit(method):
+    from nndoctor.shift import LabelShiftEstimator
+
+    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 3000, 0)
+    Pt, _ = _posteriors([0.6, 0.3, 0.1], 2000, 1)
+    ds, dy = _dask_pair(Ps, ys, 4)
+    got_est = LabelShiftEstimator(method, n_bootstrap=0).fit(ds, dy)
+    want_est = LabelShiftEstimator(method, n_bootstrap=0).fit(Ps, ys)
+    np.testing.assert_array_equal(got_est.source_prior_, want_est.source_prior_)
+    if method != "em":
+        np.testing.assert_array_equal(got_est.confusion_matrix_, want_est.confusion_matrix_)
+    got = got_est.estimate(da.from_array(Pt, chunks=600))
+    want = want_est.estimate(Pt)
+    if method == "em":  # EM's sums per partition: equal to rounding
+        np.testing.assert_allclose(got.weights, want.weights, rtol=0, atol=1e-12)
+        assert got.n_iter == want.n_iter
+    else:  # counts: identical
+        assert got.to_dict() == want.to_dict()
+    assert got.target_prior[0] > 0.5
+
+
+def test_label_shift_em_bcts_small_held_out_set_is_the_in_memory_fit():
+    from nndoctor.shift import LabelShiftEstimator
+
+    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 2000, 2)
+    Pt, _ = _posteriors([0.2, 0.2, 0.6], 2500, 3)
+    ds, dy = _dask_pair(Ps, ys, 3)
+    got_est = LabelShiftEstimator(n_bootstrap=0).fit(ds, dy)
+    want_est = LabelShiftEstimator(n_bootstrap=0).fit(Ps, ys)
+    assert got_est.temperature_ == want_est.temperature_
+    np.testing.assert_array_equal(got_est.bias_, want_est.bias_)
+    got = got_est.estimate(dd.from_pandas(pd.DataFrame(Pt), npartitions=4))
+    want = want_est.estimate(Pt)
+    np.testing.assert_allclose(got.weights, want.weights, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(got.target_prior, want.target_prior, rtol=0, atol=1e-10)
+    assert (got.n_iter, got.converged, got.n_source, got.n_target) == (
+        want.n_iter, want.converged, 2000, 2500,
+    )  # fmt: skip
+    assert abs(got.target_prior[2] - 0.6) < 0.06
+
+
+def test_label_shift_em_bcts_large_held_out_set_calibrates_on_a_sample(monkeypatch):
+    from nndoctor.shift import LabelShiftEstimator, _dask_models
+
+    monkeypatch.setattr(_dask_models, "CALIBRATION_MAX_ROWS", 800)
+    Ps, ys = _posteriors([0.4, 0.3, 0.3], 4000, 4)
+    Pt, _ = _posteriors([0.7, 0.2, 0.1], 3000, 5)
+    ds, dy = _dask_pair(Ps, ys, 4)
+    est = LabelShiftEstimator(n_bootstrap=0, random_state=0).fit(ds, dy)
+    again = LabelShiftEstimator(n_bootstrap=0, random_state=0).fit(ds, dy)
+    full = LabelShiftEstimator(n_bootstrap=0).fit(Ps, ys)
+    assert est.temperature_ == again.temperature_  # the seeded sample is the same
+    assert est.temperature_ != full.temperature_  # ... and is not every row
+    assert abs(est.temperature_ / full.temperature_ - 1) < 0.2
+    # the source prior: the mean calibrated posterior over all 4000 rows, not the sample
+    np.testing.assert_allclose(est.source_prior_, est.calibrate(Ps).mean(axis=0), atol=1e-12)
+    # the same calibration: the Dask estimate equals the in-memory one
+    got, want = est.estimate(da.from_array(Pt, chunks=1000)), est.estimate(Pt)
+    np.testing.assert_allclose(got.weights, want.weights, rtol=0, atol=1e-10)
+    assert abs(got.target_prior[0] - 0.7) < 0.06
+
+
+def test_label_shift_on_dask_says_the_bootstrap_does_not_run():
+    from nndoctor.exceptions import NNDoctorWarning
+    from nndoctor.shift import LabelShiftEstimator
+
+    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 600, 6)
+    est = LabelShiftEstimator("bbse-hard", n_bootstrap=50, random_state=0).fit(Ps, ys)
+    with pytest.warns(NNDoctorWarning, match="n_bootstrap=0"):
+        res = est.estimate(da.from_array(Ps, chunks=200))
+    assert res.n_bootstrap == 0
+    assert np.all(np.isnan(res.ci_low))
+    assert est.estimate(Ps).n_bootstrap == 50  # in memory: intervals as before
+    # fitted on Dask (BBSE: the rows stay on the workers): an in-memory target warns too
+    on_dask = LabelShiftEstimator("bbse-hard", n_bootstrap=50).fit(*_dask_pair(Ps, ys, 2))
+    with pytest.warns(NNDoctorWarning, match="n_bootstrap=0"):
+        assert np.all(np.isnan(on_dask.estimate(Ps).ci_high))
+
+
+def test_label_shift_on_dask_checks_its_inputs():
+    from nndoctor.shift import LabelShiftEstimator
+
+    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 600, 7)
+    ds, dy = _dask_pair(Ps, np.where(ys == 2, 1, ys), 3)
+    with pytest.raises(DataValidationError, match=r"class\(es\) \[2\] never occur"):
+        LabelShiftEstimator(n_bootstrap=0).fit(ds, dy)
+    with pytest.raises(DataValidationError, match="same partitions"):
+        LabelShiftEstimator(n_bootstrap=0).fit(ds, da.from_array(ys, chunks=100))
+    est = LabelShiftEstimator(n_bootstrap=0).fit(Ps, ys)
+    with pytest.raises(DataValidationError, match="3 were expected"):
+        est.estimate(da.from_array(Ps[:, :2] / Ps[:, :2].sum(1, keepdims=True), chunks=300))

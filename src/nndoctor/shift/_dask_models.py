@@ -32,7 +32,7 @@ What travels to the client, per table, with ``C`` classes:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -373,3 +373,108 @@ def bbsd_parts(
     ks_err = max(r[1] for r in ks)
     ks_p = np.array([r[2] for r in ks])
     return cx, cy, ks_stat, ks_p, int(m), int(n), float(ks_err)
+
+
+# --------------------------------------------------------------------------------------------
+# generic map-reduce steps (the label-shift and accuracy estimators pass their own kernels)
+
+#: A partition's summary: ``None`` for an empty partition, else a tuple whose first entry is
+#: the row count and whose other entries are arrays (or numbers) that add across partitions.
+_Sums = tuple[Any, ...] | None
+
+
+def _partition_sums(
+    fn: Callable[..., tuple[Any, ...]], args: tuple[Any, ...], *parts: Any
+) -> _Sums:
+    """``(rows, *fn(*parts, *args))`` for one partition; ``None`` when it has no rows."""
+    rows = _rows(parts[0])
+    if rows == 0:
+        return None
+    for other in parts[1:]:
+        if _rows(other) != rows:
+            raise DataValidationError(
+                f"a partition has {rows} rows of scores but {_rows(other)} labels; pass "
+                "collections with the same partitions (e.g. columns of one Dask frame)"
+            )
+    return (rows, *fn(*parts, *args))
+
+
+def _add_sums(*parts: _Sums) -> _Sums:
+    """Add partition summaries entry by entry (shapes must agree: the same classes)."""
+    full = [p for p in parts if p is not None]
+    if not full:
+        return None
+    shapes = {tuple(np.shape(v) for v in p) for p in full}
+    if len(shapes) > 1:
+        raise DataValidationError(
+            "partitions give outputs with different numbers of classes; pass the outputs of "
+            "one model, with the same columns in every partition"
+        )
+    return tuple(sum(p[j] for p in full) for j in range(len(full[0])))
+
+
+def partition_sums(
+    fn: Callable[..., tuple[Any, ...]],
+    data: Sequence[Any],
+    names: Sequence[str],
+    args: tuple[Any, ...] = (),
+) -> tuple[Any, ...]:
+    """One pass: ``fn(*partitions, *args)`` on every partition, the results added in a tree.
+
+    ``data`` holds one collection, or two with the same rows (scores and labels; a NumPy array
+    beside a Dask array is cut to its chunks). ``fn`` runs on the workers and returns a tuple
+    of arrays of a fixed shape (``C`` or ``C x C`` numbers); what reaches the client is that
+    tuple, summed, with the total row count first. Raises when every partition is empty.
+    """
+    from dask.base import compute
+    from dask.delayed import delayed
+
+    require_dask()
+    if len(data) == 2:
+        a, b = _paired_partitions(data[0], data[1], (names[0], names[1]))
+        leaves = [delayed(_partition_sums)(fn, args, x, y) for x, y in zip(a, b, strict=True)]
+    else:
+        leaves = [delayed(_partition_sums)(fn, args, x) for x in _partitions(data[0], names[0])]
+    (total,) = compute(_tree(leaves, _add_sums))  # type: ignore[no-untyped-call]
+    if total is None:
+        raise DataValidationError(f"{names[0]} has 0 rows; pass at least 1 row")
+    return tuple(total)
+
+
+def _keep_rows(seed: int, index: int, fraction: float, *parts: Any) -> list[Any]:
+    """A partition's rows, or (``fraction < 1``) a Bernoulli sample of them."""
+    arrays = [np.asarray(p) for p in parts]
+    if fraction >= 1.0:
+        return arrays
+    keep = np.random.default_rng([seed, index]).random(arrays[0].shape[0]) < fraction
+    return [a[keep] for a in arrays]
+
+
+def collect_rows(
+    data: Sequence[Any], names: Sequence[str], *, fraction: float = 1.0, seed: int = 0
+) -> list[Any]:
+    """Bring the rows of one or two aligned collections to the client, or a sample of them.
+
+    ``fraction < 1``: each row is kept with that probability, independently (the generator is
+    seeded by ``seed`` and the partition's index, so the sample is the same on every
+    scheduler); the rows keep their order. Used for the bounded calibration samples.
+    """
+    from dask.base import compute
+    from dask.delayed import delayed
+
+    require_dask()
+    if len(data) == 2:
+        a, b = _paired_partitions(data[0], data[1], (names[0], names[1]))
+        parts = [
+            delayed(_keep_rows)(seed, i, fraction, x, y)
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+        ]
+    else:
+        parts = [
+            delayed(_keep_rows)(seed, i, fraction, x)
+            for i, x in enumerate(_partitions(data[0], names[0]))
+        ]
+    got = compute(*parts)  # type: ignore[no-untyped-call]
+    return [
+        np.ascontiguousarray(np.concatenate([g[j] for g in got], axis=0)) for j in range(len(data))
+    ]
