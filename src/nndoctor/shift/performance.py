@@ -501,6 +501,7 @@ def _confidence_based(prob: _Problem, rng: np.random.Generator) -> AccuracyEstim
 
 
 def _atc(prob: _Problem, score: str) -> AccuracyEstimate:
+    """ATC: the share of target rows above the source threshold that matches its accuracy."""
     Ps, Pt = prob.Ps, prob.Pt
     acc_s = float(prob.correct.mean())
     s_src = _neg_entropy(Ps) if score == "negative-entropy" else Ps.max(axis=1)
@@ -511,6 +512,7 @@ def _atc(prob: _Problem, score: str) -> AccuracyEstimate:
 
 
 def _calibrated_confidence(prob: _Problem, rng: np.random.Generator) -> AccuracyEstimate:
+    """The mean temperature-scaled probability of the predicted class on the target."""
     theta = _fit_scaling(_log(prob.Ps), prob.ys, bias=False)
     Pcal = _apply_scaling(_log(prob.Pt), theta)
     p = Pcal[:, 1] if prob.binary else Pcal[np.arange(Pcal.shape[0]), prob.pred_t]
@@ -524,6 +526,7 @@ def _calibrated_confidence(prob: _Problem, rng: np.random.Generator) -> Accuracy
 
 
 def _importance_weighted(prob: _Problem, weights: FloatArray) -> AccuracyEstimate:
+    """The source accuracy reweighted by importance weights, with a delta-method interval."""
     correct = prob.correct
     ess = effective_sample_size(weights)
     acc = float(np.sum(weights * correct) / np.sum(weights))
@@ -542,6 +545,7 @@ def _importance_weighted(prob: _Problem, weights: FloatArray) -> AccuracyEstimat
 
 
 def _label_shift(prob: _Problem, result: LabelShiftResult) -> AccuracyEstimate:
+    """The source per-class accuracies averaged with the target's estimated class shares."""
     k = prob.Ps.shape[1]
     ys, correct = prob.ys, prob.correct
     if result.weights.size != k:
@@ -586,6 +590,7 @@ def _as_probs(probs: Any, *, name: str, n_classes: int | None = None) -> FloatAr
 def _predictions(
     Ps: FloatArray, Pt: FloatArray, source_pred: Any, target_pred: Any, threshold: Any
 ) -> tuple[IntArray, IntArray, str]:
+    """The predictions scored (given, thresholded or argmax) and how they were made."""
     k = Ps.shape[1]
     if (source_pred is None) != (target_pred is None):
         raise InvalidParameterError(
@@ -814,15 +819,48 @@ def estimate_accuracy(
     >>> sorted(est.metrics), est.predictions
     (['accuracy', 'f1', 'precision', 'recall', 'roc_auc'], 'threshold 0.65')
     """
+    Ps, ys, Pt = _check_data(source_probs, source_labels, target_probs)
+    confidence, n_bootstrap, methods = _check_options(
+        score, confidence, n_bootstrap, method, label_shift
+    )
+    rng = check_random_state(random_state)  # validated up front, whichever methods use it
+    pred_s, pred_t, predictions = _predictions(Ps, Pt, source_pred, target_pred, threshold)
+    correct = (pred_s == ys).astype(np.float64)
+    prob = _Problem(Ps, ys, Pt, pred_s, pred_t, correct, predictions, confidence, n_bootstrap)
+    explicit = not (isinstance(method, str) and method == "all")
+    out, skipped = _run_estimators(
+        prob, methods, explicit, rng, score=score, label_shift=label_shift,
+        source_weights=source_weights, source_X=source_X, target_X=target_X,
+        random_state=random_state,
+    )  # fmt: skip
+    if isinstance(method, str) and method != "all":
+        return out[0]
+    return AccuracyEstimates(tuple(out), float(correct.mean()), skipped)
+
+
+def _check_data(
+    source_probs: Any, source_labels: Any, target_probs: Any
+) -> tuple[FloatArray, IntArray, FloatArray]:
+    """The held-out probabilities and labels and the target probabilities, checked."""
     Ps = _as_probs(source_probs, name="source_probs")
     k = Ps.shape[1]
     ys = _check_class_labels(source_labels, n_rows=Ps.shape[0], n_classes=k)
     Pt = _as_probs(target_probs, name="target_probs", n_classes=k)
+    return Ps, ys, Pt
+
+
+def _check_options(
+    score: str,
+    confidence: float,
+    n_bootstrap: int,
+    method: str | Sequence[str],
+    label_shift: Any,
+) -> tuple[float, int, list[str]]:
+    """The options that every estimator shares, checked: (confidence, n_bootstrap, methods)."""
     check_choice(score, ("max-confidence", "negative-entropy"), name="score")
     confidence = check_unit_interval(confidence, name="confidence")
     n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=0)
     methods = _check_methods(method)
-    single = isinstance(method, str) and method != "all"
     if label_shift is not None and not isinstance(
         label_shift, LabelShiftResult | LabelShiftEstimator
     ):
@@ -830,11 +868,23 @@ def estimate_accuracy(
             "label_shift must be a LabelShiftResult or a LabelShiftEstimator, got "
             f"{type(label_shift).__name__}; pass LabelShiftEstimator().fit(...).estimate(...)"
         )
-    rng = check_random_state(random_state)  # validated up front, whichever methods use it
-    pred_s, pred_t, predictions = _predictions(Ps, Pt, source_pred, target_pred, threshold)
-    explicit = not (isinstance(method, str) and method == "all")
-    correct = (pred_s == ys).astype(np.float64)
-    prob = _Problem(Ps, ys, Pt, pred_s, pred_t, correct, predictions, confidence, n_bootstrap)
+    return confidence, n_bootstrap, methods
+
+
+def _run_estimators(
+    prob: _Problem,
+    methods: list[str],
+    explicit: bool,
+    rng: np.random.Generator,
+    *,
+    score: str,
+    label_shift: LabelShiftResult | LabelShiftEstimator | None,
+    source_weights: Any,
+    source_X: Any,
+    target_X: Any,
+    random_state: Any,
+) -> tuple[list[AccuracyEstimate], dict[str, str]]:
+    """Run each requested estimator in turn: the estimates, and those skipped with why."""
     out: list[AccuracyEstimate] = []
     skipped: dict[str, str] = {}
     for m in methods:
@@ -845,10 +895,11 @@ def estimate_accuracy(
         elif m == "calibrated-confidence":
             out.append(_calibrated_confidence(prob, rng))
         elif m == "label-shift":
-            res = _label_shift_result(label_shift, Ps, ys, Pt, random_state)
+            res = _label_shift_result(label_shift, prob.Ps, prob.ys, prob.Pt, random_state)
             out.append(_label_shift(prob, res))
         else:
-            weights = _source_weights(source_weights, source_X, target_X, Ps.shape[0], random_state)
+            n = prob.Ps.shape[0]
+            weights = _source_weights(source_weights, source_X, target_X, n, random_state)
             if weights is None:
                 reason = "needs source_weights, or source_X and target_X to fit them"
                 if explicit:
@@ -856,12 +907,11 @@ def estimate_accuracy(
                 skipped[m] = reason
                 continue
             out.append(_importance_weighted(prob, weights))
-    if single:
-        return out[0]
-    return AccuracyEstimates(tuple(out), float(correct.mean()), skipped)
+    return out, skipped
 
 
 def _check_methods(method: str | Sequence[str]) -> list[str]:
+    """The estimators to run: ``"all"``, one name or a list of names, each checked."""
     if isinstance(method, str):
         methods = list(_METHODS) if method == "all" else [method]
     else:
@@ -882,6 +932,7 @@ def _label_shift_result(
     Pt: FloatArray,
     random_state: Any,
 ) -> LabelShiftResult:
+    """The label-shift weights given, or ``em-bcts`` (or the estimator given) fitted here."""
     if isinstance(label_shift, LabelShiftResult):
         return label_shift
     est = label_shift or LabelShiftEstimator(n_bootstrap=0, random_state=random_state)
@@ -899,6 +950,7 @@ def _label_shift_result(
 def _source_weights(
     source_weights: Any, source_X: Any, target_X: Any, n: int, random_state: Any
 ) -> FloatArray | None:
+    """The importance weights given, or fitted on the features; ``None`` without either."""
     if source_weights is not None:
         w = check_matrix(source_weights, name="source_weights")
         if w.shape[1] != 1 or w.shape[0] != n:
