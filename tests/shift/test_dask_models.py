@@ -242,3 +242,80 @@ def test_label_shift_on_dask_checks_its_inputs():
     est = LabelShiftEstimator(n_bootstrap=0).fit(Ps, ys)
     with pytest.raises(DataValidationError, match="3 were expected"):
         est.estimate(da.from_array(Ps[:, :2] / Ps[:, :2].sum(1, keepdims=True), chunks=300))
+
+
+# ------------------------------------------------------------------------ estimated accuracy
+
+
+def _model_scores(seed: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A calibrated model on the held-out set, less confident on the target."""
+    rng = np.random.default_rng(seed)
+
+    def probs(n: int, sharp: float) -> np.ndarray:
+        e = np.exp(rng.normal(size=(n, k)) * sharp)
+        return e / e.sum(axis=1, keepdims=True)
+
+    Ps = probs(1500, 3.0)
+    ys = (rng.random(1500)[:, None] > np.cumsum(Ps, axis=1)).sum(axis=1)
+    return Ps, ys, probs(3000, 1.0)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_accuracy_on_dask_equals_in_memory_point_estimates(k):
+    from nndoctor.shift import estimate_accuracy
+
+    Ps, ys, Pt = _model_scores(k, k)
+    got = estimate_accuracy(
+        da.from_array(Ps, chunks=500), da.from_array(ys, chunks=500),
+        dd.from_pandas(pd.DataFrame(Pt), npartitions=3), random_state=0, n_bootstrap=400,
+    )  # fmt: skip
+    want = estimate_accuracy(Ps, ys, Pt, random_state=0, n_bootstrap=400)
+    assert [e.method for e in got] == [e.method for e in want]
+    assert got.source_accuracy == want.source_accuracy
+    assert got["atc"].accuracy == want["atc"].accuracy  # an exact count
+    for g, w in zip(got, want, strict=True):
+        assert (g.n_target, g.predictions, g.details.keys()) == (3000, "argmax", w.details.keys())
+        for name, metric in g.metrics.items():
+            if name == "roc_auc":  # needs the target's scores sorted: not on Dask
+                assert np.isnan(metric.value)
+                continue
+            assert metric.value == pytest.approx(w.metrics[name].value, abs=1e-12), name
+            assert metric.source_value == w.metrics[name].source_value
+            if not np.isnan(w.metrics[name].ci_low):  # normal vs Bernoulli draws: close
+                assert metric.ci_low == pytest.approx(w.metrics[name].ci_low, abs=0.012)
+                assert metric.ci_high == pytest.approx(w.metrics[name].ci_high, abs=0.012)
+    assert got["confidence-based"].accuracy < got.source_accuracy
+
+
+def test_accuracy_on_dask_threshold_and_a_sampled_held_out_set(monkeypatch):
+    from nndoctor.shift import _dask_models, estimate_accuracy
+
+    Ps, ys, Pt = _model_scores(7, 2)
+    src, lab = da.from_array(Ps[:, 1], chunks=400), da.from_array(ys, chunks=400)
+    tgt = da.from_array(Pt[:, 1], chunks=1000)
+    kw = {"method": "confidence-based", "threshold": 0.65, "random_state": 1}
+    got = estimate_accuracy(src, lab, tgt, n_bootstrap=0, **kw)
+    want = estimate_accuracy(Ps[:, 1], ys, Pt[:, 1], n_bootstrap=0, **kw)
+    assert got.predictions == want.predictions == "threshold 0.65"
+    for name in ("accuracy", "precision", "recall", "f1"):
+        assert got.metrics[name].value == pytest.approx(want.metrics[name].value, abs=1e-12)
+    monkeypatch.setattr(_dask_models, "CALIBRATION_MAX_ROWS", 600)
+    a = estimate_accuracy(src, lab, tgt, n_bootstrap=0, **kw)
+    b = estimate_accuracy(src, lab, tgt, n_bootstrap=0, **kw)
+    assert a.to_dict() == b.to_dict()  # the seeded sample is the same
+    assert a.details["n_blocks"] < want.details["n_blocks"]  # ... and smaller
+    assert abs(a.accuracy - want.accuracy) < 0.05
+
+
+def test_accuracy_on_dask_refuses_what_does_not_run():
+    from nndoctor.exceptions import InvalidParameterError
+    from nndoctor.shift import estimate_accuracy
+
+    Ps, ys, Pt = _model_scores(8, 3)
+    tgt = da.from_array(Pt, chunks=1000)
+    with pytest.raises(InvalidParameterError, match="do not run on Dask"):
+        estimate_accuracy(Ps, ys, tgt, method="importance-weighted", source_weights=np.ones(1500))
+    with pytest.raises(InvalidParameterError, match="target_pred"):
+        estimate_accuracy(Ps, ys, tgt, source_pred=ys, target_pred=np.zeros(3000, int))
+    res = estimate_accuracy(Ps, ys, tgt, n_bootstrap=0)
+    assert res.skipped == {"importance-weighted": "does not run on Dask inputs"}
