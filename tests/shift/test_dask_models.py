@@ -319,3 +319,51 @@ def test_accuracy_on_dask_refuses_what_does_not_run():
         estimate_accuracy(Ps, ys, tgt, source_pred=ys, target_pred=np.zeros(3000, int))
     res = estimate_accuracy(Ps, ys, tgt, n_bootstrap=0)
     assert res.skipped == {"importance-weighted": "does not run on Dask inputs"}
+
+
+def test_label_shift_adjust_on_dask_is_lazy_and_equals_in_memory():
+    from nndoctor.shift import LabelShiftEstimator
+
+    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 1500, 9)
+    Pt, _ = _posteriors([0.6, 0.3, 0.1], 1200, 10)
+    est = LabelShiftEstimator(n_bootstrap=0).fit(Ps, ys)
+    est.estimate(Pt)
+    want = est.adjust(Pt)
+    arr = est.adjust(da.from_array(Pt, chunks=500))
+    frame = est.adjust(dd.from_pandas(pd.DataFrame(Pt, columns=["a", "b", "c"]), npartitions=3))
+    assert isinstance(arr, da.Array)
+    assert isinstance(frame, dd.DataFrame)
+    np.testing.assert_array_equal(arr.compute(), want)
+    got = frame.compute()
+    assert list(got.columns) == ["a", "b", "c"]
+    np.testing.assert_array_equal(got.to_numpy(), want)
+
+
+def test_label_shift_on_model_outputs_ships_the_model_to_a_local_cluster():
+    from distributed import Client, LocalCluster
+
+    from nndoctor.shift import LabelShiftEstimator
+    from nndoctor.shift._dask_models import apply_model, model_outputs
+
+    net = _net(3)
+    xs, xt = _features(3, 1500), _features(4, 1200, 0.4)
+    Ps = apply_model(net, xs, "X")
+    ys = np.random.default_rng(0).random(1500)[:, None] > np.cumsum(Ps, axis=1)
+    ys = ys.sum(axis=1)  # labels drawn from the network's own posteriors: calibrated
+    want = LabelShiftEstimator("bbse-hard", n_bootstrap=0).fit(Ps, ys)
+    want_res = want.estimate(apply_model(net, xt, "X"))
+    frame_t = dd.from_pandas(pd.DataFrame(xt, columns=list("abcd")), npartitions=3)
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster),
+    ):
+        src = model_outputs(net, da.from_array(xs, chunks=500))
+        got = LabelShiftEstimator("bbse-hard", n_bootstrap=0).fit(src, ys)
+        got_res = got.estimate(model_outputs(net, frame_t))
+        ran = set(cluster.scheduler.task_prefixes)
+        assert sum(name.startswith("apply_model") for name in ran) == 2  # the network, twice
+        assert "partition_sums" in ran
+    np.testing.assert_array_equal(got.confusion_matrix_, want.confusion_matrix_)
+    assert got_res.to_dict() == want_res.to_dict()

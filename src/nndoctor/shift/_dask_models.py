@@ -45,8 +45,11 @@ __all__ = [
     "CALIBRATION_MAX_ROWS",
     "apply_model",
     "bbsd_parts",
+    "collect_rows",
     "is_dask",
+    "map_rows",
     "model_outputs",
+    "partition_sums",
     "require_dask",
 ]
 
@@ -478,3 +481,31 @@ def collect_rows(
     return [
         np.ascontiguousarray(np.concatenate([g[j] for g in got], axis=0)) for j in range(len(data))
     ]
+
+
+def _rows_to_frame(part: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """``fn`` on a frame partition, as a frame with the same index and columns."""
+    import pandas as pd
+
+    return pd.DataFrame(fn(part, *args), index=part.index, columns=part.columns)
+
+
+def map_rows(fn: Callable[..., Any], data: Any, args: tuple[Any, ...] = ()) -> Any:
+    """A lazy collection of ``fn(partition, *args)``, row for row (the same shape).
+
+    A Dask array gives an array (the columns in one chunk), a Dask frame a frame with the same
+    columns and index. Nothing is computed.
+    """
+    require_dask()
+    import dask.array as da
+    import dask.dataframe as dd
+
+    if isinstance(data, da.Array):
+        whole = data.rechunk({1: -1}) if data.ndim == 2 else data  # type: ignore[no-untyped-call]
+        return da.map_blocks(fn, whole, *args, dtype=np.float64)  # type: ignore[no-untyped-call]
+    if isinstance(data, dd.DataFrame):
+        meta = data._meta.astype(np.float64)
+        return data.map_partitions(_rows_to_frame, fn, args, meta=meta)  # type: ignore[no-untyped-call]
+    raise InvalidParameterError(
+        f"expected a dask.array.Array or dask.dataframe.DataFrame, got {type(data).__name__}"
+    )

@@ -21,6 +21,7 @@ and on the *unlabeled target set*:
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -931,7 +932,7 @@ class LabelShiftEstimator:
             ]
         )
 
-    def adjust(self, probs: Any, result: LabelShiftResult | None = None) -> FloatArray:
+    def adjust(self, probs: Any, result: LabelShiftResult | None = None) -> Any:
         r"""Prior-corrected posteriors :math:`q(y\mid x) \propto w(y)\,\tilde p(y\mid x)`.
 
         Parameters
@@ -944,7 +945,10 @@ class LabelShiftEstimator:
         Returns
         -------
         ndarray of shape (n, n_classes)
-            Posteriors for the target prior (calibrated first for ``em-bcts``).
+            Posteriors for the target prior (calibrated first for ``em-bcts``). For a Dask
+            ``probs`` a lazy collection of the same kind (array, or frame with the same
+            columns), computed partition by partition; the estimator travels with the graph
+            without its held-out rows (only the calibration and the weights).
         """
         self._check_fitted()
         res = result if result is not None else getattr(self, "result_", None)
@@ -955,6 +959,12 @@ class LabelShiftEstimator:
                 f"result has {res.weights.size} classes but the estimator has "
                 f"{self.n_classes_}; pass a result from the same model"
             )
+        if is_dask(probs):
+            from nndoctor.shift._dask_models import map_rows
+
+            light = copy.copy(self)  # the workers need the calibration, not the held-out rows
+            light._S_source, light._y_source = None, None
+            return map_rows(_adjust_rows, probs, (light, res))
         post = self.calibrate(probs) * res.weights[None, :]
         sums = post.sum(axis=1, keepdims=True)
         out = np.where(sums > 0, post / np.where(sums > 0, sums, 1.0), 1.0 / self.n_classes_)
@@ -963,6 +973,11 @@ class LabelShiftEstimator:
     def __repr__(self) -> str:
         extra = f", inputs={self.inputs!r}" if self.inputs != "probs" else ""
         return f"LabelShiftEstimator(method={self.method!r}{extra})"
+
+
+def _adjust_rows(part: Any, est: LabelShiftEstimator, result: LabelShiftResult) -> FloatArray:
+    """:meth:`LabelShiftEstimator.adjust` on one partition (runs on a Dask worker)."""
+    return np.asarray(est.adjust(np.asarray(part, dtype=np.float64), result), dtype=np.float64)
 
 
 def _stratified_resample(y: IntArray, rng: np.random.Generator) -> IntArray:
