@@ -213,21 +213,37 @@ def test_label_shift_em_bcts_large_held_out_set_calibrates_on_a_sample(monkeypat
     assert abs(got.target_prior[0] - 0.7) < 0.06
 
 
-def test_label_shift_on_dask_says_the_bootstrap_does_not_run():
-    from nndoctor.exceptions import NNDoctorWarning
+@pytest.mark.parametrize("method", ["bbse-hard", "em"])
+def test_label_shift_on_dask_bootstraps_with_poisson_weights(method):
     from nndoctor.shift import LabelShiftEstimator
 
-    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 600, 6)
-    est = LabelShiftEstimator("bbse-hard", n_bootstrap=50, random_state=0).fit(Ps, ys)
-    with pytest.warns(NNDoctorWarning, match="n_bootstrap=0"):
-        res = est.estimate(da.from_array(Ps, chunks=200))
-    assert res.n_bootstrap == 0
-    assert np.all(np.isnan(res.ci_low))
-    assert est.estimate(Ps).n_bootstrap == 50  # in memory: intervals as before
-    # fitted on Dask (BBSE: the rows stay on the workers): an in-memory target warns too
-    on_dask = LabelShiftEstimator("bbse-hard", n_bootstrap=50).fit(*_dask_pair(Ps, ys, 2))
-    with pytest.warns(NNDoctorWarning, match="n_bootstrap=0"):
-        assert np.all(np.isnan(on_dask.estimate(Ps).ci_high))
+    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 1500, 6)
+    Pt, _ = _posteriors([0.6, 0.3, 0.1], 1200, 11)
+    tgt = da.from_array(Pt, chunks=400)
+
+    def fitted(on_dask: bool) -> LabelShiftEstimator:
+        # EM: one pass per iteration for all replicates; a looser tolerance keeps it short
+        est = LabelShiftEstimator(method, n_bootstrap=60, random_state=0, tol=1e-5)
+        return est.fit(*_dask_pair(Ps, ys, 3)) if on_dask else est.fit(Ps, ys)
+
+    want = fitted(False).estimate(Pt)
+    width = want.ci_high - want.ci_low
+    runs = {
+        "target on Dask": fitted(False).estimate(tgt),
+        "held-out set on Dask": fitted(True).estimate(Pt),
+    }
+    if method == "bbse-hard":  # (EM: the same passes as "target on Dask"; kept short)
+        runs["both on Dask"] = fitted(True).estimate(tgt)
+    for name, got in runs.items():
+        assert got.n_bootstrap == 60, name
+        assert np.all(got.ci_low < got.weights), name
+        assert np.all(got.weights < got.ci_high), name
+        # the Poisson bootstrap estimates the same spread as the in-memory resampling
+        ratio = (got.ci_high - got.ci_low) / width
+        assert np.all((ratio > 0.6) & (ratio < 1.6)), (name, ratio)
+    if method == "bbse-hard":  # seeded: the same intervals again
+        again = fitted(True).estimate(tgt)
+        np.testing.assert_array_equal(again.ci_low, runs["both on Dask"].ci_low)
 
 
 def test_label_shift_on_dask_checks_its_inputs():

@@ -24,7 +24,9 @@ What travels to the client, per table, with ``C`` classes:
   calibration is fitted, and then ``C`` sums per partition for the source prior (the mean
   calibrated posterior over **all** rows).
 - Label shift, ``estimate``: BBSE/RLLS one pass, ``C`` sums per partition (hard: exact counts);
-  EM one pass per iteration, ``C`` sums of reweighted posteriors per partition.
+  EM one pass per iteration, ``C`` sums of reweighted posteriors per partition. The bootstrap
+  (``n_bootstrap = B``) gives each row on Dask a Poisson(1) weight per replicate: ``B x C``
+  sums per partition and pass (``B x C x C`` for a held-out set on Dask).
 - ``estimate_accuracy`` (``confidence-based``): a few sums per partition (see
   :func:`estimate_accuracy`).
 """
@@ -387,9 +389,9 @@ _Sums = tuple[Any, ...] | None
 
 
 def _partition_sums(
-    fn: Callable[..., tuple[Any, ...]], args: tuple[Any, ...], *parts: Any
+    fn: Callable[..., tuple[Any, ...]], args: tuple[Any, ...], index: int | None, *parts: Any
 ) -> _Sums:
-    """``(rows, *fn(*parts, *args))`` for one partition; ``None`` when it has no rows."""
+    """``(rows, *fn(*parts, *args[, index]))`` for one partition; ``None`` without rows."""
     rows = _rows(parts[0])
     if rows == 0:
         return None
@@ -399,7 +401,8 @@ def _partition_sums(
                 f"a partition has {rows} rows of scores but {_rows(other)} labels; pass "
                 "collections with the same partitions (e.g. columns of one Dask frame)"
             )
-    return (rows, *fn(*parts, *args))
+    extra = () if index is None else (index,)
+    return (rows, *fn(*parts, *args, *extra))
 
 
 def _add_sums(*parts: _Sums) -> _Sums:
@@ -421,8 +424,13 @@ def partition_sums(
     data: Sequence[Any],
     names: Sequence[str],
     args: tuple[Any, ...] = (),
+    *,
+    indexed: bool = False,
 ) -> tuple[Any, ...]:
     """One pass: ``fn(*partitions, *args)`` on every partition, the results added in a tree.
+
+    ``indexed``: ``fn`` also receives the partition's index (last), to seed per-partition
+    random draws that are the same on every pass and every scheduler.
 
     ``data`` holds one collection, or two with the same rows (scores and labels; a NumPy array
     beside a Dask array is cut to its chunks). ``fn`` runs on the workers and returns a tuple
@@ -435,9 +443,12 @@ def partition_sums(
     require_dask()
     if len(data) == 2:
         a, b = _paired_partitions(data[0], data[1], (names[0], names[1]))
-        leaves = [delayed(_partition_sums)(fn, args, x, y) for x, y in zip(a, b, strict=True)]
+        pairs: list[tuple[Any, ...]] = list(zip(a, b, strict=True))
     else:
-        leaves = [delayed(_partition_sums)(fn, args, x) for x in _partitions(data[0], names[0])]
+        pairs = [(x,) for x in _partitions(data[0], names[0])]
+    leaves = [
+        delayed(_partition_sums)(fn, args, i if indexed else None, *p) for i, p in enumerate(pairs)
+    ]
     (total,) = compute(_tree(leaves, _add_sums))  # type: ignore[no-untyped-call]
     if total is None:
         raise DataValidationError(f"{names[0]} has 0 rows; pass at least 1 row")
