@@ -246,6 +246,23 @@ def test_label_shift_on_dask_bootstraps_with_poisson_weights(method):
         np.testing.assert_array_equal(again.ci_low, runs["both on Dask"].ci_low)
 
 
+def test_label_shift_on_dask_takes_logits_and_adjusts_after_a_dask_fit():
+    from nndoctor.shift import LabelShiftEstimator
+
+    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 1200, 12)
+    Pt, _ = _posteriors([0.2, 0.5, 0.3], 900, 13)
+    Zs, Zt = np.log(Ps) + 3.0, np.log(Pt) - 1.0  # logits: any shift per row
+    got_est = LabelShiftEstimator(n_bootstrap=0, inputs="logits").fit(*_dask_pair(Zs, ys, 3))
+    want_est = LabelShiftEstimator(n_bootstrap=0, inputs="logits").fit(Zs, ys)
+    got, want = got_est.estimate(da.from_array(Zt, chunks=300)), want_est.estimate(Zt)
+    np.testing.assert_allclose(got.weights, want.weights, rtol=0, atol=1e-10)
+    # the estimator fitted on Dask ships to the workers without the Dask collections it holds
+    on_dask = LabelShiftEstimator("em", n_bootstrap=0).fit(*_dask_pair(Ps, ys, 2))
+    on_dask.estimate(Pt)
+    adjusted = on_dask.adjust(da.from_array(Pt, chunks=300)).compute()
+    np.testing.assert_array_equal(adjusted, on_dask.adjust(Pt))
+
+
 def test_label_shift_on_dask_checks_its_inputs():
     from nndoctor.shift import LabelShiftEstimator
 

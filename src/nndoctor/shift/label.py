@@ -1059,7 +1059,7 @@ class LabelShiftEstimator:
             from nndoctor.shift._dask_models import map_rows
 
             light = copy.copy(self)  # the workers need the calibration, not the held-out rows
-            light._S_source, light._y_source = None, None
+            light._S_source, light._y_source, light._dask_source = None, None, None
             return map_rows(_adjust_rows, probs, (light, res))
         post = self.calibrate(probs) * res.weights[None, :]
         sums = post.sum(axis=1, keepdims=True)
