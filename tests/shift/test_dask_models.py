@@ -45,6 +45,10 @@ def test_bbsd_counts_and_chi2_equal_in_memory_and_ks_within_its_bound():
     assert 0 < got.ks_error < 0.01
     assert np.all(np.abs(got.ks_statistics - want.ks_statistics) <= got.ks_error)
     assert np.all(got.ks_pvalues >= want.ks_pvalues)
+    from nndoctor.report import to_sections
+
+    (section,) = to_sections(got)
+    assert f"within ±{got.ks_error:.2g}" in section.verdict
 
 
 def test_bbsd_small_tables_equal_in_memory_everywhere():
