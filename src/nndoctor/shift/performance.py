@@ -762,8 +762,8 @@ def estimate_accuracy(
     Poisson-binomial sum). ROC AUC (binary) comes from sums of :math:`p`, :math:`1-p` and
     :math:`p(1-p)` in 16,384 equal-width bins of the class-1 probability (pairs within a bin
     count 1/2), within ``details["roc_auc_binning_error"]`` of the in-memory value; it has no
-    interval on Dask. ``importance-weighted`` and ``source_pred`` / ``target_pred`` do not run
-    on Dask (``threshold`` does).
+    interval on Dask. ``importance-weighted`` runs with ``source_weights`` (the held-out set
+    not sampled); ``source_pred`` / ``target_pred`` do not run on Dask (``threshold`` does).
 
     **Confidence-based** (after NannyML's "Confidence-based Performance Estimation", CBPE,
     https://nannyml.readthedocs.io/en/stable/how_it_works/performance_estimation.html).
@@ -1006,7 +1006,9 @@ def _source_weights(
 # Dask: the target as per-partition sums
 
 
-_DASK_METHODS = ("atc", "calibrated-confidence", "confidence-based", "label-shift")
+_DASK_METHODS = (
+    "atc", "calibrated-confidence", "confidence-based", "importance-weighted", "label-shift",
+)  # fmt: skip
 _CALIBRATION_DRAWS = " of the calibration (each isotonic block from its Beta posterior)"
 
 
@@ -1197,6 +1199,78 @@ def _no_sums(*parts: Any) -> tuple[()]:
     return ()
 
 
+def _dask_count(target: Any) -> tuple[int]:
+    """The target's row count (one pass)."""
+    from nndoctor.shift._dask_models import partition_sums
+
+    (n,) = partition_sums(_no_sums, (target,), ("target_probs",))
+    return (int(n),)
+
+
+def _dask_confidence_based(
+    prob: _Problem, target: Any, threshold: float | None, rng: np.random.Generator
+) -> AccuracyEstimate:
+    """CBPE on Dask: the isotonic map fitted on the client, the target's sums per partition."""
+    Ps, pred_s = prob.Ps, prob.pred_s
+    event = prob.ys.astype(np.float64) if prob.binary else prob.correct
+    s_src = Ps[:, 1] if prob.binary else Ps[np.arange(Ps.shape[0]), pred_s]
+    iso = _Isotonic.fit(s_src, event)
+    draws = iso.draw_values(rng, prob.n_bootstrap) if prob.n_bootstrap else None
+    details = {
+        "calibration": "isotonic",
+        "calibrated_event": "label 1" if prob.binary else "prediction correct",
+        "n_blocks": int(iso.counts.size),
+        "calibration_brier_source": float(np.mean((iso.predict(s_src) - event) ** 2)),
+    }
+    return _dask_estimate(prob, "confidence-based", target, threshold, iso, draws, details, rng)
+
+
+def _dask_atc(prob: _Problem, target: Any, score: str) -> AccuracyEstimate:
+    """ATC on Dask: the threshold from the held-out rows, the target's count above it."""
+    from nndoctor.shift._dask_models import partition_sums
+
+    Ps = prob.Ps
+    s_src = _neg_entropy(Ps) if score == "negative-entropy" else Ps.max(axis=1)
+    acc_s = float(prob.correct.mean())
+    thr = float(np.quantile(s_src, 1.0 - acc_s)) if acc_s < 1 else float(np.min(s_src) - 1.0)
+    args = (Ps.shape[1], score, thr)
+    n, above = partition_sums(_above_threshold, (target,), ("target_probs",), args)
+    est = _accuracy_only(prob, "atc", above / n, {"threshold": thr, "score": score})
+    return replace(est, n_target=int(n))
+
+
+def _dask_label_shift(
+    prob: _Problem,
+    target: Any,
+    label_shift: LabelShiftResult | LabelShiftEstimator | None,
+    random_state: Any,
+) -> AccuracyEstimate:
+    """Label-shift accuracy on Dask: the weights from :meth:`LabelShiftEstimator.estimate`."""
+    if isinstance(label_shift, LabelShiftResult):
+        res = label_shift
+    else:
+        ls = label_shift or LabelShiftEstimator(n_bootstrap=0, random_state=random_state)
+        if not hasattr(ls, "n_classes_"):
+            ls.fit(prob.Ps, prob.ys)
+        res = ls.estimate(target)
+    return replace(_label_shift(prob, res), n_target=int(res.n_target))
+
+
+def _dask_weights_refusal(source_weights: Any, n_source: int, n_held: int) -> str:
+    """Why ``importance-weighted`` cannot run on Dask ("" when it can)."""
+    if source_weights is None:
+        return (
+            "needs source_weights on Dask inputs (fitting an ImportanceWeighter on source_X "
+            "and target_X does not run on Dask)"
+        )
+    if n_held < n_source:
+        return (
+            f"needs every held-out row on the client, but {n_source} rows were sampled down to "
+            f"{n_held}; pass a held-out set of at most CALIBRATION_MAX_ROWS rows"
+        )
+    return ""
+
+
 def _estimate_accuracy_dask(
     source_probs: Any,
     source_labels: Any,
@@ -1226,8 +1300,8 @@ def _estimate_accuracy_dask(
     ``atc`` and ``label-shift`` run; the point estimates equal the in-memory ones (ATC exactly,
     the others to float rounding), the intervals use a normal law for the target's label
     counts (:func:`_dask_estimate`), ROC AUC is binned (a stated bound, no interval).
-    ``importance-weighted`` and given
-    predictions (``source_pred`` / ``target_pred``) do not run on Dask.
+    ``importance-weighted`` runs with ``source_weights`` (all held-out rows on the client);
+    given predictions (``source_pred`` / ``target_pred``) do not run on Dask.
     """
     confidence, n_bootstrap, methods = _check_options(
         score, confidence, n_bootstrap, method, label_shift
@@ -1245,7 +1319,7 @@ def _estimate_accuracy_dask(
             f"method(s) {refused} do not run on Dask inputs; choose from {list(_DASK_METHODS)}, "
             "or pass in-memory data"
         )
-    P_src, y_src, _ = _dask_source(source_probs, source_labels, random_state)
+    P_src, y_src, n_source = _dask_source(source_probs, source_labels, random_state)
     Ps = _as_probs(P_src, name="source_probs")
     k = Ps.shape[1]
     ys = _check_class_labels(y_src, n_rows=Ps.shape[0], n_classes=k)
@@ -1260,43 +1334,27 @@ def _estimate_accuracy_dask(
     skipped = {m: "does not run on Dask inputs" for m in refused}
     for m in methods:
         if m == "confidence-based":
-            event = ys.astype(np.float64) if prob.binary else correct
-            s_src = Ps[:, 1] if prob.binary else Ps[np.arange(Ps.shape[0]), pred_s]
-            iso = _Isotonic.fit(s_src, event)
-            draws = iso.draw_values(rng, n_bootstrap) if n_bootstrap else None
-            details = {
-                "calibration": "isotonic",
-                "calibrated_event": "label 1" if prob.binary else "prediction correct",
-                "n_blocks": int(iso.counts.size),
-                "calibration_brier_source": float(np.mean((iso.predict(s_src) - event) ** 2)),
-            }
-            out.append(_dask_estimate(prob, m, target, t, iso, draws, details, rng))
+            out.append(_dask_confidence_based(prob, target, t, rng))
         elif m == "calibrated-confidence":
             theta = _fit_scaling(_log(Ps), ys, bias=False)
             details = {"temperature": float(np.exp(-theta[0]))}
             out.append(_dask_estimate(prob, m, target, t, theta, None, details, rng))
         elif m == "atc":
-            from nndoctor.shift._dask_models import partition_sums
-
-            s_src = _neg_entropy(Ps) if score == "negative-entropy" else Ps.max(axis=1)
-            acc_s = float(correct.mean())
-            thr = (
-                float(np.quantile(s_src, 1.0 - acc_s)) if acc_s < 1 else float(np.min(s_src) - 1.0)
-            )
-            n, above = partition_sums(
-                _above_threshold, (target,), ("target_probs",), (k, score, thr)
-            )
-            est = _accuracy_only(prob, "atc", above / n, {"threshold": thr, "score": score})
-            out.append(replace(est, n_target=int(n)))
+            out.append(_dask_atc(prob, target, score))
         elif m == "label-shift":
-            if isinstance(label_shift, LabelShiftResult):
-                res = label_shift
-            else:
-                ls = label_shift or LabelShiftEstimator(n_bootstrap=0, random_state=random_state)
-                if not hasattr(ls, "n_classes_"):
-                    ls.fit(Ps, ys)
-                res = ls.estimate(target)
-            out.append(replace(_label_shift(prob, res), n_target=int(res.n_target)))
+            out.append(_dask_label_shift(prob, target, label_shift, random_state))
+        elif m == "importance-weighted":
+            reason = _dask_weights_refusal(source_weights, n_source, Ps.shape[0])
+            if reason:
+                if explicit:
+                    raise InvalidParameterError(f"method 'importance-weighted' {reason}")
+                skipped[m] = reason
+                continue
+            weights = _source_weights(source_weights, None, None, Ps.shape[0], random_state)
+            if weights is None:  # pragma: no cover - the refusal covers it
+                continue
+            (n_target,) = _dask_count(target)
+            out.append(replace(_importance_weighted(prob, weights), n_target=n_target))
     if isinstance(method, str) and method != "all":
         return out[0]
     return AccuracyEstimates(tuple(out), float(correct.mean()), skipped)
