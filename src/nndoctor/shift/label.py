@@ -21,6 +21,7 @@ and on the *unlabeled target set*:
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -46,6 +47,7 @@ from nndoctor.exceptions import (
     NNDoctorError,
     SmallSampleWarning,
 )
+from nndoctor.shift._dask_models import is_dask
 
 __all__ = ["LabelShiftEstimator", "LabelShiftResult"]
 
@@ -596,16 +598,36 @@ class LabelShiftEstimator:
             Their true labels, integers ``0 .. n_classes - 1`` in the order of the columns.
             Every class must occur at least once.
 
+        Both may be Dask collections with the same partitions (``dask.array`` or
+        ``dask.dataframe``, e.g. columns of one frame). Then only sums travel: per partition
+        the label counts and, for BBSE/RLLS, the ``C x C`` confusion sums (exact counts for
+        hard predictions, so the matrix equals the in-memory one to the last digit).
+        ``em-bcts`` fits its calibration on the rows themselves when there are at most
+        ``nndoctor.shift._dask_models.CALIBRATION_MAX_ROWS`` (200,000; the fit is then the
+        in-memory one), otherwise on a uniform random sample of about that many (seeded by
+        ``random_state``), with the source prior the mean calibrated posterior over all rows
+        (one more pass). The bootstrap then reweights the rows on Dask (see :meth:`estimate`).
+
         Returns
         -------
         self
         """
         self._check_params()
+        if is_dask(source_probs) or is_dask(source_labels):
+            return self._fit_dask(source_probs, source_labels)
         S = _check_scores(source_probs, inputs=str(self.inputs), name="source_probs")
         k = S.probs.shape[1]
         y = _check_class_labels(source_labels, n_rows=S.probs.shape[0], n_classes=k)
+        return self._set_fitted(self._fit_state(S, y, init=None), S, y)
+
+    def _set_fitted(
+        self, state: _SourceState, S: _Scores | None, y: IntArray | None
+    ) -> LabelShiftEstimator:
+        """Store the fitted state (``S``, ``y``: the rows the bootstrap resamples, if held)."""
         self._S_source, self._y_source = S, y
-        self._state = self._fit_state(S, y, init=None)
+        self._dask_source: tuple[Any, Any] | None = None
+        self._state = state
+        k = state.n_classes
         self.n_classes_ = k
         self.source_prior_ = self._state.source_prior
         self.temperature_ = (
@@ -620,6 +642,44 @@ class LabelShiftEstimator:
             else float("nan")
         )
         return self
+
+    def _fit_dask(self, source_probs: Any, source_labels: Any) -> LabelShiftEstimator:
+        """:meth:`fit` on Dask collections (``nndoctor.shift._dask_models``).
+
+        One pass adds per partition the row count, the label counts and (BBSE, RLLS) the
+        joint confusion sums, exact for hard predictions. ``em-bcts`` then fits its calibration
+        on the held-out rows brought to the client, all of them when there are at most
+        ``CALIBRATION_MAX_ROWS`` (the fit is then the in-memory one), otherwise a uniform random
+        sample of about that many (seeded by ``random_state``), and takes the source prior, the
+        mean calibrated posterior, over all rows in a second pass.
+        """
+        from nndoctor.shift._dask_models import CALIBRATION_MAX_ROWS, collect_rows, partition_sums
+
+        data, names = (source_probs, source_labels), ("source_probs", "source_labels")
+        inputs, method = str(self.inputs), str(self.method)
+        n, counts, conf = partition_sums(_source_sums, data, names, (inputs, method))
+        k = int(counts.size)
+        _require_every_class(counts)
+        freq = counts / n
+        if method != "em-bcts":
+            confusion = None if method == "em" else conf / n
+            self._set_fitted(_SourceState(k, freq, confusion=confusion, n=n), None, None)
+            self._dask_source = data  # the bootstrap reweights it (lazy: no rows held)
+            return self
+        if n <= CALIBRATION_MAX_ROWS:  # the in-memory fit on every row
+            P, y = collect_rows(data, names)
+            S = _check_scores(P, inputs=inputs, name="source_probs")
+            y = _check_class_labels(y, n_rows=S.probs.shape[0], n_classes=k)
+            return self._set_fitted(self._fit_state(S, y, init=None), S, y)
+        seed = int(check_random_state(self.random_state).integers(0, 2**63 - 1))
+        P, y = collect_rows(data, names, fraction=CALIBRATION_MAX_ROWS / n, seed=seed)
+        S = _check_scores(P, inputs=inputs, name="source_probs")
+        y = check_class_indices(y, name="source_labels", n_rows=S.probs.shape[0], n_classes=k)
+        fitted = self._fit_state(S, y, init=None)
+        args = (inputs, k, fitted.theta, fitted.floor, np.ones(k))
+        n_all, total = partition_sums(_posterior_sums, (source_probs,), names[:1], args)
+        fitted.source_prior, fitted.n = total / n_all, n
+        return self._set_fitted(fitted, S, y)  # the bootstrap resamples the sample
 
     def _fit_state(
         self,
@@ -687,11 +747,15 @@ class LabelShiftEstimator:
             )
             q, converged, n_iter = _em(post, p, tol=float(self.tol), max_iter=self.max_iter)
             return _Estimate(q / p, p, converged=converged, n_iter=n_iter)
+        scores = target.probs if self.method == "bbse-soft" else _hard(target.logits)
+        return self._solve_bbse(state, scores.mean(axis=0))
+
+    def _solve_bbse(self, state: _SourceState, mu: FloatArray) -> _Estimate:
+        """BBSE / RLLS weights from the confusion matrix and the target's prediction rates."""
+        p = state.source_prior
         C = state.confusion
         if C is None:  # pragma: no cover - fit always sets it for these methods
             raise NNDoctorError("internal error: confusion matrix missing")
-        scores = target.probs if self.method == "bbse-soft" else _hard(target.logits)
-        mu = scores.mean(axis=0)
         sv = np.linalg.svd(C, compute_uv=False)
         singular = bool(sv[-1] <= _SINGULAR_RCOND * sv[0])
         cond = float("inf") if singular else float(sv[0] / sv[-1])
@@ -724,17 +788,62 @@ class LabelShiftEstimator:
         ----------
         target_probs : array-like of shape (n_target, n_classes)
             The same model's outputs on the target rows (probabilities, log-probabilities or
-            logits, as set by ``inputs``).
+            logits, as set by ``inputs``). A Dask collection is reduced per partition: BBSE and
+            RLLS in one pass (``C`` prediction counts per partition: exact), EM in one pass per
+            iteration (``C`` sums of reweighted posteriors per partition), the same iteration
+            as in memory (weights equal to rounding). The bootstrap resamples the rows held
+            in memory as usual and gives the rows on Dask Poisson(1) weights per replicate
+            (the Poisson bootstrap, seeded by ``random_state`` and the partition's index):
+            one more pass for BBSE/RLLS, one pass per EM iteration for all replicates at once
+            (``B x C`` sums per partition); a held-out set on Dask adds one pass
+            (``B x C x C`` confusion sums per partition). For ``em-bcts`` fitted on a sample
+            of a large held-out set, the replicates resample that sample.
 
         Returns
         -------
         LabelShiftResult
         """
         self._check_fitted()
+        if is_dask(target_probs):
+            est, n_target = self._estimate_dask(target_probs)
+            return self._result(est, n_target, None, target_probs)
         T = _check_scores(
             target_probs, inputs=str(self.inputs), name="target_probs", n_classes=self.n_classes_
         )
-        est = self._estimate_core(self._state, T)
+        return self._result(self._estimate_core(self._state, T), int(T.probs.shape[0]), T)
+
+    def _estimate_dask(self, target: Any) -> tuple[_Estimate, int]:
+        """The estimate from passes over a Dask collection (``nndoctor.shift._dask_models``).
+
+        BBSE / RLLS: one pass, per partition the ``C`` prediction counts (hard: exact) or
+        probability sums (soft). EM: one pass per iteration, per partition the ``C`` sums of
+        the reweighted, renormalized (calibrated) posteriors, exactly the in-memory iteration.
+        """
+        from nndoctor.shift._dask_models import partition_sums
+
+        state, k, inputs = self._state, self.n_classes_, str(self.inputs)
+        names = ("target_probs",)
+        p = state.source_prior
+        if self.method not in ("em-bcts", "em"):
+            n, total = partition_sums(_prediction_sums, (target,), names, (inputs, k, self.method))
+            return self._solve_bbse(state, total / n), int(n)
+        q, n = p.copy(), 0
+        for it in range(1, self.max_iter + 1):
+            args = (inputs, k, state.theta, state.floor, q / p)
+            n, total = partition_sums(_posterior_sums, (target,), names, args)
+            new = total / n
+            if np.max(np.abs(new - q)) < self.tol:
+                return _Estimate(new / p, p, converged=True, n_iter=it), int(n)
+            q = new
+        return _Estimate(q / p, p, converged=False, n_iter=self.max_iter), int(n)
+
+    def _result(
+        self, est: _Estimate, n_target: int, T: _Scores | None, target: Any = None
+    ) -> LabelShiftResult:
+        """Warn about the confusion matrix and small samples; intervals; the result.
+
+        ``T``: the target rows in memory; ``target``: the Dask target (``T`` is then None).
+        """
         if est.singular:
             detail = (
                 f"class(es) {list(est.never_predicted)} are never predicted"
@@ -746,7 +855,7 @@ class LabelShiftEstimator:
                 "minimum-norm least-squares solution, which leaves unidentifiable classes at "
                 "w = 1; use method='em-bcts', a better model, or a larger held-out set",
                 IllConditionedWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         elif est.condition_number > self.max_condition:
             warnings.warn(
@@ -754,22 +863,24 @@ class LabelShiftEstimator:
                 f"{est.condition_number:.3g} > {self.max_condition:g}); the weights are "
                 "unreliable; use method='em-bcts' or 'rlls', or a larger held-out set",
                 IllConditionedWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         k = self.n_classes_
         ci = np.full((4, k), np.nan)
-        n_target = int(T.probs.shape[0])
         few = n_target < MIN_TARGET_ROWS
+        n_bootstrap = int(self.n_bootstrap)
         if few:
             warnings.warn(
                 f"target_probs has {n_target} row(s), fewer than {MIN_TARGET_ROWS}: the "
                 "estimated target proportions are no evidence of a label shift (no intervals); "
                 "pass more target rows",
                 SmallSampleWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        elif self.n_bootstrap > 0:
+        elif n_bootstrap > 0 and T is not None and self._y_source is not None:
             ci = self._bootstrap(T)
+        elif n_bootstrap > 0:
+            ci = self._bootstrap_dask(T, target, est.weights * est.source_prior)
         result = LabelShiftResult(
             weights=est.weights,
             target_prior=est.weights * est.source_prior,
@@ -780,9 +891,9 @@ class LabelShiftEstimator:
             condition_number=est.condition_number,
             prior_ci_low=ci[2],
             prior_ci_high=ci[3],
-            n_source=int(self._y_source.size),
-            n_target=int(T.probs.shape[0]),
-            n_bootstrap=int(self.n_bootstrap),
+            n_source=int(self._state.n),
+            n_target=n_target,
+            n_bootstrap=n_bootstrap,
             confidence=float(self.confidence),
             converged=est.converged,
             n_iter=est.n_iter,
@@ -796,6 +907,8 @@ class LabelShiftEstimator:
     def _bootstrap(self, T: _Scores) -> FloatArray:
         rng = check_random_state(self.random_state)
         S, y = self._S_source, self._y_source
+        if S is None or y is None:  # pragma: no cover - _result checks it first
+            raise NNDoctorError("internal error: no held-out rows to resample")
         k = self.n_classes_
         ws, qs = [], []
         init = self._state.theta
@@ -809,6 +922,10 @@ class LabelShiftEstimator:
             est = self._estimate_core(state, target)
             ws.append(est.weights)
             qs.append(est.weights * est.source_prior)
+        return self._percentiles(ws, qs)
+
+    def _percentiles(self, ws: list[FloatArray], qs: list[FloatArray]) -> FloatArray:
+        """Percentile intervals of the replicates' weights and target priors (4 x C)."""
         lo, hi = 50 * (1 - self.confidence), 50 * (1 + self.confidence)
         W, Q = np.asarray(ws), np.asarray(qs)
         return np.vstack(
@@ -820,7 +937,98 @@ class LabelShiftEstimator:
             ]
         )
 
-    def adjust(self, probs: Any, result: LabelShiftResult | None = None) -> FloatArray:
+    def _bootstrap_dask(self, T: _Scores | None, target: Any, start: FloatArray) -> FloatArray:
+        """The bootstrap when the held-out or the target rows are on Dask (Poisson weights).
+
+        Rows held in memory are resampled as in :meth:`_bootstrap`; rows on Dask get one
+        Poisson(1) weight per replicate (the Poisson bootstrap: seeded by ``random_state`` and
+        the partition's index, so every pass sees the same weights), and each replicate's
+        statistics are weighted sums per partition: label counts and confusion sums
+        (``B x C x C`` numbers per partition) for the held-out set, prediction counts
+        (BBSE/RLLS, one pass) or reweighted posteriors (EM, one pass per iteration for all
+        replicates at once, ``B x C`` numbers per partition, started at the point estimate
+        ``start``: the same maximum of the concave likelihood as from the source prior, in
+        fewer passes) for the target.
+        """
+        rng = check_random_state(self.random_state)
+        states = self._source_replicates(rng)
+        seed = int(rng.integers(0, 2**63 - 1))
+        if T is not None:  # the target in memory: resampled as in _bootstrap
+            n_t = T.probs.shape[0]
+            ests = [
+                self._estimate_core(st, T.take(np.asarray(rng.integers(0, n_t, size=n_t))))
+                for st in states
+            ]
+        else:
+            ests = self._target_replicates(states, target, seed, start)
+        return self._percentiles(
+            [e.weights for e in ests], [e.weights * e.source_prior for e in ests]
+        )
+
+    def _source_replicates(self, rng: np.random.Generator) -> list[_SourceState]:
+        """Bootstrap replicates of the fitted state (held-out rows resampled or reweighted)."""
+        S, y, state = self._S_source, self._y_source, self._state
+        B, k = int(self.n_bootstrap), self.n_classes_
+        if S is not None and y is not None:
+            states = []
+            for _ in range(B):
+                idx = rng.integers(0, y.size, size=y.size)
+                if np.unique(y[idx]).size < k:  # a class vanished from the resample
+                    idx = _stratified_resample(y, rng)
+                states.append(self._fit_state(S.take(idx), y[idx], init=state.theta,
+                                              floor=state.floor))  # fmt: skip
+            return states
+        from nndoctor.shift._dask_models import partition_sums
+
+        if self._dask_source is None:  # pragma: no cover - a Dask fit sets one or the other
+            raise NNDoctorError("internal error: no held-out rows to resample")
+        seed = int(rng.integers(0, 2**63 - 1))
+        args = (str(self.inputs), str(self.method), B, seed)
+        names = ("source_probs", "source_labels")
+        _, total, counts, conf = partition_sums(
+            _source_poisson_sums, self._dask_source, names, args, indexed=True
+        )
+        out = []
+        for b in range(B):
+            if np.any(counts[b] == 0):  # a class without weight: keep the fitted state
+                out.append(state)
+                continue
+            freq = counts[b] / total[b]
+            confusion = None if state.confusion is None else conf[b] / total[b]
+            out.append(_SourceState(k, freq, confusion=confusion, n=state.n))
+        return out
+
+    def _target_replicates(
+        self, states: list[_SourceState], target: Any, seed: int, start: FloatArray
+    ) -> list[_Estimate]:
+        """Each replicate's estimate from Poisson-weighted passes over the Dask target."""
+        from nndoctor.shift._dask_models import partition_sums
+
+        k, inputs, B = self.n_classes_, str(self.inputs), len(states)
+        names = ("target_probs",)
+        if self.method not in ("em-bcts", "em"):
+            args = (inputs, k, self.method, B, seed)
+            _, total, sums = partition_sums(
+                _prediction_poisson_sums, (target,), names, args, indexed=True
+            )
+            return [self._solve_bbse(st, sums[b] / total[b]) for b, st in enumerate(states)]
+        P = np.array([st.source_prior for st in states])
+        thetas = None if states[0].theta is None else np.array([st.theta for st in states])
+        floor = self._state.floor
+        Q = np.repeat(start[None, :], B, axis=0)
+        for _ in range(self.max_iter):
+            em_args = (inputs, k, thetas, floor, Q / P, seed)
+            _, total, sums = partition_sums(
+                _posterior_poisson_sums, (target,), names, em_args, indexed=True
+            )
+            new = sums / total[:, None]
+            done = bool(np.max(np.abs(new - Q)) < self.tol)
+            Q = new
+            if done:
+                break
+        return [_Estimate(Q[b] / P[b], P[b]) for b in range(B)]
+
+    def adjust(self, probs: Any, result: LabelShiftResult | None = None) -> Any:
         r"""Prior-corrected posteriors :math:`q(y\mid x) \propto w(y)\,\tilde p(y\mid x)`.
 
         Parameters
@@ -833,7 +1041,10 @@ class LabelShiftEstimator:
         Returns
         -------
         ndarray of shape (n, n_classes)
-            Posteriors for the target prior (calibrated first for ``em-bcts``).
+            Posteriors for the target prior (calibrated first for ``em-bcts``). For a Dask
+            ``probs`` a lazy collection of the same kind (array, or frame with the same
+            columns), computed partition by partition; the estimator travels with the graph
+            without its held-out rows (only the calibration and the weights).
         """
         self._check_fitted()
         res = result if result is not None else getattr(self, "result_", None)
@@ -844,6 +1055,12 @@ class LabelShiftEstimator:
                 f"result has {res.weights.size} classes but the estimator has "
                 f"{self.n_classes_}; pass a result from the same model"
             )
+        if is_dask(probs):
+            from nndoctor.shift._dask_models import map_rows
+
+            light = copy.copy(self)  # the workers need the calibration, not the held-out rows
+            light._S_source, light._y_source, light._dask_source = None, None, None
+            return map_rows(_adjust_rows, probs, (light, res))
         post = self.calibrate(probs) * res.weights[None, :]
         sums = post.sum(axis=1, keepdims=True)
         out = np.where(sums > 0, post / np.where(sums > 0, sums, 1.0), 1.0 / self.n_classes_)
@@ -852,6 +1069,11 @@ class LabelShiftEstimator:
     def __repr__(self) -> str:
         extra = f", inputs={self.inputs!r}" if self.inputs != "probs" else ""
         return f"LabelShiftEstimator(method={self.method!r}{extra})"
+
+
+def _adjust_rows(part: Any, est: LabelShiftEstimator, result: LabelShiftResult) -> FloatArray:
+    """:meth:`LabelShiftEstimator.adjust` on one partition (runs on a Dask worker)."""
+    return np.asarray(est.adjust(np.asarray(part, dtype=np.float64), result), dtype=np.float64)
 
 
 def _stratified_resample(y: IntArray, rng: np.random.Generator) -> IntArray:
@@ -869,7 +1091,12 @@ def _check_class_labels(labels: Any, *, n_rows: int, n_classes: int) -> IntArray
         n_classes=n_classes,
         dtype_hint=" (encode names with sklearn's LabelEncoder)",
     )
-    counts = np.bincount(y, minlength=n_classes)
+    _require_every_class(np.bincount(y, minlength=n_classes))
+    return y
+
+
+def _require_every_class(counts: IntArray) -> None:
+    """Every class must occur in the held-out source set (``counts``: per class)."""
     absent = np.flatnonzero(counts == 0)
     if absent.size:
         raise DataValidationError(
@@ -877,4 +1104,119 @@ def _check_class_labels(labels: Any, *, n_rows: int, n_classes: int) -> IntArray
             "w = q/p are undefined for a class with p = 0; use a larger (stratified) held-out "
             "set or drop those classes"
         )
-    return y
+
+
+# ---------------------------------------------------------------------- Dask partition kernels
+# (module-level, so that Dask can ship them to the workers; each returns sums over its rows)
+
+
+def _source_sums(
+    part: Any, labels: Any, inputs: str, method: str
+) -> tuple[IntArray, FloatArray | None]:
+    """A held-out partition's label counts and (BBSE, RLLS) unnormalized confusion sums."""
+    S = _check_scores(part, inputs=inputs, name="source_probs")
+    k = S.probs.shape[1]
+    y = check_class_indices(
+        np.asarray(labels).ravel(),
+        name="source_labels",
+        n_rows=S.probs.shape[0],
+        n_classes=k,
+        dtype_hint=" (encode names with sklearn's LabelEncoder)",
+    )
+    counts = np.bincount(y, minlength=k).astype(np.int64)
+    if method in ("em", "em-bcts"):
+        return counts, np.zeros(())
+    scores = S.probs if method == "bbse-soft" else _hard(S.logits)
+    return counts, _joint_confusion(scores, y, k) * y.size
+
+
+def _prediction_sums(part: Any, inputs: str, k: int, method: str) -> tuple[FloatArray]:
+    """A target partition's predicted-class counts (hard) or probability sums (soft)."""
+    T = _check_scores(part, inputs=inputs, name="target_probs", n_classes=k)
+    scores = T.probs if method == "bbse-soft" else _hard(T.logits)
+    return (scores.sum(axis=0),)
+
+
+_POISSON_BLOCK = 8192  # rows whose Poisson weights are drawn at once (the stream's unit)
+
+
+def _poisson_weights(rows: int, B: int, seed: int, index: int) -> FloatArray:
+    """Poisson(1) bootstrap weights (B x rows) of a partition, the same on every pass."""
+    rng = np.random.default_rng([seed, index])
+    blocks = [
+        rng.poisson(1.0, size=(min(_POISSON_BLOCK, rows - i), B)).T
+        for i in range(0, rows, _POISSON_BLOCK)
+    ]
+    return np.concatenate(blocks, axis=1).astype(np.float64) if blocks else np.zeros((B, 0))
+
+
+def _source_poisson_sums(
+    part: Any, labels: Any, inputs: str, method: str, B: int, seed: int, index: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per replicate: total weight, weighted label counts and (BBSE, RLLS) confusion sums."""
+    S = _check_scores(part, inputs=inputs, name="source_probs")
+    k = S.probs.shape[1]
+    y = check_class_indices(
+        np.asarray(labels).ravel(), name="source_labels", n_rows=S.probs.shape[0], n_classes=k
+    )
+    W = _poisson_weights(y.size, B, seed, index)
+    onehot = np.zeros((y.size, k))
+    onehot[np.arange(y.size), y] = 1.0
+    counts = W @ onehot
+    if method in ("em", "em-bcts"):
+        return W.sum(axis=1), counts, np.zeros(())
+    scores = S.probs if method == "bbse-soft" else _hard(S.logits)
+    conf = np.einsum("br,ri,rj->bij", W, scores, onehot)
+    return W.sum(axis=1), counts, conf
+
+
+def _prediction_poisson_sums(
+    part: Any, inputs: str, k: int, method: str, B: int, seed: int, index: int
+) -> tuple[FloatArray, FloatArray]:
+    """Per replicate: total weight and weighted prediction counts (or probability sums)."""
+    T = _check_scores(part, inputs=inputs, name="target_probs", n_classes=k)
+    scores = T.probs if method == "bbse-soft" else _hard(T.logits)
+    W = _poisson_weights(scores.shape[0], B, seed, index)
+    return W.sum(axis=1), W @ scores
+
+
+def _posterior_poisson_sums(
+    part: Any,
+    inputs: str,
+    k: int,
+    thetas: FloatArray | None,
+    floor: float,
+    ratios: FloatArray,
+    seed: int,
+    index: int,
+) -> tuple[FloatArray, FloatArray]:
+    """Per replicate: total weight and the weighted sums of one EM step (its calibration)."""
+    T = _check_scores(part, inputs=inputs, name="target_probs", n_classes=k)
+    B, rows = ratios.shape[0], T.probs.shape[0]
+    W = _poisson_weights(rows, B, seed, index)
+    floored = T.logits if thetas is None else _floor_logits(T.logits, floor)
+    sums = np.zeros((B, k))
+    step = max(1, _POISSON_BLOCK * 32 // max(B * k, 1))  # about 2 M numbers at once
+    for i in range(0, rows, step):
+        if thetas is None:
+            post = np.broadcast_to(T.probs[None, i : i + step], (B, min(step, rows - i), k))
+        else:  # each replicate's own calibration softmax(a z + b)
+            z = np.exp(thetas[:, :1, None]) * floored[None, i : i + step] + thetas[:, None, 1:]
+            post = np.exp(z - z.max(axis=2, keepdims=True))
+            post /= post.sum(axis=2, keepdims=True)
+        post = post * ratios[:, None, :]
+        post /= post.sum(axis=2, keepdims=True)
+        sums += np.einsum("br,brk->bk", W[:, i : i + step], post)
+    return W.sum(axis=1), sums
+
+
+def _posterior_sums(
+    part: Any, inputs: str, k: int, theta: FloatArray | None, floor: float, ratio: FloatArray
+) -> tuple[FloatArray]:
+    r"""One EM step's sums: :math:`\sum_j \mathrm{normalize}(\tilde p(\cdot\mid x_j)\,
+    q/p)` over a partition (``ratio = q / p``; all ones: the sum of calibrated posteriors)."""
+    T = _check_scores(part, inputs=inputs, name="target_probs", n_classes=k)
+    post = T.probs if theta is None else _apply_scaling(_floor_logits(T.logits, floor), theta)
+    post = post * ratio[None, :]
+    post /= post.sum(axis=1, keepdims=True)
+    return (post.sum(axis=0),)
