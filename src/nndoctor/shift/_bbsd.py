@@ -17,7 +17,8 @@ from scipy import stats
 from nndoctor._results import ResultMixin
 from nndoctor._validation import check_choice, check_probabilities
 from nndoctor.shift._common import check_alpha, smallest_pvalue, warn_small
-from nndoctor.shift._dask_models import apply_model, bbsd_parts, is_dask
+from nndoctor.shift._dask_models import apply_model, bbsd_parts
+from nndoctor.shift._engines import is_dask
 from nndoctor.shift._univariate import _ks_2samp, merge_rare
 
 __all__ = ["BBSDResult", "bbsd_test"]

@@ -24,6 +24,7 @@ from nndoctor._validation import (
     check_same_features,
     check_table_shape,
     check_unit_interval,
+    forward_errors,
 )
 from nndoctor.exceptions import DataValidationError, InvalidParameterError, SmallSampleWarning
 
@@ -38,6 +39,7 @@ __all__ = [
     "infinite_values_error",
     "is_categorical",
     "limit_threads",
+    "model_softmax",
     "same_order",
     "smallest_pvalue",
     "smallest_pvalues",
@@ -280,3 +282,42 @@ def infinite_values_error(count: int, name: str, column: Any) -> DataValidationE
         "missing value (NaN, None and NA are): replace it with NaN to count it as missing, "
         "or clip it to a finite value first"
     )
+
+
+def model_softmax(
+    model: torch.nn.Module, X: npt.NDArray[Any], batch: int = 4096
+) -> npt.NDArray[np.float64]:
+    """Class probabilities ``softmax(model(x))`` of a network on the rows ``X``, in batches.
+
+    Runs in eval mode without gradients, on the model's device and floating dtype (float32 for
+    a model without floating parameters), with the softmax in float64 and one transfer to the
+    host per batch; the model's training mode is restored afterwards, so the user's model is
+    left as it was. A forward-pass error, or an output that is not one logit per class
+    ``(batch, C)`` with ``C >= 2``, is a :class:`DataValidationError`.
+
+    >>> net = torch.nn.Linear(3, 2)
+    >>> model_softmax(net, np.zeros((5, 3))).sum(axis=1)
+    array([1., 1., 1., 1., 1.])
+    """
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, X.shape[0], batch):
+                xb = torch.as_tensor(X[start : start + batch], dtype=dtype, device=device)
+                with forward_errors(model, (xb,)):
+                    logits = model(xb)
+                if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[1] < 2:
+                    shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else None
+                    raise DataValidationError(
+                        f"the model returned {type(logits).__name__} of shape {shape}; pass a "
+                        "model that returns a tensor of logits (batch, C) with C >= 2"
+                    )
+                out.append(torch.softmax(logits.double(), dim=1).cpu())
+    finally:
+        model.train(was_training)
+    return np.asarray(torch.cat(out).numpy(), dtype=np.float64)

@@ -40,18 +40,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
-from scipy import stats
 
 from nndoctor._validation import check_int, check_random_state
-from nndoctor.exceptions import DataValidationError, InvalidParameterError, MissingDependencyError
+from nndoctor.exceptions import DataValidationError, InvalidParameterError
 from nndoctor.shift._common import (
     display_names,
     is_categorical,
     smallest_pvalue,
 )
-from nndoctor.shift._engines import is_dask, register_dask
+from nndoctor.shift._engines import is_dask, register_dask, require_dask, tree_reduce
+from nndoctor.shift._kll import SKETCH_K, cdf_at, ks_pvalue, weighted_cdf
 
 if TYPE_CHECKING:
     from nndoctor.shift._suite import ShiftTestReport
@@ -67,25 +66,6 @@ __all__ = [
     "read_parquet",
     "require_dask",
 ]
-
-#: KLL parameter k: normalized rank error about 0.14% per sketch (single-rank queries).
-SKETCH_K = 2000
-#: Summaries merged per node of the reduction tree.
-SPLIT_EVERY = 8
-DASK_EXTRA = "pip install 'nndoctor[dask]'"
-
-
-def require_dask() -> None:
-    """Import Dask, ``distributed`` and DataSketches, or raise naming the extra to install."""
-    try:
-        import dask.array
-        import dask.dataframe  # noqa: F401
-        import datasketches  # noqa: F401
-    except ImportError as err:
-        raise MissingDependencyError(
-            f"a Dask input needs dask[dataframe] and datasketches ({err}); install them with "
-            f"{DASK_EXTRA}, or pass pandas/NumPy data"
-        ) from err
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,18 +133,6 @@ def _merge(*parts: tuple[int, list[_ColSummary]]) -> tuple[int, list[_ColSummary
                     counts[cat] = counts.get(cat, 0) + c
             merged.append((kind, n_miss, counts))
     return rows, merged
-
-
-def _tree(leaves: list[Any]) -> Any:
-    """Reduce delayed summaries in a tree, ``SPLIT_EVERY`` at a time."""
-    from dask.delayed import delayed
-
-    level = leaves
-    while len(level) > 1:
-        level = [
-            delayed(_merge)(*level[i : i + SPLIT_EVERY]) for i in range(0, len(level), SPLIT_EVERY)
-        ]
-    return level[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,51 +205,21 @@ def _kinds(
     ]
 
 
-def _weighted_cdf(blob: bytes) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float]:
-    """A KLL sketch's retained values (sorted), their cumulative weights, and its rank error."""
-    from datasketches import kll_doubles_sketch
-
-    sketch = kll_doubles_sketch.deserialize(blob)
-    pairs = np.array(list(sketch), dtype=np.float64).reshape(-1, 2)
-    order = np.argsort(pairs[:, 0], kind="stable")
-    eps = sketch.normalized_rank_error(False) if sketch.is_estimation_mode() else 0.0
-    return pairs[order, 0], np.cumsum(pairs[order, 1]), float(eps)
-
-
-def _ks_pvalue(d: float, m: int, n: int) -> float:
-    """The two-sided KS p-value of distance ``d`` for sizes ``m`` and ``n`` (as in memory)."""
-    from nndoctor.shift._univariate import KS_EXACT_MAX_N, _ks_2samp
-
-    if max(m, n) <= KS_EXACT_MAX_N:  # exact recursion: only the sizes are read
-        return _ks_2samp(np.zeros(m), np.zeros(n), statistic=d).pvalue
-    return float(stats.kstwo.sf(d, round(m * n / (m + n))))
-
-
-def _cdf_at(
-    values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64], at: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    """A sketch's CDF (sorted retained ``values``, cumulative ``weights``) at the points ``at``."""
-    cdf: npt.NDArray[np.float64] = (
-        np.concatenate(([0.0], weights))[np.searchsorted(values, at, side="right")] / weights[-1]
-    )
-    return cdf
-
-
 def _numeric_from_sketches(
     sx: tuple[bytes, int, float, float], sy: tuple[bytes, int, float, float], confidence: float
 ) -> tuple[float, float, dict[str, float], dict[str, tuple[float, float]], float]:
     """KS (conservative p-value), Wasserstein, PSI and the KS interval from two sketches."""
     from nndoctor.shift._univariate import PSI_BINS, _psi
 
-    vx, wx, ex = _weighted_cdf(sx[0])
-    vy, wy, ey = _weighted_cdf(sy[0])
+    vx, wx, ex = weighted_cdf(sx[0])
+    vy, wy, ey = weighted_cdf(sy[0])
     m, n = sx[1], sy[1]
     grid = np.unique(np.concatenate((vx, vy)))
-    fx, fy = _cdf_at(vx, wx, grid), _cdf_at(vy, wy, grid)
+    fx, fy = cdf_at(vx, wx, grid), cdf_at(vy, wy, grid)
     diff = np.abs(fx - fy)
     d = float(diff.max())
     err = ex + ey
-    pvalue = smallest_pvalue(_ks_pvalue(max(0.0, d - err), m, n))
+    pvalue = smallest_pvalue(ks_pvalue(max(0.0, d - err), m, n))
     w1 = float(np.dot(diff[:-1], np.diff(grid)))
     scale = math.sqrt(sx[3] / m) if m else 0.0
     w1_std = w1 / scale if scale > 0 else (0.0 if w1 == 0 else float("inf"))
@@ -289,7 +227,7 @@ def _numeric_from_sketches(
     ranks = wx / wx[-1]
     idx = np.minimum(np.searchsorted(ranks, np.linspace(0, 1, PSI_BINS + 1)[1:-1]), vx.size - 1)
     edges = np.unique(vx[idx])
-    cdf_x, cdf_y = _cdf_at(vx, wx, edges), _cdf_at(vy, wy, edges)
+    cdf_x, cdf_y = cdf_at(vx, wx, edges), cdf_at(vy, wy, edges)
     px = np.diff(np.concatenate(([0.0], cdf_x, [1.0])))
     py = np.diff(np.concatenate(([0.0], cdf_y, [1.0])))
     psi = float(_psi(px, py))
@@ -386,11 +324,12 @@ def _feature_test_rows(
     dx, dy, cols = _aligned(X, Y, (a, b))
     kind_list = _kinds(dx, dy, cols, kinds, categorical, a)
     trees = [
-        _tree(
+        tree_reduce(
             [
                 delayed(_summarize)(p, cols, kind_list, nm, str(missing), k)
                 for p in frame.to_delayed()
-            ]
+            ],
+            _merge,
         )
         for frame, nm in ((dx, a), (dy, b))
     ]

@@ -30,9 +30,9 @@ from nndoctor._validation import check_matrix, check_random_state
 from nndoctor.exceptions import InvalidParameterError
 from nndoctor.shift import _rff
 from nndoctor.shift._common import TwoSampleResult, display_names, warn_small
-from nndoctor.shift._dask import SPLIT_EVERY, _aligned, require_dask
+from nndoctor.shift._dask import _aligned
 from nndoctor.shift._dask_sample import sample_rows
-from nndoctor.shift._engines import register_dask
+from nndoctor.shift._engines import register_dask, require_dask, tree_reduce
 from nndoctor.shift._mmd import _nan_result, _resolve_bandwidth, rff_result
 
 __all__ = ["BANDWIDTH_SAMPLE", "mmd_test"]
@@ -60,18 +60,6 @@ def _merge(*parts: _rff.Summary) -> _rff.Summary:
     for p in parts[1:]:
         out = _rff.merge(out, p)
     return out
-
-
-def _tree(leaves: list[Any]) -> Any:
-    """Merge delayed summaries in a tree, ``SPLIT_EVERY`` at a time."""
-    from dask.delayed import delayed
-
-    level = leaves
-    while len(level) > 1:
-        level = [
-            delayed(_merge)(*level[i : i + SPLIT_EVERY]) for i in range(0, len(level), SPLIT_EVERY)
-        ]
-    return level[0]
 
 
 def mmd_test(
@@ -120,7 +108,10 @@ def mmd_test(
     bw, rule = _resolve_bandwidth(bandwidth, torch.from_numpy(pooled / scale), rng)
     w = _rff.frequencies(len(cols), n_features, kernel, float(bw), rng)
     trees = [
-        _tree([delayed(_partition_summary)(p, centre, scale, w, nm) for p in frame.to_delayed()])
+        tree_reduce(
+            [delayed(_partition_summary)(p, centre, scale, w, nm) for p in frame.to_delayed()],
+            _merge,
+        )
         for frame, nm in ((dx, a), (dy, b))
     ]
     sum_x, sum_y = compute(*trees)  # type: ignore[no-untyped-call]

@@ -40,8 +40,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from nndoctor._validation import check_int, check_probabilities, forward_errors
-from nndoctor.exceptions import DataValidationError, InvalidParameterError, MissingDependencyError
+from nndoctor._validation import check_int, check_probabilities
+from nndoctor.exceptions import DataValidationError, InvalidParameterError
+from nndoctor.shift._common import model_softmax
+from nndoctor.shift._engines import is_dask, require_dask, tree_reduce
+from nndoctor.shift._kll import SKETCH_K, sketch_ks
 
 __all__ = [
     "CALIBRATION_MAX_ROWS",
@@ -58,14 +61,6 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-# The constants and the two checks below are those of ``shift/_dask.py`` (the per-feature
-# path). They are repeated, not imported, because that module imports the suite, which
-# imports ``_bbsd``, which dispatches here: importing it would close an import cycle.
-#: KLL parameter k: normalized rank error about 0.14% per sketch (single-rank queries).
-SKETCH_K = 2000
-#: Summaries merged per node of the reduction tree.
-SPLIT_EVERY = 8
-DASK_EXTRA = "pip install 'nndoctor[dask]'"
 
 #: The most held-out source rows brought to the client to fit a calibration (em-bcts, and the
 #: isotonic map of ``estimate_accuracy``); a larger set is sampled down to about this many.
@@ -74,46 +69,6 @@ CALIBRATION_MAX_ROWS = 200_000
 
 # --------------------------------------------------------------------------------------------
 # partitions and models
-
-
-def is_dask(x: Any) -> bool:
-    """True for a Dask collection (checked without importing Dask)."""
-    return type(x).__module__.startswith("dask")
-
-
-def require_dask() -> None:
-    """Import Dask and DataSketches, or raise naming the extra to install."""
-    try:
-        import dask.array
-        import dask.dataframe  # noqa: F401
-        import datasketches  # noqa: F401
-    except ImportError as err:
-        raise MissingDependencyError(
-            f"a Dask input needs dask[dataframe] and datasketches ({err}); install them with "
-            f"{DASK_EXTRA}, or pass pandas/NumPy data"
-        ) from err
-
-
-def _torch_probs(model: Any, X: FloatArray, batch: int = 4096) -> FloatArray:
-    """Softmax of a network's logits on ``X``, in batches, without gradients."""
-    import torch
-
-    model.eval()
-    device = next(model.parameters(), torch.zeros(())).device
-    out = []
-    with torch.no_grad():
-        for start in range(0, X.shape[0], batch):
-            xb = torch.as_tensor(X[start : start + batch], dtype=torch.float32, device=device)
-            with forward_errors(model, (xb,)):
-                logits = model(xb)
-            if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[1] < 2:
-                shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else None
-                raise DataValidationError(
-                    f"the model returned {type(logits).__name__} of shape {shape}; pass a "
-                    "model that returns a tensor of logits (batch, C) with C >= 2"
-                )
-            out.append(torch.softmax(logits.double(), dim=1).cpu())
-    return np.asarray(torch.cat(out).numpy(), dtype=np.float64)
 
 
 def apply_model(model: Any, X: Any, name: str) -> FloatArray:
@@ -129,7 +84,7 @@ def apply_model(model: Any, X: Any, name: str) -> FloatArray:
 
     if isinstance(model, torch.nn.Module):
         x = np.require(np.asarray(X, dtype=np.float64), requirements="W")  # Dask chunks: read-only
-        return _torch_probs(model, x)
+        return model_softmax(model, x)
     if hasattr(model, "predict_proba"):
         return np.asarray(model.predict_proba(X), dtype=np.float64)
     if callable(model):
@@ -189,18 +144,6 @@ def _paired_partitions(
             "with the same partitions (e.g. columns of one Dask frame)"
         )
     return a, b
-
-
-def _tree(leaves: list[Any], merge: Callable[..., Any]) -> Any:
-    """Reduce delayed summaries in a tree with ``merge``, ``SPLIT_EVERY`` at a time."""
-    from dask.delayed import delayed
-
-    level = leaves
-    while len(level) > 1:
-        level = [
-            delayed(merge)(*level[i : i + SPLIT_EVERY]) for i in range(0, len(level), SPLIT_EVERY)
-        ]
-    return level[0]
 
 
 def _rows(part: Any) -> int:
@@ -282,46 +225,6 @@ def _bbsd_merge(*parts: _BBSDSummary) -> _BBSDSummary:
     return sum(p[0] for p in full), counts, merged
 
 
-def _weighted_cdf(blob: bytes) -> tuple[FloatArray, FloatArray, float]:
-    """A KLL sketch's retained values (sorted), their cumulative weights, and its rank error."""
-    from datasketches import kll_doubles_sketch
-
-    sketch = kll_doubles_sketch.deserialize(blob)
-    pairs = np.array(list(sketch), dtype=np.float64).reshape(-1, 2)
-    order = np.argsort(pairs[:, 0], kind="stable")
-    eps = sketch.normalized_rank_error(False) if sketch.is_estimation_mode() else 0.0
-    return pairs[order, 0], np.cumsum(pairs[order, 1]), float(eps)
-
-
-def _cdf_at(values: FloatArray, weights: FloatArray, at: FloatArray) -> FloatArray:
-    """A sketch's CDF (sorted retained ``values``, cumulative ``weights``) at the points ``at``."""
-    cdf: FloatArray = (
-        np.concatenate(([0.0], weights))[np.searchsorted(values, at, side="right")] / weights[-1]
-    )
-    return cdf
-
-
-def _ks_pvalue(d: float, m: int, n: int) -> float:
-    """The two-sided KS p-value of distance ``d`` for sizes ``m`` and ``n`` (as in memory)."""
-    from scipy import stats
-
-    from nndoctor.shift._univariate import KS_EXACT_MAX_N, _ks_2samp
-
-    if max(m, n) <= KS_EXACT_MAX_N:  # exact recursion: only the sizes are read
-        return float(_ks_2samp(np.zeros(m), np.zeros(n), statistic=d).pvalue)
-    return float(stats.kstwo.sf(d, round(m * n / (m + n))))
-
-
-def _sketch_ks(bx: bytes, by: bytes, m: int, n: int) -> tuple[float, float, float]:
-    """KS distance of two sketches, its error bound and the conservative p-value."""
-    vx, wx, ex = _weighted_cdf(bx)
-    vy, wy, ey = _weighted_cdf(by)
-    grid = np.unique(np.concatenate((vx, vy)))
-    d = float(np.max(np.abs(_cdf_at(vx, wx, grid) - _cdf_at(vy, wy, grid))))
-    err = ex + ey
-    return d, err, _ks_pvalue(max(0.0, d - err), m, n)
-
-
 def bbsd_parts(
     source: Any, target: Any, *, model: Any = None, sketch_k: int = SKETCH_K
 ) -> tuple[IntArray, IntArray, FloatArray, FloatArray, int, int, float]:
@@ -360,7 +263,9 @@ def bbsd_parts(
     require_dask()
     k = check_int(sketch_k, name="sketch_k", minimum=8)
     trees = [
-        _tree([delayed(_bbsd_summary)(p, model, nm, k) for p in _partitions(data, nm)], _bbsd_merge)
+        tree_reduce(
+            [delayed(_bbsd_summary)(p, model, nm, k) for p in _partitions(data, nm)], _bbsd_merge
+        )
         for data, nm in ((source, "source_probs"), (target, "target_probs"))
     ]
     (m, cx, bx), (n, cy, by) = compute(*trees)  # type: ignore[no-untyped-call]
@@ -373,7 +278,7 @@ def bbsd_parts(
             "probabilities from the same model"
         )
     C = int(cx.size)
-    ks = [_sketch_ks(bx[c], by[c], m, n) for c in range(C)]
+    ks = [sketch_ks(bx[c], by[c], m, n) for c in range(C)]
     ks_stat = np.array([r[0] for r in ks])
     ks_err = max(r[1] for r in ks)
     ks_p = np.array([r[2] for r in ks])
@@ -449,7 +354,7 @@ def partition_sums(
     leaves = [
         delayed(_partition_sums)(fn, args, i if indexed else None, *p) for i, p in enumerate(pairs)
     ]
-    (total,) = compute(_tree(leaves, _add_sums))  # type: ignore[no-untyped-call]
+    (total,) = compute(tree_reduce(leaves, _add_sums))  # type: ignore[no-untyped-call]
     if total is None:
         raise DataValidationError(f"{names[0]} has 0 rows; pass at least 1 row")
     return tuple(total)

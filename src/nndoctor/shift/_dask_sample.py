@@ -29,8 +29,8 @@ import pandas as pd
 from nndoctor._validation import check_int, check_random_state
 from nndoctor.exceptions import DataValidationError
 from nndoctor.shift._common import display_names
-from nndoctor.shift._dask import _as_dask_frame, require_dask
-from nndoctor.shift._engines import DASK_SAMPLE_SIZE, is_dask, register_dask
+from nndoctor.shift._dask import _as_dask_frame
+from nndoctor.shift._engines import DASK_SAMPLE_SIZE, is_dask, register_dask, require_dask
 
 __all__ = ["classifier_test", "count_rows", "diagnose", "sample_rows"]
 

@@ -22,6 +22,7 @@ from nndoctor.shift._common import (
     as_float_tensors,
     as_frame,
     check_alpha,
+    model_softmax,
     warn_small,
 )
 from nndoctor.shift._engines import dask_impl, is_dask
@@ -202,10 +203,8 @@ class ShiftDetector:
         if model is None:
             return X
         if isinstance(model, torch.nn.Module):
-            from nndoctor.shift._suite import _model_probs
-
             arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
-            return _model_probs(model, np.asarray(arr, dtype=np.float64))
+            return model_softmax(model, np.asarray(arr, dtype=np.float64))
         if hasattr(model, "predict_proba"):
             return model.predict_proba(X)
         raise InvalidParameterError(

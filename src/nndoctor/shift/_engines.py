@@ -22,11 +22,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DASK_SAMPLE_SIZE", "dask_impl", "is_dask", "register_dask"]
+from nndoctor.exceptions import MissingDependencyError
+
+__all__ = [
+    "DASK_EXTRA",
+    "DASK_SAMPLE_SIZE",
+    "dask_impl",
+    "is_dask",
+    "register_dask",
+    "require_dask",
+    "tree_reduce",
+]
 
 #: Rows drawn at random from each Dask table by the tests that fit a model on the rows (the
 #: classifier test, the diagnosis): the default of their ``sample_size`` (shift/_dask_sample.py).
 DASK_SAMPLE_SIZE = 20_000
+
+#: How to install what a Dask input needs (named in every ``MissingDependencyError``).
+DASK_EXTRA = "pip install 'nndoctor[dask]'"
+
+#: Summaries merged per node of a reduction tree (:func:`tree_reduce`).
+SPLIT_EVERY = 8
 
 _DASK: dict[str, Callable[..., Any]] = {}
 
@@ -50,3 +66,31 @@ def dask_impl(name: str) -> Callable[..., Any]:
             f"no Dask implementation named {name!r} is registered (registered: "
             f"{sorted(_DASK)}); import nndoctor.shift, whose __init__ imports the Dask modules"
         ) from None
+
+
+def require_dask() -> None:
+    """Import Dask and DataSketches, or raise naming the extra to install."""
+    try:
+        import dask.array
+        import dask.dataframe  # noqa: F401
+        import datasketches  # noqa: F401
+    except ImportError as err:
+        raise MissingDependencyError(
+            f"a Dask input needs dask[dataframe] and datasketches ({err}); install them with "
+            f"{DASK_EXTRA}, or pass pandas/NumPy data"
+        ) from err
+
+
+def tree_reduce(leaves: list[Any], merge: Callable[..., Any]) -> Any:
+    """Reduce delayed per-partition summaries with ``merge`` in a tree, ``SPLIT_EVERY`` at a time.
+
+    The client receives one merged summary; no node holds more than ``SPLIT_EVERY`` summaries.
+    """
+    from dask.delayed import delayed
+
+    level = leaves
+    while len(level) > 1:
+        level = [
+            delayed(merge)(*level[i : i + SPLIT_EVERY]) for i in range(0, len(level), SPLIT_EVERY)
+        ]
+    return level[0]

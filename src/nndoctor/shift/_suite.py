@@ -8,7 +8,6 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import nn
 
 from nndoctor._io import column_hint
@@ -18,7 +17,6 @@ from nndoctor._validation import (
     check_choice,
     check_module,
     check_random_state,
-    forward_errors,
 )
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
 from nndoctor.shift._bbsd import BBSDResult, bbsd_test
@@ -28,6 +26,7 @@ from nndoctor.shift._common import (
     as_frame,
     check_alpha,
     display_names,
+    model_softmax,
     same_order,
     warn_small,
 )
@@ -104,31 +103,6 @@ def _untested(results: dict[str, Any]) -> tuple[str, ...]:
                 f"column {f.name!r}" for f in res.features if not np.isfinite(float(f.pvalue))
             )
     return tuple(out)
-
-
-def _model_probs(
-    model: nn.Module, X: np.ndarray[Any, Any], batch: int = 4096
-) -> np.ndarray[Any, Any]:
-    model.eval()
-    device = next(model.parameters(), torch.zeros(())).device
-    out = []
-    with torch.no_grad():
-        for start in range(0, X.shape[0], batch):
-            xb = torch.as_tensor(X[start : start + batch], dtype=torch.float32, device=device)
-            with forward_errors(model, (xb,)):
-                logits = model(xb)
-            if not isinstance(logits, torch.Tensor):
-                raise DataValidationError(
-                    f"the model returned {type(logits).__name__}; BBSD needs a tensor of logits "
-                    "(batch, C)"
-                )
-            if logits.ndim != 2 or logits.shape[1] < 2:
-                raise DataValidationError(
-                    f"the model returned shape {tuple(logits.shape)}; BBSD needs one logit per "
-                    "class (batch, C) with C >= 2"
-                )
-            out.append(torch.softmax(logits.double(), dim=1).cpu())
-    return torch.cat(out).numpy()
 
 
 def compare_samples(
@@ -349,7 +323,7 @@ def _run_test(
             f"{xt.shape[0]} target row(s) have every numeric column present; impute "
             "the missing values first, or leave --model out"
         )
-    return {"bbsd": bbsd_test(_model_probs(model, xs), _model_probs(model, xt), alpha=alpha)}
+    return {"bbsd": bbsd_test(model_softmax(model, xs), model_softmax(model, xt), alpha=alpha)}
 
 
 def _plot_samples(

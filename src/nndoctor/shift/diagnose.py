@@ -52,7 +52,7 @@ from nndoctor._validation import (
     to_numpy,
 )
 from nndoctor.exceptions import DataValidationError, InvalidParameterError, LowOverlapWarning
-from nndoctor.shift._common import display_names
+from nndoctor.shift._common import display_names, model_softmax
 from nndoctor.shift._engines import DASK_SAMPLE_SIZE, dask_impl, is_dask
 from nndoctor.shift.concept import (
     MIN_TARGET_LABELS,
@@ -353,7 +353,7 @@ class _Probabilities:
         if hasattr(model, "predict_proba"):
             probs = np.asarray(model.predict_proba(X), dtype=np.float64)
         elif _is_module(model):
-            probs = _torch_probs(model, X)
+            probs = model_softmax(model, X)
         elif callable(model):
             probs = np.asarray(model(X), dtype=np.float64)
         else:  # pragma: no cover - checked in _resolve_model
@@ -377,34 +377,6 @@ def _is_module(model: Any) -> bool:
     except ImportError:  # pragma: no cover - torch is a dependency
         return False
     return isinstance(model, torch.nn.Module)
-
-
-def _torch_probs(model: Any, X: FloatArray, batch_size: int = 4096) -> FloatArray:
-    import torch
-
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        with torch.no_grad():
-            for start in range(0, X.shape[0], batch_size):
-                xb = torch.as_tensor(X[start : start + batch_size], dtype=dtype, device=device)
-                try:
-                    logits = model(xb)
-                except RuntimeError as err:
-                    raise DataValidationError(
-                        f"the model could not be applied to the table's {X.shape[1]} feature "
-                        f"column(s) ({err}); pass a model whose input matches the table's "
-                        "feature columns"
-                    ) from err
-                out.append(torch.softmax(logits.float(), dim=1))
-        probs = torch.cat(out).cpu().numpy()  # one transfer at the end
-    finally:
-        model.train(was_training)
-    return np.asarray(probs, dtype=np.float64)
 
 
 def _is_fitted(model: Any) -> bool:

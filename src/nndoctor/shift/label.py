@@ -47,7 +47,7 @@ from nndoctor.exceptions import (
     NNDoctorError,
     SmallSampleWarning,
 )
-from nndoctor.shift._dask_models import is_dask
+from nndoctor.shift._engines import is_dask
 
 __all__ = ["LabelShiftEstimator", "LabelShiftResult"]
 

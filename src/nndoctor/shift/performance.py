@@ -42,7 +42,7 @@ from nndoctor._validation import (
     to_numpy,
 )
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
-from nndoctor.shift._dask_models import is_dask
+from nndoctor.shift._engines import is_dask
 from nndoctor.shift.covariate import ImportanceWeighter, effective_sample_size
 from nndoctor.shift.label import (
     LabelShiftEstimator,
