@@ -24,11 +24,13 @@ __all__ = [
     "fans",
     "first_batch_tensor",
     "following_activations",
+    "forward_seed",
     "inputs_tuple",
     "is_hf_conv1d",
     "is_norm",
     "main_output",
     "model_device",
+    "own_rng",
     "param",
     "preserve_state",
     "split_inputs",
@@ -295,6 +297,49 @@ def preserve_state(model: nn.Module, modules: list[nn.Module] | None = None) -> 
         for p, flag in flags:
             if p.requires_grad != flag:
                 p.requires_grad_(flag)
+
+
+def forward_seed(generator: torch.Generator | None) -> int:
+    """The seed of a pass's own random numbers: the second draw from a copy of ``generator``
+    (default seeded with 0), so that ``generator`` itself is not advanced (what the caller draws
+    from it is unchanged) and the seed is not the probe's first draw (which seeds a large
+    output's cotangent on its device)."""
+    source = torch.Generator(device=generator.device if generator is not None else "cpu")
+    if generator is not None:
+        source.set_state(generator.get_state())
+    else:
+        source.manual_seed(0)
+    draws = torch.randint(0, 2**62, (2,), generator=source, device=source.device)
+    return int(draws[1])
+
+
+@contextlib.contextmanager
+def own_rng(model: nn.Module, seed: int) -> Iterator[None]:
+    """Run the model's forward passes on their own random numbers (dropout masks in training
+    mode, any sampling in a forward): the global CPU generator and those of the model's CUDA
+    devices are forked, seeded with ``seed`` (see :func:`forward_seed`) and restored afterwards,
+    so the result does not depend on what ran before and the caller's random state is left as
+    it was.
+
+    Examples
+    --------
+    >>> drop = nn.Dropout(0.5)
+    >>> state = torch.get_rng_state()
+    >>> with own_rng(drop, forward_seed(None)):
+    ...     a = drop(torch.ones(8))
+    >>> with own_rng(drop, forward_seed(None)):
+    ...     b = drop(torch.ones(8))
+    >>> torch.equal(a, b), torch.equal(torch.get_rng_state(), state)
+    (True, True)
+    """
+    cuda = sorted(
+        {t.device.index or 0 for t in (*model.parameters(), *model.buffers()) if t.is_cuda}
+    )
+    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+        torch.default_generator.manual_seed(seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
 
 
 def tensors_in(obj: Any) -> list[torch.Tensor]:

@@ -50,9 +50,11 @@ from nndoctor.stability._layers import (
     backward_fan,
     check_call_inputs,
     fans,
+    forward_seed,
     is_norm,
     main_output,
     model_device,
+    own_rng,
     preserve_state,
     split_inputs,
 )
@@ -627,7 +629,10 @@ def probe(
     model : nn.Module
         The network; left exactly as it was (parameters, ``.grad``, train/eval mode,
         ``requires_grad``, buffers, hooks), also when its forward raises. It runs in its current
-        mode (training mode applies dropout and batch statistics).
+        mode (training mode applies dropout and batch statistics). Dropout masks, and any other
+        random draw of its forward, come from the global CPU (and the model's CUDA) generators
+        forked for the probe and seeded from ``generator``: the same model, batch and generator
+        give the same report whatever ran before, and the global random state is left as it was.
     inputs : Tensor, sequence of Tensor or mapping of str to Tensor
         A batch (first dimension: samples); a sequence is passed as positional arguments, a
         mapping (a Hugging Face batch such as ``{"input_ids": ..., "attention_mask": ...}``)
@@ -650,7 +655,8 @@ def probe(
         then moved to the output's device and type, so a seed gives the same :math:`G`
         everywhere; an output of more than 2**22 entries on an accelerator gets it drawn there,
         from a seed drawn from ``generator``); default a generator seeded with 0, so that the
-        same model and batch give the same report. Unused with ``loss_fn``.
+        same model and batch give the same report. With ``loss_fn`` it only seeds the forward
+        pass's random draws (dropout in training mode).
 
     Returns
     -------
@@ -726,7 +732,7 @@ def probe(
         loss_fn = _RandomProjection(generator)
     targets, modules = _records_for(work)
     store = _Store()
-    with preserve_state(work, modules):
+    with preserve_state(work, modules), own_rng(work, forward_seed(generator)):
         pendings, loss_ok, input_slots, grad_slots = _run(
             work, args, targets, loss_fn, store, wrap=_can_wrap(targets, modules), kwargs=kwargs
         )
