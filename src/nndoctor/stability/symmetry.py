@@ -29,7 +29,6 @@ from nndoctor._results import ResultMixin
 from nndoctor._validation import check_module, check_number, forward_errors
 from nndoctor.stability._layers import (
     CONV_TYPES,
-    RNN_GATES,
     check_call_inputs,
     following_activations,
     is_hf_conv1d,
@@ -38,6 +37,7 @@ from nndoctor.stability._layers import (
     param,
     preserve_state,
     split_inputs,
+    unit_rows,
 )
 from nndoctor.stability.theory import Activation, activation_of
 
@@ -55,7 +55,9 @@ class SymmetryLayer(ResultMixin):
     name, kind : str
         Module path and class name.
     units : int
-        Output units (features or channels).
+        Output units (features or channels); a recurrent layer's are the hidden units of every
+        layer and direction (layer 0 forward, layer 0 reverse, layer 1 forward, ...), an
+        attention layer's its query, key and value projections' (in that order).
     effective_units : int
         Distinct units: ``units`` minus, for each tied group, its size minus one.
     groups : tuple of tuple of int
@@ -169,42 +171,22 @@ def _f64(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(torch.float64).cpu()
 
 
-def _incoming(module: nn.Module) -> npt.NDArray[np.float64]:
-    """One row per unit: every weight and bias that feeds it. A recurrent layer's unit j
-    gets its rows of every gate (``j, j + H, ...``) of every weight of the layer; an
-    ``nn.MultiheadAttention``'s units are the rows of its packed input projection."""
-    if isinstance(module, nn.RNNBase):
-        gates = RNN_GATES.get(module.mode, 1)
-        hidden = int(module.hidden_size)
-        parts = []
-        for _, t in module.named_parameters(recurse=False):
-            if t.dim() == 0 or t.shape[0] != gates * hidden:  # (an LSTM's projection weights)
-                continue
-            x = _f64(t).reshape(gates, hidden, -1)  # (gates, units, fan) -> (units, gates * fan)
-            parts.append(x.transpose(0, 1).reshape(hidden, -1))
-        rnn_rows: npt.NDArray[np.float64] = torch.cat(parts, dim=1).numpy()
-        return rnn_rows
-    if isinstance(module, nn.MultiheadAttention):
-        packed = module.in_proj_weight
-        proj = (
-            _f64(packed)
-            if isinstance(packed, torch.Tensor)
-            else torch.cat(
-                [_f64(module.q_proj_weight), _f64(module.k_proj_weight), _f64(module.v_proj_weight)]
-            )
-        )
-        bias = module.in_proj_bias
-        if isinstance(bias, torch.Tensor):
-            proj = torch.cat([proj, _f64(bias).reshape(-1, 1)], dim=1)
-        mha_rows: npt.NDArray[np.float64] = proj.numpy()
-        return mha_rows
-    w = _f64(param(module))
-    rows = w.T if is_hf_conv1d(module) else w.reshape(w.shape[0], -1)
-    b = getattr(module, "bias", None)
-    if isinstance(b, torch.Tensor):
-        rows = torch.cat([rows, _f64(b).reshape(-1, 1)], dim=1)
-    out: npt.NDArray[np.float64] = rows.contiguous().numpy()
-    return out
+def _incoming(module: nn.Module) -> list[npt.NDArray[np.float64]]:
+    """One matrix per group of units, one row per unit: every weight and bias that feeds it
+    (:func:`~nndoctor.stability._layers.unit_rows`), in float64."""
+    return [np.ascontiguousarray(_f64(rows).numpy()) for rows in unit_rows(module)]
+
+
+def _groups_of(
+    incoming: list[npt.NDArray[np.float64]], *, atol: float, rtol: float
+) -> list[list[int]]:
+    """Tied units within each group, numbered across the groups (first group's units first)."""
+    groups: list[list[int]] = []
+    start = 0
+    for rows in incoming:
+        groups.extend([start + i for i in g] for g in tie_groups(rows, atol=atol, rtol=rtol))
+        start += rows.shape[0]
+    return groups
 
 
 def _outgoing(module: nn.Module, units: int) -> npt.NDArray[np.float64] | None:
@@ -328,8 +310,10 @@ def find_symmetric_units(
     r"""Find tied units in every weight layer, and whether the tie is permanent.
 
     Weight layers: Linear and Conv; Hugging Face ``Conv1D`` (weights stored (in, out)); LSTM,
-    GRU and RNN layers (a unit's incoming weights are its rows in every gate of every weight);
-    ``nn.MultiheadAttention`` (the rows of its packed input projection).
+    GRU and RNN layers (a hidden unit of one layer and direction; its incoming weights are its
+    rows in every gate of that layer's input and recurrent weights and biases);
+    ``nn.MultiheadAttention`` (the rows of its query, key and value projections). Units tie
+    only within such a group (:func:`~nndoctor.stability._layers.unit_rows`).
 
     Two units are tied when their incoming weight rows and biases agree within
     :math:`\text{atol} + \text{rtol}\cdot\max|W|` (max-abs distance). A layer's tie is
@@ -377,9 +361,9 @@ def find_symmetric_units(
     measured = _with_inputs(model, inputs, layers, acts, atol, rtol) if inputs is not None else {}
     out = []
     for k, (name, m) in enumerate(layers):
-        rows = _incoming(m)
-        units = rows.shape[0]
-        groups = tie_groups(rows, atol=atol, rtol=rtol)
+        incoming = _incoming(m)
+        units = sum(rows.shape[0] for rows in incoming)
+        groups = _groups_of(incoming, atol=atol, rtol=rtol)
         effective = units - sum(len(g) - 1 for g in groups)
         downstream = "loss"
         perm_groups: list[list[int]] = []
