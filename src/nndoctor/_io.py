@@ -316,11 +316,15 @@ def load_table_pair(
     *,
     label: str | None = None,
     exclude: Sequence[str] = (),
+    source_frame: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read a source and a target table and check that they can be compared: the label column
     (when named) and the ``exclude`` columns are in the source, and the other columns agree (see
-    :func:`check_same_columns`). The ``exclude`` columns are dropped from both tables."""
-    src, tgt = load_table(source), load_table(target)
+    :func:`check_same_columns`). The ``exclude`` columns are dropped from both tables.
+    ``source_frame``: the source table when the caller has read it already (it is not read
+    again, and not changed)."""
+    src = load_table(source) if source_frame is None else source_frame
+    tgt = load_table(target)
     names = [f"the source table ({source})", f"the target table ({target})"]
     if label is not None and label not in src.columns:  # a name the user typed: usage error
         raise InvalidParameterError(
