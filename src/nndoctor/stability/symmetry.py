@@ -73,7 +73,8 @@ class SymmetryLayer(ResultMixin):
     activation_groups : tuple of tuple of int or None
         With inputs: groups of units whose activations are equal on every sample.
     effective_activation_units : int or None
-        With inputs: distinct activation columns.
+        With inputs: distinct activation columns (of the layer's output: a multi-layer
+        recurrent layer's are its last layer's units).
     activation_rank : int or None
         With inputs: numerical rank of the (samples x units) activation matrix.
     dead_units : int or None
@@ -238,7 +239,7 @@ def _with_inputs(
     acts: dict[str, Activation],
     atol: float,
     rtol: float,
-) -> dict[str, tuple[tuple[tuple[int, ...], ...], int, int, int]]:
+) -> dict[str, tuple[tuple[tuple[int, ...], ...], int, int, int, int]]:
     args, kwargs = split_inputs(inputs)
     check_call_inputs(args, kwargs)
     device = model_device(model)
@@ -282,7 +283,7 @@ def _with_inputs(
         dead = int(np.sum(np.all(a == 0, axis=1)))
         rank = int(np.linalg.matrix_rank(a.T)) if a.size else 0
         eff = units - sum(len(g) - 1 for g in groups)
-        result[name] = (tuple(tuple(g) for g in groups), eff, rank, dead)
+        result[name] = (tuple(tuple(g) for g in groups), eff, rank, dead, units)
     return result
 
 
@@ -405,13 +406,15 @@ def find_symmetric_units(
         layers=tuple(out),
         collapsed=collapsed,
         permanent=permanent,
-        verdict=_verdict(out),
+        verdict=_verdict(out, {name: extra[4] for name, extra in measured.items()}),
         atol=atol,
         rtol=rtol,
     )
 
 
-def _verdict(layers: list[SymmetryLayer]) -> str:
+def _verdict(layers: list[SymmetryLayer], columns: dict[str, int]) -> str:
+    """The verdict sentence; ``columns``: each measured layer's activation columns (its output's
+    units: a multi-layer RNN's last layer only, where ``units`` counts every layer's)."""
     tied = [la for la in layers if la.effective_units < la.units]
     if not tied:
         # dead units (0 on every sample) are one group of equal columns: counted as dead,
@@ -420,13 +423,13 @@ def _verdict(layers: list[SymmetryLayer]) -> str:
             la
             for la in layers
             if la.effective_activation_units is not None
-            and la.effective_activation_units + max((la.dead_units or 0) - 1, 0) < la.units
+            and la.effective_activation_units + max((la.dead_units or 0) - 1, 0) < columns[la.name]
         ]
         if act:
             la = act[0]
             return (
                 f"No tied weights, but layer {la.name!r} has only {la.effective_activation_units} "
-                f"distinct activation columns of {la.units} on these inputs."
+                f"distinct activation columns of {columns[la.name]} on these inputs."
             )
         return "No tied units: every unit has its own incoming weights."
     la = tied[0]
