@@ -5,8 +5,8 @@ For every model of ``tests/stability/arch_corpus.py`` (BERT, GPT-2, ViT and Llam
 language model and a GRU classifier; a VGG-style CNN with and without BatchNorm; a ResNet; an
 MLP), healthy and broken, it records:
 
-* the probe's verdict and end-to-end gains (``probe(model, inputs)``, global RNG seeded with 0
-  for dropout);
+* the probe's verdict and end-to-end gains (``probe(model, inputs)``; its dropout masks come
+  from its own generator; the global RNG is seeded with 0 for an nndoctor that used it);
 * the audit's reading (``audit_init(model)``): the schemes it recognizes, whether its
   end-to-end reading applies, how many layers it flags;
 * the symmetry check with the batch (``find_symmetric_units(model, inputs)``);

@@ -11,7 +11,12 @@ Subpackages are imported lazily, so ``import nndoctor`` is cheap:
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from nndoctor import _display
+
+if TYPE_CHECKING:
+    from nndoctor._display import NotebookRenderer
 
 __version__ = "0.1.0"
 
@@ -32,3 +37,15 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+def _notebook_renderer() -> NotebookRenderer:
+    """The report's notebook renderer, imported on a result's first display (with jinja2 and
+    matplotlib): the foundation's results find it through :mod:`nndoctor._display`, so no
+    lower layer imports the report (docs/architecture.md, "Results in notebooks")."""
+    from nndoctor.report import _notebook
+
+    return _notebook
+
+
+_display.register_notebook_renderer(_notebook_renderer)

@@ -32,6 +32,7 @@ __all__ = [
     "column_hint",
     "is_datetime_column",
     "is_identifier_column",
+    "left_out_columns",
     "load_batch",
     "load_model",
     "load_table",
@@ -315,11 +316,15 @@ def load_table_pair(
     *,
     label: str | None = None,
     exclude: Sequence[str] = (),
+    source_frame: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read a source and a target table and check that they can be compared: the label column
     (when named) and the ``exclude`` columns are in the source, and the other columns agree (see
-    :func:`check_same_columns`). The ``exclude`` columns are dropped from both tables."""
-    src, tgt = load_table(source), load_table(target)
+    :func:`check_same_columns`). The ``exclude`` columns are dropped from both tables.
+    ``source_frame``: the source table when the caller has read it already (it is not read
+    again, and not changed)."""
+    src = load_table(source) if source_frame is None else source_frame
+    tgt = load_table(target)
     names = [f"the source table ({source})", f"the target table ({target})"]
     if label is not None and label not in src.columns:  # a name the user typed: usage error
         raise InvalidParameterError(
@@ -397,6 +402,43 @@ def is_identifier_column(values: pd.Series) -> bool:
     return bool(values.nunique() == len(values))
 
 
+def left_out_columns(frames: Sequence[pd.DataFrame], *, label: str | None = None) -> dict[Any, str]:
+    """The columns that name or date rows rather than describe them, and why: ``"dates"`` (dates
+    or times, :func:`is_datetime_column`, in the pooled tables) or ``"identifier"`` (integers or
+    text without missing values, different on every row of each table: a target's ids may
+    restart where the source's did; at least :data:`MIN_ID_ROWS` rows in all). The one rule of
+    the checkup and the shift commands: a column one leaves out, the other does too.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"id": range(30), "x": [0.5, 1.5] * 15, "y": [0, 1] * 15})
+    >>> t = pd.DataFrame({"id": range(25), "x": [0.5, 1.5, 2.5, 3.5, 4.5] * 5, "y": [0] * 25})
+    >>> left_out_columns([s, t], label="y")
+    {'id': 'identifier'}
+    """
+    out: dict[Any, str] = {}
+    for c in frames[0].columns:
+        if c == label:
+            continue
+        columns = [f[c] for f in frames if c in f.columns]
+        if is_datetime_column(pd.concat(columns, ignore_index=True)):
+            out[c] = "dates"
+        elif sum(len(col) for col in columns) >= MIN_ID_ROWS and all(
+            _unique_ids(col) for col in columns
+        ):
+            out[c] = "identifier"
+    return out
+
+
+def _unique_ids(values: pd.Series) -> bool:
+    """Integers or text, no value missing, each different (:func:`is_identifier_column` without
+    its minimum of rows)."""
+    kind = values.dtype.kind
+    if kind not in "iuOSU" and not isinstance(values.dtype, pd.StringDtype):
+        return False
+    return not values.isna().any() and bool(values.nunique() == len(values))
+
+
 def select_features(
     frames: Sequence[pd.DataFrame],
     *,
@@ -404,10 +446,10 @@ def select_features(
     include: Sequence[str] = (),
     max_categories: int = MAX_CATEGORIES,
 ) -> tuple[list[pd.DataFrame], list[str], list[str]]:
-    """The feature columns of tables to compare: identifier-like columns (integers or text
-    unique on every row of the pooled tables) and datetime columns are left out unless named in
-    ``include``; a text column with more than ``max_categories`` distinct values keeps the
-    most frequent ones and calls the rest ``"other"``.
+    """The feature columns of tables to compare: identifier-like and datetime columns
+    (:func:`left_out_columns`) are left out unless named in ``include``; a text column with
+    more than ``max_categories`` distinct values keeps the most frequent ones and calls the
+    rest ``"other"``.
 
     Returns the tables (feature columns, plus ``label`` where present), the feature names and
     the notes that say what was left out or capped (the command line prints them).
@@ -432,15 +474,16 @@ def select_features(
     notes: list[str] = []
     features: list[str] = []
     capped: dict[str, list[Any]] = {}
+    left_out = left_out_columns(frames, label=label)
     for c in pooled.columns:
         col = pooled[c]
-        if c not in include and is_datetime_column(col):
+        if c not in include and left_out.get(c) == "dates":
             notes.append(
                 f"column {str(c)!r} holds dates or times; left out of the features (pass "
                 f"--include {c} to keep it)"
             )
             continue
-        if c not in include and is_identifier_column(col):
+        if c not in include and left_out.get(c) == "identifier":
             notes.append(
                 f"column {str(c)!r} looks like a row identifier (unique on every row); left out "
                 f"of the features (pass --include {c} to keep it)"

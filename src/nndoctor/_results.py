@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from nndoctor._display import notebook_renderer
+
 __all__ = ["ResultMixin", "dumps", "to_jsonable"]
 
 
@@ -154,17 +156,15 @@ class ResultMixin:
         """Return the result as strict JSON text."""
         return dumps(self.to_dict(), indent=indent)
 
-    # The two methods below import the report package inside the call, not at module level:
-    # this module is the foundation every layer imports, and the report (jinja2, matplotlib)
-    # sits on top of it. A result in a notebook pulls the renderer in on first display.
+    # The two methods below draw through the report's notebook renderer, which sits layers
+    # above this foundation module: they look it up in the registry of nndoctor._display (the
+    # root package registers it; it is imported on first display).
     def _repr_html_(self) -> str:
         """The notebook view: the report's sections (verdict, table, plot) as escaped HTML.
 
         Never raises: on a rendering error it warns and shows the escaped plain ``repr``.
         """
-        from nndoctor.report._notebook import display_html
-
-        return display_html(self)
+        return notebook_renderer().display_html(self)
 
     def plot(self) -> Any:
         """Return the matplotlib ``Figure`` of the result's main picture (as in its report).
@@ -174,6 +174,4 @@ class ResultMixin:
         InvalidParameterError
             When this kind of result has no plot in its report.
         """
-        from nndoctor.report._notebook import result_figure
-
-        return result_figure(self)
+        return notebook_renderer().result_figure(self)

@@ -15,7 +15,7 @@ from torch import nn
 
 from nndoctor import Monitor
 from nndoctor.checkup import ENVIRONMENT_STAGE, run_checkup
-from nndoctor.exceptions import InvalidParameterError, NNDoctorWarning
+from nndoctor.exceptions import InvalidParameterError, NNDoctorError, NNDoctorWarning
 from nndoctor.report import to_sections
 from nndoctor.scenarios import flu_season
 from nndoctor.shift import (
@@ -185,3 +185,43 @@ def test_monitor_shows_its_findings_so_far() -> None:
     assert "Monitor (step 3)" in out
     assert "dead_units" in out
     assert "<script" not in out
+
+
+def test_a_fresh_interpreter_renders_without_importing_the_report() -> None:
+    # the result finds the report's renderer through nndoctor._display (registered by the root
+    # package), which imports it on the first display and not before
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import numpy as np; from nndoctor.shift import ks_test; "
+        "r = ks_test(np.arange(40.0), np.arange(40.0) + 9); "
+        "print('nndoctor.report' in sys.modules, 'jinja2' in sys.modules); "
+        "out = r._repr_html_(); "
+        "print('nndoctor-result' in out, 'nndoctor.report._notebook' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "True", "True"]
+
+
+def test_results_draw_through_the_registered_renderer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nndoctor import _display
+
+    class Fake:
+        def display_html(self, result: Any) -> str:
+            return f"<p>{type(result).__name__}</p>"
+
+        def monitor_html(self, monitor: Any) -> str:
+            return "<p>monitor</p>"
+
+        def result_figure(self, result: Any) -> Any:
+            return "figure"
+
+    monkeypatch.setattr(_display, "_loader", [Fake])
+    result = RESULTS["two-sample"]()
+    assert result._repr_html_() == "<p>TwoSampleResult</p>"
+    assert result.plot() == "figure"
+    assert Monitor(nn.Linear(2, 2))._repr_html_() == "<p>monitor</p>"
+    monkeypatch.setattr(_display, "_loader", [])
+    with pytest.raises(NNDoctorError, match="no notebook renderer is registered"):
+        result._repr_html_()

@@ -164,3 +164,35 @@ def test_text_labels_against_integer_labels_are_one_line_errors(
     assert err.startswith("nndoctor: error: the label column of the target table")
     assert "pass the same label values in both tables" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_checkup_and_the_shift_commands_leave_out_the_same_columns(tmp_path: Path) -> None:
+    """One rule (nndoctor._io.left_out_columns): the checkup judged the source alone, the shift
+    commands the pooled tables; ids that restart in the target were a feature to the shift
+    commands, and a column unique in the source only was an identifier to the checkup."""
+    from nndoctor.checkup._inputs import check_user_inputs
+
+    rng = np.random.default_rng(0)
+
+    def table(n: int, row: np.ndarray, code: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"row": row, "code": code, "x": rng.normal(size=n), "y": rng.integers(0, 2, n)}
+        )
+
+    # "row": ids restarting at 0 in the target (unique in each table, not in both together);
+    # "code": different on every source row, repeated in the target: a feature
+    src = table(60, np.arange(60), np.arange(60) * 7)
+    tgt = table(50, np.arange(50), np.repeat(np.arange(25), 2))
+    s, t = tmp_path / "s.csv", tmp_path / "t.csv"
+    src.to_csv(s, index=False)
+    tgt.to_csv(t, index=False)
+    code, out, err = _run("shift", "test", "--source", str(s), "--target", str(t),
+                          "--label", "y", "--method", "ks", "--json")  # fmt: skip
+    assert code == 0, err
+    tested = {f["name"] for f in json.loads(out)["features"]["features"]}
+    assert tested == {"code", "x"}
+    assert "column 'row' looks like a row identifier" in err
+    data = check_user_inputs(source=str(s), target=str(t), label="y")
+    assert data is not None
+    assert set(data.features) == tested
+    assert data.identifiers == ("row",)

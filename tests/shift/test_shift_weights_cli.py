@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,6 +64,25 @@ def test_shift_weights_writes_a_column(tables: dict[str, Path], tmp_path: Path) 
     page = html.read_text()
     assert "Importance weights" in page
     assert "data:image/png;base64" in page
+
+
+def test_shift_weights_reads_each_table_once(
+    tables: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the source table was read twice: once to write it back out, once to compare it
+    reads: list[str] = []
+    read_csv = pd.read_csv
+
+    def counting(path: Any, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        reads.append(Path(path).name)
+        return read_csv(path, *args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", counting)
+    args = ["shift", "weights", "--source", str(tables["src"]), "--target", str(tables["tgt"]),
+            "--out", str(tmp_path / "w.csv")]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(reads) == ["src.csv", "tgt.csv"]
 
 
 def test_shift_weights_errors_have_exit_codes(tables: dict[str, Path], tmp_path: Path) -> None:

@@ -221,7 +221,9 @@ def build_gpt2(variant: str = "healthy", seed: int = 0) -> Case:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     with _seeded(seed) as gen:
-        config = GPT2Config(vocab_size=VOCAB, n_positions=SEQ * 2, n_embd=32, n_layer=2, n_head=2)
+        # bos/eos inside the tiny vocabulary (GPT-2's 50256 is not; transformers warns)
+        config = GPT2Config(vocab_size=VOCAB, n_positions=SEQ * 2, n_embd=32, n_layer=2, n_head=2,
+                            bos_token_id=VOCAB - 1, eos_token_id=VOCAB - 1)  # fmt: skip
         model = GPT2LMHeadModel(config)
         if variant == "huge_init":
             _renormal_(model, 1.0)

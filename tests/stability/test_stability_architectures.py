@@ -187,7 +187,9 @@ def test_symmetry_units_are_the_hidden_axis_not_the_sequence() -> None:
     decoder = {la.name: la for la in find_symmetric_units(*build("lstm_lm")[:2]).layers}
     assert decoder["decoder"].units == 100
     assert decoder["decoder"].effective_activation_units == 100
-    assert decoder["lstm"].units == 32
+    # the LSTM's weights: 2 layers of 32 hidden units; its output (the activations): the last 32
+    assert decoder["lstm"].units == 64
+    assert decoder["lstm"].effective_activation_units == 32
 
 
 def test_symmetry_finds_ties_in_conv1d_lstm_and_attention_weights() -> None:

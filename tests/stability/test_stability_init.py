@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 
@@ -130,3 +131,20 @@ def test_audit_recognises_schemes() -> None:
     with torch.no_grad():
         trained[0].weight.mul_(torch.linspace(0.1, 3.0, 300))
     assert audit_init(trained).layers[0].scheme == "unknown"
+
+
+def test_lsuv_measures_every_pass_on_the_same_dropout_masks() -> None:
+    # the passes drew dropout masks from the global RNG: the result moved with what ran before
+    # (and a noisy variance could fail to converge); the global state was advanced
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.5), nn.Linear(16, 2)).train()
+    x = torch.randn(16, 8)
+    results = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        state = torch.get_rng_state()
+        m = lsuv_(copy.deepcopy(model), x, generator=torch.Generator().manual_seed(0), tol=1e-3)
+        assert torch.equal(torch.get_rng_state(), state)
+        results.append(m)
+    for a, b in zip(results[0].parameters(), results[1].parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -330,3 +330,24 @@ def test_healthy_cnn_at_high_resolution_is_not_vanishing() -> None:
     assert r.verdict == "healthy"
     assert r.vanishing_gain < r.backward_gain < 1
     assert all(0.01 < rec.backward_gain <= 1 for rec in r.called_layers)
+
+
+def test_training_mode_probe_draws_its_own_dropout_masks() -> None:
+    # dropout in training mode used the global RNG: the report moved with whatever ran before,
+    # and the probe advanced the caller's random state
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 4)).train()
+    x = torch.randn(64, 8)
+    torch.manual_seed(1)
+    state = torch.get_rng_state()
+    first = probe(model, x).to_dict()
+    assert torch.equal(torch.get_rng_state(), state)  # the global RNG is left as it was
+    torch.manual_seed(2)
+    torch.rand(5)
+    assert probe(model, x).to_dict() == first  # the same report whatever ran before
+    # the probe's generator decides the masks: another seed, other masks
+    other = probe(model, x, generator=torch.Generator().manual_seed(1)).to_dict()
+    assert other["layers"][2] != first["layers"][2]
+    mine = probe(model, x, loss_fn=lambda out: out.square().mean()).to_dict()
+    torch.manual_seed(3)
+    assert probe(model, x, loss_fn=lambda out: out.square().mean()).to_dict() == mine

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -78,3 +79,56 @@ def test_tie_groups_tolerance() -> None:
     rows = np.array([[1.0, 2.0], [1.0 + 1e-9, 2.0], [1.1, 2.0], [5.0, 5.0], [5.0, 5.0]])
     assert tie_groups(rows, atol=1e-6, rtol=0) == [[0, 1], [3, 4]]
     assert tie_groups(rows, atol=0, rtol=0) == [[3, 4]]
+
+
+@pytest.mark.parametrize(("cls", "gates"), [(nn.LSTM, 4), (nn.GRU, 3)])
+def test_recurrent_units_tie_within_one_layer_and_direction(
+    cls: type[nn.RNNBase], gates: int
+) -> None:
+    # a multi-layer, bidirectional RNN has a group of hidden units per layer and direction; the
+    # symmetry check once put unit j of every layer and direction in one row (4 units, not 16)
+    from nndoctor.stability._layers import unit_rows
+    from nndoctor.stability.monitor._quantities import layer_effective_units
+
+    torch.manual_seed(0)
+    hidden = 4
+    rnn = cls(3, hidden, num_layers=2, bidirectional=True)
+    with torch.no_grad():  # units 1 and 2 of layer 1, reverse direction: every gate row equal
+        for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            t = getattr(rnn, f"{kind}_l1_reverse")
+            for g in range(gates):
+                t[g * hidden + 2] = t[g * hidden + 1]
+    groups = unit_rows(rnn)
+    assert [tuple(r.shape) for r in groups] == [
+        (hidden, gates * (3 + hidden + 2)),
+        (hidden, gates * (3 + hidden + 2)),
+        (hidden, gates * (2 * hidden + hidden + 2)),
+        (hidden, gates * (2 * hidden + hidden + 2)),
+    ]
+    j = 3  # a unit's row: its rows of every gate, gate by gate, of that layer's own weights
+    expected = torch.cat(
+        [
+            torch.cat([getattr(rnn, f"{k}_l1_reverse")[g * hidden + j].reshape(-1)
+                       for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")])
+            for g in range(gates)
+        ]
+    )  # fmt: skip
+    assert torch.equal(groups[3][j], expected)
+    layer = find_symmetric_units(rnn).layers[0]
+    assert (layer.units, layer.effective_units) == (4 * hidden, 4 * hidden - 1)
+    assert layer.groups == ((3 * hidden + 1, 3 * hidden + 2),)
+    eff, units = layer_effective_units(rnn, 1e-6)  # the monitor counts the same units
+    assert (float(eff), units) == (layer.effective_units, layer.units)
+
+
+def test_attention_units_tie_within_query_key_or_value() -> None:
+    # a query unit equal to a key unit is no tie: they feed different computations
+    mha = nn.MultiheadAttention(4, 2)
+    with torch.no_grad():
+        mha.in_proj_weight[4] = mha.in_proj_weight[0]  # key unit 0 := query unit 0
+        mha.in_proj_bias[4] = mha.in_proj_bias[0]
+        mha.in_proj_weight[9] = mha.in_proj_weight[8]  # value units 0 and 1 tied
+        mha.in_proj_bias[9] = mha.in_proj_bias[8]
+    layer = find_symmetric_units(nn.Sequential(mha)).layers[0]
+    assert layer.units == 12
+    assert layer.groups == ((8, 9),)

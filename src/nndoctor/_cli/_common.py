@@ -304,14 +304,18 @@ def read_feature_tables(
     label: str | None,
     exclude: list[str] | None,
     include: list[str] | None,
+    source_frame: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The source and target tables of a ``shift`` command, ready to compare: read and checked
     against each other (:func:`nndoctor._io.load_table_pair`, ``--exclude`` dropped), then
     identifiers and dates left out unless ``--include`` keeps them
-    (:func:`nndoctor._io.select_features`), each column left out told on stderr."""
+    (:func:`nndoctor._io.select_features`), each column left out told on stderr.
+    ``source_frame``: the source table, when the command has read it already."""
     from nndoctor._io import load_table_pair, select_features
 
-    src, tgt = load_table_pair(source, target, label=label, exclude=parse_columns(exclude))
+    src, tgt = load_table_pair(
+        source, target, label=label, exclude=parse_columns(exclude), source_frame=source_frame
+    )
     (src, tgt), _, notes = select_features([src, tgt], label=label, include=parse_columns(include))
     for text in notes:
         note(text)

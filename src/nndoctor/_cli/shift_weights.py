@@ -84,9 +84,9 @@ def weights_cmd(
     names = table_names(source, target)
     with progress_bar("importance weights") as advance:
         advance(0.05, "reading tables")
-        src_frame = load_table(source)
+        src_frame = load_table(source)  # (read once: written back out with the weights)
         src, tgt = read_feature_tables(
-            source, target, label=label, exclude=exclude, include=include
+            source, target, label=label, exclude=exclude, include=include, source_frame=src_frame
         )
         drop = [label] if label is not None else []
         (Xs, Xt), _ = _features([src, tgt.drop(columns=drop, errors="ignore")], drop)

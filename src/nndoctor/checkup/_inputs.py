@@ -30,7 +30,6 @@ __all__ = [
     "MIN_TARGET_ROWS",
     "UserData",
     "check_user_inputs",
-    "identifier_columns",
     "load_user_model",
     "seed_everything",
     "with_user_data",
@@ -117,27 +116,6 @@ def _label_kind(values: Any) -> str:
     if len(known) == 0 or pd.api.types.is_numeric_dtype(known):
         return "numbers"
     return "text"
-
-
-def identifier_columns(frame: Any, label: str | None = None) -> list[str]:
-    """Columns that identify rows rather than describe them: integers or text different on every
-    row, and dates or times — the same rule as the shift commands (:func:`nndoctor._io.
-    select_features`), so a column the checkup leaves out is one ``shift test`` leaves out too.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> t = pd.DataFrame({"id": range(30), "x": [0.1, 0.2, 0.3] * 10, "y": [0, 1, 0] * 10})
-    >>> identifier_columns(t, "y")
-    ['id']
-    """
-    from nndoctor._io import is_datetime_column, is_identifier_column
-
-    return [
-        str(c)
-        for c in frame.columns
-        if c != label and (is_identifier_column(frame[c]) or is_datetime_column(frame[c]))
-    ]
 
 
 def _check_labels(src: Any, tgt: Any, label: str, names: tuple[str, str]) -> tuple[Any, ...]:
@@ -310,7 +288,7 @@ def check_user_inputs(
         raise InvalidParameterError(
             "--source/--target need --label, the column the model predicts; pass --label NAME"
         )
-    from nndoctor._io import suggest_column
+    from nndoctor._io import left_out_columns, suggest_column
 
     src, tgt = load_table_pair(source, target, label=label)
     names = (f"the source table ({source})", f"the target table ({target})")
@@ -324,7 +302,8 @@ def check_user_inputs(
                 raise InvalidParameterError(
                     f"{option} {col!r} is the label column; name a feature column"
                 )
-    identifiers = tuple(c for c in identifier_columns(src, label) if c not in include)
+    # the shift commands' rule (one function): identifiers in each table, dates in both
+    identifiers = tuple(c for c in left_out_columns([src, tgt], label=label) if c not in include)
     dropped = tuple(dict.fromkeys([*exclude, *identifiers]))
     src = src.drop(columns=list(dropped))
     tgt = tgt.drop(columns=[c for c in dropped if c in tgt.columns])

@@ -4,8 +4,9 @@
 :func:`to_sections`): per section the title, the verdict line, the table and the plots as
 embedded PNG ``data:`` images. The fragment has no ``<script>``, fetches nothing, and every user
 string is escaped (jinja2 autoescape). :func:`result_figure` returns the matplotlib figure of a
-result's main picture. :class:`nndoctor._results.ResultMixin` calls both lazily (the foundation
-layer does not import the report at module level).
+result's main picture. :class:`nndoctor._results.ResultMixin` and the Monitor reach this module
+through the registry of :mod:`nndoctor._display` (the root package registers it), so the layers
+below the report never import it.
 """
 
 from __future__ import annotations

@@ -489,21 +489,10 @@ def diagnose(
     if progress is not None:
         check_callable(progress, name="progress", expected="progress(fraction, text)")
     say: Progress = progress if progress is not None else (lambda fraction, text: None)
-    alpha = check_unit_interval(alpha, name="alpha")
-    consistency_alpha = check_unit_interval(consistency_alpha, name="consistency_alpha")
-    n_splits = check_int(n_splits, name="n_splits", minimum=2)
-    n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=2)
-    weight_intervals = check_int(weight_intervals, name="weight_intervals", minimum=0)
-    if weight_intervals > MAX_BOOTSTRAP:
-        raise InvalidParameterError(
-            f"weight_intervals = {weight_intervals} is more than the maximum of "
-            f"{MAX_BOOTSTRAP:,} bootstrap replicates (each refits the calibration); pass at most "
-            "that many (100 to 1,000 is usual)"
-        )
-    a, b = display_names(names, ("source_X", "target_X"))
-    Xs: FloatArray = np.asarray(check_matrix(source_X, name=a, min_rows=1), dtype=np.float64)
-    Xt: FloatArray = np.asarray(check_matrix(target_X, name=b, min_rows=1), dtype=np.float64)
-    check_same_features(Xs, Xt, names=("source", "target") if names is None else (a, b))
+    alpha, consistency_alpha, n_splits, n_bootstrap, weight_intervals = _check_options(
+        alpha, consistency_alpha, n_splits, n_bootstrap, weight_intervals
+    )
+    Xs, Xt, (a, b) = _check_tables(source_X, target_X, names)
     if Xs.shape[0] < MIN_SOURCE_ROWS or Xt.shape[0] < MIN_TARGET_ROWS:
         return _too_few_rows(Xs.shape[0], Xt.shape[0], (a, b), alpha, model)
     ys, yt, labeled, classes = _encode_labels(
@@ -527,63 +516,75 @@ def diagnose(
 
     say(0.45, "estimating label-shift weights")
     est, label_res = _label_weights(P_cal, ys[m.cal], P_t, weight_intervals, seed)
-
     cons = _Consistency()
     if detected:
         cons = _label_consistency(Xs, Xt, ys, m, np.asarray(label_res.weights, dtype=np.float64),
                                   consistency_alpha, n_splits, seed, rng, say)  # fmt: skip
         evidence.extend(cons.evidence)
-    base = cons.base
-    low_overlap = bool(cons.iw_summary is not None and cons.iw_summary.low_overlap)
-    source_acc = float(np.mean(P_check.argmax(axis=1) == ys[m.check]))
     ct = _Concept()
     if use_labels:
         say(0.75, "concept tests on the labeled target rows")
-        ct = _concept_tests(P_check, ys[m.check], P_t[labeled], yt[labeled], base, low_overlap,
-                           cons.beta_check, alpha / 4.0, n_bootstrap, seed)  # fmt: skip
+        ct = _concept_tests(P_check, ys[m.check], P_t[labeled], yt[labeled], cons.base,
+                           cons.low_overlap, cons.beta_check, alpha / 4.0, n_bootstrap,
+                           seed)  # fmt: skip
         evidence.extend(ct.evidence)
+    kind = _decide_kind(cons, ct)
 
-    kind: ShiftKind = ("concept" if base == "none" else "mixed") if ct.concept else base
-    if cons.untestable and not ct.concept:
-        kind = "insufficient"
     say(0.85, "estimating the target accuracy")
-    estimated, method_used = _estimate_target_accuracy(base, est, label_res, P_t, P_check,
+    estimated, method_used = _estimate_target_accuracy(cons.base, est, label_res, P_t, P_check,
                                                        ys[m.check], seed)  # fmt: skip
-
     say(0.9, "recommending a treatment")
-    if kind == "insufficient":  # no treatment to weigh (and no weighted refit to pay for)
-        rec = _more_data_recommendation(estimated)
-    else:
-        rec = _recommend(kind, base, use_labels=use_labels, estimated=estimated,
-                         observed=ct.observed, est=est, label_res=label_res, P_t=P_t,
-                         iw_summary=cons.iw_summary, weighter=cons.weighter,
-                         beta_check=cons.beta_check,
-                         refit=(m.refit_template, Xs, ys, m.train, m.check),
-                         decomp=ct.decomp)  # fmt: skip
-    explanation = _explain(kind, base, detected, ct.concept, use_labels, ct.untestable)
+    rec = _treatment(kind, cons, ct, use_labels=use_labels, estimated=estimated, est=est,
+                     label_res=label_res, P_t=P_t, refit=(m.refit_template, Xs, ys, m.train,
+                     m.check))  # fmt: skip
     say(1.0, "done")
     return ShiftDiagnosis(
         kind=kind,
-        explanation=explanation,
+        explanation=_explain(kind, cons.base, detected, ct.concept, use_labels, ct.untestable),
         evidence=tuple(evidence),
         concept_ruled_out=bool(use_labels and not ct.concept and not ct.untestable),
         label_weights=label_res,
         importance_weights=cons.iw_summary,
-        source_accuracy=source_acc,
-        estimated_target_accuracy=estimated,
-        estimation_method=method_used,
+        source_accuracy=float(np.mean(P_check.argmax(axis=1) == ys[m.check])),
+        estimated_target_accuracy=estimated, estimation_method=method_used,
         observed_target_accuracy=ct.observed,
-        accuracy_gap=ct.gap,
-        conditional=ct.cond,
-        decomposition=ct.decomp,
+        accuracy_gap=ct.gap, conditional=ct.cond, decomposition=ct.decomp,
         recommendation=rec,
-        n_source=int(Xs.shape[0]),
-        n_target=int(Xt.shape[0]),
-        n_target_labels=n_lab,
-        alpha=alpha,
-        model=m.name,
-        classes=tuple(str(c) for c in classes),
-    )
+        n_source=int(Xs.shape[0]), n_target=int(Xt.shape[0]), n_target_labels=n_lab,
+        alpha=alpha, model=m.name, classes=tuple(str(c) for c in classes),
+    )  # fmt: skip
+
+
+def _check_options(
+    alpha: float, consistency_alpha: float, n_splits: int, n_bootstrap: int,
+    weight_intervals: int,
+) -> tuple[float, float, int, int, int]:  # fmt: skip
+    """The options, checked: levels in (0, 1), at least 2 splits and replicates, a capped
+    number of weight-interval replicates."""
+    alpha = check_unit_interval(alpha, name="alpha")
+    consistency_alpha = check_unit_interval(consistency_alpha, name="consistency_alpha")
+    n_splits = check_int(n_splits, name="n_splits", minimum=2)
+    n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=2)
+    weight_intervals = check_int(weight_intervals, name="weight_intervals", minimum=0)
+    if weight_intervals > MAX_BOOTSTRAP:
+        raise InvalidParameterError(
+            f"weight_intervals = {weight_intervals} is more than the maximum of "
+            f"{MAX_BOOTSTRAP:,} bootstrap replicates (each refits the calibration); pass at most "
+            "that many (100 to 1,000 is usual)"
+        )
+    return alpha, consistency_alpha, n_splits, n_bootstrap, weight_intervals
+
+
+def _check_tables(
+    source_X: Any, target_X: Any, names: tuple[str, str] | None
+) -> tuple[FloatArray, FloatArray, tuple[str, str]]:
+    """The two feature tables as float matrices with the same columns, and what messages call
+    them."""
+    a, b = display_names(names, ("source_X", "target_X"))
+    Xs: FloatArray = np.asarray(check_matrix(source_X, name=a, min_rows=1), dtype=np.float64)
+    Xt: FloatArray = np.asarray(check_matrix(target_X, name=b, min_rows=1), dtype=np.float64)
+    check_same_features(Xs, Xt, names=("source", "target") if names is None else (a, b))
+    return Xs, Xt, (a, b)
 
 
 @dataclass(frozen=True, slots=True)
@@ -706,6 +707,11 @@ class _Consistency:
     weighter: Any = None
     iw_summary: Any = None
     beta_check: FloatArray | None = None
+
+    @property
+    def low_overlap(self) -> bool:
+        """Whether the importance weights found that source and target barely overlap."""
+        return bool(self.iw_summary is not None and self.iw_summary.low_overlap)
 
 
 def _label_consistency(
@@ -837,6 +843,15 @@ def _concept_tests(
     return _Concept(bool(concept), untestable, observed, gap, cond, decomp, evidence)
 
 
+def _decide_kind(cons: _Consistency, ct: _Concept) -> ShiftKind:
+    """The kind: step 4's shift (none, label or covariate), made concept or mixed by step 5's
+    evidence, or insufficient when step 4 could not test and step 5 found nothing."""
+    kind: ShiftKind = ("concept" if cons.base == "none" else "mixed") if ct.concept else cons.base
+    if cons.untestable and not ct.concept:
+        kind = "insufficient"
+    return kind
+
+
 def _estimate_target_accuracy(
     base: str, est: Any, label_res: Any, P_t: FloatArray, P_check: FloatArray,
     y_check: IntArray, seed: int,
@@ -898,7 +913,23 @@ def _explain(
     return text + ("" if use_labels else no_labels) + (extrapolates if untestable else "")
 
 
+def _treatment(
+    kind: ShiftKind, cons: _Consistency, ct: _Concept, *, use_labels: bool, estimated: float,
+    est: Any, label_res: Any, P_t: FloatArray,
+    refit: tuple[Any, FloatArray, IntArray, IntArray, IntArray],
+) -> Recommendation:  # fmt: skip
+    """What to do: more data when the diagnosis is insufficient (no weighted refit paid for),
+    else the treatment of the kind (:func:`_recommend`)."""
+    if kind == "insufficient":
+        return _more_data_recommendation(estimated)
+    return _recommend(kind, cons.base, use_labels=use_labels, estimated=estimated,
+                      observed=ct.observed, est=est, label_res=label_res, P_t=P_t,
+                      iw_summary=cons.iw_summary, weighter=cons.weighter,
+                      beta_check=cons.beta_check, refit=refit, decomp=ct.decomp)  # fmt: skip
+
+
 def _more_data_recommendation(estimated: float) -> Recommendation:
+    """The treatment when the tests could not decide: collect more rows."""
     return Recommendation(
         "more data",
         "Collect more rows before acting: the tests could not run on so few",
@@ -964,6 +995,7 @@ def _recommend(
     refit: tuple[Any, FloatArray, IntArray, IntArray, IntArray],
     decomp: AccuracyDecomposition | None,
 ) -> Recommendation:
+    """The treatment of a decided kind, with its estimated effect on the target accuracy."""
     nan = float("nan")
     before = observed if use_labels else estimated
     if kind == "none":

@@ -24,15 +24,18 @@ __all__ = [
     "fans",
     "first_batch_tensor",
     "following_activations",
+    "forward_seed",
     "inputs_tuple",
     "is_hf_conv1d",
     "is_norm",
     "main_output",
     "model_device",
+    "own_rng",
     "param",
     "preserve_state",
     "split_inputs",
     "tensors_in",
+    "unit_rows",
     "weight_layers",
 ]
 
@@ -297,6 +300,49 @@ def preserve_state(model: nn.Module, modules: list[nn.Module] | None = None) -> 
                 p.requires_grad_(flag)
 
 
+def forward_seed(generator: torch.Generator | None) -> int:
+    """The seed of a pass's own random numbers: the second draw from a copy of ``generator``
+    (default seeded with 0), so that ``generator`` itself is not advanced (what the caller draws
+    from it is unchanged) and the seed is not the probe's first draw (which seeds a large
+    output's cotangent on its device)."""
+    source = torch.Generator(device=generator.device if generator is not None else "cpu")
+    if generator is not None:
+        source.set_state(generator.get_state())
+    else:
+        source.manual_seed(0)
+    draws = torch.randint(0, 2**62, (2,), generator=source, device=source.device)
+    return int(draws[1])
+
+
+@contextlib.contextmanager
+def own_rng(model: nn.Module, seed: int) -> Iterator[None]:
+    """Run the model's forward passes on their own random numbers (dropout masks in training
+    mode, any sampling in a forward): the global CPU generator and those of the model's CUDA
+    devices are forked, seeded with ``seed`` (see :func:`forward_seed`) and restored afterwards,
+    so the result does not depend on what ran before and the caller's random state is left as
+    it was.
+
+    Examples
+    --------
+    >>> drop = nn.Dropout(0.5)
+    >>> state = torch.get_rng_state()
+    >>> with own_rng(drop, forward_seed(None)):
+    ...     a = drop(torch.ones(8))
+    >>> with own_rng(drop, forward_seed(None)):
+    ...     b = drop(torch.ones(8))
+    >>> torch.equal(a, b), torch.equal(torch.get_rng_state(), state)
+    (True, True)
+    """
+    cuda = sorted(
+        {t.device.index or 0 for t in (*model.parameters(), *model.buffers()) if t.is_cuda}
+    )
+    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+        torch.default_generator.manual_seed(seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
+
+
 def tensors_in(obj: Any) -> list[torch.Tensor]:
     """The tensors inside a module's output (or any nest of tuples, lists, dicts), in order.
 
@@ -306,3 +352,119 @@ def tensors_in(obj: Any) -> list[torch.Tensor]:
     [(2,), (3,)]
     """
     return [t for t in tree_flatten(obj)[0] if isinstance(t, torch.Tensor)]
+
+
+def _rows(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Units as rows: (units, fan_in [+ 1]) from a weight whose first dimension is the unit."""
+    rows = weight.detach().reshape(weight.shape[0], -1)
+    if bias is not None and bias.dim() == 1 and bias.shape[0] == rows.shape[0]:
+        rows = torch.cat([rows, bias.detach().to(rows.dtype)[:, None]], dim=1)
+    return rows
+
+
+def _tensor(module: nn.Module, name: str) -> torch.Tensor | None:
+    value = getattr(module, name, None)
+    return value if isinstance(value, torch.Tensor) else None
+
+
+def _rnn_rows(module: nn.RNNBase) -> list[torch.Tensor]:
+    """One (hidden units, all gates' incoming weights and biases) matrix per layer and direction."""
+    gates = RNN_GATES.get(module.mode, 1)
+    hidden = module.hidden_size
+    out = []
+    suffixes = [""] + (["_reverse"] if module.bidirectional else [])
+    for k in range(module.num_layers):
+        for sfx in suffixes:
+            parts = []
+            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                t = _tensor(module, f"{kind}_l{k}{sfx}")
+                if t is None:
+                    continue
+                # rows g*H + i belong to gate g of unit i: gather each unit's gates side by side
+                parts.append(t.detach().reshape(gates, hidden, -1).transpose(0, 1))
+            if parts:
+                out.append(torch.cat(parts, dim=2).reshape(hidden, -1))
+    return out
+
+
+def _attention_rows(module: nn.MultiheadAttention) -> list[torch.Tensor]:
+    """The query, key and value projections' units (the output projection is its own Linear)."""
+    e = module.embed_dim
+    in_proj = _tensor(module, "in_proj_weight")
+    if in_proj is not None:  # one (3E, E) matrix: query, key, value stacked
+        weights = [in_proj[i * e : (i + 1) * e] for i in range(3)]
+    else:  # kdim or vdim differs from embed_dim: three matrices
+        names = ("q_proj_weight", "k_proj_weight", "v_proj_weight")
+        weights = [w for w in (_tensor(module, n) for n in names) if w is not None]
+    bias = _tensor(module, "in_proj_bias")
+    return [
+        _rows(w, None if bias is None else bias[i * e : (i + 1) * e]) for i, w in enumerate(weights)
+    ]
+
+
+def unit_rows(module: nn.Module) -> list[torch.Tensor]:
+    r"""Each unit's incoming weights (and bias) as the rows of one matrix per group of units.
+
+    The one definition of "a unit and what feeds it", used by the symmetry check and by the
+    monitor's effective-units count. Units of different groups never compare: they feed
+    different computations.
+
+    A *unit* is one output feature (channel) of the layer; its row holds every parameter that
+    feeds it, so two units with equal rows compute the same function of the input. How a layer
+    stores them:
+
+    * ``nn.Linear``, ``nn.Bilinear``, convolutions: ``weight`` is (out, in, ...), one row per
+      output; transposed convolutions store (in, out / groups, ...) and are regrouped;
+    * Hugging Face ``Conv1D`` (GPT-2's projections) stores (in, out): rows of the transpose;
+    * ``nn.Embedding``: a unit is an embedding dimension, fed by one value per token: the
+      columns of the (vocabulary, dim) table;
+    * ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``: one group per layer and direction (layer 0
+      forward, layer 0 reverse, layer 1 forward, ...); a hidden unit's row holds its rows of
+      every gate (4 for LSTM, 3 for GRU) from that layer's input and recurrent weights and both
+      biases, gate by gate (an LSTM's projection ``weight_hr`` feeds no hidden unit);
+    * ``nn.MultiheadAttention``: three groups, the query, key and value projections;
+    * normalization layers, and any layer whose parameters are all vectors (per-unit scales
+      and shifts): no incoming weights, no rows (an empty list).
+
+    Examples
+    --------
+    >>> [tuple(r.shape) for r in unit_rows(nn.Linear(3, 4))]
+    [(4, 4)]
+    >>> [tuple(r.shape) for r in unit_rows(nn.LSTM(3, 5))]
+    [(5, 40)]
+    >>> [tuple(r.shape) for r in unit_rows(nn.LSTM(3, 5, num_layers=2, bidirectional=True))]
+    [(5, 40), (5, 40), (5, 68), (5, 68)]
+    >>> unit_rows(nn.LayerNorm(8))
+    []
+    """
+    if isinstance(module, nn.RNNBase):
+        return _rnn_rows(module)
+    if isinstance(module, nn.MultiheadAttention):
+        return _attention_rows(module)
+    weight = _tensor(module, "weight")
+    if weight is None or weight.dim() < 2:
+        return []
+    bias = _tensor(module, "bias")
+    if isinstance(module, nn.Embedding | nn.EmbeddingBag):
+        return [weight.detach().t()]
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        g = module.groups
+        w = weight.detach()
+        per = w.reshape(g, w.shape[0] // g, w.shape[1], -1).transpose(1, 2)
+        return [_rows(per.reshape(g * w.shape[1], -1), bias)]
+    nf, nx = getattr(module, "nf", None), getattr(module, "nx", None)
+    if (
+        weight.dim() == 2
+        and isinstance(nf, int)
+        and weight.shape[1] == nf
+        and (not isinstance(nx, int) or weight.shape[0] == nx)
+    ):
+        return [_rows(weight.t(), bias)]  # Hugging Face Conv1D: (in, out), nf outputs
+    if (
+        weight.dim() == 2
+        and bias is not None
+        and bias.dim() == 1
+        and bias.shape[0] == weight.shape[1] != weight.shape[0]
+    ):
+        return [_rows(weight.t(), bias)]  # another (in, out) layout: the bias names the units
+    return [_rows(weight, bias)]

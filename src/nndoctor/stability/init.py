@@ -71,9 +71,11 @@ from nndoctor.stability._layers import (
     check_call_inputs,
     fans,
     following_activations,
+    forward_seed,
     is_hf_conv1d,
     is_norm,
     model_device,
+    own_rng,
     param,
     preserve_state,
     split_inputs,
@@ -380,7 +382,9 @@ def lsuv_(
     target_variance : float
         The variance each layer's output is brought to.
     generator : torch.Generator, optional
-        For the orthogonal draws.
+        For the orthogonal draws, and (through a copy, so the draws are unchanged) the seed of
+        the forward passes' own random numbers: in training mode every pass draws the same
+        dropout masks, whatever ran before, and the global random state is left as it was.
 
     Returns
     -------
@@ -416,6 +420,7 @@ def lsuv_(
     args = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
     kwargs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
     shown = args or tuple(kwargs.values())
+    seed = forward_seed(generator)  # every pass draws the same dropout masks (if any)
     init_(model, "orthogonal", gain=1.0, generator=generator)
     unconverged = []
     too_small: list[str] = []
@@ -434,7 +439,7 @@ def lsuv_(
                 ok = False
                 for _ in range(max_iter):
                     captured.clear()
-                    with forward_errors(model, shown):
+                    with forward_errors(model, shown), own_rng(model, seed):
                         model(*args, **kwargs)
                     if not captured:
                         break

@@ -50,9 +50,11 @@ from nndoctor.stability._layers import (
     backward_fan,
     check_call_inputs,
     fans,
+    forward_seed,
     is_norm,
     main_output,
     model_device,
+    own_rng,
     preserve_state,
     split_inputs,
 )
@@ -627,7 +629,10 @@ def probe(
     model : nn.Module
         The network; left exactly as it was (parameters, ``.grad``, train/eval mode,
         ``requires_grad``, buffers, hooks), also when its forward raises. It runs in its current
-        mode (training mode applies dropout and batch statistics).
+        mode (training mode applies dropout and batch statistics). Dropout masks, and any other
+        random draw of its forward, come from the global CPU (and the model's CUDA) generators
+        forked for the probe and seeded from ``generator``: the same model, batch and generator
+        give the same report whatever ran before, and the global random state is left as it was.
     inputs : Tensor, sequence of Tensor or mapping of str to Tensor
         A batch (first dimension: samples); a sequence is passed as positional arguments, a
         mapping (a Hugging Face batch such as ``{"input_ids": ..., "attention_mask": ...}``)
@@ -650,7 +655,8 @@ def probe(
         then moved to the output's device and type, so a seed gives the same :math:`G`
         everywhere; an output of more than 2**22 entries on an accelerator gets it drawn there,
         from a seed drawn from ``generator``); default a generator seeded with 0, so that the
-        same model and batch give the same report. Unused with ``loss_fn``.
+        same model and batch give the same report. With ``loss_fn`` it only seeds the forward
+        pass's random draws (dropout in training mode).
 
     Returns
     -------
@@ -726,7 +732,7 @@ def probe(
         loss_fn = _RandomProjection(generator)
     targets, modules = _records_for(work)
     store = _Store()
-    with preserve_state(work, modules):
+    with preserve_state(work, modules), own_rng(work, forward_seed(generator)):
         pendings, loss_ok, input_slots, grad_slots = _run(
             work, args, targets, loss_fn, store, wrap=_can_wrap(targets, modules), kwargs=kwargs
         )
@@ -761,6 +767,44 @@ def _run(
     one ``autograd.grad`` call returns the gradients at all edges; every statistic is computed
     afterwards, batched. Returns the records, whether the loss had a gradient, and the store
     slots of the float inputs and of the gradients with respect to them."""
+    rec = _recorder(store)
+    install, uninstall = (_wrapped if wrap else _hooked)(targets, rec.begin, rec.end)
+    input_slots: list[int] = []
+    grad_slots: list[int] = []
+    try:
+        install()
+        with torch.enable_grad():
+            leaves, kw_leaves = _input_leaves(args, kwargs, store, rec.kept, input_slots)
+            with forward_errors(work, args or tuple(kw_leaves.values())):
+                out = work(*leaves, **kw_leaves)
+            rec.kept.clear()  # the forward pass is over: no more inputs to match
+            rec.last[0] = None
+            loss = _scalar_loss(loss_fn, out)
+            loss_ok = _backward(work, loss, (*leaves, *kw_leaves.values()), rec, store, grad_slots)
+    finally:
+        uninstall()
+    return rec.done, loss_ok, input_slots, grad_slots
+
+
+@dataclass(frozen=True, slots=True)
+class _Recording:
+    """The forward pass's records: ``begin`` and ``end`` (a recorded call starts, returns), the
+    calls in the order they returned, the gradient edges of their outputs and whose edges they
+    are, the tensors already in the store (id -> weak reference, version, slot) and the last
+    recorded output (tensor, version, index of its record, store slot)."""
+
+    begin: Callable[[_Target, tuple[Any, ...]], _Pending]
+    end: Callable[[_Pending, Any], None]
+    done: list[_Pending]
+    edges: list[Any]
+    edge_owners: list[_Pending]
+    kept: dict[int, tuple[weakref.ref[torch.Tensor], int, int]]
+    last: list[Any]
+
+
+def _recorder(store: _Store) -> _Recording:
+    """What to do when a recorded module is called (its input: the last output, a kept tensor,
+    or a new copy) and when it returns (a copy of its output and its gradient edge)."""
     edges: list[Any] = []  # gradient edges of the outputs (captured before any in-place op)
     edge_owners: list[_Pending] = []
     done: list[_Pending] = []
@@ -830,118 +874,156 @@ def _run(
                 edges.append(GradientEdge(node, y.output_nr))
             edge_owners.append(p)
 
-    if wrap:
-        # each recorded module's forward wrapped in place (its instance attribute, removed
-        # afterwards): module calls keep torch's fast path, which any hook turns off
-        def recording(target: _Target, forward: Callable[..., Any]) -> Callable[..., Any]:
-            def recorded(*args: Any, **kwargs: Any) -> Any:
-                # (a module called with keyword arguments only: its first tensor among them)
-                p = begin(target, args if args or not kwargs else tuple(kwargs.values()))
-                out = forward(*args, **kwargs)
-                end(p, out)
-                return out
+    return _Recording(begin, end, done, edges, edge_owners, kept, last)
 
-            return recorded
 
-        def install() -> None:
-            for t in targets:
-                t.module.__dict__["forward"] = recording(t, t.module.forward)
+_Installer = tuple[Callable[[], None], Callable[[], None]]
 
-        def uninstall() -> None:
-            for t in targets:
-                t.module.__dict__.pop("forward", None)
 
-    else:  # two global hooks cost far less than two per module (registering and removing them)
-        info = {id(t.module): t for t in targets}
-        stack: dict[int, list[_Pending]] = {}
+def _wrapped(
+    targets: list[_Target],
+    begin: Callable[[_Target, tuple[Any, ...]], _Pending],
+    end: Callable[[_Pending, Any], None],
+) -> _Installer:
+    """Record by wrapping each recorded module's forward in place (its instance attribute,
+    removed afterwards): module calls keep torch's fast path, which any hook turns off."""
 
-        def pre_hook(module: nn.Module, inp: tuple[Any, ...]) -> None:
-            key = id(module)
-            target = info.get(key)
-            if target is None:  # a container, or a module of another model (hooks are global)
-                return
-            p = begin(target, inp)
-            if key in stack:
-                stack[key].append(p)
-            else:
-                stack[key] = [p]
+    def recording(target: _Target, forward: Callable[..., Any]) -> Callable[..., Any]:
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            # (a module called with keyword arguments only: its first tensor among them)
+            p = begin(target, args if args or not kwargs else tuple(kwargs.values()))
+            out = forward(*args, **kwargs)
+            end(p, out)
+            return out
 
-        def hook(module: nn.Module, inp: tuple[Any, ...], out: Any) -> None:
-            pending = stack.get(id(module))
-            if pending:
-                end(pending.pop(), out)
+        return recorded
 
-        handles: list[Any] = []
+    def install() -> None:
+        for t in targets:
+            t.module.__dict__["forward"] = recording(t, t.module.forward)
 
-        def install() -> None:
-            handles.append(register_module_forward_pre_hook(pre_hook))
-            handles.append(register_module_forward_hook(hook))
+    def uninstall() -> None:
+        for t in targets:
+            t.module.__dict__.pop("forward", None)
 
-        def uninstall() -> None:
-            for h in handles:
-                h.remove()
+    return install, uninstall
 
-    input_slots: list[int] = []
-    grad_slots: list[int] = []
-    try:
-        install()
-        with torch.enable_grad():
-            leaves = tuple(
-                a.detach().requires_grad_(True) if a.is_floating_point() else a for a in args
-            )
-            kw_leaves = {
-                k: v.detach().requires_grad_(True)
-                if isinstance(v, torch.Tensor) and v.is_floating_point()
-                else v
-                for k, v in (kwargs or {}).items()
-            }
-            for a in (*leaves, *kw_leaves.values()):
-                if isinstance(a, torch.Tensor) and a.is_floating_point():
-                    # a leaf that requires grad cannot be modified in place: no copy needed
-                    input_slots.append(store.add(a.detach(), full=False))
-                    kept[id(a)] = (ref(a), a._version, input_slots[-1])
-            with forward_errors(work, args or tuple(kw_leaves.values())):
-                out = work(*leaves, **kw_leaves)
-            kept.clear()
-            last[0] = None
-            if isinstance(loss_fn, _RandomProjection):
-                loss = loss_fn(out)
-            else:
-                try:
-                    loss = loss_fn(out)  # type: ignore[misc]
-                except NNDoctorError:
-                    raise
-                except Exception as err:  # the user's function: reported, typed
-                    raise InvalidParameterError(
-                        f"loss_fn raised {type(err).__name__}: {err}; it must map the model's "
-                        "output to a scalar tensor"
-                    ) from err
-            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                raise InvalidParameterError(
-                    "loss_fn must return a scalar tensor, got "
-                    f"{type(loss).__name__}"
-                    + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else "")
-                    + "; reduce the loss with .mean() or .sum()"
-                )
-            # gradients with respect to the inputs reach every module output downstream of
-            # them without computing weight gradients; integer inputs fall back to parameters
-            all_leaves = (*leaves, *kw_leaves.values())
-            wrt = [a for a in all_leaves if isinstance(a, torch.Tensor) and a.requires_grad]
-            n_leaf = len(wrt)
-            if not wrt:
-                wrt = [p for p in work.parameters() if p.requires_grad]
-            loss_ok = bool(loss.requires_grad and wrt)
-            if loss_ok:
-                grads = torch.autograd.grad(loss.reshape(()), [*wrt, *edges], allow_unused=True)
-                for g in grads[:n_leaf]:
-                    if g is not None:
-                        grad_slots.append(store.add(g, full=False))
-                for p, g in zip(edge_owners, grads[len(wrt) :], strict=True):
-                    if g is not None:
-                        p.bwd_slot = store.add(g, full=False)
-    finally:
-        uninstall()
-    return done, loss_ok, input_slots, grad_slots
+
+def _hooked(
+    targets: list[_Target],
+    begin: Callable[[_Target, tuple[Any, ...]], _Pending],
+    end: Callable[[_Pending, Any], None],
+) -> _Installer:
+    """Record with two global module hooks (they cost far less than two per module to register
+    and remove), used where wrapping would not see what the model's own hooks do."""
+    info = {id(t.module): t for t in targets}
+    stack: dict[int, list[_Pending]] = {}
+
+    def pre_hook(module: nn.Module, inp: tuple[Any, ...]) -> None:
+        key = id(module)
+        target = info.get(key)
+        if target is None:  # a container, or a module of another model (hooks are global)
+            return
+        p = begin(target, inp)
+        if key in stack:
+            stack[key].append(p)
+        else:
+            stack[key] = [p]
+
+    def hook(module: nn.Module, inp: tuple[Any, ...], out: Any) -> None:
+        pending = stack.get(id(module))
+        if pending:
+            end(pending.pop(), out)
+
+    handles: list[Any] = []
+
+    def install() -> None:
+        handles.append(register_module_forward_pre_hook(pre_hook))
+        handles.append(register_module_forward_hook(hook))
+
+    def uninstall() -> None:
+        for h in handles:
+            h.remove()
+
+    return install, uninstall
+
+
+def _input_leaves(
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None,
+    store: _Store,
+    kept: dict[int, tuple[weakref.ref[torch.Tensor], int, int]],
+    input_slots: list[int],
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The inputs as leaves of the graph: floating ones require grad (the backward pass is
+    taken with respect to them), each kept in the store with its slot in ``input_slots``."""
+    leaves = tuple(a.detach().requires_grad_(True) if a.is_floating_point() else a for a in args)
+    kw_leaves = {
+        k: v.detach().requires_grad_(True)
+        if isinstance(v, torch.Tensor) and v.is_floating_point()
+        else v
+        for k, v in (kwargs or {}).items()
+    }
+    for a in (*leaves, *kw_leaves.values()):
+        if isinstance(a, torch.Tensor) and a.is_floating_point():
+            # a leaf that requires grad cannot be modified in place: no copy needed
+            input_slots.append(store.add(a.detach(), full=False))
+            kept[id(a)] = (weakref.ref(a), a._version, input_slots[-1])
+    return leaves, kw_leaves
+
+
+def _scalar_loss(loss_fn: Callable[[Any], torch.Tensor] | None, out: Any) -> torch.Tensor:
+    """The loss of the model's output; an error of the user's ``loss_fn``, or a loss that is not
+    a scalar tensor, as an :class:`InvalidParameterError`."""
+    if isinstance(loss_fn, _RandomProjection):
+        loss = loss_fn(out)
+    else:
+        try:
+            loss = loss_fn(out)  # type: ignore[misc]
+        except NNDoctorError:
+            raise
+        except Exception as err:  # the user's function: reported, typed
+            raise InvalidParameterError(
+                f"loss_fn raised {type(err).__name__}: {err}; it must map the model's "
+                "output to a scalar tensor"
+            ) from err
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise InvalidParameterError(
+            "loss_fn must return a scalar tensor, got "
+            f"{type(loss).__name__}"
+            + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else "")
+            + "; reduce the loss with .mean() or .sum()"
+        )
+    return loss
+
+
+def _backward(
+    work: nn.Module,
+    loss: torch.Tensor,
+    all_leaves: tuple[Any, ...],
+    rec: _Recording,
+    store: _Store,
+    grad_slots: list[int],
+) -> bool:
+    """One ``autograd.grad`` call for the gradients at the float inputs (slots appended to
+    ``grad_slots``) and at every recorded output; whether the loss had a gradient at all.
+
+    Gradients with respect to the inputs reach every module output downstream of them without
+    computing weight gradients; integer inputs fall back to the parameters."""
+    wrt = [a for a in all_leaves if isinstance(a, torch.Tensor) and a.requires_grad]
+    n_leaf = len(wrt)
+    if not wrt:
+        wrt = [p for p in work.parameters() if p.requires_grad]
+    loss_ok = bool(loss.requires_grad and wrt)
+    if loss_ok:
+        grads = torch.autograd.grad(loss.reshape(()), [*wrt, *rec.edges], allow_unused=True)
+        for g in grads[:n_leaf]:
+            if g is not None:
+                grad_slots.append(store.add(g, full=False))
+        for p, g in zip(rec.edge_owners, grads[len(wrt) :], strict=True):
+            if g is not None:
+                p.bwd_slot = store.add(g, full=False)
+    return loss_ok
 
 
 def _can_wrap(targets: list[_Target], modules: list[nn.Module]) -> bool:

@@ -29,7 +29,6 @@ from nndoctor._results import ResultMixin
 from nndoctor._validation import check_module, check_number, forward_errors
 from nndoctor.stability._layers import (
     CONV_TYPES,
-    RNN_GATES,
     check_call_inputs,
     following_activations,
     is_hf_conv1d,
@@ -38,6 +37,7 @@ from nndoctor.stability._layers import (
     param,
     preserve_state,
     split_inputs,
+    unit_rows,
 )
 from nndoctor.stability.theory import Activation, activation_of
 
@@ -55,7 +55,9 @@ class SymmetryLayer(ResultMixin):
     name, kind : str
         Module path and class name.
     units : int
-        Output units (features or channels).
+        Output units (features or channels); a recurrent layer's are the hidden units of every
+        layer and direction (layer 0 forward, layer 0 reverse, layer 1 forward, ...), an
+        attention layer's its query, key and value projections' (in that order).
     effective_units : int
         Distinct units: ``units`` minus, for each tied group, its size minus one.
     groups : tuple of tuple of int
@@ -71,7 +73,8 @@ class SymmetryLayer(ResultMixin):
     activation_groups : tuple of tuple of int or None
         With inputs: groups of units whose activations are equal on every sample.
     effective_activation_units : int or None
-        With inputs: distinct activation columns.
+        With inputs: distinct activation columns (of the layer's output: a multi-layer
+        recurrent layer's are its last layer's units).
     activation_rank : int or None
         With inputs: numerical rank of the (samples x units) activation matrix.
     dead_units : int or None
@@ -169,42 +172,22 @@ def _f64(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(torch.float64).cpu()
 
 
-def _incoming(module: nn.Module) -> npt.NDArray[np.float64]:
-    """One row per unit: every weight and bias that feeds it. A recurrent layer's unit j
-    gets its rows of every gate (``j, j + H, ...``) of every weight of the layer; an
-    ``nn.MultiheadAttention``'s units are the rows of its packed input projection."""
-    if isinstance(module, nn.RNNBase):
-        gates = RNN_GATES.get(module.mode, 1)
-        hidden = int(module.hidden_size)
-        parts = []
-        for _, t in module.named_parameters(recurse=False):
-            if t.dim() == 0 or t.shape[0] != gates * hidden:  # (an LSTM's projection weights)
-                continue
-            x = _f64(t).reshape(gates, hidden, -1)  # (gates, units, fan) -> (units, gates * fan)
-            parts.append(x.transpose(0, 1).reshape(hidden, -1))
-        rnn_rows: npt.NDArray[np.float64] = torch.cat(parts, dim=1).numpy()
-        return rnn_rows
-    if isinstance(module, nn.MultiheadAttention):
-        packed = module.in_proj_weight
-        proj = (
-            _f64(packed)
-            if isinstance(packed, torch.Tensor)
-            else torch.cat(
-                [_f64(module.q_proj_weight), _f64(module.k_proj_weight), _f64(module.v_proj_weight)]
-            )
-        )
-        bias = module.in_proj_bias
-        if isinstance(bias, torch.Tensor):
-            proj = torch.cat([proj, _f64(bias).reshape(-1, 1)], dim=1)
-        mha_rows: npt.NDArray[np.float64] = proj.numpy()
-        return mha_rows
-    w = _f64(param(module))
-    rows = w.T if is_hf_conv1d(module) else w.reshape(w.shape[0], -1)
-    b = getattr(module, "bias", None)
-    if isinstance(b, torch.Tensor):
-        rows = torch.cat([rows, _f64(b).reshape(-1, 1)], dim=1)
-    out: npt.NDArray[np.float64] = rows.contiguous().numpy()
-    return out
+def _incoming(module: nn.Module) -> list[npt.NDArray[np.float64]]:
+    """One matrix per group of units, one row per unit: every weight and bias that feeds it
+    (:func:`~nndoctor.stability._layers.unit_rows`), in float64."""
+    return [np.ascontiguousarray(_f64(rows).numpy()) for rows in unit_rows(module)]
+
+
+def _groups_of(
+    incoming: list[npt.NDArray[np.float64]], *, atol: float, rtol: float
+) -> list[list[int]]:
+    """Tied units within each group, numbered across the groups (first group's units first)."""
+    groups: list[list[int]] = []
+    start = 0
+    for rows in incoming:
+        groups.extend([start + i for i in g] for g in tie_groups(rows, atol=atol, rtol=rtol))
+        start += rows.shape[0]
+    return groups
 
 
 def _outgoing(module: nn.Module, units: int) -> npt.NDArray[np.float64] | None:
@@ -256,7 +239,7 @@ def _with_inputs(
     acts: dict[str, Activation],
     atol: float,
     rtol: float,
-) -> dict[str, tuple[tuple[tuple[int, ...], ...], int, int, int]]:
+) -> dict[str, tuple[tuple[tuple[int, ...], ...], int, int, int, int]]:
     args, kwargs = split_inputs(inputs)
     check_call_inputs(args, kwargs)
     device = model_device(model)
@@ -300,7 +283,7 @@ def _with_inputs(
         dead = int(np.sum(np.all(a == 0, axis=1)))
         rank = int(np.linalg.matrix_rank(a.T)) if a.size else 0
         eff = units - sum(len(g) - 1 for g in groups)
-        result[name] = (tuple(tuple(g) for g in groups), eff, rank, dead)
+        result[name] = (tuple(tuple(g) for g in groups), eff, rank, dead, units)
     return result
 
 
@@ -328,8 +311,10 @@ def find_symmetric_units(
     r"""Find tied units in every weight layer, and whether the tie is permanent.
 
     Weight layers: Linear and Conv; Hugging Face ``Conv1D`` (weights stored (in, out)); LSTM,
-    GRU and RNN layers (a unit's incoming weights are its rows in every gate of every weight);
-    ``nn.MultiheadAttention`` (the rows of its packed input projection).
+    GRU and RNN layers (a hidden unit of one layer and direction; its incoming weights are its
+    rows in every gate of that layer's input and recurrent weights and biases);
+    ``nn.MultiheadAttention`` (the rows of its query, key and value projections). Units tie
+    only within such a group (:func:`~nndoctor.stability._layers.unit_rows`).
 
     Two units are tied when their incoming weight rows and biases agree within
     :math:`\text{atol} + \text{rtol}\cdot\max|W|` (max-abs distance). A layer's tie is
@@ -377,9 +362,9 @@ def find_symmetric_units(
     measured = _with_inputs(model, inputs, layers, acts, atol, rtol) if inputs is not None else {}
     out = []
     for k, (name, m) in enumerate(layers):
-        rows = _incoming(m)
-        units = rows.shape[0]
-        groups = tie_groups(rows, atol=atol, rtol=rtol)
+        incoming = _incoming(m)
+        units = sum(rows.shape[0] for rows in incoming)
+        groups = _groups_of(incoming, atol=atol, rtol=rtol)
         effective = units - sum(len(g) - 1 for g in groups)
         downstream = "loss"
         perm_groups: list[list[int]] = []
@@ -421,13 +406,15 @@ def find_symmetric_units(
         layers=tuple(out),
         collapsed=collapsed,
         permanent=permanent,
-        verdict=_verdict(out),
+        verdict=_verdict(out, {name: extra[4] for name, extra in measured.items()}),
         atol=atol,
         rtol=rtol,
     )
 
 
-def _verdict(layers: list[SymmetryLayer]) -> str:
+def _verdict(layers: list[SymmetryLayer], columns: dict[str, int]) -> str:
+    """The verdict sentence; ``columns``: each measured layer's activation columns (its output's
+    units: a multi-layer RNN's last layer only, where ``units`` counts every layer's)."""
     tied = [la for la in layers if la.effective_units < la.units]
     if not tied:
         # dead units (0 on every sample) are one group of equal columns: counted as dead,
@@ -436,13 +423,13 @@ def _verdict(layers: list[SymmetryLayer]) -> str:
             la
             for la in layers
             if la.effective_activation_units is not None
-            and la.effective_activation_units + max((la.dead_units or 0) - 1, 0) < la.units
+            and la.effective_activation_units + max((la.dead_units or 0) - 1, 0) < columns[la.name]
         ]
         if act:
             la = act[0]
             return (
                 f"No tied weights, but layer {la.name!r} has only {la.effective_activation_units} "
-                f"distinct activation columns of {la.units} on these inputs."
+                f"distinct activation columns of {columns[la.name]} on these inputs."
             )
         return "No tied units: every unit has its own incoming weights."
     la = tied[0]

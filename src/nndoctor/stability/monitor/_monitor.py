@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+from nndoctor._display import notebook_renderer
 from nndoctor._validation import check_choice, check_int, check_module
 from nndoctor.exceptions import InvalidParameterError, NNDoctorWarning, NonFiniteError
 from nndoctor.stability.monitor._hooks import Collector
@@ -1429,6 +1430,4 @@ class Monitor:
 
     def _repr_html_(self) -> str:
         """The notebook view: the findings so far, as the report renders :meth:`summary`."""
-        from nndoctor.report._notebook import monitor_html  # the report sits above the monitor
-
-        return monitor_html(self)
+        return notebook_renderer().monitor_html(self)  # the report's (see nndoctor._display)

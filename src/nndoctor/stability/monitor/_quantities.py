@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from nndoctor.stability._layers import RNN_GATES
+from nndoctor.stability._layers import unit_rows
 
 __all__ = [
     "ActivationKind",
@@ -209,115 +209,6 @@ def effective_units(
     gap = (proj[1:] - proj[:-1]).abs().amax(dim=1)
     tied = gap <= tolerance * torch.maximum(scale[1:], scale[:-1]).clamp_min(1e-300)
     return (rows.shape[0] - tied.sum()).float()
-
-
-def _rows(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """Units as rows: (units, fan_in [+ 1]) from a weight whose first dimension is the unit."""
-    rows = weight.detach().reshape(weight.shape[0], -1)
-    if bias is not None and bias.dim() == 1 and bias.shape[0] == rows.shape[0]:
-        rows = torch.cat([rows, bias.detach().to(rows.dtype)[:, None]], dim=1)
-    return rows
-
-
-def _tensor(module: nn.Module, name: str) -> torch.Tensor | None:
-    value = getattr(module, name, None)
-    return value if isinstance(value, torch.Tensor) else None
-
-
-def _rnn_rows(module: nn.RNNBase) -> list[torch.Tensor]:
-    """One (hidden units, all gates' incoming weights and biases) matrix per layer and direction."""
-    gates = RNN_GATES.get(module.mode, 1)
-    hidden = module.hidden_size
-    out = []
-    suffixes = [""] + (["_reverse"] if module.bidirectional else [])
-    for k in range(module.num_layers):
-        for sfx in suffixes:
-            parts = []
-            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                t = _tensor(module, f"{kind}_l{k}{sfx}")
-                if t is None:
-                    continue
-                # rows g*H + i belong to gate g of unit i: gather each unit's gates side by side
-                parts.append(t.detach().reshape(gates, hidden, -1).transpose(0, 1))
-            if parts:
-                out.append(torch.cat(parts, dim=2).reshape(hidden, -1))
-    return out
-
-
-def _attention_rows(module: nn.MultiheadAttention) -> list[torch.Tensor]:
-    """The query, key and value projections' units (the output projection is its own Linear)."""
-    e = module.embed_dim
-    in_proj = _tensor(module, "in_proj_weight")
-    if in_proj is not None:  # one (3E, E) matrix: query, key, value stacked
-        weights = [in_proj[i * e : (i + 1) * e] for i in range(3)]
-    else:  # kdim or vdim differs from embed_dim: three matrices
-        names = ("q_proj_weight", "k_proj_weight", "v_proj_weight")
-        weights = [w for w in (_tensor(module, n) for n in names) if w is not None]
-    bias = _tensor(module, "in_proj_bias")
-    return [
-        _rows(w, None if bias is None else bias[i * e : (i + 1) * e]) for i, w in enumerate(weights)
-    ]
-
-
-def unit_rows(module: nn.Module) -> list[torch.Tensor]:
-    r"""Each unit's incoming weights (and bias) as the rows of one matrix per group of units.
-
-    A *unit* is one output feature (channel) of the layer; its row holds every parameter that
-    feeds it, so two units with equal rows compute the same function of the input. How a layer
-    stores them:
-
-    * ``nn.Linear``, ``nn.Bilinear``, convolutions: ``weight`` is (out, in, ...), one row per
-      output; transposed convolutions store (in, out / groups, ...) and are regrouped;
-    * Hugging Face ``Conv1D`` (GPT-2's projections) stores (in, out): rows of the transpose;
-    * ``nn.Embedding``: a unit is an embedding dimension, fed by one value per token: the
-      columns of the (vocabulary, dim) table;
-    * ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``: one group per layer and direction; a hidden unit's
-      row holds its rows of every gate (4 for LSTM, 3 for GRU) from the input and recurrent
-      weights and both biases;
-    * ``nn.MultiheadAttention``: three groups, the query, key and value projections;
-    * normalization layers, and any layer whose parameters are all vectors (per-unit scales
-      and shifts): no incoming weights, no rows (an empty list).
-
-    Examples
-    --------
-    >>> [tuple(r.shape) for r in unit_rows(nn.Linear(3, 4))]
-    [(4, 4)]
-    >>> [tuple(r.shape) for r in unit_rows(nn.LSTM(3, 5))]
-    [(5, 40)]
-    >>> unit_rows(nn.LayerNorm(8))
-    []
-    """
-    if isinstance(module, nn.RNNBase):
-        return _rnn_rows(module)
-    if isinstance(module, nn.MultiheadAttention):
-        return _attention_rows(module)
-    weight = _tensor(module, "weight")
-    if weight is None or weight.dim() < 2:
-        return []
-    bias = _tensor(module, "bias")
-    if isinstance(module, nn.Embedding | nn.EmbeddingBag):
-        return [weight.detach().t()]
-    if isinstance(module, nn.modules.conv._ConvTransposeNd):
-        g = module.groups
-        w = weight.detach()
-        per = w.reshape(g, w.shape[0] // g, w.shape[1], -1).transpose(1, 2)
-        return [_rows(per.reshape(g * w.shape[1], -1), bias)]
-    nf, nx = getattr(module, "nf", None), getattr(module, "nx", None)
-    if (
-        weight.dim() == 2
-        and isinstance(nf, int)
-        and weight.shape[1] == nf
-        and (not isinstance(nx, int) or weight.shape[0] == nx)
-    ):
-        return [_rows(weight.t(), bias)]  # Hugging Face Conv1D: (in, out), nf outputs
-    if (
-        weight.dim() == 2
-        and bias is not None
-        and bias.dim() == 1
-        and bias.shape[0] == weight.shape[1] != weight.shape[0]
-    ):
-        return [_rows(weight.t(), bias)]  # another (in, out) layout: the bias names the units
-    return [_rows(weight, bias)]
 
 
 def layer_effective_units(module: nn.Module, tolerance: float) -> tuple[torch.Tensor, int] | None:
