@@ -118,6 +118,17 @@ def package_version(name: str | None, package: str) -> str:
     return done.stdout.strip()
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def loadavg() -> str:
     """The first three fields of ``/proc/loadavg`` (1, 5, 15 minutes)."""
     try:
@@ -603,37 +614,42 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = now()
     summaries: dict[str, dict[str, Any]] = {}
     raw: dict[str, Any] = {}
+    versions = {"torch": package_version(None, "torch")}
     previous = out_md.with_suffix(".json")
     if previous.exists() and not a.quick:  # keep the comparisons that are not re-run
         old = json.loads(previous.read_text())
         summaries = {k: v for k, v in old["summaries"].items() if k not in only}
         raw = {k: v for k, v in old["raw"].items() if k not in only}
-    for name in only:
-        t0 = now()
-        run_comparison(comps[name], a.rounds, log)
-        summaries[name] = summarize(comps[name], f"{t0} to {now()} UTC")
-        raw[name] = {"sides": [s.__dict__ for s in comps[name].sides], "rounds": comps[name].rounds}
-    summaries = {k: summaries[k] for k in comps if k in summaries}  # fixed order
-    versions = {"torch": package_version(None, "torch")}
+        versions = {**old["meta"].get("versions", {}), **versions}
     for name in sorted(needed):
         versions[VERSION_OF[name]] = package_version(name, VERSION_OF[name])
     meta = {
         "command": " ".join(["python benchmarks/headline.py", *(argv or sys.argv[1:])]),
         "started": started,
-        "finished": now(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}",
+        "finished": "",
+        "machine": f"{cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "versions": versions,
         "quick": a.quick,
     }
-    out_md.write_text(render(meta, summaries))
-    out_md.with_suffix(".json").write_text(
-        json.dumps({"meta": meta, "summaries": summaries, "raw": raw}, indent=1, default=str)
-    )
-    log(f"wrote {out_md} and {out_md.with_suffix('.json').name}")
-    if not a.quick and not a.no_readme and quote_in_readme(summary_table(summaries)):
-        log(f"quoted the summary in {BENCH_README}")
-    print(summary_table(summaries))
+
+    def write() -> None:  # after every comparison, so that a cut-off run keeps what it did
+        meta["finished"] = now()
+        ordered = {k: summaries[k] for k in comps if k in summaries}
+        out_md.write_text(render(meta, ordered))
+        out_md.with_suffix(".json").write_text(
+            json.dumps({"meta": meta, "summaries": ordered, "raw": raw}, indent=1, default=str)
+        )
+        log(f"wrote {out_md} and {out_md.with_suffix('.json').name}")
+        if not a.quick and not a.no_readme and quote_in_readme(summary_table(ordered)):
+            log(f"quoted the summary in {BENCH_README}")
+
+    for name in only:
+        t0 = now()
+        run_comparison(comps[name], a.rounds, log)
+        summaries[name] = summarize(comps[name], f"{t0} to {now()} UTC")
+        raw[name] = {"sides": [s.__dict__ for s in comps[name].sides], "rounds": comps[name].rounds}
+        write()
+    print(summary_table({k: summaries[k] for k in comps if k in summaries}))
 
 
 if __name__ == "__main__":
