@@ -477,12 +477,15 @@ def summary_table(summaries: dict[str, dict[str, Any]]) -> str:
             for cfg, ratio in cfgs.items():
                 if cfg.startswith("nndoctor") or ours is None:
                     continue
+                paired = _median_range(
+                    [p / o for p, o in zip(ratio["per_round"], ours["per_round"], strict=True)]
+                )
                 lines.append(
                     f"| step time / plain step, {model} | {s['sizes']} | "
                     f"x{_rng(ours, '{:.2f}')} | {CONFIG_LABEL.get(cfg, cfg)}: "
                     f"x{_rng(ratio, '{:.2f}')} | "
-                    f"**{ratio['median'] / ours['median']:.2f}x** (peer's step / nndoctor's)"
-                    f" | {s['rounds']}, {s['load']} |"
+                    f"**{paired['median']:.2f}x** ({paired['min']:.2f}-{paired['max']:.2f}; "
+                    f"peer's step / nndoctor's, per round) | {s['rounds']}, {s['load']} |"
                 )
     return "\n".join(lines)
 
@@ -585,6 +588,23 @@ def quote_in_readme(table: str, path: Path = BENCH_README) -> bool:
     return True
 
 
+def render_again(out_md: Path, comps: dict[str, Comparison], quote: bool) -> None:
+    """Summaries and tables again from the rounds recorded in ``out_md``'s JSON (no run)."""
+    data = json.loads(out_md.with_suffix(".json").read_text())
+    summaries = {}
+    for name, comp in comps.items():
+        if name not in data["raw"]:
+            continue
+        comp.rounds = data["raw"][name]["rounds"]
+        summaries[name] = summarize(comp, data["summaries"].get(name, {}).get("when", ""))
+    data["summaries"] = summaries
+    out_md.write_text(render(data["meta"], summaries))
+    out_md.with_suffix(".json").write_text(json.dumps(data, indent=1, default=str))
+    if quote:
+        quote_in_readme(summary_table(summaries))
+    print(summary_table(summaries))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (>= 3 to quote)")
@@ -592,6 +612,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
     ap.add_argument("--out", type=Path, default=None, help="the .md (JSON beside it)")
     ap.add_argument("--no-readme", action="store_true", help="leave benchmarks/README.md alone")
+    ap.add_argument(
+        "--render", action="store_true", help="rewrite the tables from the JSON's rounds, no run"
+    )
     a = ap.parse_args(argv)
     only = [x.strip() for x in a.only.split(",") if x.strip()]
     comps = comparisons(a.quick)
@@ -600,6 +623,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"unknown comparison(s) {unknown}; choose from {sorted(comps)}")
     out_md = a.out or (HERE / "_work" / "headline-quick.md" if a.quick else OUT_MD)
     out_md.parent.mkdir(parents=True, exist_ok=True)
+    if a.render:
+        render_again(out_md, comps, quote=not a.quick and not a.no_readme)
+        return
     needed = {s.venv for n in only for s in comps[n].sides if s.venv}
     for name in sorted(needed):
         ensure_venv(name)

@@ -180,7 +180,8 @@ def test_monitor_summary_and_the_written_tables(tmp_path: Path) -> None:
     table = H.summary_table({"monitor": s})
     assert "x1.21 (1.10-1.32)" in table
     assert "x2.30 (2.30-2.30)" in table
-    assert "**1.90x**" in table  # 2.3 / 1.21
+    # per round 2.3 / 1.1, 2.3 / 1.32, 2.3 / 1.21: the median and range of the paired ratios
+    assert "**1.90x** (1.74-2.09; peer's step / nndoctor's, per round)" in table
     meta = {"command": "c", "started": "a", "finished": "b", "machine": "m",
             "versions": {"torch": "2"}}  # fmt: skip
     text = H.render(meta, {"monitor": s})
@@ -199,6 +200,19 @@ def test_monitor_summary_and_the_written_tables(tmp_path: Path) -> None:
     plain.write_text("no markers\n")
     assert not H.quote_in_readme(table, plain)
     assert plain.read_text() == "no markers\n"
+
+
+def test_render_again_rebuilds_the_tables_from_the_recorded_rounds(tmp_path: Path) -> None:
+    comps = H.comparisons(quick=True)
+    out = tmp_path / "h.md"
+    raw = {"monitor": {"sides": [], "rounds": [_monitor_round(1.0), _monitor_round(1.2)]}}
+    meta = {"command": "c", "started": "a", "finished": "b", "machine": "m", "versions": {}}
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "summaries": {}, "raw": raw}))
+    H.render_again(out, comps, quote=False)
+    text = out.read_text()
+    assert "x1.21 (1.10-1.32)" in text  # nndoctor's median and range over the two rounds
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["summaries"]["monitor"]["ratios"]["mlp"]["wandb-hist"]["median"] == 2.3
 
 
 def test_unknown_comparison_is_refused() -> None:
