@@ -177,7 +177,12 @@ def run_side(side: Side, extra: Sequence[str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
-def run_comparison(comp: Comparison, n_rounds: int, log: Callable[[str], None]) -> None:
+def run_comparison(
+    comp: Comparison,
+    n_rounds: int,
+    log: Callable[[str], None],
+    after_round: Callable[[], None] = lambda: None,
+) -> None:
     """Interleaved rounds of ``comp``'s sides; results appended to ``comp.rounds``."""
     for r in range(n_rounds):
         order = order_for_round(len(comp.sides), r)
@@ -190,6 +195,7 @@ def run_comparison(comp: Comparison, n_rounds: int, log: Callable[[str], None]) 
         record["load_after"] = loadavg()
         comp.rounds.append(record)
         log(f"{comp.name} round {r + 1}: load {record['load_before']} -> {record['load_after']}")
+        after_round()
 
 
 # ---------------------------------------------------------------- the comparisons
@@ -658,7 +664,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "quick": a.quick,
     }
 
-    def write() -> None:  # after every comparison, so that a cut-off run keeps what it did
+    def write() -> None:  # after every round, so that a cut-off run keeps what it did
         meta["finished"] = now()
         ordered = {k: summaries[k] for k in comps if k in summaries}
         out_md.write_text(render(meta, ordered))
@@ -671,10 +677,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     for name in only:
         t0 = now()
-        run_comparison(comps[name], a.rounds, log)
-        summaries[name] = summarize(comps[name], f"{t0} to {now()} UTC")
-        raw[name] = {"sides": [s.__dict__ for s in comps[name].sides], "rounds": comps[name].rounds}
-        write()
+        comp = comps[name]
+
+        def record(comp: Comparison = comp, t0: str = t0) -> None:
+            summaries[comp.name] = summarize(comp, f"{t0} to {now()} UTC")
+            raw[comp.name] = {"sides": [s.__dict__ for s in comp.sides], "rounds": comp.rounds}
+            write()
+
+        run_comparison(comp, a.rounds, log, after_round=record)
     print(summary_table({k: summaries[k] for k in comps if k in summaries}))
 
 

@@ -64,7 +64,9 @@ def test_rounds_interleave_record_load_and_the_ratio_summary() -> None:
         ],
         round_args=lambda r: ("--seeds", str(r)),
     )
-    H.run_comparison(comp, 3, lambda msg: None)
+    seen: list[int] = []  # the hook that saves the table after every round
+    H.run_comparison(comp, 3, lambda msg: None, after_round=lambda: seen.append(len(comp.rounds)))
+    assert seen == [1, 2, 3]
     assert [r["order"] for r in comp.rounds] == [
         ["nndoctor", "peer"],
         ["peer", "nndoctor"],
