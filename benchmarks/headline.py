@@ -201,12 +201,13 @@ def run_comparison(
 # ---------------------------------------------------------------- the comparisons
 
 
-def comparisons(quick: bool) -> dict[str, Comparison]:
-    """The headline comparisons at full or ``quick`` (smoke-test) size."""
+def comparisons(quick: bool, feature_rows: int = 356_000) -> dict[str, Comparison]:
+    """The headline comparisons at full or ``quick`` (smoke-test) size (``feature_rows``: the
+    rows per side of ``features`` at full size)."""
     two = str(HERE / "bench_two_sample.py")
     mon = str(HERE / "bench_monitor.py")
     n_mmd = "500" if quick else "2000"
-    rows, cols = ("20000", "20") if quick else ("356000", "100")
+    rows, cols = ("20000", "20") if quick else (str(feature_rows), "100")
     feat = ("--rows", rows, "--cols", cols)
     hooks = "baseline,nndoctor,wandb-hist,wandb-default,anomaly"
     mon_hooks = ("--rounds", "2", "--steps", "5") if quick else ("--rounds", "6", "--steps", "20")
@@ -616,6 +617,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (>= 3 to quote)")
     ap.add_argument("--only", default="mmd,features,monitor,cockpit")
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
+    ap.add_argument(
+        "--feature-rows",
+        type=int,
+        default=356_000,
+        help="rows per side of the features comparison (the headline size: 356,000)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="the .md (JSON beside it)")
     ap.add_argument("--no-readme", action="store_true", help="leave benchmarks/README.md alone")
     ap.add_argument(
@@ -623,7 +630,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     a = ap.parse_args(argv)
     only = [x.strip() for x in a.only.split(",") if x.strip()]
-    comps = comparisons(a.quick)
+    comps = comparisons(a.quick, a.feature_rows)
     unknown = sorted(set(only) - set(comps))
     if unknown:
         raise SystemExit(f"unknown comparison(s) {unknown}; choose from {sorted(comps)}")

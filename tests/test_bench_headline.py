@@ -230,3 +230,6 @@ def test_every_peer_environment_has_pins_and_a_version_to_report() -> None:
     assert "2000 vs 2000 rows, d = 32, 100 permutations" in comps["mmd"].sizes
     assert "356,000 rows x 100 columns" in comps["features"].sizes
     assert json.dumps(H.VENVS)  # plain data
+    assert "89,000 rows x 100 columns" in H.comparisons(False, 89_000)["features"].sizes
+    assert "--rows" in (side := H.comparisons(False, 89_000)["features"].sides[1]).argv
+    assert side.argv[side.argv.index("--rows") + 1] == "89000"
