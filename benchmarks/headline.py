@@ -511,19 +511,21 @@ def conclusions_table(summaries: dict[str, dict[str, Any]]) -> str:
 
 def rounds_table(summaries: dict[str, dict[str, Any]]) -> str:
     """Every round's ratio and load, so that the range can be checked."""
-    lines = ["| comparison | pair | per round | load per round (before -> after) |",
-             "|---|---|---|---|"]  # fmt: skip
+    lines = ["| comparison | pair | per round | load per round (before -> after) | when |",
+             "|---|---|---|---|---|"]  # fmt: skip
     for name, s in summaries.items():
         loads = ", ".join(s["round_loads"])
         if name in ("mmd", "features"):
             for peer, ratio in s["ratios"].items():
                 per = ", ".join(f"{x:.1f}" for x in ratio["per_round"])
-                lines.append(f"| {name} | {peer} / nndoctor | {per} | {loads} |")
+                lines.append(f"| {name} | {peer} / nndoctor | {per} | {loads} | {s['when']} |")
         else:
             for model, cfgs in s["ratios"].items():
                 for cfg, ratio in cfgs.items():
                     per = ", ".join(f"{x:.2f}" for x in ratio["per_round"])
-                    lines.append(f"| {name} | {model} {cfg} / plain | {per} | {loads} |")
+                    lines.append(
+                        f"| {name} | {model} {cfg} / plain | {per} | {loads} | {s['when']} |"
+                    )
     return "\n".join(lines)
 
 
@@ -556,7 +558,8 @@ def render(meta: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> str:
             "# Headline comparisons (written by `make bench`)",
             "",
             f"Last command: `{meta['command']}`; {meta['started']} to {meta['finished']} UTC"
-            " (each comparison's own time is in the JSON beside this file).",
+            " (a comparison run by an earlier command keeps its results: see its time under"
+            " Rounds).",
             f"Machine: {meta['machine']}. Versions: {versions}.",
             "Each comparison ran in interleaved rounds (every side in its own process, the order",
             "rotated every round: A, B then B, A ...); ratios are per round, the median and",
