@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 TORCH  := torch==2.13.0
 
-.PHONY: checkup test lint typecheck pytest browser clean
+.PHONY: checkup test lint typecheck pytest browser clean bench
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,17 @@ $(VENV)/.stamp-dev: pyproject.toml Makefile $(VENV)/.stamp-base
 
 checkup: $(VENV)/.stamp-base
 	$(VENV)/bin/nndoctor checkup
+
+# The headline comparisons against the peers (alibi-detect, evidently, wandb-style hooks,
+# set_detect_anomaly, Cockpit), interleaved rounds; writes benchmarks/headline.md (+ .json) and
+# quotes its summary in benchmarks/README.md. The peers' venvs (benchmarks/.venv-*) are built
+# when missing. `make bench ONLY=monitor,cockpit ROUNDS=5`, `make bench QUICK=1` (smoke test),
+# `make bench ONLY=features FEATURE_ROWS=89000` (a smaller table than the headline 356,000).
+ROUNDS ?= 3
+ONLY   ?= mmd,features,monitor,cockpit
+bench: $(VENV)/.stamp-base
+	PYTHONPATH=src $(PY) benchmarks/headline.py --rounds $(ROUNDS) --only $(ONLY) $(if $(QUICK),--quick) \
+	  $(if $(FEATURE_ROWS),--feature-rows $(FEATURE_ROWS))
 
 # Debian's chromium for the report's browser tests (tests/report/test_report_browser.py), installed
 # only when missing: as root directly, otherwise through passwordless sudo. The tests fail with a

@@ -14,7 +14,11 @@ load drifts hit all of them alike); the statistic is the median per-step time ov
   budget, this was the default);
 * ``nndoctor-every10``: the same, measured every 10th step;
 * ``wandb-hist``: a wandb.watch-style hook: per parameter and per gradient, ``min().item()``,
-  ``max().item()`` and a 64-bin ``torch.histc`` copied to the host, every step;
+  ``max().item()`` and a 64-bin ``torch.histc`` copied to the host, every step (the worst
+  case: ``wandb.watch(model, log="all", log_freq=1)``);
+* ``wandb-default``: ``wandb.watch``'s documented default, ``log="gradients"``,
+  ``log_freq=1000``: a hook per parameter that counts its calls and histograms the gradient
+  (as above) on every 1,000th (on the other steps only the counting hook runs);
 * ``anomaly``: ``torch.autograd.set_detect_anomaly(True)``;
 * ``cockpit-economy``: Cockpit's "economy" configuration tracked every step (run with
   ``--configs baseline,cockpit-economy`` by the Python of a separate virtual environment
@@ -24,9 +28,13 @@ Run (1 intra-op thread, so that the result does not depend on thread scheduling)
 
     PYTHONPATH=src python benchmarks/bench_monitor.py --rounds 80 --steps 1
 
-Prints a Markdown table of median step times and ratios to the baseline. ``--split`` instead
-times each phase (forward, backward, optimizer, monitor) of a plain and a monitored model that
-alternate step by step (``f_*``: the bare device work of the gradient, weight and update norms
+Prints a Markdown table of median step times and ratios to the baseline (``--json``: one JSON
+line instead; ``--notes`` adds a second JSON line with what each configuration concluded:
+the monitor's findings, the histograms a wandb-style hook sent, the quantities Cockpit
+tracked). ``--seed`` sets the shuffled order of the configurations within the rounds.
+``--split`` instead times each phase (forward, backward, optimizer, monitor) of a plain and a
+monitored model that alternate step by step (``f_*``: the bare device work of the gradient,
+weight and update norms
 every step, for the floor; ``g_*``: the same without the update; ``--extra-kwargs`` adds a
 second monitored configuration ``x_*`` to the same paired run).
 """
@@ -34,6 +42,7 @@ second monitored configuration ``x_*`` to the same paired run).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -107,6 +116,16 @@ class Runner:
             ).open()
         if name == "wandb-hist":
             self.handles = [p.register_hook(self._hist_hook) for p in self.model.parameters()]
+        self.log_freq = 1000  # wandb.watch's default (log="gradients")
+        self.calls: list[int] = []
+        self.n_hist = 0
+        if name == "wandb-default":
+            params = list(self.model.parameters())
+            self.calls = [0] * len(params)
+            self.handles = [
+                p.register_hook(functools.partial(self._counted_hook, i))
+                for i, p in enumerate(params)
+            ]
         self.sink: list[Any] = []
         self.global_step = 0
         if name == "cockpit-economy":
@@ -127,9 +146,35 @@ class Runner:
         if lo == hi:
             hi = lo + 1e-6
         self.sink.append(torch.histc(t, bins=64, min=lo, max=hi).tolist())
+        self.n_hist += 1
 
     def _hist_hook(self, grad: torch.Tensor) -> None:
         self._hist(grad)
+
+    def _counted_hook(self, i: int, grad: torch.Tensor) -> None:
+        # wandb's log_track_update: count the calls, log on every log_freq-th
+        self.calls[i] += 1
+        if self.calls[i] >= self.log_freq:
+            self.calls[i] = 0
+            self._hist(grad)
+
+    def conclusion(self) -> dict[str, Any]:
+        """What this configuration told its user about the run (for ``--notes``)."""
+        steps = len(self.times)
+        if self.monitor is not None:
+            counts: dict[str, int] = {}
+            for f in self.monitor.findings:
+                key = f"{f.check} ({f.severity})"
+                counts[key] = counts.get(key, 0) + 1
+            return {"findings": counts, "steps": steps}
+        if self.name.startswith("wandb"):
+            return {"histograms_sent": self.n_hist, "steps": steps, "findings": "none (plots only)"}
+        if self.name == "anomaly":
+            return {"findings": "no anomaly raised", "steps": steps}
+        if self.name == "cockpit-economy":
+            names = sorted({type(q).__name__ for q in self.cockpit.quantities})
+            return {"quantities": names, "steps": steps, "findings": "none (plots only)"}
+        return {"steps": steps}
 
     def step(self) -> None:
         t0 = time.perf_counter()
@@ -159,11 +204,17 @@ class Runner:
         if self.name == "wandb-hist":
             for p in self.model.parameters():
                 self._hist(p)
+        if self.name.startswith("wandb"):
             self.sink.clear()
         self.times.append(time.perf_counter() - t0)
 
 
-def run(model: str, names: list[str], rounds: int, steps: int, batch: int) -> dict[str, float]:
+NOTES: dict[str, dict[str, Any]] = {}  # model -> configuration -> conclusion (``--notes``)
+
+
+def run(
+    model: str, names: list[str], rounds: int, steps: int, batch: int, seed: int = 0
+) -> dict[str, float]:
     import warnings
 
     warnings.filterwarnings("ignore", message="Anomaly Detection has been enabled")
@@ -172,7 +223,7 @@ def run(model: str, names: list[str], rounds: int, steps: int, batch: int) -> di
         for _ in range(3):
             r.step()
         r.times.clear()
-    rng = random.Random(0)
+    rng = random.Random(seed)
     for _ in range(rounds):
         order = runners[:]
         rng.shuffle(order)
@@ -180,6 +231,7 @@ def run(model: str, names: list[str], rounds: int, steps: int, batch: int) -> di
             for _ in range(steps):
                 r.step()
     medians = {r.name: statistics.median(r.times) for r in runners}
+    NOTES[model] = {r.name: r.conclusion() for r in runners}
     for r in runners:
         if r.monitor is not None:
             acct = r.monitor.overhead()
@@ -339,6 +391,8 @@ def main() -> None:
         "--configs", default="baseline,nndoctor,nndoctor-every10,wandb-hist,anomaly"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--notes", action="store_true", help="print what each one concluded")
+    parser.add_argument("--seed", type=int, default=0, help="order of the configurations")
     parser.add_argument(
         "--split", action="store_true", help="paired per-phase timing of plain vs monitored"
     )
@@ -375,9 +429,11 @@ def main() -> None:
     names = args.configs.split(",")
     results = {}
     for model in args.models.split(","):
-        results[model] = run(model, names, args.rounds, args.steps, args.batch)
+        results[model] = run(model, names, args.rounds, args.steps, args.batch, args.seed)
     if args.json:
         print(json.dumps(results))
+        if args.notes:
+            print(json.dumps({"notes": NOTES}))
         return
     print(
         f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, "

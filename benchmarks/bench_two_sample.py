@@ -17,6 +17,12 @@ Run (from the repository root)::
     #              | features-missing
 
 ``features-*`` take ``--rows`` (default 356,000 per side) and ``--cols`` (default 100);
+``features-evidently`` takes ``--method`` and ``--threshold`` (e.g. ``--method ks --threshold
+0.05``: the test nndoctor runs, without its multiple-testing correction); ``mmd-ours`` and
+``mmd-alibi`` take ``--n`` (rows per side, default 2,000), ``mmd-ours`` ``--reference`` (the
+permutations of its untimed reference p-value, default 10,000; 0: none). Every part prints
+what the tool concluded (p-values, drifted columns) beside its time.
+``benchmarks/headline.py`` (``make bench``) runs the headline comparisons interleaved.
 ``features-missing`` times ``feature_test`` on 10,000 x 50 per side with and without 5% missing
 values (MCAR) and prints the ratio.
 """
@@ -44,10 +50,10 @@ N_MMD, D_MMD, B_MMD = 2000, 32, 100
 SHIFT = 0.015  # mean shift of every coordinate in the MMD benchmark (moderate p-values)
 
 
-def _mmd_data(seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _mmd_data(seed: int, n: int = N_MMD) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(N_MMD, D_MMD)).astype(np.float32)
-    y = (rng.normal(size=(N_MMD, D_MMD)) + SHIFT).astype(np.float32)
+    x = rng.normal(size=(n, D_MMD)).astype(np.float32)
+    y = (rng.normal(size=(n, D_MMD)) + SHIFT).astype(np.float32)
     return x, y
 
 
@@ -61,14 +67,14 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def part_mmd_alibi(seeds: list[int]) -> None:
+def part_mmd_alibi(seeds: list[int], n: int = N_MMD) -> None:
     import torch
     from alibi_detect.cd import MMDDrift
     from alibi_detect.utils.pytorch.kernels import GaussianRBF
 
     torch.set_num_threads(os.cpu_count() or 1)
     for seed in seeds:
-        x, y = _mmd_data(seed)
+        x, y = _mmd_data(seed, n)
         bw = _bandwidth(x, y)
         torch.manual_seed(seed)
         t0 = time.perf_counter()
@@ -89,8 +95,12 @@ def part_mmd_alibi(seeds: list[int]) -> None:
                 {
                     "part": "mmd-alibi",
                     "seed": seed,
+                    "n_per_side": n,
+                    "d": D_MMD,
+                    "permutations": B_MMD,
                     "seconds": dt,
                     "pvalue": float(pred["data"]["p_val"]),
+                    "drift_detected": bool(pred["data"]["is_drift"]),
                     "statistic": float(pred["data"]["distance"]),
                     "bandwidth": bw,
                 }
@@ -98,7 +108,9 @@ def part_mmd_alibi(seeds: list[int]) -> None:
         )
 
 
-def part_mmd_ours(seeds: list[int]) -> None:
+def part_mmd_ours(seeds: list[int], n: int = N_MMD, reference: int = 10_000) -> None:
+    """``mmd_test`` timed at ``B_MMD`` permutations; ``reference`` > 0 also computes (untimed)
+    the p-value with that many permutations, for the Monte-Carlo error of the timed one."""
     import torch
 
     from nndoctor.shift import mmd_test
@@ -107,20 +119,27 @@ def part_mmd_ours(seeds: list[int]) -> None:
     x, y = _mmd_data(0)
     mmd_test(x[:100], y[:100], n_permutations=10, random_state=0)  # warm-up
     for seed in seeds:
-        x, y = _mmd_data(seed)
+        x, y = _mmd_data(seed, n)
         bw = _bandwidth(x, y)
         t0 = time.perf_counter()
         res = mmd_test(x, y, bandwidth=bw, n_permutations=B_MMD, random_state=seed)
         dt = time.perf_counter() - t0
-        ref = mmd_test(x, y, bandwidth=bw, n_permutations=10_000, random_state=seed)
+        ref = None
+        if reference > 0:
+            ref = mmd_test(x, y, bandwidth=bw, n_permutations=reference, random_state=seed)
         print(
             json.dumps(
                 {
                     "part": "mmd-ours",
                     "seed": seed,
+                    "n_per_side": n,
+                    "d": D_MMD,
+                    "permutations": B_MMD,
                     "seconds": dt,
                     "pvalue": res.pvalue,
-                    "pvalue_B10000": ref.pvalue,
+                    "drift_detected": bool(res.drift_detected),
+                    "reference_permutations": reference,
+                    "pvalue_reference": None if ref is None else ref.pvalue,
                     "statistic": res.statistic,
                     "bandwidth": bw,
                 }
@@ -193,6 +212,11 @@ def part_features_ours(rows: int, cols: int) -> None:
                 "seconds": dt,
                 "n_drifted": res.n_drifted,
                 "peak_rss_mb": _peak_mb(),
+                "test": f"{res.method}, {res.correction} at alpha {res.alpha}",
+                "drifted": [f.name for f in res.features if f.drifted],
+                "pvalues": {f.name: f.pvalue for f in res.features},
+                "adjusted_pvalues": {f.name: f.adjusted_pvalue for f in res.features},
+                "wasserstein_std": {f.name: f.effects["wasserstein_std"] for f in res.features},
             }
         )
     )
@@ -230,15 +254,41 @@ def part_features_missing(repeats: int = 5) -> None:
                           "ratio_to_clean": round(best[name] / best["clean"], 2)}))  # fmt: skip
 
 
-def part_features_evidently(rows: int, cols: int) -> None:
+def part_features_evidently(
+    rows: int, cols: int, method: str | None = None, threshold: float | None = None
+) -> None:
+    """evidently's ``DataDriftPreset``: its default (``method=None``: normed Wasserstein distance
+    at 0.1 for numeric columns over 1,000 rows) or one stattest for every column, e.g.
+    ``method="ks", threshold=0.05`` (per-column KS p-values, drifted where p < 0.05, no
+    multiple-testing correction)."""
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
     ref, cur = _table(rows, cols, 1, False), _table(rows, cols, 2, True)
+    kwargs: dict[str, object] = {}
+    if method is not None:
+        kwargs["method"] = method
+    if threshold is not None:
+        kwargs["threshold"] = threshold
     t0 = time.perf_counter()
-    snapshot = Report([DataDriftPreset()]).run(cur, ref)
+    snapshot = Report([DataDriftPreset(**kwargs)]).run(cur, ref)  # type: ignore[arg-type]
     out = snapshot.dict()
     dt = time.perf_counter() - t0
+    scores: dict[str, float] = {}
+    count, stattest, level = None, None, None
+    for m in out.get("metrics", []):
+        cfg = m.get("config", {})
+        if cfg.get("type", "").endswith("DriftedColumnsCount"):
+            count = int(m["value"]["count"])
+        elif cfg.get("type", "").endswith("ValueDrift"):
+            scores[cfg["column"]] = float(m["value"])
+            stattest, level = cfg.get("method"), cfg.get("threshold")
+    is_pvalue = stattest is not None and "distance" not in stattest.lower()
+    drifted = [
+        c
+        for c, v in scores.items()
+        if level is not None and (v < level if is_pvalue else v >= level)
+    ]
     print(
         json.dumps(
             {
@@ -248,6 +298,11 @@ def part_features_evidently(rows: int, cols: int) -> None:
                 "seconds": dt,
                 "metrics": len(out.get("metrics", [])),
                 "peak_rss_mb": _peak_mb(),
+                "test": f"{stattest} at {level}" + ("" if is_pvalue else " (a distance)"),
+                "score_is_pvalue": is_pvalue,
+                "n_drifted": count,
+                "drifted": drifted,
+                "scores": scores,
             }
         )
     )
@@ -264,17 +319,21 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     ap.add_argument("--rows", type=int, default=356_000)
     ap.add_argument("--cols", type=int, default=100)
+    ap.add_argument("--n", type=int, default=N_MMD, help="rows per side of mmd-ours/-alibi")
+    ap.add_argument("--reference", type=int, default=10_000, help="mmd-ours reference B")
+    ap.add_argument("--method", default=None, help="features-evidently: stattest")
+    ap.add_argument("--threshold", type=float, default=None, help="features-evidently")
     a = ap.parse_args()
     if a.part == "mmd-alibi":
-        part_mmd_alibi(a.seeds)
+        part_mmd_alibi(a.seeds, a.n)
     elif a.part == "mmd-ours":
-        part_mmd_ours(a.seeds)
+        part_mmd_ours(a.seeds, a.n, a.reference)
     elif a.part in ("mmd-20k", "mmd-1m"):
         part_mmd_large(a.part.split("-")[1])
     elif a.part == "features-ours":
         part_features_ours(a.rows, a.cols)
     elif a.part == "features-evidently":
-        part_features_evidently(a.rows, a.cols)
+        part_features_evidently(a.rows, a.cols, a.method, a.threshold)
     elif a.part == "features-missing":
         part_features_missing()
     elif a.part == "all":

@@ -4,7 +4,10 @@ Every ``@@KEY@@`` placeholder of the template is replaced by what the command be
 (run in a fresh temporary directory, 100 columns wide); ``@@FIX@@`` and ``@@LAB@@`` are the
 output of the template's own ``python`` block just above them, so the README shows exactly the
 code that ran. The checkup report's screenshot (docs/img/checkup-report.png) is retaken from the
-same run. Edit the template, never the README's output blocks by hand.
+same run. ``@@BENCH@@`` is the summary table of the last ``make bench`` run
+(``benchmarks/headline.md``, between its ``summary`` markers): the benchmark numbers are
+quoted from that run's output, never typed in. Edit the template, never the README's output
+blocks by hand.
 
 Run from the repository root (about two minutes; the screenshot needs chromium):
     PYTHONPATH=src .venv/bin/python scripts/build_readme.py [--no-screenshot]
@@ -29,6 +32,17 @@ def code_before(template: str, placeholder: str) -> str:
     head = template[: template.index(placeholder)]
     start = head.rindex("```python\n") + len("```python\n")
     return head[start : head.index("```", start)]
+
+
+def bench_summary(path: Path = ROOT / "benchmarks" / "headline.md") -> str:
+    """The summary table that ``make bench`` wrote into ``path`` (between its markers)."""
+    start, end = "<!-- summary:start -->", "<!-- summary:end -->"
+    if not path.exists():
+        sys.exit(f"{path} is missing; run `make bench` first (it writes the benchmark table)")
+    text = path.read_text()
+    if start not in text or end not in text:
+        sys.exit(f"{path} has no {start} ... {end} block; re-run `make bench`")
+    return text.split(start, 1)[1].split(end, 1)[0].strip()
 
 
 def main() -> None:
@@ -80,6 +94,7 @@ def main() -> None:
             "DIAG": diag,
             "LAB": label,
             "SHIFTTEST": shift_test,
+            "BENCH": bench_summary(),
         }
         for key, value in values.items():
             if f"@@{key}@@" not in text:
