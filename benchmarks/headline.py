@@ -606,6 +606,7 @@ def render_again(out_md: Path, comps: dict[str, Comparison], quote: bool) -> Non
         if name not in data["raw"]:
             continue
         comp.rounds = data["raw"][name]["rounds"]
+        comp.sizes = data["raw"][name].get("sizes", comp.sizes)  # the sizes it ran at
         summaries[name] = summarize(comp, data["summaries"].get(name, {}).get("when", ""))
     data["summaries"] = summaries
     out_md.write_text(render(data["meta"], summaries))
@@ -691,7 +692,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         def record(comp: Comparison = comp, t0: str = t0) -> None:
             summaries[comp.name] = summarize(comp, f"{t0} to {now()} UTC")
-            raw[comp.name] = {"sides": [s.__dict__ for s in comp.sides], "rounds": comp.rounds}
+            raw[comp.name] = {
+                "sides": [s.__dict__ for s in comp.sides],
+                "sizes": comp.sizes,
+                "rounds": comp.rounds,
+            }
             write()
 
         run_comparison(comp, a.rounds, log, after_round=record)

@@ -207,12 +207,14 @@ def test_monitor_summary_and_the_written_tables(tmp_path: Path) -> None:
 def test_render_again_rebuilds_the_tables_from_the_recorded_rounds(tmp_path: Path) -> None:
     comps = H.comparisons(quick=True)
     out = tmp_path / "h.md"
-    raw = {"monitor": {"sides": [], "rounds": [_monitor_round(1.0), _monitor_round(1.2)]}}
+    rounds = [_monitor_round(1.0), _monitor_round(1.2)]
+    raw = {"monitor": {"sides": [], "sizes": "the sizes it ran at", "rounds": rounds}}
     meta = {"command": "c", "started": "a", "finished": "b", "machine": "m", "versions": {}}
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "summaries": {}, "raw": raw}))
     H.render_again(out, comps, quote=False)
     text = out.read_text()
     assert "x1.21 (1.10-1.32)" in text  # nndoctor's median and range over the two rounds
+    assert "the sizes it ran at" in text  # not the sizes of today's defaults
     data = json.loads(out.with_suffix(".json").read_text())
     assert data["summaries"]["monitor"]["ratios"]["mlp"]["wandb-hist"]["median"] == 2.3
 
