@@ -28,13 +28,21 @@ Prints a Markdown table of median step times and ratios to the baseline. ``--spl
 times each phase (forward, backward, optimizer, monitor) of a plain and a monitored model that
 alternate step by step (``f_*``: the bare device work of the gradient, weight and update norms
 every step, for the floor; ``g_*``: the same without the update; ``--extra-kwargs`` adds a
-second monitored configuration ``x_*`` to the same paired run).
+second monitored configuration ``x_*`` to the same paired run). ``--block N`` runs each
+configuration for N steps in a row within a round (the first configuration alternating from
+round to round), so that a monitor with a budget times its own model's steps and not the other
+configurations' steps between its ticks; the paired difference is then taken between the
+medians of the blocks of one round. ``--tags`` chooses the configurations of the split (``b``
+always). A budget run::
+
+    PYTHONPATH=src python benchmarks/bench_monitor.py --split --block 20 --rounds 8 --tags b,m,h
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import statistics
@@ -267,6 +275,9 @@ def split(
     batch: int,
     kwargs: dict[str, Any],
     extra: dict[str, Any] | None = None,
+    block: int = 1,
+    only: list[str] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
     """Paired per-phase timing: a plain and monitored models alternate step by step.
 
@@ -275,6 +286,9 @@ def split(
     ``h`` the ideal minimal monitor (:class:`_Ideal`).
     Keys ``<tag>_<phase>`` are medians in ms; ``<tag>_mean`` is the mean step time in ms
     (work done on a schedule, e.g. the sampled update ratio, shows in the mean only).
+    With ``block`` > 1 each round runs ``block`` steps of each configuration in a row (the
+    first configuration alternating by round), and ``<tag>_pdiff`` is the median over rounds
+    of the difference of the blocks' median step times. ``only`` restricts the tags.
     """
     import tempfile
 
@@ -284,6 +298,8 @@ def split(
     y = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(1))
     pairs = []
     tags = ["b", "m", "f", "g", "h"] + (["x"] if extra is not None else [])
+    if only:
+        tags = ["b"] + [t for t in tags if t in only and t != "b"]
     for tag in tags:
         torch.manual_seed(0)
         net = MODELS[model]()
@@ -298,6 +314,8 @@ def split(
             mon = _Ideal(net, os.path.join(tempfile.mkdtemp(), "ideal.jsonl"))
         pairs.append((net, opt, mon, tag))
     times: dict[str, list[float]] = {}
+    if block > 1:
+        return _split_blocks(pairs, tags, steps, block, x, y, clock)
     for i in range(steps + 5):
         for net, opt, mon, tag in pairs:
             t0 = time.perf_counter()
@@ -328,6 +346,66 @@ def split(
     return out
 
 
+def _split_blocks(
+    pairs: list[tuple[nn.Module, Any, Any, str]],
+    tags: list[str],
+    rounds: int,
+    block: int,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, float]:
+    """The split with ``block`` steps per configuration in a row (see :func:`split`)."""
+    per_round: dict[str, list[list[float]]] = {}
+    phases: dict[str, list[float]] = {}
+    for r in range(rounds + 1):  # round 0 warms up
+        order = pairs if r % 2 == 0 else pairs[::-1]
+        for net, opt, mon, tag in order:
+            totals: list[float] = []
+            for _ in range(block):
+                t0 = clock()
+                opt.zero_grad(set_to_none=True)
+                loss = nn.functional.cross_entropy(net(x), y)
+                t1 = clock()
+                loss.backward()
+                t2 = clock()
+                opt.step()
+                t3 = clock()
+                if mon is not None:
+                    mon.step(loss)
+                t4 = clock()
+                totals.append(t4 - t0)
+                if r:
+                    for key, value in (("fwd", t1 - t0), ("bwd", t2 - t1), ("opt", t3 - t2)):
+                        phases.setdefault(f"{tag}_{key}", []).append(value)
+                    if mon is not None:
+                        phases.setdefault(f"{tag}_monitor", []).append(t4 - t3)
+            if r:
+                per_round.setdefault(tag, []).append(totals)
+    out = {k: statistics.median(v) * 1e3 for k, v in phases.items()}
+    base = [statistics.median(t) for t in per_round["b"]]
+    for tag in tags:
+        flat = [v for t in per_round[tag] for v in t]
+        out[f"{tag}_total"] = statistics.median(flat) * 1e3
+        out[f"{tag}_mean"] = statistics.mean(flat) * 1e3
+        meds = [statistics.median(t) for t in per_round[tag]]
+        diffs = [m - b for m, b in zip(meds, base, strict=True)]
+        out[f"{tag}_pdiff"] = statistics.median(diffs) * 1e3
+        out[f"{tag}_pdiff_min"] = min(diffs) * 1e3
+        out[f"{tag}_pdiff_max"] = max(diffs) * 1e3
+    for _net, _opt, mon, tag in pairs:
+        if tag in ("m", "x"):
+            acct = mon.overhead()
+            cost = acct.get("overhead", math.nan)
+            print(
+                f"{tag}: the monitor's own accounting: overhead {cost:.3f},"
+                f" period {acct['period'].get('activations')}, ticks {acct['ticks']}",
+                file=sys.stderr,
+            )
+            mon.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=80)
@@ -339,6 +417,22 @@ def main() -> None:
         "--configs", default="baseline,nndoctor,nndoctor-every10,wandb-hist,anomaly"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=1,
+        help="--split: steps of each configuration in a row per round (20 for a budget run)",
+    )
+    parser.add_argument(
+        "--tags", default=None, help="--split: configurations, e.g. 'b,m,h' (default all)"
+    )
+    parser.add_argument(
+        "--clock",
+        choices=("perf", "thread"),
+        default="perf",
+        help="--split --block: wall clock (perf_counter) or this thread's CPU time "
+        "(thread_time: leaves out the time the thread waits for a core on a loaded machine)",
+    )
     parser.add_argument(
         "--split", action="store_true", help="paired per-phase timing of plain vs monitored"
     )
@@ -358,9 +452,34 @@ def main() -> None:
     if args.split:
         extra = json.loads(args.extra_kwargs) if args.extra_kwargs else None
         for model in args.models.split(","):
-            phases = split(model, args.rounds, args.batch, json.loads(args.monitor_kwargs), extra)
+            only = args.tags.split(",") if args.tags else None
+            load0 = _loadavg()
+            phases = split(
+                model,
+                args.rounds,
+                args.batch,
+                json.loads(args.monitor_kwargs),
+                extra,
+                block=args.block,
+                only=only,
+                clock=time.thread_time if args.clock == "thread" else time.perf_counter,
+            )
             print(model, " ".join(f"{k}={v:.2f}ms" for k, v in sorted(phases.items())))
             tags = ["m", "f", "g", "h"] + (["x"] if extra is not None else [])
+            tags = [t for t in tags if f"{t}_total" in phases]
+            if args.block > 1:
+                print(
+                    f"{model} paired ratios ({args.clock} clock), block {args.block} x "
+                    f"{args.rounds} rounds (1 + median "
+                    "over rounds of the block-median difference / plain median step, [min, max] "
+                    f"over rounds), load average {load0} -> {_loadavg()}: "
+                    + " ".join(
+                        f"{t}={1 + phases[f'{t}_pdiff'] / phases['b_total']:.3f}"
+                        f"[{1 + phases[f'{t}_pdiff_min'] / phases['b_total']:.3f},"
+                        f"{1 + phases[f'{t}_pdiff_max'] / phases['b_total']:.3f}]"
+                        for t in tags
+                    )
+                )
             print(
                 f"{model} ratios (median step / plain median step; mean / plain mean; 1 + "
                 "median paired difference / plain median step): "
@@ -390,6 +509,14 @@ def main() -> None:
         for name, value in medians.items():
             print(f"| {model} | {name} | {value * 1e3:.2f} | {value / base:.3f} |")
     sys.stdout.flush()
+
+
+def _loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "n/a"
 
 
 if __name__ == "__main__":

@@ -357,9 +357,9 @@ class Monitor:
         # the update-ratio estimate of every tick: a fixed random subset of each parameter's
         # coordinates, gathered before the step (see _gather_subset)
         self._sub_index: list[torch.Tensor | None] = []
-        self._sub_layer: torch.Tensor | None = None  # layer of each gathered coordinate
-        self._sub_scale: torch.Tensor | None = None  # numel / k of its parameter
-        self._sub_prev: torch.Tensor | None = None
+        self._sub_scale: list[float] = []  # numel / k of each parameter
+        self._sub_prev: list[torch.Tensor] | None = None  # per parameter, its gathered values
+        self._pre_host: list[float] | None = None  # the pre-step check's values, on the host
         self._sub_step = -1  # the step whose pre-step weights _sub_prev holds
         # the budget's accounting (seconds, medians over the last ticks): the time between two
         # ticks outside the monitor's own work, on detailed and on light ticks, and the
@@ -551,11 +551,9 @@ class Monitor:
         unbiased estimate of its parameter's share of :math:`\\|\\Delta w_l\\|^2`.
         """
         gen = torch.Generator().manual_seed(SUBSET_SEED)
-        col = self._require_collector()
         index: list[torch.Tensor | None] = []
-        layer: list[torch.Tensor] = []
-        scale: list[torch.Tensor] = []
-        for p, li in zip(self._params, col.param_layer, strict=True):
+        scale: list[float] = []
+        for p in self._params:
             n = p.numel()
             k = min(n, SUBSET_SIZE)
             index.append(
@@ -563,28 +561,25 @@ class Monitor:
                 if k == n
                 else torch.randint(0, n, (k,), generator=gen).sort().values.to(p.device)
             )
-            layer.append(torch.full((k,), li, dtype=torch.long))
-            scale.append(torch.full((k,), n / k if k else 0.0, dtype=torch.float32))
+            scale.append(n / k if k else 0.0)
         self._sub_index = index
-        if self._params:
-            self._sub_layer = torch.cat(layer).to(self._device)
-            self._sub_scale = torch.cat(scale).to(self._device)
+        self._sub_scale = scale
 
-    def _subset(self) -> torch.Tensor:
-        """The sampled coordinates of every parameter, as one float32 vector."""
+    def _subset(self) -> list[torch.Tensor]:
+        """The sampled coordinates of each parameter (copies, float32, on the tick's device)."""
+        out: list[torch.Tensor] = []
+        f32, device = torch.float32, self._device
         with torch.no_grad():
-            parts = [
-                (p.reshape(-1) if i is None else p.reshape(-1).index_select(0, i))
-                for p, i in zip(self._params, self._sub_index, strict=True)
-            ]
-            out = torch.cat(parts) if len(parts) > 1 else parts[0].clone()
-            if out.device != self._device:
-                out = out.to(self._device)
-            return out if out.dtype == torch.float32 else out.float()
+            for p, i in zip(self._params, self._sub_index, strict=True):
+                t = p.reshape(-1).clone() if i is None else p.reshape(-1).index_select(0, i)
+                if t.dtype != f32 or t.device != device:
+                    t = t.to(device=device, dtype=f32)
+                out.append(t)
+        return out
 
     def _gather_subset(self, valid_for: int) -> None:
         """Before the optimizer step of step ``valid_for``: gather the sampled coordinates."""
-        if self._sub_layer is None or self._sub_step == valid_for:
+        if not self._sub_scale or self._sub_step == valid_for:
             return
         self._sub_prev = self._subset()
         self._sub_step = valid_for
@@ -660,11 +655,13 @@ class Monitor:
             vec = torch.stack(checks) if checks else None
             if vec is not None and vec.dtype != torch.float32:
                 vec = vec.float()
-            flag = vec.sum() if vec is not None else None
+            # the values on the host (no sync: the CPU only); their sum is finite iff each is,
+            # unless it overflows (then the tick checks them one by one)
+            host = vec.tolist() if vec is not None else []
+            finite = math.isfinite(sum(host))
             if self._loss is not None and self._loss.device.type == "cpu":
-                loss_sum = self._loss.reshape(-1).sum()
-                flag = loss_sum if flag is None else flag + loss_sum
-            finite = flag is None or math.isfinite(float(flag))  # no sync: the CPU only
+                finite = finite and math.isfinite(float(self._loss.reshape(-1).sum()))
+        self._pre_host = host if finite else None
         self._pre_norms = norms if want_grad else None
         self._pre_vec = vec if want_grad and self._world == 1 else None
         self._pre_layout = (len(norms), len(scalars))
@@ -761,6 +758,7 @@ class Monitor:
             new = self._tick(step)
             self._pre_reliable = self._on_cpu and self._pre_step == step
         self._pre_norms = None
+        self._pre_host = None
         self._clipped = False
         self._loss = None
         col.reset()
@@ -920,9 +918,88 @@ class Monitor:
             self._plans[key] = plan
         return plan
 
+    def _light_ready(self, step: int, col: Collector) -> bool:
+        """Whether this tick can take the light path (:meth:`_light_tick`)."""
+        return (
+            self.budget is not None
+            and not col.detail
+            and self._pre_host is not None
+            and self._pre_step == step
+            and self._sub_step == step
+            and self._sub_prev is not None
+            and self._pre_layout == (len(self._params), 0)
+            and all(p.grad is not None for p in self._params)
+            and "grad_norm" in self.quantities
+            and not self._wants_update()
+            and not (self.symmetry_every and self._ticks % self.symmetry_every == 0)
+            and self._world == 1
+            and self.scaler is None
+            and self._pool is None
+            and not self._skipped_by_guard
+            and (self._loss is None or (self._loss.dim() == 0 and self._loss.device.type == "cpu"))
+        )
+
+    def _light_tick(self, step: int, col: Collector, pre_host: list[float]) -> list[Finding]:
+        """A light tick on the CPU: only what every tick guarantees, from one more reduction.
+
+        The gradient norms (and with them the non-finite check) were read by the pre-step
+        check; here the update and the weights are estimated from the sampled coordinates
+        (per parameter: the norm of their change and of themselves, one ``foreach`` pass) and
+        the loss joins them in one read. The rules whose inputs these are (update ratio,
+        gradient spikes, gradient-to-weight ratio) judge them; the log line is batched.
+        """
+        with torch.no_grad():
+            now = self._subset()
+            prev = self._sub_prev
+            assert prev is not None  # checked by _light_ready
+            parts = list(torch._foreach_norm([*torch._foreach_sub(now, prev), *now]))
+            loss = self._loss
+            if loss is not None:
+                parts.append(loss.float() if loss.dtype != torch.float32 else loss)
+            host: list[float] = torch.stack(parts).tolist()
+        self._sub_prev = now
+        self._sub_step = step + 1
+        self._ticks += 1
+        n_layers = len(col.layers)
+        d_sq, w_sq = self._estimates(host[: 2 * len(now)], n_layers)
+        g_sq = [0.0] * n_layers
+        for v, li in zip(pre_host, col.param_layer, strict=False):
+            g_sq[li] += v * v
+        if self._copied_sizes == (-1, -1):
+            self._order_copy = list(col.order) or list(col.layers)
+        q = TickQuantities(step=step, order=self._order_copy)
+        q.feeds = self._feeds_copy
+        q.roles = col.roles
+        names = col.layers
+        sqrt, nan = math.sqrt, math.nan
+        q.grad_norm = {n: sqrt(v) for n, v in zip(names, g_sq, strict=True)}
+        w_part = [sqrt(v) for v in w_sq]
+        q.weight_norm = dict(zip(names, w_part, strict=True))
+        q.weight_estimated = True
+        if "update_ratio" in self.quantities:
+            q.update_ratio = {
+                n: (sqrt(d) / w if w > 0 else nan)
+                for n, d, w in zip(names, d_sq, w_part, strict=True)
+            }
+            q.update_estimated = True
+        if loss is not None:
+            q.loss = host[-1]
+        clean = math.isfinite(sum(host))
+        total = sqrt(sum(g_sq))
+        sampling = {
+            "detailed": False,
+            "period": self._period,
+            "overhead": None if math.isnan(self._last_overhead) else self._last_overhead,
+        }
+        self._drain()
+        return self._conclude(q, total, self._clipped_at, sampling, clean, True)
+
     def _tick(self, step: int) -> list[Finding]:
         """One tick: pack what is measured on the device, transfer it once, then judge it."""
         col = self._require_open()
+        pre_host = self._pre_host
+        if pre_host is not None and self._light_ready(step, col):
+            return self._light_tick(step, col, pre_host)
         pack = _Pack(self._device)
         grads, grad_layers = self._grads()
         want_grad = "grad_norm" in self.quantities and bool(grads)
@@ -975,7 +1052,7 @@ class Monitor:
         want_delta: bool,
         pre_norms: list[torch.Tensor] | None,
         pre_vec: torch.Tensor | None,
-    ) -> tuple[list[int], torch.Tensor | None, bool]:
+    ) -> tuple[list[int], list[torch.Tensor] | None, bool]:
         """Which per-tensor norms (gradients, weights, updates) the tick measures exactly."""
         # per-tensor norms of gradients, weights and updates: one fused foreach_norm;
         # the per-layer sums of squares are formed on the host from the transferred norms
@@ -1022,25 +1099,42 @@ class Monitor:
         return slots, prev, light_w
 
     def _pack_estimate(
-        self, pack: _Pack, step: int, prev: torch.Tensor | None, light_w: bool, n_layers: int
+        self, pack: _Pack, step: int, prev: list[torch.Tensor] | None, light_w: bool, n_layers: int
     ) -> None:
         """The update (and, on a light tick, the weights) estimated from sampled coordinates."""
-        sub_layer, sub_scale = self._sub_layer, self._sub_scale
-        if prev is None or sub_layer is None or sub_scale is None:
+        if prev is None:
             return
-        # the estimated update: squared change of the sampled coordinates, scaled to
-        # the parameter's size and summed per layer; the weights gathered now are the
-        # weights before the next step
+        # per parameter, the norm of the change of its sampled coordinates (and of the
+        # coordinates themselves); the host scales them to the parameter's size and sums them
+        # per layer (see _estimates). The weights gathered now are those before the next step.
         now = self._subset()
-        change = now - prev
-        change.mul_(change).mul_(sub_scale)
-        if light_w:
-            both = torch.stack([change, now * now * sub_scale])
-            pack.add("est", both.new_zeros(2, n_layers).index_add_(1, sub_layer, both))
-        else:
-            pack.add("est", change.new_zeros(n_layers).index_add_(0, sub_layer, change))
+        change = list(torch._foreach_sub(now, prev))
+        pack.add0("est", list(torch._foreach_norm(change + now if light_w else change)))
         self._sub_prev = now
         self._sub_step = step + 1
+
+    def _estimates(self, est: list[float], n_layers: int) -> tuple[list[float], list[float]]:
+        """Per layer: the estimated squared update norm and (when given) squared weight norm.
+
+        .. math:: \\widehat{\\|\\Delta w_l\\|^2} = \\sum_{p \\in l} (n_p / k_p)
+           \\|\\Delta w_{p,S}\\|^2
+
+        ``est`` holds per parameter the norm of its sampled change, then (on a light tick) the
+        norm of its sampled coordinates.
+        """
+        layer_of = self._require_collector().param_layer
+        scale = self._sub_scale
+        n = len(scale)
+        d_sq = [0.0] * n_layers
+        w_sq = [0.0] * n_layers
+        if not est:
+            return d_sq, w_sq
+        for v, li, sc in zip(est[:n], layer_of, scale, strict=True):
+            d_sq[li] += sc * v * v
+        if len(est) == 2 * n:
+            for v, li, sc in zip(est[n:], layer_of, scale, strict=True):
+                w_sq[li] += sc * v * v
+        return d_sq, w_sq
 
     def _pack_records(
         self, pack: _Pack, plan: TickPlan, col: Collector, pre_vec: torch.Tensor | None
@@ -1201,10 +1295,10 @@ class Monitor:
             g_part = norms_host[:n_layers]
             w_part = norms_host[n_layers : 2 * n_layers]
             d_part = norms_host[2 * n_layers :]
-            est = seg("est")
-            if len(est) == 2 * n_layers:  # a light tick: the weight norms estimated too
-                w_part = [math.sqrt(v) if v >= 0 else math.nan for v in est[n_layers:]]
-                est = est[:n_layers]
+            est_norms = seg("est")
+            est, w_est = self._estimates(est_norms, n_layers)
+            if len(est_norms) == 2 * len(self._sub_scale):  # a light tick: weights estimated
+                w_part = [math.sqrt(v) if v >= 0 else math.nan for v in w_est]
                 q.weight_estimated = True
             if meta.want_grad:
                 q.grad_norm = {
@@ -1273,22 +1367,39 @@ class Monitor:
         finite_norms = [v * v for n, v in q.grad_norm.items() if n in meta.with_grad]
         total = math.sqrt(sum(finite_norms)) if finite_norms else math.nan
 
+        return self._conclude(
+            q, total, meta.clipped_at, meta.sampling, meta.clean, synchronous, scaler_skipped
+        )
+
+    def _conclude(
+        self,
+        q: TickQuantities,
+        total: float,
+        clipped_at: float | None,
+        sampling: dict[str, Any],
+        clean: bool,
+        synchronous: bool,
+        scaler_skipped: bool = False,
+    ) -> list[Finding]:
+        """Judge a tick's quantities, record and log them, publish the findings."""
         new: list[Finding] = []
         if scaler_skipped:
             pass  # the GradScaler saw inf/NaN and skipped the step itself: expected, not judged
-        elif synchronous and (self._skipped_by_guard or (not meta.clean and q.has_nonfinite())):
-            new.extend(self._handle_nonfinite(q, step))
+        elif synchronous and (self._skipped_by_guard or (not clean and q.has_nonfinite())):
+            new.extend(self._handle_nonfinite(q, q.step))
         else:
             new.extend(self._engine.evaluate(q))
         if synchronous:
             self._skipped_by_guard = False
-        record = tick_record(q, grad_norm_total=total, clipped_at=meta.clipped_at)
-        record["sampling"] = meta.sampling
+        record = tick_record(q, grad_norm_total=total, clipped_at=clipped_at)
+        record["sampling"] = sampling
         if scaler_skipped:
             record["scaler_skipped"] = True
         self._records.append(record)
         if self._writer is not None:
-            self._writer.write(record)
+            # a light tick's line may wait in the writer's buffer (whole lines, at most
+            # FLUSH_TICKS of them); anything else goes to the file at once, with what waits
+            self._writer.write(record, hold=not (new or sampling.get("detailed", True)))
         if self._tb is not None:
             self._tb.write(q, grad_norm_total=total)
         self._publish(new)
@@ -1388,11 +1499,13 @@ class Monitor:
         try:
             with torch.random.fork_rng(devices=devices), torch.enable_grad():
                 col.active = False
+                col.attach(True)  # the re-run counts non-finite activations per module
                 col.nonfinite_counts = {}
                 loc = rerun_batch(self._inner, args, kwargs, col.last_grad_output)
                 self._last_act_counts = col.nonfinite_counts
         finally:
             col.nonfinite_counts = None
+            col.attach(False)
             with torch.no_grad():
                 for b, saved in zip(self._inner.buffers(), buffers, strict=True):
                     b.copy_(saved)
