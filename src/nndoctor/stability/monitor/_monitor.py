@@ -47,8 +47,11 @@ __all__ = ["Monitor"]
 SUBSET_SIZE = 256
 SUBSET_SEED = 20_240_515
 #: with a budget, the activation and backward statistics are measured at least every
-#: MAX_PERIOD ticks, and on every tick while one of their rules has a condition pending
-MAX_PERIOD = 3
+#: MAX_PERIOD ticks, and on every tick while one of their rules has a condition pending: a
+#: fault that starts just after a detailed tick is seen MAX_PERIOD - 1 ticks later and reported
+#: patience - 1 (= 2) ticks after that, within MAX_PERIOD + 1 = 5 steps of its onset
+MAX_PERIOD = 4
+_REFRESH = 4  # the budget's medians are recomputed every _REFRESH ticks of each kind
 _WINDOW = 15  # ticks of each kind whose median times the budget uses
 
 OnNonFinite = Literal["raise", "warn", "skip"]
@@ -356,7 +359,11 @@ class Monitor:
         self._pending_error: NonFiniteError | None = None
         # the update-ratio estimate of every tick: a fixed random subset of each parameter's
         # coordinates, gathered before the step (see _gather_subset)
+        # per parameter: a strided view of its coordinates (float32, contiguous, on the tick's
+        # device: read in place, no gather), or else the indices to gather
+        self._sub_views: list[torch.Tensor | None] = []
         self._sub_index: list[torch.Tensor | None] = []
+        self._sub_ptrs: list[int] = []  # the parameters' data pointers when the views were made
         self._sub_scale: list[float] = []  # numel / k of each parameter
         self._sub_prev: list[torch.Tensor] | None = None  # per parameter, its gathered values
         self._pre_host: list[float] | None = None  # the pre-step check's values, on the host
@@ -545,43 +552,80 @@ class Monitor:
     def _build_subset(self) -> None:
         """Choose, once, the coordinates of each parameter that the update-ratio estimate reads.
 
-        Up to :data:`SUBSET_SIZE` coordinates per parameter, drawn uniformly with a fixed seed
-        (a parameter with fewer coordinates is read whole); each gathered coordinate carries the
-        layer it belongs to and the factor ``numel / k`` that makes its squared change an
-        unbiased estimate of its parameter's share of :math:`\\|\\Delta w_l\\|^2`.
+        A systematic sample of about :data:`SUBSET_SIZE` coordinates per parameter: every
+        ``s``-th coordinate of the flattened tensor from an offset drawn with a fixed seed, with
+        ``s = numel // SUBSET_SIZE`` raised until it shares no factor with the row length (so
+        the sample meets every row and spreads over the columns); a parameter with at most
+        :data:`SUBSET_SIZE` coordinates is read whole. Each coordinate is in the sample with
+        probability ``1/s`` over the offset, so ``numel / k`` times its squared change is an
+        unbiased estimate of the parameter's share of :math:`\\|\\Delta w_l\\|^2`. For a
+        contiguous float32 parameter the sample is a strided *view*: a tick reads it in place,
+        with no gather.
         """
         gen = torch.Generator().manual_seed(SUBSET_SEED)
+        views: list[torch.Tensor | None] = []
         index: list[torch.Tensor | None] = []
         scale: list[float] = []
+        f32, device = torch.float32, self._device
         for p in self._params:
             n = p.numel()
-            k = min(n, SUBSET_SIZE)
-            index.append(
-                None
-                if k == n
-                else torch.randint(0, n, (k,), generator=gen).sort().values.to(p.device)
-            )
+            stride, offset = 1, 0
+            if n > SUBSET_SIZE:
+                stride = n // SUBSET_SIZE
+                cols = n // p.shape[0] if p.dim() >= 2 and p.shape[0] else n
+                while math.gcd(stride, cols) != 1:
+                    stride += 1
+                offset = int(torch.randint(0, stride, (1,), generator=gen))
+            k = len(range(offset, n, stride))
             scale.append(n / k if k else 0.0)
+            if p.is_contiguous() and p.dtype == f32 and p.device == device:
+                views.append(p.detach().view(-1)[offset::stride])
+                index.append(None)
+            else:
+                views.append(None)
+                index.append(torch.arange(offset, n, stride, device=p.device))
+        self._sub_views = views
         self._sub_index = index
         self._sub_scale = scale
+        self._sub_ptrs = [p.data_ptr() for p in self._params]
+        self._sub_prev = None
+        self._sub_step = -1
+
+    def _check_subset(self) -> None:
+        """Make the views again if a parameter's storage was replaced (``p.data = ...``)."""
+        if self._sub_scale and [p.data_ptr() for p in self._params] != self._sub_ptrs:
+            self._build_subset()
 
     def _subset(self) -> list[torch.Tensor]:
-        """The sampled coordinates of each parameter (copies, float32, on the tick's device)."""
+        """The sampled coordinates of each parameter now (views where possible: see above)."""
         out: list[torch.Tensor] = []
         f32, device = torch.float32, self._device
         with torch.no_grad():
-            for p, i in zip(self._params, self._sub_index, strict=True):
-                t = p.reshape(-1).clone() if i is None else p.reshape(-1).index_select(0, i)
+            for p, v, i in zip(self._params, self._sub_views, self._sub_index, strict=True):
+                if v is not None:
+                    out.append(v)
+                    continue
+                t = p.reshape(-1).index_select(0, i)  # type: ignore[arg-type]
                 if t.dtype != f32 or t.device != device:
                     t = t.to(device=device, dtype=f32)
                 out.append(t)
         return out
 
+    def _advance_subset(self, now: list[torch.Tensor], step: int) -> None:
+        """Keep the sampled coordinates ``now`` as the "before" of the next step's update."""
+        prev = self._sub_prev
+        if prev is None or len(prev) != len(now):
+            self._sub_prev = [t.clone() for t in now]
+        else:
+            torch._foreach_copy_(prev, now)
+        self._sub_step = step + 1
+
     def _gather_subset(self, valid_for: int) -> None:
         """Before the optimizer step of step ``valid_for``: gather the sampled coordinates."""
+        self._check_subset()
         if not self._sub_scale or self._sub_step == valid_for:
             return
-        self._sub_prev = self._subset()
+        self._advance_subset(self._subset(), valid_for - 1)
         self._sub_step = valid_for
 
     def _wants_update(self) -> bool:
@@ -813,7 +857,8 @@ class Monitor:
             if window is None:
                 window = self._samples[key] = deque(maxlen=_WINDOW)
             window.append(value)
-            med[key] = sorted(window)[len(window) // 2]
+            if key not in med or self._counts[kind] % _REFRESH == 0:  # O(1) on average
+                med[key] = sorted(window)[len(window) // 2]
         if "between_light" not in med or "between_detailed" not in med:
             return
         if self.budget is not None:
@@ -957,8 +1002,7 @@ class Monitor:
             if loss is not None:
                 parts.append(loss.float() if loss.dtype != torch.float32 else loss)
             host: list[float] = torch.stack(parts).tolist()
-        self._sub_prev = now
-        self._sub_step = step + 1
+            self._advance_subset(now, step)
         self._ticks += 1
         n_layers = len(col.layers)
         d_sq, w_sq = self._estimates(host[: 2 * len(now)], n_layers)
@@ -997,6 +1041,7 @@ class Monitor:
     def _tick(self, step: int) -> list[Finding]:
         """One tick: pack what is measured on the device, transfer it once, then judge it."""
         col = self._require_open()
+        self._check_subset()
         pre_host = self._pre_host
         if pre_host is not None and self._light_ready(step, col):
             return self._light_tick(step, col, pre_host)
@@ -1074,10 +1119,10 @@ class Monitor:
             slots += grad_layers
         params = self._params  # under no_grad: no detach needed
         prev = self._sub_prev if self._sub_step == step and not want_delta else None
-        # on a light tick (within a budget) the weight norms, like the update, are estimated
-        # from the sampled coordinates: the full pass over the weights is left to the
-        # detailed ticks
-        light_w = prev is not None and not col.detail and self._world == 1
+        # within a budget, the weight norms, like the update, are estimated from the sampled
+        # coordinates on every tick with an estimate: the full pass over the weights is left to
+        # the ticks with the exact update ratio (every update_every ticks)
+        light_w = prev is not None and self.budget is not None and self._world == 1
         if not light_w:
             tensors += params
             slots += self._weight_slots
@@ -1110,8 +1155,7 @@ class Monitor:
         now = self._subset()
         change = list(torch._foreach_sub(now, prev))
         pack.add0("est", list(torch._foreach_norm(change + now if light_w else change)))
-        self._sub_prev = now
-        self._sub_step = step + 1
+        self._advance_subset(now, step)
 
     def _estimates(self, est: list[float], n_layers: int) -> tuple[list[float], list[float]]:
         """Per layer: the estimated squared update norm and (when given) squared weight norm.
