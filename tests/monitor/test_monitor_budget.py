@@ -218,3 +218,44 @@ def test_a_late_fault_of_a_sampled_quantity_is_reported_within_five_steps(
     assert light >= 5  # the schedule was sampling
     assert reported is not None
     assert onset <= reported <= onset + 5
+
+
+def _estimated_series(model: nn.Module, steps: int) -> list[float]:
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    mon = Monitor(model, update_every=1000)
+    _run(model, opt, steps, mon)
+    series = mon.summary().series["update_ratio"]
+    return [float(v) for n in "024" for v in series[n][1:]]
+
+
+def test_the_estimate_is_the_same_through_the_matrix_and_through_index_add(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Small models sum the sample per layer with a matrix product; large ones with index_add."""
+    torch.manual_seed(0)
+    by_matrix = _estimated_series(mlp(2, 64), 6)
+    monkeypatch.setattr("nndoctor.stability.monitor._monitor._MATRIX_MAX", 0)
+    torch.manual_seed(0)
+    by_index = _estimated_series(mlp(2, 64), 6)
+    assert len(by_matrix) == 15
+    np.testing.assert_allclose(by_index, by_matrix, rtol=1e-5)
+
+
+def test_the_sample_follows_a_parameter_whose_storage_is_replaced() -> None:
+    """``p.data = ...`` between steps: the strided views are made again, the estimate holds."""
+    torch.manual_seed(0)
+    model = mlp(2, 64)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    X, y = data()
+    with Monitor(model, update_every=1000) as mon:
+        for i in range(6):
+            if i == 3:
+                w = model[2].weight
+                w.data = w.data.clone()  # new storage; the old views would see no change
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(X[:64]), y[:64])
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+    ratios = mon.summary().series["update_ratio"]["2"]
+    assert all(float(r) > 1e-4 for r in ratios[1:]), ratios

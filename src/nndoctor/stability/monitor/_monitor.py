@@ -52,6 +52,7 @@ SUBSET_SEED = 20_240_515
 #: patience - 1 (= 2) ticks after that, within MAX_PERIOD + 1 = 5 steps of its onset
 MAX_PERIOD = 4
 _REFRESH = 4  # the budget's medians are recomputed every _REFRESH ticks of each kind
+_MATRIX_MAX = 1 << 18  # entries of the estimate's (coordinates, layers) matrix; else index_add
 _WINDOW = 15  # ticks of each kind whose median times the budget uses
 
 OnNonFinite = Literal["raise", "warn", "skip"]
@@ -365,7 +366,12 @@ class Monitor:
         self._sub_index: list[torch.Tensor | None] = []
         self._sub_ptrs: list[int] = []  # the parameters' data pointers when the views were made
         self._sub_scale: list[float] = []  # numel / k of each parameter
-        self._sub_prev: list[torch.Tensor] | None = None  # per parameter, its gathered values
+        self._sub_prev: torch.Tensor | None = None  # the sampled coordinates, one vector
+        # per-layer sums of the scaled squares: a (k, layers) matrix with numel / k of each
+        # coordinate's parameter in its layer's column (small models), or index_add
+        self._sub_matrix: torch.Tensor | None = None
+        self._sub_layer: torch.Tensor | None = None
+        self._sub_weights: torch.Tensor | None = None
         self._pre_host: list[float] | None = None  # the pre-step check's values, on the host
         self._sub_step = -1  # the step whose pre-step weights _sub_prev holds
         # the budget's accounting (seconds, medians over the last ticks): the time between two
@@ -566,6 +572,7 @@ class Monitor:
         views: list[torch.Tensor | None] = []
         index: list[torch.Tensor | None] = []
         scale: list[float] = []
+        spans: list[tuple[int, int, int]] = []  # (offset, numel, stride) per parameter
         f32, device = torch.float32, self._device
         for p in self._params:
             n = p.numel()
@@ -578,6 +585,7 @@ class Monitor:
                 offset = int(torch.randint(0, stride, (1,), generator=gen))
             k = len(range(offset, n, stride))
             scale.append(n / k if k else 0.0)
+            spans.append((offset, n, stride))
             if p.is_contiguous() and p.dtype == f32 and p.device == device:
                 views.append(p.detach().view(-1)[offset::stride])
                 index.append(None)
@@ -590,14 +598,35 @@ class Monitor:
         self._sub_ptrs = [p.data_ptr() for p in self._params]
         self._sub_prev = None
         self._sub_step = -1
+        layer_of = self._require_collector().param_layer
+        sizes = [len(range(o, n, st)) for o, n, st in spans]
+        k, n_layers = sum(sizes), len(self._require_collector().layers)
+        layer = torch.repeat_interleave(
+            torch.tensor(layer_of, dtype=torch.long), torch.tensor(sizes, dtype=torch.long)
+        )
+        weights = torch.repeat_interleave(
+            torch.tensor(scale, dtype=torch.float32), torch.tensor(sizes, dtype=torch.long)
+        )
+        self._sub_matrix = None
+        if k * n_layers <= _MATRIX_MAX:
+            matrix = torch.zeros(k, n_layers)
+            matrix[torch.arange(k), layer] = weights
+            self._sub_matrix = matrix.to(device)
+        self._sub_layer = layer.to(device)
+        self._sub_weights = weights.to(device)
 
     def _check_subset(self) -> None:
         """Make the views again if a parameter's storage was replaced (``p.data = ...``)."""
         if self._sub_scale and [p.data_ptr() for p in self._params] != self._sub_ptrs:
+            prev, step = self._sub_prev, self._sub_step
             self._build_subset()
+            weights = self._sub_weights
+            if prev is not None and weights is not None and prev.numel() == weights.numel():
+                # the same coordinates (same shapes, same seed): what was gathered still holds
+                self._sub_prev, self._sub_step = prev, step
 
-    def _subset(self) -> list[torch.Tensor]:
-        """The sampled coordinates of each parameter now (views where possible: see above)."""
+    def _subset(self) -> torch.Tensor:
+        """The sampled coordinates of every parameter now, as one float32 vector (a copy)."""
         out: list[torch.Tensor] = []
         f32, device = torch.float32, self._device
         with torch.no_grad():
@@ -609,16 +638,30 @@ class Monitor:
                 if t.dtype != f32 or t.device != device:
                     t = t.to(device=device, dtype=f32)
                 out.append(t)
-        return out
+            return torch.cat(out) if len(out) > 1 else out[0].clone()
 
-    def _advance_subset(self, now: list[torch.Tensor], step: int) -> None:
+    def _advance_subset(self, now: torch.Tensor, step: int) -> None:
         """Keep the sampled coordinates ``now`` as the "before" of the next step's update."""
-        prev = self._sub_prev
-        if prev is None or len(prev) != len(now):
-            self._sub_prev = [t.clone() for t in now]
-        else:
-            torch._foreach_copy_(prev, now)
+        self._sub_prev = now
         self._sub_step = step + 1
+
+    def _layer_sums(self, now: torch.Tensor, prev: torch.Tensor, weights: bool) -> torch.Tensor:
+        """Per layer, the estimated squared update norm (and squared weight norm), on the device.
+
+        .. math:: \\widehat{\\|\\Delta w_l\\|^2} = \\sum_{p \\in l} (n_p / k_p)
+           \\|\\Delta w_{p,S}\\|^2
+
+        Returns a (1, layers) tensor, or (2, layers) with the weights' row when ``weights``.
+        """
+        both = torch.stack([now - prev, now]) if weights else (now - prev).unsqueeze(0)
+        both.square_()
+        if self._sub_matrix is not None:
+            return both @ self._sub_matrix
+        assert self._sub_layer is not None
+        assert self._sub_weights is not None
+        both.mul_(self._sub_weights)
+        n_layers = len(self._require_collector().layers)
+        return both.new_zeros(both.shape[0], n_layers).index_add_(1, self._sub_layer, both)
 
     def _gather_subset(self, valid_for: int) -> None:
         """Before the optimizer step of step ``valid_for``: gather the sampled coordinates."""
@@ -997,15 +1040,12 @@ class Monitor:
             now = self._subset()
             prev = self._sub_prev
             assert prev is not None  # checked by _light_ready
-            parts = list(torch._foreach_norm([*torch._foreach_sub(now, prev), *now]))
-            loss = self._loss
-            if loss is not None:
-                parts.append(loss.float() if loss.dtype != torch.float32 else loss)
-            host: list[float] = torch.stack(parts).tolist()
+            d_sq, w_sq = self._layer_sums(now, prev, True).tolist()
             self._advance_subset(now, step)
+        loss = self._loss
+        loss_value = None if loss is None else float(loss)  # on the CPU: no sync
         self._ticks += 1
         n_layers = len(col.layers)
-        d_sq, w_sq = self._estimates(host[: 2 * len(now)], n_layers)
         g_sq = [0.0] * n_layers
         for v, li in zip(pre_host, col.param_layer, strict=False):
             g_sq[li] += v * v
@@ -1026,9 +1066,9 @@ class Monitor:
                 for n, d, w in zip(names, d_sq, w_part, strict=True)
             }
             q.update_estimated = True
-        if loss is not None:
-            q.loss = host[-1]
-        clean = math.isfinite(sum(host))
+        if loss_value is not None:
+            q.loss = loss_value
+        clean = math.isfinite(sum(d_sq) + sum(w_sq) + (loss_value or 0.0))
         total = sqrt(sum(g_sq))
         sampling = {
             "detailed": False,
@@ -1097,7 +1137,7 @@ class Monitor:
         want_delta: bool,
         pre_norms: list[torch.Tensor] | None,
         pre_vec: torch.Tensor | None,
-    ) -> tuple[list[int], list[torch.Tensor] | None, bool]:
+    ) -> tuple[list[int], torch.Tensor | None, bool]:
         """Which per-tensor norms (gradients, weights, updates) the tick measures exactly."""
         # per-tensor norms of gradients, weights and updates: one fused foreach_norm;
         # the per-layer sums of squares are formed on the host from the transferred norms
@@ -1144,41 +1184,17 @@ class Monitor:
         return slots, prev, light_w
 
     def _pack_estimate(
-        self, pack: _Pack, step: int, prev: list[torch.Tensor] | None, light_w: bool, n_layers: int
+        self, pack: _Pack, step: int, prev: torch.Tensor | None, light_w: bool, n_layers: int
     ) -> None:
         """The update (and, on a light tick, the weights) estimated from sampled coordinates."""
         if prev is None:
             return
-        # per parameter, the norm of the change of its sampled coordinates (and of the
-        # coordinates themselves); the host scales them to the parameter's size and sums them
-        # per layer (see _estimates). The weights gathered now are those before the next step.
+        # per layer, the squared change of the sampled coordinates (and the squared
+        # coordinates), scaled to the parameters' sizes; the weights gathered now are those
+        # before the next step
         now = self._subset()
-        change = list(torch._foreach_sub(now, prev))
-        pack.add0("est", list(torch._foreach_norm(change + now if light_w else change)))
+        pack.add("est", self._layer_sums(now, prev, light_w))
         self._advance_subset(now, step)
-
-    def _estimates(self, est: list[float], n_layers: int) -> tuple[list[float], list[float]]:
-        """Per layer: the estimated squared update norm and (when given) squared weight norm.
-
-        .. math:: \\widehat{\\|\\Delta w_l\\|^2} = \\sum_{p \\in l} (n_p / k_p)
-           \\|\\Delta w_{p,S}\\|^2
-
-        ``est`` holds per parameter the norm of its sampled change, then (on a light tick) the
-        norm of its sampled coordinates.
-        """
-        layer_of = self._require_collector().param_layer
-        scale = self._sub_scale
-        n = len(scale)
-        d_sq = [0.0] * n_layers
-        w_sq = [0.0] * n_layers
-        if not est:
-            return d_sq, w_sq
-        for v, li, sc in zip(est[:n], layer_of, scale, strict=True):
-            d_sq[li] += sc * v * v
-        if len(est) == 2 * n:
-            for v, li, sc in zip(est[n:], layer_of, scale, strict=True):
-                w_sq[li] += sc * v * v
-        return d_sq, w_sq
 
     def _pack_records(
         self, pack: _Pack, plan: TickPlan, col: Collector, pre_vec: torch.Tensor | None
@@ -1339,10 +1355,10 @@ class Monitor:
             g_part = norms_host[:n_layers]
             w_part = norms_host[n_layers : 2 * n_layers]
             d_part = norms_host[2 * n_layers :]
-            est_norms = seg("est")
-            est, w_est = self._estimates(est_norms, n_layers)
-            if len(est_norms) == 2 * len(self._sub_scale):  # a light tick: weights estimated
-                w_part = [math.sqrt(v) if v >= 0 else math.nan for v in w_est]
+            est = seg("est")
+            if len(est) == 2 * n_layers:  # the weight norms estimated too
+                w_part = [math.sqrt(v) if v >= 0 else math.nan for v in est[n_layers:]]
+                est = est[:n_layers]
                 q.weight_estimated = True
             if meta.want_grad:
                 q.grad_norm = {
