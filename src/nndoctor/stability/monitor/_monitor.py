@@ -130,7 +130,7 @@ class Monitor:
     saturated fraction (tanh, sigmoid), non-finite count; on every tick the update ratio
     :math:`\|w_l^{(t)} - w_l^{(t-1)}\| / \|w_l^{(t)}\|` of that tick's optimizer step (exact on
     the first tick and every ``update_every`` ticks, where the weights are copied at the end of
-    the step before; elsewhere estimated from a fixed random subset of 256 coordinates per
+    the step before; elsewhere estimated from a fixed sample of about 256 coordinates per
     tensor, :math:`\widehat{\|\Delta w_l\|^2} = \sum (n/k) \|\Delta w_S\|^2`); and every
     ``symmetry_every`` ticks
     the effective number of distinct units. One tensor per tick comes back to the host. The
@@ -185,7 +185,7 @@ class Monitor:
         The update ratio is measured on the first tick and every ``update_every`` ticks
         (default 10; 1: every tick) exactly. It needs a copy of all parameters at the end of the
         step before, which is most of the monitor's memory traffic; on the other ticks it is
-        estimated from a fixed random subset of each tensor's coordinates (the finding's
+        estimated from a fixed sample of each tensor's coordinates (the finding's
         message says "estimated").
     tensorboard : bool
         Also write TensorBoard scalars under ``log_dir/tensorboard``.
@@ -195,7 +195,7 @@ class Monitor:
         The monitor's own cost, as a fraction of the user's step, that it aims to keep
         (default 0.05). It times its own work (``time.perf_counter``; no device
         synchronization added) against the time between ticks and measures the activation and
-        backward statistics only every 1-3 ticks (:data:`MAX_PERIOD`), and on every tick while
+        backward statistics only every 1-4 ticks (:data:`MAX_PERIOD`), and on every tick while
         one of their rules has a condition pending; the non-finite check, gradient and weight
         norms, the loss and the (estimated) update ratio are measured on every tick. ``None``:
         everything on every tick. :meth:`overhead` gives the accounting.
@@ -358,7 +358,7 @@ class Monitor:
         self._last_act_counts: dict[str, int] = {}
         self._open = False
         self._pending_error: NonFiniteError | None = None
-        # the update-ratio estimate of every tick: a fixed random subset of each parameter's
+        # the update-ratio estimate of every tick: a fixed sample of each parameter's
         # coordinates, gathered before the step (see _gather_subset)
         # per parameter: a strided view of its coordinates (float32, contiguous, on the tick's
         # device: read in place, no gather), or else the indices to gather
