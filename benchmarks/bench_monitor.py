@@ -269,6 +269,42 @@ class _Ideal(_Floor):
         os.write(self.fd, line.encode())
 
 
+class _NonfiniteFloor:
+    """The floor of the never-sampled guarantee: a NaN caught and localizable at its very step.
+
+    Per step (tag ``n``): what the monitor must do on every step whatever its budget — the
+    gradients' norms (one ``foreach_norm``) read on the host and their sum tested for
+    finiteness, and the root hooks that keep the batch and the gradient at the model's output
+    for a re-run (a forward pre-hook, a forward hook that registers a tensor hook). No update
+    ratio, no rules, no log line: strictly less than any monitor that keeps the guarantee.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        self.params = list(net.parameters())
+        self.inputs: Any = None
+        self.grad_out: list[Any] = [None]
+        net.register_forward_pre_hook(self._pre, with_kwargs=True)
+        net.register_forward_hook(self._post)
+
+    def _pre(self, module: nn.Module, args: Any, kwargs: Any) -> None:
+        self.inputs = (tuple(args), dict(kwargs))
+
+    def _post(self, module: nn.Module, args: Any, output: torch.Tensor) -> None:
+        box = self.grad_out = [None]
+
+        def hook(g: torch.Tensor) -> None:
+            box[0] = g
+
+        output.register_hook(hook)
+
+    def step(self, loss: torch.Tensor) -> None:
+        with torch.no_grad():
+            grads = [p.grad for p in self.params if p.grad is not None]
+            host = torch.stack(torch._foreach_norm(grads)).tolist()
+        if not math.isfinite(sum(host)):
+            raise FloatingPointError("non-finite gradient")
+
+
 def split(
     model: str,
     steps: int,
@@ -283,7 +319,8 @@ def split(
 
     Tags: ``b`` plain, ``m`` monitored with ``kwargs``, ``x`` monitored with ``extra`` (when
     given), ``f`` the floor with the update every step, ``g`` the floor without the update,
-    ``h`` the ideal minimal monitor (:class:`_Ideal`).
+    ``h`` the ideal minimal monitor (:class:`_Ideal`), ``n`` the non-finite floor
+    (:class:`_NonfiniteFloor`, only when ``only`` names it).
     Keys ``<tag>_<phase>`` are medians in ms; ``<tag>_mean`` is the mean step time in ms
     (work done on a schedule, e.g. the sampled update ratio, shows in the mean only).
     With ``block`` > 1 each round runs ``block`` steps of each configuration in a row (the
@@ -299,7 +336,7 @@ def split(
     pairs = []
     tags = ["b", "m", "f", "g", "h"] + (["x"] if extra is not None else [])
     if only:
-        tags = ["b"] + [t for t in tags if t in only and t != "b"]
+        tags = ["b"] + [t for t in [*tags, "n"] if t in only and t != "b"]
     for tag in tags:
         torch.manual_seed(0)
         net = MODELS[model]()
@@ -312,6 +349,8 @@ def split(
             mon = _Floor(net, update=tag == "f")
         elif tag == "h":
             mon = _Ideal(net, os.path.join(tempfile.mkdtemp(), "ideal.jsonl"))
+        elif tag == "n":
+            mon = _NonfiniteFloor(net)
         pairs.append((net, opt, mon, tag))
     times: dict[str, list[float]] = {}
     if block > 1:
@@ -465,7 +504,7 @@ def main() -> None:
                 clock=time.thread_time if args.clock == "thread" else time.perf_counter,
             )
             print(model, " ".join(f"{k}={v:.2f}ms" for k, v in sorted(phases.items())))
-            tags = ["m", "f", "g", "h"] + (["x"] if extra is not None else [])
+            tags = ["m", "f", "g", "h", "n"] + (["x"] if extra is not None else [])
             tags = [t for t in tags if f"{t}_total" in phases]
             if args.block > 1:
                 print(

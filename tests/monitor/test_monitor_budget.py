@@ -112,8 +112,11 @@ def _timed_run(model: nn.Module, steps: int, sleep: float, **kwargs: object) -> 
             opt.zero_grad()
             loss = nn.functional.cross_entropy(model(X[:64]), y[:64])
             loss.backward()
-            if sleep:
-                time.sleep(sleep)  # the user's own work: a long step
+            if sleep:  # the user's own work, a long step: busy on the CPU (the budget's
+                # clock on the CPU is the thread's CPU time, which a sleep does not advance)
+                end = time.thread_time() + sleep
+                while time.thread_time() < end:
+                    pass
             opt.step()
             mon.step(loss)
     return mon
@@ -259,3 +262,24 @@ def test_the_sample_follows_a_parameter_whose_storage_is_replaced() -> None:
             mon.step(loss)
     ratios = mon.summary().series["update_ratio"]["2"]
     assert all(float(r) > 1e-4 for r in ratios[1:]), ratios
+
+
+def test_on_the_cpu_time_the_thread_sleeps_or_waits_is_not_the_users_step() -> None:
+    """The budget's clock on the CPU is the training thread's CPU time: a loop that sleeps
+    (or waits for a core on a loaded machine) between steps does not make a tiny step look
+    long, so the monitor still samples."""
+    torch.manual_seed(0)
+    model = mlp(6, 8, d_in=8)
+    X, y = data(d_in=8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with Monitor(model) as mon:
+        for _ in range(30):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(X[:64]), y[:64])
+            loss.backward()
+            time.sleep(0.02)  # wall time, no work of the user's thread
+            opt.step()
+            mon.step(loss)
+    acct = mon.overhead()
+    assert acct["step_s"] < 0.01  # the step as timed: without the 20 ms sleeps
+    assert acct["ticks"]["light"] >= 10

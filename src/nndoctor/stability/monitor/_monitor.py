@@ -193,7 +193,8 @@ class Monitor:
         Ticks kept in memory for :meth:`summary`.
     budget : float or None
         The monitor's own cost, as a fraction of the user's step, that it aims to keep
-        (default 0.05). It times its own work (``time.perf_counter``; no device
+        (default 0.05). It times its own work (on the CPU ``time.thread_time``, the training
+        thread's CPU time; elsewhere ``time.perf_counter``; no device
         synchronization added) against the time between ticks and measures the activation and
         backward statistics only every 1-4 ticks (:data:`MAX_PERIOD`), and on every tick while
         one of their rules has a condition pending; the non-finite check, gradient and weight
@@ -378,6 +379,7 @@ class Monitor:
         # ticks outside the monitor's own work, on detailed and on light ticks, and the
         # monitor's own time on each
         self._t_end: float | None = None
+        self._clock = time.perf_counter
         self._own = 0.0  # own time spent in the pre-step hook since the last tick
         self._samples: dict[str, deque[float]] = {}
         self._median: dict[str, float] = {}  # the medians of the samples (robust to preemption)
@@ -421,6 +423,11 @@ class Monitor:
         self._weight_slots = [n_layers + i for i in self._collector.param_layer]
         self._delta_slots = [2 * n_layers + i for i in self._collector.param_layer]
         self._on_cpu = bool(self._params) and all(p.device.type == "cpu" for p in self._params)
+        # the budget's clock: on the CPU the training thread's own CPU time, so that time the
+        # thread waits for a core (a loaded machine) or sleeps counts neither as the monitor's
+        # cost nor as the user's step; elsewhere the wall clock (the user's step is mostly
+        # waiting for the device)
+        self._clock = time.thread_time if self._on_cpu else time.perf_counter
         self._param_ids = {id(p) for p in self._params}
         if self._on_cpu:
             self._global_handle = register_optimizer_step_pre_hook(self._before_optimizer_step)
@@ -724,11 +731,11 @@ class Monitor:
         ):
             return
         self._pre_step = step
-        t0 = time.perf_counter()
+        t0 = self._clock()
         try:
             self._pre_check(step)
         finally:
-            self._own += time.perf_counter() - t0
+            self._own += self._clock() - t0
 
     def _pre_check(self, step: int) -> None:
         col = self._require_collector()
@@ -819,7 +826,7 @@ class Monitor:
         NonFiniteError
             With ``on_nonfinite="raise"``, when a non-finite value appeared.
         """
-        t0 = time.perf_counter()
+        t0 = self._clock()
         col = self._require_open()
         if loss is not None:
             self.record_loss(loss)
@@ -883,7 +890,7 @@ class Monitor:
         ``[1, MAX_PERIOD]`` that keeps it is chosen. No device synchronization is added: the
         tick's one transfer already waits for the device.
         """
-        t1 = time.perf_counter()
+        t1 = self._clock()
         own = t1 - t0 + self._own
         last, self._t_end, self._own = self._t_end, t1, 0.0
         one_off, self._one_off = self._one_off, False
