@@ -283,3 +283,14 @@ def test_on_the_cpu_time_the_thread_sleeps_or_waits_is_not_the_users_step() -> N
     acct = mon.overhead()
     assert acct["step_s"] < 0.01  # the step as timed: without the 20 ms sleeps
     assert acct["ticks"]["light"] >= 10
+
+
+def test_at_period_one_a_light_tick_now_and_then_keeps_the_light_cost_measured() -> None:
+    """A light cost measured once, early (slow first steps), could hold the period at 1."""
+    torch.manual_seed(0)
+    mon = _timed_run(mlp(1, 8, d_in=8), 40, 0.02)
+    acct = mon.overhead()
+    assert acct["period"]["activations"] == 1
+    assert acct["ticks"]["light"] <= 40 // 4  # still mostly detailed
+    detailed = [rec["sampling"]["detailed"] for rec in mon._records]
+    assert not all(detailed[20:])  # a light tick late in the run, not only the early one

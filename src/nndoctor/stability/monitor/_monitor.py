@@ -52,6 +52,7 @@ SUBSET_SEED = 20_240_515
 #: patience - 1 (= 2) ticks after that, within MAX_PERIOD + 1 = 5 steps of its onset
 MAX_PERIOD = 4
 _REFRESH = 4  # the budget's medians are recomputed every _REFRESH ticks of each kind
+_PROBE = 16  # at period 1, one tick in _PROBE is light, to keep its cost measured
 _MATRIX_MAX = 1 << 18  # entries of the estimate's (coordinates, layers) matrix; else index_add
 _WINDOW = 15  # ticks of each kind whose median times the budget uses
 
@@ -385,6 +386,7 @@ class Monitor:
         self._median: dict[str, float] = {}  # the medians of the samples (robust to preemption)
         self._period = 1
         self._since_detail = 0
+        self._since_light = 0
         self._counts = {"detailed": 0, "light": 0}
         self._one_off = False  # this tick did rare work (the first tick, effective units)
         self._last_overhead = math.nan
@@ -870,12 +872,21 @@ class Monitor:
         if self.budget is None or not self._ticks:
             return True
         self._since_detail += 1
+        self._since_light += 1
         pending = self._engine.has_pending()
         if pending or self._since_detail >= self._period or self._counts["light"] == 0:
-            if self._counts["light"] == 0 and self._counts["detailed"] and not pending:
-                return False  # one light tick early on, to learn what a detailed one costs
+            if (
+                (self._counts["light"] == 0 and self._counts["detailed"])
+                # at period 1, a light tick now and then keeps what a light tick costs
+                # measured (the hooks' cost is the difference): a stale one could hold the
+                # period at 1 for good
+                or self._since_light >= _PROBE
+            ) and not pending:
+                self._since_light = 0
+                return False  # a light tick, to learn (again) what a detailed one costs
             self._since_detail = 0
             return True
+        self._since_light = 0
         return False
 
     def _account(self, t0: float, detailed: bool, ticked: bool) -> None:
