@@ -36,7 +36,14 @@ tracked). ``--seed`` sets the shuffled order of the configurations within the ro
 monitored model that alternate step by step (``f_*``: the bare device work of the gradient,
 weight and update norms
 every step, for the floor; ``g_*``: the same without the update; ``--extra-kwargs`` adds a
-second monitored configuration ``x_*`` to the same paired run).
+second monitored configuration ``x_*`` to the same paired run). ``--block N`` runs each
+configuration for N steps in a row within a round (the first configuration alternating from
+round to round), so that a monitor with a budget times its own model's steps and not the other
+configurations' steps between its ticks; the paired difference is then taken between the
+medians of the blocks of one round. ``--tags`` chooses the configurations of the split (``b``
+always). A budget run::
+
+    PYTHONPATH=src python benchmarks/bench_monitor.py --split --block 20 --rounds 8 --tags b,m,h
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import random
 import statistics
@@ -313,20 +321,63 @@ class _Ideal(_Floor):
         os.write(self.fd, line.encode())
 
 
+class _NonfiniteFloor:
+    """The floor of the never-sampled guarantee: a NaN caught and localizable at its very step.
+
+    Per step (tag ``n``): what the monitor must do on every step whatever its budget — the
+    gradients' norms (one ``foreach_norm``) read on the host and their sum tested for
+    finiteness, and the root hooks that keep the batch and the gradient at the model's output
+    for a re-run (a forward pre-hook, a forward hook that registers a tensor hook). No update
+    ratio, no rules, no log line: strictly less than any monitor that keeps the guarantee.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        self.params = list(net.parameters())
+        self.inputs: Any = None
+        self.grad_out: list[Any] = [None]
+        net.register_forward_pre_hook(self._pre, with_kwargs=True)
+        net.register_forward_hook(self._post)
+
+    def _pre(self, module: nn.Module, args: Any, kwargs: Any) -> None:
+        self.inputs = (tuple(args), dict(kwargs))
+
+    def _post(self, module: nn.Module, args: Any, output: torch.Tensor) -> None:
+        box = self.grad_out = [None]
+
+        def hook(g: torch.Tensor) -> None:
+            box[0] = g
+
+        output.register_hook(hook)
+
+    def step(self, loss: torch.Tensor) -> None:
+        with torch.no_grad():
+            grads = [p.grad for p in self.params if p.grad is not None]
+            host = torch.stack(torch._foreach_norm(grads)).tolist()
+        if not math.isfinite(sum(host)):
+            raise FloatingPointError("non-finite gradient")
+
+
 def split(
     model: str,
     steps: int,
     batch: int,
     kwargs: dict[str, Any],
     extra: dict[str, Any] | None = None,
+    block: int = 1,
+    only: list[str] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
     """Paired per-phase timing: a plain and monitored models alternate step by step.
 
     Tags: ``b`` plain, ``m`` monitored with ``kwargs``, ``x`` monitored with ``extra`` (when
     given), ``f`` the floor with the update every step, ``g`` the floor without the update,
-    ``h`` the ideal minimal monitor (:class:`_Ideal`).
+    ``h`` the ideal minimal monitor (:class:`_Ideal`), ``n`` the non-finite floor
+    (:class:`_NonfiniteFloor`, only when ``only`` names it).
     Keys ``<tag>_<phase>`` are medians in ms; ``<tag>_mean`` is the mean step time in ms
     (work done on a schedule, e.g. the sampled update ratio, shows in the mean only).
+    With ``block`` > 1 each round runs ``block`` steps of each configuration in a row (the
+    first configuration alternating by round), and ``<tag>_pdiff`` is the median over rounds
+    of the difference of the blocks' median step times. ``only`` restricts the tags.
     """
     import tempfile
 
@@ -336,6 +387,8 @@ def split(
     y = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(1))
     pairs = []
     tags = ["b", "m", "f", "g", "h"] + (["x"] if extra is not None else [])
+    if only:
+        tags = ["b"] + [t for t in [*tags, "n"] if t in only and t != "b"]
     for tag in tags:
         torch.manual_seed(0)
         net = MODELS[model]()
@@ -348,8 +401,12 @@ def split(
             mon = _Floor(net, update=tag == "f")
         elif tag == "h":
             mon = _Ideal(net, os.path.join(tempfile.mkdtemp(), "ideal.jsonl"))
+        elif tag == "n":
+            mon = _NonfiniteFloor(net)
         pairs.append((net, opt, mon, tag))
     times: dict[str, list[float]] = {}
+    if block > 1:
+        return _split_blocks(pairs, tags, steps, block, x, y, clock)
     for i in range(steps + 5):
         for net, opt, mon, tag in pairs:
             t0 = time.perf_counter()
@@ -380,6 +437,66 @@ def split(
     return out
 
 
+def _split_blocks(
+    pairs: list[tuple[nn.Module, Any, Any, str]],
+    tags: list[str],
+    rounds: int,
+    block: int,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, float]:
+    """The split with ``block`` steps per configuration in a row (see :func:`split`)."""
+    per_round: dict[str, list[list[float]]] = {}
+    phases: dict[str, list[float]] = {}
+    for r in range(rounds + 1):  # round 0 warms up
+        order = pairs if r % 2 == 0 else pairs[::-1]
+        for net, opt, mon, tag in order:
+            totals: list[float] = []
+            for _ in range(block):
+                t0 = clock()
+                opt.zero_grad(set_to_none=True)
+                loss = nn.functional.cross_entropy(net(x), y)
+                t1 = clock()
+                loss.backward()
+                t2 = clock()
+                opt.step()
+                t3 = clock()
+                if mon is not None:
+                    mon.step(loss)
+                t4 = clock()
+                totals.append(t4 - t0)
+                if r:
+                    for key, value in (("fwd", t1 - t0), ("bwd", t2 - t1), ("opt", t3 - t2)):
+                        phases.setdefault(f"{tag}_{key}", []).append(value)
+                    if mon is not None:
+                        phases.setdefault(f"{tag}_monitor", []).append(t4 - t3)
+            if r:
+                per_round.setdefault(tag, []).append(totals)
+    out = {k: statistics.median(v) * 1e3 for k, v in phases.items()}
+    base = [statistics.median(t) for t in per_round["b"]]
+    for tag in tags:
+        flat = [v for t in per_round[tag] for v in t]
+        out[f"{tag}_total"] = statistics.median(flat) * 1e3
+        out[f"{tag}_mean"] = statistics.mean(flat) * 1e3
+        meds = [statistics.median(t) for t in per_round[tag]]
+        diffs = [m - b for m, b in zip(meds, base, strict=True)]
+        out[f"{tag}_pdiff"] = statistics.median(diffs) * 1e3
+        out[f"{tag}_pdiff_min"] = min(diffs) * 1e3
+        out[f"{tag}_pdiff_max"] = max(diffs) * 1e3
+    for _net, _opt, mon, tag in pairs:
+        if tag in ("m", "x"):
+            acct = mon.overhead()
+            cost = acct.get("overhead", math.nan)
+            print(
+                f"{tag}: the monitor's own accounting: overhead {cost:.3f},"
+                f" period {acct['period'].get('activations')}, ticks {acct['ticks']}",
+                file=sys.stderr,
+            )
+            mon.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=80)
@@ -393,6 +510,22 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--notes", action="store_true", help="print what each one concluded")
     parser.add_argument("--seed", type=int, default=0, help="order of the configurations")
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=1,
+        help="--split: steps of each configuration in a row per round (20 for a budget run)",
+    )
+    parser.add_argument(
+        "--tags", default=None, help="--split: configurations, e.g. 'b,m,h' (default all)"
+    )
+    parser.add_argument(
+        "--clock",
+        choices=("perf", "thread"),
+        default="perf",
+        help="--split --block: wall clock (perf_counter) or this thread's CPU time "
+        "(thread_time: leaves out the time the thread waits for a core on a loaded machine)",
+    )
     parser.add_argument(
         "--split", action="store_true", help="paired per-phase timing of plain vs monitored"
     )
@@ -412,9 +545,34 @@ def main() -> None:
     if args.split:
         extra = json.loads(args.extra_kwargs) if args.extra_kwargs else None
         for model in args.models.split(","):
-            phases = split(model, args.rounds, args.batch, json.loads(args.monitor_kwargs), extra)
+            only = args.tags.split(",") if args.tags else None
+            load0 = _loadavg()
+            phases = split(
+                model,
+                args.rounds,
+                args.batch,
+                json.loads(args.monitor_kwargs),
+                extra,
+                block=args.block,
+                only=only,
+                clock=time.thread_time if args.clock == "thread" else time.perf_counter,
+            )
             print(model, " ".join(f"{k}={v:.2f}ms" for k, v in sorted(phases.items())))
-            tags = ["m", "f", "g", "h"] + (["x"] if extra is not None else [])
+            tags = ["m", "f", "g", "h", "n"] + (["x"] if extra is not None else [])
+            tags = [t for t in tags if f"{t}_total" in phases]
+            if args.block > 1:
+                print(
+                    f"{model} paired ratios ({args.clock} clock), block {args.block} x "
+                    f"{args.rounds} rounds (1 + median "
+                    "over rounds of the block-median difference / plain median step, [min, max] "
+                    f"over rounds), load average {load0} -> {_loadavg()}: "
+                    + " ".join(
+                        f"{t}={1 + phases[f'{t}_pdiff'] / phases['b_total']:.3f}"
+                        f"[{1 + phases[f'{t}_pdiff_min'] / phases['b_total']:.3f},"
+                        f"{1 + phases[f'{t}_pdiff_max'] / phases['b_total']:.3f}]"
+                        for t in tags
+                    )
+                )
             print(
                 f"{model} ratios (median step / plain median step; mean / plain mean; 1 + "
                 "median paired difference / plain median step): "
@@ -446,6 +604,14 @@ def main() -> None:
         for name, value in medians.items():
             print(f"| {model} | {name} | {value * 1e3:.2f} | {value / base:.3f} |")
     sys.stdout.flush()
+
+
+def _loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "n/a"
 
 
 if __name__ == "__main__":

@@ -114,22 +114,62 @@ class Collector:
         self.feeds: dict[str, str] = {}
         self._last_layer: str | None = None
         self._conv_layers = {n for n, m in self.layer_modules.items() if isinstance(m, _CONV)}
-        self.active = False
+        self._active = False
         # the activation and backward hooks measure only on detailed ticks (the budget's choice)
-        self.detail = True
+        self._detail = True
         self.reset()
         self.last_inputs: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self.last_grad_output: list[torch.Tensor | None] | None = None
         self.on_backward_start: Callable[[], None] | None = None
         self.nonfinite_counts: dict[str, int] | None = None
         self._handles: list[Any] = []
+        # the layer and activation hooks: registered only while a tick is measured in detail
+        # (or a non-finite batch is re-run); on other steps the modules carry no hook of ours,
+        # so PyTorch calls their forward directly instead of dispatching to a hook that returns
+        self._specs: list[tuple[nn.Module, Callable[[nn.Module, Any, Any], None]]] = []
+        self._sub_handles: list[Any] = []
         for name, module in model.named_modules():
             if name in self.layer_modules:
-                self._handles.append(module.register_forward_hook(self._layer_hook(name)))
+                self._specs.append((module, self._layer_hook(name)))
             if name in self.acts and activations:
-                self._handles.append(module.register_forward_hook(self._act_hook(name, module)))
+                self._specs.append((module, self._act_hook(name, module)))
         self._handles.append(root.register_forward_pre_hook(self._root_pre, with_kwargs=True))
         self._handles.append(root.register_forward_hook(self._root_post))
+        self._removed = False
+        self._sync_attached()
+
+    # ------------------------------------------------------------------ attachment
+    @property
+    def active(self) -> bool:
+        """Whether the coming optimizer step is a tick (the hooks measure)."""
+        return self._active
+
+    @active.setter
+    def active(self, value: bool) -> None:
+        self._active = value
+        self._sync_attached()
+
+    @property
+    def detail(self) -> bool:
+        """Whether the coming tick measures the activation and backward statistics."""
+        return self._detail
+
+    @detail.setter
+    def detail(self, value: bool) -> None:
+        self._detail = value
+        self._sync_attached()
+
+    def attach(self, on: bool) -> None:
+        """Register (``True``) or remove the layer and activation hooks, whatever the schedule."""
+        if on and not self._sub_handles and not self._removed:
+            self._sub_handles = [m.register_forward_hook(h) for m, h in self._specs]
+        elif not on and self._sub_handles:
+            for h in self._sub_handles:
+                h.remove()
+            self._sub_handles = []
+
+    def _sync_attached(self) -> None:
+        self.attach(self._active and self._detail)
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
@@ -145,13 +185,16 @@ class Collector:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        self.attach(False)
+        self._removed = True
+        self._specs = []
         self.last_inputs = None
         self.last_grad_output = None
 
     @property
     def n_hooks(self) -> int:
-        """Number of hooks currently registered."""
-        return len(self._handles)
+        """Number of hooks the collector owns (registered now, or on its detailed ticks)."""
+        return len(self._handles) + len(self._specs)
 
     # ------------------------------------------------------------------ hooks
     def _layer_hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:

@@ -32,6 +32,8 @@ __all__ = ["LOG_FILENAME", "JsonlWriter", "MonitorLog", "TensorBoardWriter", "re
 
 LOG_FILENAME = "monitor.jsonl"
 FORMAT_VERSION = 1
+#: at most this many held lines (a budgeted monitor's light ticks) wait before they are written
+FLUSH_TICKS = 10
 
 
 def _num(value: float) -> float | str:
@@ -57,6 +59,9 @@ class JsonlWriter:
     The file is opened unbuffered in append mode (``O_APPEND``), so a line is handed to the
     kernel whole, at once (the equivalent of ``write`` + ``flush`` per line, with one system
     call and no Python-level buffering); a crash of the process afterwards cannot lose it.
+    A line written with ``hold=True`` may wait in memory, whole, until :data:`FLUSH_TICKS`
+    lines wait, the next line without ``hold``, or :meth:`close`; the waiting lines then go to
+    the file in one ``write``, so a crash loses at most those lines and never tears one.
 
     Examples
     --------
@@ -76,6 +81,7 @@ class JsonlWriter:
             )
         self.path = directory / LOG_FILENAME
         self._fsync = fsync
+        self._held: list[str] = []
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -86,20 +92,36 @@ class JsonlWriter:
                 "directory in a writable place"
             ) from err
 
-    def write(self, record: dict[str, Any]) -> None:
-        """Write one record as one line, handed to the operating system at once."""
-        fd = self._fd
-        if fd is None:
+    def write(self, record: dict[str, Any], *, hold: bool = False) -> None:
+        """Write one record as one line, handed to the operating system at once.
+
+        With ``hold=True`` the line may wait (see the class notes); a line written without it
+        goes out at once, after the lines that wait.
+        """
+        if self._fd is None:
             return
-        data = (_ENCODER.encode(record) + "\n").encode("utf-8")
+        held = self._held
+        held.append(_ENCODER.encode(record))
+        if hold and len(held) < FLUSH_TICKS:
+            return
+        self.flush()
+
+    def flush(self) -> None:
+        """Hand the waiting lines to the operating system in one ``write``."""
+        fd, held = self._fd, self._held
+        if fd is None or not held:
+            return
+        data = ("\n".join(held) + "\n").encode("utf-8")
+        held.clear()
         while data:  # a regular file takes it in one call; loop for the rare short write
             data = data[os.write(fd, data) :]
         if self._fsync:
             os.fsync(fd)
 
     def close(self) -> None:
-        """Close the file (idempotent)."""
+        """Write what waits and close the file (idempotent)."""
         if self._fd is not None:
+            self.flush()
             os.close(self._fd)
             self._fd = None
 

@@ -48,8 +48,13 @@ __all__ = ["Monitor"]
 SUBSET_SIZE = 256
 SUBSET_SEED = 20_240_515
 #: with a budget, the activation and backward statistics are measured at least every
-#: MAX_PERIOD ticks, and on every tick while one of their rules has a condition pending
-MAX_PERIOD = 3
+#: MAX_PERIOD ticks, and on every tick while one of their rules has a condition pending: a
+#: fault that starts just after a detailed tick is seen MAX_PERIOD - 1 ticks later and reported
+#: patience - 1 (= 2) ticks after that, within MAX_PERIOD + 1 = 5 steps of its onset
+MAX_PERIOD = 4
+_REFRESH = 4  # the budget's medians are recomputed every _REFRESH ticks of each kind
+_PROBE = 16  # at period 1, one tick in _PROBE is light, to keep its cost measured
+_MATRIX_MAX = 1 << 18  # entries of the estimate's (coordinates, layers) matrix; else index_add
 _WINDOW = 15  # ticks of each kind whose median times the budget uses
 
 OnNonFinite = Literal["raise", "warn", "skip"]
@@ -127,7 +132,7 @@ class Monitor:
     saturated fraction (tanh, sigmoid), non-finite count; on every tick the update ratio
     :math:`\|w_l^{(t)} - w_l^{(t-1)}\| / \|w_l^{(t)}\|` of that tick's optimizer step (exact on
     the first tick and every ``update_every`` ticks, where the weights are copied at the end of
-    the step before; elsewhere estimated from a fixed random subset of 256 coordinates per
+    the step before; elsewhere estimated from a fixed sample of about 256 coordinates per
     tensor, :math:`\widehat{\|\Delta w_l\|^2} = \sum (n/k) \|\Delta w_S\|^2`); and every
     ``symmetry_every`` ticks
     the effective number of distinct units. One tensor per tick comes back to the host. The
@@ -182,7 +187,7 @@ class Monitor:
         The update ratio is measured on the first tick and every ``update_every`` ticks
         (default 10; 1: every tick) exactly. It needs a copy of all parameters at the end of the
         step before, which is most of the monitor's memory traffic; on the other ticks it is
-        estimated from a fixed random subset of each tensor's coordinates (the finding's
+        estimated from a fixed sample of each tensor's coordinates (the finding's
         message says "estimated").
     tensorboard : bool
         Also write TensorBoard scalars under ``log_dir/tensorboard``.
@@ -190,9 +195,10 @@ class Monitor:
         Ticks kept in memory for :meth:`summary`.
     budget : float or None
         The monitor's own cost, as a fraction of the user's step, that it aims to keep
-        (default 0.05). It times its own work (``time.perf_counter``; no device
+        (default 0.05). It times its own work (on the CPU ``time.thread_time``, the training
+        thread's CPU time; elsewhere ``time.perf_counter``; no device
         synchronization added) against the time between ticks and measures the activation and
-        backward statistics only every 1-3 ticks (:data:`MAX_PERIOD`), and on every tick while
+        backward statistics only every 1-4 ticks (:data:`MAX_PERIOD`), and on every tick while
         one of their rules has a condition pending; the non-finite check, gradient and weight
         norms, the loss and the (estimated) update ratio are measured on every tick. ``None``:
         everything on every tick. :meth:`overhead` gives the accounting.
@@ -355,22 +361,33 @@ class Monitor:
         self._last_act_counts: dict[str, int] = {}
         self._open = False
         self._pending_error: NonFiniteError | None = None
-        # the update-ratio estimate of every tick: a fixed random subset of each parameter's
+        # the update-ratio estimate of every tick: a fixed sample of each parameter's
         # coordinates, gathered before the step (see _gather_subset)
+        # per parameter: a strided view of its coordinates (float32, contiguous, on the tick's
+        # device: read in place, no gather), or else the indices to gather
+        self._sub_views: list[torch.Tensor | None] = []
         self._sub_index: list[torch.Tensor | None] = []
-        self._sub_layer: torch.Tensor | None = None  # layer of each gathered coordinate
-        self._sub_scale: torch.Tensor | None = None  # numel / k of its parameter
-        self._sub_prev: torch.Tensor | None = None
+        self._sub_ptrs: list[int] = []  # the parameters' data pointers when the views were made
+        self._sub_scale: list[float] = []  # numel / k of each parameter
+        self._sub_prev: torch.Tensor | None = None  # the sampled coordinates, one vector
+        # per-layer sums of the scaled squares: a (k, layers) matrix with numel / k of each
+        # coordinate's parameter in its layer's column (small models), or index_add
+        self._sub_matrix: torch.Tensor | None = None
+        self._sub_layer: torch.Tensor | None = None
+        self._sub_weights: torch.Tensor | None = None
+        self._pre_host: list[float] | None = None  # the pre-step check's values, on the host
         self._sub_step = -1  # the step whose pre-step weights _sub_prev holds
         # the budget's accounting (seconds, medians over the last ticks): the time between two
         # ticks outside the monitor's own work, on detailed and on light ticks, and the
         # monitor's own time on each
         self._t_end: float | None = None
+        self._clock = time.perf_counter
         self._own = 0.0  # own time spent in the pre-step hook since the last tick
         self._samples: dict[str, deque[float]] = {}
         self._median: dict[str, float] = {}  # the medians of the samples (robust to preemption)
         self._period = 1
         self._since_detail = 0
+        self._since_light = 0
         self._counts = {"detailed": 0, "light": 0}
         self._one_off = False  # this tick did rare work (the first tick, effective units)
         self._last_overhead = math.nan
@@ -409,6 +426,11 @@ class Monitor:
         self._weight_slots = [n_layers + i for i in self._collector.param_layer]
         self._delta_slots = [2 * n_layers + i for i in self._collector.param_layer]
         self._on_cpu = bool(self._params) and all(p.device.type == "cpu" for p in self._params)
+        # the budget's clock: on the CPU the training thread's own CPU time, so that time the
+        # thread waits for a core (a loaded machine) or sleeps counts neither as the monitor's
+        # cost nor as the user's step; elsewhere the wall clock (the user's step is mostly
+        # waiting for the device)
+        self._clock = time.thread_time if self._on_cpu else time.perf_counter
         self._param_ids = {id(p) for p in self._params}
         if self._on_cpu:
             self._global_handle = register_optimizer_step_pre_hook(self._before_optimizer_step)
@@ -546,48 +568,117 @@ class Monitor:
     def _build_subset(self) -> None:
         """Choose, once, the coordinates of each parameter that the update-ratio estimate reads.
 
-        Up to :data:`SUBSET_SIZE` coordinates per parameter, drawn uniformly with a fixed seed
-        (a parameter with fewer coordinates is read whole); each gathered coordinate carries the
-        layer it belongs to and the factor ``numel / k`` that makes its squared change an
-        unbiased estimate of its parameter's share of :math:`\\|\\Delta w_l\\|^2`.
+        A systematic sample of about :data:`SUBSET_SIZE` coordinates per parameter: every
+        ``s``-th coordinate of the flattened tensor from an offset drawn with a fixed seed, with
+        ``s = numel // SUBSET_SIZE`` raised until it shares no factor with the row length (so
+        the sample meets every row and spreads over the columns); a parameter with at most
+        :data:`SUBSET_SIZE` coordinates is read whole. Each coordinate is in the sample with
+        probability ``1/s`` over the offset, so ``numel / k`` times its squared change is an
+        unbiased estimate of the parameter's share of :math:`\\|\\Delta w_l\\|^2`. For a
+        contiguous float32 parameter the sample is a strided *view*: a tick reads it in place,
+        with no gather.
         """
         gen = torch.Generator().manual_seed(SUBSET_SEED)
-        col = self._require_collector()
+        views: list[torch.Tensor | None] = []
         index: list[torch.Tensor | None] = []
-        layer: list[torch.Tensor] = []
-        scale: list[torch.Tensor] = []
-        for p, li in zip(self._params, col.param_layer, strict=True):
+        scale: list[float] = []
+        spans: list[tuple[int, int, int]] = []  # (offset, numel, stride) per parameter
+        f32, device = torch.float32, self._device
+        for p in self._params:
             n = p.numel()
-            k = min(n, SUBSET_SIZE)
-            index.append(
-                None
-                if k == n
-                else torch.randint(0, n, (k,), generator=gen).sort().values.to(p.device)
-            )
-            layer.append(torch.full((k,), li, dtype=torch.long))
-            scale.append(torch.full((k,), n / k if k else 0.0, dtype=torch.float32))
+            stride, offset = 1, 0
+            if n > SUBSET_SIZE:
+                stride = n // SUBSET_SIZE
+                cols = n // p.shape[0] if p.dim() >= 2 and p.shape[0] else n
+                while math.gcd(stride, cols) != 1:
+                    stride += 1
+                offset = int(torch.randint(0, stride, (1,), generator=gen))
+            k = len(range(offset, n, stride))
+            scale.append(n / k if k else 0.0)
+            spans.append((offset, n, stride))
+            if p.is_contiguous() and p.dtype == f32 and p.device == device:
+                views.append(p.detach().view(-1)[offset::stride])
+                index.append(None)
+            else:
+                views.append(None)
+                index.append(torch.arange(offset, n, stride, device=p.device))
+        self._sub_views = views
         self._sub_index = index
-        if self._params:
-            self._sub_layer = torch.cat(layer).to(self._device)
-            self._sub_scale = torch.cat(scale).to(self._device)
+        self._sub_scale = scale
+        self._sub_ptrs = [p.data_ptr() for p in self._params]
+        self._sub_prev = None
+        self._sub_step = -1
+        layer_of = self._require_collector().param_layer
+        sizes = [len(range(o, n, st)) for o, n, st in spans]
+        k, n_layers = sum(sizes), len(self._require_collector().layers)
+        layer = torch.repeat_interleave(
+            torch.tensor(layer_of, dtype=torch.long), torch.tensor(sizes, dtype=torch.long)
+        )
+        weights = torch.repeat_interleave(
+            torch.tensor(scale, dtype=torch.float32), torch.tensor(sizes, dtype=torch.long)
+        )
+        self._sub_matrix = None
+        if k * n_layers <= _MATRIX_MAX:
+            matrix = torch.zeros(k, n_layers)
+            matrix[torch.arange(k), layer] = weights
+            self._sub_matrix = matrix.to(device)
+        self._sub_layer = layer.to(device)
+        self._sub_weights = weights.to(device)
+
+    def _check_subset(self) -> None:
+        """Make the views again if a parameter's storage was replaced (``p.data = ...``)."""
+        if self._sub_scale and [p.data_ptr() for p in self._params] != self._sub_ptrs:
+            prev, step = self._sub_prev, self._sub_step
+            self._build_subset()
+            weights = self._sub_weights
+            if prev is not None and weights is not None and prev.numel() == weights.numel():
+                # the same coordinates (same shapes, same seed): what was gathered still holds
+                self._sub_prev, self._sub_step = prev, step
 
     def _subset(self) -> torch.Tensor:
-        """The sampled coordinates of every parameter, as one float32 vector."""
+        """The sampled coordinates of every parameter now, as one float32 vector (a copy)."""
+        out: list[torch.Tensor] = []
+        f32, device = torch.float32, self._device
         with torch.no_grad():
-            parts = [
-                (p.reshape(-1) if i is None else p.reshape(-1).index_select(0, i))
-                for p, i in zip(self._params, self._sub_index, strict=True)
-            ]
-            out = torch.cat(parts) if len(parts) > 1 else parts[0].clone()
-            if out.device != self._device:
-                out = out.to(self._device)
-            return out if out.dtype == torch.float32 else out.float()
+            for p, v, i in zip(self._params, self._sub_views, self._sub_index, strict=True):
+                if v is not None:
+                    out.append(v)
+                    continue
+                t = p.reshape(-1).index_select(0, i)  # type: ignore[arg-type]
+                if t.dtype != f32 or t.device != device:
+                    t = t.to(device=device, dtype=f32)
+                out.append(t)
+            return torch.cat(out) if len(out) > 1 else out[0].clone()
+
+    def _advance_subset(self, now: torch.Tensor, step: int) -> None:
+        """Keep the sampled coordinates ``now`` as the "before" of the next step's update."""
+        self._sub_prev = now
+        self._sub_step = step + 1
+
+    def _layer_sums(self, now: torch.Tensor, prev: torch.Tensor, weights: bool) -> torch.Tensor:
+        """Per layer, the estimated squared update norm (and squared weight norm), on the device.
+
+        .. math:: \\widehat{\\|\\Delta w_l\\|^2} = \\sum_{p \\in l} (n_p / k_p)
+           \\|\\Delta w_{p,S}\\|^2
+
+        Returns a (1, layers) tensor, or (2, layers) with the weights' row when ``weights``.
+        """
+        both = torch.stack([now - prev, now]) if weights else (now - prev).unsqueeze(0)
+        both.square_()
+        if self._sub_matrix is not None:
+            return both @ self._sub_matrix
+        assert self._sub_layer is not None
+        assert self._sub_weights is not None
+        both.mul_(self._sub_weights)
+        n_layers = len(self._require_collector().layers)
+        return both.new_zeros(both.shape[0], n_layers).index_add_(1, self._sub_layer, both)
 
     def _gather_subset(self, valid_for: int) -> None:
         """Before the optimizer step of step ``valid_for``: gather the sampled coordinates."""
-        if self._sub_layer is None or self._sub_step == valid_for:
+        self._check_subset()
+        if not self._sub_scale or self._sub_step == valid_for:
             return
-        self._sub_prev = self._subset()
+        self._advance_subset(self._subset(), valid_for - 1)
         self._sub_step = valid_for
 
     def _wants_update(self) -> bool:
@@ -643,11 +734,11 @@ class Monitor:
         ):
             return
         self._pre_step = step
-        t0 = time.perf_counter()
+        t0 = self._clock()
         try:
             self._pre_check(step)
         finally:
-            self._own += time.perf_counter() - t0
+            self._own += self._clock() - t0
 
     def _pre_check(self, step: int) -> None:
         col = self._require_collector()
@@ -661,11 +752,13 @@ class Monitor:
             vec = torch.stack(checks) if checks else None
             if vec is not None and vec.dtype != torch.float32:
                 vec = vec.float()
-            flag = vec.sum() if vec is not None else None
+            # the values on the host (no sync: the CPU only); their sum is finite iff each is,
+            # unless it overflows (then the tick checks them one by one)
+            host = vec.tolist() if vec is not None else []
+            finite = math.isfinite(sum(host))
             if self._loss is not None and self._loss.device.type == "cpu":
-                loss_sum = self._loss.reshape(-1).sum()
-                flag = loss_sum if flag is None else flag + loss_sum
-            finite = flag is None or math.isfinite(float(flag))  # no sync: the CPU only
+                finite = finite and math.isfinite(float(self._loss.reshape(-1).sum()))
+        self._pre_host = host if finite else None
         self._pre_norms = norms if want_grad else None
         self._pre_vec = vec if want_grad and self._world == 1 else None
         self._pre_layout = (len(norms), len(scalars))
@@ -736,7 +829,7 @@ class Monitor:
         NonFiniteError
             With ``on_nonfinite="raise"``, when a non-finite value appeared.
         """
-        t0 = time.perf_counter()
+        t0 = self._clock()
         col = self._require_open()
         if loss is not None:
             self.record_loss(loss)
@@ -762,6 +855,7 @@ class Monitor:
             new = self._tick(step)
             self._pre_reliable = self._on_cpu and self._pre_step == step
         self._pre_norms = None
+        self._pre_host = None
         self._clipped = False
         self._loss = None
         col.reset()
@@ -779,12 +873,21 @@ class Monitor:
         if self.budget is None or not self._ticks:
             return True
         self._since_detail += 1
+        self._since_light += 1
         pending = self._engine.has_pending()
         if pending or self._since_detail >= self._period or self._counts["light"] == 0:
-            if self._counts["light"] == 0 and self._counts["detailed"] and not pending:
-                return False  # one light tick early on, to learn what a detailed one costs
+            if (
+                (self._counts["light"] == 0 and self._counts["detailed"])
+                # at period 1, a light tick now and then keeps what a light tick costs
+                # measured (the hooks' cost is the difference): a stale one could hold the
+                # period at 1 for good
+                or self._since_light >= _PROBE
+            ) and not pending:
+                self._since_light = 0
+                return False  # a light tick, to learn (again) what a detailed one costs
             self._since_detail = 0
             return True
+        self._since_light = 0
         return False
 
     def _account(self, t0: float, detailed: bool, ticked: bool) -> None:
@@ -799,7 +902,7 @@ class Monitor:
         ``[1, MAX_PERIOD]`` that keeps it is chosen. No device synchronization is added: the
         tick's one transfer already waits for the device.
         """
-        t1 = time.perf_counter()
+        t1 = self._clock()
         own = t1 - t0 + self._own
         last, self._t_end, self._own = self._t_end, t1, 0.0
         one_off, self._one_off = self._one_off, False
@@ -816,7 +919,8 @@ class Monitor:
             if window is None:
                 window = self._samples[key] = deque(maxlen=_WINDOW)
             window.append(value)
-            med[key] = sorted(window)[len(window) // 2]
+            if key not in med or self._counts[kind] % _REFRESH == 0:  # O(1) on average
+                med[key] = sorted(window)[len(window) // 2]
         if "between_light" not in med or "between_detailed" not in med:
             return
         if self.budget is not None:
@@ -921,9 +1025,85 @@ class Monitor:
             self._plans[key] = plan
         return plan
 
+    def _light_ready(self, step: int, col: Collector) -> bool:
+        """Whether this tick can take the light path (:meth:`_light_tick`)."""
+        return (
+            self.budget is not None
+            and not col.detail
+            and self._pre_host is not None
+            and self._pre_step == step
+            and self._sub_step == step
+            and self._sub_prev is not None
+            and self._pre_layout == (len(self._params), 0)
+            and all(p.grad is not None for p in self._params)
+            and "grad_norm" in self.quantities
+            and not self._wants_update()
+            and not (self.symmetry_every and self._ticks % self.symmetry_every == 0)
+            and self._world == 1
+            and self.scaler is None
+            and self._pool is None
+            and not self._skipped_by_guard
+            and (self._loss is None or (self._loss.dim() == 0 and self._loss.device.type == "cpu"))
+        )
+
+    def _light_tick(self, step: int, col: Collector, pre_host: list[float]) -> list[Finding]:
+        """A light tick on the CPU: only what every tick guarantees, from one more reduction.
+
+        The gradient norms (and with them the non-finite check) were read by the pre-step
+        check; here the update and the weights are estimated from the sampled coordinates
+        (per parameter: the norm of their change and of themselves, one ``foreach`` pass) and
+        the loss joins them in one read. The rules whose inputs these are (update ratio,
+        gradient spikes, gradient-to-weight ratio) judge them; the log line is batched.
+        """
+        with torch.no_grad():
+            now = self._subset()
+            prev = self._sub_prev
+            assert prev is not None  # checked by _light_ready
+            d_sq, w_sq = self._layer_sums(now, prev, True).tolist()
+            self._advance_subset(now, step)
+        loss = self._loss
+        loss_value = None if loss is None else float(loss)  # on the CPU: no sync
+        self._ticks += 1
+        n_layers = len(col.layers)
+        g_sq = [0.0] * n_layers
+        for v, li in zip(pre_host, col.param_layer, strict=False):
+            g_sq[li] += v * v
+        if self._copied_sizes == (-1, -1):
+            self._order_copy = list(col.order) or list(col.layers)
+        q = TickQuantities(step=step, order=self._order_copy)
+        q.feeds = self._feeds_copy
+        q.roles = col.roles
+        names = col.layers
+        sqrt, nan = math.sqrt, math.nan
+        q.grad_norm = {n: sqrt(v) for n, v in zip(names, g_sq, strict=True)}
+        w_part = [sqrt(v) for v in w_sq]
+        q.weight_norm = dict(zip(names, w_part, strict=True))
+        q.weight_estimated = True
+        if "update_ratio" in self.quantities:
+            q.update_ratio = {
+                n: (sqrt(d) / w if w > 0 else nan)
+                for n, d, w in zip(names, d_sq, w_part, strict=True)
+            }
+            q.update_estimated = True
+        if loss_value is not None:
+            q.loss = loss_value
+        clean = math.isfinite(sum(d_sq) + sum(w_sq) + (loss_value or 0.0))
+        total = sqrt(sum(g_sq))
+        sampling = {
+            "detailed": False,
+            "period": self._period,
+            "overhead": None if math.isnan(self._last_overhead) else self._last_overhead,
+        }
+        self._drain()
+        return self._conclude(q, total, self._clipped_at, sampling, clean, True)
+
     def _tick(self, step: int) -> list[Finding]:
         """One tick: pack what is measured on the device, transfer it once, then judge it."""
         col = self._require_open()
+        self._check_subset()
+        pre_host = self._pre_host
+        if pre_host is not None and self._light_ready(step, col):
+            return self._light_tick(step, col, pre_host)
         pack = _Pack(self._device)
         grads, grad_layers = self._grads()
         want_grad = "grad_norm" in self.quantities and bool(grads)
@@ -998,10 +1178,10 @@ class Monitor:
             slots += grad_layers
         params = self._params  # under no_grad: no detach needed
         prev = self._sub_prev if self._sub_step == step and not want_delta else None
-        # on a light tick (within a budget) the weight norms, like the update, are estimated
-        # from the sampled coordinates: the full pass over the weights is left to the
-        # detailed ticks
-        light_w = prev is not None and not col.detail and self._world == 1
+        # within a budget, the weight norms, like the update, are estimated from the sampled
+        # coordinates on every tick with an estimate: the full pass over the weights is left to
+        # the ticks with the exact update ratio (every update_every ticks)
+        light_w = prev is not None and self.budget is not None and self._world == 1
         if not light_w:
             tensors += params
             slots += self._weight_slots
@@ -1026,22 +1206,14 @@ class Monitor:
         self, pack: _Pack, step: int, prev: torch.Tensor | None, light_w: bool, n_layers: int
     ) -> None:
         """The update (and, on a light tick, the weights) estimated from sampled coordinates."""
-        sub_layer, sub_scale = self._sub_layer, self._sub_scale
-        if prev is None or sub_layer is None or sub_scale is None:
+        if prev is None:
             return
-        # the estimated update: squared change of the sampled coordinates, scaled to
-        # the parameter's size and summed per layer; the weights gathered now are the
-        # weights before the next step
+        # per layer, the squared change of the sampled coordinates (and the squared
+        # coordinates), scaled to the parameters' sizes; the weights gathered now are those
+        # before the next step
         now = self._subset()
-        change = now - prev
-        change.mul_(change).mul_(sub_scale)
-        if light_w:
-            both = torch.stack([change, now * now * sub_scale])
-            pack.add("est", both.new_zeros(2, n_layers).index_add_(1, sub_layer, both))
-        else:
-            pack.add("est", change.new_zeros(n_layers).index_add_(0, sub_layer, change))
-        self._sub_prev = now
-        self._sub_step = step + 1
+        pack.add("est", self._layer_sums(now, prev, light_w))
+        self._advance_subset(now, step)
 
     def _pack_records(
         self, pack: _Pack, plan: TickPlan, col: Collector, pre_vec: torch.Tensor | None
@@ -1203,7 +1375,7 @@ class Monitor:
             w_part = norms_host[n_layers : 2 * n_layers]
             d_part = norms_host[2 * n_layers :]
             est = seg("est")
-            if len(est) == 2 * n_layers:  # a light tick: the weight norms estimated too
+            if len(est) == 2 * n_layers:  # the weight norms estimated too
                 w_part = [math.sqrt(v) if v >= 0 else math.nan for v in est[n_layers:]]
                 est = est[:n_layers]
                 q.weight_estimated = True
@@ -1274,22 +1446,39 @@ class Monitor:
         finite_norms = [v * v for n, v in q.grad_norm.items() if n in meta.with_grad]
         total = math.sqrt(sum(finite_norms)) if finite_norms else math.nan
 
+        return self._conclude(
+            q, total, meta.clipped_at, meta.sampling, meta.clean, synchronous, scaler_skipped
+        )
+
+    def _conclude(
+        self,
+        q: TickQuantities,
+        total: float,
+        clipped_at: float | None,
+        sampling: dict[str, Any],
+        clean: bool,
+        synchronous: bool,
+        scaler_skipped: bool = False,
+    ) -> list[Finding]:
+        """Judge a tick's quantities, record and log them, publish the findings."""
         new: list[Finding] = []
         if scaler_skipped:
             pass  # the GradScaler saw inf/NaN and skipped the step itself: expected, not judged
-        elif synchronous and (self._skipped_by_guard or (not meta.clean and q.has_nonfinite())):
-            new.extend(self._handle_nonfinite(q, step))
+        elif synchronous and (self._skipped_by_guard or (not clean and q.has_nonfinite())):
+            new.extend(self._handle_nonfinite(q, q.step))
         else:
             new.extend(self._engine.evaluate(q))
         if synchronous:
             self._skipped_by_guard = False
-        record = tick_record(q, grad_norm_total=total, clipped_at=meta.clipped_at)
-        record["sampling"] = meta.sampling
+        record = tick_record(q, grad_norm_total=total, clipped_at=clipped_at)
+        record["sampling"] = sampling
         if scaler_skipped:
             record["scaler_skipped"] = True
         self._records.append(record)
         if self._writer is not None:
-            self._writer.write(record)
+            # a light tick's line may wait in the writer's buffer (whole lines, at most
+            # FLUSH_TICKS of them); anything else goes to the file at once, with what waits
+            self._writer.write(record, hold=not (new or sampling.get("detailed", True)))
         if self._tb is not None:
             self._tb.write(q, grad_norm_total=total)
         self._publish(new)
@@ -1389,11 +1578,13 @@ class Monitor:
         try:
             with torch.random.fork_rng(devices=devices), torch.enable_grad():
                 col.active = False
+                col.attach(True)  # the re-run counts non-finite activations per module
                 col.nonfinite_counts = {}
                 loc = rerun_batch(self._inner, args, kwargs, col.last_grad_output)
                 self._last_act_counts = col.nonfinite_counts
         finally:
             col.nonfinite_counts = None
+            col.attach(False)
             with torch.no_grad():
                 for b, saved in zip(self._inner.buffers(), buffers, strict=True):
                     b.copy_(saved)

@@ -270,7 +270,7 @@ class TickQuantities:
     grad_norm: dict[str, float] = field(default_factory=dict)
     weight_norm: dict[str, float] = field(default_factory=dict)
     update_ratio: dict[str, float] = field(default_factory=dict)
-    #: the update ratio is estimated from a fixed random subset of coordinates (not exact)
+    #: the update ratio is estimated from a fixed sample of coordinates (not exact)
     update_estimated: bool = False
     #: the weight norms are estimated from the same subset (a light tick within a budget)
     weight_estimated: bool = False

@@ -224,7 +224,7 @@ class _Streak:
     count: int
 
 
-_ESTIMATED = " (estimated from a fixed random subset of 256 coordinates per tensor)"
+_ESTIMATED = " (estimated from a fixed sample of about 256 coordinates per tensor)"
 
 
 @dataclass(slots=True)
