@@ -452,13 +452,7 @@ def unit_rows(module: nn.Module) -> list[torch.Tensor]:
         w = weight.detach()
         per = w.reshape(g, w.shape[0] // g, w.shape[1], -1).transpose(1, 2)
         return [_rows(per.reshape(g * w.shape[1], -1), bias)]
-    nf, nx = getattr(module, "nf", None), getattr(module, "nx", None)
-    if (
-        weight.dim() == 2
-        and isinstance(nf, int)
-        and weight.shape[1] == nf
-        and (not isinstance(nx, int) or weight.shape[0] == nx)
-    ):
+    if is_hf_conv1d(module):
         return [_rows(weight.t(), bias)]  # Hugging Face Conv1D: (in, out), nf outputs
     if (
         weight.dim() == 2
