@@ -1,0 +1,173 @@
+"""The shift commands' engine: --engine auto|dask|in-memory, --scheduler, the LocalCluster."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from nndoctor._cli import _engine
+from nndoctor.cli import app
+from nndoctor.exceptions import InvalidParameterError
+
+
+def _tables(seed: int, n: int = 300) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    src = pd.DataFrame({"a": rng.normal(size=n), "c": rng.choice(list("xyz"), n)})
+    tgt = pd.DataFrame({"a": rng.normal(0.5, 1, n), "c": rng.choice(list("xyz"), n)})
+    return src, tgt
+
+
+def _write(tmp_path, frame: pd.DataFrame, name: str, files: int = 3) -> str:
+    folder = tmp_path / name
+    folder.mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(frame)), files)):
+        frame.iloc[rows].to_parquet(folder / f"part{i}.parquet")
+    return str(folder)
+
+
+def test_auto_picks_dask_for_directories_globs_big_files_and_a_scheduler(tmp_path, monkeypatch):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    src, _ = _tables(0)
+    folder = _write(tmp_path, src, "src")
+    one = f"{folder}/part0.parquet"
+    csv = tmp_path / "t.csv"
+    src.to_csv(csv, index=False)
+    choose = _engine.choose_engine
+    assert choose("auto", None, [("--source", one), ("--target", one)]).engine == "in-memory"
+    by_dir = choose("auto", None, [("--source", one), ("--target", folder)])
+    assert (by_dir.engine, by_dir.address) == ("dask", None)
+    assert by_dir.reason == f"--target {folder} names several files"
+    assert choose("auto", None, [("--source", f"{folder}/*.parquet")]).engine == "dask"
+    # the size rule: the Parquet files of one input against the threshold
+    size = _engine.input_bytes(folder)
+    assert size == sum(p.stat().st_size for p in (tmp_path / "src").iterdir())
+    assert _engine.input_bytes(f"{folder}/*.parquet") == size
+    assert _engine.input_bytes(csv) == 0  # the Dask engine reads Parquet only
+    big = choose("auto", None, [("--source", one)], threshold=_engine.input_bytes(one) - 1)
+    assert big.engine == "dask"
+    assert "GiB of Parquet (more than" in big.reason
+    assert choose("auto", None, [("--source", one)], threshold=_engine.input_bytes(one)).engine == (
+        "in-memory"
+    )
+    assert choose("auto", None, [("--source", str(csv))], threshold=0).engine == "in-memory"
+    # a scheduler: given, it implies Dask; from the environment, it is only the address
+    by_option = choose("auto", "tcp://h:1", [("--source", one)])
+    assert (by_option.engine, by_option.address) == ("dask", "tcp://h:1")
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://env:2")
+    assert choose("auto", None, [("--source", one)]).engine == "in-memory"
+    assert choose("dask", None, [("--source", one)]).address == "tcp://env:2"
+    assert choose("dask", "tcp://h:1", [("--source", one)]).address == "tcp://h:1"
+    with pytest.raises(InvalidParameterError, match="--scheduler needs the Dask engine"):
+        choose("in-memory", "tcp://h:1", [("--source", one)])
+    with pytest.raises(InvalidParameterError, match="auto, dask, in-memory"):
+        choose("spark", None, [("--source", one)])
+
+
+def test_local_cluster_is_sized_to_the_machine(monkeypatch):
+    import os
+
+    monkeypatch.undo()  # the real options, not the tests' one in-process worker (conftest)
+    got = _engine.local_cluster_options()
+    assert got["n_workers"] == len(os.sched_getaffinity(0))
+    assert got["threads_per_worker"] == 1
+    assert got["processes"] is True
+    assert got["memory_limit"] == "auto"  # distributed divides the machine's memory by workers
+
+
+def test_cli_auto_runs_a_directory_on_dask_and_one_small_file_in_memory(tmp_path):
+    src, tgt = _tables(1)
+    s_dir, t_dir = _write(tmp_path, src, "src"), _write(tmp_path, tgt, "tgt")
+    args = ["shift", "test", "--source", s_dir, "--target", t_dir, "--json"]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.stdout)
+    assert got["features"]["engine"] == "dask"
+    assert (got["n_source"], got["n_target"]) == (300, 300)
+    assert "using the Dask engine: --source" in out.stderr
+    one = [
+        "shift",
+        "test",
+        "--source",
+        f"{s_dir}/part0.parquet",
+        "--target",
+        f"{t_dir}/part0.parquet",
+        "--json",
+    ]
+    mem = CliRunner().invoke(app, one)
+    assert mem.exit_code == 0, mem.output
+    assert json.loads(mem.stdout)["features"]["engine"] == "in-memory"
+    assert "Dask" not in mem.stderr
+
+
+def test_cli_auto_threshold_moves_one_file_to_dask(tmp_path, monkeypatch):
+    src, tgt = _tables(2)
+    s_dir, t_dir = _write(tmp_path, src, "src", 1), _write(tmp_path, tgt, "tgt", 1)
+    args = ["shift", "test", "--source", f"{s_dir}/part0.parquet"]
+    args += ["--target", f"{t_dir}/part0.parquet", "--json", "--permutations", "50"]
+    monkeypatch.setattr(_engine, "AUTO_DASK_BYTES", 100)
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["features"]["engine"] == "dask"
+    assert "GiB of Parquet (more than" in out.stderr
+    forced = CliRunner().invoke(app, [*args, "--engine", "in-memory"])
+    assert forced.exit_code == 0, forced.output
+    assert json.loads(forced.stdout)["features"]["engine"] == "in-memory"
+
+
+def test_dask_session_closes_its_local_cluster_also_on_error():
+    from distributed import default_client
+
+    choice = _engine.EngineChoice("dask")
+    with _engine.dask_session(choice, "t") as client:
+        cluster = client.cluster
+        assert default_client() is client
+        assert client.submit(sum, [1, 2]).result() == 3
+    assert cluster.status.name == "closed"
+    seen = []
+
+    def fail() -> None:
+        with _engine.dask_session(choice, "t") as client:
+            seen.append(client)
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        fail()
+    client, cluster = seen[0], seen[0].cluster
+    assert cluster.status.name == "closed"
+    assert client.status == "closed"
+    with pytest.raises(ValueError, match="No clients found"):
+        default_client()
+
+
+def test_partition_counts_count_the_partitions_read(tmp_path):
+    import dask.dataframe as dd
+
+    from nndoctor.shift import feature_test
+
+    src, tgt = _tables(3)
+    s_dir, t_dir = _write(tmp_path, src, "src", 3), _write(tmp_path, tgt, "tgt", 4)
+    with _engine.dask_session(_engine.EngineChoice("dask"), "t") as client:
+        base, total = _engine.partition_counts(client)
+        assert (base, total) == (0, 0)
+        feature_test(dd.read_parquet(s_dir), dd.read_parquet(t_dir), random_state=0)
+        done, total = _engine.partition_counts(client)
+    assert (done, total) == (7, 7)  # 3 + 4 files, each read once, none pending
+
+
+def test_cli_dask_exclude_drops_columns_and_include_is_refused(tmp_path):
+    src, tgt = _tables(4)
+    s_dir, t_dir = _write(tmp_path, src, "src"), _write(tmp_path, tgt, "tgt")
+    args = ["shift", "test", "--source", s_dir, "--target", t_dir, "--json"]
+    out = CliRunner().invoke(app, [*args, "--exclude", "c"])
+    assert out.exit_code == 0, out.output
+    assert [f["name"] for f in json.loads(out.stdout)["features"]["features"]] == ["a"]
+    bad = CliRunner().invoke(app, [*args, "--exclude", "nope"])
+    assert bad.exit_code == 2
+    assert "--exclude column 'nope' is not in the source table" in bad.stderr
+    inc = CliRunner().invoke(app, [*args, "--include", "a"])
+    assert inc.exit_code == 2
+    assert "--include is not supported with the Dask engine" in inc.stderr
