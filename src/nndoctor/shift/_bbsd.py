@@ -17,6 +17,7 @@ from scipy import stats
 from nndoctor._results import ResultMixin
 from nndoctor._validation import check_choice, check_probabilities
 from nndoctor.shift._common import check_alpha, smallest_pvalue, warn_small
+from nndoctor.shift._dask_models import apply_model, bbsd_parts, is_dask
 from nndoctor.shift._univariate import _ks_2samp, merge_rare
 
 __all__ = ["BBSDResult", "bbsd_test"]
@@ -49,6 +50,12 @@ class BBSDResult(ResultMixin):
     n_source, n_target, n_classes : int
     alpha : float
     drift_detected : bool
+    ks_error : float
+        Bound on ``|KS statistic - exact KS statistic|`` for every class: 0 in memory; on Dask
+        the two KLL sketches' normalized rank errors added (0 while a sketch holds every
+        value). The KS p-values are then taken at ``max(0, D - ks_error)`` (conservative).
+    engine : str
+        ``"in-memory"`` or ``"dask"``.
     """
 
     statistic: float
@@ -67,6 +74,8 @@ class BBSDResult(ResultMixin):
     n_classes: int
     alpha: float
     drift_detected: bool
+    ks_error: float = 0.0
+    engine: str = "in-memory"
 
 
 def bbsd_test(
@@ -75,6 +84,7 @@ def bbsd_test(
     *,
     method: BBSDMethod = "both",
     alpha: float = 0.05,
+    model: Any = None,
 ) -> BBSDResult:
     """Black-box shift detection on predicted class probabilities.
 
@@ -92,9 +102,16 @@ def bbsd_test(
     Parameters
     ----------
     source_probs, target_probs : array-like of shape (m, C) and (n, C)
-        Rows of class probabilities (softmax outputs) on source and target inputs.
+        Rows of class probabilities (softmax outputs) on source and target inputs; or, with
+        ``model``, the source and target inputs themselves. A ``dask.array.Array`` or
+        ``dask.dataframe.DataFrame`` runs per partition (``nndoctor.shift._dask_models``):
+        the predicted-class counts are exact, the KS parts come from KLL sketches within
+        ``ks_error``; only the counts and ``C`` sketches per table travel to the client.
     method : {"both", "chi2", "ks"}
     alpha : float
+    model : torch.nn.Module, estimator with ``predict_proba``, or callable, optional
+        Applied to the inputs (a network's logits go through a softmax; a callable must return
+        probabilities). On Dask it is shipped to the workers and run on each partition.
 
     Returns
     -------
@@ -122,17 +139,44 @@ def bbsd_test(
     """
     check_choice(method, ("both", "chi2", "ks"), name="method")
     alpha = check_alpha(alpha)
+    if is_dask(source_probs) or is_dask(target_probs):
+        cx, cy, ks_stat, ks_p, m, n, err = bbsd_parts(source_probs, target_probs, model=model)
+        return _bbsd_result(cx, cy, ks_stat, ks_p, m, n, method, alpha, ks_error=err, engine="dask")
+    if model is not None:
+        source_probs = apply_model(model, source_probs, "source_probs")
+        target_probs = apply_model(model, target_probs, "target_probs")
     p = check_probabilities(source_probs, name="source_probs")
     q = check_probabilities(target_probs, name="target_probs", n_classes=p.shape[1])
     m, n, C = p.shape[0], q.shape[0], p.shape[1]
     cx = np.bincount(p.argmax(1), minlength=C).astype(np.int64)
     cy = np.bincount(q.argmax(1), minlength=C).astype(np.int64)
+    ks = [_ks_2samp(np.sort(p[:, c]), np.sort(q[:, c])) for c in range(C)] if min(m, n) >= 2 else []
+    ks_stat = np.array([float(r.statistic) for r in ks])
+    ks_p = np.array([float(r.pvalue) for r in ks])
+    return _bbsd_result(cx, cy, ks_stat, ks_p, m, n, method, alpha)
+
+
+def _bbsd_result(
+    cx: npt.NDArray[np.int64],
+    cy: npt.NDArray[np.int64],
+    ks_stat: npt.NDArray[np.float64],
+    ks_p: npt.NDArray[np.float64],
+    m: int,
+    n: int,
+    method: str,
+    alpha: float,
+    *,
+    ks_error: float = 0.0,
+    engine: str = "in-memory",
+) -> BBSDResult:
+    """The tests from the predicted-class counts and the per-class KS results (both engines)."""
+    C = cx.size
     if min(m, n) < 2:
         warn_small(f"BBSD needs at least 2 rows per sample, got {m} and {n}; the result is NaN")
         nan_c = np.full(C, np.nan)
         return BBSDResult(
             math.nan, math.nan, method, math.nan, math.nan, 0, nan_c, nan_c.copy(), math.nan,
-            cx, cy, m, n, C, alpha, False,
+            cx, cy, m, n, C, alpha, False, ks_error, engine,
         )  # fmt: skip
     mx, my = merge_rare(cx.astype(np.float64), cy.astype(np.float64))
     if mx.size >= 2:
@@ -140,9 +184,7 @@ def bbsd_test(
         chi2, chi2_p, dof = float(res.statistic), smallest_pvalue(float(res.pvalue)), int(res.dof)
     else:
         chi2, chi2_p, dof = 0.0, 1.0, 0
-    ks = [_ks_2samp(np.sort(p[:, c]), np.sort(q[:, c])) for c in range(C)]
-    ks_stat = np.array([float(r.statistic) for r in ks])
-    ks_p = np.array([smallest_pvalue(float(r.pvalue)) for r in ks])
+    ks_p = np.array([smallest_pvalue(float(v)) for v in ks_p])
     ks_comb = smallest_pvalue(float(min(1.0, C * ks_p.min())))
     if method == "both":
         pvalue, statistic = smallest_pvalue(min(1.0, 2.0 * min(chi2_p, ks_comb))), chi2
@@ -167,4 +209,6 @@ def bbsd_test(
         n_classes=C,
         alpha=alpha,
         drift_detected=bool(pvalue <= alpha),
+        ks_error=float(ks_error),
+        engine=engine,
     )

@@ -51,6 +51,7 @@ from nndoctor.shift._common import (
     is_categorical,
     smallest_pvalue,
 )
+from nndoctor.shift._engines import is_dask, register_dask
 
 if TYPE_CHECKING:
     from nndoctor.shift._suite import ShiftTestReport
@@ -72,11 +73,6 @@ SKETCH_K = 2000
 #: Summaries merged per node of the reduction tree.
 SPLIT_EVERY = 8
 DASK_EXTRA = "pip install 'nndoctor[dask]'"
-
-
-def is_dask(x: Any) -> bool:
-    """True for a Dask collection (checked without importing Dask)."""
-    return type(x).__module__.startswith("dask")
 
 
 def require_dask() -> None:
@@ -647,3 +643,6 @@ def cli_shift_test(
                            method=method, label=label, model=model, alpha=alpha,
                            correction=correction, min_effect=min_effect, random_state=seed,
                            missing=missing)  # fmt: skip
+
+
+register_dask(feature_test=feature_test, compare_samples=compare_samples)

@@ -31,6 +31,7 @@ from nndoctor.shift._common import (
     same_order,
     warn_small,
 )
+from nndoctor.shift._engines import dask_impl, is_dask
 from nndoctor.shift._mmd import _nan_result, check_permutations, mmd_test
 from nndoctor.shift._univariate import (
     _MISSING_POLICIES,
@@ -199,13 +200,12 @@ def compare_samples(
     """
     check_choice(method, _SUITE_METHODS, name="method")
     check_choice(missing, _MISSING_POLICIES, name="missing")
-    from nndoctor.shift import _dask
-
-    if _dask.is_dask(source) or _dask.is_dask(target):  # per-feature tests only (see _dask)
-        return _dask.compare_samples(source, target, method=method, label=label, model=model,
-                                     alpha=alpha, correction=correction, min_effect=min_effect,
-                                     random_state=random_state, missing=missing,
-                                     names=names)  # fmt: skip
+    if is_dask(source) or is_dask(target):  # per-feature tests only (see _dask)
+        report: ShiftTestReport = dask_impl("compare_samples")(
+            source, target, method=method, label=label, model=model, alpha=alpha,
+            correction=correction, min_effect=min_effect, random_state=random_state,
+            missing=missing, names=names)  # fmt: skip
+        return report
     alpha = check_alpha(alpha)
     check_permutations(n_permutations)  # before any work: a million at most, memory bounded
     rng = check_random_state(random_state)

@@ -42,6 +42,7 @@ from nndoctor.shift._common import (
     smallest_pvalues,
     warn_small,
 )
+from nndoctor.shift._engines import dask_impl, is_dask
 
 __all__ = [
     "FeatureDrift",
@@ -1063,13 +1064,12 @@ def ks_test(
     >>> round(res.features[0].effect, 3)
     0.22
     """
-    from nndoctor.shift import _dask
-
-    if _dask.is_dask(X) or _dask.is_dask(Y):  # per-partition statistics, merged (see _dask)
-        return _dask.feature_test(X, Y, kinds="numeric", correction=correction, alpha=alpha,
-                                  min_effect=min_effect, confidence=confidence,
-                                  n_bootstrap=n_bootstrap, random_state=random_state,
-                                  missing=missing, names=names)  # fmt: skip
+    if is_dask(X) or is_dask(Y):  # per-partition statistics, merged (see _dask)
+        result: FeatureTestResult = dask_impl("feature_test")(
+            X, Y, kinds="numeric", correction=correction, alpha=alpha, min_effect=min_effect,
+            confidence=confidence, n_bootstrap=n_bootstrap, random_state=random_state,
+            missing=missing, names=names)  # fmt: skip
+        return result
     return _run(
         X,
         Y,
@@ -1147,13 +1147,12 @@ def chi2_test(
     >>> res.drift_detected, res.pvalue < 1e-4
     (True, True)
     """
-    from nndoctor.shift import _dask
-
-    if _dask.is_dask(X) or _dask.is_dask(Y):  # per-partition statistics, merged (see _dask)
-        return _dask.feature_test(X, Y, kinds="categorical", correction=correction, alpha=alpha,
-                                  min_effect=min_effect, confidence=confidence,
-                                  n_bootstrap=n_bootstrap, random_state=random_state,
-                                  missing=missing, names=names)  # fmt: skip
+    if is_dask(X) or is_dask(Y):  # per-partition statistics, merged (see _dask)
+        result: FeatureTestResult = dask_impl("feature_test")(
+            X, Y, kinds="categorical", correction=correction, alpha=alpha, min_effect=min_effect,
+            confidence=confidence, n_bootstrap=n_bootstrap, random_state=random_state,
+            missing=missing, names=names)  # fmt: skip
+        return result
     return _run(
         X,
         Y,
@@ -1227,14 +1226,12 @@ def feature_test(
     >>> f.drifted, f.distribution_drifted, f.missingness.test, f"{f.missingness.pvalue:.1e}"
     (True, False, 'chi2', '2.8e-08')
     """
-    from nndoctor.shift import _dask
-
-    if _dask.is_dask(X) or _dask.is_dask(Y):  # per-partition statistics, merged (see _dask)
-        return _dask.feature_test(X, Y, kinds=None, categorical=categorical,
-                                  correction=correction, alpha=alpha, min_effect=min_effect,
-                                  confidence=confidence, n_bootstrap=n_bootstrap,
-                                  random_state=random_state, missing=missing,
-                                  names=names)  # fmt: skip
+    if is_dask(X) or is_dask(Y):  # per-partition statistics, merged (see _dask)
+        result: FeatureTestResult = dask_impl("feature_test")(
+            X, Y, kinds=None, categorical=categorical, correction=correction, alpha=alpha,
+            min_effect=min_effect, confidence=confidence, n_bootstrap=n_bootstrap,
+            random_state=random_state, missing=missing, names=names)  # fmt: skip
+        return result
     a, b = display_names(names)
     fx = as_frame(X, a)
     fy = as_frame(Y, b)

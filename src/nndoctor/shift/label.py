@@ -44,8 +44,10 @@ from nndoctor.exceptions import (
     IllConditionedWarning,
     InvalidParameterError,
     NNDoctorError,
+    NNDoctorWarning,
     SmallSampleWarning,
 )
+from nndoctor.shift._dask_models import is_dask
 
 __all__ = ["LabelShiftEstimator", "LabelShiftResult"]
 
@@ -596,16 +598,35 @@ class LabelShiftEstimator:
             Their true labels, integers ``0 .. n_classes - 1`` in the order of the columns.
             Every class must occur at least once.
 
+        Both may be Dask collections with the same partitions (``dask.array`` or
+        ``dask.dataframe``, e.g. columns of one frame). Then only sums travel: per partition
+        the label counts and, for BBSE/RLLS, the ``C x C`` confusion sums (exact counts for
+        hard predictions, so the matrix equals the in-memory one to the last digit).
+        ``em-bcts`` fits its calibration on the rows themselves when there are at most
+        ``nndoctor.shift._dask_models.CALIBRATION_MAX_ROWS`` (200,000; the fit is then the
+        in-memory one), otherwise on a uniform random sample of about that many (seeded by
+        ``random_state``), with the source prior the mean calibrated posterior over all rows
+        (one more pass). The bootstrap does not run on Dask (see :meth:`estimate`).
+
         Returns
         -------
         self
         """
         self._check_params()
+        if is_dask(source_probs) or is_dask(source_labels):
+            return self._fit_dask(source_probs, source_labels)
         S = _check_scores(source_probs, inputs=str(self.inputs), name="source_probs")
         k = S.probs.shape[1]
         y = _check_class_labels(source_labels, n_rows=S.probs.shape[0], n_classes=k)
+        return self._set_fitted(self._fit_state(S, y, init=None), S, y)
+
+    def _set_fitted(
+        self, state: _SourceState, S: _Scores | None, y: IntArray | None
+    ) -> LabelShiftEstimator:
+        """Store the fitted state (``S``, ``y``: the rows the bootstrap resamples, if held)."""
         self._S_source, self._y_source = S, y
-        self._state = self._fit_state(S, y, init=None)
+        self._state = state
+        k = state.n_classes
         self.n_classes_ = k
         self.source_prior_ = self._state.source_prior
         self.temperature_ = (
@@ -620,6 +641,43 @@ class LabelShiftEstimator:
             else float("nan")
         )
         return self
+
+    def _fit_dask(self, source_probs: Any, source_labels: Any) -> LabelShiftEstimator:
+        """:meth:`fit` on Dask collections (``nndoctor.shift._dask_models``).
+
+        One pass adds per partition the row count, the label counts and (BBSE, RLLS) the
+        joint confusion sums, exact for hard predictions. ``em-bcts`` then fits its calibration
+        on the held-out rows brought to the client, all of them when there are at most
+        ``CALIBRATION_MAX_ROWS`` (the fit is then the in-memory one), otherwise a uniform random
+        sample of about that many (seeded by ``random_state``), and takes the source prior, the
+        mean calibrated posterior, over all rows in a second pass.
+        """
+        from nndoctor.shift._dask_models import CALIBRATION_MAX_ROWS, collect_rows, partition_sums
+
+        data, names = (source_probs, source_labels), ("source_probs", "source_labels")
+        inputs, method = str(self.inputs), str(self.method)
+        n, counts, conf = partition_sums(_source_sums, data, names, (inputs, method))
+        k = int(counts.size)
+        _require_every_class(counts)
+        freq = counts / n
+        if method == "em":
+            return self._set_fitted(_SourceState(k, freq, n=n), None, None)
+        if method != "em-bcts":
+            return self._set_fitted(_SourceState(k, freq, confusion=conf / n, n=n), None, None)
+        if n <= CALIBRATION_MAX_ROWS:  # the in-memory fit on every row
+            P, y = collect_rows(data, names)
+            S = _check_scores(P, inputs=inputs, name="source_probs")
+            y = _check_class_labels(y, n_rows=S.probs.shape[0], n_classes=k)
+            return self._set_fitted(self._fit_state(S, y, init=None), S, y)
+        seed = int(check_random_state(self.random_state).integers(0, 2**63 - 1))
+        P, y = collect_rows(data, names, fraction=CALIBRATION_MAX_ROWS / n, seed=seed)
+        S = _check_scores(P, inputs=inputs, name="source_probs")
+        y = check_class_indices(y, name="source_labels", n_rows=S.probs.shape[0], n_classes=k)
+        fitted = self._fit_state(S, y, init=None)
+        args = (inputs, k, fitted.theta, fitted.floor, np.ones(k))
+        n_all, total = partition_sums(_posterior_sums, (source_probs,), names[:1], args)
+        fitted.source_prior, fitted.n = total / n_all, n
+        return self._set_fitted(fitted, None, None)
 
     def _fit_state(
         self,
@@ -687,11 +745,15 @@ class LabelShiftEstimator:
             )
             q, converged, n_iter = _em(post, p, tol=float(self.tol), max_iter=self.max_iter)
             return _Estimate(q / p, p, converged=converged, n_iter=n_iter)
+        scores = target.probs if self.method == "bbse-soft" else _hard(target.logits)
+        return self._solve_bbse(state, scores.mean(axis=0))
+
+    def _solve_bbse(self, state: _SourceState, mu: FloatArray) -> _Estimate:
+        """BBSE / RLLS weights from the confusion matrix and the target's prediction rates."""
+        p = state.source_prior
         C = state.confusion
         if C is None:  # pragma: no cover - fit always sets it for these methods
             raise NNDoctorError("internal error: confusion matrix missing")
-        scores = target.probs if self.method == "bbse-soft" else _hard(target.logits)
-        mu = scores.mean(axis=0)
         sv = np.linalg.svd(C, compute_uv=False)
         singular = bool(sv[-1] <= _SINGULAR_RCOND * sv[0])
         cond = float("inf") if singular else float(sv[0] / sv[-1])
@@ -724,17 +786,54 @@ class LabelShiftEstimator:
         ----------
         target_probs : array-like of shape (n_target, n_classes)
             The same model's outputs on the target rows (probabilities, log-probabilities or
-            logits, as set by ``inputs``).
+            logits, as set by ``inputs``). A Dask collection is reduced per partition: BBSE and
+            RLLS in one pass (``C`` prediction counts per partition: exact), EM in one pass per
+            iteration (``C`` sums of reweighted posteriors per partition), the same iteration
+            as in memory (weights equal to rounding). The bootstrap resamples rows in memory,
+            so with a Dask target, or an estimator fitted on Dask without its rows, the
+            intervals are NaN, ``n_bootstrap`` is 0 in the result and a
+            :class:`~nndoctor.exceptions.NNDoctorWarning` says so when ``n_bootstrap > 0``.
 
         Returns
         -------
         LabelShiftResult
         """
         self._check_fitted()
+        if is_dask(target_probs):
+            est, n_target = self._estimate_dask(target_probs)
+            return self._result(est, n_target, None)
         T = _check_scores(
             target_probs, inputs=str(self.inputs), name="target_probs", n_classes=self.n_classes_
         )
-        est = self._estimate_core(self._state, T)
+        return self._result(self._estimate_core(self._state, T), int(T.probs.shape[0]), T)
+
+    def _estimate_dask(self, target: Any) -> tuple[_Estimate, int]:
+        """The estimate from passes over a Dask collection (``nndoctor.shift._dask_models``).
+
+        BBSE / RLLS: one pass, per partition the ``C`` prediction counts (hard: exact) or
+        probability sums (soft). EM: one pass per iteration, per partition the ``C`` sums of
+        the reweighted, renormalized (calibrated) posteriors, exactly the in-memory iteration.
+        """
+        from nndoctor.shift._dask_models import partition_sums
+
+        state, k, inputs = self._state, self.n_classes_, str(self.inputs)
+        names = ("target_probs",)
+        p = state.source_prior
+        if self.method not in ("em-bcts", "em"):
+            n, total = partition_sums(_prediction_sums, (target,), names, (inputs, k, self.method))
+            return self._solve_bbse(state, total / n), int(n)
+        q, n = p.copy(), 0
+        for it in range(1, self.max_iter + 1):
+            args = (inputs, k, state.theta, state.floor, q / p)
+            n, total = partition_sums(_posterior_sums, (target,), names, args)
+            new = total / n
+            if np.max(np.abs(new - q)) < self.tol:
+                return _Estimate(new / p, p, converged=True, n_iter=it), int(n)
+            q = new
+        return _Estimate(q / p, p, converged=False, n_iter=self.max_iter), int(n)
+
+    def _result(self, est: _Estimate, n_target: int, T: _Scores | None) -> LabelShiftResult:
+        """Warn about the confusion matrix and small samples; intervals; the result."""
         if est.singular:
             detail = (
                 f"class(es) {list(est.never_predicted)} are never predicted"
@@ -746,7 +845,7 @@ class LabelShiftEstimator:
                 "minimum-norm least-squares solution, which leaves unidentifiable classes at "
                 "w = 1; use method='em-bcts', a better model, or a larger held-out set",
                 IllConditionedWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         elif est.condition_number > self.max_condition:
             warnings.warn(
@@ -754,21 +853,31 @@ class LabelShiftEstimator:
                 f"{est.condition_number:.3g} > {self.max_condition:g}); the weights are "
                 "unreliable; use method='em-bcts' or 'rlls', or a larger held-out set",
                 IllConditionedWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         k = self.n_classes_
         ci = np.full((4, k), np.nan)
-        n_target = int(T.probs.shape[0])
         few = n_target < MIN_TARGET_ROWS
+        n_bootstrap = int(self.n_bootstrap)
         if few:
             warnings.warn(
                 f"target_probs has {n_target} row(s), fewer than {MIN_TARGET_ROWS}: the "
                 "estimated target proportions are no evidence of a label shift (no intervals); "
                 "pass more target rows",
                 SmallSampleWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        elif self.n_bootstrap > 0:
+        elif n_bootstrap > 0 and (T is None or self._y_source is None):
+            warnings.warn(
+                f"n_bootstrap = {n_bootstrap}, but the bootstrap resamples rows held in memory "
+                "and the held-out or target rows are a Dask collection (each replicate would "
+                "be passes over the data): the intervals are NaN (n_bootstrap = 0 in the "
+                "result); pass n_bootstrap=0 to silence this, or in-memory rows for intervals",
+                NNDoctorWarning,
+                stacklevel=3,
+            )
+            n_bootstrap = 0
+        elif n_bootstrap > 0 and T is not None:
             ci = self._bootstrap(T)
         result = LabelShiftResult(
             weights=est.weights,
@@ -780,9 +889,9 @@ class LabelShiftEstimator:
             condition_number=est.condition_number,
             prior_ci_low=ci[2],
             prior_ci_high=ci[3],
-            n_source=int(self._y_source.size),
-            n_target=int(T.probs.shape[0]),
-            n_bootstrap=int(self.n_bootstrap),
+            n_source=int(self._state.n),
+            n_target=n_target,
+            n_bootstrap=n_bootstrap,
             confidence=float(self.confidence),
             converged=est.converged,
             n_iter=est.n_iter,
@@ -796,6 +905,8 @@ class LabelShiftEstimator:
     def _bootstrap(self, T: _Scores) -> FloatArray:
         rng = check_random_state(self.random_state)
         S, y = self._S_source, self._y_source
+        if S is None or y is None:  # pragma: no cover - _result checks it first
+            raise NNDoctorError("internal error: no held-out rows to resample")
         k = self.n_classes_
         ws, qs = [], []
         init = self._state.theta
@@ -869,7 +980,12 @@ def _check_class_labels(labels: Any, *, n_rows: int, n_classes: int) -> IntArray
         n_classes=n_classes,
         dtype_hint=" (encode names with sklearn's LabelEncoder)",
     )
-    counts = np.bincount(y, minlength=n_classes)
+    _require_every_class(np.bincount(y, minlength=n_classes))
+    return y
+
+
+def _require_every_class(counts: IntArray) -> None:
+    """Every class must occur in the held-out source set (``counts``: per class)."""
     absent = np.flatnonzero(counts == 0)
     if absent.size:
         raise DataValidationError(
@@ -877,4 +993,46 @@ def _check_class_labels(labels: Any, *, n_rows: int, n_classes: int) -> IntArray
             "w = q/p are undefined for a class with p = 0; use a larger (stratified) held-out "
             "set or drop those classes"
         )
-    return y
+
+
+# ---------------------------------------------------------------------- Dask partition kernels
+# (module-level, so that Dask can ship them to the workers; each returns sums over its rows)
+
+
+def _source_sums(
+    part: Any, labels: Any, inputs: str, method: str
+) -> tuple[IntArray, FloatArray | None]:
+    """A held-out partition's label counts and (BBSE, RLLS) unnormalized confusion sums."""
+    S = _check_scores(part, inputs=inputs, name="source_probs")
+    k = S.probs.shape[1]
+    y = check_class_indices(
+        np.asarray(labels).ravel(),
+        name="source_labels",
+        n_rows=S.probs.shape[0],
+        n_classes=k,
+        dtype_hint=" (encode names with sklearn's LabelEncoder)",
+    )
+    counts = np.bincount(y, minlength=k).astype(np.int64)
+    if method in ("em", "em-bcts"):
+        return counts, np.zeros(())
+    scores = S.probs if method == "bbse-soft" else _hard(S.logits)
+    return counts, _joint_confusion(scores, y, k) * y.size
+
+
+def _prediction_sums(part: Any, inputs: str, k: int, method: str) -> tuple[FloatArray]:
+    """A target partition's predicted-class counts (hard) or probability sums (soft)."""
+    T = _check_scores(part, inputs=inputs, name="target_probs", n_classes=k)
+    scores = T.probs if method == "bbse-soft" else _hard(T.logits)
+    return (scores.sum(axis=0),)
+
+
+def _posterior_sums(
+    part: Any, inputs: str, k: int, theta: FloatArray | None, floor: float, ratio: FloatArray
+) -> tuple[FloatArray]:
+    r"""One EM step's sums: :math:`\sum_j \mathrm{normalize}(\tilde p(\cdot\mid x_j)\,
+    q/p)` over a partition (``ratio = q / p``; all ones: the sum of calibrated posteriors)."""
+    T = _check_scores(part, inputs=inputs, name="target_probs", n_classes=k)
+    post = T.probs if theta is None else _apply_scaling(_floor_logits(T.logits, floor), theta)
+    post = post * ratio[None, :]
+    post /= post.sum(axis=1, keepdims=True)
+    return (post.sum(axis=0),)

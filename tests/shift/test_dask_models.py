@@ -1,0 +1,244 @@
+"""Model outputs on Dask: BBSD, label shift and estimated accuracy against the in-memory answer."""
+
+from __future__ import annotations
+
+import sys
+
+import dask
+import dask.array as da
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from nndoctor.exceptions import DataValidationError, MissingDependencyError
+from nndoctor.shift import bbsd_test
+
+
+@pytest.fixture(autouse=True)
+def _synchronous():
+    with dask.config.set(scheduler="synchronous"):
+        yield
+
+
+def _probs(seed: int, n: int, alpha: list[float]) -> np.ndarray:
+    return np.random.default_rng(seed).dirichlet(alpha, size=n)
+
+
+# ---------------------------------------------------------------------------------- BBSD
+
+
+def test_bbsd_counts_and_chi2_equal_in_memory_and_ks_within_its_bound():
+    src, tgt = _probs(0, 3000, [2, 2, 2]), _probs(1, 2500, [2.3, 2, 1.8])
+    got = bbsd_test(
+        da.from_array(src, chunks=700), dd.from_pandas(pd.DataFrame(tgt), npartitions=3)
+    )
+    want = bbsd_test(src, tgt)
+    assert (got.engine, want.engine) == ("dask", "in-memory")
+    # exact counts: the chi-squared part identical to the last digit
+    for key in ("chi2_statistic", "chi2_pvalue", "chi2_dof", "n_source", "n_target"):
+        assert getattr(got, key) == getattr(want, key), key
+    np.testing.assert_array_equal(got.source_counts, want.source_counts)
+    np.testing.assert_array_equal(got.target_counts, want.target_counts)
+    # 3000 rows overflow a k=2000 sketch: a positive bound that holds, conservative p-values
+    assert 0 < got.ks_error < 0.01
+    assert np.all(np.abs(got.ks_statistics - want.ks_statistics) <= got.ks_error)
+    assert np.all(got.ks_pvalues >= want.ks_pvalues)
+
+
+def test_bbsd_small_tables_equal_in_memory_everywhere():
+    src, tgt = _probs(2, 900, [1, 2, 3, 1]), _probs(3, 700, [1, 2, 3, 1])
+    got = bbsd_test(da.from_array(src, chunks=250), da.from_array(tgt, chunks=300))
+    want = bbsd_test(src, tgt)
+    assert got.ks_error == 0.0  # the sketches hold every value
+    g, w = got.to_dict(), want.to_dict()
+    assert g.pop("engine") == "dask"
+    w.pop("engine")
+    assert g == w
+
+
+def _net(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+
+
+def _features(seed: int, n: int, shift: float = 0.0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(shift, 1.0, size=(n, 4))
+
+
+def test_bbsd_runs_torch_sklearn_and_numpy_models_per_partition():
+    from sklearn.linear_model import LogisticRegression
+
+    xs, xt = _features(0, 1200), _features(1, 1000, 0.3)
+    ys = (xs[:, 0] + xs[:, 1] > 0).astype(int) + (xs[:, 2] > 1)
+    fs = pd.DataFrame(xs, columns=list("abcd"))
+    clf = LogisticRegression(max_iter=200).fit(fs, ys)
+    w = np.random.default_rng(5).normal(size=(4, 3))
+
+    def numpy_model(x: np.ndarray) -> np.ndarray:
+        z = x @ w
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    ft = pd.DataFrame(xt, columns=list("abcd"))
+    frame_s, frame_t = dd.from_pandas(fs, npartitions=3), dd.from_pandas(ft, npartitions=2)
+    for model in (_net(0), clf, numpy_model):
+        got = bbsd_test(frame_s, frame_t, model=model)
+        want = bbsd_test(fs, ft, model=model)
+        np.testing.assert_array_equal(got.source_counts, want.source_counts)
+        np.testing.assert_array_equal(got.target_counts, want.target_counts)
+        assert got.chi2_statistic == want.chi2_statistic
+        assert got.chi2_pvalue == want.chi2_pvalue
+        np.testing.assert_allclose(got.ks_statistics, want.ks_statistics, atol=1e-12)
+
+
+def test_bbsd_model_ships_to_a_local_cluster():
+    from distributed import Client, LocalCluster
+
+    xs, xt = _features(0, 1500), _features(1, 1500, 0.5)
+    net = _net(1)
+    want = bbsd_test(xs, xt, model=net)
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster),
+    ):
+        got = bbsd_test(da.from_array(xs, chunks=400), da.from_array(xt, chunks=500), model=net)
+        assert {"bbsd_summary", "bbsd_merge"} <= set(cluster.scheduler.task_prefixes)
+    np.testing.assert_array_equal(got.source_counts, want.source_counts)
+    np.testing.assert_array_equal(got.target_counts, want.target_counts)
+    assert got.chi2_statistic == want.chi2_statistic
+    assert got.drift_detected
+    assert want.drift_detected
+
+
+def test_bbsd_class_count_mismatch_and_bad_probabilities_raise():
+    src = da.from_array(_probs(0, 100, [1, 1, 1]), chunks=50)
+    with pytest.raises(DataValidationError, match="3 were expected"):
+        bbsd_test(src, da.from_array(_probs(1, 100, [1, 1]), chunks=50))
+    bad = _probs(1, 100, [1, 1, 1])
+    bad[70] = [0.5, 0.5, 0.5]
+    with pytest.raises(DataValidationError, match="sum to 1"):
+        bbsd_test(src, da.from_array(bad, chunks=50))
+
+
+def test_bbsd_without_the_extra_names_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasketches", None)
+    src = da.from_array(_probs(0, 100, [1, 1, 1]), chunks=50)
+    with pytest.raises(MissingDependencyError, match=r"nndoctor\[dask\]"):
+        bbsd_test(src, _probs(1, 100, [1, 1, 1]))
+
+
+# ---------------------------------------------------------------------------- label shift
+
+
+def _posteriors(prior: list[float], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Three Gaussian classes on a line and a slightly overconfident model's posteriors."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, size=n, p=prior)
+    x = rng.normal(1.5 * y, 1.0)
+    logits = -1.3 * (x[:, None] - 1.5 * np.arange(3)[None, :]) ** 2 / 2
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True), y
+
+
+def _dask_pair(P: np.ndarray, y: np.ndarray, parts: int) -> tuple[dd.DataFrame, dd.Series]:
+    frame = pd.DataFrame(P, columns=["p0", "p1", "p2"]).assign(label=y)
+    ddf = dd.from_pandas(frame, npartitions=parts)
+    return ddf[["p0", "p1", "p2"]], ddf["label"]
+
+
+@pytest.mark.parametrize("method", ["bbse-hard", "rlls", "em"])
+def test_label_shift_counts_methods_equal_in_memory_to_the_last_digit(method):
+    from nndoctor.shift import LabelShiftEstimator
+
+    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 3000, 0)
+    Pt, _ = _posteriors([0.6, 0.3, 0.1], 2000, 1)
+    ds, dy = _dask_pair(Ps, ys, 4)
+    got_est = LabelShiftEstimator(method, n_bootstrap=0).fit(ds, dy)
+    want_est = LabelShiftEstimator(method, n_bootstrap=0).fit(Ps, ys)
+    np.testing.assert_array_equal(got_est.source_prior_, want_est.source_prior_)
+    if method != "em":
+        np.testing.assert_array_equal(got_est.confusion_matrix_, want_est.confusion_matrix_)
+    got = got_est.estimate(da.from_array(Pt, chunks=600))
+    want = want_est.estimate(Pt)
+    if method == "em":  # EM's sums per partition: equal to rounding
+        np.testing.assert_allclose(got.weights, want.weights, rtol=0, atol=1e-12)
+        assert got.n_iter == want.n_iter
+    else:  # counts: identical
+        assert got.to_dict() == want.to_dict()
+    assert got.target_prior[0] > 0.5
+
+
+def test_label_shift_em_bcts_small_held_out_set_is_the_in_memory_fit():
+    from nndoctor.shift import LabelShiftEstimator
+
+    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 2000, 2)
+    Pt, _ = _posteriors([0.2, 0.2, 0.6], 2500, 3)
+    ds, dy = _dask_pair(Ps, ys, 3)
+    got_est = LabelShiftEstimator(n_bootstrap=0).fit(ds, dy)
+    want_est = LabelShiftEstimator(n_bootstrap=0).fit(Ps, ys)
+    assert got_est.temperature_ == want_est.temperature_
+    np.testing.assert_array_equal(got_est.bias_, want_est.bias_)
+    got = got_est.estimate(dd.from_pandas(pd.DataFrame(Pt), npartitions=4))
+    want = want_est.estimate(Pt)
+    np.testing.assert_allclose(got.weights, want.weights, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(got.target_prior, want.target_prior, rtol=0, atol=1e-10)
+    assert (got.n_iter, got.converged, got.n_source, got.n_target) == (
+        want.n_iter, want.converged, 2000, 2500,
+    )  # fmt: skip
+    assert abs(got.target_prior[2] - 0.6) < 0.06
+
+
+def test_label_shift_em_bcts_large_held_out_set_calibrates_on_a_sample(monkeypatch):
+    from nndoctor.shift import LabelShiftEstimator, _dask_models
+
+    monkeypatch.setattr(_dask_models, "CALIBRATION_MAX_ROWS", 800)
+    Ps, ys = _posteriors([0.4, 0.3, 0.3], 4000, 4)
+    Pt, _ = _posteriors([0.7, 0.2, 0.1], 3000, 5)
+    ds, dy = _dask_pair(Ps, ys, 4)
+    est = LabelShiftEstimator(n_bootstrap=0, random_state=0).fit(ds, dy)
+    again = LabelShiftEstimator(n_bootstrap=0, random_state=0).fit(ds, dy)
+    full = LabelShiftEstimator(n_bootstrap=0).fit(Ps, ys)
+    assert est.temperature_ == again.temperature_  # the seeded sample is the same
+    assert est.temperature_ != full.temperature_  # ... and is not every row
+    assert abs(est.temperature_ / full.temperature_ - 1) < 0.2
+    # the source prior: the mean calibrated posterior over all 4000 rows, not the sample
+    np.testing.assert_allclose(est.source_prior_, est.calibrate(Ps).mean(axis=0), atol=1e-12)
+    # the same calibration: the Dask estimate equals the in-memory one
+    got, want = est.estimate(da.from_array(Pt, chunks=1000)), est.estimate(Pt)
+    np.testing.assert_allclose(got.weights, want.weights, rtol=0, atol=1e-10)
+    assert abs(got.target_prior[0] - 0.7) < 0.06
+
+
+def test_label_shift_on_dask_says_the_bootstrap_does_not_run():
+    from nndoctor.exceptions import NNDoctorWarning
+    from nndoctor.shift import LabelShiftEstimator
+
+    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 600, 6)
+    est = LabelShiftEstimator("bbse-hard", n_bootstrap=50, random_state=0).fit(Ps, ys)
+    with pytest.warns(NNDoctorWarning, match="n_bootstrap=0"):
+        res = est.estimate(da.from_array(Ps, chunks=200))
+    assert res.n_bootstrap == 0
+    assert np.all(np.isnan(res.ci_low))
+    assert est.estimate(Ps).n_bootstrap == 50  # in memory: intervals as before
+    # fitted on Dask (BBSE: the rows stay on the workers): an in-memory target warns too
+    on_dask = LabelShiftEstimator("bbse-hard", n_bootstrap=50).fit(*_dask_pair(Ps, ys, 2))
+    with pytest.warns(NNDoctorWarning, match="n_bootstrap=0"):
+        assert np.all(np.isnan(on_dask.estimate(Ps).ci_high))
+
+
+def test_label_shift_on_dask_checks_its_inputs():
+    from nndoctor.shift import LabelShiftEstimator
+
+    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 600, 7)
+    ds, dy = _dask_pair(Ps, np.where(ys == 2, 1, ys), 3)
+    with pytest.raises(DataValidationError, match=r"class\(es\) \[2\] never occur"):
+        LabelShiftEstimator(n_bootstrap=0).fit(ds, dy)
+    with pytest.raises(DataValidationError, match="same partitions"):
+        LabelShiftEstimator(n_bootstrap=0).fit(ds, da.from_array(ys, chunks=100))
+    est = LabelShiftEstimator(n_bootstrap=0).fit(Ps, ys)
+    with pytest.raises(DataValidationError, match="3 were expected"):
+        est.estimate(da.from_array(Ps[:, :2] / Ps[:, :2].sum(1, keepdims=True), chunks=300))
