@@ -171,3 +171,73 @@ def test_cli_dask_exclude_drops_columns_and_include_is_refused(tmp_path):
     inc = CliRunner().invoke(app, [*args, "--include", "a"])
     assert inc.exit_code == 2
     assert "--include is not supported with the Dask engine" in inc.stderr
+
+
+def _probs(seed: int, n: int, prior: list[float]) -> pd.DataFrame:
+    """Class probabilities of a fixed confusable classifier under a class prior, with labels."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, n, p=prior)
+    logits = rng.normal(size=(n, 3)) + 2.0 * np.eye(3)[y]
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    frame = pd.DataFrame(p, columns=["cat", "dog", "emu"])
+    frame["y"] = np.array(["cat", "dog", "emu"])[y]
+    return frame
+
+
+def test_cli_labels_on_dask_equals_in_memory(tmp_path):
+    src = _probs(5, 900, [0.5, 0.3, 0.2])
+    tgt = _probs(6, 600, [0.2, 0.3, 0.5]).drop(columns="y")
+    s_dir, t_dir = _write(tmp_path, src, "src"), _write(tmp_path, tgt, "tgt")
+    src.to_parquet(tmp_path / "s.parquet")
+    tgt.to_parquet(tmp_path / "t.parquet")
+    common = ["shift", "labels", "--label", "y", "--method", "bbse-hard", "--json"]
+    common += ["--n-bootstrap", "0"]
+    mem = CliRunner().invoke(
+        app, [*common, "--source-probs", str(tmp_path / "s.parquet"), "--target-probs",
+              str(tmp_path / "t.parquet")],
+    )  # fmt: skip
+    assert mem.exit_code == 0, mem.output
+    out = CliRunner().invoke(app, [*common, "--source-probs", s_dir, "--target-probs", t_dir])
+    assert out.exit_code == 0, out.output
+    got, want = json.loads(out.stdout), json.loads(mem.stdout)
+    # BBSE-hard reads counts only: the same to the last digit
+    assert got["target_prior"] == want["target_prior"]
+    assert got["source_prior"] == want["source_prior"]
+    assert got["class_names"] == ["cat", "dog", "emu"]
+    assert "using the Dask engine" in out.stderr
+    assert got["target_prior"][2] > 0.4  # the prior did move towards emu
+    # a bootstrap is not run on Dask: said, not silently skipped
+    boot = CliRunner().invoke(app, [*common[:-2], "--source-probs", s_dir, "--target-probs", t_dir])
+    assert boot.exit_code == 0, boot.output
+    assert "intervals are not computed with the Dask engine" in boot.stderr
+    refused = CliRunner().invoke(
+        app, [*common, "--source-probs", s_dir, "--target-probs", t_dir,
+              "--adjusted-out", str(tmp_path / "adj.parquet")],
+    )  # fmt: skip
+    assert refused.exit_code == 2
+    assert "--adjusted-out is not supported with the Dask engine" in refused.stderr
+
+
+@pytest.mark.parametrize("command", ["test", "labels"])
+def test_every_shift_command_names_a_bad_partition_and_an_empty_glob(tmp_path, command):
+    src = _probs(7, 300, [0.5, 0.3, 0.2])
+    s_dir, t_dir = _write(tmp_path, src, "src"), _write(tmp_path, src, "tgt")
+    opts = {
+        "test": ["--source", "--target"],
+        "labels": ["--source-probs", "--target-probs"],
+        "diagnose": ["--source", "--target"],
+    }[command]
+    extra = [] if command == "test" else ["--label", "y"]
+    # a file whose column holds text where the others hold numbers
+    src.iloc[:20].assign(dog=["woof"] * 20).to_parquet(tmp_path / "tgt" / "part7.parquet")
+    args = ["shift", command, opts[0], s_dir, opts[1], t_dir, *extra]
+    bad = CliRunner().invoke(app, args)
+    assert bad.exit_code == 3, bad.output
+    assert "column 'dog' holds text in file" in bad.stderr
+    assert "part7.parquet" in bad.stderr
+    # a glob that matches nothing
+    empty = ["shift", command, opts[0], str(tmp_path / "none" / "*.parquet"), opts[1], s_dir]
+    out = CliRunner().invoke(app, [*empty, *extra])
+    assert out.exit_code == 2, out.output
+    assert "matches no Parquet file" in out.stderr
+    assert str(tmp_path / "none") in out.stderr

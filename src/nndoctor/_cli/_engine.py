@@ -28,6 +28,7 @@ __all__ = [
     "EngineChoice",
     "EngineOption",
     "SchedulerOption",
+    "announce",
     "choose_engine",
     "dask_session",
     "input_bytes",
@@ -263,6 +264,19 @@ def dask_session(choice: EngineChoice, description: str) -> Iterator[Any]:
             yield client
 
 
+def announce(choice: EngineChoice) -> None:
+    """Say on stderr why ``--engine auto`` chose Dask (nothing for an explicit choice)."""
+    from nndoctor._cli._common import note
+
+    if choice.engine == "dask" and choice.reason:
+        note(f"using the Dask engine: {choice.reason} (--engine in-memory loads the tables)")
+
+
+def _same(part: Any) -> Any:
+    """The partition itself (a barrier to Dask's projection of a Parquet read)."""
+    return part
+
+
 def read_dask_tables(
     source: str | Path,
     target: str | Path,
@@ -271,11 +285,19 @@ def read_dask_tables(
     names: tuple[str, str],
 ) -> tuple[Any, Any]:
     """The source and target Parquet datasets as lazy Dask frames (footers checked, no rows
-    read: :func:`nndoctor.shift._dask.read_parquet`), the ``exclude`` columns dropped."""
+    read: :func:`nndoctor.shift._dask.read_parquet`), the ``exclude`` columns dropped.
+
+    Each frame passes through an identity ``map_partitions``: Dask would otherwise read a
+    narrow projection (the label column alone) with fewer, fused partitions than a wide one
+    (the features), and a table's labels would no longer be partitioned like its features.
+    """
     from nndoctor._io import column_hint
     from nndoctor.shift._dask import read_parquet
 
-    src, tgt = read_parquet(str(source), names[0]), read_parquet(str(target), names[1])
+    src, tgt = (
+        frame.map_partitions(_same, meta=frame._meta)
+        for frame in (read_parquet(str(source), names[0]), read_parquet(str(target), names[1]))
+    )
     for name in exclude:
         if name not in src.columns:
             raise InvalidParameterError(

@@ -18,7 +18,6 @@ from nndoctor._cli._common import (
     SeedOption,
     emit,
     exit_on_finding,
-    note,
     parse_columns,
     progress_bar,
     read_feature_tables,
@@ -27,6 +26,7 @@ from nndoctor._cli._common import (
 from nndoctor._cli._engine import (
     EngineOption,
     SchedulerOption,
+    announce,
     choose_engine,
     dask_session,
     read_dask_tables,
@@ -98,8 +98,7 @@ def shift_test_cmd(
                 "--include is not supported with the Dask engine (it keeps every column but "
                 "--exclude's); leave it out, or use --engine in-memory"
             )
-        if choice.reason:
-            note(f"using the Dask engine: {choice.reason} (--engine in-memory loads the tables)")
+        announce(choice)
         src, tgt = read_dask_tables(source, target, exclude=parse_columns(exclude), names=names)
         session = dask_session(choice, "shift tests")
     else:
