@@ -213,21 +213,54 @@ def test_label_shift_em_bcts_large_held_out_set_calibrates_on_a_sample(monkeypat
     assert abs(got.target_prior[0] - 0.7) < 0.06
 
 
-def test_label_shift_on_dask_says_the_bootstrap_does_not_run():
-    from nndoctor.exceptions import NNDoctorWarning
+@pytest.mark.parametrize("method", ["bbse-hard", "em"])
+def test_label_shift_on_dask_bootstraps_with_poisson_weights(method):
     from nndoctor.shift import LabelShiftEstimator
 
-    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 600, 6)
-    est = LabelShiftEstimator("bbse-hard", n_bootstrap=50, random_state=0).fit(Ps, ys)
-    with pytest.warns(NNDoctorWarning, match="n_bootstrap=0"):
-        res = est.estimate(da.from_array(Ps, chunks=200))
-    assert res.n_bootstrap == 0
-    assert np.all(np.isnan(res.ci_low))
-    assert est.estimate(Ps).n_bootstrap == 50  # in memory: intervals as before
-    # fitted on Dask (BBSE: the rows stay on the workers): an in-memory target warns too
-    on_dask = LabelShiftEstimator("bbse-hard", n_bootstrap=50).fit(*_dask_pair(Ps, ys, 2))
-    with pytest.warns(NNDoctorWarning, match="n_bootstrap=0"):
-        assert np.all(np.isnan(on_dask.estimate(Ps).ci_high))
+    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 1500, 6)
+    Pt, _ = _posteriors([0.6, 0.3, 0.1], 1200, 11)
+    tgt = da.from_array(Pt, chunks=400)
+
+    def fitted(on_dask: bool) -> LabelShiftEstimator:
+        # EM: one pass per iteration for all replicates; a looser tolerance keeps it short
+        est = LabelShiftEstimator(method, n_bootstrap=60, random_state=0, tol=1e-5)
+        return est.fit(*_dask_pair(Ps, ys, 3)) if on_dask else est.fit(Ps, ys)
+
+    want = fitted(False).estimate(Pt)
+    width = want.ci_high - want.ci_low
+    runs = {
+        "target on Dask": fitted(False).estimate(tgt),
+        "held-out set on Dask": fitted(True).estimate(Pt),
+    }
+    if method == "bbse-hard":  # (EM: the same passes as "target on Dask"; kept short)
+        runs["both on Dask"] = fitted(True).estimate(tgt)
+    for name, got in runs.items():
+        assert got.n_bootstrap == 60, name
+        assert np.all(got.ci_low < got.weights), name
+        assert np.all(got.weights < got.ci_high), name
+        # the Poisson bootstrap estimates the same spread as the in-memory resampling
+        ratio = (got.ci_high - got.ci_low) / width
+        assert np.all((ratio > 0.6) & (ratio < 1.6)), (name, ratio)
+    if method == "bbse-hard":  # seeded: the same intervals again
+        again = fitted(True).estimate(tgt)
+        np.testing.assert_array_equal(again.ci_low, runs["both on Dask"].ci_low)
+
+
+def test_label_shift_on_dask_takes_logits_and_adjusts_after_a_dask_fit():
+    from nndoctor.shift import LabelShiftEstimator
+
+    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 1200, 12)
+    Pt, _ = _posteriors([0.2, 0.5, 0.3], 900, 13)
+    Zs, Zt = np.log(Ps) + 3.0, np.log(Pt) - 1.0  # logits: any shift per row
+    got_est = LabelShiftEstimator(n_bootstrap=0, inputs="logits").fit(*_dask_pair(Zs, ys, 3))
+    want_est = LabelShiftEstimator(n_bootstrap=0, inputs="logits").fit(Zs, ys)
+    got, want = got_est.estimate(da.from_array(Zt, chunks=300)), want_est.estimate(Zt)
+    np.testing.assert_allclose(got.weights, want.weights, rtol=0, atol=1e-10)
+    # the estimator fitted on Dask ships to the workers without the Dask collections it holds
+    on_dask = LabelShiftEstimator("em", n_bootstrap=0).fit(*_dask_pair(Ps, ys, 2))
+    on_dask.estimate(Pt)
+    adjusted = on_dask.adjust(da.from_array(Pt, chunks=300)).compute()
+    np.testing.assert_array_equal(adjusted, on_dask.adjust(Pt))
 
 
 def test_label_shift_on_dask_checks_its_inputs():
@@ -242,3 +275,128 @@ def test_label_shift_on_dask_checks_its_inputs():
     est = LabelShiftEstimator(n_bootstrap=0).fit(Ps, ys)
     with pytest.raises(DataValidationError, match="3 were expected"):
         est.estimate(da.from_array(Ps[:, :2] / Ps[:, :2].sum(1, keepdims=True), chunks=300))
+
+
+# ------------------------------------------------------------------------ estimated accuracy
+
+
+def _model_scores(seed: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A calibrated model on the held-out set, less confident on the target."""
+    rng = np.random.default_rng(seed)
+
+    def probs(n: int, sharp: float) -> np.ndarray:
+        e = np.exp(rng.normal(size=(n, k)) * sharp)
+        return e / e.sum(axis=1, keepdims=True)
+
+    Ps = probs(1500, 3.0)
+    ys = (rng.random(1500)[:, None] > np.cumsum(Ps, axis=1)).sum(axis=1)
+    return Ps, ys, probs(3000, 1.0)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_accuracy_on_dask_equals_in_memory_point_estimates(k):
+    from nndoctor.shift import estimate_accuracy
+
+    Ps, ys, Pt = _model_scores(k, k)
+    got = estimate_accuracy(
+        da.from_array(Ps, chunks=500), da.from_array(ys, chunks=500),
+        dd.from_pandas(pd.DataFrame(Pt), npartitions=3), random_state=0, n_bootstrap=400,
+    )  # fmt: skip
+    want = estimate_accuracy(Ps, ys, Pt, random_state=0, n_bootstrap=400)
+    assert [e.method for e in got] == [e.method for e in want]
+    assert got.source_accuracy == want.source_accuracy
+    assert got["atc"].accuracy == want["atc"].accuracy  # an exact count
+    for g, w in zip(got, want, strict=True):
+        assert (g.n_target, g.predictions, g.details.keys()) == (3000, "argmax", w.details.keys())
+        for name, metric in g.metrics.items():
+            if name == "roc_auc":  # needs the target's scores sorted: not on Dask
+                assert np.isnan(metric.value)
+                continue
+            assert metric.value == pytest.approx(w.metrics[name].value, abs=1e-12), name
+            assert metric.source_value == w.metrics[name].source_value
+            if not np.isnan(w.metrics[name].ci_low):  # normal vs Bernoulli draws: close
+                assert metric.ci_low == pytest.approx(w.metrics[name].ci_low, abs=0.012)
+                assert metric.ci_high == pytest.approx(w.metrics[name].ci_high, abs=0.012)
+    assert got["confidence-based"].accuracy < got.source_accuracy
+
+
+def test_accuracy_on_dask_threshold_and_a_sampled_held_out_set(monkeypatch):
+    from nndoctor.shift import _dask_models, estimate_accuracy
+
+    Ps, ys, Pt = _model_scores(7, 2)
+    src, lab = da.from_array(Ps[:, 1], chunks=400), da.from_array(ys, chunks=400)
+    tgt = da.from_array(Pt[:, 1], chunks=1000)
+    kw = {"method": "confidence-based", "threshold": 0.65, "random_state": 1}
+    got = estimate_accuracy(src, lab, tgt, n_bootstrap=0, **kw)
+    want = estimate_accuracy(Ps[:, 1], ys, Pt[:, 1], n_bootstrap=0, **kw)
+    assert got.predictions == want.predictions == "threshold 0.65"
+    for name in ("accuracy", "precision", "recall", "f1"):
+        assert got.metrics[name].value == pytest.approx(want.metrics[name].value, abs=1e-12)
+    monkeypatch.setattr(_dask_models, "CALIBRATION_MAX_ROWS", 600)
+    a = estimate_accuracy(src, lab, tgt, n_bootstrap=0, **kw)
+    b = estimate_accuracy(src, lab, tgt, n_bootstrap=0, **kw)
+    assert a.to_dict() == b.to_dict()  # the seeded sample is the same
+    assert a.details["n_blocks"] < want.details["n_blocks"]  # ... and smaller
+    assert abs(a.accuracy - want.accuracy) < 0.05
+
+
+def test_accuracy_on_dask_refuses_what_does_not_run():
+    from nndoctor.exceptions import InvalidParameterError
+    from nndoctor.shift import estimate_accuracy
+
+    Ps, ys, Pt = _model_scores(8, 3)
+    tgt = da.from_array(Pt, chunks=1000)
+    with pytest.raises(InvalidParameterError, match="do not run on Dask"):
+        estimate_accuracy(Ps, ys, tgt, method="importance-weighted", source_weights=np.ones(1500))
+    with pytest.raises(InvalidParameterError, match="target_pred"):
+        estimate_accuracy(Ps, ys, tgt, source_pred=ys, target_pred=np.zeros(3000, int))
+    res = estimate_accuracy(Ps, ys, tgt, n_bootstrap=0)
+    assert res.skipped == {"importance-weighted": "does not run on Dask inputs"}
+
+
+def test_label_shift_adjust_on_dask_is_lazy_and_equals_in_memory():
+    from nndoctor.shift import LabelShiftEstimator
+
+    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 1500, 9)
+    Pt, _ = _posteriors([0.6, 0.3, 0.1], 1200, 10)
+    est = LabelShiftEstimator(n_bootstrap=0).fit(Ps, ys)
+    est.estimate(Pt)
+    want = est.adjust(Pt)
+    arr = est.adjust(da.from_array(Pt, chunks=500))
+    frame = est.adjust(dd.from_pandas(pd.DataFrame(Pt, columns=["a", "b", "c"]), npartitions=3))
+    assert isinstance(arr, da.Array)
+    assert isinstance(frame, dd.DataFrame)
+    np.testing.assert_array_equal(arr.compute(), want)
+    got = frame.compute()
+    assert list(got.columns) == ["a", "b", "c"]
+    np.testing.assert_array_equal(got.to_numpy(), want)
+
+
+def test_label_shift_on_model_outputs_ships_the_model_to_a_local_cluster():
+    from distributed import Client, LocalCluster
+
+    from nndoctor.shift import LabelShiftEstimator
+    from nndoctor.shift._dask_models import apply_model, model_outputs
+
+    net = _net(3)
+    xs, xt = _features(3, 1500), _features(4, 1200, 0.4)
+    Ps = apply_model(net, xs, "X")
+    ys = np.random.default_rng(0).random(1500)[:, None] > np.cumsum(Ps, axis=1)
+    ys = ys.sum(axis=1)  # labels drawn from the network's own posteriors: calibrated
+    want = LabelShiftEstimator("bbse-hard", n_bootstrap=0).fit(Ps, ys)
+    want_res = want.estimate(apply_model(net, xt, "X"))
+    frame_t = dd.from_pandas(pd.DataFrame(xt, columns=list("abcd")), npartitions=3)
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster),
+    ):
+        src = model_outputs(net, da.from_array(xs, chunks=500))
+        got = LabelShiftEstimator("bbse-hard", n_bootstrap=0).fit(src, ys)
+        got_res = got.estimate(model_outputs(net, frame_t))
+        ran = set(cluster.scheduler.task_prefixes)
+        assert sum(name.startswith("apply_model") for name in ran) == 2  # the network, twice
+        assert "partition_sums" in ran
+    np.testing.assert_array_equal(got.confusion_matrix_, want.confusion_matrix_)
+    assert got_res.to_dict() == want_res.to_dict()

@@ -11,6 +11,7 @@ import numpy as np
 from nndoctor._results import to_jsonable
 from nndoctor.report._figures import figure_to_png_base64, new_figure
 from nndoctor.report._section import Figure, Section, Status, to_sections
+from nndoctor.report._shift_tests import sampled_rows
 from nndoctor.shift.adapt import AdaptationResult
 from nndoctor.shift.concept import AccuracyDecomposition, AccuracyGapResult, ConditionalShiftResult
 from nndoctor.shift.diagnose import ShiftDiagnosis
@@ -62,6 +63,8 @@ def _diagnosis_sections(result: ShiftDiagnosis, *, figures: bool = False) -> lis
         for e in result.evidence
     )
     verdict = f"Kind: {result.kind}. {result.explanation}"
+    if result.sampled_from is not None:
+        verdict += " " + sampled_rows(result.n_source, result.n_target, result.sampled_from)
     main = Section("Shift diagnosis", status, verdict, evidence, payload=to_jsonable(result))
     # one table of two columns: how to apply the treatment, then the accuracies it is judged by
     acc_rows = (

@@ -199,6 +199,14 @@ def _feature_sections(result: FeatureTestResult, *, figures: bool = False) -> li
     ]
 
 
+def sampled_rows(n_source: int, n_target: int, tables: tuple[int, int]) -> str:
+    """The sentence that says a result came from a random sample of each (Dask) table."""
+    return (
+        f"On a random sample of {n_source:,} of {tables[0]:,} source and {n_target:,} of "
+        f"{tables[1]:,} target rows."
+    )
+
+
 @to_sections.register
 def _classifier_sections(result: ClassifierTestResult, *, figures: bool = False) -> list[Section]:
     verdict = (
@@ -211,6 +219,8 @@ def _classifier_sections(result: ClassifierTestResult, *, figures: bool = False)
             f" Missing values ({result.n_missing[0]} source and {result.n_missing[1]} target "
             "cells) were part of what it saw."
         )
+    if result.sampled_from is not None:
+        verdict += " " + sampled_rows(result.n_source, result.n_target, result.sampled_from)
     top = list(result.feature_importances.items())[:10]
     rows = tuple(
         {"feature": k, f"importance ({result.importance_kind})": f"{v:.4g}"} for k, v in top

@@ -33,6 +33,7 @@ from nndoctor.shift._common import (
     smallest_pvalue,
     warn_small,
 )
+from nndoctor.shift._engines import DASK_SAMPLE_SIZE, dask_impl, is_dask
 
 __all__ = ["ClassifierTestResult", "classifier_test", "combine_pvalues_dependent"]
 
@@ -72,6 +73,10 @@ class ClassifierTestResult(ResultMixin):
     n_missing : (int, int)
         Missing (NaN) cells in the source and target samples; the classifier saw them as they
         are, so a change in where values are missing is part of what it tests.
+    sampled_from : (int, int) or None
+        The row counts of the source and target tables when the test ran on a random sample
+        of each (Dask inputs: ``n_source`` and ``n_target`` are then the sample sizes);
+        ``None`` when it saw every row.
     """
 
     statistic: float
@@ -90,6 +95,7 @@ class ClassifierTestResult(ResultMixin):
     drift_detected: bool
     model: str
     n_missing: tuple[int, int] = (0, 0)
+    sampled_from: tuple[int, int] | None = None
 
 
 def combine_pvalues_dependent(pvalues: Any, method: Combine = "bonferroni") -> float:
@@ -229,6 +235,7 @@ def classifier_test(
     alpha: float = 0.05,
     random_state: Any = None,
     names: tuple[str, str] | None = None,
+    sample_size: int = DASK_SAMPLE_SIZE,
 ) -> ClassifierTestResult:
     """Classifier two-sample test with cross-fitting and a fold-respecting p-value.
 
@@ -267,6 +274,11 @@ def classifier_test(
         Seeds the folds, the default model and the permutation importances.
     names : (str, str), optional
         What error messages call X and Y (default ``"X"`` and ``"Y"``).
+    sample_size : int
+        Dask inputs only (``dask.dataframe.DataFrame`` or ``dask.array.Array``): the test runs
+        on a random sample of about this many rows of each table, drawn reproducibly from
+        ``random_state`` where the data live; only the samples travel to the client (about
+        ``sample_size`` rows each), and ``sampled_from`` states the tables' row counts.
 
     Returns
     -------
@@ -312,42 +324,25 @@ def classifier_test(
     >>> res.drift_detected, max(res.feature_importances, key=res.feature_importances.get)
     (True, 'x1')
     """
-    n_splits = check_int(n_splits, name="n_splits", minimum=2)
-    check_choice(combine, ("bonferroni", "cauchy"), name="combine")
-    check_choice(importance, ("auto", "none", "permutation"), name="importance")
-    alpha = check_alpha(alpha)
+    n_splits, alpha = _check_options(n_splits, combine, importance, alpha, sample_size)
+    if is_dask(X) or is_dask(Y):  # a random sample of each table (see _dask_sample)
+        result: ClassifierTestResult = dask_impl("classifier_test")(
+            X, Y, model=model, n_splits=n_splits, combine=combine, importance=importance,
+            alpha=alpha, random_state=random_state, names=names,
+            sample_size=sample_size)  # fmt: skip
+        return result
     rng = check_random_state(random_state)
-    if hasattr(X, "detach"):
-        X = X.detach().cpu().numpy()
-    if hasattr(Y, "detach"):
-        Y = Y.detach().cpu().numpy()
+    X, Y = _host(X), _host(Y)
     shown = display_names(names)
     Z, columns, is_cat = _encode(X, Y, shown)
     m = len(X)
     n = Z.shape[0] - m
-    seed = int(rng.integers(2**31 - 1))
-    own_model = model is None
-    if model is None:
-        model = _default_model(is_cat, seed)
-    elif not hasattr(model, "fit"):
-        raise InvalidParameterError(
-            f"model must be a scikit-learn classifier with fit and predict_proba, got "
-            f"{type(model).__name__}"
-        )
+    model, own_model = _pick_model(model, is_cat, int(rng.integers(2**31 - 1)))
     model_name = type(model).__name__
     cells = np.isnan(Z)
     n_missing = (int(cells[:m].sum()), int(cells[m:].sum()))
     if min(m, n) < n_splits:
-        warn_small(
-            f"the classifier test needs at least n_splits={n_splits} rows per sample, got {m} "
-            f"and {n}; the result is NaN"
-        )
-        nan = np.full(n_splits, np.nan)
-        return ClassifierTestResult(
-            float("nan"), float("nan"), "c2st", nan, nan.copy(), combine,
-            np.full(m + n, np.nan), {}, "none", n_splits, m, n, alpha, False, model_name,
-            n_missing,
-        )  # fmt: skip
+        return _too_few_rows(m, n, n_splits, combine, alpha, model_name, n_missing)
     labels = np.concatenate((np.zeros(m, dtype=np.int64), np.ones(n, dtype=np.int64)))
     fold_of = _stratified_folds(m, n, n_splits, rng)
     with _few_threads(Z.shape[0], active=own_model):
@@ -355,20 +350,15 @@ def classifier_test(
             model, None if own_model else model_name, shown, Z, labels, fold_of, importance, rng
         )
     pvalue = combine_pvalues_dependent(fold_p, combine)
-    auc = _auc(oof[m:], oof[:m])
-    imp = {}
-    if importance != "none":
-        order = np.argsort(-importances, kind="stable")
-        imp = {columns[j]: float(importances[j]) for j in order}
     return ClassifierTestResult(
-        statistic=auc,
+        statistic=_auc(oof[m:], oof[:m]),
         pvalue=pvalue,
         method="c2st",
         fold_aucs=fold_aucs,
         fold_pvalues=fold_p,
         combine=combine,
         oof_probabilities=oof,
-        feature_importances=imp,
+        feature_importances=_ranked_importances(importances, columns, importance),
         importance_kind=kind,
         n_splits=n_splits,
         n_source=m,
@@ -378,6 +368,66 @@ def classifier_test(
         model=model_name,
         n_missing=n_missing,
     )
+
+
+def _check_options(
+    n_splits: Any, combine: Any, importance: Any, alpha: Any, sample_size: Any
+) -> tuple[int, float]:
+    """Check the options before any work (also for Dask inputs): the folds and the level."""
+    check_int(sample_size, name="sample_size", minimum=2)
+    n_splits = check_int(n_splits, name="n_splits", minimum=2)
+    check_choice(combine, ("bonferroni", "cauchy"), name="combine")
+    check_choice(importance, ("auto", "none", "permutation"), name="importance")
+    return n_splits, check_alpha(alpha)
+
+
+def _host(data: Any) -> Any:
+    """A tensor as a NumPy array on the host; anything else as it is."""
+    return data.detach().cpu().numpy() if hasattr(data, "detach") else data
+
+
+def _pick_model(model: Any, is_cat: list[bool], seed: int) -> tuple[Any, bool]:
+    """The classifier to cross-fit (the seeded default if none is given) and whether it is ours."""
+    if model is None:
+        return _default_model(is_cat, seed), True
+    if not hasattr(model, "fit"):
+        raise InvalidParameterError(
+            f"model must be a scikit-learn classifier with fit and predict_proba, got "
+            f"{type(model).__name__}"
+        )
+    return model, False
+
+
+def _too_few_rows(
+    m: int,
+    n: int,
+    n_splits: int,
+    combine: str,
+    alpha: float,
+    model_name: str,
+    n_missing: tuple[int, int],
+) -> ClassifierTestResult:
+    """Fewer rows than folds in a sample: warn, and a NaN result (no evidence either way)."""
+    warn_small(
+        f"the classifier test needs at least n_splits={n_splits} rows per sample, got {m} "
+        f"and {n}; the result is NaN"
+    )
+    nan = np.full(n_splits, np.nan)
+    return ClassifierTestResult(
+        float("nan"), float("nan"), "c2st", nan, nan.copy(), combine,
+        np.full(m + n, np.nan), {}, "none", n_splits, m, n, alpha, False, model_name,
+        n_missing,
+    )  # fmt: skip
+
+
+def _ranked_importances(
+    importances: npt.NDArray[np.float64], columns: list[str], importance: str
+) -> dict[str, float]:
+    """Feature name -> importance, most important first (empty with ``importance="none"``)."""
+    if importance == "none":
+        return {}
+    order = np.argsort(-importances, kind="stable")
+    return {columns[j]: float(importances[j]) for j in order}
 
 
 #: Below this many rows the default classifier is fitted on one thread: OpenMP start-up and

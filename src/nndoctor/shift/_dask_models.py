@@ -24,7 +24,9 @@ What travels to the client, per table, with ``C`` classes:
   calibration is fitted, and then ``C`` sums per partition for the source prior (the mean
   calibrated posterior over **all** rows).
 - Label shift, ``estimate``: BBSE/RLLS one pass, ``C`` sums per partition (hard: exact counts);
-  EM one pass per iteration, ``C`` sums of reweighted posteriors per partition.
+  EM one pass per iteration, ``C`` sums of reweighted posteriors per partition. The bootstrap
+  (``n_bootstrap = B``) gives each row on Dask a Poisson(1) weight per replicate: ``B x C``
+  sums per partition and pass (``B x C x C`` for a held-out set on Dask).
 - ``estimate_accuracy`` (``confidence-based``): a few sums per partition (see
   :func:`estimate_accuracy`).
 """
@@ -45,8 +47,11 @@ __all__ = [
     "CALIBRATION_MAX_ROWS",
     "apply_model",
     "bbsd_parts",
+    "collect_rows",
     "is_dask",
+    "map_rows",
     "model_outputs",
+    "partition_sums",
     "require_dask",
 ]
 
@@ -384,9 +389,9 @@ _Sums = tuple[Any, ...] | None
 
 
 def _partition_sums(
-    fn: Callable[..., tuple[Any, ...]], args: tuple[Any, ...], *parts: Any
+    fn: Callable[..., tuple[Any, ...]], args: tuple[Any, ...], index: int | None, *parts: Any
 ) -> _Sums:
-    """``(rows, *fn(*parts, *args))`` for one partition; ``None`` when it has no rows."""
+    """``(rows, *fn(*parts, *args[, index]))`` for one partition; ``None`` without rows."""
     rows = _rows(parts[0])
     if rows == 0:
         return None
@@ -396,7 +401,8 @@ def _partition_sums(
                 f"a partition has {rows} rows of scores but {_rows(other)} labels; pass "
                 "collections with the same partitions (e.g. columns of one Dask frame)"
             )
-    return (rows, *fn(*parts, *args))
+    extra = () if index is None else (index,)
+    return (rows, *fn(*parts, *args, *extra))
 
 
 def _add_sums(*parts: _Sums) -> _Sums:
@@ -418,8 +424,13 @@ def partition_sums(
     data: Sequence[Any],
     names: Sequence[str],
     args: tuple[Any, ...] = (),
+    *,
+    indexed: bool = False,
 ) -> tuple[Any, ...]:
     """One pass: ``fn(*partitions, *args)`` on every partition, the results added in a tree.
+
+    ``indexed``: ``fn`` also receives the partition's index (last), to seed per-partition
+    random draws that are the same on every pass and every scheduler.
 
     ``data`` holds one collection, or two with the same rows (scores and labels; a NumPy array
     beside a Dask array is cut to its chunks). ``fn`` runs on the workers and returns a tuple
@@ -432,9 +443,12 @@ def partition_sums(
     require_dask()
     if len(data) == 2:
         a, b = _paired_partitions(data[0], data[1], (names[0], names[1]))
-        leaves = [delayed(_partition_sums)(fn, args, x, y) for x, y in zip(a, b, strict=True)]
+        pairs: list[tuple[Any, ...]] = list(zip(a, b, strict=True))
     else:
-        leaves = [delayed(_partition_sums)(fn, args, x) for x in _partitions(data[0], names[0])]
+        pairs = [(x,) for x in _partitions(data[0], names[0])]
+    leaves = [
+        delayed(_partition_sums)(fn, args, i if indexed else None, *p) for i, p in enumerate(pairs)
+    ]
     (total,) = compute(_tree(leaves, _add_sums))  # type: ignore[no-untyped-call]
     if total is None:
         raise DataValidationError(f"{names[0]} has 0 rows; pass at least 1 row")
@@ -478,3 +492,31 @@ def collect_rows(
     return [
         np.ascontiguousarray(np.concatenate([g[j] for g in got], axis=0)) for j in range(len(data))
     ]
+
+
+def _rows_to_frame(part: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """``fn`` on a frame partition, as a frame with the same index and columns."""
+    import pandas as pd
+
+    return pd.DataFrame(fn(part, *args), index=part.index, columns=part.columns)
+
+
+def map_rows(fn: Callable[..., Any], data: Any, args: tuple[Any, ...] = ()) -> Any:
+    """A lazy collection of ``fn(partition, *args)``, row for row (the same shape).
+
+    A Dask array gives an array (the columns in one chunk), a Dask frame a frame with the same
+    columns and index. Nothing is computed.
+    """
+    require_dask()
+    import dask.array as da
+    import dask.dataframe as dd
+
+    if isinstance(data, da.Array):
+        whole = data.rechunk({1: -1}) if data.ndim == 2 else data  # type: ignore[no-untyped-call]
+        return da.map_blocks(fn, whole, *args, dtype=np.float64)  # type: ignore[no-untyped-call]
+    if isinstance(data, dd.DataFrame):
+        meta = data._meta.astype(np.float64)
+        return data.map_partitions(_rows_to_frame, fn, args, meta=meta)  # type: ignore[no-untyped-call]
+    raise InvalidParameterError(
+        f"expected a dask.array.Array or dask.dataframe.DataFrame, got {type(data).__name__}"
+    )

@@ -24,6 +24,7 @@ from nndoctor.shift._common import (
     check_alpha,
     warn_small,
 )
+from nndoctor.shift._engines import dask_impl, is_dask
 from nndoctor.shift._mmd import (
     DEFAULT_BLOCK_BYTES,
     LINEAR_TIME_THRESHOLD,
@@ -36,6 +37,7 @@ from nndoctor.shift._mmd import (
     check_permutations,
     mmd_test,
 )
+from nndoctor.shift._rff import DEFAULT_FEATURES
 from nndoctor.shift._univariate import FeatureTestResult, chi2_test, feature_test, ks_test
 
 __all__ = ["ShiftDetector"]
@@ -56,6 +58,13 @@ class ShiftDetector:
     when ``options={"model": m}`` keeps a network or a classifier with ``predict_proba`` whose
     outputs are tested). Reference
     data go to :meth:`fit`, never to the constructor.
+
+    Dask collections (``dask.dataframe.DataFrame``, ``dask.array.Array``) may be the
+    reference, the batches or both (not with ``"bbsd"``): a Dask reference stays lazy (``fit``
+    computes its row count only), and each test runs on the Dask engine of its function: the
+    merged per-feature statistics, the classifier test on a random sample of each table, and
+    for ``"mmd"`` the random-feature test (``method="rff"``, ``options["n_features"]``) with
+    the bandwidth fixed at ``fit`` (for a Dask reference, from a sample of about 1,000 rows).
 
     .. math:: \\text{drift} \\iff p(\\text{reference}, \\text{batch}) \\le \\alpha
 
@@ -129,6 +138,8 @@ class ShiftDetector:
             self.n_reference_ = int(self._ref.shape[0])
             return self
         if self.method != "mmd":
+            if is_dask(X_ref):  # kept lazy: each test hands it to the Dask engine
+                return self._fit_dask(X_ref)
             if isinstance(X_ref, torch.Tensor):
                 X_ref = X_ref.detach().cpu().numpy()
             frame = as_frame(X_ref, "X_ref")  # a 2-D table (the test itself checks the values)
@@ -139,25 +150,34 @@ class ShiftDetector:
                     f"X_ref has shape {frame.shape}; pass at least 1 row and 1 column"
                 )
             return self
-        allowed = {"kernel", "bandwidth", "n_permutations", "standardize", "max_block_bytes"}
+        allowed = {
+            "kernel", "bandwidth", "n_permutations", "standardize", "max_block_bytes", "n_features"
+        }  # fmt: skip
         unknown = sorted(set(self._opts) - allowed)
         if unknown:
             raise InvalidParameterError(
                 f"option(s) {unknown} are not supported by the MMD detector; choose from "
                 f"{sorted(allowed)}"
             )
+        standardize = self._opts.get("standardize", False)
+        self._kernel = check_choice(
+            self._opts.get("kernel", "rbf"), ("laplacian", "rbf"), name="kernel"
+        )
+        self._raw_ref = X_ref  # what a Dask batch is tested against (the random-feature test)
+        if is_dask(X_ref):
+            self.bandwidth_, self._bw_rule = dask_impl("mmd_reference_bandwidth")(
+                X_ref, self._opts.get("bandwidth", "median"), bool(standardize), self._rng
+            )
+            return self._fit_dask(X_ref)
         x, _ = as_float_tensors(X_ref, X_ref, names=("X_ref", "X_ref"))
         self._center = x.mean(0, keepdim=True)
         x = x - self._center
         self._scale = torch.ones_like(self._center)
-        if self._opts.get("standardize", False):
+        if standardize:
             sd = x.std(0, keepdim=True)
             self._scale = torch.where(sd > 0, sd, torch.ones_like(sd))
             x = x / self._scale
         self._ref = x
-        self._kernel = check_choice(
-            self._opts.get("kernel", "rbf"), ("laplacian", "rbf"), name="kernel"
-        )
         self.bandwidth_, self._bw_rule = _resolve_bandwidth(
             self._opts.get("bandwidth", "median"), x, self._rng
         )
@@ -166,6 +186,14 @@ class ShiftDetector:
         if self.n_reference_ <= CACHE_MAX_ROWS:
             k = _kernel_from_sqdist(_sqdist(x, x), self._kernel, self.bandwidth_)
             self._kxx = k.fill_diagonal_(0.0)
+        return self
+
+    def _fit_dask(self, X_ref: Any) -> ShiftDetector:
+        """Keep a Dask reference lazy; only its row count is computed."""
+        self._ref = X_ref
+        self.n_reference_ = int(dask_impl("count_rows")(X_ref, "X_ref"))
+        if self.n_reference_ == 0:
+            raise DataValidationError("X_ref has 0 rows; pass at least 1 row")
         return self
 
     def _outputs(self, X: Any) -> Any:
@@ -207,6 +235,13 @@ class ShiftDetector:
         return self._test_mmd(X, alpha)
 
     def _test_mmd(self, X: Any, alpha: float) -> TwoSampleResult:
+        if is_dask(self._raw_ref) or is_dask(X):  # the mergeable random-feature test
+            kernel: Literal["rbf", "laplacian"] = "rbf" if self._kernel == "rbf" else "laplacian"
+            return mmd_test(self._raw_ref, X, kernel=kernel,
+                            bandwidth=self.bandwidth_, method="rff", alpha=alpha,
+                            standardize=bool(self._opts.get("standardize", False)),
+                            n_features=self._opts.get("n_features", DEFAULT_FEATURES),
+                            random_state=self._rng, names=("X_ref", "X"))  # fmt: skip
         ref = self._ref
         _, y = as_float_tensors(ref, X, names=("X_ref", "X"))
         y = ((y.to(ref.device) - self._center) / self._scale).to(ref.device)

@@ -22,7 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["dask_impl", "is_dask", "register_dask"]
+__all__ = ["DASK_SAMPLE_SIZE", "dask_impl", "is_dask", "register_dask"]
+
+#: Rows drawn at random from each Dask table by the tests that fit a model on the rows (the
+#: classifier test, the diagnosis): the default of their ``sample_size`` (shift/_dask_sample.py).
+DASK_SAMPLE_SIZE = 20_000
 
 _DASK: dict[str, Callable[..., Any]] = {}
 

@@ -18,6 +18,7 @@ from scipy import stats
 
 from nndoctor._validation import check_choice, check_int, check_random_state
 from nndoctor.exceptions import InvalidParameterError
+from nndoctor.shift import _rff
 from nndoctor.shift._common import (
     TwoSampleResult,
     as_float_tensors,
@@ -27,11 +28,18 @@ from nndoctor.shift._common import (
     smallest_pvalue,
     warn_small,
 )
+from nndoctor.shift._engines import dask_impl, is_dask
 
-__all__ = ["LINEAR_TIME_THRESHOLD", "MAX_PERMUTATIONS", "median_bandwidth", "mmd_test"]
+__all__ = [
+    "LINEAR_TIME_THRESHOLD",
+    "MAX_PERMUTATIONS",
+    "median_bandwidth",
+    "mmd_test",
+    "rff_result",
+]
 
 Kernel = Literal["rbf", "laplacian"]
-MMDMethod = Literal["auto", "permutation", "block"]
+MMDMethod = Literal["auto", "permutation", "block", "rff"]
 
 #: Pooled sample size (source + target rows) above which ``method="auto"`` switches from the
 #: quadratic-time permutation test to the linear-time block test.
@@ -323,6 +331,7 @@ def mmd_test(
     random_state: Any = None,
     names: tuple[str, str] | None = None,
     progress: Callable[[float, str], None] | None = None,
+    n_features: int = _rff.DEFAULT_FEATURES,
 ) -> TwoSampleResult:
     """Kernel two-sample test with the maximum mean discrepancy (MMD).
 
@@ -353,6 +362,16 @@ def mmd_test(
     number of blocks grows. ``method="auto"`` uses the permutation test up to
     ``LINEAR_TIME_THRESHOLD`` = 50,000 pooled rows and the block test above.
 
+    ``method="rff"`` (linear time, mergeable): ``n_features`` random Fourier features of the
+    kernel; the statistic is their unbiased MMD², the p-value Hotelling's test of equal feature
+    means (F law, asymptotically valid; :mod:`nndoctor.shift._rff`). Dask inputs
+    (``dask.dataframe.DataFrame`` or ``dask.array.Array``) always get this test
+    (``method="auto"`` or ``"rff"``): each partition is reduced to the features' count, mean
+    and scatter matrix (``n_features² + n_features + 1`` floats, about 80 KB), merged on the
+    client; the median bandwidth (and with ``standardize`` the column scales) come from a
+    random sample of about 1,000 rows of each table, the number stated in
+    ``details["bandwidth_sample"]``. Nothing else travels to the client.
+
     Parameters
     ----------
     X, Y : array-like, DataFrame or tensor of shape (m, d) and (n, d)
@@ -361,7 +380,7 @@ def mmd_test(
     bandwidth : float or "median"
     n_permutations : int
         Number of random splits ``B`` (permutation method).
-    method : {"auto", "permutation", "block"}
+    method : {"auto", "permutation", "block", "rff"}
     standardize : bool
         Scale each column by the pooled standard deviation first (split-invariant, so exact).
     alpha : float
@@ -379,12 +398,17 @@ def mmd_test(
         Seed of the permutations (and of the median subsample and the block assignment).
     names : (str, str), optional
         What error messages call X and Y (default ``"X"`` and ``"Y"``).
+    n_features : int
+        Random features of the ``"rff"`` test (an even number: cosines and sines of
+        ``n_features / 2`` frequencies).
 
     Returns
     -------
     TwoSampleResult
         ``statistic`` (MMD²), ``pvalue``, ``null_distribution`` (the ``B`` permuted values),
-        and in ``details`` the kernel, the bandwidth and, for the block test, the block sizes.
+        and in ``details`` the kernel, the bandwidth and, for the block test, the block sizes;
+        for the ``"rff"`` test the number of features, Hotelling's ``T²`` and its degrees of
+        freedom (``rank``, ``df_denominator``).
 
     Notes
     -----
@@ -395,7 +419,9 @@ def mmd_test(
     ----------
     Gretton, A., Borgwardt, K., Rasch, M., Schölkopf, B., Smola, A. (2012). A kernel two-sample
     test. JMLR 13, 723-773. Zaremba, W., Gretton, A., Blaschko, M. (2013). B-tests: low variance
-    kernel two-sample tests. NeurIPS.
+    kernel two-sample tests. NeurIPS. Rahimi, A., Recht, B. (2007). Random features for
+    large-scale kernel machines. NeurIPS. Chwialkowski, K., et al. (2015). Fast two-sample
+    testing with analytic representations of probability measures. NeurIPS.
 
     Examples
     --------
@@ -409,39 +435,104 @@ def mmd_test(
     >>> res.drift_detected
     True
     """
-    check_choice(kernel, _KERNELS, name="kernel")
-    check_choice(method, ("auto", "block", "permutation"), name="method")
-    alpha = check_alpha(alpha)
-    max_block_bytes = check_int(max_block_bytes, name="max_block_bytes", minimum=1024)
-    # both checked whichever test "auto" picks, so that a bad value is never silently ignored
-    check_permutations(n_permutations)
-    if block_size is not None:
-        check_int(block_size, name="block_size", minimum=2)
+    alpha, max_block_bytes, n_features = _check_options(
+        kernel, method, alpha, max_block_bytes, n_permutations, block_size, n_features
+    )
+    if is_dask(X) or is_dask(Y):  # random features, merged across partitions (see _dask_mmd)
+        result: TwoSampleResult = dask_impl("mmd_test")(
+            X, Y, kernel=kernel, bandwidth=bandwidth, method=method, n_features=n_features,
+            standardize=standardize, alpha=alpha, random_state=random_state,
+            names=names)  # fmt: skip
+        return result
     rng = check_random_state(random_state)
     x, y = as_float_tensors(X, Y, names=display_names(names))
     m, n = x.shape[0], y.shape[0]
-    use = method
-    if use == "auto":
-        use = "block" if m + n > LINEAR_TIME_THRESHOLD else "permutation"
+    use = _pick_method(method, m + n)
+    z = _pooled(x, y, standardize)
+    if use == "rff":
+        return _rff_in_memory(z, m, kernel, bandwidth, n_features, alpha, rng)
+    if use == "permutation":
+        B = check_permutations(n_permutations)
+        return _permutation_test(z, m, kernel, bandwidth, B, max_block_bytes, alpha, rng, progress)
+    return _block_test(z, m, kernel, bandwidth, block_size, max_block_bytes, alpha, rng)
+
+
+def _check_options(
+    kernel: Any,
+    method: Any,
+    alpha: Any,
+    max_block_bytes: Any,
+    n_permutations: Any,
+    block_size: Any,
+    n_features: Any,
+) -> tuple[float, int, int]:
+    """Check every option whichever test runs, so that a bad value is never silently ignored."""
+    check_choice(kernel, _KERNELS, name="kernel")
+    check_choice(method, ("auto", "block", "permutation", "rff"), name="method")
+    alpha = check_alpha(alpha)
+    max_block_bytes = check_int(max_block_bytes, name="max_block_bytes", minimum=1024)
+    check_permutations(n_permutations)
+    if block_size is not None:
+        check_int(block_size, name="block_size", minimum=2)
+    return alpha, max_block_bytes, _check_features(n_features)
+
+
+def _pick_method(method: str, pooled_rows: int) -> str:
+    """The test ``method`` names; ``"auto"``: permutation up to ``LINEAR_TIME_THRESHOLD`` rows."""
+    if method != "auto":
+        return method
+    return "block" if pooled_rows > LINEAR_TIME_THRESHOLD else "permutation"
+
+
+def _pooled(x: torch.Tensor, y: torch.Tensor, standardize: bool) -> torch.Tensor:
+    """The pooled rows, centred, and scaled by the pooled standard deviation if asked."""
     z = torch.cat((x, y), 0)
     z = z - z.mean(0, keepdim=True)
     if standardize:
         sd = z.std(0, keepdim=True)
         z = z / torch.where(sd > 0, sd, torch.ones_like(sd))
-    if use == "permutation":
-        B = check_permutations(n_permutations)
-        if min(m, n) < 2:
-            warn_small(
-                f"the permutation MMD needs at least 2 rows per sample, got {m} and {n}; "
-                "the result is NaN"
-            )
-            return _nan_result("mmd-permutation", m, n, alpha, B)
-        with limit_threads(float(m + n) ** 2 * (B + 1 + z.shape[1]), z.device):
-            bw, bw_rule = _resolve_bandwidth(bandwidth, z, rng)
-            values = _chunked_permutation_statistics(
-                z, m, B, kernel, bw, max_block_bytes, rng, progress=progress
-            )
-        return _permutation_result(values.cpu().numpy(), m, n, alpha, kernel, bw, bw_rule)
+    return z
+
+
+def _permutation_test(
+    z: torch.Tensor,
+    m: int,
+    kernel: str,
+    bandwidth: Any,
+    B: int,
+    max_block_bytes: int,
+    alpha: float,
+    rng: np.random.Generator,
+    progress: Callable[[float, str], None] | None,
+) -> TwoSampleResult:
+    """The permutation test on the pooled rows ``z`` (the first ``m`` are X); NaN below 2 rows."""
+    n = z.shape[0] - m
+    if min(m, n) < 2:
+        warn_small(
+            f"the permutation MMD needs at least 2 rows per sample, got {m} and {n}; "
+            "the result is NaN"
+        )
+        return _nan_result("mmd-permutation", m, n, alpha, B)
+    with limit_threads(float(m + n) ** 2 * (B + 1 + z.shape[1]), z.device):
+        bw, bw_rule = _resolve_bandwidth(bandwidth, z, rng)
+        values = _chunked_permutation_statistics(
+            z, m, B, kernel, bw, max_block_bytes, rng, progress=progress
+        )
+    return _permutation_result(values.cpu().numpy(), m, n, alpha, kernel, bw, bw_rule)
+
+
+def _block_test(
+    z: torch.Tensor,
+    m: int,
+    kernel: str,
+    bandwidth: Any,
+    block_size: int | None,
+    max_block_bytes: int,
+    alpha: float,
+    rng: np.random.Generator,
+) -> TwoSampleResult:
+    """The block test on the pooled rows ``z`` (the first ``m`` are X); NaN below 4 blocks."""
+    n = z.shape[0] - m
     bs = block_size if block_size is not None else default_block_size(min(m, n))
     bs = check_int(bs, name="block_size", minimum=2)
     if min(m, n) // bs < 4 or min(m, n) < 4:
@@ -454,7 +545,21 @@ def mmd_test(
     with limit_threads(work, z.device):
         bw, bw_rule = _resolve_bandwidth(bandwidth, z, rng)
         eta, bx, by = _block_statistics(z[:m], z[m:], kernel, bw, bs, rng, max_block_bytes)
-    eta_np = eta.cpu().numpy()
+    return _block_result(eta.cpu().numpy(), m, n, alpha, kernel, bw, bw_rule, (bx, by))
+
+
+def _block_result(
+    eta_np: npt.NDArray[np.float64],
+    m: int,
+    n: int,
+    alpha: float,
+    kernel: str,
+    bw: float,
+    bw_rule: str,
+    block_rows: tuple[int, int],
+) -> TwoSampleResult:
+    """The block statistics' mean against Student's t (one-sided) as the block test's result."""
+    bx, by = block_rows
     nb = eta_np.shape[0]
     mean = float(eta_np.mean())
     se = float(eta_np.std(ddof=1)) / math.sqrt(nb)
@@ -478,6 +583,76 @@ def mmd_test(
             "block_rows_source": bx,
             "block_rows_target": by,
             "standard_error": se,
+        },
+    )
+
+
+def _check_features(n_features: Any) -> int:
+    """``n_features`` as a positive even int (cosines and sines of the same frequencies)."""
+    k = check_int(n_features, name="n_features", minimum=2)
+    if k % 2:
+        raise InvalidParameterError(
+            f"n_features = {k} is odd; the random features come in cosine-sine pairs, so pass "
+            f"an even number (e.g. {k + 1})"
+        )
+    return k
+
+
+def _rff_in_memory(
+    z: torch.Tensor,
+    m: int,
+    kernel: str,
+    bandwidth: Any,
+    n_features: int,
+    alpha: float,
+    rng: np.random.Generator,
+) -> TwoSampleResult:
+    """The random-feature test on the pooled, centred rows ``z`` (the first ``m`` are X)."""
+    n = z.shape[0] - m
+    if min(m, n) < 2:
+        warn_small(f"the MMD needs at least 2 rows per sample, got {m} and {n}; the result is NaN")
+        return _nan_result("mmd-rff", m, n, alpha, None)
+    bw, bw_rule = _resolve_bandwidth(bandwidth, z, rng)
+    w = _rff.frequencies(z.shape[1], n_features, kernel, bw, rng)
+    zn = z.cpu().numpy()
+    sx, sy = _rff.summarize(zn[:m], w), _rff.summarize(zn[m:], w)
+    return rff_result(sx, sy, alpha, kernel, bw, bw_rule, n_features, {})
+
+
+def rff_result(
+    sx: _rff.Summary,
+    sy: _rff.Summary,
+    alpha: float,
+    kernel: str,
+    bw: float,
+    bw_rule: str,
+    n_features: int,
+    extra: dict[str, Any],
+) -> TwoSampleResult:
+    """The random-feature test's result from the two samples' summaries (in memory or Dask)."""
+    m, n = sx[0], sy[0]
+    statistic, pvalue, numbers = _rff.hotelling(sx, sy)
+    if not np.isfinite(pvalue):
+        warn_small(
+            f"the random-feature MMD needs more rows than feature directions with a variance: "
+            f"{m + n} rows, {numbers['rank']} directions; the p-value is NaN (pass more rows or "
+            "fewer n_features; constant data have no direction at all)"
+        )
+    return TwoSampleResult(
+        statistic=statistic,
+        pvalue=pvalue,
+        method="mmd-rff",
+        n_source=m,
+        n_target=n,
+        alpha=alpha,
+        drift_detected=bool(pvalue <= alpha),
+        details={
+            "kernel": kernel,
+            "bandwidth": bw,
+            "bandwidth_rule": bw_rule,
+            "n_features": n_features,
+            **numbers,
+            **extra,
         },
     )
 

@@ -53,6 +53,7 @@ from nndoctor._validation import (
 )
 from nndoctor.exceptions import DataValidationError, InvalidParameterError, LowOverlapWarning
 from nndoctor.shift._common import display_names
+from nndoctor.shift._engines import DASK_SAMPLE_SIZE, dask_impl, is_dask
 from nndoctor.shift.concept import (
     MIN_TARGET_LABELS,
     AccuracyDecomposition,
@@ -185,6 +186,10 @@ class ShiftDiagnosis(ResultMixin):
         The classifier diagnosed (``"default logistic regression"`` when none was given).
     classes : tuple of str
         The class labels, in the order of the weights (the sorted unique source labels).
+    sampled_from : (int, int) or None
+        The row counts of the source and target tables when the diagnosis ran on a random
+        sample of each (Dask inputs: ``n_source`` and ``n_target`` are then the sample
+        sizes); ``None`` when it saw every row.
     """
 
     kind: ShiftKind
@@ -207,6 +212,7 @@ class ShiftDiagnosis(ResultMixin):
     alpha: float
     model: str
     classes: tuple[str, ...] = ()
+    sampled_from: tuple[int, int] | None = None
 
     @property
     def shift_detected(self) -> bool:
@@ -432,6 +438,7 @@ def diagnose(
     random_state: Any = None,
     progress: Progress | None = None,
     names: tuple[str, str] | None = None,
+    sample_size: int = DASK_SAMPLE_SIZE,
 ) -> ShiftDiagnosis:
     """Diagnose the kind of distribution shift between source and target data.
 
@@ -472,6 +479,12 @@ def diagnose(
         What error messages call ``source_X`` and ``target_X`` (default: those words; with
         names, the labels are "the label column of" each); the command line passes
         ``("the source table (src.csv)", "the target table (tgt.csv)")``.
+    sample_size : int
+        Dask inputs only (features as ``dask.dataframe.DataFrame`` or ``dask.array.Array``,
+        labels as a Dask series or array partitioned like them): the diagnosis runs on a
+        random sample of about this many rows of each table, drawn with their labels
+        reproducibly from ``random_state``; only the samples travel to the client, and
+        ``sampled_from`` states the tables' row counts.
 
     Returns
     -------
@@ -495,6 +508,12 @@ def diagnose(
     >>> d.recommendation.treatment
     'Re-weight the classes: prior-correct the predictions with the estimated w(y)'
     """
+    if any(is_dask(t) for t in (source_X, source_y, target_X, target_y)):  # see _dask_sample
+        sampled: ShiftDiagnosis = dask_impl("diagnose")(source_X, source_y, target_X, target_y,
+            model=model, alpha=alpha, consistency_alpha=consistency_alpha, n_splits=n_splits,
+            n_bootstrap=n_bootstrap, weight_intervals=weight_intervals, random_state=random_state,
+            progress=progress, names=names, sample_size=sample_size)  # fmt: skip
+        return sampled
     if progress is not None:
         check_callable(progress, name="progress", expected="progress(fraction, text)")
     say: Progress = progress if progress is not None else (lambda fraction, text: None)

@@ -21,6 +21,7 @@ and on the *unlabeled target set*:
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -44,7 +45,6 @@ from nndoctor.exceptions import (
     IllConditionedWarning,
     InvalidParameterError,
     NNDoctorError,
-    NNDoctorWarning,
     SmallSampleWarning,
 )
 from nndoctor.shift._dask_models import is_dask
@@ -606,7 +606,7 @@ class LabelShiftEstimator:
         ``nndoctor.shift._dask_models.CALIBRATION_MAX_ROWS`` (200,000; the fit is then the
         in-memory one), otherwise on a uniform random sample of about that many (seeded by
         ``random_state``), with the source prior the mean calibrated posterior over all rows
-        (one more pass). The bootstrap does not run on Dask (see :meth:`estimate`).
+        (one more pass). The bootstrap then reweights the rows on Dask (see :meth:`estimate`).
 
         Returns
         -------
@@ -625,6 +625,7 @@ class LabelShiftEstimator:
     ) -> LabelShiftEstimator:
         """Store the fitted state (``S``, ``y``: the rows the bootstrap resamples, if held)."""
         self._S_source, self._y_source = S, y
+        self._dask_source: tuple[Any, Any] | None = None
         self._state = state
         k = state.n_classes
         self.n_classes_ = k
@@ -660,10 +661,11 @@ class LabelShiftEstimator:
         k = int(counts.size)
         _require_every_class(counts)
         freq = counts / n
-        if method == "em":
-            return self._set_fitted(_SourceState(k, freq, n=n), None, None)
         if method != "em-bcts":
-            return self._set_fitted(_SourceState(k, freq, confusion=conf / n, n=n), None, None)
+            confusion = None if method == "em" else conf / n
+            self._set_fitted(_SourceState(k, freq, confusion=confusion, n=n), None, None)
+            self._dask_source = data  # the bootstrap reweights it (lazy: no rows held)
+            return self
         if n <= CALIBRATION_MAX_ROWS:  # the in-memory fit on every row
             P, y = collect_rows(data, names)
             S = _check_scores(P, inputs=inputs, name="source_probs")
@@ -677,7 +679,7 @@ class LabelShiftEstimator:
         args = (inputs, k, fitted.theta, fitted.floor, np.ones(k))
         n_all, total = partition_sums(_posterior_sums, (source_probs,), names[:1], args)
         fitted.source_prior, fitted.n = total / n_all, n
-        return self._set_fitted(fitted, None, None)
+        return self._set_fitted(fitted, S, y)  # the bootstrap resamples the sample
 
     def _fit_state(
         self,
@@ -789,10 +791,13 @@ class LabelShiftEstimator:
             logits, as set by ``inputs``). A Dask collection is reduced per partition: BBSE and
             RLLS in one pass (``C`` prediction counts per partition: exact), EM in one pass per
             iteration (``C`` sums of reweighted posteriors per partition), the same iteration
-            as in memory (weights equal to rounding). The bootstrap resamples rows in memory,
-            so with a Dask target, or an estimator fitted on Dask without its rows, the
-            intervals are NaN, ``n_bootstrap`` is 0 in the result and a
-            :class:`~nndoctor.exceptions.NNDoctorWarning` says so when ``n_bootstrap > 0``.
+            as in memory (weights equal to rounding). The bootstrap resamples the rows held
+            in memory as usual and gives the rows on Dask Poisson(1) weights per replicate
+            (the Poisson bootstrap, seeded by ``random_state`` and the partition's index):
+            one more pass for BBSE/RLLS, one pass per EM iteration for all replicates at once
+            (``B x C`` sums per partition); a held-out set on Dask adds one pass
+            (``B x C x C`` confusion sums per partition). For ``em-bcts`` fitted on a sample
+            of a large held-out set, the replicates resample that sample.
 
         Returns
         -------
@@ -801,7 +806,7 @@ class LabelShiftEstimator:
         self._check_fitted()
         if is_dask(target_probs):
             est, n_target = self._estimate_dask(target_probs)
-            return self._result(est, n_target, None)
+            return self._result(est, n_target, None, target_probs)
         T = _check_scores(
             target_probs, inputs=str(self.inputs), name="target_probs", n_classes=self.n_classes_
         )
@@ -832,8 +837,13 @@ class LabelShiftEstimator:
             q = new
         return _Estimate(q / p, p, converged=False, n_iter=self.max_iter), int(n)
 
-    def _result(self, est: _Estimate, n_target: int, T: _Scores | None) -> LabelShiftResult:
-        """Warn about the confusion matrix and small samples; intervals; the result."""
+    def _result(
+        self, est: _Estimate, n_target: int, T: _Scores | None, target: Any = None
+    ) -> LabelShiftResult:
+        """Warn about the confusion matrix and small samples; intervals; the result.
+
+        ``T``: the target rows in memory; ``target``: the Dask target (``T`` is then None).
+        """
         if est.singular:
             detail = (
                 f"class(es) {list(est.never_predicted)} are never predicted"
@@ -867,18 +877,10 @@ class LabelShiftEstimator:
                 SmallSampleWarning,
                 stacklevel=3,
             )
-        elif n_bootstrap > 0 and (T is None or self._y_source is None):
-            warnings.warn(
-                f"n_bootstrap = {n_bootstrap}, but the bootstrap resamples rows held in memory "
-                "and the held-out or target rows are a Dask collection (each replicate would "
-                "be passes over the data): the intervals are NaN (n_bootstrap = 0 in the "
-                "result); pass n_bootstrap=0 to silence this, or in-memory rows for intervals",
-                NNDoctorWarning,
-                stacklevel=3,
-            )
-            n_bootstrap = 0
-        elif n_bootstrap > 0 and T is not None:
+        elif n_bootstrap > 0 and T is not None and self._y_source is not None:
             ci = self._bootstrap(T)
+        elif n_bootstrap > 0:
+            ci = self._bootstrap_dask(T, target, est.weights * est.source_prior)
         result = LabelShiftResult(
             weights=est.weights,
             target_prior=est.weights * est.source_prior,
@@ -920,6 +922,10 @@ class LabelShiftEstimator:
             est = self._estimate_core(state, target)
             ws.append(est.weights)
             qs.append(est.weights * est.source_prior)
+        return self._percentiles(ws, qs)
+
+    def _percentiles(self, ws: list[FloatArray], qs: list[FloatArray]) -> FloatArray:
+        """Percentile intervals of the replicates' weights and target priors (4 x C)."""
         lo, hi = 50 * (1 - self.confidence), 50 * (1 + self.confidence)
         W, Q = np.asarray(ws), np.asarray(qs)
         return np.vstack(
@@ -931,7 +937,98 @@ class LabelShiftEstimator:
             ]
         )
 
-    def adjust(self, probs: Any, result: LabelShiftResult | None = None) -> FloatArray:
+    def _bootstrap_dask(self, T: _Scores | None, target: Any, start: FloatArray) -> FloatArray:
+        """The bootstrap when the held-out or the target rows are on Dask (Poisson weights).
+
+        Rows held in memory are resampled as in :meth:`_bootstrap`; rows on Dask get one
+        Poisson(1) weight per replicate (the Poisson bootstrap: seeded by ``random_state`` and
+        the partition's index, so every pass sees the same weights), and each replicate's
+        statistics are weighted sums per partition: label counts and confusion sums
+        (``B x C x C`` numbers per partition) for the held-out set, prediction counts
+        (BBSE/RLLS, one pass) or reweighted posteriors (EM, one pass per iteration for all
+        replicates at once, ``B x C`` numbers per partition, started at the point estimate
+        ``start``: the same maximum of the concave likelihood as from the source prior, in
+        fewer passes) for the target.
+        """
+        rng = check_random_state(self.random_state)
+        states = self._source_replicates(rng)
+        seed = int(rng.integers(0, 2**63 - 1))
+        if T is not None:  # the target in memory: resampled as in _bootstrap
+            n_t = T.probs.shape[0]
+            ests = [
+                self._estimate_core(st, T.take(np.asarray(rng.integers(0, n_t, size=n_t))))
+                for st in states
+            ]
+        else:
+            ests = self._target_replicates(states, target, seed, start)
+        return self._percentiles(
+            [e.weights for e in ests], [e.weights * e.source_prior for e in ests]
+        )
+
+    def _source_replicates(self, rng: np.random.Generator) -> list[_SourceState]:
+        """Bootstrap replicates of the fitted state (held-out rows resampled or reweighted)."""
+        S, y, state = self._S_source, self._y_source, self._state
+        B, k = int(self.n_bootstrap), self.n_classes_
+        if S is not None and y is not None:
+            states = []
+            for _ in range(B):
+                idx = rng.integers(0, y.size, size=y.size)
+                if np.unique(y[idx]).size < k:  # a class vanished from the resample
+                    idx = _stratified_resample(y, rng)
+                states.append(self._fit_state(S.take(idx), y[idx], init=state.theta,
+                                              floor=state.floor))  # fmt: skip
+            return states
+        from nndoctor.shift._dask_models import partition_sums
+
+        if self._dask_source is None:  # pragma: no cover - a Dask fit sets one or the other
+            raise NNDoctorError("internal error: no held-out rows to resample")
+        seed = int(rng.integers(0, 2**63 - 1))
+        args = (str(self.inputs), str(self.method), B, seed)
+        names = ("source_probs", "source_labels")
+        _, total, counts, conf = partition_sums(
+            _source_poisson_sums, self._dask_source, names, args, indexed=True
+        )
+        out = []
+        for b in range(B):
+            if np.any(counts[b] == 0):  # a class without weight: keep the fitted state
+                out.append(state)
+                continue
+            freq = counts[b] / total[b]
+            confusion = None if state.confusion is None else conf[b] / total[b]
+            out.append(_SourceState(k, freq, confusion=confusion, n=state.n))
+        return out
+
+    def _target_replicates(
+        self, states: list[_SourceState], target: Any, seed: int, start: FloatArray
+    ) -> list[_Estimate]:
+        """Each replicate's estimate from Poisson-weighted passes over the Dask target."""
+        from nndoctor.shift._dask_models import partition_sums
+
+        k, inputs, B = self.n_classes_, str(self.inputs), len(states)
+        names = ("target_probs",)
+        if self.method not in ("em-bcts", "em"):
+            args = (inputs, k, self.method, B, seed)
+            _, total, sums = partition_sums(
+                _prediction_poisson_sums, (target,), names, args, indexed=True
+            )
+            return [self._solve_bbse(st, sums[b] / total[b]) for b, st in enumerate(states)]
+        P = np.array([st.source_prior for st in states])
+        thetas = None if states[0].theta is None else np.array([st.theta for st in states])
+        floor = self._state.floor
+        Q = np.repeat(start[None, :], B, axis=0)
+        for _ in range(self.max_iter):
+            em_args = (inputs, k, thetas, floor, Q / P, seed)
+            _, total, sums = partition_sums(
+                _posterior_poisson_sums, (target,), names, em_args, indexed=True
+            )
+            new = sums / total[:, None]
+            done = bool(np.max(np.abs(new - Q)) < self.tol)
+            Q = new
+            if done:
+                break
+        return [_Estimate(Q[b] / P[b], P[b]) for b in range(B)]
+
+    def adjust(self, probs: Any, result: LabelShiftResult | None = None) -> Any:
         r"""Prior-corrected posteriors :math:`q(y\mid x) \propto w(y)\,\tilde p(y\mid x)`.
 
         Parameters
@@ -944,7 +1041,10 @@ class LabelShiftEstimator:
         Returns
         -------
         ndarray of shape (n, n_classes)
-            Posteriors for the target prior (calibrated first for ``em-bcts``).
+            Posteriors for the target prior (calibrated first for ``em-bcts``). For a Dask
+            ``probs`` a lazy collection of the same kind (array, or frame with the same
+            columns), computed partition by partition; the estimator travels with the graph
+            without its held-out rows (only the calibration and the weights).
         """
         self._check_fitted()
         res = result if result is not None else getattr(self, "result_", None)
@@ -955,6 +1055,12 @@ class LabelShiftEstimator:
                 f"result has {res.weights.size} classes but the estimator has "
                 f"{self.n_classes_}; pass a result from the same model"
             )
+        if is_dask(probs):
+            from nndoctor.shift._dask_models import map_rows
+
+            light = copy.copy(self)  # the workers need the calibration, not the held-out rows
+            light._S_source, light._y_source, light._dask_source = None, None, None
+            return map_rows(_adjust_rows, probs, (light, res))
         post = self.calibrate(probs) * res.weights[None, :]
         sums = post.sum(axis=1, keepdims=True)
         out = np.where(sums > 0, post / np.where(sums > 0, sums, 1.0), 1.0 / self.n_classes_)
@@ -963,6 +1069,11 @@ class LabelShiftEstimator:
     def __repr__(self) -> str:
         extra = f", inputs={self.inputs!r}" if self.inputs != "probs" else ""
         return f"LabelShiftEstimator(method={self.method!r}{extra})"
+
+
+def _adjust_rows(part: Any, est: LabelShiftEstimator, result: LabelShiftResult) -> FloatArray:
+    """:meth:`LabelShiftEstimator.adjust` on one partition (runs on a Dask worker)."""
+    return np.asarray(est.adjust(np.asarray(part, dtype=np.float64), result), dtype=np.float64)
 
 
 def _stratified_resample(y: IntArray, rng: np.random.Generator) -> IntArray:
@@ -1024,6 +1135,79 @@ def _prediction_sums(part: Any, inputs: str, k: int, method: str) -> tuple[Float
     T = _check_scores(part, inputs=inputs, name="target_probs", n_classes=k)
     scores = T.probs if method == "bbse-soft" else _hard(T.logits)
     return (scores.sum(axis=0),)
+
+
+_POISSON_BLOCK = 8192  # rows whose Poisson weights are drawn at once (the stream's unit)
+
+
+def _poisson_weights(rows: int, B: int, seed: int, index: int) -> FloatArray:
+    """Poisson(1) bootstrap weights (B x rows) of a partition, the same on every pass."""
+    rng = np.random.default_rng([seed, index])
+    blocks = [
+        rng.poisson(1.0, size=(min(_POISSON_BLOCK, rows - i), B)).T
+        for i in range(0, rows, _POISSON_BLOCK)
+    ]
+    return np.concatenate(blocks, axis=1).astype(np.float64) if blocks else np.zeros((B, 0))
+
+
+def _source_poisson_sums(
+    part: Any, labels: Any, inputs: str, method: str, B: int, seed: int, index: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per replicate: total weight, weighted label counts and (BBSE, RLLS) confusion sums."""
+    S = _check_scores(part, inputs=inputs, name="source_probs")
+    k = S.probs.shape[1]
+    y = check_class_indices(
+        np.asarray(labels).ravel(), name="source_labels", n_rows=S.probs.shape[0], n_classes=k
+    )
+    W = _poisson_weights(y.size, B, seed, index)
+    onehot = np.zeros((y.size, k))
+    onehot[np.arange(y.size), y] = 1.0
+    counts = W @ onehot
+    if method in ("em", "em-bcts"):
+        return W.sum(axis=1), counts, np.zeros(())
+    scores = S.probs if method == "bbse-soft" else _hard(S.logits)
+    conf = np.einsum("br,ri,rj->bij", W, scores, onehot)
+    return W.sum(axis=1), counts, conf
+
+
+def _prediction_poisson_sums(
+    part: Any, inputs: str, k: int, method: str, B: int, seed: int, index: int
+) -> tuple[FloatArray, FloatArray]:
+    """Per replicate: total weight and weighted prediction counts (or probability sums)."""
+    T = _check_scores(part, inputs=inputs, name="target_probs", n_classes=k)
+    scores = T.probs if method == "bbse-soft" else _hard(T.logits)
+    W = _poisson_weights(scores.shape[0], B, seed, index)
+    return W.sum(axis=1), W @ scores
+
+
+def _posterior_poisson_sums(
+    part: Any,
+    inputs: str,
+    k: int,
+    thetas: FloatArray | None,
+    floor: float,
+    ratios: FloatArray,
+    seed: int,
+    index: int,
+) -> tuple[FloatArray, FloatArray]:
+    """Per replicate: total weight and the weighted sums of one EM step (its calibration)."""
+    T = _check_scores(part, inputs=inputs, name="target_probs", n_classes=k)
+    B, rows = ratios.shape[0], T.probs.shape[0]
+    W = _poisson_weights(rows, B, seed, index)
+    floored = T.logits if thetas is None else _floor_logits(T.logits, floor)
+    sums = np.zeros((B, k))
+    step = max(1, _POISSON_BLOCK * 32 // max(B * k, 1))  # about 2 M numbers at once
+    for i in range(0, rows, step):
+        if thetas is None:
+            post = np.broadcast_to(T.probs[None, i : i + step], (B, min(step, rows - i), k))
+        else:  # each replicate's own calibration softmax(a z + b)
+            z = np.exp(thetas[:, :1, None]) * floored[None, i : i + step] + thetas[:, None, 1:]
+            post = np.exp(z - z.max(axis=2, keepdims=True))
+            post /= post.sum(axis=2, keepdims=True)
+        post = post * ratios[:, None, :]
+        post /= post.sum(axis=2, keepdims=True)
+        sums += np.einsum("br,brk->bk", W[:, i : i + step], post)
+    return W.sum(axis=1), sums
 
 
 def _posterior_sums(

@@ -24,7 +24,7 @@ probability compared with ``threshold``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args, overload
 
 import numpy as np
@@ -42,6 +42,7 @@ from nndoctor._validation import (
     to_numpy,
 )
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
+from nndoctor.shift._dask_models import is_dask
 from nndoctor.shift.covariate import ImportanceWeighter, effective_sample_size
 from nndoctor.shift.label import (
     LabelShiftEstimator,
@@ -501,6 +502,7 @@ def _confidence_based(prob: _Problem, rng: np.random.Generator) -> AccuracyEstim
 
 
 def _atc(prob: _Problem, score: str) -> AccuracyEstimate:
+    """ATC: the share of target rows above the source threshold that matches its accuracy."""
     Ps, Pt = prob.Ps, prob.Pt
     acc_s = float(prob.correct.mean())
     s_src = _neg_entropy(Ps) if score == "negative-entropy" else Ps.max(axis=1)
@@ -511,6 +513,7 @@ def _atc(prob: _Problem, score: str) -> AccuracyEstimate:
 
 
 def _calibrated_confidence(prob: _Problem, rng: np.random.Generator) -> AccuracyEstimate:
+    """The mean temperature-scaled probability of the predicted class on the target."""
     theta = _fit_scaling(_log(prob.Ps), prob.ys, bias=False)
     Pcal = _apply_scaling(_log(prob.Pt), theta)
     p = Pcal[:, 1] if prob.binary else Pcal[np.arange(Pcal.shape[0]), prob.pred_t]
@@ -524,6 +527,7 @@ def _calibrated_confidence(prob: _Problem, rng: np.random.Generator) -> Accuracy
 
 
 def _importance_weighted(prob: _Problem, weights: FloatArray) -> AccuracyEstimate:
+    """The source accuracy reweighted by importance weights, with a delta-method interval."""
     correct = prob.correct
     ess = effective_sample_size(weights)
     acc = float(np.sum(weights * correct) / np.sum(weights))
@@ -542,6 +546,7 @@ def _importance_weighted(prob: _Problem, weights: FloatArray) -> AccuracyEstimat
 
 
 def _label_shift(prob: _Problem, result: LabelShiftResult) -> AccuracyEstimate:
+    """The source per-class accuracies averaged with the target's estimated class shares."""
     k = prob.Ps.shape[1]
     ys, correct = prob.ys, prob.correct
     if result.weights.size != k:
@@ -586,6 +591,7 @@ def _as_probs(probs: Any, *, name: str, n_classes: int | None = None) -> FloatAr
 def _predictions(
     Ps: FloatArray, Pt: FloatArray, source_pred: Any, target_pred: Any, threshold: Any
 ) -> tuple[IntArray, IntArray, str]:
+    """The predictions scored (given, thresholded or argmax) and how they were made."""
     k = Ps.shape[1]
     if (source_pred is None) != (target_pred is None):
         raise InvalidParameterError(
@@ -740,6 +746,22 @@ def estimate_accuracy(
 
     Notes
     -----
+    **On Dask** (any of the three data arguments a ``dask.array`` / ``dask.dataframe``
+    collection; the held-out probabilities and labels then with the same partitions): the
+    held-out set comes to the client (at most ``CALIBRATION_MAX_ROWS`` = 200,000 rows of it; a
+    larger one is sampled uniformly, seeded by ``random_state``, and the calibration and the
+    source metrics come from the sample), and each target partition is reduced to
+    ``4 n_bootstrap + 3`` sums: of the calibrated event probabilities :math:`p_j` and, per
+    calibration draw, of :math:`p_j` and :math:`p_j(1-p_j)` over the rows predicted 1 and 0.
+    ``confidence-based``, ``calibrated-confidence``, ``atc`` (an exact count) and
+    ``label-shift`` (:meth:`LabelShiftEstimator.estimate` on Dask) run; their point estimates
+    equal the in-memory ones (to float rounding). The interval draws each label count from
+    the normal law with those sums as mean and variance (the in-memory estimator draws a
+    Bernoulli label per row: the same law up to the normal approximation of a
+    Poisson-binomial sum), and ROC AUC is NaN (it needs the target's scores sorted).
+    ``importance-weighted`` and ``source_pred`` / ``target_pred`` do not run on Dask
+    (``threshold`` does).
+
     **Confidence-based** (after NannyML's "Confidence-based Performance Estimation", CBPE,
     https://nannyml.readthedocs.io/en/stable/how_it_works/performance_estimation.html).
     Isotonic regression fitted on the held-out source set maps the model's score to a
@@ -814,15 +836,55 @@ def estimate_accuracy(
     >>> sorted(est.metrics), est.predictions
     (['accuracy', 'f1', 'precision', 'recall', 'roc_auc'], 'threshold 0.65')
     """
+    if any(is_dask(x) for x in (source_probs, source_labels, target_probs)):
+        return _estimate_accuracy_dask(
+            source_probs, source_labels, target_probs, method=method, source_pred=source_pred,
+            target_pred=target_pred, threshold=threshold, source_weights=source_weights,
+            source_X=source_X, target_X=target_X, label_shift=label_shift, score=score,
+            confidence=confidence, n_bootstrap=n_bootstrap, random_state=random_state,
+        )  # fmt: skip
+    Ps, ys, Pt = _check_data(source_probs, source_labels, target_probs)
+    confidence, n_bootstrap, methods = _check_options(
+        score, confidence, n_bootstrap, method, label_shift
+    )
+    rng = check_random_state(random_state)  # validated up front, whichever methods use it
+    pred_s, pred_t, predictions = _predictions(Ps, Pt, source_pred, target_pred, threshold)
+    correct = (pred_s == ys).astype(np.float64)
+    prob = _Problem(Ps, ys, Pt, pred_s, pred_t, correct, predictions, confidence, n_bootstrap)
+    explicit = not (isinstance(method, str) and method == "all")
+    out, skipped = _run_estimators(
+        prob, methods, explicit, rng, score=score, label_shift=label_shift,
+        source_weights=source_weights, source_X=source_X, target_X=target_X,
+        random_state=random_state,
+    )  # fmt: skip
+    if isinstance(method, str) and method != "all":
+        return out[0]
+    return AccuracyEstimates(tuple(out), float(correct.mean()), skipped)
+
+
+def _check_data(
+    source_probs: Any, source_labels: Any, target_probs: Any
+) -> tuple[FloatArray, IntArray, FloatArray]:
+    """The held-out probabilities and labels and the target probabilities, checked."""
     Ps = _as_probs(source_probs, name="source_probs")
     k = Ps.shape[1]
     ys = _check_class_labels(source_labels, n_rows=Ps.shape[0], n_classes=k)
     Pt = _as_probs(target_probs, name="target_probs", n_classes=k)
+    return Ps, ys, Pt
+
+
+def _check_options(
+    score: str,
+    confidence: float,
+    n_bootstrap: int,
+    method: str | Sequence[str],
+    label_shift: Any,
+) -> tuple[float, int, list[str]]:
+    """The options that every estimator shares, checked: (confidence, n_bootstrap, methods)."""
     check_choice(score, ("max-confidence", "negative-entropy"), name="score")
     confidence = check_unit_interval(confidence, name="confidence")
     n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=0)
     methods = _check_methods(method)
-    single = isinstance(method, str) and method != "all"
     if label_shift is not None and not isinstance(
         label_shift, LabelShiftResult | LabelShiftEstimator
     ):
@@ -830,11 +892,23 @@ def estimate_accuracy(
             "label_shift must be a LabelShiftResult or a LabelShiftEstimator, got "
             f"{type(label_shift).__name__}; pass LabelShiftEstimator().fit(...).estimate(...)"
         )
-    rng = check_random_state(random_state)  # validated up front, whichever methods use it
-    pred_s, pred_t, predictions = _predictions(Ps, Pt, source_pred, target_pred, threshold)
-    explicit = not (isinstance(method, str) and method == "all")
-    correct = (pred_s == ys).astype(np.float64)
-    prob = _Problem(Ps, ys, Pt, pred_s, pred_t, correct, predictions, confidence, n_bootstrap)
+    return confidence, n_bootstrap, methods
+
+
+def _run_estimators(
+    prob: _Problem,
+    methods: list[str],
+    explicit: bool,
+    rng: np.random.Generator,
+    *,
+    score: str,
+    label_shift: LabelShiftResult | LabelShiftEstimator | None,
+    source_weights: Any,
+    source_X: Any,
+    target_X: Any,
+    random_state: Any,
+) -> tuple[list[AccuracyEstimate], dict[str, str]]:
+    """Run each requested estimator in turn: the estimates, and those skipped with why."""
     out: list[AccuracyEstimate] = []
     skipped: dict[str, str] = {}
     for m in methods:
@@ -845,10 +919,11 @@ def estimate_accuracy(
         elif m == "calibrated-confidence":
             out.append(_calibrated_confidence(prob, rng))
         elif m == "label-shift":
-            res = _label_shift_result(label_shift, Ps, ys, Pt, random_state)
+            res = _label_shift_result(label_shift, prob.Ps, prob.ys, prob.Pt, random_state)
             out.append(_label_shift(prob, res))
         else:
-            weights = _source_weights(source_weights, source_X, target_X, Ps.shape[0], random_state)
+            n = prob.Ps.shape[0]
+            weights = _source_weights(source_weights, source_X, target_X, n, random_state)
             if weights is None:
                 reason = "needs source_weights, or source_X and target_X to fit them"
                 if explicit:
@@ -856,12 +931,11 @@ def estimate_accuracy(
                 skipped[m] = reason
                 continue
             out.append(_importance_weighted(prob, weights))
-    if single:
-        return out[0]
-    return AccuracyEstimates(tuple(out), float(correct.mean()), skipped)
+    return out, skipped
 
 
 def _check_methods(method: str | Sequence[str]) -> list[str]:
+    """The estimators to run: ``"all"``, one name or a list of names, each checked."""
     if isinstance(method, str):
         methods = list(_METHODS) if method == "all" else [method]
     else:
@@ -882,6 +956,7 @@ def _label_shift_result(
     Pt: FloatArray,
     random_state: Any,
 ) -> LabelShiftResult:
+    """The label-shift weights given, or ``em-bcts`` (or the estimator given) fitted here."""
     if isinstance(label_shift, LabelShiftResult):
         return label_shift
     est = label_shift or LabelShiftEstimator(n_bootstrap=0, random_state=random_state)
@@ -899,6 +974,7 @@ def _label_shift_result(
 def _source_weights(
     source_weights: Any, source_X: Any, target_X: Any, n: int, random_state: Any
 ) -> FloatArray | None:
+    """The importance weights given, or fitted on the features; ``None`` without either."""
     if source_weights is not None:
         w = check_matrix(source_weights, name="source_weights")
         if w.shape[1] != 1 or w.shape[0] != n:
@@ -921,3 +997,272 @@ def _source_weights(
             "the same held-out rows"
         )
     return ImportanceWeighter(random_state=random_state).fit(Xs, target_X).weights_
+
+
+# --------------------------------------------------------------------------------------------
+# Dask: the target as per-partition sums
+
+
+_DASK_METHODS = ("atc", "calibrated-confidence", "confidence-based", "label-shift")
+_CALIBRATION_DRAWS = " of the calibration (each isotonic block from its Beta posterior)"
+
+
+def _dask_predict(P: FloatArray, threshold: float | None) -> IntArray:
+    """The predictions on a partition, as :func:`_predictions` makes them (argmax/threshold)."""
+    if threshold is not None:
+        return (P[:, 1] >= threshold).astype(np.int64)
+    return np.asarray(P.argmax(axis=1), dtype=np.int64)
+
+
+def _event_probabilities(
+    part: Any, k: int, threshold: float | None, calibration: _Isotonic | FloatArray
+) -> tuple[FloatArray, IntArray, FloatArray]:
+    """A target partition's calibrated event probabilities, predictions and scores."""
+    P = _as_probs(part, name="target_probs", n_classes=k)
+    pred = _dask_predict(P, threshold)
+    if isinstance(calibration, _Isotonic):
+        score = P[:, 1] if k == 2 else P[np.arange(P.shape[0]), pred]
+        return calibration.predict(score), pred, score
+    Pcal = _apply_scaling(_log(P), calibration)
+    p = Pcal[:, 1] if k == 2 else Pcal[np.arange(Pcal.shape[0]), pred]
+    return p, pred, p
+
+
+def _event_sums(
+    part: Any,
+    k: int,
+    threshold: float | None,
+    calibration: _Isotonic | FloatArray,
+    draws: FloatArray | None,
+) -> tuple[Any, ...]:
+    """Sums of a target partition for the expected confusion matrix and its interval.
+
+    Returns ``(Σ_{ŷ=1} p, Σ_{ŷ=0} p, #{ŷ=1}, S1, V1, S0, V0)``: for each row of ``draws`` (the
+    isotonic knot values of one draw of the calibration; ``None``: the fitted ``p`` itself),
+    the sums of :math:`p` and of :math:`p(1-p)` over rows predicted 1 and predicted 0
+    (multiclass: all rows count as "1", the event being "the prediction is right").
+    """
+    p, pred, score = _event_probabilities(part, k, threshold, calibration)
+    pos = pred == 1 if k == 2 else np.ones(p.size, dtype=bool)
+    if draws is None:
+        P_draw = p[None, :]
+    else:
+        iso = calibration if isinstance(calibration, _Isotonic) else None
+        if iso is None:  # pragma: no cover - draws come with the isotonic map only
+            raise InvalidParameterError("internal error: calibration draws need the isotonic map")
+        lo, w = iso.locate(score)
+        step = max(1, _DRAWS_PER_BATCH // max(draws.shape[0], 1))
+        P_draw = np.concatenate(
+            [
+                _interp_draws(draws, lo[i : i + step], w[i : i + step])
+                for i in range(0, p.size, step)
+            ]
+            or [np.empty((draws.shape[0], 0))],
+            axis=1,
+        )
+    var = P_draw * (1.0 - P_draw)
+    return (
+        float(np.sum(p[pos])), float(np.sum(p[~pos])), int(pos.sum()),
+        P_draw[:, pos].sum(axis=1), var[:, pos].sum(axis=1),
+        P_draw[:, ~pos].sum(axis=1), var[:, ~pos].sum(axis=1),
+    )  # fmt: skip
+
+
+def _above_threshold(part: Any, k: int, score: str, t: float) -> tuple[int]:
+    """ATC on a target partition: how many rows score above the threshold ``t``."""
+    P = _as_probs(part, name="target_probs", n_classes=k)
+    s = _neg_entropy(P) if score == "negative-entropy" else P.max(axis=1)
+    return (int(np.sum(s > t)),)
+
+
+def _dask_estimate(
+    prob: _Problem,
+    method: str,
+    target: Any,
+    threshold: float | None,
+    calibration: _Isotonic | FloatArray,
+    draws: FloatArray | None,
+    details: dict[str, Any],
+    rng: np.random.Generator,
+) -> AccuracyEstimate:
+    r"""An estimate from the target's event sums (:func:`_event_sums`), with normal draws.
+
+    The point estimate is the in-memory one (the same sums, added per partition). The
+    interval: per draw, the number of events among the target rows predicted 1 (and 0) is
+    drawn from the normal law with the sums' mean :math:`\sum p` and variance
+    :math:`\sum p(1-p)` (the Poisson-binomial law of a Bernoulli label per row, which the
+    in-memory estimator draws row by row), clipped to its range. ROC AUC is not estimated
+    (NaN): it needs the target's scores sorted.
+    """
+    from nndoctor.shift._dask_models import partition_sums
+
+    k = prob.Ps.shape[1]
+    n, tp, fn, n_pos, S1, V1, S0, V0 = partition_sums(
+        _event_sums, (target,), ("target_probs",), (k, threshold, calibration, draws)
+    )
+    source = _source_metrics(prob)
+    n_neg = n - n_pos
+    if prob.binary:
+        point = {
+            kk: float(v) for kk, v in _metrics_from_counts(tp, n_pos - tp, fn, n_neg - fn).items()
+        }
+        point["roc_auc"] = float("nan")
+    else:
+        point = {"accuracy": float(tp / n)}
+    names = [m for m in BINARY_METRICS if m in point]
+    B = prob.n_bootstrap
+    ci = {m: (float("nan"), float("nan")) for m in names}
+    if B > 0:
+        pick = rng.integers(0, S1.size, size=B)  # one row per draw (a fixed p: the only row)
+        e1 = np.clip(rng.normal(S1[pick], np.sqrt(V1[pick])), 0.0, n_pos)
+        e0 = np.clip(rng.normal(S0[pick], np.sqrt(V0[pick])), 0.0, n_neg)
+        got = (
+            _metrics_from_counts(e1, n_pos - e1, e0, n_neg - e0)
+            if prob.binary
+            else {"accuracy": e1 / n}
+        )
+        tail = 100 * (1 - prob.confidence) / 2
+        for m in names:
+            if m == "roc_auc":
+                continue
+            v = np.asarray(got[m], dtype=np.float64)
+            v = v[np.isfinite(v)]
+            if v.size >= 0.9 * B:
+                lo, hi = np.percentile(v, [tail, 100 - tail])
+                ci[m] = (float(lo), float(hi))
+    metrics = {m: _metric(m, point[m], *ci[m], source[m]) for m in names}
+    acc = metrics["accuracy"]
+    interval = (
+        f"{B} draws{_CALIBRATION_DRAWS if draws is not None else ''}; "
+        "per draw the target's count of right predictions (binary: of label 1 among each "
+        "predicted class) normal with the per-partition sums of p and p(1 - p) as mean and "
+        "variance, clipped to its range; percentile interval (Dask; ROC AUC not estimated)"
+    )
+    return AccuracyEstimate(
+        acc.value, method, ASSUMPTIONS[method], source["accuracy"], details, acc.ci_low,
+        acc.ci_high, metrics, prob.confidence, interval if B else "", int(n), prob.predictions,
+    )  # fmt: skip
+
+
+def _dask_source(
+    source_probs: Any, source_labels: Any, random_state: Any
+) -> tuple[FloatArray, IntArray, int]:
+    """The held-out rows on the client: all of them, or a seeded sample when there are many."""
+    from nndoctor.shift._dask_models import CALIBRATION_MAX_ROWS, collect_rows, partition_sums
+
+    if not (is_dask(source_probs) or is_dask(source_labels)):
+        return np.asarray(source_probs), np.asarray(source_labels), int(np.shape(source_labels)[0])
+    data, names = (source_probs, source_labels), ("source_probs", "source_labels")
+    (n,) = partition_sums(_no_sums, data, names)
+    seed = int(check_random_state(random_state).integers(0, 2**63 - 1))
+    P, y = collect_rows(data, names, fraction=min(1.0, CALIBRATION_MAX_ROWS / n), seed=seed)
+    return P, y, int(n)
+
+
+def _no_sums(*parts: Any) -> tuple[()]:
+    """Nothing but the row count (which :func:`partition_sums` adds itself)."""
+    del parts
+    return ()
+
+
+def _estimate_accuracy_dask(
+    source_probs: Any,
+    source_labels: Any,
+    target_probs: Any,
+    *,
+    method: str | Sequence[str],
+    source_pred: Any,
+    target_pred: Any,
+    threshold: float | None,
+    source_weights: Any,
+    source_X: Any,
+    target_X: Any,
+    label_shift: LabelShiftResult | LabelShiftEstimator | None,
+    score: str,
+    confidence: float,
+    n_bootstrap: int,
+    random_state: Any,
+) -> AccuracyEstimate | AccuracyEstimates:
+    """:func:`estimate_accuracy` with Dask collections (the target's rows stay on the workers).
+
+    The held-out set comes to the client (all rows up to
+    ``nndoctor.shift._dask_models.CALIBRATION_MAX_ROWS``, otherwise a seeded uniform sample of
+    about that many, on which the calibrations and the source metrics are computed); the
+    target is reduced per partition to a few sums (:func:`_event_sums`: ``4 B + 3`` numbers
+    for ``B = n_bootstrap`` calibration draws). ``confidence-based``, ``calibrated-confidence``,
+    ``atc`` and ``label-shift`` run; the point estimates equal the in-memory ones (ATC exactly,
+    the others to float rounding), the intervals use a normal law for the target's label
+    counts (:func:`_dask_estimate`) and ROC AUC is NaN. ``importance-weighted`` and given
+    predictions (``source_pred`` / ``target_pred``) do not run on Dask.
+    """
+    confidence, n_bootstrap, methods = _check_options(
+        score, confidence, n_bootstrap, method, label_shift
+    )
+    rng = check_random_state(random_state)
+    if source_pred is not None or target_pred is not None:
+        raise InvalidParameterError(
+            "source_pred / target_pred are not taken with Dask inputs; pass threshold (binary) "
+            "or leave them out (argmax), or pass in-memory data"
+        )
+    explicit = not (isinstance(method, str) and method == "all")
+    refused = [m for m in methods if m not in _DASK_METHODS]
+    if refused and explicit:
+        raise InvalidParameterError(
+            f"method(s) {refused} do not run on Dask inputs; choose from {list(_DASK_METHODS)}, "
+            "or pass in-memory data"
+        )
+    P_src, y_src, _ = _dask_source(source_probs, source_labels, random_state)
+    Ps = _as_probs(P_src, name="source_probs")
+    k = Ps.shape[1]
+    ys = _check_class_labels(y_src, n_rows=Ps.shape[0], n_classes=k)
+    pred_s, _, predictions = _predictions(Ps, Ps, None, None, threshold)
+    t = None if threshold is None else float(threshold)
+    correct = (pred_s == ys).astype(np.float64)
+    empty = np.empty((0, k))
+    prob = _Problem(Ps, ys, empty, pred_s, pred_s[:0], correct, predictions, confidence,
+                    n_bootstrap)  # fmt: skip
+    target = target_probs
+    out: list[AccuracyEstimate] = []
+    skipped = {m: "does not run on Dask inputs" for m in refused}
+    for m in methods:
+        if m == "confidence-based":
+            event = ys.astype(np.float64) if prob.binary else correct
+            s_src = Ps[:, 1] if prob.binary else Ps[np.arange(Ps.shape[0]), pred_s]
+            iso = _Isotonic.fit(s_src, event)
+            draws = iso.draw_values(rng, n_bootstrap) if n_bootstrap else None
+            details = {
+                "calibration": "isotonic",
+                "calibrated_event": "label 1" if prob.binary else "prediction correct",
+                "n_blocks": int(iso.counts.size),
+                "calibration_brier_source": float(np.mean((iso.predict(s_src) - event) ** 2)),
+            }
+            out.append(_dask_estimate(prob, m, target, t, iso, draws, details, rng))
+        elif m == "calibrated-confidence":
+            theta = _fit_scaling(_log(Ps), ys, bias=False)
+            details = {"temperature": float(np.exp(-theta[0]))}
+            out.append(_dask_estimate(prob, m, target, t, theta, None, details, rng))
+        elif m == "atc":
+            from nndoctor.shift._dask_models import partition_sums
+
+            s_src = _neg_entropy(Ps) if score == "negative-entropy" else Ps.max(axis=1)
+            acc_s = float(correct.mean())
+            thr = (
+                float(np.quantile(s_src, 1.0 - acc_s)) if acc_s < 1 else float(np.min(s_src) - 1.0)
+            )
+            n, above = partition_sums(
+                _above_threshold, (target,), ("target_probs",), (k, score, thr)
+            )
+            est = _accuracy_only(prob, "atc", above / n, {"threshold": thr, "score": score})
+            out.append(replace(est, n_target=int(n)))
+        elif m == "label-shift":
+            if isinstance(label_shift, LabelShiftResult):
+                res = label_shift
+            else:
+                ls = label_shift or LabelShiftEstimator(n_bootstrap=0, random_state=random_state)
+                if not hasattr(ls, "n_classes_"):
+                    ls.fit(Ps, ys)
+                res = ls.estimate(target)
+            out.append(replace(_label_shift(prob, res), n_target=int(res.n_target)))
+    if isinstance(method, str) and method != "all":
+        return out[0]
+    return AccuracyEstimates(tuple(out), float(correct.mean()), skipped)
