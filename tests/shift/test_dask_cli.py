@@ -206,10 +206,15 @@ def test_cli_labels_on_dask_equals_in_memory(tmp_path):
     assert got["class_names"] == ["cat", "dog", "emu"]
     assert "using the Dask engine" in out.stderr
     assert got["target_prior"][2] > 0.4  # the prior did move towards emu
-    # a bootstrap is not run on Dask: said, not silently skipped
-    boot = CliRunner().invoke(app, [*common[:-2], "--source-probs", s_dir, "--target-probs", t_dir])
+    # the bootstrap runs on Dask too (Poisson weights per partition): finite intervals
+    boot = CliRunner().invoke(
+        app, [*common[:-1], "20", "--source-probs", s_dir, "--target-probs", t_dir]
+    )
     assert boot.exit_code == 0, boot.output
-    assert "intervals are not computed with the Dask engine" in boot.stderr
+    booted = json.loads(boot.stdout)
+    assert booted["n_bootstrap"] == 20
+    assert np.all(np.isfinite(booted["ci_low"]))
+    assert np.all(np.asarray(booted["ci_low"]) <= np.asarray(booted["ci_high"]))
     refused = CliRunner().invoke(
         app, [*common, "--source-probs", s_dir, "--target-probs", t_dir,
               "--adjusted-out", str(tmp_path / "adj.parquet")],
@@ -218,7 +223,7 @@ def test_cli_labels_on_dask_equals_in_memory(tmp_path):
     assert "--adjusted-out is not supported with the Dask engine" in refused.stderr
 
 
-@pytest.mark.parametrize("command", ["test", "labels"])
+@pytest.mark.parametrize("command", ["test", "labels", "diagnose"])
 def test_every_shift_command_names_a_bad_partition_and_an_empty_glob(tmp_path, command):
     src = _probs(7, 300, [0.5, 0.3, 0.2])
     s_dir, t_dir = _write(tmp_path, src, "src"), _write(tmp_path, src, "tgt")
@@ -241,3 +246,35 @@ def test_every_shift_command_names_a_bad_partition_and_an_empty_glob(tmp_path, c
     assert out.exit_code == 2, out.output
     assert "matches no Parquet file" in out.stderr
     assert str(tmp_path / "none") in out.stderr
+
+
+def test_cli_diagnose_on_dask_samples_and_says_so(tmp_path):
+    rng = np.random.default_rng(8)
+    n = 1200
+    src = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    src["city"] = rng.choice(["x", "y"], n)
+    src["y"] = (src["a"] + rng.normal(0, 0.5, n) > 0).astype(int)
+    tgt = pd.DataFrame({"a": rng.normal(1.0, 1, n), "b": rng.normal(size=n)})
+    tgt["city"] = rng.choice(["x", "y", "z"], n)  # a category the source lacks
+    s_dir, t_dir = _write(tmp_path, src, "src"), _write(tmp_path, tgt, "tgt")
+    args = ["shift", "diagnose", "--source", s_dir, "--target", t_dir, "--label", "y"]
+    out = CliRunner().invoke(app, [*args, "--json", "--sample-size", "500"])
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.stdout)
+    assert got["sampled_from"] == [1200, 1200]  # a bounded sample of each table, stated
+    assert got["n_source"] < 1200
+    assert got["kind"] == "covariate"  # a moved; labels follow a through P(y|x)
+    assert "using the Dask engine" in out.stderr
+    whole = CliRunner().invoke(app, [*args, "--json", "--sample-size", "5000"])
+    assert whole.exit_code == 0, whole.output
+    taken = json.loads(whole.stdout)  # the tables fit in the sample: taken whole
+    assert (taken["n_source"], taken["sampled_from"]) == (1200, [1200, 1200])
+    # the Dask path one-hot encodes text with the categories of both tables, as in memory
+    src.to_parquet(tmp_path / "s.parquet")
+    tgt.to_parquet(tmp_path / "t.parquet")
+    mem = CliRunner().invoke(
+        app, ["shift", "diagnose", "--source", str(tmp_path / "s.parquet"), "--target",
+              str(tmp_path / "t.parquet"), "--label", "y", "--json"],
+    )  # fmt: skip
+    assert mem.exit_code == 0, mem.output
+    assert json.loads(mem.stdout)["kind"] == taken["kind"]

@@ -262,7 +262,7 @@ def _labels_on_dask(
 ) -> Any:
     """``shift labels`` on Parquet datasets: the class columns are the floating-point columns
     but --label and --exclude's (identifiers cannot be told from a sample of rows here: name
-    them in --exclude); the estimate runs as passes over the partitions, without a bootstrap."""
+    them in --exclude); the estimate and its bootstrap run as passes over the partitions."""
     from nndoctor._io import column_hint
     from nndoctor.shift import LabelShiftEstimator
 
@@ -298,11 +298,6 @@ def _labels_on_dask(
             "class columns as the source"
         )
     class_names = [str(c) for c in prob_cols]
-    if n_bootstrap:
-        note(
-            f"--n-bootstrap {n_bootstrap}: intervals are not computed with the Dask engine (a "
-            "bootstrap would read the tables again per replicate); the estimate has none"
-        )
     with dask_session(choice, "label shift"):
         y = src[label]
         if not pd.api.types.is_numeric_dtype(meta[label].dtype):
@@ -319,7 +314,7 @@ def _labels_on_dask(
             )
         est = LabelShiftEstimator(
             method,  # type: ignore[arg-type]  # validated by the caller
-            n_bootstrap=0,
+            n_bootstrap=n_bootstrap,
             random_state=seed,
             inputs=inputs,  # type: ignore[arg-type]  # validated by the caller
         ).fit(src[prob_cols].astype("float64"), y)
