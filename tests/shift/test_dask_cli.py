@@ -278,3 +278,13 @@ def test_cli_diagnose_on_dask_samples_and_says_so(tmp_path):
     )  # fmt: skip
     assert mem.exit_code == 0, mem.output
     assert json.loads(mem.stdout)["kind"] == taken["kind"]
+
+
+def test_cli_sample_size_default_is_the_librarys():
+    import inspect
+
+    from nndoctor._cli.shift_diagnose import shift_diagnose_cmd
+    from nndoctor.shift._engines import DASK_SAMPLE_SIZE
+
+    default = inspect.signature(shift_diagnose_cmd).parameters["sample_size"].default
+    assert default == DASK_SAMPLE_SIZE

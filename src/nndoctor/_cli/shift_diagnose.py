@@ -140,7 +140,7 @@ def shift_diagnose_cmd(
             help="With the Dask engine: rows sampled at random from each table for the "
             "diagnosis (the tables' row counts are reported beside it).",
         ),
-    ] = 50_000,
+    ] = 20_000,
     json_out: JsonOption = False,
     report: ReportOption = None,
     fail_on: FailOnOption = "never",
