@@ -157,9 +157,9 @@ def shift_diagnose_cmd(
                 "--include is not supported with the Dask engine (it keeps every column but "
                 "--exclude's); leave it out, or use --engine in-memory"
             )
-        announce(choice)
         tables = table_names(source, target)
         dsrc, dtgt = read_dask_tables(source, target, exclude=parse_columns(exclude), names=tables)
+        announce(choice)  # after the files are found: a bad path gets its one-line error alone
         _column(dsrc, label, "--label")
         net = load_model(model, weights=weights, seed=seed) if model is not None else None
         with dask_session(choice, "shift diagnosis"):

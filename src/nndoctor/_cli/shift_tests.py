@@ -98,8 +98,8 @@ def shift_test_cmd(
                 "--include is not supported with the Dask engine (it keeps every column but "
                 "--exclude's); leave it out, or use --engine in-memory"
             )
-        announce(choice)
         src, tgt = read_dask_tables(source, target, exclude=parse_columns(exclude), names=names)
+        announce(choice)  # after the files are found: a bad path gets its one-line error alone
         session = dask_session(choice, "shift tests")
     else:
         # the same columns, numbers vs text agree; identifiers and dates left out (with a note)

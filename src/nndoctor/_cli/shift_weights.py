@@ -271,9 +271,9 @@ def _labels_on_dask(
             "--adjusted-out is not supported with the Dask engine yet; leave it out, or use "
             "--engine in-memory"
         )
-    announce(choice)
     names = (f"--source-probs ({source_probs})", f"--target-probs ({target_probs})")
     src, tgt = read_dask_tables(source_probs, target_probs, exclude=exclude, names=names)
+    announce(choice)  # after the files are found: a bad path gets its one-line error alone
     if label not in src.columns:
         raise InvalidParameterError(
             f"--label {label!r} is not a column of {source_probs}; "
