@@ -45,6 +45,10 @@ def test_bbsd_counts_and_chi2_equal_in_memory_and_ks_within_its_bound():
     assert 0 < got.ks_error < 0.01
     assert np.all(np.abs(got.ks_statistics - want.ks_statistics) <= got.ks_error)
     assert np.all(got.ks_pvalues >= want.ks_pvalues)
+    from nndoctor.report import to_sections
+
+    (section,) = to_sections(got)
+    assert f"within ±{got.ks_error:.2g}" in section.verdict
 
 
 def test_bbsd_small_tables_equal_in_memory_everywhere():
@@ -307,10 +311,14 @@ def test_accuracy_on_dask_equals_in_memory_point_estimates(k):
     assert got.source_accuracy == want.source_accuracy
     assert got["atc"].accuracy == want["atc"].accuracy  # an exact count
     for g, w in zip(got, want, strict=True):
-        assert (g.n_target, g.predictions, g.details.keys()) == (3000, "argmax", w.details.keys())
+        assert (g.n_target, g.predictions) == (3000, "argmax")
+        assert set(g.details) - set(w.details) <= {"roc_auc_binning_error"}
         for name, metric in g.metrics.items():
-            if name == "roc_auc":  # needs the target's scores sorted: not on Dask
-                assert np.isnan(metric.value)
+            if name == "roc_auc":  # binned: within the stated bound, no interval
+                bound = g.details["roc_auc_binning_error"]
+                assert 0 < bound < 1e-3
+                assert abs(metric.value - w.metrics[name].value) <= bound
+                assert np.isnan(metric.ci_low)
                 continue
             assert metric.value == pytest.approx(w.metrics[name].value, abs=1e-12), name
             assert metric.source_value == w.metrics[name].source_value
@@ -346,12 +354,17 @@ def test_accuracy_on_dask_refuses_what_does_not_run():
 
     Ps, ys, Pt = _model_scores(8, 3)
     tgt = da.from_array(Pt, chunks=1000)
-    with pytest.raises(InvalidParameterError, match="do not run on Dask"):
-        estimate_accuracy(Ps, ys, tgt, method="importance-weighted", source_weights=np.ones(1500))
+    with pytest.raises(InvalidParameterError, match="needs source_weights on Dask"):
+        estimate_accuracy(Ps, ys, tgt, method="importance-weighted")
     with pytest.raises(InvalidParameterError, match="target_pred"):
         estimate_accuracy(Ps, ys, tgt, source_pred=ys, target_pred=np.zeros(3000, int))
     res = estimate_accuracy(Ps, ys, tgt, n_bootstrap=0)
-    assert res.skipped == {"importance-weighted": "does not run on Dask inputs"}
+    assert list(res.skipped) == ["importance-weighted"]
+    # with weights for the held-out rows it runs: the in-memory estimate, the target counted
+    beta = np.random.default_rng(0).random(1500)
+    kw = {"method": "importance-weighted", "source_weights": beta}
+    got, want = estimate_accuracy(Ps, ys, tgt, **kw), estimate_accuracy(Ps, ys, Pt, **kw)
+    assert got.to_dict() == want.to_dict()
 
 
 def test_label_shift_adjust_on_dask_is_lazy_and_equals_in_memory():

@@ -242,6 +242,11 @@ def _bbsd_sections(result: BBSDResult, *, figures: bool = False) -> list[Section
         f"Model outputs: χ² on predicted classes p = {_p(result.chi2_pvalue)}, per-class KS "
         f"(Bonferroni) p = {_p(result.ks_pvalue)}; overall p = {_p(result.pvalue)}."
     )
+    if result.ks_error > 0:  # Dask: KS from quantile sketches
+        verdict += (
+            f" KS distances from quantile sketches, each within ±{result.ks_error:.2g} of the "
+            "exact one (p-values conservative)."
+        )
     ms, mt = max(1, result.n_source), max(1, result.n_target)
     rows = tuple(
         {

@@ -751,16 +751,19 @@ def estimate_accuracy(
     held-out set comes to the client (at most ``CALIBRATION_MAX_ROWS`` = 200,000 rows of it; a
     larger one is sampled uniformly, seeded by ``random_state``, and the calibration and the
     source metrics come from the sample), and each target partition is reduced to
-    ``4 n_bootstrap + 3`` sums: of the calibrated event probabilities :math:`p_j` and, per
-    calibration draw, of :math:`p_j` and :math:`p_j(1-p_j)` over the rows predicted 1 and 0.
+    ``4 n_bootstrap + 3`` sums, of the calibrated event probabilities :math:`p_j` and, per
+    calibration draw, of :math:`p_j` and :math:`p_j(1-p_j)` over the rows predicted 1 and 0
+    (binary problems add a histogram for ROC AUC, below).
     ``confidence-based``, ``calibrated-confidence``, ``atc`` (an exact count) and
     ``label-shift`` (:meth:`LabelShiftEstimator.estimate` on Dask) run; their point estimates
     equal the in-memory ones (to float rounding). The interval draws each label count from
     the normal law with those sums as mean and variance (the in-memory estimator draws a
     Bernoulli label per row: the same law up to the normal approximation of a
-    Poisson-binomial sum), and ROC AUC is NaN (it needs the target's scores sorted).
-    ``importance-weighted`` and ``source_pred`` / ``target_pred`` do not run on Dask
-    (``threshold`` does).
+    Poisson-binomial sum). ROC AUC (binary) comes from sums of :math:`p`, :math:`1-p` and
+    :math:`p(1-p)` in 16,384 equal-width bins of the class-1 probability (pairs within a bin
+    count 1/2), within ``details["roc_auc_binning_error"]`` of the in-memory value; it has no
+    interval on Dask. ``importance-weighted`` runs with ``source_weights`` (the held-out set
+    not sampled); ``source_pred`` / ``target_pred`` do not run on Dask (``threshold`` does).
 
     **Confidence-based** (after NannyML's "Confidence-based Performance Estimation", CBPE,
     https://nannyml.readthedocs.io/en/stable/how_it_works/performance_estimation.html).
@@ -1003,7 +1006,9 @@ def _source_weights(
 # Dask: the target as per-partition sums
 
 
-_DASK_METHODS = ("atc", "calibrated-confidence", "confidence-based", "label-shift")
+_DASK_METHODS = (
+    "atc", "calibrated-confidence", "confidence-based", "importance-weighted", "label-shift",
+)  # fmt: skip
 _CALIBRATION_DRAWS = " of the calibration (each isotonic block from its Beta posterior)"
 
 
@@ -1016,16 +1021,46 @@ def _dask_predict(P: FloatArray, threshold: float | None) -> IntArray:
 
 def _event_probabilities(
     part: Any, k: int, threshold: float | None, calibration: _Isotonic | FloatArray
-) -> tuple[FloatArray, IntArray, FloatArray]:
-    """A target partition's calibrated event probabilities, predictions and scores."""
+) -> tuple[FloatArray, IntArray, FloatArray, FloatArray]:
+    """A target partition's calibrated event probabilities, predictions, scores and P."""
     P = _as_probs(part, name="target_probs", n_classes=k)
     pred = _dask_predict(P, threshold)
     if isinstance(calibration, _Isotonic):
         score = P[:, 1] if k == 2 else P[np.arange(P.shape[0]), pred]
-        return calibration.predict(score), pred, score
+        return calibration.predict(score), pred, score, P
     Pcal = _apply_scaling(_log(P), calibration)
     p = Pcal[:, 1] if k == 2 else Pcal[np.arange(Pcal.shape[0]), pred]
-    return p, pred, p
+    return p, pred, p, P
+
+
+#: Equal-width bins of the class-1 probability for the expected ROC AUC on Dask.
+AUC_BINS = 16384
+
+
+def _auc_histogram(score: FloatArray, p: FloatArray) -> FloatArray:
+    """Per score bin: sums of p, of 1 - p and of p(1 - p) (3 x ``AUC_BINS``)."""
+    b = np.minimum((np.clip(score, 0.0, 1.0) * AUC_BINS).astype(np.int64), AUC_BINS - 1)
+    return np.vstack(
+        [np.bincount(b, weights=w, minlength=AUC_BINS) for w in (p, 1.0 - p, p * (1.0 - p))]
+    )
+
+
+def _auc_from_histogram(hist: FloatArray) -> tuple[float, float]:
+    r"""The expected ROC AUC from binned sums, and the bound on its binning error.
+
+    Pairs in different bins are ordered exactly; a pair in one bin counts 1/2 (exact for tied
+    scores), so the error is at most half their share: with :math:`A_b, N_b, D_b` the bin's
+    sums of :math:`p`, :math:`1-p` and :math:`p(1-p)`, the within-bin mass is
+    :math:`A_b N_b - D_b` and the bound :math:`\frac12 \sum_b (A_b N_b - D_b) / \text{den}`.
+    """
+    A, N, D = hist
+    den = float(A.sum() * N.sum() - D.sum())
+    if not den > 0:
+        return float("nan"), float("nan")
+    below = np.concatenate(([0.0], np.cumsum(N)[:-1]))
+    within = A * N - D
+    num = float(np.sum(A * below) + 0.5 * np.sum(within))
+    return num / den, 0.5 * float(np.sum(within)) / den
 
 
 def _event_sums(
@@ -1037,35 +1072,34 @@ def _event_sums(
 ) -> tuple[Any, ...]:
     """Sums of a target partition for the expected confusion matrix and its interval.
 
-    Returns ``(Σ_{ŷ=1} p, Σ_{ŷ=0} p, #{ŷ=1}, S1, V1, S0, V0)``: for each row of ``draws`` (the
-    isotonic knot values of one draw of the calibration; ``None``: the fitted ``p`` itself),
-    the sums of :math:`p` and of :math:`p(1-p)` over rows predicted 1 and predicted 0
-    (multiclass: all rows count as "1", the event being "the prediction is right").
+    Returns ``(Σ_{ŷ=1} p, Σ_{ŷ=0} p, #{ŷ=1}, S1, V1, S0, V0, H)``: for each row of ``draws``
+    (the isotonic knot values of one draw of the calibration; ``None``: the fitted ``p``
+    itself), the sums of :math:`p` and of :math:`p(1-p)` over rows predicted 1 and predicted 0
+    (multiclass: all rows count as "1", the event being "the prediction is right"); binary:
+    ``H`` the score histogram of :func:`_auc_histogram` (multiclass: 0).
     """
-    p, pred, score = _event_probabilities(part, k, threshold, calibration)
+    p, pred, score, P = _event_probabilities(part, k, threshold, calibration)
     pos = pred == 1 if k == 2 else np.ones(p.size, dtype=bool)
-    if draws is None:
-        P_draw = p[None, :]
-    else:
-        iso = calibration if isinstance(calibration, _Isotonic) else None
-        if iso is None:  # pragma: no cover - draws come with the isotonic map only
+    B = 1 if draws is None else draws.shape[0]
+    sums = np.zeros((4, B))
+    step = max(1, _DRAWS_PER_BATCH // B)
+    iso = calibration if isinstance(calibration, _Isotonic) else None
+    for i in range(0, p.size, step):
+        rows = slice(i, i + step)
+        if draws is None:
+            P_draw = p[None, rows]
+        elif iso is not None:
+            lo, w = iso.locate(score[rows])
+            P_draw = _interp_draws(draws, lo, w)
+        else:  # pragma: no cover - draws come with the isotonic map only
             raise InvalidParameterError("internal error: calibration draws need the isotonic map")
-        lo, w = iso.locate(score)
-        step = max(1, _DRAWS_PER_BATCH // max(draws.shape[0], 1))
-        P_draw = np.concatenate(
-            [
-                _interp_draws(draws, lo[i : i + step], w[i : i + step])
-                for i in range(0, p.size, step)
-            ]
-            or [np.empty((draws.shape[0], 0))],
-            axis=1,
+        var = P_draw * (1.0 - P_draw)
+        up = pos[rows]
+        sums += np.vstack(
+            [P_draw[:, up].sum(1), var[:, up].sum(1), P_draw[:, ~up].sum(1), var[:, ~up].sum(1)]
         )
-    var = P_draw * (1.0 - P_draw)
-    return (
-        float(np.sum(p[pos])), float(np.sum(p[~pos])), int(pos.sum()),
-        P_draw[:, pos].sum(axis=1), var[:, pos].sum(axis=1),
-        P_draw[:, ~pos].sum(axis=1), var[:, ~pos].sum(axis=1),
-    )  # fmt: skip
+    hist = _auc_histogram(P[:, 1], p) if k == 2 else np.zeros(())
+    return (float(np.sum(p[pos])), float(np.sum(p[~pos])), int(pos.sum()), *sums, hist)
 
 
 def _above_threshold(part: Any, k: int, score: str, t: float) -> tuple[int]:
@@ -1091,13 +1125,13 @@ def _dask_estimate(
     interval: per draw, the number of events among the target rows predicted 1 (and 0) is
     drawn from the normal law with the sums' mean :math:`\sum p` and variance
     :math:`\sum p(1-p)` (the Poisson-binomial law of a Bernoulli label per row, which the
-    in-memory estimator draws row by row), clipped to its range. ROC AUC is not estimated
-    (NaN): it needs the target's scores sorted.
+    in-memory estimator draws row by row), clipped to its range. ROC AUC: from binned sums
+    (:func:`_auc_from_histogram`, with its error bound in ``details``), without an interval.
     """
     from nndoctor.shift._dask_models import partition_sums
 
     k = prob.Ps.shape[1]
-    n, tp, fn, n_pos, S1, V1, S0, V0 = partition_sums(
+    n, tp, fn, n_pos, S1, V1, S0, V0, hist = partition_sums(
         _event_sums, (target,), ("target_probs",), (k, threshold, calibration, draws)
     )
     source = _source_metrics(prob)
@@ -1106,7 +1140,7 @@ def _dask_estimate(
         point = {
             kk: float(v) for kk, v in _metrics_from_counts(tp, n_pos - tp, fn, n_neg - fn).items()
         }
-        point["roc_auc"] = float("nan")
+        point["roc_auc"], details["roc_auc_binning_error"] = _auc_from_histogram(hist)
     else:
         point = {"accuracy": float(tp / n)}
     names = [m for m in BINARY_METRICS if m in point]
@@ -1136,7 +1170,7 @@ def _dask_estimate(
         f"{B} draws{_CALIBRATION_DRAWS if draws is not None else ''}; "
         "per draw the target's count of right predictions (binary: of label 1 among each "
         "predicted class) normal with the per-partition sums of p and p(1 - p) as mean and "
-        "variance, clipped to its range; percentile interval (Dask; ROC AUC not estimated)"
+        "variance, clipped to its range; percentile interval (Dask; no ROC AUC interval)"
     )
     return AccuracyEstimate(
         acc.value, method, ASSUMPTIONS[method], source["accuracy"], details, acc.ci_low,
@@ -1165,6 +1199,78 @@ def _no_sums(*parts: Any) -> tuple[()]:
     return ()
 
 
+def _dask_count(target: Any) -> tuple[int]:
+    """The target's row count (one pass)."""
+    from nndoctor.shift._dask_models import partition_sums
+
+    (n,) = partition_sums(_no_sums, (target,), ("target_probs",))
+    return (int(n),)
+
+
+def _dask_confidence_based(
+    prob: _Problem, target: Any, threshold: float | None, rng: np.random.Generator
+) -> AccuracyEstimate:
+    """CBPE on Dask: the isotonic map fitted on the client, the target's sums per partition."""
+    Ps, pred_s = prob.Ps, prob.pred_s
+    event = prob.ys.astype(np.float64) if prob.binary else prob.correct
+    s_src = Ps[:, 1] if prob.binary else Ps[np.arange(Ps.shape[0]), pred_s]
+    iso = _Isotonic.fit(s_src, event)
+    draws = iso.draw_values(rng, prob.n_bootstrap) if prob.n_bootstrap else None
+    details = {
+        "calibration": "isotonic",
+        "calibrated_event": "label 1" if prob.binary else "prediction correct",
+        "n_blocks": int(iso.counts.size),
+        "calibration_brier_source": float(np.mean((iso.predict(s_src) - event) ** 2)),
+    }
+    return _dask_estimate(prob, "confidence-based", target, threshold, iso, draws, details, rng)
+
+
+def _dask_atc(prob: _Problem, target: Any, score: str) -> AccuracyEstimate:
+    """ATC on Dask: the threshold from the held-out rows, the target's count above it."""
+    from nndoctor.shift._dask_models import partition_sums
+
+    Ps = prob.Ps
+    s_src = _neg_entropy(Ps) if score == "negative-entropy" else Ps.max(axis=1)
+    acc_s = float(prob.correct.mean())
+    thr = float(np.quantile(s_src, 1.0 - acc_s)) if acc_s < 1 else float(np.min(s_src) - 1.0)
+    args = (Ps.shape[1], score, thr)
+    n, above = partition_sums(_above_threshold, (target,), ("target_probs",), args)
+    est = _accuracy_only(prob, "atc", above / n, {"threshold": thr, "score": score})
+    return replace(est, n_target=int(n))
+
+
+def _dask_label_shift(
+    prob: _Problem,
+    target: Any,
+    label_shift: LabelShiftResult | LabelShiftEstimator | None,
+    random_state: Any,
+) -> AccuracyEstimate:
+    """Label-shift accuracy on Dask: the weights from :meth:`LabelShiftEstimator.estimate`."""
+    if isinstance(label_shift, LabelShiftResult):
+        res = label_shift
+    else:
+        ls = label_shift or LabelShiftEstimator(n_bootstrap=0, random_state=random_state)
+        if not hasattr(ls, "n_classes_"):
+            ls.fit(prob.Ps, prob.ys)
+        res = ls.estimate(target)
+    return replace(_label_shift(prob, res), n_target=int(res.n_target))
+
+
+def _dask_weights_refusal(source_weights: Any, n_source: int, n_held: int) -> str:
+    """Why ``importance-weighted`` cannot run on Dask ("" when it can)."""
+    if source_weights is None:
+        return (
+            "needs source_weights on Dask inputs (fitting an ImportanceWeighter on source_X "
+            "and target_X does not run on Dask)"
+        )
+    if n_held < n_source:
+        return (
+            f"needs every held-out row on the client, but {n_source} rows were sampled down to "
+            f"{n_held}; pass a held-out set of at most CALIBRATION_MAX_ROWS rows"
+        )
+    return ""
+
+
 def _estimate_accuracy_dask(
     source_probs: Any,
     source_labels: Any,
@@ -1189,11 +1295,13 @@ def _estimate_accuracy_dask(
     ``nndoctor.shift._dask_models.CALIBRATION_MAX_ROWS``, otherwise a seeded uniform sample of
     about that many, on which the calibrations and the source metrics are computed); the
     target is reduced per partition to a few sums (:func:`_event_sums`: ``4 B + 3`` numbers
-    for ``B = n_bootstrap`` calibration draws). ``confidence-based``, ``calibrated-confidence``,
+    for ``B = n_bootstrap`` calibration draws, and for binary problems ``3 x AUC_BINS`` sums
+    for ROC AUC). ``confidence-based``, ``calibrated-confidence``,
     ``atc`` and ``label-shift`` run; the point estimates equal the in-memory ones (ATC exactly,
     the others to float rounding), the intervals use a normal law for the target's label
-    counts (:func:`_dask_estimate`) and ROC AUC is NaN. ``importance-weighted`` and given
-    predictions (``source_pred`` / ``target_pred``) do not run on Dask.
+    counts (:func:`_dask_estimate`), ROC AUC is binned (a stated bound, no interval).
+    ``importance-weighted`` runs with ``source_weights`` (all held-out rows on the client);
+    given predictions (``source_pred`` / ``target_pred``) do not run on Dask.
     """
     confidence, n_bootstrap, methods = _check_options(
         score, confidence, n_bootstrap, method, label_shift
@@ -1211,7 +1319,7 @@ def _estimate_accuracy_dask(
             f"method(s) {refused} do not run on Dask inputs; choose from {list(_DASK_METHODS)}, "
             "or pass in-memory data"
         )
-    P_src, y_src, _ = _dask_source(source_probs, source_labels, random_state)
+    P_src, y_src, n_source = _dask_source(source_probs, source_labels, random_state)
     Ps = _as_probs(P_src, name="source_probs")
     k = Ps.shape[1]
     ys = _check_class_labels(y_src, n_rows=Ps.shape[0], n_classes=k)
@@ -1226,43 +1334,27 @@ def _estimate_accuracy_dask(
     skipped = {m: "does not run on Dask inputs" for m in refused}
     for m in methods:
         if m == "confidence-based":
-            event = ys.astype(np.float64) if prob.binary else correct
-            s_src = Ps[:, 1] if prob.binary else Ps[np.arange(Ps.shape[0]), pred_s]
-            iso = _Isotonic.fit(s_src, event)
-            draws = iso.draw_values(rng, n_bootstrap) if n_bootstrap else None
-            details = {
-                "calibration": "isotonic",
-                "calibrated_event": "label 1" if prob.binary else "prediction correct",
-                "n_blocks": int(iso.counts.size),
-                "calibration_brier_source": float(np.mean((iso.predict(s_src) - event) ** 2)),
-            }
-            out.append(_dask_estimate(prob, m, target, t, iso, draws, details, rng))
+            out.append(_dask_confidence_based(prob, target, t, rng))
         elif m == "calibrated-confidence":
             theta = _fit_scaling(_log(Ps), ys, bias=False)
             details = {"temperature": float(np.exp(-theta[0]))}
             out.append(_dask_estimate(prob, m, target, t, theta, None, details, rng))
         elif m == "atc":
-            from nndoctor.shift._dask_models import partition_sums
-
-            s_src = _neg_entropy(Ps) if score == "negative-entropy" else Ps.max(axis=1)
-            acc_s = float(correct.mean())
-            thr = (
-                float(np.quantile(s_src, 1.0 - acc_s)) if acc_s < 1 else float(np.min(s_src) - 1.0)
-            )
-            n, above = partition_sums(
-                _above_threshold, (target,), ("target_probs",), (k, score, thr)
-            )
-            est = _accuracy_only(prob, "atc", above / n, {"threshold": thr, "score": score})
-            out.append(replace(est, n_target=int(n)))
+            out.append(_dask_atc(prob, target, score))
         elif m == "label-shift":
-            if isinstance(label_shift, LabelShiftResult):
-                res = label_shift
-            else:
-                ls = label_shift or LabelShiftEstimator(n_bootstrap=0, random_state=random_state)
-                if not hasattr(ls, "n_classes_"):
-                    ls.fit(Ps, ys)
-                res = ls.estimate(target)
-            out.append(replace(_label_shift(prob, res), n_target=int(res.n_target)))
+            out.append(_dask_label_shift(prob, target, label_shift, random_state))
+        elif m == "importance-weighted":
+            reason = _dask_weights_refusal(source_weights, n_source, Ps.shape[0])
+            if reason:
+                if explicit:
+                    raise InvalidParameterError(f"method 'importance-weighted' {reason}")
+                skipped[m] = reason
+                continue
+            weights = _source_weights(source_weights, None, None, Ps.shape[0], random_state)
+            if weights is None:  # pragma: no cover - the refusal covers it
+                continue
+            (n_target,) = _dask_count(target)
+            out.append(replace(_importance_weighted(prob, weights), n_target=n_target))
     if isinstance(method, str) and method != "all":
         return out[0]
     return AccuracyEstimates(tuple(out), float(correct.mean()), skipped)
