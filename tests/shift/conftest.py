@@ -17,3 +17,22 @@ def _one_thread() -> Iterator[None]:
     with threadpool_limits(limits=1):
         yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(autouse=True)
+def _small_local_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line's Dask engine starts one in-process worker in tests (not one process
+    per core: seconds each on the shared machine)."""
+    from nndoctor._cli import _engine
+
+    monkeypatch.setattr(
+        _engine,
+        "local_cluster_options",
+        lambda: {
+            "n_workers": 1,
+            "threads_per_worker": 1,
+            "processes": False,
+            "memory_limit": "auto",
+            "dashboard_address": None,
+        },
+    )

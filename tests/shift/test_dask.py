@@ -203,17 +203,20 @@ def test_cli_engine_dask_empty_glob_is_a_usage_error(tmp_path):
     from nndoctor.cli import app
 
     src, tgt = _tables(5, n=60)
-    _, dir_tgt = _write_parquet(tmp_path, src, tgt)
+    glob_src, dir_tgt = _write_parquet(tmp_path, src, tgt)
     empty = str(tmp_path / "nothing" / "*.parquet")
     args = ["shift", "test", "--source", empty, "--target", dir_tgt, "--engine", "dask"]
     out = CliRunner().invoke(app, args)
     assert out.exit_code == 2
     assert "matches no Parquet file" in out.stderr
     assert out.stdout == ""
-    # --scheduler without --engine dask, and a test that does not run on Dask, are refused
-    out = CliRunner().invoke(app, [*args[:-2], "--scheduler", "tcp://127.0.0.1:1"])
+    # --scheduler with --engine in-memory, and a test that does not run on Dask, are refused
+    out = CliRunner().invoke(
+        app, [*args[:-2], "--engine", "in-memory", "--scheduler", "tcp://127.0.0.1:1"]
+    )
     assert out.exit_code == 2
     assert "--engine dask" in out.stderr
+    args[3] = glob_src
     out = CliRunner().invoke(app, [*args, "--method", "mmd"])
     assert out.exit_code == 2
     assert "does not run on Dask yet" in out.stderr

@@ -25,7 +25,16 @@ from nndoctor._cli._common import (
     read_feature_tables,
     table_names,
 )
+from nndoctor._cli._engine import (
+    EngineOption,
+    SchedulerOption,
+    announce,
+    choose_engine,
+    dask_session,
+    read_dask_tables,
+)
 from nndoctor._cli.shift import shift_app
+from nndoctor.exceptions import InvalidParameterError
 
 __all__ = ["shift_diagnose_cmd", "shift_stream_cmd"]
 
@@ -55,6 +64,37 @@ def _features(
     values = pooled.to_numpy(dtype=np.float64, na_value=np.nan)
     out = np.split(values, np.cumsum(sizes)[:-1])
     return [np.asarray(v) for v in out], [str(c) for c in pooled.columns]
+
+
+def _dask_features(src: Any, tgt: Any, label: str) -> tuple[Any, Any]:
+    """The feature frames of two Dask tables, as :func:`_features` makes them in memory:
+    numeric columns as they are, text one-hot encoded with the categories of both tables
+    (found in one pass over the text columns only)."""
+    import dask.dataframe as dd
+    import pandas as pd
+    from dask.base import compute
+
+    from nndoctor.exceptions import DataValidationError
+
+    columns = [c for c in src.columns if c != label]
+    if not columns:
+        raise DataValidationError("no feature columns are left; pass tables with features")
+    xs, xt = src[columns], tgt[[c for c in columns if c in tgt.columns]]
+    text = [c for c in columns if not pd.api.types.is_numeric_dtype(src._meta[c].dtype)]
+    if not text:
+        return xs, xt
+    found = compute(  # type: ignore[no-untyped-call]
+        *[f[c].dropna().astype(str).unique() for c in text for f in (xs, xt)]
+    )
+    kinds = {
+        c: pd.CategoricalDtype(sorted(set(found[2 * i]) | set(found[2 * i + 1])))
+        for i, c in enumerate(text)
+    }
+    xs, xt = (f.astype({c: str for c in text}).astype(kinds) for f in (xs, xt))
+    return (
+        dd.get_dummies(xs, columns=text, dtype=float),  # type: ignore[no-untyped-call]
+        dd.get_dummies(xt, columns=text, dtype=float),  # type: ignore[no-untyped-call]
+    )
 
 
 def _column(frame: Any, name: str, what: str) -> Any:
@@ -91,6 +131,16 @@ def shift_diagnose_cmd(
     seed: SeedOption = 0,
     exclude: ExcludeOption = None,
     include: IncludeOption = None,
+    engine: EngineOption = "auto",
+    scheduler: SchedulerOption = None,
+    sample_size: Annotated[
+        int,
+        typer.Option(
+            "--sample-size",
+            help="With the Dask engine: rows sampled at random from each table for the "
+            "diagnosis (the tables' row counts are reported beside it).",
+        ),
+    ] = 20_000,
     json_out: JsonOption = False,
     report: ReportOption = None,
     fail_on: FailOnOption = "never",
@@ -100,6 +150,27 @@ def shift_diagnose_cmd(
     from nndoctor._io import load_model
     from nndoctor.shift import diagnose
 
+    choice = choose_engine(engine, scheduler, [("--source", source), ("--target", target)])
+    if choice.engine == "dask":
+        if include:
+            raise InvalidParameterError(
+                "--include is not supported with the Dask engine (it keeps every column but "
+                "--exclude's); leave it out, or use --engine in-memory"
+            )
+        tables = table_names(source, target)
+        dsrc, dtgt = read_dask_tables(source, target, exclude=parse_columns(exclude), names=tables)
+        announce(choice)  # after the files are found: a bad path gets its one-line error alone
+        _column(dsrc, label, "--label")
+        net = load_model(model, weights=weights, seed=seed) if model is not None else None
+        with dask_session(choice, "shift diagnosis"):
+            dXs, dXt = _dask_features(dsrc, dtgt, label)
+            dyt = dtgt[label] if label in dtgt.columns else None
+            result = diagnose(dXs, dsrc[label], dXt, dyt, model=net, alpha=alpha,
+                              weight_intervals=weight_intervals, random_state=seed,
+                              names=tables, sample_size=sample_size)  # fmt: skip
+        emit(result, json_out=json_out, report=report, title="nndoctor shift diagnose")
+        exit_on_finding(result, fail_on)
+        return
     src, tgt = read_feature_tables(source, target, label=label, exclude=exclude, include=include)
     ys = _column(src, label, "--label")
     yt = tgt[label] if label in tgt.columns else None

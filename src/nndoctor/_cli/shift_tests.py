@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,9 +18,18 @@ from nndoctor._cli._common import (
     SeedOption,
     emit,
     exit_on_finding,
+    parse_columns,
     progress_bar,
     read_feature_tables,
     table_names,
+)
+from nndoctor._cli._engine import (
+    EngineOption,
+    SchedulerOption,
+    announce,
+    choose_engine,
+    dask_session,
+    read_dask_tables,
 )
 from nndoctor._cli.shift import shift_app
 from nndoctor.exceptions import InvalidParameterError
@@ -63,22 +73,8 @@ def shift_test_cmd(
     ] = "test",
     exclude: ExcludeOption = None,
     include: IncludeOption = None,
-    engine: Annotated[
-        str,
-        typer.Option(
-            "--engine",
-            help="in-memory (default): load both tables; dask: read Parquet files, directories "
-            "or globs lazily with Dask (per-feature tests only; pip install 'nndoctor[dask]').",
-        ),
-    ] = "in-memory",
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            "--scheduler",
-            help="With --engine dask: address of a running Dask scheduler (default: "
-            "$DASK_SCHEDULER_ADDRESS, else Dask's local threads).",
-        ),
-    ] = None,
+    engine: EngineOption = "auto",
+    scheduler: SchedulerOption = None,
     json_out: JsonOption = False,
     report: ReportOption = None,
     fail_on: FailOnOption = "never",
@@ -93,26 +89,26 @@ def shift_test_cmd(
     check_permutations(permutations, name="--permutations")
     check_choice(correction, ("bonferroni", "fdr_bh", "holm", "none"), name="--correction")
     check_choice(missing, ("category", "drop", "raise", "test"), name="--missing")
-    check_choice(engine, ("dask", "in-memory"), name="--engine")
-    if engine == "dask" or scheduler is not None:
-        from nndoctor.shift._dask import cli_shift_test
-
-        if exclude or include:
+    choice = choose_engine(engine, scheduler, [("--source", source), ("--target", target)])
+    names = table_names(source, target)
+    session: AbstractContextManager[Any]
+    if choice.engine == "dask":
+        if include:
             raise InvalidParameterError(
-                "--exclude and --include are not supported with --engine dask yet; select the "
-                "columns when writing the Parquet files, or use --engine in-memory"
+                "--include is not supported with the Dask engine (it keeps every column but "
+                "--exclude's); leave it out, or use --engine in-memory"
             )
-        dask_result = cli_shift_test(engine, source, target, scheduler=scheduler, method=method,
-                                     label=label, model=model, alpha=alpha, correction=correction,
-                                     min_effect=min_effect, seed=seed, missing=missing,
-                                     names=table_names(source, target))  # fmt: skip
-        emit(dask_result, json_out=json_out, report=report, title="nndoctor shift test")
-        exit_on_finding(dask_result, fail_on)
-        return
-    # the same columns, numbers vs text agree; identifiers and dates left out (with a note)
-    src, tgt = read_feature_tables(source, target, label=label, exclude=exclude, include=include)
+        src, tgt = read_dask_tables(source, target, exclude=parse_columns(exclude), names=names)
+        announce(choice)  # after the files are found: a bad path gets its one-line error alone
+        session = dask_session(choice, "shift tests")
+    else:
+        # the same columns, numbers vs text agree; identifiers and dates left out (with a note)
+        src, tgt = read_feature_tables(
+            source, target, label=label, exclude=exclude, include=include
+        )
+        session = progress_bar("shift tests")
     net = load_model(model, weights=weights, seed=seed) if model is not None else None
-    with progress_bar("shift tests") as advance:
+    with session as advance:
         result = compare_samples(
             src,
             tgt,
@@ -124,9 +120,9 @@ def shift_test_cmd(
             min_effect=min_effect,
             n_permutations=permutations,
             random_state=seed,
-            progress=advance,
+            progress=advance if choice.engine == "in-memory" else None,
             missing=missing,  # type: ignore[arg-type]  # checked above
-            names=table_names(source, target),
+            names=names,
         )
     emit(result, json_out=json_out, report=report, title="nndoctor shift test")
     exit_on_finding(result, fail_on)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,15 @@ from nndoctor._cli._common import (
     progress_bar,
     read_feature_tables,
     table_names,
+)
+from nndoctor._cli._engine import (
+    EngineChoice,
+    EngineOption,
+    SchedulerOption,
+    announce,
+    choose_engine,
+    dask_session,
+    read_dask_tables,
 )
 from nndoctor._cli.shift import shift_app
 from nndoctor._io import load_table, writing
@@ -151,6 +160,8 @@ def labels_cmd(
     ] = None,
     seed: SeedOption = 0,
     exclude: ExcludeOption = None,
+    engine: EngineOption = "auto",
+    scheduler: SchedulerOption = None,
     json_out: JsonOption = False,
     report: ReportOption = None,
     fail_on: FailOnOption = "never",
@@ -166,6 +177,16 @@ def labels_cmd(
 
     check_choice(method, ("bbse-hard", "bbse-soft", "em", "em-bcts", "rlls"), name="--method")
     check_choice(inputs, ("log_probs", "logits", "probs"), name="--inputs")
+    choice = choose_engine(
+        engine, scheduler, [("--source-probs", source_probs), ("--target-probs", target_probs)]
+    )
+    if choice.engine == "dask":
+        result = _labels_on_dask(choice, source_probs, target_probs, label=label, method=method,
+                                 n_bootstrap=n_bootstrap, inputs=inputs, adjusted_out=adjusted_out,
+                                 seed=seed, exclude=parse_columns(exclude))  # fmt: skip
+        emit(result, json_out=json_out, report=report, title="nndoctor shift labels")
+        exit_on_finding(result, fail_on)
+        return
     with progress_bar("label shift") as advance:
         advance(0.05, "reading tables")
         src = load_table(source_probs)
@@ -224,3 +245,78 @@ def labels_cmd(
         typer.echo(f"prior-corrected probabilities written to {adjusted_out}", err=True)
     emit(result, json_out=json_out, report=report, title="nndoctor shift labels")
     exit_on_finding(result, fail_on)
+
+
+def _labels_on_dask(
+    choice: EngineChoice,
+    source_probs: Path,
+    target_probs: Path,
+    *,
+    label: str,
+    method: str,
+    n_bootstrap: int,
+    inputs: str,
+    adjusted_out: Path | None,
+    seed: int,
+    exclude: list[str],
+) -> Any:
+    """``shift labels`` on Parquet datasets: the class columns are the floating-point columns
+    but --label and --exclude's (identifiers cannot be told from a sample of rows here: name
+    them in --exclude); the estimate and its bootstrap run as passes over the partitions."""
+    from nndoctor._io import column_hint
+    from nndoctor.shift import LabelShiftEstimator
+
+    if adjusted_out is not None:
+        raise InvalidParameterError(
+            "--adjusted-out is not supported with the Dask engine yet; leave it out, or use "
+            "--engine in-memory"
+        )
+    names = (f"--source-probs ({source_probs})", f"--target-probs ({target_probs})")
+    src, tgt = read_dask_tables(source_probs, target_probs, exclude=exclude, names=names)
+    announce(choice)  # after the files are found: a bad path gets its one-line error alone
+    if label not in src.columns:
+        raise InvalidParameterError(
+            f"--label {label!r} is not a column of {source_probs}; "
+            f"{column_hint(label, src.columns)}"
+        )
+    meta = src._meta
+    prob_cols = [
+        c for c in src.columns if c != label and pd.api.types.is_float_dtype(meta[c].dtype)
+    ]
+    left = [str(c) for c in src.columns if c != label and c not in prob_cols]
+    if left:
+        note(f"left out {left[:10]}: not floating-point columns, so not class probabilities")
+    if len(prob_cols) < 2:
+        raise DataValidationError(
+            f"{names[0]} has {len(prob_cols)} floating-point column(s) besides --label; pass "
+            "one probability (or logit) column per class, at least 2"
+        )
+    missing = [c for c in prob_cols if c not in tgt.columns]
+    if missing:
+        raise DataValidationError(
+            f"target probabilities lack class column(s) {missing[:10]}; pass the same "
+            "class columns as the source"
+        )
+    class_names = [str(c) for c in prob_cols]
+    with dask_session(choice, "label shift"):
+        y = src[label]
+        if not pd.api.types.is_numeric_dtype(meta[label].dtype):
+            seen = sorted(str(v) for v in y.dropna().unique().compute())
+            unknown = sorted(set(seen) - set(class_names))
+            if unknown:
+                raise DataValidationError(
+                    f"labels {unknown[:10]} match no probability column {class_names[:10]}; "
+                    "use class indices or the column names"
+                )
+            codes = {n: i for i, n in enumerate(class_names)}
+            y = y.map_partitions(
+                lambda part: part.astype(str).map(codes).astype("int64"), meta=(label, "int64")
+            )
+        est = LabelShiftEstimator(
+            method,  # type: ignore[arg-type]  # validated by the caller
+            n_bootstrap=n_bootstrap,
+            random_state=seed,
+            inputs=inputs,  # type: ignore[arg-type]  # validated by the caller
+        ).fit(src[prob_cols].astype("float64"), y)
+        result = est.estimate(tgt[prob_cols].astype("float64"))
+    return dataclasses.replace(result, class_names=tuple(class_names))

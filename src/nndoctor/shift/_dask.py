@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import glob
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,8 +57,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SKETCH_K",
-    "cli_shift_test",
-    "compare_parquet",
     "compare_samples",
     "feature_test",
     "is_dask",
@@ -528,60 +525,6 @@ def compare_samples(
         label=label,
         features=res,
     )
-
-
-def compare_parquet(
-    source: str,
-    target: str,
-    *,
-    scheduler: str | None = None,
-    names: tuple[str, str] | None = None,
-    **options: Any,
-) -> ShiftTestReport:
-    """``nndoctor shift test --engine dask``: :func:`compare_samples` on two Parquet datasets.
-
-    The tables are read lazily with ``dask.dataframe.read_parquet`` (a file, a directory or a
-    glob; :func:`read_parquet`). ``scheduler`` (or the ``DASK_SCHEDULER_ADDRESS`` environment
-    variable) is the address of a running Dask scheduler; without one Dask's default local
-    scheduler (threads) runs the work. ``options`` go to :func:`compare_samples`.
-    """
-    _check_supported(options.get("method", "auto"), options.get("model"))
-    a, b = display_names(names, ("the source table", "the target table"))
-    src, tgt = read_parquet(source, a), read_parquet(target, b)
-    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
-    if address is None:
-        return compare_samples(src, tgt, names=(a, b), **options)
-    from distributed import Client
-
-    with Client(address):  # type: ignore[no-untyped-call]
-        return compare_samples(src, tgt, names=(a, b), **options)
-
-
-def cli_shift_test(
-    engine: str,
-    source: Path,
-    target: Path,
-    *,
-    scheduler: str | None,
-    method: str,
-    label: str | None,
-    model: str | None,
-    alpha: float,
-    correction: Any,
-    min_effect: float | None,
-    seed: int,
-    missing: Any,
-    names: tuple[str, str],
-) -> ShiftTestReport:
-    """The command line's ``--engine dask`` branch (options that do not apply are refused)."""
-    if engine != "dask":
-        raise InvalidParameterError(
-            "--scheduler needs --engine dask; pass --engine dask, or leave --scheduler out"
-        )
-    return compare_parquet(str(source), str(target), scheduler=scheduler, names=names,
-                           method=method, label=label, model=model, alpha=alpha,
-                           correction=correction, min_effect=min_effect, random_state=seed,
-                           missing=missing)  # fmt: skip
 
 
 register_dask(feature_test=feature_test, compare_samples=compare_samples)
