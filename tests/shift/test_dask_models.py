@@ -267,6 +267,27 @@ def test_label_shift_on_dask_takes_logits_and_adjusts_after_a_dask_fit():
     np.testing.assert_array_equal(adjusted, on_dask.adjust(Pt))
 
 
+def test_label_shift_on_columns_of_one_parquet_dataset(tmp_path):
+    """Columns of one Parquet dataset, passed as they come: Dask reads the label column alone in
+    fewer, fused partitions than the probability columns; the two are still paired row by row."""
+    from nndoctor.shift import LabelShiftEstimator
+
+    Ps, ys = _posteriors([1 / 3, 1 / 3, 1 / 3], 3000, 3)
+    cols = ["p0", "p1", "p2"]
+    table = pd.DataFrame(Ps, columns=cols).assign(y=ys)
+    for i, rows in enumerate(np.array_split(np.arange(3000), 6)):
+        table.iloc[rows].to_parquet(tmp_path / f"part{i}.parquet")
+    frame = dd.read_parquet(str(tmp_path / "*.parquet"))
+    assert len(frame["y"].to_delayed()) < len(frame[cols].to_delayed())  # the trap is there
+    for method in ("bbse-hard", "em"):
+        got = LabelShiftEstimator(method, n_bootstrap=0).fit(frame[cols], frame["y"])
+        want = LabelShiftEstimator(method, n_bootstrap=0).fit(Ps, ys)
+        np.testing.assert_array_equal(got.source_prior_, want.source_prior_)
+        np.testing.assert_allclose(
+            got.estimate(frame[cols]).weights, want.estimate(Ps).weights, rtol=0, atol=1e-12
+        )
+
+
 def test_label_shift_on_dask_checks_its_inputs():
     from nndoctor.shift import LabelShiftEstimator
 

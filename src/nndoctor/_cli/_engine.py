@@ -243,7 +243,7 @@ def dask_session(choice: EngineChoice, description: str) -> Iterator[Any]:
     otherwise it starts a LocalCluster (:func:`local_cluster_options`) and closes it when the
     body ends, also on an error. A progress bar on stderr counts the partitions.
     """
-    from nndoctor.shift._dask import require_dask
+    from nndoctor.shift._engines import require_dask
 
     require_dask()
     try:

@@ -137,6 +137,9 @@ def _paired_partitions(
             f"{dask_one} is a Dask collection but {other} is not; pass both as Dask "
             "collections with the same partitions (e.g. columns of one Dask frame)"
         )
+    joined = _joined_partitions(first, second)
+    if joined is not None:
+        return joined
     a, b = _partitions(first, names[0]), _partitions(second, names[1])
     if len(a) != len(b):
         raise DataValidationError(
@@ -144,6 +147,48 @@ def _paired_partitions(
             "with the same partitions (e.g. columns of one Dask frame)"
         )
     return a, b
+
+
+def _joined_partitions(first: Any, second: Any) -> tuple[list[Any], list[Any]] | None:
+    """Partitions of two Dask frames/series cut from one table, read as one frame.
+
+    Read apart, two column selections of one Parquet dataset may not be partitioned alike:
+    Dask reads a narrow selection (the labels alone) in fewer, fused partitions than a wide
+    one. Joined column-wise first (``concat(axis=1)``, partition by partition), every
+    partition holds the same rows of both; each is then split back into its two parts.
+    ``None`` where the two cannot be joined (not both Dask frames/series, or a different
+    number of partitions): the caller checks them apart.
+    """
+    import dask.dataframe as dd
+    from dask.delayed import delayed
+
+    kinds = (dd.DataFrame, dd.Series)
+    if not (isinstance(first, kinds) and isinstance(second, kinds)):
+        return None
+    if first.npartitions != second.npartitions:
+        return None
+    a, b = (x.to_frame() if isinstance(x, dd.Series) else x for x in (first, second))
+    k = len(a.columns)
+    a = a.rename(columns=dict(zip(a.columns, [f"a{i}" for i in range(k)], strict=True)))
+    b = b.rename(
+        columns=dict(zip(b.columns, [f"b{i}" for i in range(len(b.columns))], strict=True))
+    )
+    try:
+        joined = dd.concat([a, b], axis=1, ignore_unknown_divisions=True)  # type: ignore[no-untyped-call]
+    except ValueError:
+        return None
+    parts = list(joined.to_delayed())
+    series = (isinstance(first, dd.Series), isinstance(second, dd.Series))
+    return (
+        [delayed(_split)(p, 0, k, series[0]) for p in parts],
+        [delayed(_split)(p, k, None, series[1]) for p in parts],
+    )
+
+
+def _split(part: Any, start: int, stop: int | None, series: bool) -> Any:
+    """Columns ``start:stop`` of a joined partition (a Series where a Series was given)."""
+    cols = part.iloc[:, start:stop]
+    return cols.iloc[:, 0] if series else cols
 
 
 def _rows(part: Any) -> int:
