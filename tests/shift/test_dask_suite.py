@@ -63,6 +63,11 @@ def test_auto_with_a_model_runs_the_in_memory_plan_with_the_same_verdicts(shift)
     assert got.methods == want.methods == ("features", "mmd", "bbsd")
     assert (got.n_source, got.n_target) == (want.n_source, want.n_target) == (400, 400)
     assert got.drift_detected == want.drift_detected == (shift > 0)
+    # the report's plots: observed values of the most-drifted numeric features, as in memory
+    assert set(got.samples) == set(want.samples) == {"a", "b"}
+    assert len(got.samples["a"]["source"]) == 400
+    assert len(got.samples["b"]["target"]) == 355  # the observed values
+    assert sorted(got.samples["b"]["target"]) == sorted(want.samples["b"]["target"])
     assert got.mmd.drift_detected == want.mmd.drift_detected
     assert got.features.drift_detected == want.features.drift_detected
     # the categorical column and the missing counts: the same seeds, so identical

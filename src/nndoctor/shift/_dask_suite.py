@@ -21,8 +21,9 @@ own result:
 
 Besides the tests' own passes, one small pass per table counts its rows, the observed values
 of each numeric column and the complete rows (when MMD or BBSD runs): a few integers per
-column travel to the client. The report's ``samples`` (values for the HTML report's
-distribution plots) are left empty on Dask.
+column travel to the client. The report's ``samples`` (the values the HTML report plots for
+the most-drifted numeric features) come from one more pass: a random sample of about
+``PLOT_SAMPLE`` rows of those columns per table (:func:`~nndoctor.shift._dask_sample.sample_rows`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from nndoctor._validation import check_module, check_random_state
@@ -38,10 +40,11 @@ from nndoctor.shift._bbsd import bbsd_test
 from nndoctor.shift._classifier_test import classifier_test
 from nndoctor.shift._common import check_alpha, display_names, warn_small
 from nndoctor.shift._dask import _aligned, _as_dask_frame, _feature_test_rows
+from nndoctor.shift._dask_sample import sample_rows
 from nndoctor.shift._engines import DASK_SAMPLE_SIZE, register_dask, require_dask
 from nndoctor.shift._mmd import _nan_result, mmd_test
-from nndoctor.shift._suite import ShiftTestReport, _plan, _untested
-from nndoctor.shift._univariate import _missing_error
+from nndoctor.shift._suite import PLOT_FEATURES, PLOT_SAMPLE, ShiftTestReport, _plan, _untested
+from nndoctor.shift._univariate import FeatureTestResult, _missing_error
 
 __all__ = ["compare_samples"]
 
@@ -201,6 +204,7 @@ def compare_samples(
                 "BBSD feeds the numeric columns to the model and the tables have none; pass "
                 "tables with numeric features, or leave --model out"
             )
+    samples = _plot_samples(results.get("features"), dx, dy, rng, given)
     drift = any(r.drift_detected for r in results.values())
     untested = _untested(results)
     m, n = rows if rows is not None else (0, 0)
@@ -210,10 +214,40 @@ def compare_samples(
         n_source=int(m),
         n_target=int(n),
         label=label,
+        samples=samples,
         untested=untested,
         insufficient_data=bool(untested) and not drift,
         **results,
     )
+
+
+def _plot_samples(
+    feats: FeatureTestResult | None,
+    dx: Any,
+    dy: Any,
+    rng: np.random.Generator,
+    given: tuple[str, str],
+) -> dict[str, dict[str, list[float]]]:
+    """Up to ``PLOT_SAMPLE`` observed values per table of the most-drifted numeric features,
+    from a random sample of about that many rows of those columns (one pass)."""
+    if feats is None:
+        return {}
+    top = [f.name for f in feats.ranked() if f.kind == "numeric"][:PLOT_FEATURES]
+    if not top:
+        return {}
+    parts = [
+        sample_rows(frame[top], PLOT_SAMPLE, rng, nm)[0]
+        for frame, nm in zip((dx, dy), given, strict=True)
+    ]
+    samples: dict[str, dict[str, list[float]]] = {}
+    for name in top:
+        pair = {}
+        for side, part in zip(("source", "target"), parts, strict=True):
+            values = part[name].to_numpy(np.float64, na_value=np.nan)
+            pair[side] = [float(v) for v in values[np.isfinite(values)][:PLOT_SAMPLE]]
+        if pair["source"] and pair["target"]:
+            samples[name] = pair
+    return samples
 
 
 def _mmd(

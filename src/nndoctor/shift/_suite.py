@@ -133,7 +133,8 @@ def compare_samples(
     (KS within ``statistic_error``), the MMD as the random-feature test (``"mmd-rff"``, where
     memory runs the permutation test; ``n_permutations`` is not used), the classifier test on a
     random sample of each table (``sampled_from``), BBSD with the model on the workers (KS parts
-    within ``ks_error``). ``samples`` stays empty and ``progress`` is not called on Dask.
+    within ``ks_error``). ``samples`` come from a random sample of the plotted columns;
+    ``progress`` is not called on Dask.
 
     .. math:: \\text{drift} \\iff \\exists\\,\\text{test}: p \\le \\alpha
 
