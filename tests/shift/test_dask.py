@@ -189,7 +189,7 @@ def test_cli_engine_dask_reads_parquet_globs_and_directories(tmp_path):
     assert out.exit_code == 0, out.output
     got = json.loads(out.stdout)
     want = feature_test(src, tgt, random_state=1)
-    assert got["methods"] == ["features"]
+    assert got["methods"] == ["features", "mmd"]  # the in-memory plan (MMD: random features)
     assert (got["n_source"], got["n_target"]) == (600, 600)
     city = got["features"]["features"][1]
     assert city["statistic"] == want.features[1].statistic
@@ -210,16 +210,16 @@ def test_cli_engine_dask_empty_glob_is_a_usage_error(tmp_path):
     assert out.exit_code == 2
     assert "matches no Parquet file" in out.stderr
     assert out.stdout == ""
-    # --scheduler with --engine in-memory, and a test that does not run on Dask, are refused
+    # --scheduler with --engine in-memory, and BBSD without a model, are refused
     out = CliRunner().invoke(
         app, [*args[:-2], "--engine", "in-memory", "--scheduler", "tcp://127.0.0.1:1"]
     )
     assert out.exit_code == 2
     assert "--engine dask" in out.stderr
     args[3] = glob_src
-    out = CliRunner().invoke(app, [*args, "--method", "mmd"])
+    out = CliRunner().invoke(app, [*args, "--method", "bbsd"])
     assert out.exit_code == 2
-    assert "does not run on Dask yet" in out.stderr
+    assert "pass a model" in out.stderr
 
 
 @pytest.mark.slow  # a process LocalCluster: about 10 s on the shared 2-core machine
@@ -265,7 +265,7 @@ def test_a_killed_worker_is_retried_and_the_answer_holds():
         assert abs(g.statistic - e.statistic) <= g.statistic_error
 
 
-def test_compare_samples_on_dask_runs_the_feature_tests_and_refuses_the_others():
+def test_compare_samples_on_dask_runs_the_in_memory_plan():
     from nndoctor.exceptions import InvalidParameterError
     from nndoctor.shift import compare_samples
 
@@ -274,8 +274,8 @@ def test_compare_samples_on_dask_runs_the_feature_tests_and_refuses_the_others()
     tgt["y"] = np.arange(800) % 2
     dx = dd.from_pandas(src, npartitions=3)
     rep = compare_samples(dx, tgt, label="y", random_state=0)
-    want = compare_samples(src, tgt, label="y", method="ks", random_state=0)
-    assert rep.methods == ("features",)
+    want = compare_samples(src, tgt, label="y", random_state=0, n_permutations=100)
+    assert rep.methods == want.methods == ("features", "mmd")
     assert (rep.n_source, rep.n_target) == (800, 800)
     assert [f.name for f in rep.features.features] == ["a", "city", "b"]
     assert (
@@ -284,10 +284,8 @@ def test_compare_samples_on_dask_runs_the_feature_tests_and_refuses_the_others()
         .features[1]
         .missingness
     )
-    assert want.methods == ("features",)
-    for method in ("mmd", "c2st", "bbsd"):
-        with pytest.raises(InvalidParameterError, match="does not run on Dask yet"):
-            compare_samples(dx, tgt, method=method)
+    with pytest.raises(InvalidParameterError, match="pass a model"):
+        compare_samples(dx, tgt, method="bbsd")
 
 
 def test_cli_scheduler_address_runs_on_that_cluster(tmp_path):

@@ -288,3 +288,31 @@ def test_cli_sample_size_default_is_the_librarys():
 
     default = inspect.signature(shift_diagnose_cmd).parameters["sample_size"].default
     assert default == DASK_SAMPLE_SIZE
+
+
+def test_cli_dask_passes_method_and_model_through_as_in_memory(tmp_path):
+    src, tgt = _tables(2)
+    src["b"], tgt["b"] = src["a"] * 0.5, tgt["a"] * 0.5
+    s_dir, t_dir = _write(tmp_path, src, "src"), _write(tmp_path, tgt, "tgt")
+    src.to_parquet(tmp_path / "src.parquet")
+    tgt.to_parquet(tmp_path / "tgt.parquet")
+    factory = tmp_path / "net.py"
+    factory.write_text(
+        "import torch\n\ndef build():\n    torch.manual_seed(0)\n    return torch.nn.Linear(2, 3)\n"
+    )
+    extra = ["--model", f"{factory}:build", "--method", "bbsd", "--json"]
+    dask_args = ["shift", "test", "--source", f"{s_dir}/*.parquet", "--target", t_dir]
+    out = CliRunner().invoke(app, [*dask_args, *extra, "--engine", "dask"])
+    assert out.exit_code == 0, out.output
+    mem_args = ["shift", "test", "--source", str(tmp_path / "src.parquet")]
+    mem_args += ["--target", str(tmp_path / "tgt.parquet"), "--engine", "in-memory"]
+    mem = CliRunner().invoke(app, [*mem_args, *extra])
+    assert mem.exit_code == 0, mem.output
+    got, want = json.loads(out.stdout), json.loads(mem.stdout)
+    assert got["methods"] == want["methods"] == ["bbsd"]
+    assert got["drift_detected"] == want["drift_detected"] is True
+    assert (got["n_source"], got["n_target"]) == (300, 300)
+    # the model ran on the partitions: the predicted-class counts and chi-squared test exact
+    assert got["bbsd"]["engine"] == "dask"
+    for key in ("source_counts", "target_counts", "chi2_statistic", "chi2_pvalue"):
+        assert got["bbsd"][key] == want["bbsd"][key], key

@@ -59,7 +59,11 @@ def shift_test_cmd(
         typer.Option("--min-effect", help="Smallest KS distance / Cramér's V that is drift."),
     ] = None,
     permutations: Annotated[
-        int, typer.Option("--permutations", help="Permutations of the MMD test.")
+        int,
+        typer.Option(
+            "--permutations",
+            help="Permutations of the MMD test (in memory; Dask runs the random-feature test).",
+        ),
     ] = 1000,
     seed: SeedOption = 0,
     missing: Annotated[

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 # The Dask engine: its modules register their entry points (shift/_engines.py), which the public
 # functions call for a Dask input. They import Dask itself only inside their functions.
-from nndoctor.shift import _dask, _dask_mmd, _dask_sample  # noqa: F401
+from nndoctor.shift import _dask, _dask_mmd, _dask_sample, _dask_suite  # noqa: F401
 from nndoctor.shift.adapt import AdaptationResult, adapt_on_drift
 from nndoctor.shift.concept import (
     AccuracyDecomposition,

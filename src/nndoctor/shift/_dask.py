@@ -52,12 +52,10 @@ from nndoctor.shift._engines import is_dask, register_dask, require_dask, tree_r
 from nndoctor.shift._kll import SKETCH_K, cdf_at, ks_pvalue, weighted_cdf
 
 if TYPE_CHECKING:
-    from nndoctor.shift._suite import ShiftTestReport
     from nndoctor.shift._univariate import FeatureTestResult
 
 __all__ = [
     "SKETCH_K",
-    "compare_samples",
     "feature_test",
     "is_dask",
     "read_parquet",
@@ -464,67 +462,4 @@ def _check_schemas(files: list[Path], name: str) -> None:
                 )
 
 
-def _check_supported(method: str, model: Any) -> None:
-    """Refuse the tests that do not run on Dask yet."""
-    if method not in ("auto", "ks", "chi2"):
-        raise InvalidParameterError(
-            f"method {method!r} does not run on Dask yet; choose auto, ks or chi2 with "
-            "--engine dask, or --engine in-memory"
-        )
-    if model is not None:
-        raise InvalidParameterError(
-            "a model (BBSD) does not run on Dask yet; leave --model out, or use --engine in-memory"
-        )
-
-
-def compare_samples(
-    source: Any,
-    target: Any,
-    *,
-    method: str = "auto",
-    label: str | None = None,
-    model: Any = None,
-    alpha: float = 0.05,
-    correction: Any = "holm",
-    min_effect: float | None = None,
-    random_state: Any = None,
-    missing: Any = "test",
-    names: tuple[str, str] | None = None,
-) -> ShiftTestReport:
-    """:func:`nndoctor.shift.compare_samples` on Dask collections: the per-feature tests only.
-
-    ``method`` ``"auto"`` runs :func:`feature_test` (on Dask it does **not** add the MMD test,
-    which is not mergeable yet; the report's ``methods`` is ``("features",)``), ``"ks"`` the KS
-    tests, ``"chi2"`` the χ² tests; ``"mmd"``, ``"c2st"``, ``"bbsd"`` and a ``model`` are
-    refused with :class:`~nndoctor.exceptions.InvalidParameterError`. Only the partition
-    summaries of :func:`feature_test` travel to the client.
-    """
-    from nndoctor.shift._suite import ShiftTestReport
-
-    _check_supported(method, model)
-    require_dask()
-    a, b = display_names(names, ("the source table", "the target table"))
-    src, tgt = _as_dask_frame(source, a), _as_dask_frame(target, b)
-    if label is not None:
-        for nm, frame in ((a, src), (b, tgt)):
-            if label not in frame.columns:
-                raise InvalidParameterError(
-                    f"label column {label!r} is not in {nm}; its columns are "
-                    f"{[str(c) for c in frame.columns][:10]}"
-                )
-        src, tgt = src.drop(columns=[label]), tgt.drop(columns=[label])
-    kinds = {"auto": None, "ks": "numeric", "chi2": "categorical"}[method]
-    res, m, n = _feature_test_rows(src, tgt, kinds=kinds, correction=correction, alpha=alpha,
-                                   min_effect=min_effect, random_state=random_state,
-                                   missing=missing, names=(a, b))  # fmt: skip
-    return ShiftTestReport(
-        methods=("features",),
-        drift_detected=res.drift_detected,
-        n_source=m,
-        n_target=n,
-        label=label,
-        features=res,
-    )
-
-
-register_dask(feature_test=feature_test, compare_samples=compare_samples)
+register_dask(feature_test=feature_test)

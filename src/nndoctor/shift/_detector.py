@@ -61,9 +61,10 @@ class ShiftDetector:
     data go to :meth:`fit`, never to the constructor.
 
     Dask collections (``dask.dataframe.DataFrame``, ``dask.array.Array``) may be the
-    reference, the batches or both (not with ``"bbsd"``): a Dask reference stays lazy (``fit``
-    computes its row count only), and each test runs on the Dask engine of its function: the
-    merged per-feature statistics, the classifier test on a random sample of each table, and
+    reference, the batches or both: a Dask reference stays lazy (``fit`` computes its row count
+    only), and each test runs on the Dask engine of its function: the merged per-feature
+    statistics, the classifier test on a random sample of each table, for ``"bbsd"`` the
+    predicted-class counts and per-class sketches (the kept model runs on the partitions), and
     for ``"mmd"`` the random-feature test (``method="rff"``, ``options["n_features"]``) with
     the bandwidth fixed at ``fit`` (for a Dask reference, from a sample of about 1,000 rows).
 
@@ -135,6 +136,9 @@ class ShiftDetector:
                 )
         if self.method == "bbsd":
             self._model = self._opts.pop("model", None)
+            self._raw_ref = X_ref  # what a Dask batch is tested against (the model runs there)
+            if is_dask(X_ref):  # kept lazy: bbsd_test runs the model per partition
+                return self._fit_dask(X_ref)
             self._ref: Any = check_probabilities(self._outputs(X_ref), name="X_ref")
             self.n_reference_ = int(self._ref.shape[0])
             return self
@@ -222,6 +226,8 @@ class ShiftDetector:
         self._check_fitted()
         alpha = float(self.alpha)
         if self.method == "bbsd":
+            if is_dask(self._raw_ref) or is_dask(X):  # counts and sketches per partition
+                return bbsd_test(self._raw_ref, X, model=self._model, alpha=alpha, **self._opts)
             return bbsd_test(self._ref, self._outputs(X), alpha=alpha, **self._opts)
         if self.method == "ks":
             return ks_test(self._ref, X, alpha=alpha, random_state=self._rng, **self._opts)

@@ -127,6 +127,15 @@ def compare_samples(
     standardized numeric columns, and :func:`bbsd_test` when a ``model`` is given; the other
     values run one test. Drift is reported when any test that ran rejects at ``alpha``.
 
+    Dask collections (``dask.dataframe.DataFrame``, ``dask.array.Array``) run the same plan
+    with the same seeds and give the same report, each test on its Dask engine
+    (:mod:`nndoctor.shift._dask_suite`): the per-feature tests from merged partition summaries
+    (KS within ``statistic_error``), the MMD as the random-feature test (``"mmd-rff"``, where
+    memory runs the permutation test; ``n_permutations`` is not used), the classifier test on a
+    random sample of each table (``sampled_from``), BBSD with the model on the workers (KS parts
+    within ``ks_error``). ``samples`` come from a random sample of the plotted columns;
+    ``progress`` is not called on Dask.
+
     .. math:: \\text{drift} \\iff \\exists\\,\\text{test}: p \\le \\alpha
 
     Parameters
@@ -174,7 +183,7 @@ def compare_samples(
     """
     check_choice(method, _SUITE_METHODS, name="method")
     check_choice(missing, _MISSING_POLICIES, name="missing")
-    if is_dask(source) or is_dask(target):  # per-feature tests only (see _dask)
+    if is_dask(source) or is_dask(target):  # the same plan, each test on Dask (_dask_suite)
         report: ShiftTestReport = dask_impl("compare_samples")(
             source, target, method=method, label=label, model=model, alpha=alpha,
             correction=correction, min_effect=min_effect, random_state=random_state,
