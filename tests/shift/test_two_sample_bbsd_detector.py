@@ -189,3 +189,24 @@ def test_cli_errors_exit_codes(tmp_path: Path) -> None:
                                "--method", "mmd"])  # fmt: skip
     assert data.exit_code == 3
     assert "holds text" in data.stderr or "non-numeric" in data.stderr
+
+
+def test_a_model_given_to_the_shift_tests_is_left_as_it_was() -> None:
+    """BBSD runs the user's network in eval mode without gradients, on a copy of each batch:
+    the network's training mode is restored and a read-only table (``to_numpy()`` views, Dask
+    chunks) raises no warning."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    src = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    tgt = pd.DataFrame(rng.normal(size=(200, 3)) + np.array([1.0, 0, 0]), columns=["a", "b", "c"])
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 2))
+    net.train()
+    before = [p.detach().clone() for p in net.parameters()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rep = compare_samples(src, tgt, method="bbsd", model=net, random_state=0)
+    assert rep.bbsd is not None
+    assert rep.bbsd.drift_detected
+    assert net.training  # was left in eval mode before
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))

@@ -308,7 +308,9 @@ def model_softmax(
     try:
         with torch.no_grad():
             for start in range(0, X.shape[0], batch):
-                xb = torch.as_tensor(X[start : start + batch], dtype=dtype, device=device)
+                # a copy of the batch (the caller's array may be read-only: a Dask chunk, a
+                # pandas .to_numpy() view), converted to the model's dtype
+                xb = torch.tensor(X[start : start + batch], dtype=dtype, device=device)
                 with forward_errors(model, (xb,)):
                     logits = model(xb)
                 if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[1] < 2:
