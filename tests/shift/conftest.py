@@ -33,6 +33,6 @@ def _small_local_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
             "threads_per_worker": 1,
             "processes": False,
             "memory_limit": "auto",
-            "dashboard_address": None,
+            "dashboard_address": ":0",
         },
     )

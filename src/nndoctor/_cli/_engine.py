@@ -158,7 +158,9 @@ def choose_engine(
 
 def local_cluster_options() -> dict[str, Any]:
     """The LocalCluster for a command: one single-threaded worker process per core, the
-    machine's memory shared among them (``memory_limit="auto"``), no dashboard."""
+    machine's memory shared among them (``memory_limit="auto"``), the scheduler's web server
+    on a free port (Dask's HTTP server starts even without a dashboard; on the default 8787 a
+    second command, or a running cluster, would collide and warn)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -168,7 +170,7 @@ def local_cluster_options() -> dict[str, Any]:
         "threads_per_worker": 1,
         "processes": True,
         "memory_limit": "auto",
-        "dashboard_address": None,
+        "dashboard_address": ":0",
     }
 
 
