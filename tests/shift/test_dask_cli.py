@@ -173,6 +173,29 @@ def test_cli_dask_exclude_drops_columns_and_include_is_refused(tmp_path):
     assert "--include is not supported with the Dask engine" in inc.stderr
 
 
+def test_cli_dask_leaves_out_identifiers_and_dates_as_in_memory(tmp_path):
+    """A row id (restarting in the target) and a date column are not features on Dask either:
+    the same features are tested as in memory, and each left-out column is told on stderr."""
+    src, tgt = _tables(5)
+    for frame in (src, tgt):
+        frame.insert(0, "row_id", np.arange(len(frame)))
+        frame["day"] = pd.date_range("2024-01-01", periods=len(frame), freq="h").astype(str)
+        frame["count"] = np.arange(len(frame)) % 7  # integers, repeated: a feature
+    s_dir, t_dir = _write(tmp_path, src, "src"), _write(tmp_path, tgt, "tgt")
+    s_csv, t_csv = tmp_path / "s.csv", tmp_path / "t.csv"
+    src.to_csv(s_csv, index=False)
+    tgt.to_csv(t_csv, index=False)
+    tested = {}
+    for engine, (s, t) in {"dask": (s_dir, t_dir), "in-memory": (s_csv, t_csv)}.items():
+        args = ["shift", "test", "--source", str(s), "--target", str(t), "--json"]
+        out = CliRunner().invoke(app, [*args, "--engine", engine])
+        assert out.exit_code == 0, out.output
+        tested[engine] = sorted(f["name"] for f in json.loads(out.stdout)["features"]["features"])
+        assert "'row_id' looks like a row identifier" in out.stderr
+        assert "'day' holds dates or times" in out.stderr
+    assert tested["dask"] == tested["in-memory"] == ["a", "c", "count"]
+
+
 def _probs(seed: int, n: int, prior: list[float]) -> pd.DataFrame:
     """Class probabilities of a fixed confusable classifier under a class prior, with labels."""
     rng = np.random.default_rng(seed)

@@ -31,6 +31,7 @@ __all__ = [
     "announce",
     "choose_engine",
     "dask_session",
+    "drop_row_names",
     "input_bytes",
     "local_cluster_options",
     "partition_counts",
@@ -309,3 +310,71 @@ def read_dask_tables(
         src = src.drop(columns=list(exclude))
         tgt = tgt.drop(columns=[c for c in exclude if c in tgt.columns])
     return src, tgt
+
+
+#: On Dask a column's distinct values are counted by HyperLogLog (Dask's ``nunique_approx``,
+#: relative standard error about 0.4 %): a column is an identifier when at least this share of
+#: its rows are distinct (in memory: every row, counted exactly).
+DISTINCT_SHARE = 0.98
+
+
+def drop_row_names(src: Any, tgt: Any, *, label: str | None) -> tuple[Any, Any]:
+    """Leave out the columns that name or date rows, as in memory
+    (:func:`nndoctor._io.left_out_columns`), each told on stderr.
+
+    Dates: a datetime column, or text whose first non-missing values (at most 200, from the
+    first partition) read as dates. Identifiers: integers or text with no value missing and
+    distinct on (at least :data:`DISTINCT_SHARE` of) the rows of each table, in one pass that
+    sends the client three numbers per candidate column and table; at least
+    :data:`nndoctor._io.MIN_ID_ROWS` rows in all.
+    """
+    import pandas as pd
+    from dask.base import compute
+
+    from nndoctor._cli._common import note
+    from nndoctor._io import MIN_ID_ROWS, is_datetime_column
+
+    shared = [c for c in src.columns if c != label and c in tgt.columns]
+    dates = [
+        c
+        for c in shared
+        if pd.api.types.is_datetime64_any_dtype(src._meta[c].dtype)
+        or (
+            not pd.api.types.is_numeric_dtype(src._meta[c].dtype)
+            and is_datetime_column(src[c].partitions[0].compute().head(200))
+        )
+    ]
+    candidates = [
+        c
+        for c in shared
+        if c not in dates
+        and (src._meta[c].dtype.kind in "iuOSU" or isinstance(src._meta[c].dtype, pd.StringDtype))
+    ]
+    ids: list[str] = []
+    if candidates:
+        counts = compute(  # type: ignore[no-untyped-call]
+            *[
+                (f.shape[0], f[c].isna().sum(), f[c].nunique_approx())
+                for c in candidates
+                for f in (src, tgt)
+            ]
+        )
+        for i, c in enumerate(candidates):
+            (ns, miss_s, ds), (nt, miss_t, dt) = counts[2 * i], counts[2 * i + 1]
+            distinct = min(ds / max(ns, 1), dt / max(nt, 1))
+            if ns + nt >= MIN_ID_ROWS and miss_s == miss_t == 0 and distinct >= DISTINCT_SHARE:
+                ids.append(c)
+    for c in dates:
+        note(
+            f"column {str(c)!r} holds dates or times; left out of the features "
+            f"(--engine in-memory --include {c} keeps it)"
+        )
+    for c in ids:
+        note(
+            f"column {str(c)!r} looks like a row identifier (distinct on every row); left out "
+            f"of the features (--engine in-memory --include {c} keeps it)"
+        )
+    gone = dates + ids
+    if not gone:
+        return src, tgt
+    return src.drop(columns=gone), tgt.drop(columns=gone)

@@ -31,6 +31,7 @@ from nndoctor._cli._engine import (
     announce,
     choose_engine,
     dask_session,
+    drop_row_names,
     read_dask_tables,
 )
 from nndoctor._cli.shift import shift_app
@@ -163,6 +164,7 @@ def shift_diagnose_cmd(
         _column(dsrc, label, "--label")
         net = load_model(model, weights=weights, seed=seed) if model is not None else None
         with dask_session(choice, "shift diagnosis"):
+            dsrc, dtgt = drop_row_names(dsrc, dtgt, label=label)  # as in memory, with a note
             dXs, dXt = _dask_features(dsrc, dtgt, label)
             dyt = dtgt[label] if label in dtgt.columns else None
             result = diagnose(dXs, dsrc[label], dXt, dyt, model=net, alpha=alpha,

@@ -29,6 +29,7 @@ from nndoctor._cli._engine import (
     announce,
     choose_engine,
     dask_session,
+    drop_row_names,
     read_dask_tables,
 )
 from nndoctor._cli.shift import shift_app
@@ -113,6 +114,8 @@ def shift_test_cmd(
         session = progress_bar("shift tests")
     net = load_model(model, weights=weights, seed=seed) if model is not None else None
     with session as advance:
+        if choice.engine == "dask":  # identifiers and dates left out (with a note), as in memory
+            src, tgt = drop_row_names(src, tgt, label=label)
         result = compare_samples(
             src,
             tgt,
