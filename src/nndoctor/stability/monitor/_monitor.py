@@ -869,8 +869,13 @@ class Monitor:
 
     # ------------------------------------------------------------------ the budget
     def _next_detailed(self) -> bool:
-        """Whether the next tick measures the activation and backward statistics."""
-        if self.budget is None or not self._ticks:
+        """Whether the next tick measures the activation and backward statistics.
+
+        Under DDP (``world > 1``) every tick does: the statistics are all-reduced, so every
+        rank must measure on the same ticks, and a schedule timed per rank would differ (one
+        rank's long steps, another's short ones) and leave the ranks' collectives unmatched.
+        """
+        if self.budget is None or not self._ticks or self._world > 1:
             return True
         self._since_detail += 1
         self._since_light += 1
