@@ -140,29 +140,8 @@ def test_ranks_keep_one_schedule_when_their_steps_differ(tmp_path: Path) -> None
 
 
 def test_two_gloo_processes(tmp_path: Path) -> None:
-    log_dir, out_dir = tmp_path / "log", tmp_path / "out"
-    out_dir.mkdir()
-    env = {
-        **os.environ,
-        "PYTHONPATH": SRC,
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(_free_port()),
-        "WORLD_SIZE": "2",
-    }
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(log_dir), str(out_dir)],
-            env={**env, "RANK": str(rank)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in range(2)
-    ]
-    outputs = [p.communicate(timeout=120)[0] for p in procs]
-    for p, text in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, text
-    results = [json.loads((out_dir / f"rank{r}.json").read_text()) for r in range(2)]
+    log_dir = tmp_path / "log"
+    results = _run_two(WORKER, tmp_path)
     for res in results:
         # gradient statistics are those of the all-reduced (averaged) gradients
         assert res["grad_norm"] == pytest.approx(res["expected_grad_norm"], rel=1e-5)

@@ -8,6 +8,7 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from nndoctor.exceptions import InvalidParameterError
 from nndoctor.shift import mmd_test
@@ -54,8 +55,10 @@ def test_median_bandwidth_from_a_bounded_sample_is_stated_and_reproducible():
     assert a.to_dict() == b.to_dict()
     assert a.details["bandwidth_rule"] == "median"
     assert 0 < a.details["bandwidth_sample"] <= 2 * 1000 + 8
-    # the median distance of 3-D standard normals is about sqrt(2 * 3) * 0.9
-    assert 1.7 < a.details["bandwidth"] < 2.7
+    # theory: X - X' ~ N(0, 2 I_3), so the median distance of two 3-D standard normal points
+    # is sqrt(2 * median of chi2(3)) = 2.175; the sample's median lands within 5 % of it
+    theory = float(np.sqrt(2 * stats.chi2.ppf(0.5, 3)))
+    assert a.details["bandwidth"] == pytest.approx(theory, rel=0.05)
 
 
 def test_rff_statistic_approximates_the_exact_mmd():
