@@ -154,7 +154,7 @@ def test_a_tiny_step_is_sampled_and_the_accounting_says_what_it_costs() -> None:
         assert acct["period"]["activations"] == MAX_PERIOD
     log = mon.summary()
     assert log.sampling["period"]["activations"] == acct["period"]["activations"]
-    ticks = list(mon._records)
+    ticks = list(mon._tick_records())
     detailed = [r["sampling"]["detailed"] for r in ticks]
     assert detailed.count(True) == acct["ticks"]["detailed"]
     # the activation statistics are absent on light ticks, present on detailed ones
@@ -169,7 +169,7 @@ def test_budget_none_measures_everything_on_every_tick() -> None:
     torch.manual_seed(0)
     mon = _timed_run(mlp(3, 8, d_in=8), 10, 0.0, budget=None)
     assert mon.overhead()["ticks"] == {"detailed": 10, "light": 0}
-    assert all(r["sampling"]["detailed"] for r in mon._records)
+    assert all(r["sampling"]["detailed"] for r in mon._tick_records())
 
 
 @pytest.mark.parametrize("budget", [0, -1, True, "5%"])
@@ -294,5 +294,5 @@ def test_at_period_one_a_light_tick_now_and_then_keeps_the_light_cost_measured()
     acct = mon.overhead()
     assert acct["period"]["activations"] == 1
     assert acct["ticks"]["light"] <= 40 // 4  # still mostly detailed
-    detailed = [rec["sampling"]["detailed"] for rec in mon._records]
+    detailed = [rec["sampling"]["detailed"] for rec in mon._tick_records()]
     assert not all(detailed[20:])  # a light tick late in the run, not only the early one

@@ -90,7 +90,7 @@ UNEVEN = textwrap.dedent(
                     pass
             opt.step()
             mon.step()
-    detailed = [r["sampling"]["detailed"] for r in mon._records]
+    detailed = [r["sampling"]["detailed"] for r in mon._tick_records()]
     with open(os.path.join(sys.argv[2], f"rank{rank}.json"), "w") as fh:
         json.dump({"detailed": detailed, "ticks": mon.overhead()["ticks"]}, fh)
     dist.barrier()

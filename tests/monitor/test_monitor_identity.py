@@ -179,7 +179,7 @@ def test_grad_scaler_skipped_steps_are_not_errors() -> None:
         scaler.update()
         mon.step()
     assert mon.findings == []
-    assert mon._records[0]["scaler_skipped"] is True
+    assert mon._tick_records()[0]["scaler_skipped"] is True
 
 
 def test_background_judge_gives_the_same_findings_and_log(tmp_path: Path) -> None:

@@ -219,8 +219,8 @@ def test_clip_auto_clips_at_factor_times_running_median() -> None:
             if i == 5:
                 total = torch.sqrt(sum(p.grad.square().sum() for p in model.parameters()))
         log = mon.summary()
-    assert "clipped_at" not in mon._records[0]
-    clipped_at = mon._records[-1]["clipped_at"]
+    assert "clipped_at" not in mon._tick_records()[0]
+    clipped_at = mon._tick_records()[-1]["clipped_at"]
     assert float(total) == pytest.approx(clipped_at, rel=1e-4)
     assert clipped_at == pytest.approx(
         2.0 * float(torch.tensor(log.grad_norm_total[:5]).median()), rel=0.5

@@ -155,7 +155,7 @@ def test_update_ratio_schedule_is_exact_on_its_sampled_ticks() -> None:
     assert log.steps.tolist() == [2, 4, 6, 8, 10, 12, 14]
     ratio = log.series["update_ratio"]["0"]
     assert not any(math.isnan(r) for r in ratio)  # known on every tick
-    ticks = list(mon._records)
+    ticks = list(mon._tick_records())
     exact = [i for i, rec in enumerate(ticks) if not rec.get("update_ratio_estimated")]
     assert exact == [0, 3, 6]  # exact on the first tick, then every 3rd tick
     for i, r in enumerate(ratio):

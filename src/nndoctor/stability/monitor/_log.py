@@ -98,10 +98,15 @@ class JsonlWriter:
         With ``hold=True`` the line may wait (see the class notes); a line written without it
         goes out at once, after the lines that wait.
         """
+        if self._fd is not None:
+            self.write_line(_ENCODER.encode(record), hold=hold)
+
+    def write_line(self, line: str, *, hold: bool = False) -> None:
+        """Write one record already encoded as one line of JSON (no newline), as :meth:`write`."""
         if self._fd is None:
             return
         held = self._held
-        held.append(_ENCODER.encode(record))
+        held.append(line)
         if hold and len(held) < FLUSH_TICKS:
             return
         self.flush()
@@ -155,6 +160,41 @@ def tick_record(
     if clipped_at is not None:
         record["clipped_at"] = _num(clipped_at)
     return record
+
+
+def light_line_template(layers: list[str], update_ratio: bool, loss: bool, clipped: bool) -> str:
+    """A ``%``-template of a light tick's JSONL line, the same JSON that :func:`tick_record` gives.
+
+    A light tick (a monitor with a budget, see :class:`~nndoctor.Monitor`) has the gradient
+    norm, the estimated weight norm and (``update_ratio``) the estimated update ratio of every
+    layer, and no other per-layer quantity. The template takes, in order: the step (``%d``), the
+    time, the total gradient norm, each layer's values, the loss (``loss``), the clipping
+    threshold (``clipped``), the period (``%d``) and the overhead already written as JSON (a
+    number or ``null``). Every float must be finite: ``%r`` writes ``repr(x)``, which is what
+    the JSON encoder writes for a finite float.
+
+    Examples
+    --------
+    >>> import json
+    >>> line = light_line_template(["fc"], True, False, False) % (
+    ...     3, 1.5, 0.25, 0.25, 2.0, 0.01, 4, "null")
+    >>> json.loads(line)["layers"]
+    {'fc': {'grad_norm': 0.25, 'weight_norm': 2.0, 'update_ratio': 0.01}}
+    """
+    per_layer = '"grad_norm":%r,"weight_norm":%r' + (',"update_ratio":%r' if update_ratio else "")
+    body = ",".join(
+        _ENCODER.encode(name).replace("%", "%%") + ":{" + per_layer + "}" for name in layers
+    )
+    return (
+        '{"kind":"tick","step":%d,"time":%r,"grad_norm_total":%r,"layers":{'
+        + body
+        + "}"
+        + (',"loss":%r' if loss else "")
+        + (',"update_ratio_estimated":true' if update_ratio else "")
+        + ',"weight_norm_estimated":true'
+        + (',"clipped_at":%r' if clipped else "")
+        + ',"sampling":{"detailed":false,"period":%d,"overhead":%s}}'
+    )
 
 
 def sampling_record(overhead: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -28,6 +29,7 @@ from nndoctor.stability.monitor._log import (
     build_log,
     finding_record,
     header_record,
+    light_line_template,
     nonfinite_record,
     sampling_record,
     tick_record,
@@ -330,7 +332,10 @@ class Monitor:
         self._engine = RuleEngine(self.thresholds)
         self._writer: JsonlWriter | None = None
         self._tb: TensorBoardWriter | None = None
-        self._records: deque[dict[str, Any]] = deque(maxlen=self.history)
+        # a quiet light tick is kept as its JSONL line (parsed only by summary())
+        self._records: deque[dict[str, Any] | str] = deque(maxlen=self.history)
+        self._line_templates: dict[tuple[bool, bool, bool], str] = {}
+        self._order_index: tuple[list[str], list[int]] | None = None
         self._all_findings_records: list[dict[str, Any]] = []
         self._snapshot: list[torch.Tensor] | None = None
         self._snapshot_step = -1  # the step whose pre-step weights the snapshot holds
@@ -1075,32 +1080,90 @@ class Monitor:
             g_sq[li] += v * v
         if self._copied_sizes == (-1, -1):
             self._order_copy = list(col.order) or list(col.layers)
+        sqrt, nan = math.sqrt, math.nan
+        g_part = [sqrt(v) for v in g_sq]
+        w_part = [sqrt(v) for v in w_sq]
+        ratios: list[float] = []
+        if "update_ratio" in self.quantities:
+            ratios = [(sqrt(d) / w if w > 0 else nan) for d, w in zip(d_sq, w_part, strict=True)]
+        clean = math.isfinite(sum(d_sq) + sum(w_sq) + (loss_value or 0.0))
+        total = sqrt(sum(g_sq))
+        overhead = None if math.isnan(self._last_overhead) else self._last_overhead
+        sampling = {"detailed": False, "period": self._period, "overhead": overhead}
+        self._drain()
+        if clean and self._quiet(g_part, w_part, ratios):
+            # nothing to find: the tick is logged from a template, with no per-layer dicts
+            line = self._light_line(step, g_part, w_part, ratios, loss_value, total, overhead)
+            if line is not None:
+                self._records.append(line)
+                if self._writer is not None:
+                    self._writer.write_line(line, hold=True)
+                return []
         q = TickQuantities(step=step, order=self._order_copy)
         q.feeds = self._feeds_copy
         q.roles = col.roles
         names = col.layers
-        sqrt, nan = math.sqrt, math.nan
-        q.grad_norm = {n: sqrt(v) for n, v in zip(names, g_sq, strict=True)}
-        w_part = [sqrt(v) for v in w_sq]
+        q.grad_norm = dict(zip(names, g_part, strict=True))
         q.weight_norm = dict(zip(names, w_part, strict=True))
         q.weight_estimated = True
-        if "update_ratio" in self.quantities:
-            q.update_ratio = {
-                n: (sqrt(d) / w if w > 0 else nan)
-                for n, d, w in zip(names, d_sq, w_part, strict=True)
-            }
+        if ratios:
+            q.update_ratio = dict(zip(names, ratios, strict=True))
             q.update_estimated = True
         if loss_value is not None:
             q.loss = loss_value
-        clean = math.isfinite(sum(d_sq) + sum(w_sq) + (loss_value or 0.0))
-        total = sqrt(sum(g_sq))
-        sampling = {
-            "detailed": False,
-            "period": self._period,
-            "overhead": None if math.isnan(self._last_overhead) else self._last_overhead,
-        }
-        self._drain()
         return self._conclude(q, total, self._clipped_at, sampling, clean, True)
+
+    def _quiet(self, g_part: list[float], w_part: list[float], ratios: list[float]) -> bool:
+        """Whether the rules find nothing in a light tick (then its spike history is kept)."""
+        if self._tb is not None:
+            return False
+        order = self._order_copy
+        layers = self._require_collector().layers
+        index = self._order_index
+        if index is None or index[0] is not order:
+            position = {n: i for i, n in enumerate(layers)}
+            index = self._order_index = (order, [position[n] for n in order])
+        at = index[1]
+        grads = [g_part[i] for i in at]
+        weights = [w_part[i] for i in at]
+        return self._engine.quiet_tick(tuple(order), grads, weights, ratios)
+
+    def _light_line(
+        self,
+        step: int,
+        g_part: list[float],
+        w_part: list[float],
+        ratios: list[float],
+        loss: float | None,
+        total: float,
+        overhead: float | None,
+    ) -> str | None:
+        """The JSONL line of a quiet light tick, as :func:`tick_record` and the encoder write it.
+
+        ``None`` when a value cannot be written this way (a non-finite overhead).
+        """
+        if overhead is not None and not math.isfinite(overhead):
+            return None
+        clipped = self._clipped_at
+        key = (len(ratios) > 0, loss is not None, clipped is not None)
+        template = self._line_templates.get(key)
+        if template is None:
+            template = self._line_templates[key] = light_line_template(
+                self._require_collector().layers, *key
+            )
+        values: list[Any] = [step, time.time(), total]
+        if ratios:
+            for g, w, r in zip(g_part, w_part, ratios, strict=True):
+                values += (g, w, r)
+        else:
+            for g, w in zip(g_part, w_part, strict=True):
+                values += (g, w)
+        if loss is not None:
+            values.append(loss)
+        if clipped is not None:
+            values.append(clipped)
+        values += (self._period, "null" if overhead is None else repr(overhead))
+        return template % tuple(values)
 
     def _tick(self, step: int) -> list[Finding]:
         """One tick: pack what is measured on the device, transfer it once, then judge it."""
@@ -1619,10 +1682,14 @@ class Monitor:
             thresholds=self.thresholds.to_dict(),
             every=self.every,
         )
-        records = [header, *self._records, *self._all_findings_records]
+        records = [header, *self._tick_records(), *self._all_findings_records]
         records += [nonfinite_record(loc) for loc in self.nonfinite]
         records.append(sampling_record(self.overhead()))
         return build_log(records)
+
+    def _tick_records(self) -> list[dict[str, Any]]:
+        """The ticks kept for :meth:`summary`, as records (a quiet light tick keeps its line)."""
+        return [json.loads(r) if isinstance(r, str) else r for r in self._records]
 
     def _repr_html_(self) -> str:
         """The notebook view: the findings so far, as the report renders :meth:`summary`."""

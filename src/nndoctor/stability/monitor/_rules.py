@@ -427,12 +427,53 @@ class RuleEngine:
                     ),
                 )
 
-    def _spikes(self, q: TickQuantities, out: list[Finding]) -> None:
+    def quiet_tick(
+        self,
+        order: tuple[str, ...],
+        grads: list[float],
+        weights: list[float],
+        ratios: list[float],
+    ) -> bool:
+        """Judge a light tick that no rule can act on, at the cost of a few comparisons.
+
+        ``grads`` and ``weights`` are the layers' gradient and weight norms in ``order`` (the
+        forward order), ``ratios`` the update ratios of every layer (empty when not measured).
+        When no rule would emit a finding or change its state on these values (no update-ratio
+        condition holds or is pending, no layer's gradient is below ``vanishing_grad_ratio`` of
+        its weights, none jumps above ``spike_factor`` times its running median), the gradient
+        norms join the spike history and ``True`` is returned: exactly what :meth:`evaluate`
+        would have done. Otherwise nothing changes and ``False`` is returned: call
+        :meth:`evaluate`.
+        """
         t = self.thresholds
-        layers = tuple(q.order)
-        if not layers:
-            return
-        values = [q.grad_norm.get(n, math.nan) for n in layers]
+        if (
+            not order
+            or not math.isfinite(sum(grads) + sum(weights) + sum(ratios))
+            or any(k[0] in ("update_high", "update_low") for k in self._streaks)
+            or self._history is None
+            or self._history_layers != order
+        ):
+            return False
+        high, low = t.update_ratio_high, t.update_ratio_low
+        for r in ratios:
+            if r > high or 0 <= r < low:
+                return False
+        vanishing = t.vanishing_grad_ratio
+        for g, w in zip(grads, weights, strict=True):
+            if w > 0 and g != 0 and g / w < vanishing:
+                return False
+        medians = self._spike_medians(order)
+        if medians is not None:
+            factor = t.spike_factor
+            for value, med in zip(grads, medians, strict=True):
+                if med > 0 and value / med > factor:
+                    return False
+        self._push_history(grads)
+        return True
+
+    def _spike_medians(self, layers: tuple[str, ...]) -> list[float] | None:
+        """The running medians the spike rule compares with (``None`` while history is short)."""
+        t = self.thresholds
         if self._history is None or self._history_layers != layers:
             self._history = np.full((len(layers), t.spike_window), np.nan)
             self._history_layers = layers
@@ -441,8 +482,26 @@ class RuleEngine:
         if self._n_history % _MEDIAN_REFRESH == 0 or self._median is None:
             median = self.running_median()  # refreshed every few ticks: np.median is slow
             self._median = None if median is None else median.tolist()
-        medians = self._median
-        if medians is not None and self._n_history >= t.spike_min_history:
+        return self._median if self._n_history >= t.spike_min_history else None
+
+    def _push_history(self, values: list[float]) -> None:
+        """Add a tick's gradient norms (in the history's layer order) to the spike history."""
+        assert self._history is not None
+        # a layer without a gradient this tick (unused, frozen) enters as 0 and is never judged
+        self._history[:, self._n_history % self.thresholds.spike_window] = [
+            v if math.isfinite(v) else _finite(v) for v in values
+        ]
+        self._n_history += 1
+
+    def _spikes(self, q: TickQuantities, out: list[Finding]) -> None:
+        t = self.thresholds
+        layers = tuple(q.order)
+        if not layers:
+            return
+        values = [q.grad_norm.get(n, math.nan) for n in layers]
+        medians = self._spike_medians(layers)
+        history = self._history
+        if medians is not None and history is not None:
             # plain floats: NumPy's per-call overhead exceeds the work for a few layers
             for i, (name, value, med) in enumerate(zip(layers, values, medians, strict=True)):
                 if not med > 0:
@@ -451,7 +510,7 @@ class RuleEngine:
                 if math.isfinite(f) and f > t.spike_factor:
                     # a jump, not a trend: gradients that grow steadily while a model learns
                     # leave the window's median behind but not the median of the last ticks
-                    recent = self._recent_median(self._history, i)
+                    recent = self._recent_median(history, i)
                     if recent > med:
                         med, f = recent, value / recent
                     if not f > t.spike_factor:
@@ -474,11 +533,7 @@ class RuleEngine:
                             "learning rate",
                         ),
                     )
-        # a layer without a gradient this tick (unused, frozen) enters as 0 and is never judged
-        self._history[:, self._n_history % t.spike_window] = [
-            v if math.isfinite(v) else _finite(v) for v in values
-        ]
-        self._n_history += 1
+        self._push_history(values)
 
     def _recent_median(self, history: npt.NDArray[np.float64], layer: int) -> float:
         """Median gradient norm of one layer over the last ``spike_recent`` ticks."""
