@@ -13,6 +13,7 @@ from torch import nn
 
 from nndoctor import Monitor
 from nndoctor.exceptions import InvalidParameterError
+from nndoctor.report._monitor import _monitor_log_sections
 from nndoctor.stability.monitor._monitor import MAX_PERIOD
 
 
@@ -150,6 +151,9 @@ def test_a_tiny_step_is_sampled_and_the_accounting_says_what_it_costs() -> None:
     # says so when even the cheapest schedule cannot keep the budget
     assert acct["overhead"] == pytest.approx(mon._cost(acct["period"]["activations"]))
     assert acct["within_budget"] == (acct["overhead"] <= 0.05)
+    # the floor is what no period removes: the cost of the light ticks alone
+    assert acct["floor"] > 0
+    assert acct["floor"] == pytest.approx(acct["own_s"]["light"] / acct["step_s"])
     if not acct["within_budget"]:
         assert acct["period"]["activations"] == MAX_PERIOD
     log = mon.summary()
@@ -296,3 +300,18 @@ def test_at_period_one_a_light_tick_now_and_then_keeps_the_light_cost_measured()
     assert acct["ticks"]["light"] <= 40 // 4  # still mostly detailed
     detailed = [rec["sampling"]["detailed"] for rec in mon._tick_records()]
     assert not all(detailed[20:])  # a light tick late in the run, not only the early one
+
+
+def test_over_budget_the_report_says_what_the_every_tick_work_alone_costs() -> None:
+    """On a sub-millisecond step even the light ticks exceed 5 %: the report says by how much,
+    so the user knows that no period keeps the budget (and why)."""
+    torch.manual_seed(0)
+    mon = _timed_run(mlp(6, 8, d_in=8), 40, 0.0)
+    acct = mon.overhead()
+    assert not acct["within_budget"]
+    assert acct["floor"] > 0.05
+    log = mon.summary()
+    assert log.sampling["floor"] == pytest.approx(acct["floor"])
+    (section,) = [s for s in _monitor_log_sections(log) if s.title == "Training monitor: sampling"]
+    assert "over budget even at the longest period" in section.verdict
+    assert f"(the every-tick work alone: {acct['floor']:.1%})" in section.verdict

@@ -157,6 +157,9 @@ def _monitor_log_sections(result: MonitorLog, *, figures: bool = False) -> list[
             verdict = f"the monitor's own cost: {cost} of the step (budget {budget:.0%})"
         if budget is not None and not sampling.get("within_budget", True):
             verdict += "; over budget even at the longest period"
+            floor = sampling.get("floor")
+            if isinstance(floor, int | float) and math.isfinite(floor):
+                verdict += f" (the every-tick work alone: {floor:.1%})"
         ticks = sampling.get("ticks", {})
         verdict += f"; ticks detailed/light: {ticks.get('detailed', 0)}/{ticks.get('light', 0)}"
         sections.append(

@@ -761,8 +761,10 @@ class Monitor:
             # unless it overflows (then the tick checks them one by one)
             host = vec.tolist() if vec is not None else []
             finite = math.isfinite(sum(host))
-            if self._loss is not None and self._loss.device.type == "cpu":
-                finite = finite and math.isfinite(float(self._loss.reshape(-1).sum()))
+            loss = self._loss
+            if loss is not None and loss.device.type == "cpu":
+                total = loss if loss.dim() == 0 else loss.reshape(-1).sum()
+                finite = finite and math.isfinite(float(total))
         self._pre_host = host if finite else None
         self._pre_norms = norms if want_grad else None
         self._pre_vec = vec if want_grad and self._world == 1 else None
@@ -966,7 +968,10 @@ class Monitor:
         dict
             ``period``: per quantity, every how many ticks it is measured now (1: every tick);
             ``overhead``: the monitor's estimated cost per step as a fraction of the user's step
-            (NaN until a light and a detailed tick have been timed); ``own_s``: its own seconds
+            (NaN until a light and a detailed tick have been timed); ``floor``: the same for the
+            work done on every tick whatever the period (a light tick: the non-finite check,
+            gradient norms, the update-ratio estimate, the rules and the log line), the least
+            any schedule can cost; ``own_s``: its own seconds
             per tick on light and detailed ticks; ``step_s``: the user's step in seconds;
             ``ticks``: how many ticks were detailed and light; ``budget``; ``within_budget``.
             With ``budget=None`` nothing is sampled and the wall-clock entries (``overhead``,
@@ -1006,10 +1011,12 @@ class Monitor:
             # a run without a budget (the checkup's) gives the same log for the same seed
             return {"budget": None, "period": periods, "within_budget": True,
                     "ticks": dict(self._counts)}  # fmt: skip
+        light = med.get("own_light", math.nan)
         return {
             "budget": self.budget,
             "period": periods,
             "overhead": overhead,
+            "floor": light / user if user > 0 else math.nan,
             "within_budget": self.budget is None or overhead <= self.budget,
             "own_s": {k[4:]: v for k, v in med.items() if k.startswith("own_")},
             "step_s": user,
