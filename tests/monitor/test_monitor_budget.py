@@ -314,4 +314,4 @@ def test_over_budget_the_report_says_what_the_every_tick_work_alone_costs() -> N
     assert log.sampling["floor"] == pytest.approx(acct["floor"])
     (section,) = [s for s in _monitor_log_sections(log) if s.title == "Training monitor: sampling"]
     assert "over budget even at the longest period" in section.verdict
-    assert f"(the every-tick work alone: {acct['floor']:.1%})" in section.verdict
+    assert f"(the every-tick work alone: {acct['floor']:.1%}; Monitor(every=k)" in section.verdict

@@ -159,7 +159,10 @@ def _monitor_log_sections(result: MonitorLog, *, figures: bool = False) -> list[
             verdict += "; over budget even at the longest period"
             floor = sampling.get("floor")
             if isinstance(floor, int | float) and math.isfinite(floor):
-                verdict += f" (the every-tick work alone: {floor:.1%})"
+                verdict += (
+                    f" (the every-tick work alone: {floor:.1%}; Monitor(every=k) does it on"
+                    " every k-th step only)"
+                )
         ticks = sampling.get("ticks", {})
         verdict += f"; ticks detailed/light: {ticks.get('detailed', 0)}/{ticks.get('light', 0)}"
         sections.append(
