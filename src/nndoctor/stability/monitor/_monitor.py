@@ -34,7 +34,11 @@ from nndoctor.stability.monitor._log import (
 )
 from nndoctor.stability.monitor._nonfinite import NonFiniteLocation, rerun_batch
 from nndoctor.stability.monitor._plan import TickMeta, TickPlan
-from nndoctor.stability.monitor._quantities import TickQuantities, layer_effective_units
+from nndoctor.stability.monitor._quantities import (
+    TickQuantities,
+    dense_grad,
+    layer_effective_units,
+)
 from nndoctor.stability.monitor._rules import (
     Finding,
     MonitorThresholds,
@@ -767,7 +771,7 @@ class Monitor:
 
     def _grads(self) -> tuple[list[torch.Tensor], list[int]]:
         """The gradients that exist and the layer of each."""
-        grads = [p.grad for p in self._params]
+        grads = [None if p.grad is None else dense_grad(p.grad) for p in self._params]
         col = self._require_collector()
         if all(g is not None for g in grads):
             return grads, col.param_layer  # type: ignore[return-value]
@@ -1533,7 +1537,7 @@ class Monitor:
                     if p.grad is not None
                 ]
                 q.grad_nonfinite_count[name] = float(
-                    sum(int((~torch.isfinite(g)).sum()) for g in grads)
+                    sum(int((~torch.isfinite(dense_grad(g))).sum()) for g in grads)
                 )
         loc = self._localize(step)
         self._sub_step = -1  # the weights may have been restored: gather them again

@@ -69,6 +69,25 @@ _TANH_FAMILY: tuple[type[nn.Module], ...] = (nn.Tanh, nn.Hardtanh, nn.Softsign)
 _SIGMOID_FAMILY: tuple[type[nn.Module], ...] = (nn.Sigmoid, nn.Hardsigmoid)
 
 
+def dense_grad(grad: torch.Tensor) -> torch.Tensor:
+    """The stored entries of a gradient: itself when dense, its coalesced values when sparse.
+
+    ``nn.Embedding(sparse=True)`` (with ``SparseAdam`` or ``SGD``) leaves a sparse COO
+    gradient, on which ``torch._foreach_norm`` and ``isfinite`` have no kernel. The values of
+    the coalesced tensor have the same norm and the same non-finite entries (the implicit
+    zeros are finite), so every per-parameter reduction reads them instead.
+
+    Examples
+    --------
+    >>> g = torch.sparse_coo_tensor([[0, 0, 2]], [3.0, 1.0, 0.0], (4,))
+    >>> float(torch.linalg.vector_norm(dense_grad(g)))
+    4.0
+    """
+    if grad.layout == torch.sparse_coo:
+        return grad.coalesce().values()
+    return grad
+
+
 def activation_kind(module: nn.Module) -> ActivationKind | None:
     """Which family an activation module belongs to (``None`` for other modules).
 
