@@ -68,3 +68,35 @@ def test_sparse_embedding_nan_is_caught_at_its_step(tmp_path: Path) -> None:
         # row 3 of the embedding turns NaN before step 9 (1-based); the NaN reaches the
         # loss as soon as a batch looks row 3 up, which this seeded batch does
         _train(tmp_path, 12, nan_at=8)
+
+
+def test_two_watched_optimizers_make_one_monitor_step_per_training_step(tmp_path: Path) -> None:
+    # before: each watched optimizer's post-step hook called step(): 2 monitor steps per
+    # training step, so step numbers (and a NonFiniteError's step) were doubled
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    body = torch.optim.Adam(model[0].parameters(), lr=1e-3)
+    head = torch.optim.SGD(model[2].parameters(), lr=0.05)
+    gen = torch.Generator().manual_seed(1)
+    with Monitor(model, log_dir=tmp_path) as monitor:
+        monitor.watch(body)
+        monitor.watch(head)
+        for step in range(10):
+            if step == 7:
+                with torch.no_grad():
+                    model[2].weight[0, 0] = float("nan")
+            x = torch.randn(8, 16, generator=gen)
+            y = torch.randint(0, 4, (8,), generator=gen)
+            body.zero_grad()
+            head.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            body.step()
+            if step == 7:
+                assert monitor.step_count == 7  # the round waits for the head's step
+                with pytest.raises(NonFiniteError, match="step 8"):
+                    head.step()
+                break
+            head.step()
+            monitor.record_loss(loss)
+            assert monitor.step_count == step + 1

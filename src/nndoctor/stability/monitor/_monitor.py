@@ -349,6 +349,8 @@ class Monitor:
         self._global_handle: Any = None
         self._param_ids: set[int] = set()
         self._our_optimizers: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+        self._watched: set[int] = set()  # ids of the optimizers that watch() hooked
+        self._stepped: set[int] = set()  # those of them that stepped since the last step()
         self._scratch: list[torch.Tensor] | None = None
         self._loss: torch.Tensor | None = None
         self._opt_handles: list[Any] = []
@@ -476,6 +478,8 @@ class Monitor:
         for h in self._opt_handles:
             h.remove()
         self._opt_handles.clear()
+        self._watched.clear()
+        self._stepped.clear()
         if self._global_handle is not None:
             self._global_handle.remove()
             self._global_handle = None
@@ -516,6 +520,9 @@ class Monitor:
 
         A post-step hook calls :meth:`step`; a pre-step hook clips (``clip``) and, with
         ``on_nonfinite="skip"``, keeps a step with non-finite gradients from being applied.
+        With several watched optimizers (one per part of the model), one training step is
+        one monitor step: :meth:`step` runs once every watched optimizer has stepped since
+        the last one, or when one steps a second time first (one that steps less often).
         Returns the monitor.
         """
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -531,7 +538,14 @@ class Monitor:
             if self.on_nonfinite == "skip":
                 self._guard()
 
+        key = id(optimizer)
+        self._watched.add(key)
+
         def post(opt: Any, args: Any, kwargs: Any) -> None:
+            if key not in self._stepped and self._stepped | {key} < self._watched:
+                self._stepped.add(key)  # the round goes on: other optimizers step next
+                return
+            self._stepped.clear()
             self.step()
 
         self._opt_handles.append(optimizer.register_step_pre_hook(pre))
