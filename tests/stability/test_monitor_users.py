@@ -100,3 +100,27 @@ def test_two_watched_optimizers_make_one_monitor_step_per_training_step(tmp_path
             head.step()
             monitor.record_loss(loss)
             assert monitor.step_count == step + 1
+
+
+def test_clip_works_with_sparse_gradients(tmp_path: Path) -> None:
+    # before: torch's foreach clip_grad_norm_ raised NotImplementedError on the sparse gradient
+    torch.manual_seed(0)
+    model = _SparseBag()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    gen = torch.Generator().manual_seed(1)
+    with Monitor(model, log_dir=tmp_path, clip=1e-3).watch(opt):
+        for _ in range(3):
+            before = [p.detach().clone() for p in model.parameters()]
+            x = torch.randint(0, 50, (8, 5), generator=gen)
+            y = torch.randint(0, 4, (8,), generator=gen)
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            moved = torch.stack(
+                [
+                    torch.linalg.vector_norm(p.detach() - b)
+                    for p, b in zip(model.parameters(), before, strict=True)
+                ]
+            )
+            # SGD with lr 1: the whole update is the clipped gradient, of total norm 1e-3
+            assert float(torch.linalg.vector_norm(moved)) == pytest.approx(1e-3, rel=1e-3)

@@ -36,6 +36,7 @@ from nndoctor.stability.monitor._nonfinite import NonFiniteLocation, rerun_batch
 from nndoctor.stability.monitor._plan import TickMeta, TickPlan
 from nndoctor.stability.monitor._quantities import (
     TickQuantities,
+    clip_grad_norm_any,
     dense_grad,
     layer_effective_units,
 )
@@ -812,7 +813,7 @@ class Monitor:
         if grads:
             # a weight shared by two layers (GPT-2's tied embedding and head) counts once
             unique = {id(p): p for p in self._params if p.grad is not None}
-            torch.nn.utils.clip_grad_norm_(list(unique.values()), max_norm, foreach=True)
+            clip_grad_norm_any(list(unique.values()), max_norm)
         self._clipped_at = max_norm
         return max_norm
 

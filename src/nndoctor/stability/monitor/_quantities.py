@@ -88,6 +88,33 @@ def dense_grad(grad: torch.Tensor) -> torch.Tensor:
     return grad
 
 
+def clip_grad_norm_any(params: list[nn.Parameter], max_norm: float) -> None:
+    """``torch.nn.utils.clip_grad_norm_`` that also takes sparse gradients.
+
+    Dense gradients only: torch's own foreach clip (bitwise the same as before). With a
+    sparse one (which torch's foreach norm rejects) the same rule
+    :math:`g \\leftarrow g \\min(1, c / (\\|g\\|_2 + 10^{-6}))` over all gradients, the norm read
+    from the coalesced values (:func:`dense_grad`).
+
+    Examples
+    --------
+    >>> w = nn.Parameter(torch.zeros(4))
+    >>> w.grad = torch.sparse_coo_tensor([[0, 2]], [3.0, 4.0], (4,))
+    >>> clip_grad_norm_any([w], 1.0)
+    >>> round(float(torch.linalg.vector_norm(dense_grad(w.grad))), 4)
+    1.0
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not any(g.layout == torch.sparse_coo for g in grads):
+        torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+        return
+    norms = [torch.linalg.vector_norm(dense_grad(g)) for g in grads]
+    total = torch.linalg.vector_norm(torch.stack(norms))
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(coef.to(g.device, g.dtype))
+
+
 def activation_kind(module: nn.Module) -> ActivationKind | None:
     """Which family an activation module belongs to (``None`` for other modules).
 
