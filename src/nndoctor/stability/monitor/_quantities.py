@@ -88,7 +88,7 @@ def dense_grad(grad: torch.Tensor) -> torch.Tensor:
     return grad
 
 
-def clip_grad_norm_any(params: list[nn.Parameter], max_norm: float) -> None:
+def clip_grad_norm_any(params: list[torch.Tensor], max_norm: float) -> None:
     """``torch.nn.utils.clip_grad_norm_`` that also takes sparse gradients.
 
     Dense gradients only: torch's own foreach clip (bitwise the same as before). With a
