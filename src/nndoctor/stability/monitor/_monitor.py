@@ -36,7 +36,12 @@ from nndoctor.stability.monitor._log import (
 )
 from nndoctor.stability.monitor._nonfinite import NonFiniteLocation, rerun_batch
 from nndoctor.stability.monitor._plan import TickMeta, TickPlan
-from nndoctor.stability.monitor._quantities import TickQuantities, layer_effective_units
+from nndoctor.stability.monitor._quantities import (
+    TickQuantities,
+    clip_grad_norm_any,
+    dense_grad,
+    layer_effective_units,
+)
 from nndoctor.stability.monitor._rules import (
     Finding,
     MonitorThresholds,
@@ -350,6 +355,8 @@ class Monitor:
         self._global_handle: Any = None
         self._param_ids: set[int] = set()
         self._our_optimizers: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+        self._watched: set[int] = set()  # ids of the optimizers that watch() hooked
+        self._stepped: set[int] = set()  # those of them that stepped since the last step()
         self._scratch: list[torch.Tensor] | None = None
         self._loss: torch.Tensor | None = None
         self._opt_handles: list[Any] = []
@@ -477,6 +484,8 @@ class Monitor:
         for h in self._opt_handles:
             h.remove()
         self._opt_handles.clear()
+        self._watched.clear()
+        self._stepped.clear()
         if self._global_handle is not None:
             self._global_handle.remove()
             self._global_handle = None
@@ -517,6 +526,9 @@ class Monitor:
 
         A post-step hook calls :meth:`step`; a pre-step hook clips (``clip``) and, with
         ``on_nonfinite="skip"``, keeps a step with non-finite gradients from being applied.
+        With several watched optimizers (one per part of the model), one training step is
+        one monitor step: :meth:`step` runs once every watched optimizer has stepped since
+        the last one, or when one steps a second time first (one that steps less often).
         Returns the monitor.
         """
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -532,7 +544,14 @@ class Monitor:
             if self.on_nonfinite == "skip":
                 self._guard()
 
+        key = id(optimizer)
+        self._watched.add(key)
+
         def post(opt: Any, args: Any, kwargs: Any) -> None:
+            if key not in self._stepped and self._stepped | {key} < self._watched:
+                self._stepped.add(key)  # the round goes on: other optimizers step next
+                return
+            self._stepped.clear()
             self.step()
 
         self._opt_handles.append(optimizer.register_step_pre_hook(pre))
@@ -774,7 +793,7 @@ class Monitor:
 
     def _grads(self) -> tuple[list[torch.Tensor], list[int]]:
         """The gradients that exist and the layer of each."""
-        grads = [p.grad for p in self._params]
+        grads = [None if p.grad is None else dense_grad(p.grad) for p in self._params]
         col = self._require_collector()
         if all(g is not None for g in grads):
             return grads, col.param_layer  # type: ignore[return-value]
@@ -801,7 +820,7 @@ class Monitor:
         if grads:
             # a weight shared by two layers (GPT-2's tied embedding and head) counts once
             unique = {id(p): p for p in self._params if p.grad is not None}
-            torch.nn.utils.clip_grad_norm_(list(unique.values()), max_norm, foreach=True)
+            clip_grad_norm_any(list(unique.values()), max_norm)
         self._clipped_at = max_norm
         return max_norm
 
@@ -1603,7 +1622,7 @@ class Monitor:
                     if p.grad is not None
                 ]
                 q.grad_nonfinite_count[name] = float(
-                    sum(int((~torch.isfinite(g)).sum()) for g in grads)
+                    sum(int((~torch.isfinite(dense_grad(g))).sum()) for g in grads)
                 )
         loc = self._localize(step)
         self._sub_step = -1  # the weights may have been restored: gather them again

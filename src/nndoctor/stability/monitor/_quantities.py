@@ -69,6 +69,52 @@ _TANH_FAMILY: tuple[type[nn.Module], ...] = (nn.Tanh, nn.Hardtanh, nn.Softsign)
 _SIGMOID_FAMILY: tuple[type[nn.Module], ...] = (nn.Sigmoid, nn.Hardsigmoid)
 
 
+def dense_grad(grad: torch.Tensor) -> torch.Tensor:
+    """The stored entries of a gradient: itself when dense, its coalesced values when sparse.
+
+    ``nn.Embedding(sparse=True)`` (with ``SparseAdam`` or ``SGD``) leaves a sparse COO
+    gradient, on which ``torch._foreach_norm`` and ``isfinite`` have no kernel. The values of
+    the coalesced tensor have the same norm and the same non-finite entries (the implicit
+    zeros are finite), so every per-parameter reduction reads them instead.
+
+    Examples
+    --------
+    >>> g = torch.sparse_coo_tensor([[0, 0, 2]], [3.0, 1.0, 0.0], (4,))
+    >>> float(torch.linalg.vector_norm(dense_grad(g)))
+    4.0
+    """
+    if grad.layout == torch.sparse_coo:
+        return grad.coalesce().values()
+    return grad
+
+
+def clip_grad_norm_any(params: list[torch.Tensor], max_norm: float) -> None:
+    """``torch.nn.utils.clip_grad_norm_`` that also takes sparse gradients.
+
+    Dense gradients only: torch's own foreach clip (bitwise the same as before). With a
+    sparse one (which torch's foreach norm rejects) the same rule
+    :math:`g \\leftarrow g \\min(1, c / (\\|g\\|_2 + 10^{-6}))` over all gradients, the norm read
+    from the coalesced values (:func:`dense_grad`).
+
+    Examples
+    --------
+    >>> w = nn.Parameter(torch.zeros(4))
+    >>> w.grad = torch.sparse_coo_tensor([[0, 2]], [3.0, 4.0], (4,))
+    >>> clip_grad_norm_any([w], 1.0)
+    >>> round(float(torch.linalg.vector_norm(dense_grad(w.grad))), 4)
+    1.0
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not any(g.layout == torch.sparse_coo for g in grads):
+        torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+        return
+    norms = [torch.linalg.vector_norm(dense_grad(g)) for g in grads]
+    total = torch.linalg.vector_norm(torch.stack(norms))
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(coef.to(g.device, g.dtype))
+
+
 def activation_kind(module: nn.Module) -> ActivationKind | None:
     """Which family an activation module belongs to (``None`` for other modules).
 
