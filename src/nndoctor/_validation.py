@@ -90,6 +90,7 @@ def check_matrix(
     ...
     nndoctor.exceptions.DataValidationError: X holds 1 NaN or infinite value(s); ...
     """
+    columns = getattr(data, "columns", None)  # a DataFrame's names, to say which column is bad
     arr = to_numpy(data, name=name)
     if arr.dtype.kind not in "biuf":
         if arr.dtype.kind == "O" or arr.dtype.kind in "USV":
@@ -109,7 +110,11 @@ def check_matrix(
         arr = arr[:, None]
     check_table_shape(tuple(arr.shape), name=name, min_rows=min_rows)
     if not allow_nan:
-        check_no_nonfinite(int(np.count_nonzero(~np.isfinite(arr))), name=name)
+        bad = ~np.isfinite(arr)
+        where = None
+        if columns is not None and len(columns) == arr.shape[1]:
+            where = [str(c) for c, n in zip(columns, bad.sum(axis=0), strict=True) if n]
+        check_no_nonfinite(int(np.count_nonzero(bad)), name=name, columns=where)
     return arr
 
 
@@ -135,11 +140,19 @@ def check_table_shape(shape: tuple[int, ...], *, name: str, min_rows: int = 1) -
         raise DataValidationError(f"{name} has no columns; pass at least one feature")
 
 
-def check_no_nonfinite(count: int, *, name: str) -> None:
-    """Raise when ``count`` (the number of NaN or infinite entries of ``name``) is not 0."""
+def check_no_nonfinite(count: int, *, name: str, columns: list[str] | None = None) -> None:
+    """Raise when ``count`` (the number of NaN or infinite entries of ``name``) is not 0.
+
+    ``columns``, when known, names the columns that hold them (the message then says where).
+    """
     if count:
+        where = ""
+        if columns:
+            shown = ", ".join(repr(c) for c in columns[:5])
+            more = f" and {len(columns) - 5} more" if len(columns) > 5 else ""
+            where = f" in column(s) {shown}{more}"
         raise DataValidationError(
-            f"{name} holds {count} NaN or infinite value(s); drop or impute them first"
+            f"{name} holds {count} NaN or infinite value(s){where}; drop or impute them first"
         )
 
 
