@@ -405,6 +405,11 @@ IO_CASES: list[tuple[str, Callable[[Path], object], type[Exception], tuple[str, 
      ("raises", "factory boom")),
     ("file does not import", lambda d: _io.load_model(f"{d}/syntax.py:good"),
      InvalidParameterError, ("syntax.py", "SyntaxError")),
+    # was: "is not of the form 'file.py:factory'", for a file that exists and for one that does not
+    ("file without its factory", lambda d: _io.load_model(f"{d}/m.py"), InvalidParameterError,
+     ("m.py", "defines 'good', 'raises'", "m.py:good'")),
+    ("missing file without factory", lambda d: _io.load_model(f"{d}/nope.py"),
+     InvalidParameterError, ("nope.py", "does not exist")),
     # was: FileNotFoundError / IndexError (pop from empty list) / RuntimeError (size mismatch)
     ("weights missing", lambda d: _io.load_model(f"{d}/m.py:good", weights=d / "nope.pt"),
      InvalidParameterError, ("nope.pt", "does not exist")),
