@@ -96,6 +96,15 @@ class _ForwardFails(nn.Module):
         raise RuntimeError("boom in forward")
 
 
+class _TwoInputs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.lin(x) * mask
+
+
 def _raise_zero_division(out: Any) -> torch.Tensor:
     raise ZeroDivisionError("in the loss")
 
@@ -236,6 +245,9 @@ CASES: list[Case] = [
      ("loss_fn", "callable")),
     ("probe loss_fn raises", lambda: probe(mlp(), XIN, loss_fn=_raise_zero_division),
      InvalidParameterError, ("loss_fn", "ZeroDivisionError")),
+    # was: "missing 1 required positional argument: 'mask' ...; pass a batch of the shape ..."
+    ("probe forward needs two inputs", lambda: probe(_TwoInputs(), XIN), DataValidationError,
+     ("forward needs 2 inputs (x, mask) but is given 1", "wrap it in a module")),
     ("probe no parameters", lambda: probe(nn.Sequential(nn.ReLU()), XIN), DataValidationError,
      ("no parameters",)),
     ("probe model=str", lambda: probe("x", XIN), InvalidParameterError, ("torch.nn.Module",)),

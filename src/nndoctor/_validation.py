@@ -556,7 +556,28 @@ def check_inputs(args: tuple[Any, ...]) -> None:
         check_finite_tensor(a, name=name)
 
 
+def _arity_hint(model: nn.Module, args: tuple[Any, ...]) -> str:
+    """Say so when ``model.forward`` needs more positional inputs than it is given."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C forward: nothing to say
+        return ""
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    needed = [p.name for p in params if p.kind in kinds and p.default is inspect.Parameter.empty]
+    if len(needed) <= len(args):
+        return ""
+    return (
+        f"; the model's forward needs {len(needed)} inputs ({', '.join(needed)}) but is given "
+        f"{len(args)}: wrap it in a module whose forward takes one batch and supplies the rest"
+    )
+
+
 def _shape_hint(model: nn.Module, args: tuple[Any, ...]) -> str:
+    arity = _arity_hint(model, args)
+    if arity:
+        return arity
     first = next((m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)), None)
     x = args[0]
     weight = next((p for p in model.parameters() if p.is_floating_point()), None)
@@ -598,8 +619,13 @@ def forward_errors(model: nn.Module, args: tuple[Any, ...]) -> Iterator[None]:
         shapes = ", ".join(
             str(tuple(a.shape)) if isinstance(a, torch.Tensor) else type(a).__name__ for a in args
         )
+        hint = _shape_hint(model, args)
+        fix = (
+            ""
+            if hint.endswith("supplies the rest")
+            else "; pass a batch of the shape the model expects"
+        )
         raise DataValidationError(
             f"the model's forward pass failed on inputs of shape {shapes} "
-            f"({type(err).__name__}: {err}){_shape_hint(model, args)}; pass a batch of the "
-            "shape the model expects"
+            f"({type(err).__name__}: {err}){hint}{fix}"
         ) from err
