@@ -118,6 +118,27 @@ def check_matrix(
     return arr
 
 
+def label_spelling_hint(unseen: Iterable[Any], classes: Iterable[Any]) -> str:
+    """A clause naming the source labels that ``unseen`` target labels differ from only in
+    case or surrounding spaces (``''`` when none do), for the "class never seen" errors.
+
+    Examples
+    --------
+    >>> label_spelling_hint(["Benign", "x"], ["benign", "malignant"])
+    " ('Benign' is written 'benign' in the source: write the labels the same way in both tables)"
+    """
+    spelled = {str(c).strip().casefold(): str(c) for c in classes}
+    pairs = [
+        (str(u), spelled[str(u).strip().casefold()])
+        for u in unseen
+        if str(u).strip().casefold() in spelled
+    ]
+    if not pairs:
+        return ""
+    said = ", ".join(f"{u!r} is written {c!r}" for u, c in pairs[:5])
+    return f" ({said} in the source: write the labels the same way in both tables)"
+
+
 def check_table_shape(shape: tuple[int, ...], *, name: str, min_rows: int = 1) -> None:
     """Raise unless ``shape`` is that of a 2-D table with ``min_rows`` rows and a column.
 
