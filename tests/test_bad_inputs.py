@@ -96,6 +96,15 @@ class _ForwardFails(nn.Module):
         raise RuntimeError("boom in forward")
 
 
+class _TwoInputs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.lin(x) * mask
+
+
 def _raise_zero_division(out: Any) -> torch.Tensor:
     raise ZeroDivisionError("in the loss")
 
@@ -236,6 +245,9 @@ CASES: list[Case] = [
      ("loss_fn", "callable")),
     ("probe loss_fn raises", lambda: probe(mlp(), XIN, loss_fn=_raise_zero_division),
      InvalidParameterError, ("loss_fn", "ZeroDivisionError")),
+    # was: "missing 1 required positional argument: 'mask' ...; pass a batch of the shape ..."
+    ("probe forward needs two inputs", lambda: probe(_TwoInputs(), XIN), DataValidationError,
+     ("forward needs 2 inputs (x, mask) but is given 1", "wrap it in a module")),
     ("probe no parameters", lambda: probe(nn.Sequential(nn.ReLU()), XIN), DataValidationError,
      ("no parameters",)),
     ("probe model=str", lambda: probe("x", XIN), InvalidParameterError, ("torch.nn.Module",)),
@@ -405,6 +417,11 @@ IO_CASES: list[tuple[str, Callable[[Path], object], type[Exception], tuple[str, 
      ("raises", "factory boom")),
     ("file does not import", lambda d: _io.load_model(f"{d}/syntax.py:good"),
      InvalidParameterError, ("syntax.py", "SyntaxError")),
+    # was: "is not of the form 'file.py:factory'", for a file that exists and for one that does not
+    ("file without its factory", lambda d: _io.load_model(f"{d}/m.py"), InvalidParameterError,
+     ("m.py", "defines 'good', 'raises'", "m.py:good'")),
+    ("missing file without factory", lambda d: _io.load_model(f"{d}/nope.py"),
+     InvalidParameterError, ("nope.py", "does not exist")),
     # was: FileNotFoundError / IndexError (pop from empty list) / RuntimeError (size mismatch)
     ("weights missing", lambda d: _io.load_model(f"{d}/m.py:good", weights=d / "nope.pt"),
      InvalidParameterError, ("nope.pt", "does not exist")),

@@ -50,6 +50,7 @@ def d(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tgt.assign(diagnosis=tgt["diagnosis"].where(tgt.index > 3, "cyst")).to_csv(
         root / "t_unseen.csv", index=False
     )
+    tgt.assign(diagnosis=tgt["diagnosis"].str.capitalize()).to_csv(root / "t_case.csv", index=False)
     pool = _table(rng, 240)
     cov = pool[pool["texture"] > pool["texture"].median()]  # selected on an input: covariate
     rescale = {"area": 1e-3, "radius": 1e4, "texture": -2.0, "smooth": 1e3}
@@ -97,6 +98,9 @@ BAD: list[tuple[str, tuple[str, ...], str, str, int, tuple[str, ...]]] = [
     ("text labels vs integers", (), "s_int.csv", "t.csv", 3,
      ("'diagnosis'", "text", "t.csv", "s_int.csv")),
     ("unseen class", (), "s.csv", "t_unseen.csv", 3, ("'cyst'", "t_unseen.csv", "'diagnosis'")),
+    # was: only "never occur in the source": the one-letter difference was left to the reader
+    ("labels written in another case", (), "s.csv", "t_case.csv", 3,
+     ("'Benign' is written 'benign'", "t_case.csv", "same way in both tables")),
     ("too few rows of a class", (), "s_rare.csv", "t.csv", 3,
      ("'rare' (3)", "s_rare.csv", "'diagnosis'")),
     ("missing feature values", (), "s_nan.csv", "t.csv", 3,

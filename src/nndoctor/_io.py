@@ -12,6 +12,7 @@ import contextlib
 import difflib
 import importlib
 import importlib.util
+import inspect
 import os
 import random
 import sys
@@ -44,31 +45,39 @@ __all__ = [
 ]
 
 
+def _factory_candidates(module: Any) -> list[str]:
+    """Names of the ``nn.Module`` classes and the functions a user's file defines itself."""
+    names = []
+    for name, obj in vars(module).items():
+        if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+            continue
+        if (isinstance(obj, type) and issubclass(obj, nn.Module)) or inspect.isfunction(obj):
+            names.append(name)
+    return names
+
+
 def _load_factory(spec: str) -> Any:
     target, sep, attr = spec.rpartition(":")
     if not sep or not target or not attr:
+        if spec.endswith(".py"):  # a file without its factory: say which callables it has
+            candidates = _factory_candidates(_import_file(Path(spec)))
+            pick = "build" if "build" in candidates or not candidates else candidates[0]
+            example = f"{spec}:{pick}"
+            found = (
+                f"it defines {', '.join(repr(c) for c in candidates)}"
+                if candidates
+                else "it defines no nn.Module class or function"
+            )
+            raise InvalidParameterError(
+                f"model {spec!r} names a file but not the callable that builds the network "
+                f"({found}); add it after a colon, e.g. {example!r}"
+            )
         raise InvalidParameterError(
             f"model {spec!r} is not of the form 'file.py:factory' or 'module:factory'; "
             "name the callable that builds the network after a colon"
         )
     if target.endswith(".py") or "/" in target or "\\" in target:
-        path = Path(target)
-        if not path.is_file():
-            raise InvalidParameterError(f"model file {str(path)!r} does not exist; check the path")
-        mod_name = f"_nndoctor_user_{abs(hash(path.resolve()))}"
-        module_spec = importlib.util.spec_from_file_location(mod_name, path)
-        if module_spec is None or module_spec.loader is None:
-            raise InvalidParameterError(f"model file {str(path)!r} cannot be imported as Python")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[mod_name] = module
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as err:  # the user's file: any error it raises is reported, typed
-            del sys.modules[mod_name]
-            raise InvalidParameterError(
-                f"model file {str(path)!r} failed to import ({type(err).__name__}: {err}); "
-                f"fix the file so that `python {path}` runs"
-            ) from err
+        module = _import_file(Path(target))
     else:
         try:
             module = importlib.import_module(target)
@@ -80,6 +89,27 @@ def _load_factory(spec: str) -> Any:
     if not hasattr(module, attr):
         raise InvalidParameterError(f"{target!r} has no attribute {attr!r}; check the factory name")
     return getattr(module, attr)
+
+
+def _import_file(path: Path) -> Any:
+    """Import a user's model file as a module, with typed errors."""
+    if not path.is_file():
+        raise InvalidParameterError(f"model file {str(path)!r} does not exist; check the path")
+    mod_name = f"_nndoctor_user_{abs(hash(path.resolve()))}"
+    module_spec = importlib.util.spec_from_file_location(mod_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise InvalidParameterError(f"model file {str(path)!r} cannot be imported as Python")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[mod_name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as err:  # the user's file: any error it raises is reported, typed
+        del sys.modules[mod_name]
+        raise InvalidParameterError(
+            f"model file {str(path)!r} failed to import ({type(err).__name__}: {err}); "
+            f"fix the file so that `python {path}` runs"
+        ) from err
+    return module
 
 
 def seed_everything(seed: int) -> None:

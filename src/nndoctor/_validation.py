@@ -90,6 +90,7 @@ def check_matrix(
     ...
     nndoctor.exceptions.DataValidationError: X holds 1 NaN or infinite value(s); ...
     """
+    columns = getattr(data, "columns", None)  # a DataFrame's names, to say which column is bad
     arr = to_numpy(data, name=name)
     if arr.dtype.kind not in "biuf":
         if arr.dtype.kind == "O" or arr.dtype.kind in "USV":
@@ -109,8 +110,33 @@ def check_matrix(
         arr = arr[:, None]
     check_table_shape(tuple(arr.shape), name=name, min_rows=min_rows)
     if not allow_nan:
-        check_no_nonfinite(int(np.count_nonzero(~np.isfinite(arr))), name=name)
+        bad = ~np.isfinite(arr)
+        where = None
+        if columns is not None and len(columns) == arr.shape[1]:
+            where = [str(c) for c, n in zip(columns, bad.sum(axis=0), strict=True) if n]
+        check_no_nonfinite(int(np.count_nonzero(bad)), name=name, columns=where)
     return arr
+
+
+def label_spelling_hint(unseen: Iterable[Any], classes: Iterable[Any]) -> str:
+    """A clause naming the source labels that ``unseen`` target labels differ from only in
+    case or surrounding spaces (``''`` when none do), for the "class never seen" errors.
+
+    Examples
+    --------
+    >>> label_spelling_hint(["Benign", "x"], ["benign", "malignant"])
+    " ('Benign' is written 'benign' in the source: write the labels the same way in both tables)"
+    """
+    spelled = {str(c).strip().casefold(): str(c) for c in classes}
+    pairs = [
+        (str(u), spelled[str(u).strip().casefold()])
+        for u in unseen
+        if str(u).strip().casefold() in spelled
+    ]
+    if not pairs:
+        return ""
+    said = ", ".join(f"{u!r} is written {c!r}" for u, c in pairs[:5])
+    return f" ({said} in the source: write the labels the same way in both tables)"
 
 
 def check_table_shape(shape: tuple[int, ...], *, name: str, min_rows: int = 1) -> None:
@@ -135,11 +161,19 @@ def check_table_shape(shape: tuple[int, ...], *, name: str, min_rows: int = 1) -
         raise DataValidationError(f"{name} has no columns; pass at least one feature")
 
 
-def check_no_nonfinite(count: int, *, name: str) -> None:
-    """Raise when ``count`` (the number of NaN or infinite entries of ``name``) is not 0."""
+def check_no_nonfinite(count: int, *, name: str, columns: list[str] | None = None) -> None:
+    """Raise when ``count`` (the number of NaN or infinite entries of ``name``) is not 0.
+
+    ``columns``, when known, names the columns that hold them (the message then says where).
+    """
     if count:
+        where = ""
+        if columns:
+            shown = ", ".join(repr(c) for c in columns[:5])
+            more = f" and {len(columns) - 5} more" if len(columns) > 5 else ""
+            where = f" in column(s) {shown}{more}"
         raise DataValidationError(
-            f"{name} holds {count} NaN or infinite value(s); drop or impute them first"
+            f"{name} holds {count} NaN or infinite value(s){where}; drop or impute them first"
         )
 
 
@@ -543,7 +577,28 @@ def check_inputs(args: tuple[Any, ...]) -> None:
         check_finite_tensor(a, name=name)
 
 
+def _arity_hint(model: nn.Module, args: tuple[Any, ...]) -> str:
+    """Say so when ``model.forward`` needs more positional inputs than it is given."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C forward: nothing to say
+        return ""
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    needed = [p.name for p in params if p.kind in kinds and p.default is inspect.Parameter.empty]
+    if len(needed) <= len(args):
+        return ""
+    return (
+        f"; the model's forward needs {len(needed)} inputs ({', '.join(needed)}) but is given "
+        f"{len(args)}: wrap it in a module whose forward takes one batch and supplies the rest"
+    )
+
+
 def _shape_hint(model: nn.Module, args: tuple[Any, ...]) -> str:
+    arity = _arity_hint(model, args)
+    if arity:
+        return arity
     first = next((m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)), None)
     x = args[0]
     weight = next((p for p in model.parameters() if p.is_floating_point()), None)
@@ -585,8 +640,13 @@ def forward_errors(model: nn.Module, args: tuple[Any, ...]) -> Iterator[None]:
         shapes = ", ".join(
             str(tuple(a.shape)) if isinstance(a, torch.Tensor) else type(a).__name__ for a in args
         )
+        hint = _shape_hint(model, args)
+        fix = (
+            ""
+            if hint.endswith("supplies the rest")
+            else "; pass a batch of the shape the model expects"
+        )
         raise DataValidationError(
             f"the model's forward pass failed on inputs of shape {shapes} "
-            f"({type(err).__name__}: {err}){_shape_hint(model, args)}; pass a batch of the "
-            "shape the model expects"
+            f"({type(err).__name__}: {err}){hint}{fix}"
         ) from err

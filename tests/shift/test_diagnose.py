@@ -154,6 +154,11 @@ def test_bad_input() -> None:
         diagnose(Xs, ys[:10], Xt)
     with pytest.raises(DataValidationError, match="never occur in source_y"):
         diagnose(Xs, ys, Xt, np.full(Xt.shape[0], 7.0))
+    labels = np.char.add("cat", ys.astype(str))  # the target's in capitals: spelled, not new
+    with pytest.raises(
+        DataValidationError, match=r"'Cat0' is written 'cat0', .* in the source: write"
+    ):
+        diagnose(Xs, labels, Xt, np.char.capitalize(labels[: len(Xt)]))
     with pytest.raises(DataValidationError, match="NaN"):
         diagnose(np.where(Xs > 3, np.nan, Xs), ys, Xt)
     with pytest.raises(DataValidationError, match="at least two classes"):

@@ -82,6 +82,25 @@ def test_each_command_names_the_file_whose_values_are_bad(tmp_path: Path) -> Non
         assert f"the target table ({t}) holds 60 NaN or infinite value(s)" in res.stderr, command
 
 
+def test_weights_and_diagnose_name_the_column_that_is_all_missing(tmp_path: Path) -> None:
+    """Regression: a column left empty in the target stopped `shift weights` and `shift diagnose`
+    with only a count of NaN values, not which column held them; no weights file is written."""
+    src, tgt = _frames()
+    s, t = tmp_path / "src.csv", tmp_path / "tgt.csv"
+    src.assign(y=np.arange(60) % 2).to_csv(s, index=False)
+    tgt.assign(b=np.nan, y=np.arange(60) % 2).to_csv(t, index=False)
+    out = tmp_path / "w.csv"
+    for command in (
+        ["shift", "diagnose", "--label", "y"],
+        ["shift", "weights", "--label", "y", "--out", str(out)],
+    ):
+        res = runner.invoke(app, [*command, "--source", str(s), "--target", str(t)])
+        assert res.exit_code == 3, (command, res.output)
+        assert "holds 60 NaN or infinite value(s) in column(s) 'b';" in res.stderr, command
+        assert "Traceback" not in res.output, command
+    assert not out.exists()
+
+
 def test_python_api_uses_the_names_it_is_given() -> None:
     src, tgt = _frames()
     bad = tgt.assign(b=np.inf)

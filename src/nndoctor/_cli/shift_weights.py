@@ -98,7 +98,14 @@ def weights_cmd(
             source, target, label=label, exclude=exclude, include=include, source_frame=src_frame
         )
         drop = [label] if label is not None else []
-        (Xs, Xt), _ = _features([src, tgt.drop(columns=drop, errors="ignore")], drop)
+        (Xs_arr, Xt_arr), feature_names = _features(
+            [src, tgt.drop(columns=drop, errors="ignore")], drop
+        )
+        import pandas as pd
+
+        # as frames, so that a bad value is reported with its column's name
+        Xs = pd.DataFrame(Xs_arr, columns=feature_names)
+        Xt = pd.DataFrame(Xt_arr, columns=feature_names)
         if column in src_frame.columns:
             raise InvalidParameterError(
                 f"the source table already has a column {column!r}; choose another --column"

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nndoctor._io import seed_everything
+from nndoctor._validation import label_spelling_hint
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
 
 __all__ = [
@@ -176,7 +177,8 @@ def _check_labels(src: Any, tgt: Any, label: str, names: tuple[str, str]) -> tup
         if unseen:
             raise DataValidationError(
                 f"label column {label!r} of {names[1]} holds class(es) "
-                f"{', '.join(map(repr, unseen[:5]))} that never occur in {names[0]}; a model "
+                f"{', '.join(map(repr, unseen[:5]))} that never occur in {names[0]}"
+                f"{label_spelling_hint(unseen, classes)}; a model "
                 "cannot predict a class it never saw: drop those rows or add them to the source"
             )
         y_target[known] = np.searchsorted(classes, kt_str)

@@ -49,6 +49,7 @@ from nndoctor._validation import (
     check_random_state,
     check_same_features,
     check_unit_interval,
+    label_spelling_hint,
     to_numpy,
 )
 from nndoctor.exceptions import DataValidationError, InvalidParameterError, LowOverlapWarning
@@ -309,7 +310,8 @@ def _encode_labels(
         if unseen.any():
             new = sorted({str(v) for v in known[unseen]})[:5]
             raise DataValidationError(
-                f"{lt} holds class(es) {', '.join(new)} that never occur in {ls}; the "
+                f"{lt} holds class(es) {', '.join(new)} that never occur in {ls}"
+                f"{label_spelling_hint(new, classes)}; the "
                 "model cannot predict a class it never saw — that is a new class, not a shift; "
                 "drop those rows or retrain with them"
             )
