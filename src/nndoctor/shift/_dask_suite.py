@@ -43,12 +43,18 @@ from nndoctor.shift._dask import _aligned, _as_dask_frame, _feature_test_rows
 from nndoctor.shift._dask_sample import sample_rows
 from nndoctor.shift._engines import DASK_SAMPLE_SIZE, register_dask, require_dask
 from nndoctor.shift._mmd import _nan_result, mmd_test
-from nndoctor.shift._suite import PLOT_FEATURES, PLOT_SAMPLE, ShiftTestReport, _plan, _untested
+from nndoctor.shift._suite import (
+    PLOT_FEATURES,
+    PLOT_SAMPLE,
+    SHORT_NAMES,
+    ShiftTestReport,
+    _plan,
+    _untested,
+    suite_rejects,
+)
 from nndoctor.shift._univariate import FeatureTestResult, _missing_error
 
 __all__ = ["compare_samples"]
-
-_SHORT = {"features": "features", "mmd": "mmd", "classifier": "c2st", "bbsd": "bbsd"}
 
 
 def _numeric_columns(frame: Any, cols: list[str]) -> list[str]:
@@ -205,12 +211,14 @@ def compare_samples(
                 "tables with numeric features, or leave --model out"
             )
     samples = _plot_samples(results.get("features"), dx, dy, rng, given)
-    drift = any(r.drift_detected for r in results.values())
+    rejected = suite_rejects(results, alpha)
+    drift = bool(rejected)
     untested = _untested(results)
     m, n = rows if rows is not None else (0, 0)
     return ShiftTestReport(
-        methods=tuple(_SHORT[k] for k in results),
-        drift_detected=bool(drift),
+        methods=tuple(SHORT_NAMES[k] for k in results),
+        drift_detected=drift,
+        rejected=rejected,
         n_source=int(m),
         n_target=int(n),
         label=label,

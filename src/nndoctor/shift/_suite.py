@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
@@ -60,7 +61,14 @@ class ShiftTestReport(ResultMixin):
     methods : tuple of str
         The tests that ran.
     drift_detected : bool
-        Any test detected drift.
+        A test rejects after the suite's correction for running several tests (``rejected`` is
+        not empty).
+    rejected : tuple of str
+        The tests (``methods`` names) that reject "no change" with Holm's correction over the
+        tests that gave a p-value, so that the verdict's false-alarm rate is at most ``alpha``
+        whatever the number of tests: sorted by p-value, the j-th of k rejects while
+        :math:`p_{(j)} \\le \\alpha / (k - j + 1)` and the test's own verdict is "drift" (its
+        effect-size rule included). A test's own ``drift_detected`` is at ``alpha`` alone.
     features, mmd, classifier, bbsd : result or None
         Each test's full result.
     n_source, n_target : int
@@ -89,6 +97,48 @@ class ShiftTestReport(ResultMixin):
     samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     untested: tuple[str, ...] = ()
     insufficient_data: bool = False
+    rejected: tuple[str, ...] = ()
+
+
+#: what the report's ``methods`` call each result
+SHORT_NAMES = {"features": "features", "mmd": "mmd", "classifier": "c2st", "bbsd": "bbsd"}
+
+
+def suite_rejects(results: dict[str, Any], alpha: float) -> tuple[str, ...]:
+    """The tests of a suite that reject after Holm's correction over the tests that ran.
+
+    .. math:: p_{(1)} \\le \\dots \\le p_{(k)}: \\text{reject } (j) \\iff
+       \\forall i \\le j: p_{(i)} \\le \\alpha / (k - i + 1)
+
+    over the k tests with a finite p-value; a rejected test counts only when its own verdict is
+    "drift" (a per-feature test's effect-size rule can overrule its p-value). Drift is reported
+    when any test is left, so the probability of a false alarm when nothing changed is at most
+    ``alpha`` (Holm, "A simple sequentially rejective multiple test procedure", Scand. J.
+    Statist. 1979) — without it, "any of k tests at ``alpha``" alarms with probability up to
+    ``k * alpha``.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as R
+    >>> res = {"features": R(pvalue=0.03, drift_detected=True),
+    ...        "mmd": R(pvalue=0.04, drift_detected=True)}
+    >>> suite_rejects(res, 0.05)  # 0.03 > 0.05 / 2: neither survives
+    ()
+    >>> res["mmd"] = R(pvalue=0.001, drift_detected=True)
+    >>> suite_rejects(res, 0.05)  # 0.001 <= 0.025, then 0.03 <= 0.05
+    ('mmd', 'features')
+    """
+    tested = sorted(
+        (float(r.pvalue), key) for key, r in results.items() if math.isfinite(float(r.pvalue))
+    )
+    k = len(tested)
+    out: list[str] = []
+    for j, (p, key) in enumerate(tested):
+        if p > alpha / (k - j):
+            break
+        if results[key].drift_detected:
+            out.append(SHORT_NAMES[key])
+    return tuple(out)
 
 
 def _untested(results: dict[str, Any]) -> tuple[str, ...]:
@@ -125,7 +175,9 @@ def compare_samples(
 
     ``method="auto"`` runs :func:`feature_test` (KS or χ² per column), :func:`mmd_test` on the
     standardized numeric columns, and :func:`bbsd_test` when a ``model`` is given; the other
-    values run one test. Drift is reported when any test that ran rejects at ``alpha``.
+    values run one test. Drift is reported when a test rejects after Holm's correction over the
+    tests that ran (:func:`suite_rejects`), so that ``alpha`` bounds the false-alarm rate of the
+    verdict, not of each test.
 
     Dask collections (``dask.dataframe.DataFrame``, ``dask.array.Array``) run the same plan
     with the same seeds and give the same report, each test on its Dask engine
@@ -136,7 +188,7 @@ def compare_samples(
     within ``ks_error``). ``samples`` come from a random sample of the plotted columns;
     ``progress`` is not called on Dask.
 
-    .. math:: \\text{drift} \\iff \\exists\\,\\text{test}: p \\le \\alpha
+    .. math:: \\text{drift} \\iff \\min_i p_i \\le \\alpha / k \\quad (k \\text{ tests})
 
     Parameters
     ----------
@@ -221,12 +273,13 @@ def compare_samples(
         )  # fmt: skip
     tick(1.0, "done")
     samples = _plot_samples(results.get("features"), src, tgt, rng)
-    drift = any(r.drift_detected for r in results.values())
+    rejected = suite_rejects(results, alpha)
+    drift = bool(rejected)
     untested = _untested(results)
-    short = {"features": "features", "mmd": "mmd", "classifier": "c2st", "bbsd": "bbsd"}
     return ShiftTestReport(
-        methods=tuple(short[k] for k in results),
-        drift_detected=bool(drift),
+        methods=tuple(SHORT_NAMES[k] for k in results),
+        drift_detected=drift,
+        rejected=rejected,
         n_source=int(src.shape[0]),
         n_target=int(tgt.shape[0]),
         label=label,
