@@ -79,7 +79,7 @@ def dense_grad(grad: torch.Tensor) -> torch.Tensor:
 
     Examples
     --------
-    >>> g = torch.sparse_coo_tensor([[0, 0, 2]], [3.0, 1.0, 0.0], (4,))
+    >>> g = torch.sparse_coo_tensor([[0, 0, 2]], [3.0, 1.0, 0.0], (4,), check_invariants=True)
     >>> float(torch.linalg.vector_norm(dense_grad(g)))
     4.0
     """
@@ -99,7 +99,7 @@ def clip_grad_norm_any(params: list[torch.Tensor], max_norm: float) -> None:
     Examples
     --------
     >>> w = nn.Parameter(torch.zeros(4))
-    >>> w.grad = torch.sparse_coo_tensor([[0, 2]], [3.0, 4.0], (4,))
+    >>> w.grad = torch.sparse_coo_tensor([[0, 2]], [3.0, 4.0], (4,), check_invariants=True)
     >>> clip_grad_norm_any([w], 1.0)
     >>> round(float(torch.linalg.vector_norm(dense_grad(w.grad))), 4)
     1.0
