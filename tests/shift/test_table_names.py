@@ -66,12 +66,18 @@ def test_each_command_names_both_files_in_a_mismatch(tmp_path: Path) -> None:
         assert f"the target table ({t})" in res.stderr, command
 
 
-def test_each_command_names_the_file_whose_values_are_bad(tmp_path: Path) -> None:
+def _bad_pair(tmp_path: Path, value: float) -> tuple[Path, Path, Path]:
+    """src.csv and tgt.csv with a label y, the target's column b set to ``value``; where
+    `shift weights` would write."""
     src, tgt = _frames()
     s, t = tmp_path / "src.csv", tmp_path / "tgt.csv"
     src.assign(y=np.arange(60) % 2).to_csv(s, index=False)
-    tgt.assign(b=np.inf, y=np.arange(60) % 2).to_csv(t, index=False)
-    out = tmp_path / "w.csv"
+    tgt.assign(b=value, y=np.arange(60) % 2).to_csv(t, index=False)
+    return s, t, tmp_path / "w.csv"
+
+
+def test_each_command_names_the_file_whose_values_are_bad(tmp_path: Path) -> None:
+    s, t, out = _bad_pair(tmp_path, np.inf)
     for command in (
         ["shift", "test", "--method", "mmd"],
         ["shift", "diagnose", "--label", "y"],
@@ -85,11 +91,7 @@ def test_each_command_names_the_file_whose_values_are_bad(tmp_path: Path) -> Non
 def test_weights_and_diagnose_name_the_column_that_is_all_missing(tmp_path: Path) -> None:
     """Regression: a column left empty in the target stopped `shift weights` and `shift diagnose`
     with only a count of NaN values, not which column held them; no weights file is written."""
-    src, tgt = _frames()
-    s, t = tmp_path / "src.csv", tmp_path / "tgt.csv"
-    src.assign(y=np.arange(60) % 2).to_csv(s, index=False)
-    tgt.assign(b=np.nan, y=np.arange(60) % 2).to_csv(t, index=False)
-    out = tmp_path / "w.csv"
+    s, t, out = _bad_pair(tmp_path, np.nan)
     for command in (
         ["shift", "diagnose", "--label", "y"],
         ["shift", "weights", "--label", "y", "--out", str(out)],
