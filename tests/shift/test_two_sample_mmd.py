@@ -262,3 +262,19 @@ def test_permutations_are_evaluated_in_memory_bounded_chunks(
     assert abs(res.pvalue - one.pvalue) < 4 * np.sqrt(one.pvalue * (1 - one.pvalue) / 3000) + 1e-3
     assert seen == sorted(seen)
     assert seen[-1] == 1.0
+
+
+@pytest.mark.parametrize("method", ["permutation", "block"])
+@pytest.mark.parametrize("seed", range(3))
+def test_the_p_value_does_not_depend_on_the_order_of_the_rows(method: str, seed: int) -> None:
+    """The same rows in another order give the same statistic and the same p-value (the
+    permutations, the bandwidth's subsample and the linear-time pairs see canonical rows)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(700, 3))
+    y = rng.normal(size=(650, 3)) + np.array([0.1, 0.0, 0.0])
+    kw = {"method": method, "n_permutations": 200, "random_state": 5}
+    a = mmd_test(x, y, **kw)
+    b = mmd_test(x[rng.permutation(700)], y[rng.permutation(650)], **kw)
+    assert a.pvalue == b.pvalue
+    assert a.statistic == pytest.approx(b.statistic, rel=1e-12, abs=1e-15)
+    assert a.details.get("bandwidth") == pytest.approx(b.details.get("bandwidth"), rel=1e-12)

@@ -448,13 +448,40 @@ def mmd_test(
     x, y = as_float_tensors(X, Y, names=display_names(names))
     m, n = x.shape[0], y.shape[0]
     use = _pick_method(method, m + n)
-    z = _pooled(x, y, standardize)
-    if use == "rff":
+    if use == "rff":  # as on Dask, where the same rows give the same result
+        z = _pooled(x, y, standardize)
         return _rff_in_memory(z, m, kernel, bandwidth, n_features, alpha, rng)
+    z = _pooled(canonical_rows(x, rng), canonical_rows(y, rng), standardize)
     if use == "permutation":
         B = check_permutations(n_permutations)
         return _permutation_test(z, m, kernel, bandwidth, B, max_block_bytes, alpha, rng, progress)
     return _block_test(z, m, kernel, bandwidth, block_size, max_block_bytes, alpha, rng)
+
+
+def canonical_rows(t: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """The rows of ``t`` in a random order that does not depend on the input's order.
+
+    Rows are first sorted by their projection on a fixed random direction (a stable sort: two
+    rows with the same key are, almost surely, the same row, and so interchangeable), then put
+    in the order of a permutation drawn from ``rng``: a uniformly random order, as the tests
+    assume, and the same one however the table was ordered. The bandwidth's subsample, the
+    permutations and the linear-time test's pairs then see the same rows in the same places for
+    the same ``random_state``, so that the p-value does not depend on the order of the rows.
+
+    Examples
+    --------
+    >>> t = torch.tensor([[3.0, 0.0], [1.0, 2.0], [2.0, 2.0]])
+    >>> a = canonical_rows(t, np.random.default_rng(0))
+    >>> torch.equal(a, canonical_rows(t[[2, 0, 1]], np.random.default_rng(0)))
+    True
+    """
+    if t.shape[0] < 2 or t.shape[1] == 0:
+        return t
+    direction = torch.randn(t.shape[1], generator=torch.Generator().manual_seed(0),
+                            dtype=torch.float64).to(t.device)  # fmt: skip
+    order = torch.argsort(t.to(torch.float64) @ direction, stable=True)
+    shuffle = torch.from_numpy(rng.permutation(t.shape[0])).to(t.device)
+    return t[order[shuffle]]
 
 
 def _check_options(
