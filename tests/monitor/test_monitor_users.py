@@ -124,3 +124,37 @@ def test_clip_works_with_sparse_gradients(tmp_path: Path) -> None:
             )
             # SGD with lr 1: the whole update is the clipped gradient, of total norm 1e-3
             assert float(torch.linalg.vector_norm(moved)) == pytest.approx(1e-3, rel=1e-3)
+
+
+def _lbfgs_with_a_nan_written_at(nan_at: int, every: int) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    opt = torch.optim.LBFGS(model.parameters(), lr=0.1, max_iter=3)
+    gen = torch.Generator().manual_seed(1)
+    with Monitor(model, every=every) as monitor:
+        for step in range(1, nan_at + 4):
+            if step == nan_at:
+                with torch.no_grad():
+                    model[2].weight.view(-1)[0] = float("nan")
+            x, y = torch.randn(8, 16, generator=gen), torch.randint(0, 4, (8,), generator=gen)
+
+            def closure(x: torch.Tensor = x, y: torch.Tensor = y) -> torch.Tensor:
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                return loss
+
+            monitor.step(opt.step(closure))
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_lbfgs_a_nan_written_into_a_weight_between_steps_is_localized_to_its_module(
+    every: int,
+) -> None:
+    """step(closure): the forward passes run inside step(), so the re-run starts from the
+    weights copied in the optimizer's pre-step hook, not from a copy taken at the end of the
+    step before (which the NaN written in between is not in: the loss function was blamed)."""
+    with pytest.raises(NonFiniteError) as err:
+        _lbfgs_with_a_nan_written_at(6, every)
+    assert err.value.step == 6
+    assert err.value.module == "2"

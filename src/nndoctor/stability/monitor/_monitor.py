@@ -352,6 +352,7 @@ class Monitor:
         self._pre_step = -1  # the step whose optimizer step ran the pre-step check
         self._pre_reliable = False  # the pre-step check ran at the last tick: no routine snapshot
         self._on_cpu = False
+        self._closure_step = -1  # the last step whose optimizer step took a closure (CPU)
         self._global_handle: Any = None
         self._param_ids: set[int] = set()
         self._our_optimizers: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
@@ -719,7 +720,10 @@ class Monitor:
         once that check has been seen to run. On other devices the check would cost a host
         synchronization per step, so the copy is taken at every tick there.
         """
-        if self._wants_update() or not self._pre_reliable:
+        # after a step(closure), the next one's pre-step hook copies the weights (above); a
+        # step without a closure there takes the CPU's pre-step check instead
+        closure_loop = self._closure_step == step - 1
+        if self._wants_update() or not (self._pre_reliable or closure_loop):
             self._take_snapshot(step)
 
     def _owns(self, optimizer: Any) -> bool:
@@ -745,13 +749,22 @@ class Monitor:
         """
         col = self._collector
         step = self.step_count + 1
+        # step(closure) (LBFGS, Lightning): forward and backward have not run yet; args holds
+        # the optimizer itself first, then the step's own arguments
+        closure = any(a is not None for a in args[1:]) or kwargs.get("closure") is not None
+        if closure and col is not None and self._owns(optimizer):
+            self._closure_step = step
+            if col.active:
+                # the closure's passes start from the weights as they are now: a failing batch
+                # is re-run from these, whatever happened to the weights since the last tick
+                t0 = self._clock()
+                self._take_snapshot(step)
+                self._own += self._clock() - t0
+            return
         if (
             col is None
             or not col.active
-            # step(closure) (LBFGS, Lightning): forward and backward have not run yet; args
-            # holds the optimizer itself first, then the step's own arguments
-            or any(a is not None for a in args[1:])
-            or kwargs.get("closure") is not None
+            or closure
             or self._pre_step == step
             or (self.clip is not None and not self._clipped)  # wait for the clipped gradients
             or not self._owns(optimizer)
