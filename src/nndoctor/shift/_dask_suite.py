@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from nndoctor._validation import check_module, check_random_state
-from nndoctor.exceptions import DataValidationError, InvalidParameterError
+from nndoctor.exceptions import DataValidationError
 from nndoctor.shift._bbsd import bbsd_test
 from nndoctor.shift._classifier_test import classifier_test
 from nndoctor.shift._common import check_alpha, display_names, warn_small
@@ -50,6 +50,7 @@ from nndoctor.shift._suite import (
     ShiftTestReport,
     _plan,
     _untested,
+    drop_label,
     suite_rejects,
 )
 from nndoctor.shift._univariate import FeatureTestResult, _missing_error
@@ -165,14 +166,7 @@ def compare_samples(
     given = display_names(names, ("the source table", "the target table"))
     passed = None if names is None else given
     src, tgt = _as_dask_frame(source, given[0]), _as_dask_frame(target, given[1])
-    if label is not None:
-        for nm, frame in zip(given, (src, tgt), strict=True):
-            if label not in frame.columns:
-                raise InvalidParameterError(
-                    f"label column {label!r} is not in {nm}; its columns are "
-                    f"{[str(c) for c in frame.columns][:10]}; pass an existing column"
-                )
-        src, tgt = src.drop(columns=[label]), tgt.drop(columns=[label])
+    src, tgt = drop_label(src, tgt, label, given)
     dx, dy, cols = _aligned(src, tgt, given)
     numeric = _numeric_columns(dx, cols)
     todo = _plan(method, bool(numeric), model)

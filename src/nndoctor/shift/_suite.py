@@ -297,16 +297,21 @@ def _feature_tables(
     # new frames with string column names (the caller's frames are left untouched)
     src = as_frame(source, given[0] if named else "source").rename(columns=str)
     tgt = as_frame(target, given[1] if named else "target").rename(columns=str)
-    if label is not None:
-        for name, frame in zip(given, (src, tgt), strict=True):
-            if label not in frame.columns:
-                raise InvalidParameterError(
-                    f"label column {label!r} is not in {name}; "
-                    f"{column_hint(label, frame.columns)}; pass an existing column"
-                )
-        src = src.drop(columns=[label])
-        tgt = tgt.drop(columns=[label])
+    src, tgt = drop_label(src, tgt, label, given)
     return src, same_order(src, tgt, given)
+
+
+def drop_label(src: Any, tgt: Any, label: str | None, given: tuple[str, str]) -> tuple[Any, Any]:
+    """Both tables (pandas or Dask frames) without the ``label`` column, which each must have."""
+    if label is None:
+        return src, tgt
+    for name, frame in zip(given, (src, tgt), strict=True):
+        if label not in frame.columns:
+            raise InvalidParameterError(
+                f"label column {label!r} is not in {name}; "
+                f"{column_hint(label, frame.columns)}; pass an existing column"
+            )
+    return src.drop(columns=[label]), tgt.drop(columns=[label])
 
 
 def _plan(method: str, numeric: bool, model: nn.Module | None) -> list[str]:
