@@ -153,7 +153,7 @@ def test_c2st_and_kliep_kmm_invariant_under_extreme_units() -> None:
 def test_shift_test_gives_the_same_numbers_whatever_the_order_of_the_rows() -> None:
     """breast_cancer cut at the median area, then both tables shuffled: the per-feature
     p-values, the MMD statistic and p-value and the verdict are the same (regression: the MMD
-    p-value moved from 0.659 to 0.686 on shuffled rows of a random split)."""
+    p-value of a random split read 0.569, 0.587 and 0.606 in three row orders)."""
     from nndoctor.shift._suite import compare_samples
 
     src, tgt = _breast_cancer_shift()
