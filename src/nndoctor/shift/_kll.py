@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 __all__ = ["SKETCH_K", "cdf_at", "ks_pvalue", "sketch_ks", "weighted_cdf"]
 
@@ -56,11 +55,11 @@ def cdf_at(values: FloatArray, weights: FloatArray, at: FloatArray) -> FloatArra
 
 def ks_pvalue(d: float, m: int, n: int) -> float:
     """The two-sided KS p-value of distance ``d`` for sizes ``m`` and ``n`` (as in memory)."""
-    from nndoctor.shift._univariate import KS_EXACT_MAX_N, _ks_2samp
+    from nndoctor.shift._univariate import KS_EXACT_MAX_N, _ks_2samp, kolmogorov_sf
 
     if max(m, n) <= KS_EXACT_MAX_N:  # exact recursion: only the sizes are read
         return float(_ks_2samp(np.zeros(m), np.zeros(n), statistic=d).pvalue)
-    return float(stats.kstwo.sf(d, round(m * n / (m + n))))
+    return kolmogorov_sf(d, round(m * n / (m + n)))
 
 
 def sketch_ks(bx: bytes, by: bytes, m: int, n: int) -> tuple[float, float, float]:
