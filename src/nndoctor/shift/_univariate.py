@@ -1318,7 +1318,7 @@ def feature_test(
         kinds.append("categorical" if is_cat else "numeric")
     return _run(
         fx,
-        fy if isinstance(Y, pd.DataFrame) else as_frame(Y, b),
+        fy,
         kinds=kinds,
         correction=correction,
         alpha=alpha,
