@@ -155,7 +155,8 @@ def test_partition_counts_count_the_partitions_read(tmp_path):
         assert (base, total) == (0, 0)
         feature_test(dd.read_parquet(s_dir), dd.read_parquet(t_dir), random_state=0)
         done, total = _engine.partition_counts(client)
-    assert (done, total) == (7, 7)  # 3 + 4 files, each read once, none pending
+    # 3 + 4 files, each read twice (the summaries, then the counts on the KS grid), none pending
+    assert (done, total) == (14, 14)
 
 
 def test_cli_dask_exclude_drops_columns_and_include_is_refused(tmp_path):

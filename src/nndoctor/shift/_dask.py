@@ -10,28 +10,27 @@ client. Per column and table the summary holds:
 - categorical columns: the count of every category (one integer per distinct value, so its
   size is the column's cardinality): **exact**, the χ² test equals the in-memory one to the
   last digit;
-- numeric columns: a KLL quantile sketch of the observed values (Apache DataSketches'
-  ``kll_doubles_sketch`` with ``k = SKETCH_K``; about ``3 k`` retained values, some 50 KB, at
-  any row count), plus count, mean and sum of squared deviations (Chan's merge) for the
-  standard deviation. The KS distance, Wasserstein distance and PSI come from the two
-  sketches: **approximate**, with the bound below.
+- numeric columns: a bottom-k sample of the distinct values (the ``k = SKETCH_K`` with the
+  smallest hash, :mod:`nndoctor.shift._ksgrid`), a KLL quantile sketch of the observed values
+  (Apache DataSketches' ``kll_doubles_sketch`` with ``k = SKETCH_K``; about ``3 k`` retained
+  values, some 50 KB, at any row count), plus count, mean and sum of squared deviations (Chan's
+  merge) for the standard deviation.
 
-The KS bound: a KLL sketch's rank estimate is within its normalized rank error ``ε`` of the
-true rank (DataSketches states this for a rank query with 99% confidence;
-``get_normalized_rank_error(False)``, 0 while the sketch still holds every value). Both
-empirical CDFs move by at most ``ε_x`` and ``ε_y``, so ``|D_sketch - D| <= ε_x + ε_y``,
-reported as ``FeatureDrift.statistic_error``. The p-value is the KS p-value at
-``max(0, D_sketch - ε_x - ε_y)``: never smaller than the exact test's, so the test rejects no
-more often than the exact one at any level.
-
-Not deterministic: KLL compaction draws random bits that the Python binding of DataSketches
-does not let us seed, so two runs on the same data may give KS distances (and p-values) that
-differ, each within ``statistic_error`` of the exact one. Counts, χ² tests and missing-rate
-tests are the same on every run and every scheduler.
+A second pass counts, per partition and numeric column, the values at most and below each point
+of the grid made of both tables' samples (two integers per point): the KS distance on the grid
+is a lower bound of the exact one, and the counts bound it from above
+(:func:`nndoctor.shift._ksgrid.grid_ks`); the difference is ``FeatureDrift.statistic_error``
+(0 when every distinct value is on the grid), and the p-value is the KS p-value at the lower
+bound: never smaller than the exact test's. Nothing in it is random, so the KS distance and
+p-value are the same on every run, scheduler and partitioning. The Wasserstein distance and
+PSI come from the two KLL sketches (approximate), whose compaction draws random bits that the
+Python binding of DataSketches does not let us seed: they may differ between runs in their last
+digits. Counts, χ² tests and missing-rate tests are exact and the same on every run.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import math
 from collections.abc import Sequence
@@ -50,6 +49,7 @@ from nndoctor.shift._common import (
 )
 from nndoctor.shift._engines import is_dask, register_dask, require_dask, tree_reduce
 from nndoctor.shift._kll import SKETCH_K, cdf_at, ks_pvalue, weighted_cdf
+from nndoctor.shift._ksgrid import grid_counts, grid_ks, hash_sample, merge_samples
 
 if TYPE_CHECKING:
     from nndoctor.shift._univariate import FeatureTestResult
@@ -90,7 +90,8 @@ def _summarize(
                 sketch.update(np.array(vals, dtype=np.float64, order="C", copy=True))
             mean = float(vals.mean()) if vals.size else 0.0
             m2 = float(np.sum((vals - mean) ** 2)) if vals.size else 0.0
-            out.append(("numeric", n_miss, (sketch.serialize(), int(vals.size), mean, m2)))
+            sample = hash_sample(vals, k)
+            out.append(("numeric", n_miss, (sketch.serialize(), int(vals.size), mean, m2, sample)))
         else:
             text, n_miss = _categorical_values(s, name, col, missing)
             cats, counts = np.unique(text.astype(str), return_counts=True)
@@ -100,8 +101,9 @@ def _summarize(
     return len(frame), out
 
 
-def _merge(*parts: tuple[int, list[_ColSummary]]) -> tuple[int, list[_ColSummary]]:
-    """Merge partition summaries: counts add, sketches merge, moments combine (Chan et al.)."""
+def _merge(*parts: tuple[int, list[_ColSummary]], k: int) -> tuple[int, list[_ColSummary]]:
+    """Merge partition summaries: counts add, sketches merge, moments combine (Chan et al.),
+    hash samples keep their ``k`` smallest."""
     from datasketches import kll_doubles_sketch
 
     rows = sum(p[0] for p in parts)
@@ -110,9 +112,10 @@ def _merge(*parts: tuple[int, list[_ColSummary]]) -> tuple[int, list[_ColSummary
         n_miss = sum(p[1][j][1] for p in parts)
         if kind == "numeric":
             sketch = kll_doubles_sketch.deserialize(parts[0][1][j][2][0])
-            _, cnt, mean, m2 = parts[0][1][j][2]
+            _, cnt, mean, m2, _ = parts[0][1][j][2]
+            sample = merge_samples([p[1][j][2][4] for p in parts], k)
             for p in parts[1:]:
-                blob, c2, mean2, m2b = p[1][j][2]
+                blob, c2, mean2, m2b, _ = p[1][j][2]
                 sketch.merge(kll_doubles_sketch.deserialize(blob))
                 if c2:
                     total = cnt + c2
@@ -120,7 +123,7 @@ def _merge(*parts: tuple[int, list[_ColSummary]]) -> tuple[int, list[_ColSummary
                     m2 = m2 + m2b + delta * delta * cnt * c2 / total
                     mean = mean + delta * c2 / total
                     cnt = total
-            merged.append((kind, n_miss, (sketch.serialize(), cnt, mean, m2)))
+            merged.append((kind, n_miss, (sketch.serialize(), cnt, mean, m2, sample)))
         else:
             counts: dict[str, int] = {}
             for p in parts:
@@ -128,6 +131,25 @@ def _merge(*parts: tuple[int, list[_ColSummary]]) -> tuple[int, list[_ColSummary
                     counts[cat] = counts.get(cat, 0) + c
             merged.append((kind, n_miss, counts))
     return rows, merged
+
+
+def _grid_counts(
+    part: Any, cols: list[str], grids: dict[str, Any], name: str, missing: str
+) -> dict[str, tuple[Any, Any]]:
+    """The second pass over one partition: exact counts at each numeric column's KS grid."""
+    from nndoctor.shift._univariate import _numeric_values
+
+    frame = part if isinstance(part, pd.DataFrame) else pd.DataFrame(np.asarray(part), columns=cols)
+    out = {}
+    for col, grid in grids.items():
+        vals, _ = _numeric_values(frame[col], name, col, missing)
+        out[col] = grid_counts(vals, grid)
+    return out
+
+
+def _add_counts(*parts: dict[str, tuple[Any, Any]]) -> dict[str, tuple[Any, Any]]:
+    """Counts at the grid points add across partitions."""
+    return {col: (sum(p[col][0] for p in parts), sum(p[col][1] for p in parts)) for col in parts[0]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,21 +222,60 @@ def _kinds(
     ]
 
 
+def _ks_bounds(
+    dx: Any,
+    dy: Any,
+    cols: list[str],
+    sum_x: list[_ColSummary],
+    sum_y: list[_ColSummary],
+    names: tuple[str, str],
+    missing: str,
+) -> dict[str, tuple[float, float]]:
+    """The second pass: per numeric column, the KS distance's bounds from exact counts on the
+    grid of both tables' hash samples (:mod:`nndoctor.shift._ksgrid`)."""
+    from dask.base import compute
+    from dask.delayed import delayed
+
+    grids = {
+        col: np.union1d(sx[2][4][1], sy[2][4][1])
+        for col, sx, sy in zip(cols, sum_x, sum_y, strict=True)
+        if sx[0] == "numeric" and min(sx[2][1], sy[2][1]) >= 2
+    }
+    if not grids:
+        return {}
+    trees = [
+        tree_reduce(
+            [delayed(_grid_counts)(p, cols, grids, nm, missing) for p in frame.to_delayed()],
+            _add_counts,
+        )
+        for frame, nm in zip((dx, dy), names, strict=True)
+    ]
+    cx, cy = compute(*trees)  # type: ignore[no-untyped-call]
+    bounds = {}
+    for col, sx, sy in zip(cols, sum_x, sum_y, strict=True):
+        if col in grids:
+            m, n = sx[2][1], sy[2][1]
+            (le_x, lt_x), (le_y, lt_y) = cx[col], cy[col]
+            bounds[col] = grid_ks(grids[col], le_x, lt_x, m, le_y, lt_y, n)
+    return bounds
+
+
 def _numeric_from_sketches(
-    sx: tuple[bytes, int, float, float], sy: tuple[bytes, int, float, float], confidence: float
+    sx: tuple[Any, ...], sy: tuple[Any, ...], confidence: float, ks_bounds: tuple[float, float]
 ) -> tuple[float, float, dict[str, float], dict[str, tuple[float, float]], float]:
-    """KS (conservative p-value), Wasserstein, PSI and the KS interval from two sketches."""
+    """KS (from the exact counts on the grid: ``ks_bounds``, conservative p-value), and the
+    Wasserstein distance, PSI and the KS interval from the two sketches."""
     from nndoctor.shift._univariate import PSI_BINS, _psi
 
-    vx, wx, ex = weighted_cdf(sx[0])
-    vy, wy, ey = weighted_cdf(sy[0])
+    vx, wx, _ = weighted_cdf(sx[0])
+    vy, wy, _ = weighted_cdf(sy[0])
     m, n = sx[1], sy[1]
     grid = np.unique(np.concatenate((vx, vy)))
     fx, fy = cdf_at(vx, wx, grid), cdf_at(vy, wy, grid)
     diff = np.abs(fx - fy)
-    d = float(diff.max())
-    err = ex + ey
-    pvalue = smallest_pvalue(ks_pvalue(max(0.0, d - err), m, n))
+    d, upper = ks_bounds
+    err = upper - d
+    pvalue = smallest_pvalue(ks_pvalue(d, m, n))
     w1 = float(np.dot(diff[:-1], np.diff(grid)))
     scale = math.sqrt(sx[3] / m) if m else 0.0
     w1_std = w1 / scale if scale > 0 else (0.0 if w1 == 0 else float("inf"))
@@ -230,7 +291,7 @@ def _numeric_from_sketches(
     dkw = math.sqrt(math.log(4.0 / level) / (2 * m)) + math.sqrt(math.log(4.0 / level) / (2 * n))
     nan2 = (math.nan, math.nan)
     cis = {
-        "ks": (max(0.0, d - dkw - err), min(1.0, d + dkw + err)),
+        "ks": (max(0.0, d - dkw), min(1.0, d + dkw + err)),  # d is a lower bound of D
         "psi": nan2,
         "wasserstein": nan2,
         "wasserstein_std": nan2,
@@ -246,25 +307,26 @@ def feature_test(X: Any, Y: Any, *, kinds: str | None, **options: Any) -> Featur
     ``alpha``, ``min_effect``, ``confidence``, ``n_bootstrap``, ``random_state``, ``missing``,
     ``names``, ``sketch_k``), with the in-memory functions' defaults. ``kinds`` is
     ``"numeric"`` (:func:`ks_test`), ``"categorical"`` (:func:`chi2_test`) or
-    ``None`` (:func:`feature_test`: from the dtypes and ``categorical``). One pass over each
-    table computes the partition summaries (module docstring: what travels and how big);
-    the client then runs the tests. χ² tests, missing counts and missing-rate tests are exact
-    and equal to the in-memory result (the same seeds, so the same bootstrap intervals); the
-    KS distance comes from KLL sketches with ``statistic_error = ε_x + ε_y`` and the
-    conservative p-value at ``max(0, D - ε_x - ε_y)``:
+    ``None`` (:func:`feature_test`: from the dtypes and ``categorical``). Two passes over each
+    table compute the partition summaries and the counts on the KS grid (module docstring:
+    what travels and how big); the client then runs the tests. χ² tests, missing counts and
+    missing-rate tests are exact and equal to the in-memory result (the same seeds, so the same
+    bootstrap intervals); the KS distance is the grid's lower bound :math:`D_{grid} \\le D`,
+    ``statistic_error`` the distance to its upper bound, and the p-value is taken at the lower
+    bound, so it is conservative and the same on every run:
 
-    .. math:: p = P_{KS}\\big(D' \\ge \\max(0, \\hat D - \\varepsilon_x - \\varepsilon_y)\\big)
-              \\ge P_{KS}(D' \\ge D) \\quad\\text{whenever } |\\hat D - D| \\le
-              \\varepsilon_x + \\varepsilon_y.
+    .. math:: p = P_{KS}(D' \\ge D_{grid}) \\ge P_{KS}(D' \\ge D),
+              \\qquad D_{grid} \\le D \\le D_{grid} + \\texttt{statistic\\_error}.
 
-    The Wasserstein and PSI values are read from the sketches too; their bootstrap intervals
-    are not computed on Dask (NaN), the KS interval is the DKW interval widened by the
-    sketch error.
+    The Wasserstein and PSI values are read from KLL sketches; their bootstrap intervals
+    are not computed on Dask (NaN), the KS interval is the DKW interval widened by
+    ``statistic_error``.
 
     References
     ----------
     Karnin, Z., Lang, K., Liberty, E. (2016). Optimal quantile approximation in streams.
-    FOCS. Apache DataSketches, KLL sketch (https://datasketches.apache.org).
+    FOCS. Apache DataSketches, KLL sketch (https://datasketches.apache.org). Cohen, E.,
+    Kaplan, H. (2007). Summarizing data using bottom-k sketches. PODC.
 
     Examples
     --------
@@ -324,7 +386,7 @@ def _feature_test_rows(
                 delayed(_summarize)(p, cols, kind_list, nm, str(missing), k)
                 for p in frame.to_delayed()
             ],
-            _merge,
+            functools.partial(_merge, k=k),
         )
         for frame, nm in ((dx, a), (dy, b))
     ]
@@ -332,6 +394,7 @@ def _feature_test_rows(
     for nm, rows in ((a, m), (b, n)):
         if rows == 0:
             raise DataValidationError(f"{nm} has 0 rows; pass at least 1 row per sample")
+    bounds = _ks_bounds(dx, dy, cols, sum_x, sum_y, (a, b), str(missing))
     # the same seeds as in memory, so categorical columns get the same bootstrap draws
     seeds = rng.integers(0, 2**63 - 1, size=len(cols))
     n_miss = np.array([[sx[1], sy[1]] for sx, sy in zip(sum_x, sum_y, strict=True)], np.int64)
@@ -353,7 +416,7 @@ def _feature_test_rows(
             thin.append(f"{col!r} ({n_used[j, 0]} and {n_used[j, 1]})")
             raw.append((col, kind, math.nan, math.nan, {}, {}))
         elif kind == "numeric":
-            stat, p, eff, cis, err = _numeric_from_sketches(px, py, float(confidence))
+            stat, p, eff, cis, err = _numeric_from_sketches(px, py, float(confidence), bounds[col])
             raw.append((col, kind, stat, p, eff, cis))
         else:
             cats = sorted(set(px) | set(py))
