@@ -183,3 +183,20 @@ def test_shift_test_gives_the_same_numbers_whatever_the_order_of_the_rows() -> N
         assert [f.pvalue for f in a.features.features] == pytest.approx(
             [f.pvalue for f in b.features.features], rel=1e-9
         )
+
+
+@pytest.mark.parametrize("method", ["permutation", "block"])
+def test_standardized_mmd_p_value_does_not_depend_on_the_units(method: str) -> None:
+    """The rows' canonical order is the same in any units (ranks, not a projection of the raw
+    values), so the standardized MMD's permutations and pairs see the same rows (the block
+    test's p moved from 0.117 to 0.052 under this rescaling before)."""
+    from nndoctor.shift import mmd_test
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 3)), rng.normal(size=(300, 3)) + np.array([0.15, 0.0, 0.0])
+    scales, shifts = np.array([1e-3, 1.0, 1e4]), np.array([5e3, -2.0, 0.0])
+    kw = {"standardize": True, "method": method, "n_permutations": 300, "random_state": 0}
+    a = mmd_test(x, y, **kw)
+    b = mmd_test(x * scales + shifts, y * scales + shifts, **kw)
+    assert a.pvalue == pytest.approx(b.pvalue, rel=1e-6)
+    assert a.statistic == pytest.approx(b.statistic, rel=1e-6)

@@ -1346,6 +1346,10 @@ def _estimate_accuracy_dask(
     k = Ps.shape[1]
     ys = _check_class_labels(y_src, n_rows=Ps.shape[0], n_classes=k)
     pred_s, _, predictions = _predictions(Ps, Ps, None, None, threshold)
+    # the held-out rows in the canonical order of the in-memory path (the same sums, so the
+    # same estimates to the last digit)
+    order_s = canonical_order(Ps, ys, pred_s, *_same_rows(Ps.shape[0], source_weights, None))
+    Ps, ys, pred_s = Ps[order_s], ys[order_s], pred_s[order_s]
     t = None if threshold is None else float(threshold)
     correct = (pred_s == ys).astype(np.float64)
     empty = np.empty((0, k))
@@ -1376,7 +1380,7 @@ def _estimate_accuracy_dask(
             if weights is None:  # pragma: no cover - the refusal covers it
                 continue
             (n_target,) = _dask_count(target)
-            out.append(replace(_importance_weighted(prob, weights), n_target=n_target))
+            out.append(replace(_importance_weighted(prob, weights[order_s]), n_target=n_target))
     if isinstance(method, str) and method != "all":
         return out[0]
     return AccuracyEstimates(tuple(out), float(correct.mean()), skipped)
