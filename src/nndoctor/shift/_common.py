@@ -121,10 +121,13 @@ def canonical_order(*parts: Any) -> npt.NDArray[np.intp]:
 
     So ``X[canonical_order(X)]`` is the same array however the rows of ``X`` were ordered (two
     rows with equal keys are, almost surely, equal rows, whose order cannot matter), and the
-    same order of the rows after any increasing change of a column's units (``a * x + b``,
-    ``a > 0``: the ranks do not move). An estimator that runs on its rows in this order gives
-    the same result for the same *set* of rows. The hash order is unrelated to the values; a
-    procedure that needs a random order still draws it from its ``random_state``.
+    same order of the rows after any change of a column's units or sign (``a * x + b``,
+    ``a != 0``: the ranks do not move; a column whose skewness is negative is ranked from its
+    largest value, so that ``-x`` is ranked as ``x``). An estimator that runs on its rows in
+    this order gives the same result for the same *set* of rows. The hash order is unrelated
+    to the values; a procedure that needs a random order still draws it from its
+    ``random_state``. (A column symmetric about its mean, skewness 0, keeps its increasing
+    ranks, so for it ``-x`` can give another order.)
 
     Examples
     --------
@@ -135,6 +138,9 @@ def canonical_order(*parts: Any) -> npt.NDArray[np.intp]:
     >>> np.array_equal(X[a], X[[2, 0, 1]][b], equal_nan=True)
     True
     >>> np.array_equal(a, canonical_order(X * 1000.0 - 7.0, y))  # other units, same order
+    True
+    >>> Z = np.array([[1.0], [2.0], [7.0], [3.0]])  # a skewed column: -Z is ranked as Z
+    >>> np.array_equal(canonical_order(Z), canonical_order(-Z))
     True
     """
     keys: list[npt.NDArray[np.uint64]] = []
@@ -187,8 +193,35 @@ def _column_key(col: Any) -> npt.NDArray[np.uint64]:
     else:
         hashed = pd.util.hash_pandas_object(pd.Series(np.asarray(col, dtype=object)), index=False)
         return np.asarray(hashed.to_numpy(), dtype=np.uint64)
-    _, ranks = np.unique(values, return_inverse=True)  # every NaN one value (NumPy >= 1.24)
-    return np.asarray(ranks.reshape(-1), dtype=np.uint64)
+    uniques, ranks, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ranks = ranks.reshape(-1)  # dense ranks; every NaN one value, ranked last (NumPy >= 1.24)
+    observed = ~np.isnan(uniques)
+    if _decreasing(uniques[observed], counts[observed]):
+        k = int(observed.sum())
+        ranks = np.where(ranks < k, k - 1 - ranks, ranks)
+    return np.asarray(ranks, dtype=np.uint64)
+
+
+def _decreasing(values: npt.NDArray[np.float64], counts: npt.NDArray[np.intp]) -> bool:
+    """Whether a column counts as pointing the other way: its skewness is negative (or, when
+    it is 0 to rounding, its sorted value counts read the other way round). The same answer
+    for the same values in any order (exact sums of the distinct values), and the opposite one
+    for ``-x``, so that a column's ranks are the same after ``a * x + b`` for any ``a != 0``
+    (an exactly symmetric column keeps its increasing order)."""
+    if values.size < 2:
+        return False
+    # sums over the sorted distinct values: the same terms in the same order for any order of
+    # the rows; under -x the same terms reversed and negated, equal to rounding, which the
+    # margin below covers
+    n = float(counts.sum())
+    mean = float(np.sum(counts * values)) / n
+    z = values - mean
+    spread = float(np.sum(counts * z * z)) / n
+    third = float(np.sum(counts * z**3)) / n
+    if abs(third) > 1e-9 * spread**1.5:
+        return third < 0
+    as_listed, reversed_ = counts.tolist(), counts[::-1].tolist()
+    return bool(reversed_ > as_listed)
 
 
 def inverse_order(order: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
