@@ -25,10 +25,12 @@ from nndoctor._validation import check_choice, check_int, check_matrix, check_ra
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
 from nndoctor.shift._common import (
     aligned_frames,
+    canonical_order,
     check_alpha,
     column_names,
     display_names,
     infinite_values_error,
+    inverse_order,
     is_categorical,
     smallest_pvalue,
     warn_small,
@@ -344,11 +346,16 @@ def classifier_test(
     if min(m, n) < n_splits:
         return _too_few_rows(m, n, n_splits, combine, alpha, model_name, n_missing)
     labels = np.concatenate((np.zeros(m, dtype=np.int64), np.ones(n, dtype=np.int64)))
+    # each sample's rows in an order fixed by their content, so that the folds (drawn from
+    # random_state by position) hold the same rows however the tables were ordered
+    order = np.concatenate((canonical_order(Z[:m]), m + canonical_order(Z[m:])))
     fold_of = _stratified_folds(m, n, n_splits, rng)
     with _few_threads(Z.shape[0], active=own_model):
         fold_aucs, fold_p, oof, importances, kind = _cross_fit(
-            model, None if own_model else model_name, shown, Z, labels, fold_of, importance, rng
-        )
+            model, None if own_model else model_name, shown, Z[order], labels, fold_of,
+            importance, rng,
+        )  # fmt: skip
+    oof = oof[inverse_order(order)]  # back in the rows' own order
     pvalue = combine_pvalues_dependent(fold_p, combine)
     return ClassifierTestResult(
         statistic=_auc(oof[m:], oof[:m]),

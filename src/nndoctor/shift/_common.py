@@ -33,10 +33,12 @@ __all__ = [
     "aligned_frames",
     "as_float_tensors",
     "as_frame",
+    "canonical_order",
     "check_alpha",
     "column_names",
     "display_names",
     "infinite_values_error",
+    "inverse_order",
     "is_categorical",
     "limit_threads",
     "model_softmax",
@@ -105,6 +107,128 @@ class TwoSampleResult(ResultMixin):
     alpha: float = 0.05
     drift_detected: bool = False
     details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def canonical_order(*parts: Any) -> npt.NDArray[np.intp]:
+    """Row indices that put the rows of ``parts`` in an order fixed by their content alone.
+
+    ``parts`` are what travels with a row (a matrix of features, its labels, its predicted
+    probabilities, its weight; ``None`` is skipped), all with the same number of rows. Each
+    numeric column is replaced by the ranks of its values (dense ranks: equal values share one,
+    every NaN is one value, ``-0.0`` is ``0.0``), any other column by a hash of each value; each
+    row of ranks and hashes gets a 64-bit hash (:func:`pandas.util.hash_pandas_object`, stable
+    across runs and platforms), and the rows are sorted by these keys with a stable sort.
+
+    So ``X[canonical_order(X)]`` is the same array however the rows of ``X`` were ordered (two
+    rows with equal keys are, almost surely, equal rows, whose order cannot matter), and the
+    same order of the rows after any change of a column's units or sign (``a * x + b``,
+    ``a != 0``: the ranks do not move; a column whose skewness is negative is ranked from its
+    largest value, so that ``-x`` is ranked as ``x``). An estimator that runs on its rows in
+    this order gives the same result for the same *set* of rows. The hash order is unrelated
+    to the values; a procedure that needs a random order still draws it from its
+    ``random_state``. (A column symmetric about its mean, skewness 0, keeps its increasing
+    ranks, so for it ``-x`` can give another order.)
+
+    Examples
+    --------
+    >>> X = np.array([[3.0, 0.0], [1.0, np.nan], [2.0, 2.0]])
+    >>> y = np.array([0, 1, 1])
+    >>> a = canonical_order(X, y)
+    >>> b = canonical_order(X[[2, 0, 1]], y[[2, 0, 1]])
+    >>> np.array_equal(X[a], X[[2, 0, 1]][b], equal_nan=True)
+    True
+    >>> np.array_equal(a, canonical_order(X * 1000.0 - 7.0, y))  # other units, same order
+    True
+    >>> Z = np.array([[1.0], [2.0], [7.0], [3.0]])  # a skewed column: -Z is ranked as Z
+    >>> np.array_equal(canonical_order(Z), canonical_order(-Z))
+    True
+    """
+    keys: list[npt.NDArray[np.uint64]] = []
+    n_rows: int | None = None
+    for part in parts:
+        if part is None:
+            continue
+        key = _row_hashes(part)
+        if n_rows is not None and key.shape[0] != n_rows:
+            raise DataValidationError(
+                f"the parts of a row have {n_rows} and {key.shape[0]} rows; pass one row of "
+                "each part per row"
+            )
+        n_rows = key.shape[0]
+        keys.append(key)
+    if not keys:
+        return np.arange(0, dtype=np.intp)
+    return np.asarray(np.lexsort(keys[::-1]), dtype=np.intp)  # stable; the first part leads
+
+
+def _row_hashes(part: Any) -> npt.NDArray[np.uint64]:
+    """One 64-bit hash per row of a frame, series, array or tensor: of the ranks of its numeric
+    values within their column, and of its other values themselves."""
+    if hasattr(part, "detach"):
+        part = part.detach().cpu().numpy()
+    if isinstance(part, pd.Series):
+        part = part.to_frame()
+    if isinstance(part, pd.DataFrame):
+        columns: list[Any] = [part.iloc[:, j] for j in range(part.shape[1])]
+        n = part.shape[0]
+    else:
+        arr = np.asarray(part)
+        arr = arr.reshape(arr.shape[0], -1)
+        columns, n = [arr[:, j] for j in range(arr.shape[1])], arr.shape[0]
+    keys = np.empty((n, len(columns)), dtype=np.uint64)
+    for j, col in enumerate(columns):
+        keys[:, j] = _column_key(col)
+    return np.asarray(
+        pd.util.hash_pandas_object(pd.DataFrame(keys), index=False).to_numpy(), dtype=np.uint64
+    )
+
+
+def _column_key(col: Any) -> npt.NDArray[np.uint64]:
+    """Dense ranks of a numeric column (NaN one value, ranked last), hashes of any other."""
+    series = col if isinstance(col, pd.Series) else None
+    if series is not None and pd.api.types.is_numeric_dtype(series.dtype):
+        values: Any = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif series is None and np.asarray(col).dtype.kind in "biuf":
+        values = np.asarray(col, dtype=np.float64)
+    else:
+        hashed = pd.util.hash_pandas_object(pd.Series(np.asarray(col, dtype=object)), index=False)
+        return np.asarray(hashed.to_numpy(), dtype=np.uint64)
+    uniques, ranks, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ranks = ranks.reshape(-1)  # dense ranks; every NaN one value, ranked last (NumPy >= 1.24)
+    observed = ~np.isnan(uniques)
+    if _decreasing(uniques[observed], counts[observed]):
+        k = int(observed.sum())
+        ranks = np.where(ranks < k, k - 1 - ranks, ranks)
+    return np.asarray(ranks, dtype=np.uint64)
+
+
+def _decreasing(values: npt.NDArray[np.float64], counts: npt.NDArray[np.intp]) -> bool:
+    """Whether a column counts as pointing the other way: its skewness is negative (or, when
+    it is 0 to rounding, its sorted value counts read the other way round). The same answer
+    for the same values in any order (exact sums of the distinct values), and the opposite one
+    for ``-x``, so that a column's ranks are the same after ``a * x + b`` for any ``a != 0``
+    (an exactly symmetric column keeps its increasing order)."""
+    if values.size < 2:
+        return False
+    # sums over the sorted distinct values: the same terms in the same order for any order of
+    # the rows; under -x the same terms reversed and negated, equal to rounding, which the
+    # margin below covers
+    n = float(counts.sum())
+    mean = float(np.sum(counts * values)) / n
+    z = values - mean
+    spread = float(np.sum(counts * z * z)) / n
+    third = float(np.sum(counts * z**3)) / n
+    if abs(third) > 1e-9 * spread**1.5:
+        return third < 0
+    as_listed, reversed_ = counts.tolist(), counts[::-1].tolist()
+    return bool(reversed_ > as_listed)
+
+
+def inverse_order(order: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """The permutation that undoes ``order``: ``a[order][inverse_order(order)]`` is ``a``."""
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(order.size, dtype=order.dtype)
+    return inverse
 
 
 def check_alpha(alpha: Any) -> float:

@@ -21,6 +21,7 @@ from nndoctor.shift._common import (
     TwoSampleResult,
     as_float_tensors,
     as_frame,
+    canonical_order,
     check_alpha,
     model_softmax,
     warn_small,
@@ -175,6 +176,9 @@ class ShiftDetector:
             )
             return self._fit_dask(X_ref)
         x, _ = as_float_tensors(X_ref, X_ref, names=("X_ref", "X_ref"))
+        # the rows in an order fixed by their content: the bandwidth's subsample, the sums and
+        # the permutations (drawn from random_state by position) do not depend on their order
+        x = x[torch.from_numpy(canonical_order(x)).to(x.device)]
         self._center = x.mean(0, keepdim=True)
         x = x - self._center
         self._scale = torch.ones_like(self._center)
@@ -249,6 +253,7 @@ class ShiftDetector:
                             random_state=self._rng, names=("X_ref", "X"))  # fmt: skip
         ref = self._ref
         _, y = as_float_tensors(ref, X, names=("X_ref", "X"))
+        y = y[torch.from_numpy(canonical_order(y)).to(y.device)]  # as the reference (see fit)
         y = ((y.to(ref.device) - self._center) / self._scale).to(ref.device)
         m, n = ref.shape[0], y.shape[0]
         B = check_permutations(self._opts.get("n_permutations", 1000))

@@ -22,6 +22,7 @@ from nndoctor.shift import _rff
 from nndoctor.shift._common import (
     TwoSampleResult,
     as_float_tensors,
+    canonical_order,
     check_alpha,
     display_names,
     limit_threads,
@@ -461,12 +462,13 @@ def mmd_test(
 def canonical_rows(t: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """The rows of ``t`` in a random order that does not depend on the input's order.
 
-    Rows are first sorted by their projection on a fixed random direction (a stable sort: two
-    rows with the same key are, almost surely, the same row, and so interchangeable), then put
-    in the order of a permutation drawn from ``rng``: a uniformly random order, as the tests
+    Rows are first put in their canonical order (:func:`~nndoctor.shift._common.canonical_order`:
+    sorted by a hash of their values' ranks within each column, so the same order in any units),
+    then in the order of a permutation drawn from ``rng``: a uniformly random order, as the tests
     assume, and the same one however the table was ordered. The bandwidth's subsample, the
     permutations and the linear-time test's pairs then see the same rows in the same places for
-    the same ``random_state``, so that the p-value does not depend on the order of the rows.
+    the same ``random_state``, so that the p-value does not depend on the order of the rows, nor
+    (with ``standardize=True``) on the columns' units.
 
     Examples
     --------
@@ -477,11 +479,8 @@ def canonical_rows(t: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """
     if t.shape[0] < 2 or t.shape[1] == 0:
         return t
-    direction = torch.randn(t.shape[1], generator=torch.Generator().manual_seed(0),
-                            dtype=torch.float64).to(t.device)  # fmt: skip
-    order = torch.argsort(t.to(torch.float64) @ direction, stable=True)
-    shuffle = torch.from_numpy(rng.permutation(t.shape[0])).to(t.device)
-    return t[order[shuffle]]
+    order = canonical_order(t)[rng.permutation(t.shape[0])]
+    return t[torch.from_numpy(order).to(t.device)]
 
 
 def _check_options(

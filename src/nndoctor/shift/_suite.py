@@ -484,7 +484,7 @@ def _mmd_complete_rows(
 
 
 def _subsample(values: np.ndarray[Any, Any], rng: np.random.Generator) -> list[float]:
-    values = values[np.isfinite(values)]
+    values = np.sort(values[np.isfinite(values)])  # the same values whatever the rows' order
     if values.size > PLOT_SAMPLE:
         values = rng.choice(values, size=PLOT_SAMPLE, replace=False)
     return [float(v) for v in values]

@@ -40,7 +40,7 @@ from nndoctor._validation import (
     check_weights,
 )
 from nndoctor.exceptions import DataValidationError, SmallSampleWarning
-from nndoctor.shift._common import smallest_pvalue
+from nndoctor.shift._common import canonical_order, smallest_pvalue
 from nndoctor.shift._logistic import fit_logistic, logit, sandwich_cov
 
 __all__ = [
@@ -192,7 +192,10 @@ def _prepare(
             source_weights, name="source_weights", n_rows=ps.shape[0], allow_zero_sum=False
         )
         w = w * (w.shape[0] / w.sum())
-    return ps, ys, pt, yt, w
+    # each sample's rows in an order fixed by their content, so that the fits' sums and the
+    # bootstraps, drawn from random_state by position, do not depend on the rows' order
+    o_s, o_t = canonical_order(ps, ys, w), canonical_order(pt, yt)
+    return ps[o_s], ys[o_s], pt[o_t], yt[o_t], w[o_s]
 
 
 def _int_labels(labels: Any, name: str, shape: tuple[int, ...]) -> npt.NDArray[np.int64]:

@@ -38,7 +38,7 @@ from nndoctor.exceptions import (
     InvalidParameterError,
     LowOverlapWarning,
 )
-from nndoctor.shift._common import display_names
+from nndoctor.shift._common import canonical_order, display_names, inverse_order
 from nndoctor.shift._kernels import gaussian_kernel, median_bandwidth
 
 __all__ = ["ImportanceWeighter", "ImportanceWeightsResult", "effective_sample_size"]
@@ -338,6 +338,10 @@ class ImportanceWeighter:
         Xt = check_matrix(X_target, name=b, min_rows=2 * self.n_splits)
         check_same_features(Xs, Xt, names=(a, b))
         rng = check_random_state(self.random_state)
+        # the rows in an order fixed by their content: the folds, centers and subsamples drawn
+        # from random_state hold the same rows however the tables were ordered
+        order_s = canonical_order(Xs)
+        Xs, Xt = Xs[order_s], Xt[canonical_order(Xt)]
         self.n_source_, self.n_target_ = Xs.shape[0], Xt.shape[0]
         self.n_features_in_ = Xs.shape[1]
         # standardize with the pooled statistics: kernels and logistic penalties see unit scale
@@ -357,13 +361,19 @@ class ImportanceWeighter:
             raw, target_raw = self._fit_kliep(Zs, Zt, rng)
         else:
             raw, target_raw = self._fit_kmm(Zs, Zt, rng), None
-        self._finish(raw, target_raw)
+        back = inverse_order(order_s)  # weights_ row i is X_source's row i
+        self._finish(raw, target_raw, back)
+        self._Zs_fit = Zs[back]
         return self
 
     def _standardize(self, X: npt.NDArray[np.floating[Any]]) -> FloatArray:
         return np.asarray((X - self._mean) / self._scale, dtype=np.float64)
 
-    def _finish(self, raw: FloatArray, target_raw: FloatArray | None) -> None:
+    def _finish(
+        self, raw: FloatArray, target_raw: FloatArray | None, back: npt.NDArray[np.intp]
+    ) -> None:
+        """The weights and their diagnostics (computed in the rows' canonical order, so that
+        they do not depend on the input's; ``back`` puts ``weights_`` in the input's order)."""
         raw = np.maximum(raw, 0.0)
         self.raw_ess_ratio_ = effective_sample_size(raw) / raw.size
         if self.method == "classifier":
@@ -375,12 +385,11 @@ class ImportanceWeighter:
         w = raw if self.clip is None else np.minimum(raw, float(self.clip))
         mean = float(np.mean(w))
         self._norm = 1.0 / mean if (self.normalize and mean > 0) else 1.0
-        self.weights_ = w * self._norm
-        self.effective_sample_size_ = effective_sample_size(self.weights_)
-        self.ess_ratio_ = self.effective_sample_size_ / self.weights_.size
-        self.weight_quantiles_ = {
-            k: float(np.quantile(self.weights_, q)) for k, q in _QUANTILES.items()
-        }
+        weights = w * self._norm
+        self.weights_ = weights[back]
+        self.effective_sample_size_ = effective_sample_size(weights)
+        self.ess_ratio_ = self.effective_sample_size_ / weights.size
+        self.weight_quantiles_ = {k: float(np.quantile(weights, q)) for k, q in _QUANTILES.items()}
         auc_bad = bool(np.isfinite(self.domain_auc_) and self.domain_auc_ > self.max_domain_auc)
         self.low_overlap_ = bool(self.raw_ess_ratio_ < self.min_ess_ratio or auc_bad)
         if self.low_overlap_ and self.warn:

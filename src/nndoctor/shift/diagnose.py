@@ -53,7 +53,7 @@ from nndoctor._validation import (
     to_numpy,
 )
 from nndoctor.exceptions import DataValidationError, InvalidParameterError, LowOverlapWarning
-from nndoctor.shift._common import display_names, model_softmax
+from nndoctor.shift._common import canonical_order, display_names, model_softmax
 from nndoctor.shift._engines import DASK_SAMPLE_SIZE, dask_impl, is_dask
 from nndoctor.shift.concept import (
     MIN_TARGET_LABELS,
@@ -502,6 +502,11 @@ def diagnose(
         labels=("source_y", "target_y") if names is None
         else (f"the label column of {a}", f"the label column of {b}"),
     )  # fmt: skip
+    # each table's rows in an order fixed by their content (features and label), so that the
+    # splits, folds and bootstraps drawn from random_state hold the same rows in any row order
+    order_s, order_t = canonical_order(Xs, ys), canonical_order(Xt, yt)
+    Xs, ys = Xs[order_s], ys[order_s]
+    Xt, yt, labeled = Xt[order_t], yt[order_t], labeled[order_t]
     rng = check_random_state(random_state)
     seed = int(rng.integers(2**31 - 1))
 

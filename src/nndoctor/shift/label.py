@@ -47,6 +47,7 @@ from nndoctor.exceptions import (
     NNDoctorError,
     SmallSampleWarning,
 )
+from nndoctor.shift._common import canonical_order
 from nndoctor.shift._engines import is_dask
 
 __all__ = ["LabelShiftEstimator", "LabelShiftResult"]
@@ -247,6 +248,13 @@ class _Scores:
 
     def take(self, idx: npt.NDArray[np.integer[Any]]) -> _Scores:
         return _Scores(self.probs[idx], self.logits[idx])
+
+
+def _in_canonical_order(S: _Scores, y: IntArray) -> tuple[_Scores, IntArray]:
+    """The rows and their labels in an order fixed by their content, so that the bootstrap's
+    resamples, drawn from ``random_state`` by position, do not depend on the rows' order."""
+    order = canonical_order(S.probs, S.logits, y)
+    return S.take(order), y[order]
 
 
 def _check_scores(scores: Any, *, inputs: str, name: str, n_classes: int | None = None) -> _Scores:
@@ -618,6 +626,7 @@ class LabelShiftEstimator:
         S = _check_scores(source_probs, inputs=str(self.inputs), name="source_probs")
         k = S.probs.shape[1]
         y = _check_class_labels(source_labels, n_rows=S.probs.shape[0], n_classes=k)
+        S, y = _in_canonical_order(S, y)
         return self._set_fitted(self._fit_state(S, y, init=None), S, y)
 
     def _set_fitted(
@@ -670,6 +679,7 @@ class LabelShiftEstimator:
             P, y = collect_rows(data, names)
             S = _check_scores(P, inputs=inputs, name="source_probs")
             y = _check_class_labels(y, n_rows=S.probs.shape[0], n_classes=k)
+            S, y = _in_canonical_order(S, y)
             return self._set_fitted(self._fit_state(S, y, init=None), S, y)
         seed = int(check_random_state(self.random_state).integers(0, 2**63 - 1))
         P, y = collect_rows(data, names, fraction=CALIBRATION_MAX_ROWS / n, seed=seed)
@@ -810,6 +820,7 @@ class LabelShiftEstimator:
         T = _check_scores(
             target_probs, inputs=str(self.inputs), name="target_probs", n_classes=self.n_classes_
         )
+        T = T.take(canonical_order(T.probs, T.logits))  # as the source rows (see fit)
         return self._result(self._estimate_core(self._state, T), int(T.probs.shape[0]), T)
 
     def _estimate_dask(self, target: Any) -> tuple[_Estimate, int]:

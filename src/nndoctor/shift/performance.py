@@ -42,6 +42,7 @@ from nndoctor._validation import (
     to_numpy,
 )
 from nndoctor.exceptions import DataValidationError, InvalidParameterError
+from nndoctor.shift._common import canonical_order
 from nndoctor.shift._engines import is_dask
 from nndoctor.shift.covariate import ImportanceWeighter, effective_sample_size
 from nndoctor.shift.label import (
@@ -852,13 +853,19 @@ def estimate_accuracy(
     )
     rng = check_random_state(random_state)  # validated up front, whichever methods use it
     pred_s, pred_t, predictions = _predictions(Ps, Pt, source_pred, target_pred, threshold)
+    # the rows in an order fixed by their content (with what travels with them), so that the
+    # bootstraps and draws, made from random_state by position, do not depend on their order
+    order_s = canonical_order(Ps, ys, pred_s, *_same_rows(Ps.shape[0], source_weights, source_X))
+    order_t = canonical_order(Pt, pred_t)
+    Ps, ys, pred_s = Ps[order_s], ys[order_s], pred_s[order_s]
+    Pt, pred_t = Pt[order_t], pred_t[order_t]
     correct = (pred_s == ys).astype(np.float64)
     prob = _Problem(Ps, ys, Pt, pred_s, pred_t, correct, predictions, confidence, n_bootstrap)
     explicit = not (isinstance(method, str) and method == "all")
     out, skipped = _run_estimators(
         prob, methods, explicit, rng, score=score, label_shift=label_shift,
         source_weights=source_weights, source_X=source_X, target_X=target_X,
-        random_state=random_state,
+        random_state=random_state, order_s=order_s,
     )  # fmt: skip
     if isinstance(method, str) and method != "all":
         return out[0]
@@ -910,8 +917,10 @@ def _run_estimators(
     source_X: Any,
     target_X: Any,
     random_state: Any,
+    order_s: IntArray,
 ) -> tuple[list[AccuracyEstimate], dict[str, str]]:
-    """Run each requested estimator in turn: the estimates, and those skipped with why."""
+    """Run each requested estimator in turn: the estimates, and those skipped with why
+    (``order_s``: the order of ``prob``'s source rows among those the weights are given for)."""
     out: list[AccuracyEstimate] = []
     skipped: dict[str, str] = {}
     for m in methods:
@@ -933,8 +942,21 @@ def _run_estimators(
                     raise InvalidParameterError(f"method 'importance-weighted' {reason}")
                 skipped[m] = reason
                 continue
-            out.append(_importance_weighted(prob, weights))
+            out.append(_importance_weighted(prob, weights[order_s]))
     return out, skipped
+
+
+def _same_rows(n: int, *parts: Any) -> list[Any]:
+    """The parts given with one row per source row (the others are left to their own checks,
+    which say what is wrong with them)."""
+    out = []
+    for part in parts:
+        shape = getattr(part, "shape", None)
+        rows = shape[0] if shape is not None and len(shape) else None
+        if rows is None and isinstance(part, list | tuple):
+            rows = len(part)
+        out.append(part if rows == n else None)
+    return out
 
 
 def _check_methods(method: str | Sequence[str]) -> list[str]:
@@ -1324,6 +1346,10 @@ def _estimate_accuracy_dask(
     k = Ps.shape[1]
     ys = _check_class_labels(y_src, n_rows=Ps.shape[0], n_classes=k)
     pred_s, _, predictions = _predictions(Ps, Ps, None, None, threshold)
+    # the held-out rows in the canonical order of the in-memory path (the same sums, so the
+    # same estimates to the last digit)
+    order_s = canonical_order(Ps, ys, pred_s, *_same_rows(Ps.shape[0], source_weights, None))
+    Ps, ys, pred_s = Ps[order_s], ys[order_s], pred_s[order_s]
     t = None if threshold is None else float(threshold)
     correct = (pred_s == ys).astype(np.float64)
     empty = np.empty((0, k))
@@ -1354,7 +1380,7 @@ def _estimate_accuracy_dask(
             if weights is None:  # pragma: no cover - the refusal covers it
                 continue
             (n_target,) = _dask_count(target)
-            out.append(replace(_importance_weighted(prob, weights), n_target=n_target))
+            out.append(replace(_importance_weighted(prob, weights[order_s]), n_target=n_target))
     if isinstance(method, str) and method != "all":
         return out[0]
     return AccuracyEstimates(tuple(out), float(correct.mean()), skipped)
