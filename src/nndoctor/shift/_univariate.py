@@ -357,13 +357,12 @@ def _numeric_column(
     m, n = x.size, y.size
     xs = np.sort(x)
     ys = np.sort(y)
-    # merge the two sorted samples in O(m + n): each y goes after the x's not above it
-    rank_y = np.searchsorted(xs, ys, side="right") + np.arange(n)
-    from_x = np.ones(m + n, dtype=bool)
-    from_x[rank_y] = False
-    pooled = np.empty(m + n)
-    pooled[rank_y] = ys
-    pooled[from_x] = xs
+    # merge the two sorted samples: a stable sort of two sorted runs is one O(m + n) merge
+    # (timsort), and puts each y after the x's not above it
+    both = np.concatenate((xs, ys))
+    merged = np.argsort(both, kind="stable")
+    pooled = both[merged]
+    from_x = merged < m
     count_x = np.cumsum(from_x)
     # the two empirical CDFs just after each distinct pooled value
     last = np.empty(m + n, dtype=bool)
