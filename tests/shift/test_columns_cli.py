@@ -213,3 +213,26 @@ def test_timestamps_with_two_utc_offsets_are_dates(tmp_path: Path) -> None:
     assert code == 0, err
     assert "column 'Time'" in err
     assert {f["name"] for f in json.loads(out)["features"]["features"]} == {"y"}
+
+
+def test_shift_test_takes_a_target_without_the_label_column(
+    wine: tuple[str, str], tmp_path: Path
+) -> None:
+    """Deployment data has no labels: ``shift test --label`` stopped with "label column ... is
+    not in the target table" (exit 2) where diagnose, weights and the checkup accept it. The
+    label is left out of the source; a target without it is tested as it is."""
+    s, t = wine
+    unlabeled = tmp_path / "t_unlabeled.csv"
+    pd.read_csv(t).drop(columns="cultivar").to_csv(unlabeled, index=False)
+    args = ("--label", "cultivar", "--method", "ks", "--json")
+    runs = [_run("shift", "test", "--source", s, "--target", x, *args) for x in (t, str(unlabeled))]
+    for code, _, err in runs:
+        assert code == 0, err
+    labeled, unlabeled_out = (json.loads(out)["features"] for _, out, _ in runs)
+    assert labeled == unlabeled_out
+    assert "cultivar" not in {f["name"] for f in labeled["features"]}
+    # the source must still have it: a mistyped label is a usage error
+    code, _, err = _run("shift", "test", "--source", str(unlabeled), "--target", t,
+                        "--label", "cultivar", "--method", "ks")  # fmt: skip
+    assert code == 2
+    assert "label column 'cultivar'" in err
