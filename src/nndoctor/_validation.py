@@ -595,11 +595,24 @@ def _arity_hint(model: nn.Module, args: tuple[Any, ...]) -> str:
     )
 
 
+_INPUT_LAYERS = (
+    nn.Linear,
+    nn.Bilinear,
+    nn.modules.conv._ConvNd,
+    nn.Embedding,
+    nn.EmbeddingBag,
+    nn.RNNBase,
+    nn.MultiheadAttention,
+)
+
+
 def _shape_hint(model: nn.Module, args: tuple[Any, ...]) -> str:
     arity = _arity_hint(model, args)
     if arity:
         return arity
-    first = next((m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)), None)
+    # the first layer that takes an input: a hint about a Linear or Conv2d only when that is it
+    # (a wav2vec2's first Linear comes after its Conv1d feature encoder)
+    first = next((m for m in model.modules() if isinstance(m, _INPUT_LAYERS)), None)
     x = args[0]
     weight = next((p for p in model.parameters() if p.is_floating_point()), None)
     if isinstance(x, torch.Tensor) and not x.is_floating_point() and weight is not None:

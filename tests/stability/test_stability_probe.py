@@ -407,3 +407,27 @@ def test_wav2vec2_in_training_mode_is_probed() -> None:
     report = probe(model, torch.randn(2, 200, generator=torch.Generator().manual_seed(0)))
     assert report.verdict == "healthy"
     assert model.training
+
+
+class _ConvThenLinearFails(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 8, 5)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x[:, None]).mean(-1)
+        if h.shape[-1] == 8:
+            raise RuntimeError("something inside the model went wrong")
+        return self.fc(h)
+
+
+def test_forward_error_hint_names_the_layer_that_takes_the_input() -> None:
+    """A forward that fails for a reason of its own, in a model whose first layer is a Conv1d:
+    the hint blamed "the first Linear layer", which expects 8 features (the Conv1d's output),
+    and told the user to reshape a batch of the right shape."""
+    with pytest.raises(DataValidationError) as caught:
+        probe(_ConvThenLinearFails(), torch.randn(4, 64))
+    message = str(caught.value)
+    assert "something inside the model went wrong" in message
+    assert "Linear" not in message
