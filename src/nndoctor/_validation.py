@@ -615,6 +615,14 @@ def _shape_hint(model: nn.Module, args: tuple[Any, ...]) -> str:
     first = next((m for m in model.modules() if isinstance(m, _INPUT_LAYERS)), None)
     x = args[0]
     weight = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if isinstance(first, nn.Embedding | nn.EmbeddingBag):
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            return (
+                f"; the model starts with an Embedding, which takes integer indices (torch.long) "
+                f"below {first.num_embeddings}, but the inputs are {x.dtype}: pass a batch of "
+                "token ids, not features"
+            )
+        return ""
     if isinstance(x, torch.Tensor) and not x.is_floating_point() and weight is not None:
         return (
             f"; the inputs are {x.dtype} but the model's weights are {weight.dtype}: pass "
@@ -656,7 +664,7 @@ def forward_errors(model: nn.Module, args: tuple[Any, ...]) -> Iterator[None]:
         hint = _shape_hint(model, args)
         fix = (
             ""
-            if hint.endswith("supplies the rest")
+            if hint.endswith(("supplies the rest", "not features"))
             else "; pass a batch of the shape the model expects"
         )
         raise DataValidationError(

@@ -431,3 +431,19 @@ def test_forward_error_hint_names_the_layer_that_takes_the_input() -> None:
     message = str(caught.value)
     assert "something inside the model went wrong" in message
     assert "Linear" not in message
+
+
+def test_forward_error_on_float_inputs_to_an_embedding_says_token_ids() -> None:
+    """An Embedding-first model (a language model) given a float batch (the CLI's
+    ``--input-shape`` draws N(0, 1)): the error ended "pass a batch of the shape the model
+    expects", though the shape was right and the type was not."""
+    model = nn.Sequential(nn.Embedding(50, 8), nn.Flatten(), nn.Linear(80, 2))
+    with pytest.raises(DataValidationError) as caught:
+        probe(model, torch.randn(4, 10))
+    message = str(caught.value)
+    assert "Embedding" in message
+    assert "integer indices" in message
+    assert "below 50" in message
+    assert "shape the model expects" not in message
+    report = probe(model, torch.randint(0, 50, (4, 10), generator=torch.Generator().manual_seed(0)))
+    assert math.isfinite(report.forward_gain)
