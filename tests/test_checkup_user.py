@@ -280,3 +280,42 @@ def test_exclude_and_include_name_existing_columns(d: Path) -> None:
     assert result.exit_code == 2
     assert "--exclude 'aera'" in result.stderr
     assert "did you mean 'area'?" in result.stderr
+
+
+def test_stability_rows_of_a_non_relu_model_name_a_real_treatment_and_a_number(
+    tmp_path: Path,
+) -> None:
+    """A LayerNorm/GELU net whose init the checkup keeps, and a tanh net it re-initializes: the
+    audit row told the user to run ``init_(model, 'current')`` (not a scheme: init_ rejects it)
+    and gave the effect as "per-layer forward factor now nan" (the measured factor was taken
+    between ReLU layers only)."""
+    from nndoctor.checkup import CheckupContext, default_stages, run_checkup
+
+    (tmp_path / "nets.py").write_text(
+        "import torch.nn as nn\n"
+        "def ln():\n"
+        "    return nn.Sequential(nn.Linear(8, 32), nn.LayerNorm(32), nn.GELU(),\n"
+        "                         nn.Linear(32, 2))\n"
+        "def tanh():\n"
+        "    return nn.Sequential(nn.Linear(18, 32), nn.Tanh(), nn.Linear(32, 7))\n"
+    )
+    stages = [s for s in default_stages() if s.name == "stability"]
+    treatments = {}
+    for factory, shape in (("ln", (8,)), ("tanh", (18,))):
+        ctx = CheckupContext(model_spec=f"{tmp_path}/nets.py:{factory}", input_shape=shape)
+        (stage,) = run_checkup(stages=stages, context=ctx).stages
+        rec = stage.results[3]
+        audit_row = stage.summary[1]
+        for row in stage.summary:
+            assert "nan" not in f"{row.evidence} {row.effect}", row
+        assert "'current'" not in audit_row.treatment
+        treatments[factory] = (rec.scheme, audit_row.treatment, audit_row.effect)
+    scheme, treatment, effect = treatments["ln"]
+    assert scheme == "current"
+    assert "keep" in treatment
+    assert effect == "-"
+    scheme, treatment, effect = treatments["tanh"]
+    assert scheme != "current"
+    assert treatment == ("lsuv_(model, x)" if scheme == "lsuv" else f"init_(model, '{scheme}')")
+    factor = float(effect.removeprefix("per-layer forward factor now ").split(" ")[0])
+    assert 0.5 < factor < 2.0, effect  # a scheme that fits tanh keeps the second moment

@@ -406,7 +406,8 @@ MIN_ID_ROWS = 20
 
 
 def is_datetime_column(values: pd.Series) -> bool:
-    """A datetime column, or text that reads as dates or times (``2024-01-31``, ``12:30``)."""
+    """A datetime column, or text that reads as dates or times (``2024-01-31``, ``12:30``; with
+    UTC offsets, which may differ from row to row, as local times across a DST change do)."""
     if pd.api.types.is_datetime64_any_dtype(values):
         return True
     if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
@@ -418,7 +419,7 @@ def is_datetime_column(values: pd.Series) -> bool:
 
     with warnings.catch_warnings():  # pandas warns when it guesses a format per element
         warnings.simplefilter("ignore", UserWarning)
-        parsed = pd.to_datetime(observed, errors="coerce", format="mixed")
+        parsed = pd.to_datetime(observed, errors="coerce", format="mixed", utc=True)
     return bool(parsed.notna().all())
 
 

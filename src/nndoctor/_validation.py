@@ -595,13 +595,34 @@ def _arity_hint(model: nn.Module, args: tuple[Any, ...]) -> str:
     )
 
 
+_INPUT_LAYERS = (
+    nn.Linear,
+    nn.Bilinear,
+    nn.modules.conv._ConvNd,
+    nn.Embedding,
+    nn.EmbeddingBag,
+    nn.RNNBase,
+    nn.MultiheadAttention,
+)
+
+
 def _shape_hint(model: nn.Module, args: tuple[Any, ...]) -> str:
     arity = _arity_hint(model, args)
     if arity:
         return arity
-    first = next((m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)), None)
+    # the first layer that takes an input: a hint about a Linear or Conv2d only when that is it
+    # (a wav2vec2's first Linear comes after its Conv1d feature encoder)
+    first = next((m for m in model.modules() if isinstance(m, _INPUT_LAYERS)), None)
     x = args[0]
     weight = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if isinstance(first, nn.Embedding | nn.EmbeddingBag):
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            return (
+                f"; the model starts with an Embedding, which takes integer indices (torch.long) "
+                f"below {first.num_embeddings}, but the inputs are {x.dtype}: pass a batch of "
+                "token ids, not features"
+            )
+        return ""
     if isinstance(x, torch.Tensor) and not x.is_floating_point() and weight is not None:
         return (
             f"; the inputs are {x.dtype} but the model's weights are {weight.dtype}: pass "
@@ -643,7 +664,7 @@ def forward_errors(model: nn.Module, args: tuple[Any, ...]) -> Iterator[None]:
         hint = _shape_hint(model, args)
         fix = (
             ""
-            if hint.endswith("supplies the rest")
+            if hint.endswith(("supplies the rest", "not features"))
             else "; pass a batch of the shape the model expects"
         )
         raise DataValidationError(

@@ -196,3 +196,43 @@ def test_the_checkup_and_the_shift_commands_leave_out_the_same_columns(tmp_path:
     assert data is not None
     assert set(data.features) == tested
     assert data.identifiers == ("row",)
+
+
+def test_timestamps_with_two_utc_offsets_are_dates(tmp_path: Path) -> None:
+    """river's WaterFlow export: local times written with their UTC offset, +01:00 in winter and
+    +02:00 in summer. pandas refuses to parse mixed offsets without ``utc=True`` and the
+    ValueError escaped as a traceback (exit 1); the column is dates, left out with a note."""
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2022-03-20", periods=60, freq="12h", tz="Europe/Berlin")
+    df = pd.DataFrame({"Time": times.astype(str), "y": rng.normal(100.0, 5.0, size=60)})
+    assert df["Time"].str[-6:].nunique() == 2  # both offsets are in the table
+    df.iloc[::2].to_csv(tmp_path / "s.csv", index=False)
+    df.iloc[1::2].to_csv(tmp_path / "t.csv", index=False)
+    s, t = str(tmp_path / "s.csv"), str(tmp_path / "t.csv")
+    code, out, err = _run("shift", "test", "--source", s, "--target", t, "--method", "ks", "--json")
+    assert code == 0, err
+    assert "column 'Time'" in err
+    assert {f["name"] for f in json.loads(out)["features"]["features"]} == {"y"}
+
+
+def test_shift_test_takes_a_target_without_the_label_column(
+    wine: tuple[str, str], tmp_path: Path
+) -> None:
+    """Deployment data has no labels: ``shift test --label`` stopped with "label column ... is
+    not in the target table" (exit 2) where diagnose, weights and the checkup accept it. The
+    label is left out of the source; a target without it is tested as it is."""
+    s, t = wine
+    unlabeled = tmp_path / "t_unlabeled.csv"
+    pd.read_csv(t).drop(columns="cultivar").to_csv(unlabeled, index=False)
+    args = ("--label", "cultivar", "--method", "ks", "--json")
+    runs = [_run("shift", "test", "--source", s, "--target", x, *args) for x in (t, str(unlabeled))]
+    for code, _, err in runs:
+        assert code == 0, err
+    labeled, unlabeled_out = (json.loads(out)["features"] for _, out, _ in runs)
+    assert labeled == unlabeled_out
+    assert "cultivar" not in {f["name"] for f in labeled["features"]}
+    # the source must still have it: a mistyped label is a usage error
+    code, _, err = _run("shift", "test", "--source", str(unlabeled), "--target", t,
+                        "--label", "cultivar", "--method", "ks")  # fmt: skip
+    assert code == 2
+    assert "label column 'cultivar'" in err

@@ -351,3 +351,99 @@ def test_training_mode_probe_draws_its_own_dropout_masks() -> None:
     mine = probe(model, x, loss_fn=lambda out: out.square().mean()).to_dict()
     torch.manual_seed(3)
     assert probe(model, x, loss_fn=lambda out: out.square().mean()).to_dict() == mine
+
+
+class _MarksItsInput(nn.Module):
+    """Hugging Face's wav2vec2 / HuBERT feature encoders in training mode: ``h = x[:, None];
+    h.requires_grad = True`` (for gradient checkpointing), legal on an input that does not
+    require grad and a RuntimeError on one that does (a view is then not a leaf)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 8, 5, stride=2)
+        self.act = nn.GELU()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x[:, None]
+        if self.training:
+            h.requires_grad = True
+        return self.fc(self.act(self.conv(h)).mean(-1))
+
+
+def test_a_model_that_marks_its_input_as_requiring_grad_is_probed() -> None:
+    """The probe made the inputs leaves that require grad, so such a model's forward raised
+    and the probe failed ("you can only change requires_grad flags of leaf variables", with a
+    hint about the first Linear's features). It is probed with respect to its parameters, as
+    for integer inputs, and in eval mode it gives the same forward statistics."""
+    torch.manual_seed(0)
+    model = _MarksItsInput()
+    x = torch.randn(16, 64, generator=torch.Generator().manual_seed(1))
+    train = probe(model, x)
+    assert model.training
+    assert train.verdict in ("healthy", "vanishing", "exploding")
+    assert math.isfinite(train.forward_gain)
+    assert math.isfinite(train.backward_gain)
+    assert all(math.isfinite(la.backward_rms) for la in train.layers)
+    evaluated = probe(model.eval(), x)
+    assert train.forward_gain == pytest.approx(evaluated.forward_gain, rel=1e-6)
+    assert [la.forward_rms for la in train.layers] == pytest.approx(
+        [la.forward_rms for la in evaluated.layers], rel=1e-6
+    )
+
+
+def test_wav2vec2_in_training_mode_is_probed() -> None:
+    """The model that showed it: a tiny ``Wav2Vec2Model`` from its config (nothing downloaded),
+    fresh from the constructor and so in training mode, on a batch of raw audio."""
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        conv_dim=(8, 8), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+    )  # fmt: skip
+    model = Wav2Vec2Model(config)
+    report = probe(model, torch.randn(2, 200, generator=torch.Generator().manual_seed(0)))
+    assert report.verdict == "healthy"
+    assert model.training
+
+
+class _ConvThenLinearFails(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 8, 5)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x[:, None]).mean(-1)
+        if h.shape[-1] == 8:
+            raise RuntimeError("something inside the model went wrong")
+        return self.fc(h)
+
+
+def test_forward_error_hint_names_the_layer_that_takes_the_input() -> None:
+    """A forward that fails for a reason of its own, in a model whose first layer is a Conv1d:
+    the hint blamed "the first Linear layer", which expects 8 features (the Conv1d's output),
+    and told the user to reshape a batch of the right shape."""
+    with pytest.raises(DataValidationError) as caught:
+        probe(_ConvThenLinearFails(), torch.randn(4, 64))
+    message = str(caught.value)
+    assert "something inside the model went wrong" in message
+    assert "Linear" not in message
+
+
+def test_forward_error_on_float_inputs_to_an_embedding_says_token_ids() -> None:
+    """An Embedding-first model (a language model) given a float batch (the CLI's
+    ``--input-shape`` draws N(0, 1)): the error ended "pass a batch of the shape the model
+    expects", though the shape was right and the type was not."""
+    model = nn.Sequential(nn.Embedding(50, 8), nn.Flatten(), nn.Linear(80, 2))
+    with pytest.raises(DataValidationError) as caught:
+        probe(model, torch.randn(4, 10))
+    message = str(caught.value)
+    assert "Embedding" in message
+    assert "integer indices" in message
+    assert "below 50" in message
+    assert "shape the model expects" not in message
+    report = probe(model, torch.randint(0, 50, (4, 10), generator=torch.Generator().manual_seed(0)))
+    assert math.isfinite(report.forward_gain)

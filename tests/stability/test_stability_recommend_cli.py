@@ -149,3 +149,30 @@ def test_cli_recommend_speaks_cli_and_applies(tmp_path: Path) -> None:
     fixed = runner.invoke(app, [*probe_args, "--weights", str(saved), "--json"])
     assert fixed.exit_code == 0, fixed.output
     assert json.loads(fixed.stdout)["verdict"] == after["verdict"] == "healthy"
+
+
+def test_cli_recommend_fail_on_judges_the_current_initialization(tmp_path: Path) -> None:
+    """``stability recommend`` on an all-zeros network: the headline was "OK  Re-initialize with
+    ...: the probe reads the current initialization vanishing", and ``--fail-on error`` exited
+    0 where ``stability probe --fail-on error`` on the same model exits 1 (the section's status
+    was that of the fixed model). The current initialization is the finding; a model whose own
+    initialization is kept stays OK."""
+    spec = tmp_path / "net.py"
+    spec.write_text(
+        "from torch import nn\n"
+        "def zeros():\n"
+        "    m = nn.Sequential(nn.Linear(12, 16), nn.Tanh(), nn.Linear(16, 3))\n"
+        "    for p in m.parameters():\n"
+        "        nn.init.zeros_(p)\n"
+        "    return m\n"
+        "def kept():\n"
+        "    return nn.Sequential(nn.Linear(12, 32), nn.LayerNorm(32), nn.GELU(),\n"
+        "                         nn.Linear(32, 3))\n"
+    )
+    args = ["--input-shape", "12", "--fail-on", "error"]
+    for command in ("probe", "recommend"):
+        out = runner.invoke(app, ["stability", command, "--model", f"{spec}:zeros", *args])
+        assert out.exit_code == 1, (command, out.output)
+    out = runner.invoke(app, ["stability", "recommend", "--model", f"{spec}:kept", *args, "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["scheme"] == "current"

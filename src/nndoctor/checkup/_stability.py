@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import math
+from typing import TYPE_CHECKING
 
 import torch
 
 from nndoctor.checkup._types import CheckupContext, Stage, StageOutcome, SummaryRow
+
+if TYPE_CHECKING:
+    from nndoctor.stability import PropagationReport
 
 __all__ = ["STABILITY_STAGE", "stability_stage"]
 
@@ -102,10 +107,8 @@ def stability_stage(ctx: CheckupContext) -> StageOutcome:
             f"{first.activation} (KS tests against the candidate laws)"
             if first
             else "-",
-            treatment=f"init_(model, '{rec.scheme}')"
-            if rec.scheme != "lsuv"
-            else "lsuv_(model, x)",
-            effect=f"per-layer forward factor now {_median_factor(after):.2f}",
+            treatment=_init_treatment(rec.scheme),
+            effect="-" if rec.scheme == "current" else _factor_effect(after, len(audit.layers)),
             severity="warning" if first and not first.recommendation.endswith("keep") else "ok",
         ),
         SummaryRow(
@@ -138,6 +141,28 @@ def _no_model(ctx: CheckupContext) -> StageOutcome:
         severity="info",
     )
     return StageOutcome("stability", "Stability at initialization", (row,), ())
+
+
+def _init_treatment(scheme: str) -> str:
+    """The call that applies ``scheme`` (``"current"``: none, the model's own init is kept)."""
+    if scheme == "current":
+        return "none needed (keep the current initialization)"
+    return "lsuv_(model, x)" if scheme == "lsuv" else f"init_(model, '{scheme}')"
+
+
+def _factor_effect(after: PropagationReport, n_layers: int) -> str:
+    """The effect of the fix on the per-layer factor: the second-moment ratio measured between
+    consecutive ReLU layers of the re-probe (:func:`_median_factor`) where the model has them;
+    else the end-to-end forward gain spread evenly over the ``n_layers`` audited weight layers,
+    ``forward_gain ** (2 / n_layers)``, so a model without ReLUs gets a number, not NaN."""
+    measured = _median_factor(after)
+    if math.isfinite(measured) or n_layers < 1:
+        return f"per-layer forward factor now {measured:.2f}"
+    spread = after.forward_gain ** (2.0 / n_layers)
+    return (
+        f"per-layer forward factor now {spread:.2f} (forward gain {after.forward_gain:.3g} "
+        f"over {n_layers} layers)"
+    )
 
 
 def _median_factor(report: object) -> float:

@@ -263,7 +263,16 @@ def _recommend_sections(result: InitRecommendation, *, figures: bool = False) ->
     )
     if result.message:
         verdict = f"{result.message} {verdict}"
-    status: Status = "ok" if result.after.verdict == "healthy" else "warning"
+    # the finding is the current initialization (as in the checkup and `stability probe`): a
+    # re-initialization recommended over an unhealthy probe is an error, over a healthy probe
+    # with layers to fix a warning; only a kept initialization that probes healthy is ok
+    status: Status = (
+        "error"
+        if result.before.verdict != "healthy"
+        else "ok"
+        if result.scheme == "current" and result.after.verdict == "healthy"
+        else "warning"
+    )
     return [
         Section(
             "Initialization recommendation",

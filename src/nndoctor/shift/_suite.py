@@ -195,7 +195,7 @@ def compare_samples(
     source, target : DataFrame or array-like
     method : {"auto", "mmd", "ks", "chi2", "c2st", "bbsd"}
     label : str, optional
-        A label column to leave out of the features.
+        A label column of ``source`` to leave out of the features (``target`` may lack it).
     model : nn.Module, optional
         Maps the numeric features (float32) to logits; needed for ``"bbsd"``.
     alpha, correction, min_effect, n_permutations, random_state
@@ -302,16 +302,16 @@ def _feature_tables(
 
 
 def drop_label(src: Any, tgt: Any, label: str | None, given: tuple[str, str]) -> tuple[Any, Any]:
-    """Both tables (pandas or Dask frames) without the ``label`` column, which each must have."""
+    """Both tables (pandas or Dask frames) without the ``label`` column, which the source must
+    have; the target may lack it (deployment data is often unlabeled)."""
     if label is None:
         return src, tgt
-    for name, frame in zip(given, (src, tgt), strict=True):
-        if label not in frame.columns:
-            raise InvalidParameterError(
-                f"label column {label!r} is not in {name}; "
-                f"{column_hint(label, frame.columns)}; pass an existing column"
-            )
-    return src.drop(columns=[label]), tgt.drop(columns=[label])
+    if label not in src.columns:
+        raise InvalidParameterError(
+            f"label column {label!r} is not in {given[0]}; "
+            f"{column_hint(label, src.columns)}; pass an existing column"
+        )
+    return src.drop(columns=[label]), tgt.drop(columns=[c for c in (label,) if c in tgt.columns])
 
 
 def _plan(method: str, numeric: bool, model: nn.Module | None) -> list[str]:

@@ -751,7 +751,7 @@ def _label_consistency(
         cons_stat,
         cons_p,
         consistency_alpha,
-        not consistent,
+        not consistent and not untestable_consistency,  # NaN p: no evidence, not a rejection
         f"{kept.size} of {check.size} check rows kept; "
         + (
             "too few to test: label and covariate shift cannot be told apart"
@@ -928,20 +928,28 @@ def _treatment(
     """What to do: more data when the diagnosis is insufficient (no weighted refit paid for),
     else the treatment of the kind (:func:`_recommend`)."""
     if kind == "insufficient":
-        return _more_data_recommendation(estimated)
+        return _more_data_recommendation(estimated, reweighted=cons.untestable)
     return _recommend(kind, cons.base, use_labels=use_labels, estimated=estimated,
                       observed=ct.observed, est=est, label_res=label_res, P_t=P_t,
                       iw_summary=cons.iw_summary, weighter=cons.weighter,
                       beta_check=cons.beta_check, refit=refit, decomp=ct.decomp)  # fmt: skip
 
 
-def _more_data_recommendation(estimated: float) -> Recommendation:
-    """The treatment when the tests could not decide: collect more rows."""
+def _more_data_recommendation(estimated: float, *, reweighted: bool = False) -> Recommendation:
+    """The treatment when the tests could not decide: collect more rows (``reweighted``: the
+    tables were big enough, but too few source check rows were left after the w(y) thinning)."""
+    how = (
+        "pass more labeled source rows, above all of the classes the target has more of: too "
+        "few of the source's check rows were left after re-weighting by w(y) to run the "
+        "label_consistency test; then rerun"
+        if reweighted
+        else f"pass at least {MIN_SOURCE_ROWS} labeled source rows and {MIN_TARGET_ROWS} "
+        "target rows (a few hundred of each for useful power), then rerun"
+    )
     return Recommendation(
         "more data",
         "Collect more rows before acting: the tests could not run on so few",
-        f"pass at least {MIN_SOURCE_ROWS} labeled source rows and {MIN_TARGET_ROWS} target "
-        "rows (a few hundred of each for useful power), then rerun",
+        how,
         "unknown",
         estimated,
         float("nan"),

@@ -43,7 +43,7 @@ from nndoctor._validation import (
     check_number,
     forward_errors,
 )
-from nndoctor.exceptions import InvalidParameterError, NNDoctorError
+from nndoctor.exceptions import DataValidationError, InvalidParameterError, NNDoctorError
 from nndoctor.stability._layers import (
     CONV_T_TYPES,
     CONV_TYPES,
@@ -578,9 +578,10 @@ def probe(
     One forward pass records, for every module that owns parameters and every elementwise
     activation, the output's second moment; one backward pass of ``loss_fn(output)`` (by
     default a random projection of the output, below) records the gradient's (taken with
-    ``torch.autograd.grad`` with
-    respect to the inputs — or the parameters, for integer inputs — and to every module output
-    at once, so no ``.grad`` is written and no weight gradient is computed; an output the loss
+    ``torch.autograd.grad`` with respect to the inputs — or the parameters, for integer inputs
+    and for a model whose forward sets ``requires_grad`` on its input itself, as wav2vec2's
+    feature encoder does in training mode — and to every module output at once, so no
+    ``.grad`` is written and no weight gradient is computed; an output the loss
     does not depend on gets NaN backward statistics). Theory predicts each module's output from
     the second moment measured at its input:
 
@@ -730,12 +731,22 @@ def probe(
         }
     if loss_fn is None:
         loss_fn = _RandomProjection(generator)
-    targets, modules = _records_for(work)
-    store = _Store()
-    with preserve_state(work, modules), own_rng(work, forward_seed(generator)):
-        pendings, loss_ok, input_slots, grad_slots = _run(
-            work, args, targets, loss_fn, store, wrap=_can_wrap(targets, modules), kwargs=kwargs
-        )
+    grad_inputs = True
+    while True:
+        targets, modules = _records_for(work)
+        store = _Store()
+        try:
+            with preserve_state(work, modules), own_rng(work, forward_seed(generator)):
+                pendings, loss_ok, input_slots, grad_slots = _run(
+                    work, args, targets, loss_fn, store, wrap=_can_wrap(targets, modules),
+                    kwargs=kwargs, grad_inputs=grad_inputs,
+                )  # fmt: skip
+            break
+        except DataValidationError as err:
+            if not (grad_inputs and _marks_its_inputs(err)):
+                raise
+            store.release()
+            grad_inputs = False  # once more, with respect to the parameters
     return _assemble(
         work,
         targets,
@@ -761,12 +772,15 @@ def _run(
     *,
     wrap: bool,
     kwargs: dict[str, Any] | None = None,
+    grad_inputs: bool = True,
 ) -> tuple[list[_Pending], bool, list[int], list[int]]:
     """The two passes. Hooks only keep tensors in ``store`` (a copy of each forward output,
     since a later in-place operation may overwrite it) and the gradient edge of each output;
     one ``autograd.grad`` call returns the gradients at all edges; every statistic is computed
     afterwards, batched. Returns the records, whether the loss had a gradient, and the store
-    slots of the float inputs and of the gradients with respect to them."""
+    slots of the float inputs and of the gradients with respect to them (none without
+    ``grad_inputs``: the float inputs do not require grad and the backward pass is taken with
+    respect to the parameters, as for integer inputs)."""
     rec = _recorder(store)
     install, uninstall = (_wrapped if wrap else _hooked)(targets, rec.begin, rec.end)
     input_slots: list[int] = []
@@ -774,7 +788,9 @@ def _run(
     try:
         install()
         with torch.enable_grad():
-            leaves, kw_leaves = _input_leaves(args, kwargs, store, rec.kept, input_slots)
+            leaves, kw_leaves = _input_leaves(
+                args, kwargs, store, rec.kept, input_slots, grad=grad_inputs
+            )
             with forward_errors(work, args or tuple(kw_leaves.values())):
                 out = work(*leaves, **kw_leaves)
             rec.kept.clear()  # the forward pass is over: no more inputs to match
@@ -954,12 +970,15 @@ def _input_leaves(
     store: _Store,
     kept: dict[int, tuple[weakref.ref[torch.Tensor], int, int]],
     input_slots: list[int],
+    *,
+    grad: bool = True,
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The inputs as leaves of the graph: floating ones require grad (the backward pass is
-    taken with respect to them), each kept in the store with its slot in ``input_slots``."""
-    leaves = tuple(a.detach().requires_grad_(True) if a.is_floating_point() else a for a in args)
+    taken with respect to them; not with ``grad=False``), each kept in the store with its slot
+    in ``input_slots``."""
+    leaves = tuple(a.detach().requires_grad_(grad) if a.is_floating_point() else a for a in args)
     kw_leaves = {
-        k: v.detach().requires_grad_(True)
+        k: v.detach().requires_grad_(grad)
         if isinstance(v, torch.Tensor) and v.is_floating_point()
         else v
         for k, v in (kwargs or {}).items()
@@ -970,6 +989,14 @@ def _input_leaves(
             input_slots.append(store.add(a.detach(), full=False))
             kept[id(a)] = (weakref.ref(a), a._version, input_slots[-1])
     return leaves, kw_leaves
+
+
+def _marks_its_inputs(err: DataValidationError) -> bool:
+    """Whether the forward pass failed because the model sets ``requires_grad`` on a view of its
+    input (Hugging Face's wav2vec2 / HuBERT feature encoders in training mode do, for gradient
+    checkpointing): legal when the input does not require grad, an error when the probe's does."""
+    cause = err.__cause__
+    return isinstance(cause, RuntimeError) and "requires_grad flags of leaf" in str(cause)
 
 
 def _scalar_loss(loss_fn: Callable[[Any], torch.Tensor] | None, out: Any) -> torch.Tensor:
