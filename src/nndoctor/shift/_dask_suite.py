@@ -268,7 +268,8 @@ def _mmd(
     left_out: list[str] = []
     if missing != "raise":
         left_out = [c for c in numeric if int(seen_x[c]) == 0 or int(seen_y[c]) == 0]
-    kept = [c for c in numeric if c not in left_out]
+    # by name, as in memory: the random features' frequencies are drawn column by column
+    kept = sorted((c for c in numeric if c not in left_out), key=str)
     m, n = full_x, full_y
     if left_out and kept:
         m, n = _complete_rows((dx, dy), kept)

@@ -364,7 +364,9 @@ def _run_test(
             raise DataValidationError(
                 "MMD needs numeric columns and the tables have none; use --method chi2"
             )
-        kept = [c for c in numeric if c not in left_out]
+        # the columns in the order of their names: the MMD does not depend on the columns'
+        # order, and with this neither do its permutations (the rows' canonical order)
+        kept = sorted((c for c in numeric if c not in left_out), key=str)
         return {
             "mmd": _mmd_complete_rows(
                 _complete(src, kept, missing), _complete(tgt, kept, missing),
@@ -374,10 +376,11 @@ def _run_test(
             )
         }  # fmt: skip
     if what == "c2st":
+        by_name = sorted(src.columns, key=str)  # folds and fits do not follow column order
         return {
             "classifier": classifier_test(
-                *_c2st_rows(src, tgt, missing, given), alpha=alpha, random_state=seed,
-                names=passed,
+                *_c2st_rows(src[by_name], tgt[by_name], missing, given), alpha=alpha,
+                random_state=seed, names=passed,
             )
         }  # fmt: skip
     if model is None:  # "bbsd" without a model was rejected by _plan
