@@ -340,3 +340,17 @@ def test_cli_dask_passes_method_and_model_through_as_in_memory(tmp_path):
     assert got["bbsd"]["engine"] == "dask"
     for key in ("source_counts", "target_counts", "chi2_statistic", "chi2_pvalue"):
         assert got["bbsd"][key] == want["bbsd"][key], key
+
+
+@pytest.mark.parametrize("flags", [["--engine", "dask"], ["--scheduler", "tcp://nowhere:8786"]])
+def test_the_dask_engine_on_a_csv_is_a_usage_error_that_says_what_to_do(tmp_path, flags):
+    src, tgt = _tables(5)
+    s_csv, t_csv = tmp_path / "src.csv", tmp_path / "tgt.csv"
+    src.to_csv(s_csv, index=False)
+    tgt.to_csv(t_csv, index=False)
+    args = ["shift", "test", "--source", str(s_csv), "--target", str(t_csv), *flags]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 2, out.output
+    assert "reads Parquet" in out.stderr
+    assert "is a .csv file; leave --engine at auto (or in-memory)" in out.stderr
+    assert out.stdout == ""

@@ -105,6 +105,22 @@ def input_bytes(spec: str | Path) -> int:
     )
 
 
+def _check_parquet(inputs: Sequence[tuple[str, str | Path]], why: str) -> None:
+    """The Dask engine reads Parquet: a single local file of another kind is a usage error."""
+    for option, spec in inputs:
+        text = str(spec)
+        path = Path(text)
+        if "://" in text or glob.has_magic(text) or not path.is_file():
+            continue
+        if path.suffix.lower() not in _PARQUET_SUFFIXES:
+            kind = path.suffix.lower() or "extension-less"
+            raise InvalidParameterError(
+                f"{why} reads Parquet (a file, a directory or a glob of them), and {option} "
+                f"{text} is a {kind} file; leave --engine at auto (or in-memory) to read it as "
+                "it is, or convert it to Parquet (pandas: read_csv(...).to_parquet(...))"
+            )
+
+
 def choose_engine(
     engine: str,
     scheduler: str | None,
@@ -139,8 +155,10 @@ def choose_engine(
         return EngineChoice("in-memory")
     address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     if engine == "dask":
+        _check_parquet(inputs, "the Dask engine (--engine dask)")
         return EngineChoice("dask", address)
     if scheduler is not None:
+        _check_parquet(inputs, "the Dask engine (--scheduler)")
         return EngineChoice("dask", address, f"--scheduler {scheduler} was given")
     limit = AUTO_DASK_BYTES if threshold is None else threshold
     for option, spec in inputs:
