@@ -22,10 +22,12 @@ is a lower bound of the exact one, and the counts bound it from above
 (:func:`nndoctor.shift._ksgrid.grid_ks`); the difference is ``FeatureDrift.statistic_error``
 (0 when every distinct value is on the grid), and the p-value is the KS p-value at the lower
 bound: never smaller than the exact test's. Nothing in it is random, so the KS distance and
-p-value are the same on every run, scheduler and partitioning. The Wasserstein distance and
-PSI come from the two KLL sketches (approximate), whose compaction draws random bits that the
-Python binding of DataSketches does not let us seed: they may differ between runs in their last
-digits. Counts, χ² tests and missing-rate tests are exact and the same on every run.
+p-value are the same on every run, scheduler and partitioning; a column in other units hashes to
+another grid, so its lower bound may differ there (within ``statistic_error``). The
+Wasserstein distance and PSI come from the two KLL sketches (approximate), whose compaction
+draws random bits that the Python binding of DataSketches does not let us seed: they may differ
+between runs in their last digits. Counts, χ² tests and missing-rate tests are exact and the
+same on every run.
 """
 
 from __future__ import annotations
