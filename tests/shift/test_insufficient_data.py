@@ -147,4 +147,3 @@ def test_untestable_label_consistency_is_insufficient_not_covariate() -> None:
     assert "at least 40" not in d.recommendation.how
     assert "labeled source rows" in d.recommendation.how
     assert "w(y)" in d.recommendation.how
-
